@@ -1,0 +1,64 @@
+/**
+ * The narrow seam between the encrypted index and an ANN engine. The engine
+ * sees plaintext vectors and 64-bit keys only: no ids, metadata or keys of
+ * any kind, and it never touches the disk (persistence goes through
+ * `serialize`, whose bytes the caller encrypts).
+ */
+
+/** Distance as the engine computes it: lower is closer. */
+export type EngineMetric = 'l2sq' | 'cos' | 'ip';
+/** How the engine stores vectors in memory. */
+export type EnginePrecision = 'f32' | 'f16' | 'i8';
+
+export interface EngineOptions {
+  dimension: number;
+  metric: EngineMetric;
+  precision: EnginePrecision;
+  /** HNSW M. */
+  connectivity: number;
+  expansionAdd: number;
+  expansionSearch: number;
+}
+
+export interface SearchOptions {
+  /** HNSW ef for this call only; never changes the engine's default. */
+  expansionSearch?: number;
+  /** Only these keys may be returned. */
+  allowedKeys?: BigUint64Array;
+}
+
+/**
+ * Row-major results for `n` queries: row `i` holds `counts[i]` valid hits in
+ * `keys[i*k ..]` / `distances[i*k ..]`, best first.
+ */
+export interface SearchResult {
+  keys: BigUint64Array;
+  distances: Float32Array;
+  counts: Uint32Array;
+  k: number;
+}
+
+export interface AnnEngine {
+  readonly options: Readonly<EngineOptions>;
+  size(): number;
+  /** Keys must not be present already. `vectors.length === keys.length * dimension`. */
+  add(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
+  /** Removes present keys, ignores absent ones; resolves to how many were removed. */
+  remove(keys: BigUint64Array): Promise<number>;
+  /** `queries.length` is a multiple of the dimension; one row of `k` per query. */
+  search(queries: Float32Array, k: number, options?: SearchOptions): Promise<SearchResult>;
+  contains(key: bigint): boolean;
+  /** The whole graph and its vectors as bytes, to be encrypted by the caller. */
+  serialize(): Promise<Uint8Array>;
+  /** Bytes of memory held by the engine (best effort where the binding cannot tell). */
+  memoryUsage(): number;
+  /** Frees native memory; waits for work in flight. Further calls reject. */
+  close(): Promise<void>;
+}
+
+export interface EngineFactory {
+  readonly name: string;
+  create(options: EngineOptions): AnnEngine;
+  /** Rebuilds an engine from `serialize()` bytes (already authenticated by the caller). */
+  deserialize(bytes: Uint8Array, options: EngineOptions): Promise<AnnEngine>;
+}

@@ -1,0 +1,102 @@
+/**
+ * Every failure vecvault reports is a `VecvaultError` with a stable string
+ * `code` (never changes across versions; match on it, not on the message).
+ * Messages say what went wrong and what to do; they never contain key
+ * material, decrypted values or record ids.
+ */
+
+export type ErrorCode =
+  | 'VECVAULT_INVALID_KEY'
+  | 'VECVAULT_INDEX_NOT_FOUND'
+  | 'VECVAULT_INDEX_EXISTS'
+  | 'VECVAULT_VALIDATION'
+  | 'VECVAULT_INTEGRITY'
+  | 'VECVAULT_STORE_LOCKED'
+  | 'VECVAULT_KMS'
+  | 'VECVAULT_CLOSED'
+  | 'VECVAULT_NOT_SUPPORTED'
+  | 'VECVAULT_NATIVE';
+
+export interface VecvaultErrorOptions {
+  cause?: unknown;
+}
+
+export class VecvaultError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: VecvaultErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The key does not open this index (or is not a valid key at all). */
+export class InvalidKeyError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_INVALID_KEY', message, options);
+  }
+}
+
+export class IndexNotFoundError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_INDEX_NOT_FOUND', message, options);
+  }
+}
+
+export class IndexExistsError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_INDEX_EXISTS', message, options);
+  }
+}
+
+/** Bad input from the caller: nothing was written. `path` names the offending argument when known. */
+export class ValidationError extends VecvaultError {
+  readonly path: string | undefined;
+
+  constructor(message: string, options?: VecvaultErrorOptions & { path?: string }) {
+    super('VECVAULT_VALIDATION', message, options);
+    this.path = options?.path;
+  }
+}
+
+/** Stored data failed authentication, or committed data is missing / rolled back. */
+export class IntegrityError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_INTEGRITY', message, options);
+  }
+}
+
+/** Another process (or another Client in this process) has the store open. */
+export class StoreLockedError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_STORE_LOCKED', message, options);
+  }
+}
+
+export class KmsError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_KMS', message, options);
+  }
+}
+
+/** The client or index was closed (or the index deleted) before this call. */
+export class ClosedError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_CLOSED', message, options);
+  }
+}
+
+/** A documented option that this version does not implement yet. */
+export class NotSupportedError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_NOT_SUPPORTED', message, options);
+  }
+}
+
+/** The native engine failed in a way that is not the caller's fault. */
+export class NativeError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_NATIVE', message, options);
+  }
+}
