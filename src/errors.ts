@@ -54,8 +54,8 @@ export class IndexExistsError extends VecvaultError {
 export class ValidationError extends VecvaultError {
   readonly path: string | undefined;
 
-  constructor(message: string, options?: VecvaultErrorOptions & { path?: string }) {
-    super('VECVAULT_VALIDATION', message, options);
+  constructor(message: string, options?: VecvaultErrorOptions & { path?: string }, code: ErrorCode = 'VECVAULT_VALIDATION') {
+    super(code, message, options);
     this.path = options?.path;
   }
 }
@@ -80,10 +80,13 @@ export class KmsError extends VecvaultError {
   }
 }
 
-/** The client or index was closed (or the index deleted) before this call. */
-export class ClosedError extends VecvaultError {
+/**
+ * The client or index was closed (or the index deleted) before this call: a
+ * misuse by the caller, so it is also a ValidationError, with its own code.
+ */
+export class ClosedError extends ValidationError {
   constructor(message: string, options?: VecvaultErrorOptions) {
-    super('VECVAULT_CLOSED', message, options);
+    super(message, options, 'VECVAULT_CLOSED');
   }
 }
 

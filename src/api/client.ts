@@ -1,0 +1,194 @@
+/**
+ * The entry point: one Client per store directory. It owns the LevelDB handle
+ * (opened lazily, exclusively locked), the catalog of index names and their key
+ * envelopes, and the open index handles.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stockEngine } from '../engine/usearch-stock.js';
+import type { EngineFactory } from '../engine/types.js';
+import { ClosedError, IndexExistsError, IndexNotFoundError, IntegrityError, NotSupportedError, ValidationError } from '../errors.js';
+import { createEnvelope, deriveIndexKeys, openEnvelope, type CatalogEntry } from '../keys/envelope.js';
+import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
+import { HeadFile } from '../storage/heads.js';
+import { KvStore } from '../storage/kv-store.js';
+import { catalogKey, catalogRange, indexNameOfCatalogKey } from '../storage/layout.js';
+import { pack, unpack, type Manifest } from '../storage/sealed.js';
+import { EncryptedIndex, type IndexContext } from './encrypted-index.js';
+import type { ClientOptions, CreateIndexParams, LoadIndexParams } from './types.js';
+import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject, METRICS, PRECISIONS } from './validate.js';
+
+export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 128 } as const;
+
+/** Internal knobs for tests and benchmarks; not part of the documented API. */
+export interface ClientInternals {
+  engine?: EngineFactory;
+}
+
+export class Client {
+  private readonly root: string;
+  private readonly engines: EngineFactory;
+  private store: Promise<KvStore> | null = null;
+  private readonly open = new Map<string, EncryptedIndex>();
+  private catalogTail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(options: ClientOptions, internals: ClientInternals = {}) {
+    if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
+      throw new ValidationError('new Client({ path }) needs the directory of the store.', { path: 'path' });
+    }
+    if (options.kms !== undefined) throw new NotSupportedError('KMS providers are not supported yet: pass indexKey instead.');
+    this.root = resolve(options.path);
+    this.engines = internals.engine ?? stockEngine;
+  }
+
+  /** 32 random bytes; `{ save: true }` caches the key at `~/.vecvault/index_key` (0600). */
+  static generateKey(options?: GenerateKeyOptions): Uint8Array {
+    return generateKey(options);
+  }
+
+  async createIndex(params: CreateIndexParams): Promise<EncryptedIndex> {
+    const p = this.checkParams(params);
+    const name = checkIndexName(p.indexName);
+    const kek = this.checkKeySource(p);
+    const metric = p.metric === undefined ? 'euclidean' : checkOneOf(p.metric, METRICS, 'metric');
+    const precision = p.storagePrecision === undefined ? 'float32' : checkOneOf(p.storagePrecision, PRECISIONS, 'storagePrecision');
+    const dimension = p.dimension === undefined || p.dimension === null ? null : checkPositiveInt(p.dimension, 'dimension', 65_536);
+    const indexConfig = this.checkIndexConfig(p.indexConfig);
+    return this.catalogExclusive(async (store) => {
+      if ((await store.get(catalogKey(name))) !== undefined) {
+        throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
+      }
+      const { entry, dek } = createEnvelope(kek, name, { provider: 'none', keyId: null });
+      const manifest: Manifest = {
+        counter: 0,
+        nextKey: 1,
+        count: 0,
+        digest: new Uint8Array(32),
+        dimension,
+        metric,
+        precision,
+        indexConfig,
+        snapshot: null,
+      };
+      const index = await EncryptedIndex.create(this.context(store, name, entry, dek), manifest, [
+        { type: 'put', key: catalogKey(name), value: pack(entry) },
+      ]);
+      this.open.set(name, index);
+      return index;
+    });
+  }
+
+  async loadIndex(params: LoadIndexParams): Promise<EncryptedIndex> {
+    const p = this.checkParams(params);
+    const name = checkIndexName(p.indexName);
+    const kek = this.checkKeySource(p);
+    return this.catalogExclusive(async (store) => {
+      const raw = await store.get(catalogKey(name));
+      if (raw === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.root}. Create it with createIndex(), or check the name.`);
+      const entry = decodeCatalogEntry(raw, name);
+      const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
+      const already = this.open.get(name);
+      if (already) return already;
+      const index = await EncryptedIndex.load(this.context(store, name, entry, dek));
+      this.open.set(name, index);
+      return index;
+    });
+  }
+
+  /** Names of every index in the store (names are not secret; see README). */
+  async listIndexes(): Promise<string[]> {
+    const store = await this.kv();
+    const names: string[] = [];
+    for await (const key of store.keys(catalogRange())) names.push(indexNameOfCatalogKey(key));
+    return names;
+  }
+
+  /** Waits for writes in flight, closes every index and releases the store's lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.catalogTail.catch(() => undefined);
+    await Promise.all([...this.open.values()].map((index) => index.close()));
+    const store = this.store;
+    this.store = null;
+    if (store) await store.then((s) => s.close(), () => undefined);
+  }
+
+  // ---- internals ----
+
+  private kv(): Promise<KvStore> {
+    if (this.closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
+    if (!this.store) {
+      mkdirSync(join(this.root, 'heads'), { recursive: true, mode: 0o700 });
+      this.store = KvStore.open(join(this.root, 'store'));
+      // A failed open (e.g. locked) may be retried by a later call.
+      this.store.catch(() => {
+        this.store = null;
+      });
+    }
+    return this.store;
+  }
+
+  /** Catalog changes (create/load/delete) run one at a time. */
+  private catalogExclusive<T>(fn: (store: KvStore) => Promise<T>): Promise<T> {
+    const run = this.catalogTail.then(async () => fn(await this.kv()));
+    this.catalogTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private context(store: KvStore, name: string, entry: CatalogEntry, dek: Uint8Array): IndexContext {
+    const keys = deriveIndexKeys(dek, entry.indexId);
+    return {
+      name,
+      indexId: entry.indexId,
+      keys,
+      store,
+      head: new HeadFile(join(this.root, 'heads'), entry.indexId, keys.manifest),
+      engines: this.engines,
+      onRelease: (index) => {
+        if (this.open.get(name) === index) this.open.delete(name);
+      },
+    };
+  }
+
+  private checkParams<T extends object>(params: T): T {
+    if (this.closed) throw new ClosedError('This Client is closed. Create a new Client to open the store again.');
+    if (!isPlainObject(params)) throw new ValidationError('Pass an options object, e.g. { indexName, indexKey }.', { path: 'params' });
+    return params;
+  }
+
+  private checkKeySource(p: { indexKey?: unknown; kmsName?: unknown }): Buffer {
+    if (p.kmsName !== undefined && p.indexKey !== undefined) {
+      throw new ValidationError('Pass exactly one of indexKey or kmsName, not both.', { path: 'indexKey' });
+    }
+    if (p.kmsName !== undefined) throw new NotSupportedError('kmsName: KMS-held keys are not supported yet. Pass indexKey (32 bytes) instead.');
+    if (p.indexKey === undefined) throw new ValidationError('indexKey is required: a 32-byte key from Client.generateKey().', { path: 'indexKey' });
+    return checkIndexKey(p.indexKey);
+  }
+
+  private checkIndexConfig(config: unknown): Manifest['indexConfig'] {
+    if (config === undefined) return { ...DEFAULT_INDEX_CONFIG };
+    if (!isPlainObject(config)) throw new ValidationError('indexConfig must be an object { connectivity?, expansionAdd?, expansionSearch? }.', { path: 'indexConfig' });
+    const known = new Set(['connectivity', 'expansionAdd', 'expansionSearch', 'type']);
+    for (const key of Object.keys(config)) {
+      if (!known.has(key)) throw new ValidationError(`indexConfig.${key} is not a known option.`, { path: `indexConfig.${key}` });
+    }
+    if (config.type !== undefined && config.type !== 'hnsw') {
+      throw new NotSupportedError(`indexConfig.type "${String(config.type)}" is not supported: vecvault indexes are HNSW.`);
+    }
+    const pick = (key: 'connectivity' | 'expansionAdd' | 'expansionSearch', max: number) =>
+      config[key] === undefined ? DEFAULT_INDEX_CONFIG[key] : checkPositiveInt(config[key], `indexConfig.${key}`, max);
+    return { connectivity: pick('connectivity', 256), expansionAdd: pick('expansionAdd', 65_536), expansionSearch: pick('expansionSearch', 65_536) };
+  }
+}
+
+function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry {
+  try {
+    const entry = unpack(raw) as CatalogEntry;
+    for (const field of ['indexId', 'salt', 'verifier', 'wrappedDek'] as const) entry[field] = new Uint8Array(entry[field]);
+    return entry;
+  } catch (cause) {
+    throw new IntegrityError(`The catalog entry of index "${name}" is unreadable. Restore the store from a backup.`, { cause });
+  }
+}

@@ -1,0 +1,462 @@
+/**
+ * One open, authorised index. Public methods validate, then encrypt and call
+ * the narrow seams: the key-value store (ciphertext only) and the ANN engine
+ * (plaintext vectors in memory only). Writes are serialised per index; each is
+ * one atomic LevelDB batch that also advances the authenticated manifest.
+ */
+import { constantTimeEqual, frame, hmac, u64 } from '../crypto/kdf.js';
+import type { AnnEngine, EngineFactory, EngineMetric, EnginePrecision } from '../engine/types.js';
+import { ClosedError, IntegrityError, NativeError, ValidationError, VecvaultError } from '../errors.js';
+import type { IndexKeys } from '../keys/envelope.js';
+import type { HeadFile } from '../storage/heads.js';
+import type { BatchOp, KvStore } from '../storage/kv-store.js';
+import { catalogKey, indexKey, indexRange, kindRange, keySuffix, MANIFEST, RECORD } from '../storage/layout.js';
+import { openManifest, openRecord, sealManifest, sealRecord, type Manifest, type RecordBody } from '../storage/sealed.js';
+import type {
+  DeleteParams,
+  DeleteResponse,
+  GetInclude,
+  GetParams,
+  GetResultItem,
+  IndexStats,
+  ListIdsResponse,
+  Metadata,
+  Metric,
+  QueryInclude,
+  QueryParams,
+  QueryResponse,
+  QueryResultItem,
+  StoragePrecision,
+  UpsertParams,
+  UpsertResponse,
+} from './types.js';
+import { checkIds, checkInclude, checkPositiveInt, normalizeQueryVectors, normalizeUpsert, type NormalizedItem } from './validate.js';
+
+const QUERY_INCLUDE: readonly QueryInclude[] = ['distance', 'metadata', 'vector', 'contents'];
+const GET_INCLUDE: readonly GetInclude[] = ['vector', 'metadata', 'contents'];
+const MAX_TOP_K = 10_000;
+
+const ENGINE_METRIC: Record<Metric, EngineMetric> = { euclidean: 'l2sq', squared_euclidean: 'l2sq', cosine: 'cos', ip: 'ip' };
+const ENGINE_PRECISION: Record<StoragePrecision, EnginePrecision> = { float32: 'f32', float16: 'f16', int8: 'i8' };
+
+/** Where a live record sits: its engine key and the commit that wrote it. */
+interface LiveEntry {
+  key: number;
+  seq: number;
+}
+
+/** Everything an index needs from its Client; built by the Client after the key check. */
+export interface IndexContext {
+  name: string;
+  indexId: Uint8Array;
+  keys: IndexKeys;
+  store: KvStore;
+  head: HeadFile;
+  engines: EngineFactory;
+  /** Tells the Client this handle is gone (closed or deleted). */
+  onRelease: (index: EncryptedIndex) => void;
+}
+
+export class EncryptedIndex {
+  private manifest: Manifest;
+  private engine: AnnEngine | null = null;
+  private readonly live = new Map<string, LiveEntry>();
+  private readonly idOfKey = new Map<number, string>();
+  private writeTail: Promise<unknown> = Promise.resolve();
+  private state: 'open' | 'closed' | 'deleted' = 'open';
+  /** Set when memory no longer matches the store (an engine failure after a commit). */
+  private broken: Error | null = null;
+
+  private constructor(
+    private readonly ctx: IndexContext,
+    manifest: Manifest,
+  ) {
+    this.manifest = manifest;
+  }
+
+  /** Seals and commits the first manifest of a new index (the caller adds the catalog entry to `ops`). */
+  static async create(ctx: IndexContext, manifest: Manifest, ops: BatchOp[]): Promise<EncryptedIndex> {
+    ctx.head.create(manifest.counter);
+    ops.push({ type: 'put', key: indexKey(ctx.indexId, MANIFEST), value: sealManifest(ctx.keys.manifest, ctx.indexId, manifest) });
+    await ctx.store.batch(ops);
+    const index = new EncryptedIndex(ctx, manifest);
+    if (manifest.dimension !== null) index.engine = index.newEngine(manifest.dimension);
+    return index;
+  }
+
+  /** Authenticates the manifest, checks it against the commit head, verifies every record and rebuilds the graph. */
+  static async load(ctx: IndexContext): Promise<EncryptedIndex> {
+    const raw = await ctx.store.get(indexKey(ctx.indexId, MANIFEST));
+    if (raw === undefined) throw new IntegrityError(`The manifest of index "${ctx.name}" is missing. Restore the store from a backup.`);
+    const manifest = openManifest(ctx.keys.manifest, ctx.indexId, raw, ctx.name);
+    const acknowledged = ctx.head.read(ctx.name);
+    if (manifest.counter < acknowledged) {
+      throw new IntegrityError(
+        `Index "${ctx.name}" is missing committed writes (store at commit ${manifest.counter}, ${acknowledged} were acknowledged): LevelDB dropped data or its files were rolled back. Restore the store from a backup.`,
+      );
+    }
+    const index = new EncryptedIndex(ctx, manifest);
+    await index.rebuild();
+    return index;
+  }
+
+  // ---- getters (CyborgDB shapes) ----
+
+  getIndexName(): string {
+    return this.ctx.name;
+  }
+
+  getDimension(): number | null {
+    return this.manifest.dimension;
+  }
+
+  getMetric(): Metric {
+    return this.manifest.metric as Metric;
+  }
+
+  getStoragePrecision(): StoragePrecision {
+    return this.manifest.precision as StoragePrecision;
+  }
+
+  /** HNSW needs no training. */
+  isTrained(): boolean {
+    return true;
+  }
+
+  /** For API compatibility: resolves at once. */
+  async train(): Promise<void> {
+    this.assertUsable();
+  }
+
+  stats(): IndexStats {
+    this.assertUsable();
+    const m = this.manifest;
+    return {
+      indexName: this.ctx.name,
+      count: this.live.size,
+      dimension: m.dimension,
+      metric: m.metric as Metric,
+      storagePrecision: m.precision as StoragePrecision,
+      indexConfig: { ...m.indexConfig },
+      memoryBytes: this.engine?.memoryUsage() ?? 0,
+      commitCounter: m.counter,
+      engine: this.ctx.engines.name,
+    };
+  }
+
+  // ---- writes ----
+
+  async upsert(params: UpsertParams): Promise<UpsertResponse> {
+    this.assertUsable();
+    const items = normalizeUpsert(params, this.manifest.dimension, this.getMetric());
+    return this.exclusive(async () => {
+      const next = this.nextManifest();
+      if (next.dimension === null) next.dimension = items[0]!.vector.length;
+      const seq = next.counter;
+      const ops: BatchOp[] = [];
+      const replaced: number[] = [];
+      const added: { item: NormalizedItem; key: number }[] = [];
+      for (const item of items) {
+        const hkey = this.hashId(item.id);
+        const old = this.live.get(item.id);
+        if (old) {
+          xorInto(next.digest, this.liveTag(hkey, old.seq));
+          replaced.push(old.key);
+        } else {
+          next.count++;
+        }
+        const key = next.nextKey++;
+        xorInto(next.digest, this.liveTag(hkey, seq));
+        const body: RecordBody = { id: item.id, key, vector: vectorBytes(item.vector) };
+        if (item.metadata !== undefined) body.metadata = item.metadata;
+        if (item.contents !== undefined) body.contents = item.contents;
+        ops.push({ type: 'put', key: indexKey(this.ctx.indexId, RECORD, hkey), value: sealRecord(this.ctx.keys.records, this.ctx.indexId, hkey, seq, body) });
+        added.push({ item, key });
+      }
+      await this.commit(next, ops);
+      await this.applyToMemory(() => this.applyUpsert(added, replaced, seq));
+      return { status: 'success' as const, upsertedCount: items.length };
+    });
+  }
+
+  async delete(params: DeleteParams): Promise<DeleteResponse> {
+    this.assertUsable();
+    const ids = checkIds((params as DeleteParams | undefined)?.ids, 'ids', true);
+    return this.exclusive(async () => {
+      const next = this.nextManifest();
+      const ops: BatchOp[] = [];
+      const gone = new Map<string, LiveEntry>();
+      for (const id of ids) {
+        const entry = this.live.get(id);
+        if (!entry || gone.has(id)) continue;
+        const hkey = this.hashId(id);
+        xorInto(next.digest, this.liveTag(hkey, entry.seq));
+        next.count--;
+        ops.push({ type: 'del', key: indexKey(this.ctx.indexId, RECORD, hkey) });
+        gone.set(id, entry);
+      }
+      if (gone.size === 0) return { status: 'success' as const, deletedCount: 0 };
+      await this.commit(next, ops);
+      await this.applyToMemory(async () => {
+        for (const [id, entry] of gone) {
+          this.live.delete(id);
+          this.idOfKey.delete(entry.key);
+        }
+        await this.engine?.remove(BigUint64Array.from([...gone.values()], (e) => BigInt(e.key)));
+      });
+      return { status: 'success' as const, deletedCount: gone.size };
+    });
+  }
+
+  /** Removes every key of this index and its catalog entry in one atomic batch. */
+  async deleteIndex(): Promise<void> {
+    this.assertUsable();
+    await this.exclusive(async () => {
+      const ops: BatchOp[] = [{ type: 'del', key: catalogKey(this.ctx.name) }];
+      for await (const key of this.ctx.store.keys(indexRange(this.ctx.indexId))) ops.push({ type: 'del', key });
+      await this.ctx.store.batch(ops);
+      this.ctx.head.remove();
+      await this.release('deleted');
+    });
+  }
+
+  // ---- reads ----
+
+  query(params: QueryParams & { queryVectors: number[] }): Promise<QueryResponse<QueryResultItem[]>>;
+  query(params: QueryParams & { queryVectors: number[][] }): Promise<QueryResponse<QueryResultItem[][]>>;
+  query(params: QueryParams): Promise<QueryResponse>;
+  async query(params: QueryParams): Promise<QueryResponse> {
+    this.assertUsable();
+    if (typeof params !== 'object' || params === null) throw new ValidationError('query takes { queryVectors, topK?, include? }.', { path: 'query' });
+    const topK = params.topK === undefined ? 100 : checkPositiveInt(params.topK, 'topK', MAX_TOP_K);
+    const include = checkInclude(params.include, QUERY_INCLUDE, []);
+    const ef = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
+    if (params.filters !== undefined) {
+      throw new VecvaultError('VECVAULT_NOT_SUPPORTED', 'filters are not supported yet by this version of vecvault.');
+    }
+    const { data, count, batch } = normalizeQueryVectors(params.queryVectors, this.manifest.dimension, params.dimension, this.getMetric());
+    const empty = (): QueryResponse => ({ results: batch ? Array.from({ length: count }, () => []) : [] });
+    if (!this.engine || this.live.size === 0) return empty();
+
+    const k = Math.min(topK, this.live.size);
+    const found = await this.engine.search(data, k, ef === undefined ? {} : { expansionSearch: ef });
+    const rows: QueryResultItem[][] = [];
+    const wanted = new Set<string>();
+    for (let q = 0; q < count; q++) {
+      const row: QueryResultItem[] = [];
+      for (let j = 0; j < found.counts[q]!; j++) {
+        const id = this.idOfKey.get(Number(found.keys[q * found.k + j]));
+        if (id === undefined) continue; // deleted while the search ran
+        const item: QueryResultItem = { id };
+        if (include.has('distance')) item.distance = this.toDistance(found.distances[q * found.k + j]!);
+        row.push(item);
+        wanted.add(id);
+      }
+      rows.push(row);
+    }
+    if (include.has('metadata') || include.has('vector') || include.has('contents')) {
+      const bodies = await this.readRecords([...wanted]);
+      for (const row of rows) {
+        for (const item of row) {
+          const body = bodies.get(item.id);
+          if (body) copyFields(item, body, include);
+        }
+      }
+    }
+    return { results: batch ? rows : rows[0]! };
+  }
+
+  async get(params: GetParams): Promise<GetResultItem[]> {
+    this.assertUsable();
+    const ids = checkIds((params as GetParams | undefined)?.ids, 'ids', true);
+    const include = checkInclude(params.include, GET_INCLUDE, GET_INCLUDE);
+    const bodies = await this.readRecords(ids);
+    return ids.map((id) => {
+      const body = bodies.get(id);
+      const item: GetResultItem = { id };
+      if (body) copyFields(item, body, include);
+      return item;
+    });
+  }
+
+  async listIds(): Promise<ListIdsResponse> {
+    this.assertUsable();
+    const ids = [...this.live.keys()];
+    return { ids, count: ids.length };
+  }
+
+  // ---- lifecycle (used by Client) ----
+
+  /** Waits for writes in flight, then frees memory. Idempotent. */
+  async close(): Promise<void> {
+    if (this.state !== 'open') return;
+    await this.exclusive(() => this.release('closed')).catch(() => this.release('closed'));
+  }
+
+  private async release(state: 'closed' | 'deleted'): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = state;
+    this.live.clear();
+    this.idOfKey.clear();
+    const engine = this.engine;
+    this.engine = null;
+    this.ctx.onRelease(this);
+    await engine?.close();
+  }
+
+  // ---- internals ----
+
+  private assertUsable(): void {
+    if (this.state === 'closed') throw new ClosedError(`Index "${this.ctx.name}" is closed. Load it again from an open Client.`);
+    if (this.state === 'deleted') throw new ClosedError(`Index "${this.ctx.name}" was deleted.`);
+    if (this.broken) throw new IntegrityError(`Index "${this.ctx.name}" is out of step with its store after an earlier failure. Load it again.`, { cause: this.broken });
+  }
+
+  /** Runs write-side work one at a time, in call order. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writeTail.then(() => {
+      this.assertUsable();
+      return fn();
+    });
+    this.writeTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private nextManifest(): Manifest {
+    const m = this.manifest;
+    return { ...m, counter: m.counter + 1, digest: new Uint8Array(m.digest), indexConfig: { ...m.indexConfig } };
+  }
+
+  /** One atomic batch: the records and the new manifest; then the head moves forward. */
+  private async commit(next: Manifest, ops: BatchOp[]): Promise<void> {
+    ops.push({ type: 'put', key: indexKey(this.ctx.indexId, MANIFEST), value: sealManifest(this.ctx.keys.manifest, this.ctx.indexId, next) });
+    await this.ctx.store.batch(ops);
+    this.manifest = next;
+    this.ctx.head.update(next.counter);
+  }
+
+  /** After a commit, memory must follow; if it cannot, refuse further calls instead of serving a gap. */
+  private async applyToMemory(fn: () => Promise<void> | void): Promise<void> {
+    try {
+      await fn();
+    } catch (cause) {
+      this.broken = cause as Error;
+      throw new NativeError(`Index "${this.ctx.name}" saved the write but could not update its in-memory graph. Load the index again.`, { cause });
+    }
+  }
+
+  private async applyUpsert(added: { item: NormalizedItem; key: number }[], replaced: number[], seq: number): Promise<void> {
+    const dimension = this.manifest.dimension!;
+    this.engine ??= this.newEngine(dimension);
+    if (replaced.length > 0) {
+      for (const key of replaced) this.idOfKey.delete(key);
+      await this.engine.remove(BigUint64Array.from(replaced, BigInt));
+    }
+    const keys = new BigUint64Array(added.length);
+    const vectors = new Float32Array(added.length * dimension);
+    added.forEach(({ item, key }, i) => {
+      keys[i] = BigInt(key);
+      vectors.set(item.vector, i * dimension);
+      this.live.set(item.id, { key, seq });
+      this.idOfKey.set(key, item.id);
+    });
+    await this.engine.add(keys, vectors);
+  }
+
+  private newEngine(dimension: number): AnnEngine {
+    const m = this.manifest;
+    return this.ctx.engines.create({
+      dimension,
+      metric: ENGINE_METRIC[m.metric as Metric],
+      precision: ENGINE_PRECISION[m.precision as StoragePrecision],
+      ...m.indexConfig,
+    });
+  }
+
+  /** Reads every record, authenticates it, checks the set against the manifest digest, and fills the graph. */
+  private async rebuild(): Promise<void> {
+    const m = this.manifest;
+    const digest = new Uint8Array(32);
+    const keys: bigint[] = [];
+    const vectors: Float32Array[] = [];
+    for await (const [key, value] of this.ctx.store.entries(kindRange(this.ctx.indexId, RECORD))) {
+      const hkey = keySuffix(key);
+      const { seq, body } = openRecord(this.ctx.keys.records, this.ctx.indexId, hkey, value);
+      if (seq > m.counter || body.key >= m.nextKey || !constantTimeEqual(this.hashId(body.id), hkey)) {
+        throw new IntegrityError(`A record of index "${this.ctx.name}" does not belong to its manifest. Restore the store from a backup.`);
+      }
+      xorInto(digest, this.liveTag(hkey, seq));
+      this.live.set(body.id, { key: body.key, seq });
+      this.idOfKey.set(body.key, body.id);
+      keys.push(BigInt(body.key));
+      vectors.push(vectorOf(body.vector));
+    }
+    if (this.live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
+      throw new IntegrityError(`Records of index "${this.ctx.name}" are missing, extra or from an older commit. Restore the store from a backup.`);
+    }
+    if (m.dimension === null) return;
+    this.engine = this.newEngine(m.dimension);
+    const flat = new Float32Array(vectors.length * m.dimension);
+    vectors.forEach((v, i) => flat.set(v, i * m.dimension!));
+    await this.engine.add(BigUint64Array.from(keys), flat);
+  }
+
+  /**
+   * Decrypts the records of `ids` that are live. Each must exist, authenticate,
+   * and carry the commit sequence memory expects: a record that vanished or was
+   * replayed from an older commit is an IntegrityError, never stale data.
+   */
+  private async readRecords(ids: string[]): Promise<Map<string, RecordBody>> {
+    const out = new Map<string, RecordBody>();
+    const hkeys = ids.map((id) => this.hashId(id));
+    const values = await this.ctx.store.getMany(hkeys.map((h) => indexKey(this.ctx.indexId, RECORD, h)));
+    ids.forEach((id, i) => {
+      const entry = this.live.get(id);
+      const value = values[i];
+      if (value === undefined && entry === undefined) return;
+      if (value === undefined || entry === undefined) {
+        throw new IntegrityError(`A record of index "${this.ctx.name}" was removed or restored behind vecvault's back. Restore the store from a backup.`);
+      }
+      const { seq, body } = openRecord(this.ctx.keys.records, this.ctx.indexId, hkeys[i]!, value);
+      if (seq !== entry.seq || body.id !== id || body.key !== entry.key) {
+        throw new IntegrityError(`A record of index "${this.ctx.name}" was replaced by an older copy. Restore the store from a backup.`);
+      }
+      out.set(id, body);
+    });
+    return out;
+  }
+
+  private hashId(id: string): Buffer {
+    return hmac(this.ctx.keys.ids, id);
+  }
+
+  private liveTag(hkey: Uint8Array, seq: number): Buffer {
+    return hmac(this.ctx.keys.manifest, frame('live', hkey, u64(seq)));
+  }
+
+  private toDistance(raw: number): number {
+    return this.manifest.metric === 'euclidean' ? Math.sqrt(Math.max(0, raw)) : raw;
+  }
+}
+
+function xorInto(target: Uint8Array, tag: Uint8Array): void {
+  for (let i = 0; i < target.length; i++) target[i]! ^= tag[i]!;
+}
+
+/** float32 → raw little-endian bytes (all supported platforms are little-endian). */
+function vectorBytes(vector: Float32Array): Uint8Array {
+  return new Uint8Array(vector.buffer.slice(vector.byteOffset, vector.byteOffset + vector.byteLength));
+}
+
+function vectorOf(bytes: Uint8Array): Float32Array {
+  const copy = new Uint8Array(bytes);
+  return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
+}
+
+function copyFields(item: QueryResultItem | GetResultItem, body: RecordBody, include: Set<string>): void {
+  if (include.has('vector')) item.vector = Array.from(vectorOf(body.vector));
+  if (include.has('metadata') && body.metadata !== undefined) item.metadata = body.metadata as Metadata;
+  if (include.has('contents') && body.contents !== undefined) {
+    item.contents = typeof body.contents === 'string' ? body.contents : new Uint8Array(body.contents);
+  }
+}

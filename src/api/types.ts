@@ -1,0 +1,134 @@
+/** Public call shapes, mirroring CyborgDB's JS/TS SDK (v0.17). */
+
+export type Metric = 'euclidean' | 'squared_euclidean' | 'cosine' | 'ip';
+export type StoragePrecision = 'float32' | 'float16' | 'int8';
+
+/** HNSW knobs; every field optional, sensible defaults below. */
+export interface IndexConfig {
+  /** HNSW M: edges per node. Default 16. */
+  connectivity?: number;
+  /** ef at insert time. Default 128. */
+  expansionAdd?: number;
+  /** ef at query time (per-query override: `query({ expansionSearch })`). Default 128. */
+  expansionSearch?: number;
+}
+
+export interface ClientOptions {
+  /** Directory of the store (created if absent). */
+  path: string;
+  /** Reserved for KMS providers; not supported yet. */
+  kms?: unknown;
+}
+
+export interface CreateIndexParams {
+  indexName: string;
+  /** 32-byte key; exactly one of `indexKey` / `kmsName`. */
+  indexKey?: Uint8Array;
+  kmsName?: string;
+  /** Fixed by the first upsert when omitted. */
+  dimension?: number;
+  metric?: Metric;
+  storagePrecision?: StoragePrecision;
+  indexConfig?: IndexConfig;
+}
+
+export interface LoadIndexParams {
+  indexName: string;
+  indexKey?: Uint8Array;
+  kmsName?: string;
+}
+
+/** JSON-like metadata: strings, finite numbers, booleans, null, arrays and plain objects. */
+export type MetadataValue = string | number | boolean | null | MetadataValue[] | { [key: string]: MetadataValue };
+export type Metadata = { [key: string]: MetadataValue };
+export type Contents = string | Uint8Array;
+export type VectorInput = number[] | Float32Array | Float64Array;
+
+export interface VectorItem {
+  id: string;
+  vector: VectorInput;
+  metadata?: Metadata;
+  contents?: Contents;
+}
+
+export interface UpsertColumns {
+  ids: string[];
+  vectors: VectorInput[];
+  metadata?: (Metadata | undefined)[];
+  contents?: (Contents | undefined)[];
+}
+
+export type UpsertParams = { items: VectorItem[] } | UpsertColumns | VectorItem[];
+
+export interface UpsertResponse {
+  status: 'success';
+  upsertedCount: number;
+}
+
+export type QueryInclude = 'distance' | 'metadata' | 'vector' | 'contents';
+export type GetInclude = 'vector' | 'metadata' | 'contents';
+
+export interface QueryParams {
+  /** One vector, a batch, or a flat Float32Array split by `dimension` (default: the index's). */
+  queryVectors: number[] | number[][] | Float32Array;
+  /** Default 100. */
+  topK?: number;
+  filters?: Record<string, unknown>;
+  include?: QueryInclude[];
+  dimension?: number;
+  /** HNSW ef for this query only. */
+  expansionSearch?: number;
+}
+
+export interface QueryResultItem {
+  id: string;
+  /** Lower is closer: L2 for euclidean, squared L2, 1 − cos for cosine, 1 − dot for ip. */
+  distance?: number;
+  metadata?: Metadata;
+  vector?: number[];
+  contents?: Contents;
+}
+
+export interface QueryResponse<R = QueryResultItem[] | QueryResultItem[][]> {
+  results: R;
+}
+
+export interface GetParams {
+  ids: string[];
+  include?: GetInclude[];
+}
+
+export interface GetResultItem {
+  id: string;
+  vector?: number[];
+  metadata?: Metadata;
+  contents?: Contents;
+}
+
+export interface DeleteParams {
+  ids: string[];
+}
+
+export interface DeleteResponse {
+  status: 'success';
+  deletedCount: number;
+}
+
+export interface ListIdsResponse {
+  ids: string[];
+  count: number;
+}
+
+export interface IndexStats {
+  indexName: string;
+  count: number;
+  dimension: number | null;
+  metric: Metric;
+  storagePrecision: StoragePrecision;
+  indexConfig: Required<IndexConfig>;
+  /** Bytes held by the ANN engine. */
+  memoryBytes: number;
+  /** Commits since the index was created. */
+  commitCounter: number;
+  engine: string;
+}

@@ -1,0 +1,199 @@
+/**
+ * Argument checks for the public API. Everything is checked before anything
+ * is written, so a bad call changes nothing. Messages name the argument and
+ * what to do, and never echo vector values, metadata or contents.
+ */
+import { ValidationError } from '../errors.js';
+import type { Contents, Metadata, Metric, StoragePrecision, UpsertParams, VectorInput, VectorItem } from './types.js';
+
+export const METRICS: readonly Metric[] = ['euclidean', 'squared_euclidean', 'cosine', 'ip'];
+export const PRECISIONS: readonly StoragePrecision[] = ['float32', 'float16', 'int8'];
+export const MAX_ID_LENGTH = 1024;
+const MAX_METADATA_DEPTH = 32;
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+export interface NormalizedItem {
+  id: string;
+  vector: Float32Array;
+  metadata: Metadata | undefined;
+  contents: Contents | undefined;
+}
+
+function fail(path: string, message: string): never {
+  throw new ValidationError(`${path} ${message}`, { path });
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+export function checkIndexName(name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0) fail('indexName', 'must be a non-empty string.');
+  if (name.length > 255) fail('indexName', 'must be at most 255 characters.');
+  return name;
+}
+
+export function checkPositiveInt(value: unknown, path: string, max = 2 ** 31 - 1): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    fail(path, `must be an integer from 1 to ${max}.`);
+  }
+  return value;
+}
+
+export function checkOneOf<T extends string>(value: unknown, allowed: readonly T[], path: string): T {
+  if (!allowed.includes(value as T)) fail(path, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}.`);
+  return value as T;
+}
+
+export function checkId(id: unknown, path: string): string {
+  if (typeof id !== 'string') fail(path, 'must be a string id.');
+  if (id.length === 0) fail(path, 'must not be empty.');
+  if (id.length > MAX_ID_LENGTH) fail(path, `must be at most ${MAX_ID_LENGTH} characters.`);
+  return id;
+}
+
+export function checkIds(ids: unknown, path = 'ids', allowDuplicates = false): string[] {
+  if (!Array.isArray(ids)) fail(path, 'must be an array of string ids.');
+  const seen = new Set<string>();
+  ids.forEach((id, i) => {
+    checkId(id, `${path}[${i}]`);
+    if (!allowDuplicates && seen.has(id)) fail(`${path}[${i}]`, 'repeats an id given earlier in the same call; pass each id once.');
+    seen.add(id);
+  });
+  return ids as string[];
+}
+
+export function checkInclude<T extends string>(include: unknown, allowed: readonly T[], fallback: readonly T[]): Set<T> {
+  if (include === undefined) return new Set(fallback);
+  if (!Array.isArray(include)) fail('include', `must be an array of ${allowed.join(', ')}.`);
+  include.forEach((field, i) => checkOneOf(field, allowed, `include[${i}]`));
+  return new Set(include as T[]);
+}
+
+/** Copies a vector to float32, checking length and that every value is finite. */
+export function toVector(value: unknown, dimension: number | null, path: string, metric: Metric): Float32Array {
+  if (!Array.isArray(value) && !(value instanceof Float32Array) && !(value instanceof Float64Array)) {
+    fail(path, 'must be an array of numbers or a Float32Array.');
+  }
+  const input = value as VectorInput;
+  if (input.length === 0) fail(path, 'must not be empty.');
+  if (dimension !== null && input.length !== dimension) fail(path, `has ${input.length} values; the index dimension is ${dimension}.`);
+  const out = new Float32Array(input.length);
+  let norm = 0;
+  for (let j = 0; j < input.length; j++) {
+    const x = input[j];
+    if (typeof x !== 'number' || !Number.isFinite(x)) fail(`${path}[${j}]`, 'must be a finite number (no NaN or Infinity).');
+    const f = Math.fround(x);
+    if (!Number.isFinite(f)) fail(`${path}[${j}]`, 'overflows float32.');
+    out[j] = f;
+    norm += f * f;
+  }
+  if (metric === 'cosine' && norm === 0) fail(path, 'is all zeros, which has no cosine distance to anything.');
+  return out;
+}
+
+export function checkMetadata(value: unknown, path: string): Metadata | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isPlainObject(value)) fail(path, 'must be a plain object.');
+  checkJsonLike(value, path, 0);
+  return value as Metadata;
+}
+
+function checkJsonLike(value: unknown, path: string, depth: number): void {
+  if (depth > MAX_METADATA_DEPTH) fail(path, `nests deeper than ${MAX_METADATA_DEPTH} levels.`);
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) fail(path, 'must be a finite number.');
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkJsonLike(v, `${path}[${i}]`, depth + 1));
+    return;
+  }
+  if (isPlainObject(value)) {
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key)) fail(`${path}.${key}`, 'is a reserved key name.');
+      const v = value[key];
+      if (v !== undefined) checkJsonLike(v, `${path}.${key}`, depth + 1);
+    }
+    return;
+  }
+  fail(path, 'must hold only strings, finite numbers, booleans, null, arrays and plain objects.');
+}
+
+export function checkContents(value: unknown, path: string): Contents | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  fail(path, 'must be a string or a Uint8Array.');
+}
+
+/** Accepts the three upsert shapes and returns checked items, or throws before anything is written. */
+export function normalizeUpsert(params: UpsertParams, dimension: number | null, metric: Metric): NormalizedItem[] {
+  let items: VectorItem[];
+  let base = 'items';
+  if (Array.isArray(params)) {
+    items = params;
+  } else if (isPlainObject(params) && 'items' in params) {
+    if (!Array.isArray(params.items)) fail('items', 'must be an array of { id, vector, metadata?, contents? }.');
+    items = params.items;
+  } else if (isPlainObject(params) && 'ids' in params) {
+    const { ids, vectors, metadata, contents } = params as Record<string, unknown>;
+    base = 'vectors';
+    if (!Array.isArray(ids)) fail('ids', 'must be an array of string ids.');
+    if (!Array.isArray(vectors) || vectors.length !== ids.length) fail('vectors', `must be an array with one vector per id (${ids.length}).`);
+    if (metadata !== undefined && (!Array.isArray(metadata) || metadata.length !== ids.length)) fail('metadata', `must be an array with one entry per id (${ids.length}).`);
+    if (contents !== undefined && (!Array.isArray(contents) || contents.length !== ids.length)) fail('contents', `must be an array with one entry per id (${ids.length}).`);
+    items = ids.map((id, i) => ({
+      id,
+      vector: vectors[i],
+      metadata: (metadata as unknown[] | undefined)?.[i],
+      contents: (contents as unknown[] | undefined)?.[i],
+    })) as VectorItem[];
+  } else {
+    fail('upsert', 'takes { items }, { ids, vectors, metadata?, contents? } or an array of items.');
+  }
+  if (items.length === 0) fail(base, 'must not be empty.');
+  const seen = new Set<string>();
+  let dim = dimension;
+  return items.map((item, i) => {
+    const path = base === 'items' ? `items[${i}]` : `ids[${i}]`;
+    if (!isPlainObject(item)) fail(path, 'must be an object { id, vector, metadata?, contents? }.');
+    const id = checkId(item.id, base === 'items' ? `${path}.id` : path);
+    if (seen.has(id)) fail(path, 'repeats an id given earlier in the same call; pass each id once.');
+    seen.add(id);
+    const vector = toVector(item.vector, dim, base === 'items' ? `${path}.vector` : `vectors[${i}]`, metric);
+    dim = vector.length;
+    return {
+      id,
+      vector,
+      metadata: checkMetadata(item.metadata, base === 'items' ? `${path}.metadata` : `metadata[${i}]`),
+      contents: checkContents(item.contents, base === 'items' ? `${path}.contents` : `contents[${i}]`),
+    };
+  });
+}
+
+/** Query vectors as one flat float32 buffer plus how many there are and whether the caller sent a batch. */
+export function normalizeQueryVectors(value: unknown, dimension: number | null, explicitDim: unknown, metric: Metric): { data: Float32Array; count: number; batch: boolean } {
+  if (value instanceof Float32Array) {
+    const dim = explicitDim === undefined ? dimension : checkPositiveInt(explicitDim, 'dimension');
+    if (dim === null) return { data: toVector(value, null, 'queryVectors', metric), count: 1, batch: false };
+    if (dimension !== null && dim !== dimension) fail('dimension', `is ${dim}; the index dimension is ${dimension}.`);
+    if (value.length === 0 || value.length % dim !== 0) fail('queryVectors', `has ${value.length} values, not a multiple of the dimension ${dim}.`);
+    const count = value.length / dim;
+    const data = new Float32Array(value.length);
+    for (let i = 0; i < count; i++) data.set(toVector(value.subarray(i * dim, (i + 1) * dim), dim, `queryVectors[${i}]`, metric), i * dim);
+    return { data, count, batch: count > 1 };
+  }
+  if (!Array.isArray(value) || value.length === 0) fail('queryVectors', 'must be a vector, an array of vectors, or a flat Float32Array.');
+  if (!Array.isArray(value[0]) && !(value[0] instanceof Float32Array)) {
+    return { data: toVector(value, dimension, 'queryVectors', metric), count: 1, batch: false };
+  }
+  const rows = value.map((row, i) => toVector(row, dimension ?? (value[0] as unknown[]).length, `queryVectors[${i}]`, metric));
+  const dim = rows[0]!.length;
+  const data = new Float32Array(rows.length * dim);
+  rows.forEach((row, i) => data.set(row, i * dim));
+  return { data, count: rows.length, batch: true };
+}

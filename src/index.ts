@@ -1,0 +1,19 @@
+/** vecvault: the public API. Everything else under src/ is internal. */
+export { Client, DEFAULT_INDEX_CONFIG } from './api/client.js';
+export { EncryptedIndex } from './api/encrypted-index.js';
+export { generateKey, type GenerateKeyOptions } from './keys/index-key.js';
+export * from './api/types.js';
+export {
+  VecvaultError,
+  InvalidKeyError,
+  IndexNotFoundError,
+  IndexExistsError,
+  ValidationError,
+  IntegrityError,
+  StoreLockedError,
+  KmsError,
+  ClosedError,
+  NotSupportedError,
+  NativeError,
+  type ErrorCode,
+} from './errors.js';

@@ -1,0 +1,64 @@
+/**
+ * The key-value store under vecvault: classic-level (LevelDB) with binary
+ * keys and values. It only ever sees ciphertext, HMACs and index names.
+ * Every logical operation is one atomic, fsync'd batch.
+ */
+import { ClassicLevel } from 'classic-level';
+import { mkdirSync } from 'node:fs';
+import { StoreLockedError, VecvaultError } from '../errors.js';
+
+export type Bytes = Uint8Array;
+export type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
+
+export interface RangeOptions {
+  gte: Bytes;
+  lt: Bytes;
+}
+
+export class KvStore {
+  private constructor(private readonly db: ClassicLevel<Bytes, Bytes>) {}
+
+  /** Opens (creating) the LevelDB directory; a held LOCK becomes StoreLockedError. */
+  static async open(location: string): Promise<KvStore> {
+    mkdirSync(location, { recursive: true });
+    const db = new ClassicLevel<Bytes, Bytes>(location, { keyEncoding: 'view', valueEncoding: 'view' });
+    try {
+      await db.open();
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') {
+        throw new StoreLockedError(
+          `The store at ${location} is open in another process (or another Client in this one). Close it there first; only one may hold a store at a time.`,
+          { cause: error },
+        );
+      }
+      throw new VecvaultError('VECVAULT_INTEGRITY', `Could not open the store at ${location}: ${(error as Error).message}`, { cause: error });
+    }
+    return new KvStore(db);
+  }
+
+  get(key: Bytes): Promise<Bytes | undefined> {
+    return this.db.get(key);
+  }
+
+  getMany(keys: Bytes[]): Promise<(Bytes | undefined)[]> {
+    return this.db.getMany(keys);
+  }
+
+  /** Atomic and durable: acknowledged writes survive a crash or power loss. */
+  async batch(ops: BatchOp[]): Promise<void> {
+    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+  }
+
+  async *entries(range: RangeOptions): AsyncGenerator<[Bytes, Bytes]> {
+    for await (const entry of this.db.iterator({ ...range })) yield entry;
+  }
+
+  async *keys(range: RangeOptions): AsyncGenerator<Bytes> {
+    for await (const key of this.db.keys({ ...range })) yield key;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}

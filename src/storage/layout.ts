@@ -1,0 +1,48 @@
+/**
+ * Where things live in LevelDB. Index names are visible (documented); all
+ * else sits under the index's random 16-byte id:
+ *   'C' name                      catalog entry (key envelope, plaintext but secret-free)
+ *   'I' id 'M'                    encrypted manifest (config, counters, record digest)
+ *   'I' id 'R' HMAC(idKey, id)    encrypted record (id, vector, metadata, contents)
+ *   'I' id 'S' gen(8) chunk(4)    encrypted graph snapshot chunks
+ *   'I' id 'L' seq(8)             encrypted change log since the last snapshot
+ */
+import type { RangeOptions } from './kv-store.js';
+
+const CATALOG = 0x43; // 'C'
+const INDEX = 0x49; // 'I'
+export const MANIFEST = 0x4d; // 'M'
+export const RECORD = 0x52; // 'R'
+export const SNAPSHOT = 0x53; // 'S'
+export const CHANGELOG = 0x4c; // 'L'
+
+export function catalogKey(indexName: string): Buffer {
+  return Buffer.concat([Buffer.of(CATALOG), Buffer.from(indexName, 'utf8')]);
+}
+
+export function catalogRange(): RangeOptions {
+  return { gte: Buffer.of(CATALOG), lt: Buffer.of(CATALOG + 1) };
+}
+
+export function indexNameOfCatalogKey(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset + 1, key.byteLength - 1).toString('utf8');
+}
+
+export function indexKey(indexId: Uint8Array, kind: number, ...rest: Uint8Array[]): Buffer {
+  return Buffer.concat([Buffer.of(INDEX), indexId, Buffer.of(kind), ...rest]);
+}
+
+/** Every key of one index (all kinds). */
+export function indexRange(indexId: Uint8Array): RangeOptions {
+  return { gte: Buffer.concat([Buffer.of(INDEX), indexId]), lt: Buffer.concat([Buffer.of(INDEX), indexId, Buffer.of(0xff)]) };
+}
+
+/** Every key of one kind in one index. */
+export function kindRange(indexId: Uint8Array, kind: number): RangeOptions {
+  return { gte: indexKey(indexId, kind), lt: indexKey(indexId, kind + 1) };
+}
+
+/** The suffix after 'I' id kind. */
+export function keySuffix(key: Uint8Array): Uint8Array {
+  return key.subarray(1 + 16 + 1);
+}
