@@ -1,0 +1,134 @@
+/**
+ * Reading metadata during evaluation. Metadata is untrusted data: only own
+ * properties of plain objects and arrays are ever read, nothing here recurses
+ * on metadata beyond the depth of a filter literal, and path resolution is
+ * bounded, so no record can make evaluation hang or reach a prototype.
+ */
+
+import { MAX_RESOLVED_VALUES } from './limits.js';
+import type { ComparisonOperator, Literal, LiteralObject } from './nodes.js';
+
+export type Scalar = string | number | boolean | null;
+
+export function isScalar(value: unknown): value is Scalar {
+  return value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+}
+
+/** Objects with Object.prototype or no prototype; Buffers, Dates, Maps, class instances are opaque. */
+export function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** `'0'`, `'12'` → array index; anything else (`'01'`, `'-1'`, `'x'`) → -1. */
+export function arrayIndexOf(segment: string): number {
+  const length = segment.length;
+  if (length === 0 || length > 9) return -1;
+  if (length > 1 && segment.charCodeAt(0) === 48) return -1;
+  let index = 0;
+  for (let i = 0; i < length; i++) {
+    const digit = segment.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    index = index * 10 + digit;
+  }
+  return index;
+}
+
+/**
+ * The values a dot path reaches in `root`, MongoDB-style: a segment reads an
+ * own property of a plain object; on an array it reads the element at that
+ * index (if the segment is a number) and the property of every plain-object
+ * element. `undefined` counts as absent. An empty result means "missing".
+ */
+export function resolvePath(root: unknown, segments: readonly string[]): unknown[] {
+  // Fast path: a chain of plain objects, the overwhelmingly common case.
+  let current: unknown = root;
+  let depth = 0;
+  while (depth < segments.length && isPlainRecord(current)) {
+    const segment = segments[depth]!;
+    if (!Object.hasOwn(current, segment)) return [];
+    current = current[segment];
+    depth++;
+  }
+  if (current === undefined) return [];
+  if (depth === segments.length) return [current];
+  if (depth === 0 || !Array.isArray(current)) return [];
+
+  let values: unknown[] = [current];
+  for (; depth < segments.length && values.length > 0; depth++) {
+    values = stepInto(values, segments[depth]!);
+  }
+  return values;
+}
+
+function stepInto(values: readonly unknown[], segment: string): unknown[] {
+  const found: unknown[] = [];
+  const index = arrayIndexOf(segment);
+  const push = (value: unknown): boolean => {
+    if (value !== undefined) found.push(value);
+    return found.length < MAX_RESOLVED_VALUES;
+  };
+  for (let v = 0; v < values.length; v++) {
+    const value = values[v];
+    if (isPlainRecord(value)) {
+      if (Object.hasOwn(value, segment) && !push(value[segment])) break;
+    } else if (Array.isArray(value)) {
+      if (index !== -1 && index < value.length && Object.hasOwn(value, index) && !push(value[index])) break;
+      for (let i = 0; i < value.length; i++) {
+        const element: unknown = value[i];
+        if (isPlainRecord(element) && Object.hasOwn(element, segment) && !push(element[segment])) return found;
+      }
+    }
+  }
+  return found;
+}
+
+/**
+ * Exact deep equality of a metadata value with a filter literal: same type,
+ * arrays equal element-wise in order, objects with the same own keys (in any
+ * order) and equal values. Recursion follows the literal, so it is bounded.
+ */
+export function equalsLiteral(value: unknown, literal: Literal): boolean {
+  if (literal === null || typeof literal !== 'object') return value === literal;
+  if (Array.isArray(literal)) {
+    if (!Array.isArray(value) || value.length !== literal.length) return false;
+    for (let i = 0; i < literal.length; i++) {
+      if (!equalsLiteral(value[i], literal[i] as Literal)) return false;
+    }
+    return true;
+  }
+  if (!isPlainRecord(value)) return false;
+  const keys = Object.keys(literal);
+  if (Object.keys(value).length !== keys.length) return false;
+  for (const key of keys) {
+    if (!Object.hasOwn(value, key) || !equalsLiteral(value[key], (literal as LiteralObject)[key]!)) return false;
+  }
+  return true;
+}
+
+/** A value matches a literal if it equals it, or (when an array) one of its elements does. */
+export function matchesLiteral(value: unknown, literal: Literal): boolean {
+  if (equalsLiteral(value, literal)) return true;
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) {
+    if (equalsLiteral(value[i], literal)) return true;
+  }
+  return false;
+}
+
+/** Same-type ordering only: numbers with numbers, strings with strings (by UTF-16 code unit). */
+export function satisfiesComparison(value: unknown, operator: ComparisonOperator, operand: number | string): boolean {
+  if (typeof value !== typeof operand) return false;
+  const v = value as number | string;
+  switch (operator) {
+    case '$gt':
+      return v > operand;
+    case '$gte':
+      return v >= operand;
+    case '$lt':
+      return v < operand;
+    case '$lte':
+      return v <= operand;
+  }
+}
