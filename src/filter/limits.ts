@@ -18,5 +18,8 @@ export const MAX_PATH_LENGTH = 1024;
  */
 export const MAX_RESOLVED_VALUES = 100_000;
 
+/** Array elements one path resolution may visit, for the same reason. */
+export const MAX_RESOLVE_WORK = 10_000_000;
+
 /** Keys that could reach `Object.prototype` if some consumer assigned by them. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);

@@ -5,7 +5,7 @@
  * bounded, so no record can make evaluation hang or reach a prototype.
  */
 
-import { MAX_RESOLVED_VALUES } from './limits.js';
+import { MAX_RESOLVE_WORK, MAX_RESOLVED_VALUES } from './limits.js';
 import type { ComparisonOperator, Literal, LiteralObject } from './nodes.js';
 
 export type Scalar = string | number | boolean | null;
@@ -55,14 +55,15 @@ export function resolvePath(root: unknown, segments: readonly string[]): unknown
   if (depth === segments.length) return [current];
   if (depth === 0 || !Array.isArray(current)) return [];
 
+  const work = { remaining: MAX_RESOLVE_WORK };
   let values: unknown[] = [current];
   for (; depth < segments.length && values.length > 0; depth++) {
-    values = stepInto(values, segments[depth]!);
+    values = stepInto(values, segments[depth]!, work);
   }
   return values;
 }
 
-function stepInto(values: readonly unknown[], segment: string): unknown[] {
+function stepInto(values: readonly unknown[], segment: string, work: { remaining: number }): unknown[] {
   const found: unknown[] = [];
   const index = arrayIndexOf(segment);
   const push = (value: unknown): boolean => {
@@ -75,6 +76,8 @@ function stepInto(values: readonly unknown[], segment: string): unknown[] {
       if (Object.hasOwn(value, segment) && !push(value[segment])) break;
     } else if (Array.isArray(value)) {
       if (index !== -1 && index < value.length && Object.hasOwn(value, index) && !push(value[index])) break;
+      work.remaining -= value.length;
+      if (work.remaining < 0) break;
       for (let i = 0; i < value.length; i++) {
         const element: unknown = value[i];
         if (isPlainRecord(element) && Object.hasOwn(element, segment) && !push(element[segment])) return found;

@@ -40,9 +40,9 @@ class Parser {
   private nodes = 0;
   readonly paths = new Set<string>();
 
-  /** Counts `count` more nodes against the size budget. */
-  visit(path: string, count = 1): void {
-    this.nodes += count;
+  /** Counts one more node against the size budget. */
+  visit(path: string): void {
+    this.nodes++;
     if (this.nodes > MAX_FILTER_NODES) {
       throw invalid(path, `the filter is too large (more than ${MAX_FILTER_NODES} values).`);
     }
@@ -58,9 +58,8 @@ class Parser {
     const tooLarge = (): never => {
       throw invalid(path, `the filter is too large (more than ${MAX_FILTER_NODES} values).`);
     };
-    const elements = readElements(value, path, budget, tooLarge);
-    this.visit(path, elements.length);
-    return elements;
+    // Only the length is checked here: each element is counted when visited.
+    return readElements(value, path, budget, tooLarge);
   }
 
   /** A filter document: field paths and logical operators, ANDed together. */
