@@ -18,7 +18,7 @@ import { EncryptedIndex, type IndexContext } from './encrypted-index.js';
 import type { ClientOptions, CreateIndexParams, LoadIndexParams } from './types.js';
 import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject, METRICS, PRECISIONS } from './validate.js';
 
-export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 128 } as const;
+export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
 
 /** Internal knobs for tests and benchmarks; not part of the documented API. */
 export interface ClientInternals {

@@ -1,0 +1,159 @@
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { Client, type Metadata } from '../src/index.js';
+import { bruteForce, cosineDistance, l2, randomVectors, tempStore } from './support/helpers.js';
+
+const encode = (value: unknown): unknown =>
+  JSON.parse(JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? { bytes: Buffer.from(v).toString('hex') } : v)));
+
+function itemsFor(vectors: number[][]) {
+  return vectors.map((vector, i) => ({
+    id: `doc-${i}`,
+    vector,
+    metadata: { n: i, tag: i % 3 === 0 ? 'fizz' : 'buzz', nested: { even: i % 2 === 0, list: [i, 'x'] } } as Metadata,
+    contents: i % 2 === 0 ? `text of ${i}` : new Uint8Array([i & 255, (i >> 8) & 255, 7]),
+  }));
+}
+
+describe('index lifecycle', () => {
+  it('round-trips 1,200 items through close and a new process', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    const vectors = randomVectors(1200, 24, 7);
+    const client = new Client({ path });
+    const index = await client.createIndex({ indexName: 'docs', indexKey: key, metric: 'euclidean' });
+    expect(index.getDimension()).toBeNull();
+    for (let i = 0; i < vectors.length; i += 400) {
+      expect(await index.upsert({ items: itemsFor(vectors).slice(i, i + 400) })).toEqual({ status: 'success', upsertedCount: 400 });
+    }
+    expect(index.getDimension()).toBe(24);
+    const queries = randomVectors(5, 24, 99);
+    const ids = ['doc-3', 'missing', 'doc-4', 'doc-1199'];
+    const before = await index.query({ queryVectors: queries, topK: 10, include: ['distance', 'metadata', 'contents'] });
+    const gotBefore = await index.get({ ids });
+    await client.close();
+
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'test/support/child-load.ts', path, 'docs', Buffer.from(key).toString('hex'), JSON.stringify(queries), JSON.stringify(ids)], {
+      encoding: 'utf8',
+    });
+    const child = JSON.parse(out) as { query: unknown; get: unknown; ids: string[] };
+    expect(child.query).toEqual(encode(before));
+    expect(child.get).toEqual(encode(gotBefore));
+    expect(child.ids).toHaveLength(1200);
+  });
+
+  it('get keeps order and content types; missing ids come back as { id }', async () => {
+    const client = new Client({ path: tempStore() });
+    const index = await client.createIndex({ indexName: 'g', indexKey: Client.generateKey(), dimension: 4 });
+    const bytes = new Uint8Array([0, 1, 2, 250]);
+    await index.upsert([
+      { id: 'a', vector: [1, 2, 3, 4], metadata: { k: 'v' }, contents: 'hello' },
+      { id: 'b', vector: new Float32Array([4, 3, 2, 1]), contents: bytes },
+    ]);
+    const got = await index.get({ ids: ['b', 'nope', 'a'] });
+    expect(got.map((g) => g.id)).toEqual(['b', 'nope', 'a']);
+    expect(got[1]).toEqual({ id: 'nope' });
+    expect(got[0]!.contents).toBeInstanceOf(Uint8Array);
+    expect(got[0]!.contents).toEqual(bytes);
+    expect(got[0]!.vector).toEqual([4, 3, 2, 1]);
+    expect(got[2]).toEqual({ id: 'a', vector: [1, 2, 3, 4], metadata: { k: 'v' }, contents: 'hello' });
+    expect(await index.get({ ids: ['a'], include: ['metadata'] })).toEqual([{ id: 'a', metadata: { k: 'v' } }]);
+    await client.close();
+  });
+
+  it('same-id upsert overwrites; deleted ids never come back from query, get or listIds', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    let client = new Client({ path });
+    let index = await client.createIndex({ indexName: 'o', indexKey: key, dimension: 3 });
+    await index.upsert({ ids: ['a', 'b', 'c'], vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], metadata: [{ v: 1 }, { v: 1 }, { v: 1 }] });
+    await index.upsert({ ids: ['a'], vectors: [[0, 0, 5]], metadata: [{ v: 2 }] });
+    expect(await index.get({ ids: ['a'] })).toEqual([{ id: 'a', vector: [0, 0, 5], metadata: { v: 2 } }]);
+    expect((await index.listIds()).count).toBe(3);
+    const near = await index.query({ queryVectors: [0, 0, 5], topK: 1, include: ['metadata'] });
+    expect(near.results).toEqual([{ id: 'a', metadata: { v: 2 } }]);
+    expect(await index.delete({ ids: ['b', 'zzz', 'b'] })).toEqual({ status: 'success', deletedCount: 1 });
+    const check = async () => {
+      expect((await index.listIds()).ids.sort()).toEqual(['a', 'c']);
+      expect(await index.get({ ids: ['b'] })).toEqual([{ id: 'b' }]);
+      const all = await index.query({ queryVectors: [0, 1, 0], topK: 10 });
+      expect(all.results.map((r) => r.id).sort()).toEqual(['a', 'c']);
+    };
+    await check();
+    await client.close();
+    client = new Client({ path });
+    index = await client.loadIndex({ indexName: 'o', indexKey: key });
+    await check();
+    await client.close();
+  });
+
+  it('answers exactly like brute force on a small set, for each metric', async () => {
+    const base = randomVectors(300, 8, 3);
+    const queries = randomVectors(20, 8, 4);
+    const client = new Client({ path: tempStore() });
+    const cases = [
+      ['euclidean', l2, (d: number) => d],
+      ['squared_euclidean', l2, (d: number) => d * d],
+      ['cosine', cosineDistance, (d: number) => d],
+    ] as const;
+    for (const [metric, distance, expected] of cases) {
+      const index = await client.createIndex({ indexName: metric, indexKey: Client.generateKey(), metric, indexConfig: { expansionSearch: 512 } });
+      await index.upsert({ ids: base.map((_, i) => String(i)), vectors: base });
+      const { results } = await index.query({ queryVectors: queries, topK: 5, include: ['distance'] });
+      queries.forEach((q, qi) => {
+        const truth = bruteForce(base, q, 5, distance);
+        expect(results[qi]!.map((r) => Number(r.id))).toEqual(truth);
+        results[qi]!.forEach((r, j) => expect(r.distance).toBeCloseTo(expected(distance(base[truth[j]!]!, q)), 4));
+      });
+    }
+    await client.close();
+  });
+
+  it('accepts batched Float32Array queries with a dimension, and float16 storage', async () => {
+    const base = randomVectors(200, 16, 5);
+    const client = new Client({ path: tempStore() });
+    const index = await client.createIndex({ indexName: 'h', indexKey: Client.generateKey(), dimension: 16, storagePrecision: 'float16' });
+    await index.upsert({ ids: base.map((_, i) => `v${i}`), vectors: base });
+    const flat = new Float32Array([...base[10]!, ...base[20]!]);
+    const { results } = await index.query({ queryVectors: flat, dimension: 16, topK: 1 });
+    expect(results).toEqual([[{ id: 'v10' }], [{ id: 'v20' }]]);
+    const single = await index.query({ queryVectors: base[30]!, topK: 1 });
+    expect(single.results).toEqual([{ id: 'v30' }]);
+    expect(index.getStoragePrecision()).toBe('float16');
+    await client.close();
+  });
+
+  it('deleteIndex removes every key of that index and leaves others untouched', async () => {
+    const path = tempStore();
+    const keyA = Client.generateKey();
+    const keyB = Client.generateKey();
+    let client = new Client({ path });
+    const a = await client.createIndex({ indexName: 'a', indexKey: keyA });
+    const b = await client.createIndex({ indexName: 'b', indexKey: keyB });
+    const vectors = randomVectors(50, 4, 11);
+    await a.upsert({ ids: vectors.map((_, i) => `a${i}`), vectors });
+    await b.upsert({ ids: vectors.map((_, i) => `b${i}`), vectors });
+    await a.deleteIndex();
+    expect(await client.listIndexes()).toEqual(['b']);
+    await client.close();
+
+    const { rawStore } = await import('./support/helpers.js');
+    const db = await rawStore(path);
+    const prefixes = new Set<string>();
+    let catalog = 0;
+    for await (const key of db.keys()) {
+      if (key[0] === 0x49) prefixes.add(Buffer.from(key.subarray(1, 17)).toString('hex'));
+      if (key[0] === 0x43) catalog++;
+    }
+    await db.close();
+    expect(prefixes.size).toBe(1); // only b's id remains
+    expect(catalog).toBe(1);
+
+    client = new Client({ path });
+    const again = await client.loadIndex({ indexName: 'b', indexKey: keyB });
+    expect((await again.listIds()).count).toBe(50);
+    const { results } = await again.query({ queryVectors: vectors[7]!, topK: 1 });
+    expect(results).toEqual([{ id: 'b7' }]);
+    await client.close();
+  });
+});

@@ -1,0 +1,32 @@
+/** Recall@10 against the exact ground truth shipped with ../shared/data (skipped when absent). */
+import { describe, expect, it } from 'vitest';
+import { datasetUnavailable, loadDataset, recallAtK, type DatasetName } from '../src/cli/datasets.js';
+import { Client } from '../src/index.js';
+import { tempStore } from './support/helpers.js';
+
+const cases: [DatasetName, number][] = [
+  ['sift5k', 0.95],
+  ['glove25', 0.95],
+];
+
+describe('recall on real data with default settings', () => {
+  for (const [name, floor] of cases) {
+    const reason = datasetUnavailable(name);
+    if (reason) console.warn(`skipping recall on ${name}: ${reason}`);
+    it.skipIf(reason !== undefined)(`${name}: recall@10 ≥ ${floor}`, async () => {
+      const data = loadDataset(name);
+      const client = new Client({ path: tempStore() });
+      const index = await client.createIndex({ indexName: name, indexKey: Client.generateKey(), metric: data.metric });
+      const dim = data.base.dimension;
+      const ids = Array.from({ length: data.base.count }, (_, i) => String(i));
+      const vectors = ids.map((_, i) => data.base.data.subarray(i * dim, (i + 1) * dim));
+      await index.upsert({ ids, vectors });
+      const { results } = await index.query({ queryVectors: data.queries.data, dimension: dim, topK: 10 });
+      const found = (results as { id: string }[][]).map((row) => row.map((r) => Number(r.id)));
+      const recall = recallAtK(data, found, 10);
+      console.log(`${name}: recall@10 = ${recall.toFixed(4)} (${data.base.count} × ${dim}, ${data.queries.count} queries)`);
+      expect(recall).toBeGreaterThanOrEqual(floor);
+      await client.close();
+    });
+  }
+});

@@ -1,0 +1,227 @@
+/**
+ * Attacks on the files at rest, each with a negative control showing the
+ * attack works when the protection is taken away.
+ */
+import { cpSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { open, seal } from '../src/crypto/aead.js';
+import { frame } from '../src/crypto/kdf.js';
+import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../src/keys/envelope.js';
+import { catalogKey } from '../src/storage/layout.js';
+import { unpack } from '../src/storage/sealed.js';
+import { Client } from '../src/index.js';
+import { randomVectors, rawRecords, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+
+async function populated(path: string, key: Uint8Array, name = 'secure', n = 20) {
+  const client = new Client({ path });
+  const index = await client.createIndex({ indexName: name, indexKey: key, dimension: 4 });
+  const vectors = randomVectors(n, 4, 21);
+  await index.upsert({ ids: vectors.map((_, i) => `id-${i}`), vectors, metadata: vectors.map((_, i) => ({ i })) });
+  await client.close();
+  return vectors;
+}
+
+async function loadAndReadAll(path: string, key: Uint8Array, name = 'secure', n = 20) {
+  const client = new Client({ path });
+  try {
+    const index = await client.loadIndex({ indexName: name, indexKey: key });
+    return await index.get({ ids: Array.from({ length: n }, (_, i) => `id-${i}`) });
+  } finally {
+    await client.close();
+  }
+}
+
+describe('tampering with stored records', () => {
+  it('a flipped byte anywhere in a record value → IntegrityError', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    await populated(path, key);
+    for (const position of ['header', 'nonce', 'body', 'tag'] as const) {
+      const copy = tempStore();
+      cpSync(path, copy, { recursive: true });
+      const db = await rawStore(copy);
+      const [victim] = await rawRecords(db);
+      const value = Buffer.from(victim!.value);
+      const at = { header: 3, nonce: 12, body: 30, tag: value.length - 2 }[position];
+      value[at]! ^= 0x01;
+      await db.put(victim!.key, value);
+      await db.close();
+      await rejectsWithCode(loadAndReadAll(copy, key), 'VECVAULT_INTEGRITY');
+    }
+  });
+
+  it('swapping two records, or moving one between indexes → IntegrityError; without AAD binding the swap goes unnoticed', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    await populated(path, key, 'one');
+    await populated(path, key, 'two'); // same KEK, different index
+    const db = await rawStore(path);
+    const records = await rawRecords(db);
+    const entry = unpack((await db.get(catalogKey('one')))!) as CatalogEntry;
+    const oneId = Buffer.from(entry.indexId).toString('hex');
+    const [a, b] = records.filter((r) => r.indexId === oneId);
+    const foreign = records.find((r) => r.indexId !== oneId)!;
+    await db.close();
+
+    // Swap within one index.
+    const swapped = tempStore();
+    cpSync(path, swapped, { recursive: true });
+    let raw = await rawStore(swapped);
+    await raw.batch([{ type: 'put', key: a!.key, value: b!.value }, { type: 'put', key: b!.key, value: a!.value }]);
+    await raw.close();
+    await rejectsWithCode(loadAndReadAll(swapped, key, 'one'), 'VECVAULT_INTEGRITY');
+
+    // Move a record from index two into index one (same KEK).
+    const moved = tempStore();
+    cpSync(path, moved, { recursive: true });
+    raw = await rawStore(moved);
+    await raw.put(a!.key, foreign.value);
+    await raw.close();
+    await rejectsWithCode(loadAndReadAll(moved, key, 'one'), 'VECVAULT_INTEGRITY');
+
+    // Negative control: the same records sealed under the same key but with an
+    // AAD that does not bind the record key decrypt fine after the swap — the
+    // reader would get b's data for a.
+    const dek = openEnvelope(key, 'one', { ...entry, indexId: new Uint8Array(entry.indexId), salt: new Uint8Array(entry.salt), verifier: new Uint8Array(entry.verifier), wrappedDek: new Uint8Array(entry.wrappedDek) });
+    const { records: recordKey } = deriveIndexKeys(dek, new Uint8Array(entry.indexId));
+    const unbound = frame('record');
+    const sealedA = seal(recordKey, Buffer.from('payload of a'), unbound);
+    const sealedB = seal(recordKey, Buffer.from('payload of b'), unbound);
+    const readAtA = open(recordKey, sealedB, unbound, 'control'); // slot a now holds b's value
+    expect(readAtA.toString()).toBe('payload of b');
+    expect(sealedA).not.toEqual(sealedB);
+  });
+
+  it('a record deleted or replayed from an older commit behind our back → IntegrityError', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    await populated(path, key);
+    // Replay: keep an old copy of a record, overwrite it through the API, put the old copy back.
+    let db = await rawStore(path);
+    const [old] = await rawRecords(db);
+    await db.close();
+    const client = new Client({ path });
+    const index = await client.loadIndex({ indexName: 'secure', indexKey: key });
+    const all = await index.get({ ids: Array.from({ length: 20 }, (_, i) => `id-${i}`), include: ['vector'] });
+    await index.upsert({ items: all.map((g) => ({ id: g.id, vector: g.vector!, metadata: { i: -1 } })) });
+    await client.close();
+    const replayed = tempStore();
+    cpSync(path, replayed, { recursive: true });
+    db = await rawStore(replayed);
+    await db.put(old!.key, old!.value);
+    await db.close();
+    await rejectsWithCode(loadAndReadAll(replayed, key), 'VECVAULT_INTEGRITY');
+    // Control: untouched copy loads and serves the new metadata.
+    expect((await loadAndReadAll(path, key)).every((g) => g.metadata?.i === -1)).toBe(true);
+
+    // Deletion of one record's key.
+    db = await rawStore(path);
+    const [victim] = await rawRecords(db);
+    await db.del(victim!.key);
+    await db.close();
+    await rejectsWithCode(loadAndReadAll(path, key), 'VECVAULT_INTEGRITY');
+  });
+
+  it('rolling the LevelDB files back to an earlier commit → IntegrityError; restoring the head too hides it (control)', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    await populated(path, key);
+    const snapshot = tempStore();
+    cpSync(path, snapshot, { recursive: true });
+    const client = new Client({ path });
+    const index = await client.loadIndex({ indexName: 'secure', indexKey: key });
+    await index.delete({ ids: ['id-1', 'id-2'] });
+    await client.close();
+
+    // Attack: only the database files go back in time (a sync conflict, a partial restore,
+    // or LevelDB dropping batches after a corrupt log byte all look like this).
+    rmSync(join(path, 'store'), { recursive: true });
+    cpSync(join(snapshot, 'store'), join(path, 'store'), { recursive: true });
+    await rejectsWithCode(loadAndReadAll(path, key), 'VECVAULT_INTEGRITY');
+
+    // Control: roll the head back as well and the old state loads without complaint —
+    // the head is what catches it (a full-directory rollback is out of scope, see README).
+    rmSync(join(path, 'heads'), { recursive: true });
+    cpSync(join(snapshot, 'heads'), join(path, 'heads'), { recursive: true });
+    const restored = await loadAndReadAll(path, key);
+    expect(restored[1]!.vector).toBeDefined();
+  });
+
+  it('a forged or missing head → IntegrityError', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    await populated(path, key);
+    const [headName] = readdirSync(join(path, 'heads'));
+    const headPath = join(path, 'heads', headName!);
+    const head = readFileSync(headPath);
+    head[5]! ^= 1;
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(headPath, head);
+    await rejectsWithCode(loadAndReadAll(path, key), 'VECVAULT_INTEGRITY');
+    rmSync(headPath);
+    await rejectsWithCode(loadAndReadAll(path, key), 'VECVAULT_INTEGRITY');
+  });
+});
+
+describe('leakage', () => {
+  function filesUnder(dir: string, out: string[] = []): string[] {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return out;
+    }
+    for (const name of entries) {
+      const full = join(dir, name);
+      let st;
+      try {
+        st = statSync(full);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) filesUnder(full, out);
+      else if (st.isFile() && st.size < 64 * 1024 * 1024) out.push(full);
+    }
+    return out;
+  }
+
+  it('no planted id, metadata, contents or vector bytes appear in any file of the store or the temp dir', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    const marker = `M${Date.now().toString(36)}Q`;
+    const vector = new Float32Array(64).fill(1234.56787109375);
+    const vectorBytes = Buffer.from(vector.buffer).subarray(0, 16);
+    const client = new Client({ path });
+    const index = await client.createIndex({ indexName: 'plain-name', indexKey: key, dimension: 64 });
+    const items = Array.from({ length: 300 }, (_, i) => ({
+      id: `${marker}-id-${i}`,
+      vector: i === 0 ? vector : Float32Array.from({ length: 64 }, (_, j) => Math.sin(i * j)),
+      metadata: { note: `${marker}-meta-${i}` },
+      contents: i % 2 ? `${marker}-contents-${i}` : Buffer.from(`${marker}-bytes-${i}`),
+    }));
+    await index.upsert({ items });
+    await index.delete({ ids: [`${marker}-id-7`] });
+    await client.close();
+    const reopened = new Client({ path });
+    const again = await reopened.loadIndex({ indexName: 'plain-name', indexKey: key });
+    expect((await again.get({ ids: [`${marker}-id-1`] }))[0]!.contents).toBe(`${marker}-contents-1`);
+    await reopened.close();
+
+    const needles = [Buffer.from(marker), Buffer.from(marker, 'utf16le'), vectorBytes];
+    // Negative control: the scanner does find the markers when they are there in plain text.
+    expect(needles.every((n) => Buffer.concat([Buffer.from('xx'), n]).includes(n))).toBe(true);
+    const files = [...filesUnder(path), ...filesUnder(tmpdir()).filter((f) => !f.startsWith(path))];
+    expect(files.length).toBeGreaterThan(3);
+    for (const file of files) {
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(file);
+      } catch {
+        continue;
+      }
+      for (const needle of needles) expect(bytes.includes(needle), `${file} contains a planted marker`).toBe(false);
+    }
+  });
+});

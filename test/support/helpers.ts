@@ -1,0 +1,79 @@
+/** Shared test helpers: temp stores, generated data, exact search. Real components only. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach } from 'vitest';
+import { seededRandom } from '../../src/cli/datasets.js';
+
+const dirs: string[] = [];
+
+/** A fresh directory removed after the test. */
+export function tempStore(prefix = 'vecvault-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+afterEach(() => {
+  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+});
+
+export function randomVectors(count: number, dimension: number, seed = 1): number[][] {
+  const rand = seededRandom(seed);
+  return Array.from({ length: count }, () => Array.from({ length: dimension }, () => rand() * 2 - 1));
+}
+
+export function l2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
+  return Math.sqrt(s);
+}
+
+export function cosineDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! ** 2;
+    nb += b[i]! ** 2;
+  }
+  return 1 - dot / Math.sqrt(na * nb);
+}
+
+/** Exact top-k row indices by brute force. */
+export function bruteForce(base: number[][], query: number[], k: number, distance = l2): number[] {
+  return base
+    .map((v, i) => [distance(v, query), i] as const)
+    .sort((x, y) => x[0] - y[0] || x[1] - y[1])
+    .slice(0, k)
+    .map(([, i]) => i);
+}
+
+/** Raw LevelDB of a closed store, for tampering tests. */
+export async function rawStore(path: string): Promise<ClassicLevel<Uint8Array, Uint8Array>> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(join(path, 'store'), { keyEncoding: 'view', valueEncoding: 'view' });
+  await db.open();
+  return db;
+}
+
+/** All record entries ('I' id 'R' ...) in the raw store, grouped by index id (hex). */
+export async function rawRecords(db: ClassicLevel<Uint8Array, Uint8Array>): Promise<{ key: Uint8Array; value: Uint8Array; indexId: string }[]> {
+  const out: { key: Uint8Array; value: Uint8Array; indexId: string }[] = [];
+  for await (const [key, value] of db.iterator()) {
+    if (key[0] === 0x49 && key[17] === 0x52) out.push({ key, value, indexId: Buffer.from(key.subarray(1, 17)).toString('hex') });
+  }
+  return out;
+}
+
+/** Asserts a promise rejects with a VecvaultError of `code` (never matches message text). */
+export async function rejectsWithCode(promise: Promise<unknown> | (() => unknown), code: string): Promise<Error> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+  } catch (error) {
+    if ((error as { code?: string }).code !== code) throw new Error(`expected ${code}, got ${(error as { code?: string }).code}: ${(error as Error).message}`);
+    return error as Error;
+  }
+  throw new Error(`expected ${code}, but the call succeeded`);
+}
