@@ -1,0 +1,66 @@
+/** Timing helpers: medians, time-bounded passes, event-loop delay, memory. */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+
+export function medianOf(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * Calls `op(0), op(1), …` back to back until at least `minMs` have passed
+ * (and at least `minOps` calls); resolves to operations per second.
+ */
+export async function timedPass(minMs: number, op: (i: number) => Promise<void> | void, minOps = 1): Promise<number> {
+  let i = 0;
+  const start = performance.now();
+  let elapsed = 0;
+  do {
+    await op(i++);
+    elapsed = performance.now() - start;
+  } while (elapsed < minMs || i < minOps);
+  return (i * 1000) / elapsed;
+}
+
+export interface LoopDelay {
+  /** Longest event-loop stall seen, ms. */
+  maxMs: number;
+  /** 99th percentile of the sampled delays, ms. */
+  p99Ms: number;
+  /** Samples the histogram recorded. */
+  samples: number;
+}
+
+/**
+ * Runs `phase` with `perf_hooks.monitorEventLoopDelay` on. The monitor's timer
+ * must get to fire after a blocking native call returns, or the stall it caused
+ * would never be recorded: so the phase is bracketed by short sleeps.
+ */
+export async function withLoopDelay<T>(phase: () => Promise<T>, resolutionMs = 5): Promise<{ value: T; delay: LoopDelay }> {
+  const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
+  histogram.enable();
+  await sleep(resolutionMs * 3);
+  const value = await phase();
+  await sleep(resolutionMs * 3);
+  await yieldToLoop();
+  histogram.disable();
+  const delay: LoopDelay = {
+    maxMs: histogram.max / 1e6,
+    p99Ms: histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0,
+    samples: histogram.count,
+  };
+  return { value, delay };
+}
+
+/** Peak resident set size of this process so far, MiB. */
+export function peakRssMiB(): number {
+  return process.resourceUsage().maxRSS / 1024;
+}
+
+export function rssMiB(): number {
+  return process.memoryUsage.rss() / (1024 * 1024);
+}
+
+export { sleep, yieldToLoop };
