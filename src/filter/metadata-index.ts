@@ -107,7 +107,7 @@ export class MetadataIndex {
       case 'in':
         return node.values.every(isScalar) ? this.#lookup(node, node.values as Scalar[]) : undefined;
       case 'not':
-        return node.child.kind === 'exists' ? this.#lookup(node.child, []) : undefined;
+        return node.child.kind === 'exists' ? this.#lookup(node.child, [MISSING]) : undefined;
       case 'or':
         return this.#planOr(node.children);
       case 'and':
@@ -117,11 +117,11 @@ export class MetadataIndex {
     }
   }
 
-  /** Records whose path holds one of `values` (`null` also means missing; `[]` means missing only). */
-  #lookup(node: FieldNode, values: readonly Scalar[]): Planned | undefined {
+  /** Records whose path holds one of `values`; `null` also matches records where it is missing. */
+  #lookup(node: FieldNode, values: readonly PostingKey[]): Planned | undefined {
     const postings = this.#postingsFor(node);
     if (postings === undefined) return undefined;
-    const wanted: PostingKey[] = values.length === 0 || values.includes(null) ? [...values, MISSING] : [...values];
+    const wanted: readonly PostingKey[] = values.includes(null) ? [...values, MISSING] : values;
     const sets = wanted.flatMap((value) => postings.keysByValue.get(value) ?? []);
     if (sets.length === 1) return { keys: sets[0]!, owned: false };
     return { keys: unionOf(sets), owned: true };
