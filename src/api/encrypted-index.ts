@@ -5,13 +5,24 @@
  * one atomic LevelDB batch that also advances the authenticated manifest.
  */
 import { constantTimeEqual, frame, hmac, u64 } from '../crypto/kdf.js';
-import type { AnnEngine, EngineFactory, EngineMetric, EnginePrecision } from '../engine/types.js';
+import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision } from '../engine/types.js';
 import { ClosedError, IntegrityError, NativeError, ValidationError, VecvaultError } from '../errors.js';
 import type { IndexKeys } from '../keys/envelope.js';
 import type { HeadFile } from '../storage/heads.js';
 import type { BatchOp, KvStore } from '../storage/kv-store.js';
-import { catalogKey, indexKey, indexRange, kindRange, keySuffix, MANIFEST, RECORD } from '../storage/layout.js';
-import { openManifest, openRecord, sealManifest, sealRecord, type Manifest, type RecordBody } from '../storage/sealed.js';
+import { catalogKey, CHANGELOG, indexKey, indexRange, kindRange, keySuffix, MANIFEST, RECORD } from '../storage/layout.js';
+import {
+  openChange,
+  openManifest,
+  openRecord,
+  sealChange,
+  sealManifest,
+  sealRecord,
+  type ChangeEntry,
+  type Manifest,
+  type RecordBody,
+} from '../storage/sealed.js';
+import { decodeSnapshot, dropSnapshotOps, encodeSnapshot, readSnapshot, sealSnapshot, type SnapshotTable } from '../storage/snapshot.js';
 import type {
   DeleteParams,
   DeleteResponse,
@@ -35,6 +46,8 @@ import { checkIds, checkInclude, checkPositiveInt, normalizeQueryVectors, normal
 const QUERY_INCLUDE: readonly QueryInclude[] = ['distance', 'metadata', 'vector', 'contents'];
 const GET_INCLUDE: readonly GetInclude[] = ['vector', 'metadata', 'contents'];
 const MAX_TOP_K = 10_000;
+/** Snapshot in the background once this many records changed (or a quarter of the index, if larger). */
+const SNAPSHOT_MIN_CHANGES = 10_000;
 
 const ENGINE_METRIC: Record<Metric, EngineMetric> = { euclidean: 'l2sq', squared_euclidean: 'l2sq', cosine: 'cos', ip: 'ip' };
 const ENGINE_PRECISION: Record<StoragePrecision, EnginePrecision> = { float32: 'f32', float16: 'f16', int8: 'i8' };
@@ -66,6 +79,10 @@ export class EncryptedIndex {
   private state: 'open' | 'closed' | 'deleted' = 'open';
   /** Set when memory no longer matches the store (an engine failure after a commit). */
   private broken: Error | null = null;
+  /** Records written since the newest snapshot; the next snapshot resets it. */
+  private changedSinceSnapshot = 0;
+  private openedFrom: 'create' | 'snapshot' | 'rebuild' = 'create';
+  private snapshotInFlight = false;
 
   private constructor(
     private readonly ctx: IndexContext,
@@ -96,7 +113,26 @@ export class EncryptedIndex {
       );
     }
     const index = new EncryptedIndex(ctx, manifest);
+    if (manifest.snapshot && manifest.dimension !== null) {
+      try {
+        await index.restoreSnapshot();
+        index.openedFrom = 'snapshot';
+        return index;
+      } catch (error) {
+        if (!(error instanceof VecvaultError)) throw error;
+        // Records are authenticated on their own: rebuilding from them is slower but sound.
+        process.emitWarning(`vecvault: the graph snapshot of index "${ctx.name}" could not be used (${error.code}); rebuilding it from the encrypted records.`, {
+          code: 'VECVAULT_SNAPSHOT_REBUILD',
+        });
+        await index.engine?.close();
+        index.engine = null;
+        index.live.clear();
+        index.idOfKey.clear();
+      }
+    }
     await index.rebuild();
+    index.openedFrom = 'rebuild';
+    index.changedSinceSnapshot = index.live.size;
     return index;
   }
 
@@ -141,6 +177,9 @@ export class EncryptedIndex {
       memoryBytes: this.engine?.memoryUsage() ?? 0,
       commitCounter: m.counter,
       engine: this.ctx.engines.name,
+      snapshotGeneration: m.snapshot?.generation ?? 0,
+      changesSinceSnapshot: this.changedSinceSnapshot,
+      openedFrom: this.openedFrom,
     };
   }
 
@@ -173,8 +212,9 @@ export class EncryptedIndex {
         ops.push({ type: 'put', key: indexKey(this.ctx.indexId, RECORD, hkey), value: sealRecord(this.ctx.keys.records, this.ctx.indexId, hkey, seq, body) });
         added.push({ item, key });
       }
-      await this.commit(next, ops);
+      await this.commit(next, ops, { upserted: items.map((item) => item.id), deleted: [] });
       await this.applyToMemory(() => this.applyUpsert(added, replaced, seq));
+      this.maybeSnapshotLater();
       return { status: 'success' as const, upsertedCount: items.length };
     });
   }
@@ -196,7 +236,7 @@ export class EncryptedIndex {
         gone.set(id, entry);
       }
       if (gone.size === 0) return { status: 'success' as const, deletedCount: 0 };
-      await this.commit(next, ops);
+      await this.commit(next, ops, { upserted: [], deleted: [...gone.keys()] });
       await this.applyToMemory(async () => {
         for (const [id, entry] of gone) {
           this.live.delete(id);
@@ -287,10 +327,19 @@ export class EncryptedIndex {
 
   // ---- lifecycle (used by Client) ----
 
-  /** Waits for writes in flight, then frees memory. Idempotent. */
+  /** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. Idempotent. */
   async close(): Promise<void> {
     if (this.state !== 'open') return;
-    await this.exclusive(() => this.release('closed')).catch(() => this.release('closed'));
+    await this.exclusive(async () => {
+      if (this.changedSinceSnapshot > 0) await this.writeSnapshot();
+      await this.release('closed');
+    }).catch(() => this.release('closed'));
+  }
+
+  /** Writes an encrypted snapshot of the graph now (it also happens on close and after many changes). */
+  async snapshot(): Promise<void> {
+    this.assertUsable();
+    await this.exclusive(() => this.writeSnapshot());
   }
 
   private async release(state: 'closed' | 'deleted'): Promise<void> {
@@ -327,12 +376,120 @@ export class EncryptedIndex {
     return { ...m, counter: m.counter + 1, digest: new Uint8Array(m.digest), indexConfig: { ...m.indexConfig } };
   }
 
-  /** One atomic batch: the records and the new manifest; then the head moves forward. */
-  private async commit(next: Manifest, ops: BatchOp[]): Promise<void> {
+  /** One atomic batch: the records, a change-log entry and the new manifest; then the head moves forward. */
+  private async commit(next: Manifest, ops: BatchOp[], change?: ChangeEntry): Promise<void> {
+    if (change) {
+      ops.push({ type: 'put', key: indexKey(this.ctx.indexId, CHANGELOG, u64(next.counter)), value: sealChange(this.ctx.keys.records, this.ctx.indexId, next.counter, change) });
+      this.changedSinceSnapshot += change.upserted.length + change.deleted.length;
+    }
     ops.push({ type: 'put', key: indexKey(this.ctx.indexId, MANIFEST), value: sealManifest(this.ctx.keys.manifest, this.ctx.indexId, next) });
     await this.ctx.store.batch(ops);
     this.manifest = next;
     this.ctx.head.update(next.counter);
+  }
+
+  private canSnapshot(): boolean {
+    return this.engine !== null && this.ctx.engines.name !== 'usearch-stock';
+  }
+
+  /** Queues a background snapshot once enough has changed; failures only warn (the change log still covers them). */
+  private maybeSnapshotLater(): void {
+    if (this.snapshotInFlight || this.changedSinceSnapshot < Math.max(SNAPSHOT_MIN_CHANGES, this.live.size / 4)) return;
+    this.snapshotInFlight = true;
+    this.exclusive(() => this.writeSnapshot())
+      .catch((error: unknown) => {
+        if (this.state === 'open') process.emitWarning(`vecvault: background snapshot of index "${this.ctx.name}" failed: ${(error as Error).message}`, { code: 'VECVAULT_SNAPSHOT_FAILED' });
+      })
+      .finally(() => {
+        this.snapshotInFlight = false;
+      });
+  }
+
+  /**
+   * Serializes the graph and the live-record table, seals them in chunks and
+   * commits them with the manifest, dropping the previous snapshot and the
+   * change log it covers in the same batch. Runs inside `exclusive`.
+   */
+  private async writeSnapshot(): Promise<void> {
+    if (!this.canSnapshot()) return;
+    const next = this.nextManifest();
+    const table: SnapshotTable = { counter: next.counter, count: this.live.size, digest: next.digest, ids: [], keys: [], seqs: [] };
+    for (const [id, entry] of this.live) {
+      table.ids.push(id);
+      table.keys.push(entry.key);
+      table.seqs.push(entry.seq);
+    }
+    const graph = await this.engine!.serialize();
+    const generation = (next.snapshot?.generation ?? 0) + 1;
+    const { ops, chunks } = await sealSnapshot(this.ctx.keys.graph, this.ctx.indexId, generation, encodeSnapshot(table, graph));
+    if (next.snapshot) ops.push(...dropSnapshotOps(this.ctx.indexId, next.snapshot));
+    const upTo = { gte: indexKey(this.ctx.indexId, CHANGELOG), lt: indexKey(this.ctx.indexId, CHANGELOG, u64(next.counter + 1)) };
+    for await (const key of this.ctx.store.keys(upTo)) ops.push({ type: 'del', key });
+    next.snapshot = { generation, chunks, counter: next.counter };
+    await this.commit(next, ops);
+    this.changedSinceSnapshot = 0;
+  }
+
+  /**
+   * Loads the newest snapshot, then replays the change log written after it.
+   * The snapshot's digest, updated by the replay, must equal the manifest's.
+   */
+  private async restoreSnapshot(): Promise<void> {
+    const m = this.manifest;
+    const ref = m.snapshot!;
+    const { table, graph } = decodeSnapshot(await readSnapshot(this.ctx.store, this.ctx.keys.graph, this.ctx.indexId, ref));
+    if (table.counter !== ref.counter || table.ids.length !== table.count) throw new IntegrityError(`The snapshot of index "${this.ctx.name}" does not match its manifest.`);
+    this.engine = await this.ctx.engines.deserialize(graph, this.engineOptions(m.dimension!));
+    table.ids.forEach((id, i) => {
+      this.live.set(id, { key: table.keys[i]!, seq: table.seqs[i]! });
+      this.idOfKey.set(table.keys[i]!, id);
+    });
+    const digest = new Uint8Array(table.digest);
+    const removedKeys: number[] = [];
+    const added = new Map<string, { key: number; vector: Float32Array }>();
+    const since = { gte: indexKey(this.ctx.indexId, CHANGELOG, u64(ref.counter + 1)), lt: indexKey(this.ctx.indexId, CHANGELOG + 1) };
+    for await (const [key, value] of this.ctx.store.entries(since)) {
+      const seq = Number(Buffer.from(keySuffix(key)).readBigUInt64BE(0));
+      const change = openChange(this.ctx.keys.records, this.ctx.indexId, seq, value);
+      const forget = (id: string) => {
+        const old = this.live.get(id);
+        if (!old) return;
+        xorInto(digest, this.liveTag(this.hashId(id), old.seq));
+        this.live.delete(id);
+        this.idOfKey.delete(old.key);
+        if (!added.delete(id)) removedKeys.push(old.key);
+      };
+      change.deleted.forEach(forget);
+      const bodies = await this.ctx.store.getMany(change.upserted.map((id) => indexKey(this.ctx.indexId, RECORD, this.hashId(id))));
+      change.upserted.forEach((id, i) => {
+        const value = bodies[i];
+        if (value === undefined) return; // deleted by a later commit
+        const hkey = this.hashId(id);
+        const record = openRecord(this.ctx.keys.records, this.ctx.indexId, hkey, value);
+        if (record.seq !== seq) return; // overwritten by a later commit
+        forget(id);
+        xorInto(digest, this.liveTag(hkey, seq));
+        this.live.set(id, { key: record.body.key, seq });
+        this.idOfKey.set(record.body.key, id);
+        added.set(id, { key: record.body.key, vector: vectorOf(record.body.vector) });
+        this.changedSinceSnapshot++;
+      });
+      this.changedSinceSnapshot += change.deleted.length;
+    }
+    if (this.live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
+      throw new IntegrityError(`The snapshot and change log of index "${this.ctx.name}" do not add up to its manifest.`);
+    }
+    if (removedKeys.length > 0) await this.engine.remove(BigUint64Array.from(removedKeys, BigInt));
+    if (added.size > 0) {
+      const dim = m.dimension!;
+      const keys = new BigUint64Array(added.size);
+      const vectors = new Float32Array(added.size * dim);
+      [...added.values()].forEach((a, i) => {
+        keys[i] = BigInt(a.key);
+        vectors.set(a.vector, i * dim);
+      });
+      await this.engine.add(keys, vectors);
+    }
   }
 
   /** After a commit, memory must follow; if it cannot, refuse further calls instead of serving a gap. */
@@ -364,13 +521,12 @@ export class EncryptedIndex {
   }
 
   private newEngine(dimension: number): AnnEngine {
+    return this.ctx.engines.create(this.engineOptions(dimension));
+  }
+
+  private engineOptions(dimension: number): EngineOptions {
     const m = this.manifest;
-    return this.ctx.engines.create({
-      dimension,
-      metric: ENGINE_METRIC[m.metric as Metric],
-      precision: ENGINE_PRECISION[m.precision as StoragePrecision],
-      ...m.indexConfig,
-    });
+    return { dimension, metric: ENGINE_METRIC[m.metric as Metric], precision: ENGINE_PRECISION[m.precision as StoragePrecision], ...m.indexConfig };
   }
 
   /** Reads every record, authenticates it, checks the set against the manifest digest, and fills the graph. */

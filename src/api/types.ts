@@ -131,4 +131,10 @@ export interface IndexStats {
   /** Commits since the index was created. */
   commitCounter: number;
   engine: string;
+  /** Generation of the newest encrypted graph snapshot (0: none yet). */
+  snapshotGeneration: number;
+  /** Records written since that snapshot (replayed from the change log on open). */
+  changesSinceSnapshot: number;
+  /** How this handle got its graph: new index, snapshot (+ replay), or a rebuild from records. */
+  openedFrom: 'create' | 'snapshot' | 'rebuild';
 }

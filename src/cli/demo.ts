@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, InvalidKeyError, type Metric } from '../index.js';
+import { Client, InvalidKeyError, type Metric, type QueryResultItem } from '../index.js';
 import { clusteredVectors, datasetUnavailable, loadDataset, recallAtK, type DatasetName } from './datasets.js';
 
 const { values: args } = parseArgs({ options: { path: { type: 'string' }, dataset: { type: 'string', default: 'glove25' } } });
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
 
   const { results } = await index.query({ queryVectors: queries.data.subarray(0, dim), topK: 5, include: ['distance', 'metadata'] });
   console.log('\nTop 5 for query 0:');
-  for (const r of results) console.log(`  ${r.id.padEnd(10)} distance ${r.distance!.toFixed(4)}  metadata ${JSON.stringify(r.metadata)}`);
+  for (const r of results as QueryResultItem[]) console.log(`  ${r.id.padEnd(10)} distance ${r.distance!.toFixed(4)}  metadata ${JSON.stringify(r.metadata)}`);
 
   if (truth) {
     t = performance.now();

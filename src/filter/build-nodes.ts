@@ -5,8 +5,10 @@
  */
 
 import {
+  FANS_OUT,
   isScalar,
   matchesLiteral,
+  resolveDirect,
   resolvePath,
   satisfiesComparison,
   type Scalar,
@@ -21,20 +23,37 @@ import type {
   InNode,
   Literal,
   MatchAllNode,
+  NodeTest,
   NotNode,
   OrNode,
 } from './nodes.js';
 
-/** `null` also matches a missing field, as in MongoDB. */
-export function equalsNode(path: string, segments: readonly string[], value: Literal): EqualsNode {
-  const test = (metadata: unknown): boolean => {
+/**
+ * A field test from a per-value check: true if any value the path resolves to
+ * passes, or `whenMissing` if it resolves to nothing. Single values (no array
+ * mid-path) skip the array allocation.
+ */
+function fieldTest(
+  segments: readonly string[],
+  matchesValue: (value: unknown) => boolean,
+  whenMissing: boolean,
+): NodeTest {
+  return (metadata) => {
+    const direct = resolveDirect(metadata, segments);
+    if (direct === undefined) return whenMissing;
+    if (direct !== FANS_OUT) return matchesValue(direct);
     const values = resolvePath(metadata, segments);
-    if (values.length === 0) return value === null;
+    if (values.length === 0) return whenMissing;
     for (let i = 0; i < values.length; i++) {
-      if (matchesLiteral(values[i], value)) return true;
+      if (matchesValue(values[i])) return true;
     }
     return false;
   };
+}
+
+/** `null` also matches a missing field, as in MongoDB. */
+export function equalsNode(path: string, segments: readonly string[], value: Literal): EqualsNode {
+  const test = fieldTest(segments, (found) => matchesLiteral(found, value), value === null);
   return { kind: 'eq', path, segments, value, test };
 }
 
@@ -46,29 +65,20 @@ export function inNode(path: string, segments: readonly string[], values: readon
     if (isScalar(value)) scalars.add(value);
     else composites.push(value);
   }
-  const matchesMissing = scalars.has(null);
-  const test = (metadata: unknown): boolean => {
-    const found = resolvePath(metadata, segments);
-    if (found.length === 0) return matchesMissing;
-    for (let f = 0; f < found.length; f++) {
-      const value = found[f];
-      if (isScalar(value)) {
-        if (scalars.has(value)) return true;
-        continue;
+  const matchesValue = (value: unknown): boolean => {
+    if (isScalar(value)) return scalars.has(value);
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const element: unknown = value[i];
+        if (isScalar(element) && scalars.has(element)) return true;
       }
-      if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) {
-          const element: unknown = value[i];
-          if (isScalar(element) && scalars.has(element)) return true;
-        }
-      }
-      for (const composite of composites) {
-        if (matchesLiteral(value, composite)) return true;
-      }
+    }
+    for (const composite of composites) {
+      if (matchesLiteral(value, composite)) return true;
     }
     return false;
   };
-  return { kind: 'in', path, segments, values, test };
+  return { kind: 'in', path, segments, values, test: fieldTest(segments, matchesValue, scalars.has(null)) };
 }
 
 /** True if any value (or any element of an array value) compares true. */
@@ -78,26 +88,20 @@ export function compareNode(
   operator: ComparisonOperator,
   value: number | string,
 ): CompareNode {
-  const test = (metadata: unknown): boolean => {
-    const found = resolvePath(metadata, segments);
-    for (let f = 0; f < found.length; f++) {
-      const candidate = found[f];
-      if (satisfiesComparison(candidate, operator, value)) return true;
-      if (Array.isArray(candidate)) {
-        for (let i = 0; i < candidate.length; i++) {
-          if (satisfiesComparison(candidate[i], operator, value)) return true;
-        }
-      }
+  const matchesValue = (candidate: unknown): boolean => {
+    if (satisfiesComparison(candidate, operator, value)) return true;
+    if (!Array.isArray(candidate)) return false;
+    for (let i = 0; i < candidate.length; i++) {
+      if (satisfiesComparison(candidate[i], operator, value)) return true;
     }
     return false;
   };
-  return { kind: 'compare', path, segments, operator, value, test };
+  return { kind: 'compare', path, segments, operator, value, test: fieldTest(segments, matchesValue, false) };
 }
 
 /** A field exists when its path resolves to at least one value (null included). */
 export function existsNode(path: string, segments: readonly string[]): ExistsNode {
-  const test = (metadata: unknown): boolean => resolvePath(metadata, segments).length > 0;
-  return { kind: 'exists', path, segments, test };
+  return { kind: 'exists', path, segments, test: fieldTest(segments, () => true, false) };
 }
 
 export function andNode(children: readonly FilterNode[]): AndNode {

@@ -35,6 +35,27 @@ export function arrayIndexOf(segment: string): number {
   return index;
 }
 
+/** Returned by `resolveDirect` when the path crosses an array and may reach several values. */
+export const FANS_OUT: unique symbol = Symbol('fans out');
+
+/**
+ * The common case without allocating: follows a chain of plain objects and
+ * returns the value found, `undefined` when the path is missing, or FANS_OUT
+ * when an array sits in the middle of the path (use `resolvePath` then).
+ */
+export function resolveDirect(root: unknown, segments: readonly string[]): unknown {
+  if (!isPlainRecord(root)) return undefined;
+  let current: unknown = root;
+  for (let depth = 0; depth < segments.length; depth++) {
+    if (isPlainRecord(current)) {
+      const segment = segments[depth]!;
+      if (!Object.hasOwn(current, segment)) return undefined;
+      current = current[segment];
+    } else return Array.isArray(current) ? FANS_OUT : undefined;
+  }
+  return current;
+}
+
 /**
  * The values a dot path reaches in `root`, MongoDB-style: a segment reads an
  * own property of a plain object; on an array it reads the element at that
@@ -42,22 +63,12 @@ export function arrayIndexOf(segment: string): number {
  * element. `undefined` counts as absent. An empty result means "missing".
  */
 export function resolvePath(root: unknown, segments: readonly string[]): unknown[] {
-  // Fast path: a chain of plain objects, the overwhelmingly common case.
-  let current: unknown = root;
-  let depth = 0;
-  while (depth < segments.length && isPlainRecord(current)) {
-    const segment = segments[depth]!;
-    if (!Object.hasOwn(current, segment)) return [];
-    current = current[segment];
-    depth++;
-  }
-  if (current === undefined) return [];
-  if (depth === segments.length) return [current];
-  if (depth === 0 || !Array.isArray(current)) return [];
-
+  const direct = resolveDirect(root, segments);
+  if (direct === undefined) return [];
+  if (direct !== FANS_OUT) return [direct];
   const work = { remaining: MAX_RESOLVE_WORK };
-  let values: unknown[] = [current];
-  for (; depth < segments.length && values.length > 0; depth++) {
+  let values: unknown[] = [root];
+  for (let depth = 0; depth < segments.length && values.length > 0; depth++) {
     values = stepInto(values, segments[depth]!, work);
   }
   return values;

@@ -86,3 +86,17 @@ export function openRecord(key: Uint8Array, indexId: Uint8Array, hkey: Uint8Arra
   const body = unpack(open(key, value.subarray(9), recordAad(indexId, hkey, seq), 'A record of the index')) as RecordBody;
   return { seq, body };
 }
+
+/** What one commit changed, so an open can replay commits made after the last snapshot. */
+export interface ChangeEntry {
+  upserted: string[];
+  deleted: string[];
+}
+
+export function sealChange(key: Uint8Array, indexId: Uint8Array, seq: number, change: ChangeEntry): Buffer {
+  return seal(key, pack(change), frame('change', indexId, u64(seq)));
+}
+
+export function openChange(key: Uint8Array, indexId: Uint8Array, seq: number, value: Uint8Array): ChangeEntry {
+  return unpack(open(key, value, frame('change', indexId, u64(seq)), 'A change-log entry of the index')) as ChangeEntry;
+}
