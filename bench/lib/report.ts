@@ -104,6 +104,7 @@ function datasetSection(results: BenchResults, ds: DatasetResult): string[] {
     );
   }
   out.push('');
+  for (const run of ds.runs) if (run.note) out.push(`Note (${label(results, run.system)}): ${run.note}.`, '');
   out.push('<details><summary>ef sweep (median QPS; recall@10 against exact ground truth)</summary>', '');
   out.push('| system | ef | recall@10 | QPS single | QPS batched | recall@10 batched |', '|---|---|---|---|---|---|');
   for (const run of ds.runs) {

@@ -51,6 +51,7 @@ export interface SystemRun {
   queryLoopDelay?: { single: LoopDelay; batch: LoopDelay };
   memory?: { rssAfterLoadMiB: number; peakBeforeSystemMiB: number; peakMiB: number; peakDeltaMiB: number };
   extras?: Record<string, number>;
+  note?: string;
   durationSeconds?: number;
 }
 
@@ -129,8 +130,9 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
     // ef sweep on the reopened index: recall over all queries first, then timed passes.
     const sweep: SweepPoint[] = [];
     for (const ef of params.efSweep) {
-      const hasEf = await opened.setExpansionSearch(ef);
-      if (!hasEf && sweep.length > 0) break;
+      const support = await opened.setExpansionSearch(ef);
+      if (support === 'unsupported') continue;
+      const hasEf = support === 'ok';
       const found: ArrayLike<number>[] = [];
       for (let q = 0; q < nq; q++) found.push(await opened.query(queryRow(q), k));
       const recall = recallAtK(dataset, found, k);
@@ -144,6 +146,7 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
         batch.push(nq * (await timedPass(params.minPassMs, async () => void (await opened.queryBatch(dataset.queries.data, nq, k)))));
       }
       sweep.push({ ef: hasEf ? ef : null, recall, recallBatch, qpsSingle: medianOf(single), qpsBatch: medianOf(batch), qpsSingleSamples: single, qpsBatchSamples: batch });
+      if (!hasEf) break;
     }
 
     // Event loop while serving: one query per macrotask (as a server would), then one batch call.
@@ -164,6 +167,7 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       ? await opened.extras({ queries: dataset.queries.data, queryCount: nq, baseCount: dataset.base.count, k, minPassMs: params.minPassMs, iterations: params.iterations })
       : undefined;
 
+    const note = opened.note?.();
     await opened.close();
     instance = undefined;
     const peakMiB = peakRssMiB();
@@ -178,6 +182,7 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       queryLoopDelay: { single: singleDelay, batch: batchDelay },
       memory: { rssAfterLoadMiB, peakBeforeSystemMiB, peakMiB, peakDeltaMiB: peakMiB - rssAfterLoadMiB },
       ...(extras ? { extras } : {}),
+      ...(note ? { note } : {}),
       durationSeconds: (performance.now() - started) / 1000,
     };
   } catch (error) {

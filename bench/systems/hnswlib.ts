@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import hnswlib from 'hnswlib-node';
-import type { SystemAdapter, SystemInstance, SystemSpec } from './types.js';
+import type { EfSupport, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
 
 const FILE = 'index.hnsw';
 
@@ -28,9 +28,9 @@ class HnswlibInstance implements SystemInstance {
     await this.index.writeIndex(join(this.spec.dir, FILE));
   }
 
-  async setExpansionSearch(ef: number): Promise<boolean> {
+  async setExpansionSearch(ef: number): Promise<EfSupport> {
     this.index.setEf(ef);
-    return true;
+    return 'ok';
   }
 
   async query(vector: Float32Array, k: number): Promise<ArrayLike<number>> {

@@ -7,7 +7,7 @@
  * concurrently (it has no multi-query call for independent queries).
  */
 import * as lancedb from '@lancedb/lancedb';
-import type { SystemAdapter, SystemInstance, SystemSpec } from './types.js';
+import type { EfSupport, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
 
 const TABLE = 'vectors';
 const CHUNK = 10_000;
@@ -49,9 +49,9 @@ class LanceInstance implements SystemInstance {
     // Every add and the index are already committed to the Lance dataset on disk.
   }
 
-  async setExpansionSearch(ef: number): Promise<boolean> {
+  async setExpansionSearch(ef: number): Promise<EfSupport> {
     this.ef = ef;
-    return true;
+    return 'ok';
   }
 
   private search(vector: Float32Array, k: number): lancedb.VectorQuery {

@@ -4,6 +4,8 @@
  * the base set is inserted under id `i`, and queries answer row ids.
  */
 
+export type EfSupport = 'ok' | 'unsupported' | 'no-knob';
+
 export type BenchMetric = 'euclidean' | 'cosine';
 
 export interface SystemSpec {
@@ -24,12 +26,18 @@ export interface SystemInstance {
   insert(vectors: Float32Array, count: number): Promise<void>;
   /** Makes the index durable on disk under `spec.dir` (a no-op where every insert already is). */
   persist(): Promise<void>;
-  /** Sets ef for later queries. Returns false when the system has no such knob. */
-  setExpansionSearch(ef: number): Promise<boolean>;
+  /**
+   * Sets ef for later queries: `ok`; `unsupported` when this ef cannot be set
+   * now (the point is skipped); `no-knob` when the system has no ef at all
+   * (one point is measured, e.g. an exact scan).
+   */
+  setExpansionSearch(ef: number): Promise<EfSupport>;
   /** One query, k nearest row ids, best first. */
   query(vector: Float32Array, k: number): Promise<ArrayLike<number>>;
   /** Many queries at once (the system's batch API, or concurrent calls where it has none). */
   queryBatch(vectors: Float32Array, count: number, k: number): Promise<ArrayLike<number>[]>;
+  /** A caveat for the report about how this instance was measured, if any. */
+  note?(): string | undefined;
   /** System-specific figures measured after the common ones (vecvault: metadata and get costs). */
   extras?(ctx: ExtrasContext): Promise<Record<string, number>>;
   close(): Promise<void>;

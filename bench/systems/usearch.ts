@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import usearch from 'usearch';
-import type { SystemAdapter, SystemInstance, SystemSpec } from './types.js';
+import type { EfSupport, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
 
 const FILE = 'index.usearch';
 
@@ -46,12 +46,12 @@ class UsearchInstance implements SystemInstance {
     this.saved = true;
   }
 
-  async setExpansionSearch(ef: number): Promise<boolean> {
+  async setExpansionSearch(ef: number): Promise<EfSupport> {
     if (!this.saved) await this.persist();
     const next = newIndex(this.spec, ef);
     next.load(join(this.spec.dir, FILE));
     this.index = next;
-    return true;
+    return 'ok';
   }
 
   async query(vector: Float32Array, k: number): Promise<ArrayLike<number>> {

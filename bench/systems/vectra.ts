@@ -5,7 +5,7 @@
  * the newest whose engines allow Node 20. Only run on the small sets.
  */
 import { LocalIndex } from 'vectra';
-import type { SystemAdapter, SystemInstance, SystemSpec } from './types.js';
+import type { EfSupport, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
 
 /** Above this many vectors a full run skips Vectra (whole-file JSON, linear scan). */
 const MAX_ROWS = 50_000;
@@ -27,8 +27,8 @@ class VectraInstance implements SystemInstance {
     // endUpdate() already wrote index.json.
   }
 
-  async setExpansionSearch(): Promise<boolean> {
-    return false;
+  async setExpansionSearch(): Promise<EfSupport> {
+    return 'no-knob';
   }
 
   async query(vector: Float32Array, k: number): Promise<ArrayLike<number>> {

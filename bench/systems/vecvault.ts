@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ExtrasContext, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
+import type { EfSupport, ExtrasContext, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
 import { medianOf, timedPass } from '../lib/measure.js';
 
 const SRC_INDEX = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'index.ts');
@@ -20,7 +20,7 @@ interface QueryItem {
   metadata?: unknown;
 }
 interface VecvaultIndex {
-  upsert(req: { ids: string[]; vectors: number[][]; metadata?: Record<string, unknown>[] }): Promise<unknown>;
+  upsert(req: { ids: string[]; vectors: Float32Array[]; metadata?: Record<string, unknown>[] }): Promise<unknown>;
   query(req: {
     queryVectors: number[] | number[][] | Float32Array;
     topK: number;
@@ -67,8 +67,15 @@ function rows(results: QueryItem[] | QueryItem[][]): number[][] {
   return nested.map((r) => r.map((item) => Number(item.id)));
 }
 
+/** The error vecvault throws when its engine cannot do something (e.g. per-query ef on the stock binding). */
+function isNotSupported(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'VECVAULT_NOT_SUPPORTED';
+}
+
 class VecvaultInstance implements SystemInstance {
   private ef: number;
+  /** Whether `query({ expansionSearch })` works with this build (unknown until tried). */
+  private perQueryEf: boolean | undefined;
   constructor(
     private readonly client: VecvaultClient,
     private readonly index: VecvaultIndex,
@@ -80,11 +87,11 @@ class VecvaultInstance implements SystemInstance {
   async insert(vectors: Float32Array, count: number): Promise<void> {
     const d = this.spec.dimension;
     const ids: string[] = [];
-    const vecs: number[][] = [];
+    const vecs: Float32Array[] = [];
     const metadata: Record<string, unknown>[] = [];
     for (let i = 0; i < count; i++) {
       ids.push(String(i));
-      vecs.push(Array.from(vectors.subarray(i * d, (i + 1) * d)));
+      vecs.push(vectors.subarray(i * d, (i + 1) * d));
       metadata.push({ row: i });
     }
     await this.index.upsert({ ids, vectors: vecs, metadata });
@@ -94,18 +101,39 @@ class VecvaultInstance implements SystemInstance {
     // Upserts are durable when they resolve; close() writes the graph snapshot.
   }
 
-  async setExpansionSearch(ef: number): Promise<boolean> {
+  /** `{ expansionSearch }` when per-query ef works, else nothing (the index's own ef applies). */
+  private efOption(): { expansionSearch?: number } {
+    return this.perQueryEf === true ? { expansionSearch: this.ef } : {};
+  }
+
+  async setExpansionSearch(ef: number): Promise<EfSupport> {
+    if (this.perQueryEf === undefined) {
+      try {
+        await this.index.query({ queryVectors: new Float32Array(this.spec.dimension).fill(0.5), dimension: this.spec.dimension, topK: 1, expansionSearch: ef });
+        this.perQueryEf = true;
+      } catch (error) {
+        if (!isNotSupported(error)) throw error;
+        this.perQueryEf = false;
+      }
+    }
+    if (!this.perQueryEf) return ef === this.spec.expansionSearch ? 'ok' : 'unsupported';
     this.ef = ef;
-    return true;
+    return 'ok';
+  }
+
+  note(): string | undefined {
+    return this.perQueryEf === false
+      ? `this vecvault build cannot change ef per query (VECVAULT_NOT_SUPPORTED), so only its configured ef=${this.spec.expansionSearch} was measured`
+      : undefined;
   }
 
   async query(vector: Float32Array, k: number): Promise<ArrayLike<number>> {
-    const { results } = await this.index.query({ queryVectors: vector, dimension: this.spec.dimension, topK: k, expansionSearch: this.ef });
+    const { results } = await this.index.query({ queryVectors: vector, dimension: this.spec.dimension, topK: k, ...this.efOption() });
     return rows(results)[0] ?? [];
   }
 
   async queryBatch(vectors: Float32Array, count: number, k: number): Promise<ArrayLike<number>[]> {
-    const { results } = await this.index.query({ queryVectors: vectors, dimension: this.spec.dimension, topK: k, expansionSearch: this.ef });
+    const { results } = await this.index.query({ queryVectors: vectors, dimension: this.spec.dimension, topK: k, ...this.efOption() });
     const out = rows(results);
     if (count === 1 && out.length !== 1) return [out.flat()];
     return out;
@@ -119,7 +147,7 @@ class VecvaultInstance implements SystemInstance {
       for (let it = 0; it < ctx.iterations; it++) {
         qps.push(
           await timedPass(ctx.minPassMs, async (i) => {
-            await this.index.query({ queryVectors: q(i), dimension: d, topK: ctx.k, include, expansionSearch: this.ef });
+            await this.index.query({ queryVectors: q(i), dimension: d, topK: ctx.k, include, ...this.efOption() });
           }),
         );
       }
