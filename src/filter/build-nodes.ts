@@ -5,12 +5,12 @@
  */
 
 import {
+  comparisonCheck,
   FANS_OUT,
   isScalar,
   matchesLiteral,
   resolveDirect,
   resolvePath,
-  satisfiesComparison,
   type Scalar,
 } from './metadata-values.js';
 import type {
@@ -51,9 +51,22 @@ function fieldTest(
   };
 }
 
+/** The scalar case of `matchesLiteral`, without the generic deep-equality dispatch. */
+function equalsScalar(found: unknown, scalar: Scalar): boolean {
+  if (found === scalar) return true;
+  if (!Array.isArray(found)) return false;
+  for (let i = 0; i < found.length; i++) {
+    if (found[i] === scalar) return true;
+  }
+  return false;
+}
+
 /** `null` also matches a missing field, as in MongoDB. */
 export function equalsNode(path: string, segments: readonly string[], value: Literal): EqualsNode {
-  const test = fieldTest(segments, (found) => matchesLiteral(found, value), value === null);
+  const matchesValue = isScalar(value)
+    ? (found: unknown): boolean => equalsScalar(found, value)
+    : (found: unknown): boolean => matchesLiteral(found, value);
+  const test = fieldTest(segments, matchesValue, value === null);
   return { kind: 'eq', path, segments, value, test };
 }
 
@@ -88,11 +101,12 @@ export function compareNode(
   operator: ComparisonOperator,
   value: number | string,
 ): CompareNode {
+  const satisfies = comparisonCheck(operator, value);
   const matchesValue = (candidate: unknown): boolean => {
-    if (satisfiesComparison(candidate, operator, value)) return true;
+    if (satisfies(candidate)) return true;
     if (!Array.isArray(candidate)) return false;
     for (let i = 0; i < candidate.length; i++) {
-      if (satisfiesComparison(candidate[i], operator, value)) return true;
+      if (satisfies(candidate[i])) return true;
     }
     return false;
   };

@@ -45,6 +45,11 @@ export class MetadataIndex {
     return this.#records.size;
   }
 
+  /** The metadata stored for `key` (`undefined` when absent or stored without metadata). */
+  get(key: number): unknown {
+    return this.#records.get(key);
+  }
+
   has(key: number): boolean {
     return this.#records.has(key);
   }

@@ -131,18 +131,20 @@ export function matchesLiteral(value: unknown, literal: Literal): boolean {
   return false;
 }
 
-/** Same-type ordering only: numbers with numbers, strings with strings (by UTF-16 code unit). */
-export function satisfiesComparison(value: unknown, operator: ComparisonOperator, operand: number | string): boolean {
-  if (typeof value !== typeof operand) return false;
-  const v = value as number | string;
+/**
+ * Same-type ordering only: numbers with numbers, strings with strings (by
+ * UTF-16 code unit). Returns a check specialised for one operator and operand.
+ */
+export function comparisonCheck(operator: ComparisonOperator, operand: number | string): (value: unknown) => boolean {
+  const type = typeof operand;
   switch (operator) {
     case '$gt':
-      return v > operand;
+      return (value) => typeof value === type && (value as number | string) > operand;
     case '$gte':
-      return v >= operand;
+      return (value) => typeof value === type && (value as number | string) >= operand;
     case '$lt':
-      return v < operand;
+      return (value) => typeof value === type && (value as number | string) < operand;
     case '$lte':
-      return v <= operand;
+      return (value) => typeof value === type && (value as number | string) <= operand;
   }
 }
