@@ -10,7 +10,7 @@ import { tempStore } from './support/helpers.js';
 const key = randomBytes(32);
 const indexId = randomBytes(16);
 const graph = randomBytes(CHUNK_BYTES * 3 + 1234);
-const table: SnapshotTable = { counter: 9, count: 2, digest: new Uint8Array(32).fill(3), ids: ['a', 'b'], keys: [1, 2], seqs: [4, 9] };
+const table: SnapshotTable = { counter: 9, count: 2, digest: new Uint8Array(32).fill(3), ids: ['a', 'b'], keys: [1, 2], seqs: [4, 9], metadata: [{ a: 1 }, null] };
 
 let store: KvStore;
 let chunks: number;

@@ -5,8 +5,9 @@
  * one atomic LevelDB batch that also advances the authenticated manifest.
  */
 import { constantTimeEqual, frame, hmac, u64 } from '../crypto/kdf.js';
-import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision } from '../engine/types.js';
+import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision, SearchOptions } from '../engine/types.js';
 import { ClosedError, IntegrityError, NativeError, ValidationError, VecvaultError } from '../errors.js';
+import { compileFilter, MetadataIndex } from '../filter/index.js';
 import type { IndexKeys } from '../keys/envelope.js';
 import type { HeadFile } from '../storage/heads.js';
 import type { BatchOp, KvStore } from '../storage/kv-store.js';
@@ -48,6 +49,13 @@ const GET_INCLUDE: readonly GetInclude[] = ['vector', 'metadata', 'contents'];
 const MAX_TOP_K = 10_000;
 /** Snapshot in the background once this many records changed (or a quarter of the index, if larger). */
 const SNAPSHOT_MIN_CHANGES = 10_000;
+/**
+ * Filtered queries brute-force the matching vectors when at most this many
+ * match (or this share of the index); past that the graph search with an
+ * allowed-key predicate is cheaper. Measured in bench/ (filtered figures).
+ */
+const EXACT_FILTER_MAX_KEYS = 20_000;
+const EXACT_FILTER_MAX_SHARE = 0.05;
 
 const ENGINE_METRIC: Record<Metric, EngineMetric> = { euclidean: 'l2sq', squared_euclidean: 'l2sq', cosine: 'cos', ip: 'ip' };
 const ENGINE_PRECISION: Record<StoragePrecision, EnginePrecision> = { float32: 'f32', float16: 'f16', int8: 'i8' };
@@ -75,6 +83,8 @@ export class EncryptedIndex {
   private engine: AnnEngine | null = null;
   private readonly live = new Map<string, LiveEntry>();
   private readonly idOfKey = new Map<number, string>();
+  /** Decrypted metadata by engine key, for filters; memory only. */
+  private readonly metadata = new MetadataIndex();
   private writeTail: Promise<unknown> = Promise.resolve();
   private state: 'open' | 'closed' | 'deleted' = 'open';
   /** Set when memory no longer matches the store (an engine failure after a commit). */
@@ -128,6 +138,7 @@ export class EncryptedIndex {
         index.engine = null;
         index.live.clear();
         index.idOfKey.clear();
+        index.metadata.clear();
       }
     }
     await index.rebuild();
@@ -174,7 +185,9 @@ export class EncryptedIndex {
       metric: m.metric as Metric,
       storagePrecision: m.precision as StoragePrecision,
       indexConfig: { ...m.indexConfig },
-      memoryBytes: this.engine?.memoryUsage() ?? 0,
+      memoryBytes: (this.engine?.memoryUsage() ?? 0) + this.metadata.memoryUsage(),
+      engineMemoryBytes: this.engine?.memoryUsage() ?? 0,
+      filterIndexMemoryBytes: this.metadata.memoryUsage(),
       commitCounter: m.counter,
       engine: this.ctx.engines.name,
       snapshotGeneration: m.snapshot?.generation ?? 0,
@@ -241,6 +254,7 @@ export class EncryptedIndex {
         for (const [id, entry] of gone) {
           this.live.delete(id);
           this.idOfKey.delete(entry.key);
+          this.metadata.delete(entry.key);
         }
         await this.engine?.remove(BigUint64Array.from([...gone.values()], (e) => BigInt(e.key)));
       });
@@ -271,15 +285,22 @@ export class EncryptedIndex {
     const topK = params.topK === undefined ? 100 : checkPositiveInt(params.topK, 'topK', MAX_TOP_K);
     const include = checkInclude(params.include, QUERY_INCLUDE, []);
     const ef = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
-    if (params.filters !== undefined) {
-      throw new VecvaultError('VECVAULT_NOT_SUPPORTED', 'filters are not supported yet by this version of vecvault.');
-    }
+    const filter = params.filters === undefined ? undefined : compileFilter(params.filters);
     const { data, count, batch } = normalizeQueryVectors(params.queryVectors, this.manifest.dimension, params.dimension, this.getMetric());
     const empty = (): QueryResponse => ({ results: batch ? Array.from({ length: count }, () => []) : [] });
     if (!this.engine || this.live.size === 0) return empty();
 
-    const k = Math.min(topK, this.live.size);
-    const found = await this.engine.search(data, k, ef === undefined ? {} : { expansionSearch: ef });
+    const options: SearchOptions = ef === undefined ? {} : { expansionSearch: ef };
+    let candidates = this.live.size;
+    if (filter && !filter.matchesEverything) {
+      const allowed = this.metadata.match(filter);
+      if (allowed.size === 0) return empty();
+      candidates = allowed.size;
+      options.allowedKeys = BigUint64Array.from(allowed, BigInt);
+      options.exact = allowed.size <= EXACT_FILTER_MAX_KEYS || allowed.size <= this.live.size * EXACT_FILTER_MAX_SHARE;
+    }
+    const k = Math.min(topK, candidates);
+    const found = await this.engine.search(data, k, options);
     const rows: QueryResultItem[][] = [];
     const wanted = new Set<string>();
     for (let q = 0; q < count; q++) {
@@ -347,6 +368,7 @@ export class EncryptedIndex {
     this.state = state;
     this.live.clear();
     this.idOfKey.clear();
+    this.metadata.clear();
     const engine = this.engine;
     this.engine = null;
     this.ctx.onRelease(this);
@@ -413,11 +435,12 @@ export class EncryptedIndex {
   private async writeSnapshot(): Promise<void> {
     if (!this.canSnapshot()) return;
     const next = this.nextManifest();
-    const table: SnapshotTable = { counter: next.counter, count: this.live.size, digest: next.digest, ids: [], keys: [], seqs: [] };
+    const table: SnapshotTable = { counter: next.counter, count: this.live.size, digest: next.digest, ids: [], keys: [], seqs: [], metadata: [] };
     for (const [id, entry] of this.live) {
       table.ids.push(id);
       table.keys.push(entry.key);
       table.seqs.push(entry.seq);
+      table.metadata.push(this.metadata.get(entry.key) ?? null);
     }
     const graph = await this.engine!.serialize();
     const generation = (next.snapshot?.generation ?? 0) + 1;
@@ -443,6 +466,7 @@ export class EncryptedIndex {
     table.ids.forEach((id, i) => {
       this.live.set(id, { key: table.keys[i]!, seq: table.seqs[i]! });
       this.idOfKey.set(table.keys[i]!, id);
+      if (table.metadata[i] !== null) this.metadata.set(table.keys[i]!, table.metadata[i]);
     });
     const digest = new Uint8Array(table.digest);
     const removedKeys: number[] = [];
@@ -457,6 +481,7 @@ export class EncryptedIndex {
         xorInto(digest, this.liveTag(this.hashId(id), old.seq));
         this.live.delete(id);
         this.idOfKey.delete(old.key);
+        this.metadata.delete(old.key);
         if (!added.delete(id)) removedKeys.push(old.key);
       };
       change.deleted.forEach(forget);
@@ -471,6 +496,7 @@ export class EncryptedIndex {
         xorInto(digest, this.liveTag(hkey, seq));
         this.live.set(id, { key: record.body.key, seq });
         this.idOfKey.set(record.body.key, id);
+        this.metadata.set(record.body.key, record.body.metadata);
         added.set(id, { key: record.body.key, vector: vectorOf(record.body.vector) });
         this.changedSinceSnapshot++;
       });
@@ -506,7 +532,10 @@ export class EncryptedIndex {
     const dimension = this.manifest.dimension!;
     this.engine ??= this.newEngine(dimension);
     if (replaced.length > 0) {
-      for (const key of replaced) this.idOfKey.delete(key);
+      for (const key of replaced) {
+        this.idOfKey.delete(key);
+        this.metadata.delete(key);
+      }
       await this.engine.remove(BigUint64Array.from(replaced, BigInt));
     }
     const keys = new BigUint64Array(added.length);
@@ -516,6 +545,7 @@ export class EncryptedIndex {
       vectors.set(item.vector, i * dimension);
       this.live.set(item.id, { key, seq });
       this.idOfKey.set(key, item.id);
+      this.metadata.set(key, item.metadata);
     });
     await this.engine.add(keys, vectors);
   }
@@ -544,6 +574,7 @@ export class EncryptedIndex {
       xorInto(digest, this.liveTag(hkey, seq));
       this.live.set(body.id, { key: body.key, seq });
       this.idOfKey.set(body.key, body.id);
+      this.metadata.set(body.key, body.metadata);
       keys.push(BigInt(body.key));
       vectors.push(vectorOf(body.vector));
     }

@@ -1,4 +1,7 @@
 /** Public call shapes, mirroring CyborgDB's JS/TS SDK (v0.17). */
+import type { Filter } from '../filter/index.js';
+
+export type { Filter } from '../filter/index.js';
 
 export type Metric = 'euclidean' | 'squared_euclidean' | 'cosine' | 'ip';
 export type StoragePrecision = 'float32' | 'float16' | 'int8';
@@ -73,7 +76,8 @@ export interface QueryParams {
   queryVectors: number[] | number[][] | Float32Array;
   /** Default 100. */
   topK?: number;
-  filters?: Record<string, unknown>;
+  /** Mongo-style metadata filter; see README "Filters". */
+  filters?: Filter;
   include?: QueryInclude[];
   dimension?: number;
   /** HNSW ef for this query only. */
@@ -126,8 +130,12 @@ export interface IndexStats {
   metric: Metric;
   storagePrecision: StoragePrecision;
   indexConfig: Required<IndexConfig>;
-  /** Bytes held by the ANN engine. */
+  /** Bytes held in memory: engine plus filter index. */
   memoryBytes: number;
+  /** Bytes held by the ANN engine (graph and vectors). */
+  engineMemoryBytes: number;
+  /** Estimated bytes of the in-memory metadata index used by filters. */
+  filterIndexMemoryBytes: number;
   /** Commits since the index was created. */
   commitCounter: number;
   engine: string;

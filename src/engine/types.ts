@@ -25,6 +25,8 @@ export interface SearchOptions {
   expansionSearch?: number;
   /** Only these keys may be returned. */
   allowedKeys?: BigUint64Array;
+  /** With `allowedKeys`: brute-force over just those keys instead of walking the graph (exact; cheaper for small sets). */
+  exact?: boolean;
 }
 
 /**

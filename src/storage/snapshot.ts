@@ -24,6 +24,8 @@ export interface SnapshotTable {
   ids: string[];
   keys: number[];
   seqs: number[];
+  /** Decrypted metadata per record, for the in-memory filter index. */
+  metadata: unknown[];
 }
 
 function u32(n: number): Buffer {
