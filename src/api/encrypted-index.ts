@@ -56,6 +56,9 @@ const SNAPSHOT_MIN_CHANGES = 10_000;
  */
 const EXACT_FILTER_MAX_KEYS = 20_000;
 const EXACT_FILTER_MAX_SHARE = 0.05;
+/** Compact in the background once removed vectors outnumber live ones (and at least this many). */
+const COMPACT_MIN_DEAD = 1_000;
+const COMPACT_BATCH = 4_096;
 
 const ENGINE_METRIC: Record<Metric, EngineMetric> = { euclidean: 'l2sq', squared_euclidean: 'l2sq', cosine: 'cos', ip: 'ip' };
 const ENGINE_PRECISION: Record<StoragePrecision, EnginePrecision> = { float32: 'f32', float16: 'f16', int8: 'i8' };
@@ -93,6 +96,9 @@ export class EncryptedIndex {
   private changedSinceSnapshot = 0;
   private openedFrom: 'create' | 'snapshot' | 'rebuild' = 'create';
   private snapshotInFlight = false;
+  /** Vectors removed from the engine since it was built; they still hold memory until a compaction. */
+  private deadSlots = 0;
+  private compactInFlight = false;
 
   private constructor(
     private readonly ctx: IndexContext,
@@ -228,6 +234,7 @@ export class EncryptedIndex {
       await this.commit(next, ops, { upserted: items.map((item) => item.id), deleted: [] });
       await this.applyToMemory(() => this.applyUpsert(added, replaced, seq));
       this.maybeSnapshotLater();
+      this.maybeCompactLater();
       return { status: 'success' as const, upsertedCount: items.length };
     });
   }
@@ -257,7 +264,9 @@ export class EncryptedIndex {
           this.metadata.delete(entry.key);
         }
         await this.engine?.remove(BigUint64Array.from([...gone.values()], (e) => BigInt(e.key)));
+        this.deadSlots += gone.size;
       });
+      this.maybeCompactLater();
       return { status: 'success' as const, deletedCount: gone.size };
     });
   }
@@ -357,6 +366,17 @@ export class EncryptedIndex {
     }).catch(() => this.release('closed'));
   }
 
+  /**
+   * Rebuilds the graph from the live records only, so removed and overwritten
+   * vectors stop holding memory, then snapshots it and asks LevelDB to drop
+   * dead values from disk. Queries keep using the old graph until the swap.
+   * Also runs by itself once removed vectors outnumber live ones.
+   */
+  async compact(): Promise<void> {
+    this.assertUsable();
+    await this.exclusive(() => this.compactNow());
+  }
+
   /** Writes an encrypted snapshot of the graph now (it also happens on close and after many changes). */
   async snapshot(): Promise<void> {
     this.assertUsable();
@@ -408,6 +428,50 @@ export class EncryptedIndex {
     await this.ctx.store.batch(ops);
     this.manifest = next;
     this.ctx.head.update(next.counter);
+  }
+
+  private maybeCompactLater(): void {
+    if (this.compactInFlight || this.deadSlots < Math.max(COMPACT_MIN_DEAD, this.live.size)) return;
+    this.compactInFlight = true;
+    this.exclusive(() => this.compactNow())
+      .catch((error: unknown) => {
+        if (this.state === 'open') process.emitWarning(`vecvault: background compaction of index "${this.ctx.name}" failed: ${(error as Error).message}`, { code: 'VECVAULT_COMPACT_FAILED' });
+      })
+      .finally(() => {
+        this.compactInFlight = false;
+      });
+  }
+
+  /** Runs inside `exclusive`: no write can interleave. */
+  private async compactNow(): Promise<void> {
+    const dimension = this.manifest.dimension;
+    if (!this.engine || dimension === null) return;
+    const fresh = this.newEngine(dimension);
+    try {
+      const ids = [...this.live.keys()];
+      for (let start = 0; start < ids.length; start += COMPACT_BATCH) {
+        const batch = ids.slice(start, start + COMPACT_BATCH);
+        const bodies = await this.readRecords(batch);
+        const keys = new BigUint64Array(batch.length);
+        const vectors = new Float32Array(batch.length * dimension);
+        batch.forEach((id, i) => {
+          const body = bodies.get(id)!;
+          keys[i] = BigInt(body.key);
+          vectors.set(vectorOf(body.vector), i * dimension);
+        });
+        await fresh.add(keys, vectors);
+      }
+    } catch (error) {
+      await fresh.close();
+      throw error;
+    }
+    const old = this.engine;
+    this.engine = fresh;
+    this.deadSlots = 0;
+    await old.close();
+    this.changedSinceSnapshot = Math.max(1, this.changedSinceSnapshot);
+    await this.writeSnapshot();
+    await this.ctx.store.compactRange(indexRange(this.ctx.indexId));
   }
 
   private canSnapshot(): boolean {
@@ -537,6 +601,7 @@ export class EncryptedIndex {
         this.metadata.delete(key);
       }
       await this.engine.remove(BigUint64Array.from(replaced, BigInt));
+      this.deadSlots += replaced.length;
     }
     const keys = new BigUint64Array(added.length);
     const vectors = new Float32Array(added.length * dimension);

@@ -58,6 +58,11 @@ export class KvStore {
     for await (const key of this.db.keys({ ...range })) yield key;
   }
 
+  /** Asks LevelDB to compact a range now, so deleted and overwritten values leave the disk. */
+  compactRange(range: RangeOptions): Promise<void> {
+    return this.db.compactRange(range.gte, range.lt);
+  }
+
   close(): Promise<void> {
     return this.db.close();
   }
