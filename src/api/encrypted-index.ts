@@ -8,6 +8,7 @@ import { constantTimeEqual, frame, hmac, u64 } from '../crypto/kdf.js';
 import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision, SearchOptions } from '../engine/types.js';
 import { ClosedError, IntegrityError, NativeError, ValidationError, VecvaultError } from '../errors.js';
 import { compileFilter, MetadataIndex } from '../filter/index.js';
+import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import type { IndexKeys } from '../keys/envelope.js';
 import type { HeadFile } from '../storage/heads.js';
 import type { BatchOp, KvStore } from '../storage/kv-store.js';
@@ -206,7 +207,7 @@ export class EncryptedIndex {
 
   async upsert(params: UpsertParams): Promise<UpsertResponse> {
     this.assertUsable();
-    const items = normalizeUpsert(params, this.manifest.dimension, this.getMetric());
+    const items = await normalizeUpsert(params, this.manifest.dimension, this.getMetric());
     return this.exclusive(async () => {
       const next = this.nextManifest();
       if (next.dimension === null) next.dimension = items[0]!.vector.length;
@@ -214,7 +215,8 @@ export class EncryptedIndex {
       const ops: BatchOp[] = [];
       const replaced: number[] = [];
       const added: { item: NormalizedItem; key: number }[] = [];
-      for (const item of items) {
+      for (const [i, item] of items.entries()) {
+        if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
         const hkey = this.hashId(item.id);
         const old = this.live.get(item.id);
         if (old) {

@@ -4,6 +4,7 @@
  * what to do, and never echo vector values, metadata or contents.
  */
 import { ValidationError } from '../errors.js';
+import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import type { Contents, Metadata, Metric, StoragePrecision, UpsertParams, VectorInput, VectorItem } from './types.js';
 
 export const METRICS: readonly Metric[] = ['euclidean', 'squared_euclidean', 'cosine', 'ip'];
@@ -131,7 +132,7 @@ export function checkContents(value: unknown, path: string): Contents | undefine
 }
 
 /** Accepts the three upsert shapes and returns checked items, or throws before anything is written. */
-export function normalizeUpsert(params: UpsertParams, dimension: number | null, metric: Metric): NormalizedItem[] {
+export async function normalizeUpsert(params: UpsertParams, dimension: number | null, metric: Metric): Promise<NormalizedItem[]> {
   let items: VectorItem[];
   let base = 'items';
   if (Array.isArray(params)) {
@@ -158,7 +159,10 @@ export function normalizeUpsert(params: UpsertParams, dimension: number | null, 
   if (items.length === 0) fail(base, 'must not be empty.');
   const seen = new Set<string>();
   let dim = dimension;
-  return items.map((item, i) => {
+  const out: NormalizedItem[] = [];
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
+    const item = items[i];
     const path = base === 'items' ? `items[${i}]` : `ids[${i}]`;
     if (!isPlainObject(item)) fail(path, 'must be an object { id, vector, metadata?, contents? }.');
     const id = checkId(item.id, base === 'items' ? `${path}.id` : path);
@@ -166,13 +170,14 @@ export function normalizeUpsert(params: UpsertParams, dimension: number | null, 
     seen.add(id);
     const vector = toVector(item.vector, dim, base === 'items' ? `${path}.vector` : `vectors[${i}]`, metric);
     dim = vector.length;
-    return {
+    out.push({
       id,
       vector,
       metadata: checkMetadata(item.metadata, base === 'items' ? `${path}.metadata` : `metadata[${i}]`),
       contents: checkContents(item.contents, base === 'items' ? `${path}.contents` : `contents[${i}]`),
-    };
-  });
+    });
+  }
+  return out;
 }
 
 /** Query vectors as one flat float32 buffer plus how many there are and whether the caller sent a batch. */

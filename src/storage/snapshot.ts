@@ -8,6 +8,7 @@
 import { open, seal } from '../crypto/aead.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
+import { yieldToEventLoop } from '../util/event-loop.js';
 import type { BatchOp, KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
 import { pack, unpack, type SnapshotRef } from './sealed.js';
@@ -66,7 +67,7 @@ export async function sealSnapshot(key: Uint8Array, indexId: Uint8Array, generat
   for (let i = 0; i < chunks; i++) {
     const body = payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
     ops.push({ type: 'put', key: chunkKey(indexId, generation, i), value: seal(key, body, chunkAad(indexId, generation, i, i === chunks - 1)) });
-    if (i % 8 === 7) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (i % 8 === 7) await yieldToEventLoop();
   }
   return { ops, chunks };
 }
@@ -84,7 +85,7 @@ export async function readSnapshot(store: KvStore, key: Uint8Array, indexId: Uin
     const value = values[i];
     if (value === undefined) throw new IntegrityError(`Snapshot chunk ${i} of ${ref.chunks} is missing.`);
     bodies.push(open(key, value, chunkAad(indexId, ref.generation, i, i === ref.chunks - 1), `Snapshot chunk ${i}`));
-    if (i % 8 === 7) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (i % 8 === 7) await yieldToEventLoop();
   }
   return Buffer.concat(bodies);
 }
