@@ -1,0 +1,126 @@
+/**
+ * Filtered search returns the true filtered top-k: recall@10 against exact
+ * filtered ground truth at 50%, 10%, 1% and 0.1% selectivity, on real data
+ * (skipped when ../shared/data is absent) and on generated data (always).
+ */
+import { describe, expect, it } from 'vitest';
+import { clusteredVectors, datasetUnavailable, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
+import { Client, type Metric } from '../src/index.js';
+import { rejectsWithCode, tempStore } from './support/helpers.js';
+
+const SELECTIVITIES = [0.5, 0.1, 0.01, 0.001];
+/** A pseudo-random bucket 0..999 per row, uncorrelated with the vectors. */
+const bucketOf = (row: number) => (row * 7919 + 13) % 1000;
+
+function distanceFn(metric: Metric): (a: Float32Array, b: Float32Array) => number {
+  if (metric === 'cosine') {
+    return (a, b) => {
+      let dot = 0, na = 0, nb = 0;
+      for (let i = 0; i < a.length; i++) {
+        dot += a[i]! * b[i]!;
+        na += a[i]! * a[i]!;
+        nb += b[i]! * b[i]!;
+      }
+      return 1 - dot / Math.sqrt(na * nb);
+    };
+  }
+  return (a, b) => {
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
+    return s;
+  };
+}
+
+async function checkFilteredRecall(name: string, base: VectorSet, queries: VectorSet, metric: Metric, queryCount: number) {
+  const dim = base.dimension;
+  const row = (set: VectorSet, i: number) => set.data.subarray(i * dim, (i + 1) * dim);
+  const client = new Client({ path: tempStore() });
+  const index = await client.createIndex({ indexName: name, indexKey: Client.generateKey(), metric });
+  const ids = Array.from({ length: base.count }, (_, i) => String(i));
+  await index.upsert({ ids, vectors: ids.map((_, i) => row(base, i)), metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })) });
+  const distance = distanceFn(metric);
+  const report: string[] = [];
+  for (const selectivity of SELECTIVITIES) {
+    const limit = Math.round(selectivity * 1000);
+    const filters = { bucket: { $lt: limit } };
+    const matching = ids.map(Number).filter((i) => bucketOf(i) < limit);
+    let hits = 0;
+    let expected = 0;
+    for (let q = 0; q < queryCount; q++) {
+      const query = row(queries, q);
+      const truth = matching
+        .map((i) => [distance(row(base, i), query), i] as const)
+        .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+        .slice(0, 10)
+        .map(([, i]) => i);
+      const { results } = await index.query({ queryVectors: Array.from(query), topK: 10, filters, include: ['metadata'] });
+      expect(results.length).toBe(Math.min(10, matching.length));
+      for (const r of results) expect((r.metadata!.bucket as number) < limit).toBe(true);
+      const truthSet = new Set(truth);
+      hits += results.filter((r) => truthSet.has(Number(r.id))).length;
+      expected += truth.length;
+    }
+    const recall = hits / expected;
+    report.push(`${selectivity * 100}%: ${recall.toFixed(3)} (${matching.length} match)`);
+    expect(recall, `${name} at ${selectivity * 100}%`).toBeGreaterThanOrEqual(0.95);
+  }
+  console.log(`${name} filtered recall@10 — ${report.join(', ')}`);
+  await client.close();
+}
+
+describe('filtered query recall against exact filtered ground truth', () => {
+  it('generated clustered data (always runs)', async () => {
+    const base = clusteredVectors(8000, 32, { seed: 5, clusters: 40 });
+    const queries = clusteredVectors(50, 32, { seed: 6, clusters: 40 });
+    await checkFilteredRecall('generated', base, queries, 'euclidean', 50);
+  });
+
+  for (const name of ['sift5k', 'glove25'] as DatasetName[]) {
+    const reason = datasetUnavailable(name);
+    if (reason) console.warn(`skipping filtered recall on ${name}: ${reason}`);
+    it.skipIf(reason !== undefined)(name, async () => {
+      const data = loadDataset(name);
+      await checkFilteredRecall(name, data.base, data.queries, data.metric, Math.min(100, data.queries.count));
+    });
+  }
+});
+
+describe('filters through the index API', () => {
+  it('nested paths, arrays, logical operators; get-side behaviour; invalid filters name their path', async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    let client = new Client({ path });
+    let index = await client.createIndex({ indexName: 'f', indexKey: key, dimension: 2 });
+    await index.upsert([
+      { id: 'ada', vector: [1, 0], metadata: { author: { name: 'Ada' }, tags: ['math', 'code'], year: 1843 } },
+      { id: 'alan', vector: [0.9, 0.1], metadata: { author: { name: 'Alan' }, tags: ['code'], year: 1936 } },
+      { id: 'grace', vector: [0, 1], metadata: { author: { name: 'Grace' }, tags: ['navy'], year: 1952 } },
+      { id: 'none', vector: [0.5, 0.5] },
+    ]);
+    const ids = async (filters: Record<string, unknown>) =>
+      ((await index.query({ queryVectors: [1, 0], topK: 10, filters })).results as { id: string }[]).map((r) => r.id).sort();
+    expect(await ids({ 'author.name': 'Ada' })).toEqual(['ada']);
+    expect(await ids({ tags: 'code' })).toEqual(['ada', 'alan']);
+    expect(await ids({ tags: { $in: ['navy', 'math'] } })).toEqual(['ada', 'grace']);
+    expect(await ids({ $or: [{ year: { $lt: 1900 } }, { year: { $gt: 1950 } }] })).toEqual(['ada', 'grace']);
+    expect(await ids({ year: { $exists: false } })).toEqual(['none']);
+    expect(await ids({ year: { $ne: 1936 } })).toEqual(['ada', 'grace', 'none']);
+    expect(await ids({ year: '1843' })).toEqual([]); // no coercion
+    expect(await ids({})).toEqual(['ada', 'alan', 'grace', 'none']);
+    const err = await rejectsWithCode(index.query({ queryVectors: [1, 0], filters: { tags: { $in: 'code' } } }), 'VECVAULT_VALIDATION');
+    expect((err as { path?: string }).path).toContain('tags');
+    await rejectsWithCode(index.query({ queryVectors: [1, 0], filters: { year: { $regex: 'x' } } }), 'VECVAULT_VALIDATION');
+    await rejectsWithCode(index.query({ queryVectors: [1, 0], filters: JSON.parse('{"__proto__": {"a": 1}}') }), 'VECVAULT_VALIDATION');
+    // Filters survive a reopen (metadata comes back from the snapshot and the change log).
+    await client.close();
+    client = new Client({ path });
+    index = await client.loadIndex({ indexName: 'f', indexKey: key });
+    await index.upsert([{ id: 'late', vector: [1, 1], metadata: { tags: ['code'] } }]);
+    expect(await ids({ tags: 'code' })).toEqual(['ada', 'alan', 'late']);
+    await client.close();
+    client = new Client({ path });
+    index = await client.loadIndex({ indexName: 'f', indexKey: key });
+    expect(await ids({ tags: 'code' })).toEqual(['ada', 'alan', 'late']);
+    await client.close();
+  });
+});
