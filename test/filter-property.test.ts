@@ -187,14 +187,17 @@ describe('compiled filters and MetadataIndex agree with the reference evaluator'
         const compiled = compileFilter(raw);
         const index = new MetadataIndex();
         const expected = new Set<number>();
+        let predicateAgrees = true;
         records.forEach((metadata, key) => {
           const want = referenceMatches(raw, metadata);
-          expect(compiled(metadata)).toBe(want);
+          predicateAgrees &&= compiled(metadata) === want;
           if (want) expected.add(key);
           index.set(key, metadata);
         });
-        expect([...index.match(compiled)].sort((a, b) => a - b)).toEqual([...expected]);
+        const matched = index.match(compiled);
         if (expected.size > 0 && expected.size < records.length) informative++;
+        // Plain booleans rather than expect(): this loop runs 10,000 times.
+        return predicateAgrees && matched.size === expected.size && [...expected].every((key) => matched.has(key));
       }),
       { numRuns: RUNS },
     );
@@ -231,7 +234,7 @@ describe('compiled filters and MetadataIndex agree with the reference evaluator'
         }
         filters.forEach((_, which) => check(which));
       }),
-      { numRuns: 2_000 },
+      { numRuns: 1_000 },
     );
   });
 });
@@ -272,6 +275,8 @@ const { fuzzValue } = fc.letrec<{ fuzzValue: unknown }>((tie) => ({
   ),
 }));
 
+const FUZZ_RUNS = 5_000;
+
 describe('fuzzing compileFilter', () => {
   it('either compiles or throws ValidationError; compiled filters never throw and agree with the reference', () => {
     let compiled = 0;
@@ -288,14 +293,12 @@ describe('fuzzing compileFilter', () => {
         }
         compiled++;
         expect(typeof predicate(weird)).toBe('boolean');
-        for (const metadata of records) {
-          expect(predicate(metadata)).toBe(referenceMatches(raw as Record<string, unknown>, metadata));
-        }
+        return records.every((metadata) => predicate(metadata) === referenceMatches(raw as Record<string, unknown>, metadata));
       }),
-      { numRuns: 10_000 },
+      { numRuns: FUZZ_RUNS },
     );
-    console.info(`filter-fuzz: ${compiled} of 10000 fuzzed filters were valid`);
-    expect(compiled).toBeGreaterThan(100);
+    console.info(`filter-fuzz: ${compiled} of ${FUZZ_RUNS} fuzzed filters were valid`);
+    expect(compiled).toBeGreaterThan(FUZZ_RUNS / 100);
   });
 
   it('survives arbitrary values as filters and as metadata', () => {
@@ -319,7 +322,7 @@ describe('fuzzing compileFilter', () => {
           expect(error).toBeInstanceOf(ValidationError);
         }
       }),
-      { numRuns: 5_000 },
+      { numRuns: 3_000 },
     );
   });
 });

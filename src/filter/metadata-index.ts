@@ -7,7 +7,9 @@
  * verified with the compiled predicate, so `match` always equals a full scan.
  *
  * `set` keeps a reference to the metadata it is given: do not mutate it
- * afterwards (pass a copy), or postings go stale.
+ * afterwards (pass a copy), or postings go stale. Metadata is expected to be
+ * plain decoded data; for objects with throwing getters or Proxies, `match`
+ * never throws but may disagree with the predicate (which then says false).
  */
 
 import { ValidationError } from '../errors.js';
