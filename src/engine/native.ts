@@ -1,0 +1,457 @@
+/**
+ * The native ANN engine: vecvault's own N-API addon (native/addon.cc) over
+ * usearch's header-only HNSW core, built at install time by
+ * scripts/build-native.mjs. All policy lives here; the addon only runs work
+ * on the libuv thread pool.
+ *
+ * Thread-safety guarantees (what callers may rely on):
+ * - Every operation that costs more than a hash lookup (`add`, `remove`,
+ *   `search`, `serialize`, `reserve`, `deserialize`) runs on the libuv pool
+ *   and returns a Promise; the main thread's event loop never waits on it.
+ * - Writes (`add`, `remove`, `reserve`, `serialize`) are serialized among
+ *   themselves in call order: each starts after the previous one settled, so
+ *   `serialize()` captures exactly the writes called before it. One `add`
+ *   runs its chunks on up to `addParallelism` pool threads at once (usearch
+ *   supports concurrent inserts) but never overlaps another write.
+ * - Searches are not queued behind writes: they run concurrently with an
+ *   `add` or `remove` in flight. A concurrent search returns only keys that
+ *   were present at some moment during the search (never a removed-before or
+ *   unknown key, never the free-slot sentinel); whether it sees the vectors
+ *   being inserted right now is unspecified. Capacity growth briefly excludes
+ *   searches (usearch's reserve may not overlap them); the addon's gate
+ *   prefers the writer, so growth cannot starve.
+ * - `add` is all-or-nothing for argument errors: duplicate keys (within the
+ *   batch or already present) are rejected before anything is written. A
+ *   native failure midway (out of memory) may leave a prefix added.
+ * - `close()` stops accepting calls (they reject with `ClosedError`), waits
+ *   for everything in flight, then frees native memory at once. A handle
+ *   that is garbage-collected unclosed frees its memory on finalization,
+ *   after any work still in flight.
+ * - Each pool thread uses its own usearch "thread slot" (search context and
+ *   cast buffer); the addon reserves one per libuv pool thread and blocks
+ *   a worker (never the main thread) if it ever runs out.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ClosedError, NativeError, ValidationError } from '../errors.js';
+import type {
+  AnnEngine,
+  EngineFactory,
+  EngineMetric,
+  EngineOptions,
+  EnginePrecision,
+  SearchOptions,
+  SearchResult,
+} from './types.js';
+
+// ------------------------------------------------------------ the addon --
+
+interface NativeIndexHandle {
+  size(): number;
+  capacity(): number;
+  contains(key: bigint): boolean;
+  memoryUsage(): number;
+  isa(): string;
+  prepareAdd(keys: BigUint64Array): Promise<void>;
+  addChunk(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
+  remove(keys: BigUint64Array): Promise<number>;
+  reserve(members: number): Promise<void>;
+  search(
+    queries: Float32Array,
+    k: number,
+    expansion: number,
+    allowedKeys: BigUint64Array | null,
+    exact: boolean,
+  ): Promise<[BigUint64Array, Float32Array, Uint32Array]>;
+  serialize(): Promise<Uint8Array>;
+  load(bytes: Uint8Array): Promise<void>;
+  close(): void;
+}
+
+interface NativeAddon {
+  NativeIndex: new (
+    dimension: number,
+    metric: EngineMetric,
+    precision: EnginePrecision,
+    connectivity: number,
+    expansionAdd: number,
+    slots: number,
+  ) => NativeIndexHandle;
+  simdInfo(): { compiled: string; available: string };
+  usearchVersion: string;
+}
+
+const ADDON_FILE = join('build', 'Release', 'vecvault_native.node');
+
+/** The package root: the nearest directory above this module with our package.json (works from src/ and dist/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && isVecvaultManifest(manifest)) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new NativeError('cannot find the vecvault package root to load the native addon');
+    dir = parent;
+  }
+}
+
+function isVecvaultManifest(path: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { name?: unknown }).name === 'vecvault';
+  } catch {
+    return false;
+  }
+}
+
+let addon: NativeAddon | undefined;
+
+/** Loads the addon on first use (never at import time). */
+function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const path = join(packageRoot(), ADDON_FILE);
+  if (!existsSync(path)) {
+    throw new NativeError(
+      `the native addon is not built (${ADDON_FILE} missing): run \`npm rebuild vecvault\` ` +
+        '(needs a C++17 compiler, python3 and make)',
+    );
+  }
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (cause) {
+    throw new NativeError('the native addon failed to load: rebuild it with `npm rebuild vecvault`', { cause });
+  }
+  return addon;
+}
+
+// ------------------------------------------------------ public helpers --
+
+export interface SimdCapabilities {
+  /** ISA kernel families compiled into the addon (decided by NumKong's compiler probe). */
+  compiled: string[];
+  /** Those the CPU running this process supports; `['serial']` alone means no SIMD. */
+  available: string[];
+}
+
+/** Which SIMD kernels the addon can use here. */
+export function simdCapabilities(): SimdCapabilities {
+  const info = loadAddon().simdInfo();
+  const split = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+  return { compiled: split(info.compiled), available: split(info.available) };
+}
+
+/** The usearch version whose C++ core the addon was compiled against. */
+export function nativeUsearchVersion(): string {
+  return loadAddon().usearchVersion;
+}
+
+export interface NativeSearchOptions extends SearchOptions {
+  /**
+   * Brute force instead of the graph. With `allowedKeys` it scans only those
+   * keys: exact, and far cheaper than a graph walk when few keys are allowed
+   * (at 1% selectivity ~0.25 ms vs ~3 ms). Callers choose by selectivity.
+   */
+  exact?: boolean;
+}
+
+export interface NativeAnnEngine extends AnnEngine {
+  search(queries: Float32Array, k: number, options?: NativeSearchOptions): Promise<SearchResult>;
+  /** Members that fit before the next (automatic) growth. */
+  capacity(): number;
+  /** Grows capacity ahead of a large add, so the add does not pause searches to grow. */
+  reserve(capacity: number): Promise<void>;
+  /** SIMD kernel serving this engine's metric and precision, e.g. 'haswell'; 'serial' means none. */
+  isa(): string;
+}
+
+export interface NativeEngineFactory extends EngineFactory {
+  create(options: EngineOptions): NativeAnnEngine;
+  deserialize(bytes: Uint8Array, options: EngineOptions): Promise<NativeAnnEngine>;
+}
+
+// ----------------------------------------------------------- validation --
+
+const METRICS: readonly EngineMetric[] = ['l2sq', 'cos', 'ip'];
+const PRECISIONS: readonly EnginePrecision[] = ['f32', 'f16', 'i8'];
+/** usearch marks deleted slots with this key, so it can never be a real one. */
+const FREE_KEY = 0xffff_ffff_ffff_ffffn;
+const MAX_K = 100_000;
+
+function checkInteger(value: unknown, path: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ValidationError(`${path} must be an integer in [${min}, ${max}]`, { path });
+  }
+  return value;
+}
+
+function checkOptions(options: EngineOptions): Readonly<EngineOptions> {
+  if (typeof options !== 'object' || options === null) {
+    throw new ValidationError('engine options must be an object', { path: 'options' });
+  }
+  if (!METRICS.includes(options.metric)) {
+    throw new ValidationError(`metric must be one of ${METRICS.join(', ')}`, { path: 'metric' });
+  }
+  if (!PRECISIONS.includes(options.precision)) {
+    throw new ValidationError(`precision must be one of ${PRECISIONS.join(', ')}`, { path: 'precision' });
+  }
+  return Object.freeze({
+    dimension: checkInteger(options.dimension, 'dimension', 1, 65_536),
+    metric: options.metric,
+    precision: options.precision,
+    connectivity: checkInteger(options.connectivity, 'connectivity', 2, 1024),
+    expansionAdd: checkInteger(options.expansionAdd, 'expansionAdd', 1, 100_000),
+    expansionSearch: checkInteger(options.expansionSearch, 'expansionSearch', 1, 100_000),
+  });
+}
+
+function checkKeys(keys: unknown, path: string): BigUint64Array {
+  if (!(keys instanceof BigUint64Array)) throw new ValidationError(`${path} must be a BigUint64Array`, { path });
+  return keys;
+}
+
+function checkVectors(vectors: unknown, rows: number, dimension: number, path: string): Float32Array {
+  if (!(vectors instanceof Float32Array)) throw new ValidationError(`${path} must be a Float32Array`, { path });
+  if (vectors.length !== rows * dimension) {
+    throw new ValidationError(`${path} must hold ${rows} × ${dimension} numbers, got ${vectors.length}`, { path });
+  }
+  for (let i = 0; i < vectors.length; i++) {
+    // NaN or ±∞ would poison the graph's distance comparisons.
+    if (!Number.isFinite(vectors[i])) throw new ValidationError(`${path} holds NaN or ±Infinity at ${i}`, { path });
+  }
+  return vectors;
+}
+
+// ---------------------------------------------------------- error mapping --
+
+/** Native rejections carry `code` CLOSED / INVALID / NATIVE; map them onto vecvault errors. */
+function mapNativeError(error: unknown, what: string): Error {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'CLOSED') return new ClosedError(`the engine was closed during ${what}`, { cause: error });
+  if (code === 'INVALID') return new ValidationError(`${what}: ${message}`, { cause: error, path: 'keys' });
+  return new NativeError(`${what} failed in the native engine: ${message}`, { cause: error });
+}
+
+async function nativeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw mapNativeError(error, what);
+  }
+}
+
+// --------------------------------------------------------------- engine --
+
+/** libuv's pool size: the addon reserves one usearch thread slot per pool thread. */
+function threadPoolSize(): number {
+  const size = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(size) && size > 0 ? Math.min(size, 1024) : 4;
+}
+
+/** Rows per add chunk: ~128 KiB of float32 per task, so no task holds a pool thread for long. */
+function chunkRows(dimension: number): number {
+  return Math.max(16, Math.min(1024, Math.floor(32_768 / dimension)));
+}
+
+class NativeEngine implements NativeAnnEngine {
+  readonly options: Readonly<EngineOptions>;
+  /** Chunks of one add in flight at once: all cores, but always one pool thread left for fs and searches. */
+  readonly addParallelism: number;
+  #handle: NativeIndexHandle;
+  #closed = false;
+  #writes: Promise<unknown> = Promise.resolve();
+  readonly #inFlight = new Set<Promise<unknown>>();
+
+  constructor(handle: NativeIndexHandle, options: Readonly<EngineOptions>) {
+    this.#handle = handle;
+    this.options = options;
+    this.addParallelism = Math.max(1, Math.min(availableParallelism(), threadPoolSize() - 1));
+  }
+
+  size(): number {
+    return this.#live().size();
+  }
+
+  capacity(): number {
+    return this.#live().capacity();
+  }
+
+  contains(key: bigint): boolean {
+    if (typeof key !== 'bigint') throw new ValidationError('key must be a bigint', { path: 'key' });
+    return this.#live().contains(key);
+  }
+
+  memoryUsage(): number {
+    return this.#live().memoryUsage();
+  }
+
+  isa(): string {
+    return this.#live().isa();
+  }
+
+  add(keys: BigUint64Array, vectors: Float32Array): Promise<void> {
+    return this.#guard(() => {
+      checkKeys(keys, 'keys');
+      checkVectors(vectors, keys.length, this.options.dimension, 'vectors');
+      if (keys.includes(FREE_KEY)) throw new ValidationError('key 2^64-1 is reserved', { path: 'keys' });
+      if (keys.length === 0) return Promise.resolve();
+      // Private copies: the caller may reuse its arrays once add() returns.
+      return this.#write(() => this.#addAll(keys.slice(), vectors.slice()));
+    });
+  }
+
+  remove(keys: BigUint64Array): Promise<number> {
+    return this.#guard(() => {
+      checkKeys(keys, 'keys');
+      if (keys.length === 0) return Promise.resolve(0);
+      const copy = keys.slice();
+      return this.#write(() => nativeCall('remove', () => this.#handle.remove(copy)));
+    });
+  }
+
+  reserve(capacity: number): Promise<void> {
+    return this.#guard(() => {
+      checkInteger(capacity, 'capacity', 0, 2 ** 32 - 2);
+      return this.#write(() => nativeCall('reserve', () => this.#handle.reserve(capacity)));
+    });
+  }
+
+  search(queries: Float32Array, k: number, options: NativeSearchOptions = {}): Promise<SearchResult> {
+    return this.#guard(() => {
+      const { dimension } = this.options;
+      if (!(queries instanceof Float32Array) || queries.length % dimension !== 0) {
+        throw new ValidationError(`queries must be a Float32Array of n × ${dimension} numbers`, { path: 'queries' });
+      }
+      checkInteger(k, 'k', 1, MAX_K);
+      const ef = options.expansionSearch ?? this.options.expansionSearch;
+      checkInteger(ef, 'expansionSearch', 1, 100_000);
+      const allowed = options.allowedKeys === undefined ? null : checkKeys(options.allowedKeys, 'allowedKeys');
+      if (options.exact !== undefined && typeof options.exact !== 'boolean') {
+        throw new ValidationError('exact must be a boolean', { path: 'exact' });
+      }
+      checkVectors(queries, queries.length / dimension, dimension, 'queries');
+      if (queries.length === 0) return Promise.resolve(emptyResult(k));
+      return nativeCall('search', async () => {
+        const [keys, distances, counts] = await this.#handle.search(queries, k, ef, allowed, options.exact ?? false);
+        return { keys, distances, counts, k };
+      });
+    });
+  }
+
+  serialize(): Promise<Uint8Array> {
+    return this.#guard(() => this.#write(() => nativeCall('serialize', () => this.#handle.serialize())));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // allSettled: close must not fail because some caller's call failed.
+    await Promise.allSettled([...this.#inFlight]);
+    this.#handle.close();
+  }
+
+  /** Only the loader calls this, before the engine is handed out. */
+  load(bytes: Uint8Array): Promise<void> {
+    return nativeCall('deserialize', () => this.#handle.load(bytes));
+  }
+
+  async #addAll(keys: BigUint64Array, vectors: Float32Array): Promise<void> {
+    await nativeCall('add', () => this.#handle.prepareAdd(keys));
+    const { dimension } = this.options;
+    const rows = chunkRows(dimension);
+    let next = 0;
+    let failed = false;
+    const lane = async (): Promise<void> => {
+      while (!failed && next < keys.length) {
+        const start = next;
+        next = Math.min(keys.length, start + rows);
+        const chunkKeys = keys.subarray(start, next);
+        const chunkVectors = vectors.subarray(start * dimension, next * dimension);
+        try {
+          await this.#handle.addChunk(chunkKeys, chunkVectors);
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+      }
+    };
+    // Settle every lane before reporting, so the next write never overlaps this one.
+    const lanes = await Promise.allSettled(Array.from({ length: this.addParallelism }, lane));
+    const rejected = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
+    if (rejected) throw mapNativeError(rejected.reason, 'add');
+  }
+
+  #live(): NativeIndexHandle {
+    if (this.#closed) throw new ClosedError('the engine is closed');
+    return this.#handle;
+  }
+
+  /** Validates synchronously-thrown errors into rejections and tracks the call for close(). */
+  #guard<T>(start: () => Promise<T>): Promise<T> {
+    let promise: Promise<T>;
+    try {
+      this.#live();
+      promise = start();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#inFlight.add(promise);
+    const untrack = (): void => {
+      this.#inFlight.delete(promise);
+    };
+    promise.then(untrack, untrack);
+    return promise;
+  }
+
+  /** Runs `task` after every earlier write settled (writes never overlap). */
+  #write<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.#writes.then(task, task);
+    this.#writes = result.catch(() => undefined);
+    return result;
+  }
+}
+
+function emptyResult(k: number): SearchResult {
+  return { keys: new BigUint64Array(0), distances: new Float32Array(0), counts: new Uint32Array(0), k };
+}
+
+function newHandle(options: Readonly<EngineOptions>): NativeIndexHandle {
+  const { NativeIndex } = loadAddon();
+  try {
+    return new NativeIndex(
+      options.dimension,
+      options.metric,
+      options.precision,
+      options.connectivity,
+      options.expansionAdd,
+      threadPoolSize(),
+    );
+  } catch (cause) {
+    throw new NativeError('the native engine could not be created', { cause });
+  }
+}
+
+export const nativeEngine: NativeEngineFactory = {
+  name: 'native',
+
+  create(options: EngineOptions): NativeAnnEngine {
+    const checked = checkOptions(options);
+    return new NativeEngine(newHandle(checked), checked);
+  },
+
+  async deserialize(bytes: Uint8Array, options: EngineOptions): Promise<NativeAnnEngine> {
+    const checked = checkOptions(options);
+    if (!(bytes instanceof Uint8Array)) throw new ValidationError('bytes must be a Uint8Array', { path: 'bytes' });
+    const engine = new NativeEngine(newHandle(checked), checked);
+    try {
+      await engine.load(bytes);
+    } catch (error) {
+      await engine.close();
+      throw error;
+    }
+    return engine;
+  },
+};
