@@ -39,6 +39,8 @@ describe('MetadataIndex', () => {
     expect(sorted(index.match(compileFilter({})))).toEqual([1, 2, 4]);
     expect(index.size).toBe(3);
     expect(index.has(2)).toBe(true);
+    expect(index.get(2)).toEqual({ color: 'blue', size: 5 });
+    expect(index.get(3)).toBeUndefined();
     index.clear();
     expect(index.size).toBe(0);
     expect(sorted(index.match(red))).toEqual([]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileFilter } from '../src/filter/index.js';
+import { compileFilter, type Filter } from '../src/filter/index.js';
 
 const book = {
   title: 'Notes',
@@ -254,5 +254,15 @@ describe('compiled filter', () => {
     expect(compileFilter({ [path]: { $exists: true } })({ k: node.k })).toBe(true);
     expect(compileFilter({ [path]: 'x' })({ k: node.k })).toBe(false);
     expect(Date.now() - started).toBeLessThan(5_000);
+  });
+});
+
+describe('Filter type', () => {
+  it('accepts typed literals and filters built at run time', () => {
+    const typed: Filter = { tags: { $in: ['a'] }, $or: [{ year: { $gt: 1 } }, { $not: { draft: true } }] };
+    const built: Record<string, unknown> = { ['author.name']: 'Ada' };
+    const dynamic: Filter = built;
+    expect(compileFilter(typed)({ tags: ['a'], year: 2 })).toBe(true);
+    expect(compileFilter(dynamic)({ author: { name: 'Ada' } })).toBe(true);
   });
 });

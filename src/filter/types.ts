@@ -41,13 +41,16 @@ export interface FieldOperators {
 export type FieldCondition = FilterLiteral | FieldOperators;
 
 /**
- * A filter document: field paths (`'author.name'`) mapped to conditions,
- * combined with logical operators. Several keys at one level are ANDed.
+ * A filter document: field paths (`'author.name'`) mapped to conditions
+ * (`FieldCondition`), combined with logical operators. Several keys at one
+ * level are ANDed. Field values are typed `unknown` so that filters built at
+ * run time (`Record<string, unknown>`) type-check: `compileFilter` validates
+ * every value anyway and names the offending path.
  */
 export interface Filter {
   $and?: readonly Filter[];
   $or?: readonly Filter[];
   $nor?: readonly Filter[];
   $not?: Filter;
-  [path: string]: FieldCondition | readonly Filter[] | Filter | undefined;
+  [path: string]: unknown;
 }
