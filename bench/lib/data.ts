@@ -56,7 +56,7 @@ const SHARED_METRICS: Record<DatasetName, BenchMetric> = {
 
 export function syntheticSpec(mode: RunMode): GeneratedSpec {
   if (mode === 'full') return { name: 'synthetic-200k', count: 200_000, queries: 200, dimension: 384, clusters: 256, metric: 'cosine', seed: 42 };
-  if (mode === 'quick') return { name: 'synthetic-20k', count: 20_000, queries: 200, dimension: 128, clusters: 64, metric: 'cosine', seed: 42 };
+  if (mode === 'quick') return { name: 'synthetic-10k', count: 10_000, queries: 200, dimension: 96, clusters: 64, metric: 'cosine', seed: 42 };
   return { name: 'tiny', count: 600, queries: 20, dimension: 16, clusters: 8, metric: 'cosine', seed: 7 };
 }
 

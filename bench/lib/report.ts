@@ -161,7 +161,7 @@ export function renderReport(results: BenchResults, jsonName: string): string {
     `| Node.js | ${m.node} |`,
     ...Object.entries(m.versions).map(([k, v]) => `| ${k} | ${v} |`),
     '',
-    `Parameters: k=${p.k}; HNSW M=${p.connectivity}, ef_add=${p.expansionAdd}; ef sweep ${p.efSweep.join(', ')}; default ef=${p.defaultEf}; ${p.iterations} timed repetitions per figure (medians), each pass ≥ ${p.minPassMs} ms. Machines here are shared and noisy: read the ratios (measured side by side in this run), not the absolute numbers.`,
+    `Parameters: k=${p.k}; HNSW M=${p.connectivity}, ef_add=${p.expansionAdd}; ef sweep ${p.efSweep.join(', ')}; default ef=${p.defaultEf}; ${p.iterations} timed repetitions per figure (medians), each pass ≥ ${p.minPassMs} ms; recall on ${p.recallQueries ? `the first ${p.recallQueries} queries` : 'all queries'} of each set; batched passes of ${p.batchSize ?? 'all those'} queries per call. Machines here are shared and noisy: read the ratios (measured side by side in this run), not the absolute numbers.`,
     '',
     ...headline(results),
     '## Systems',

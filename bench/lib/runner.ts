@@ -23,6 +23,10 @@ export interface RunParams {
   iterations: number;
   /** Minimum length of one timed pass, ms. */
   minPassMs: number;
+  /** Recall is scored on the first this-many queries (null: all of them). */
+  recallQueries: number | null;
+  /** Queries per call in the timed batched passes (null: all recall queries). */
+  batchSize: number | null;
   quick: boolean;
 }
 
@@ -48,6 +52,9 @@ export interface SystemRun {
   /** Rebuild (insert) time divided by open time. */
   rebuildOverOpen?: number;
   sweep?: SweepPoint[];
+  /** Queries recall was scored on, and the batch size of the timed batched passes. */
+  recallQueries?: number;
+  batchSize?: number;
   queryLoopDelay?: { single: LoopDelay; batch: LoopDelay };
   memory?: { rssAfterLoadMiB: number; peakBeforeSystemMiB: number; peakMiB: number; peakDeltaMiB: number };
   extras?: Record<string, number>;
@@ -91,7 +98,8 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
   };
   const { k } = params;
   const d = dataset.base.dimension;
-  const nq = dataset.queries.count;
+  const nq = Math.min(dataset.queries.count, params.recallQueries ?? Infinity);
+  const nb = Math.min(nq, params.batchSize ?? Infinity);
   const queryRow = (i: number) => dataset.queries.data.subarray((i % nq) * d, ((i % nq) + 1) * d);
   let instance: SystemInstance | undefined;
   try {
@@ -136,14 +144,14 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       const found: ArrayLike<number>[] = [];
       for (let q = 0; q < nq; q++) found.push(await opened.query(queryRow(q), k));
       const recall = recallAtK(dataset, found, k);
-      const batchFound = await opened.queryBatch(dataset.queries.data, nq, k);
+      const batchFound = await opened.queryBatch(dataset.queries.data.subarray(0, nq * d), nq, k);
       if (batchFound.length !== nq) throw new Error(`${adapter.key}: batch returned ${batchFound.length} rows for ${nq} queries`);
       const recallBatch = recallAtK(dataset, batchFound, k);
       const single: number[] = [];
       const batch: number[] = [];
       for (let it = 0; it < params.iterations; it++) {
         single.push(await timedPass(params.minPassMs, async (i) => void (await opened.query(queryRow(i), k))));
-        batch.push(nq * (await timedPass(params.minPassMs, async () => void (await opened.queryBatch(dataset.queries.data, nq, k)))));
+        batch.push(nb * (await timedPass(params.minPassMs, async () => void (await opened.queryBatch(dataset.queries.data.subarray(0, nb * d), nb, k)))));
       }
       sweep.push({ ef: hasEf ? ef : null, recall, recallBatch, qpsSingle: medianOf(single), qpsBatch: medianOf(batch), qpsSingleSamples: single, qpsBatchSamples: batch });
       if (!hasEf) break;
@@ -160,7 +168,7 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       } while (performance.now() < until || i < Math.min(nq, 20));
     });
     const { delay: batchDelay } = await withLoopDelay(async () => {
-      await opened.queryBatch(dataset.queries.data, nq, k);
+      await opened.queryBatch(dataset.queries.data.subarray(0, nb * d), nb, k);
     });
 
     const extras = opened.extras
@@ -179,6 +187,8 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       open: { medianMs: openMedian, samplesMs: openSamples },
       rebuildOverOpen: (insertSeconds * 1000) / openMedian,
       sweep,
+      recallQueries: nq,
+      batchSize: nb,
       queryLoopDelay: { single: singleDelay, batch: batchDelay },
       memory: { rssAfterLoadMiB, peakBeforeSystemMiB, peakMiB, peakDeltaMiB: peakMiB - rssAfterLoadMiB },
       ...(extras ? { extras } : {}),

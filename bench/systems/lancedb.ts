@@ -6,7 +6,12 @@
  * HNSW. Queries are async; `ef` is per query; "batched" = all queries issued
  * concurrently (it has no multi-query call for independent queries).
  */
-import * as lancedb from '@lancedb/lancedb';
+import type * as lancedb from '@lancedb/lancedb';
+
+/** Imported on first use, so processes measuring other systems do not load it. */
+async function lance(): Promise<typeof lancedb> {
+  return import('@lancedb/lancedb');
+}
 import type { EfSupport, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
 
 const TABLE = 'vectors';
@@ -34,8 +39,9 @@ class LanceInstance implements SystemInstance {
       if (!this.table) this.table = await this.db.createTable(TABLE, rows);
       else await this.table.add(rows);
     }
+    const { Index } = await lance();
     await this.table!.createIndex('vector', {
-      config: lancedb.Index.hnswSq({
+      config: Index.hnswSq({
         distanceType: distance(this.spec),
         numPartitions: 1,
         m: this.spec.connectivity,
@@ -85,11 +91,11 @@ export const lancedbAdapter: SystemAdapter = {
     return undefined;
   },
   async create(spec) {
-    const db = await lancedb.connect(spec.dir);
+    const db = await (await lance()).connect(spec.dir);
     return new LanceInstance(db, undefined, spec);
   },
   async open(spec) {
-    const db = await lancedb.connect(spec.dir);
+    const db = await (await lance()).connect(spec.dir);
     const table = await db.openTable(TABLE);
     return new LanceInstance(db, table, spec);
   },

@@ -4,11 +4,19 @@
  * (no ANN index, no ef, no other metric). 0.15 needs Node 22, so 0.12.3 is
  * the newest whose engines allow Node 20. Only run on the small sets.
  */
-import { LocalIndex } from 'vectra';
+import type { LocalIndex } from 'vectra';
 import type { EfSupport, SystemAdapter, SystemInstance, SystemSpec } from './types.js';
 
 /** Above this many vectors a full run skips Vectra (whole-file JSON, linear scan). */
 const MAX_ROWS = 50_000;
+/** In a quick run, only the small GloVe sets (up to 9,500 × 50 values' worth). */
+const QUICK_MAX_VALUES = 9_500 * 50;
+
+/** Imported on first use: vectra's entry pulls in its OpenAI/web helpers (over a second). */
+async function newIndex(dir: string): Promise<LocalIndex> {
+  const { LocalIndex: Index } = await import('vectra');
+  return new Index(dir);
+}
 
 class VectraInstance implements SystemInstance {
   constructor(private readonly index: LocalIndex, private readonly spec: SystemSpec) {}
@@ -53,15 +61,16 @@ export const vectraAdapter: SystemAdapter = {
   label: 'Vectra (pure JS)',
   indexKind: 'none: exact linear scan over index.json (cosine only)',
   batchMode: 'no batch API: a loop of queryItems calls',
-  async unavailable({ metric, count }) {
+  async unavailable({ metric, count, dimension, quick }) {
     if (metric !== 'cosine') return 'Vectra only ranks by cosine similarity; this dataset is euclidean';
+    if (quick && count * dimension > QUICK_MAX_VALUES) return 'quick run: Vectra (an exact JS scan, tens of ms per query) only runs on the small GloVe sets';
     if (count > MAX_ROWS) return `Vectra keeps one JSON file and scans linearly: skipped above ${MAX_ROWS} vectors`;
     return undefined;
   },
   async create(spec) {
-    return new VectraInstance(new LocalIndex(spec.dir), spec);
+    return new VectraInstance(await newIndex(spec.dir), spec);
   },
   async open(spec) {
-    return new VectraInstance(new LocalIndex(spec.dir), spec);
+    return new VectraInstance(await newIndex(spec.dir), spec);
   },
 };
