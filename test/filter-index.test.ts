@@ -55,11 +55,25 @@ describe('MetadataIndex', () => {
     expect(index.match(filter).size).toBe(200); // builds the postings for `n`: one read per record
     expect(reads.count).toBe(1000);
     reads.count = 0;
+    index.set(1001, {});
     expect(index.match(filter).size).toBe(200);
     expect(reads.count).toBe(0);
-    // An AND checks its other conditions only on the posting candidates.
-    expect(index.match(compileFilter({ n: 3, tag: 'odd', $or: [{ n: { $gt: 2 } }, { x: 1 }] })).size).toBe(100);
+    // An AND checks its other conditions only on the candidates of its most selective indexed part.
+    const and = compileFilter({ n: 3, tag: 'odd', $or: [{ n: { $gt: 2 } }, { x: 1 }] });
+    expect(index.match(and).size).toBe(100); // builds the range index for `n` on the way
+    index.set(1000, { tag: 'odd' }); // a write: the cached result goes, the indexes stay
+    reads.count = 0;
+    expect(index.match(and).size).toBe(100);
     expect(reads.count).toBe(100);
+    // Ranges come from the sorted index.
+    reads.count = 0;
+    expect(index.match(compileFilter({ n: { $gte: 8 } })).size).toBe(200);
+    expect(index.match(compileFilter({ n: { $gt: 8, $lte: 9 } })).size).toBe(100);
+    expect(reads.count).toBe(100); // `$lte` checked on the 100 candidates of `$gt`
+    // When even the best indexed part of an AND matches most records, a scan is cheaper.
+    reads.count = 0;
+    expect(index.match(compileFilter({ n: { $gt: 4, $lte: 5 } })).size).toBe(100);
+    expect(reads.count).toBeGreaterThanOrEqual(1000);
   });
 
   it('keeps postings current after they are built', () => {
@@ -75,14 +89,33 @@ describe('MetadataIndex', () => {
     expect(sorted(index.match(compileFilter({ tag: { $exists: false } })))).toEqual([]);
   });
 
-  it('hands out sets the caller owns', () => {
+  it('returns snapshots that later writes do not change, cached until the next write', () => {
     const index = new MetadataIndex();
     index.set(1, { a: 1 });
     index.set(2, { a: 1 });
-    const filter = compileFilter({ a: 1 });
-    const first = index.match(filter);
-    first.clear();
-    expect(sorted(index.match(filter))).toEqual([1, 2]);
+    const first = index.match(compileFilter({ a: 1 }));
+    expect(index.match(compileFilter({ a: 1 }))).toBe(first); // same filter, no write: cached
+    index.set(3, { a: 1 });
+    index.delete(1);
+    expect(sorted(first)).toEqual([1, 2]);
+    expect(sorted(index.match(compileFilter({ a: 1 })))).toEqual([2, 3]);
+  });
+
+  it('never confuses cached results of different filters', () => {
+    const index = new MetadataIndex();
+    index.set(1, { a: { test: 1 }, b: -0 });
+    index.set(2, { a: { test: 2 }, b: 0 });
+    expect(sorted(index.match(compileFilter({ a: { test: 1 } })))).toEqual([1]);
+    expect(sorted(index.match(compileFilter({ a: { test: 2 } })))).toEqual([2]);
+    expect(sorted(index.match(compileFilter({ a: { $in: [{ test: 2 }] } })))).toEqual([2]);
+    expect(sorted(index.match(compileFilter({ b: 0 })))).toEqual([1, 2]);
+    expect(sorted(index.match(compileFilter({ b: -0 })))).toEqual([1, 2]);
+    // More distinct filters than the cache holds, revisited in turn.
+    for (let i = 0; i < 60; i++) {
+      const threshold = i % 20;
+      const expected = threshold === 0 ? [1, 2] : threshold === 1 ? [1, 2] : threshold === 2 ? [2] : [];
+      expect(sorted(index.match(compileFilter({ 'a.test': { $gte: threshold } })))).toEqual(expected);
+    }
   });
 
   it('stays correct beyond the number of indexed paths', () => {
@@ -115,6 +148,44 @@ describe('MetadataIndex', () => {
     const index = new MetadataIndex();
     for (const key of [-1, 1.5, Number.NaN, 2 ** 53]) {
       expect(() => index.set(key, {})).toThrow(ValidationError);
+    }
+  });
+
+  it('keeps range answers exact through many writes and rebuilds', () => {
+    const index = new MetadataIndex();
+    const model = new Map<number, unknown>();
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const put = (key: number): void => {
+      const kind = random(6);
+      const value =
+        kind === 0 ? `s${random(50)}` : kind === 1 ? [random(100), `s${random(50)}`] : kind === 2 ? undefined : random(100);
+      const metadata = value === undefined ? {} : { v: value, w: random(3) };
+      index.set(key, metadata);
+      model.set(key, metadata);
+    };
+    for (let key = 0; key < 3000; key++) put(key);
+    const filters = [
+      { v: { $lt: 10 } },
+      { v: { $gte: 's40' } },
+      { v: { $gt: 50, $lte: 60 }, w: 1 },
+      { $or: [{ v: { $lte: 3 } }, { v: { $gt: 's48' } }] },
+    ].map((raw) => compileFilter(raw));
+    for (let round = 0; round < 12; round++) {
+      for (let i = 0; i < 400; i++) {
+        const key = random(3500);
+        if (random(4) === 0) {
+          index.delete(key);
+          model.delete(key);
+        } else put(key);
+      }
+      for (const filter of filters) {
+        const expected = [...model].filter(([, m]) => filter(m)).map(([k]) => k);
+        expect(sorted(index.match(filter))).toEqual(sorted(expected));
+      }
     }
   });
 });

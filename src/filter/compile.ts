@@ -15,6 +15,11 @@ export interface CompiledFilter {
   readonly paths: ReadonlySet<string>;
   /** True for `{}`: the filter selects every record, so callers can skip filtering. */
   readonly matchesEverything: boolean;
+  /**
+   * Equal for filters that are written the same way (same operators, paths,
+   * values and key order), so results can be cached across compilations.
+   */
+  readonly cacheKey: string;
   /** The validated syntax tree; used by MetadataIndex to plan with postings. */
   readonly root: FilterNode;
 }
@@ -39,6 +44,8 @@ export function compileFilter(filter: unknown): CompiledFilter {
     matches: predicate,
     paths,
     matchesEverything: root.kind === 'all',
+    // JSON drops the `test` functions; literals are plain data (-0 and 0 share a key, as they match alike).
+    cacheKey: JSON.stringify(root),
     root,
   });
 }

@@ -1,7 +1,7 @@
 /** The filter language: validation, compiled predicates and an in-memory metadata index. */
 
 export { compileFilter, type CompiledFilter } from './compile.js';
-export { MetadataIndex } from './metadata-index.js';
+export { MetadataIndex, type MetadataIndexOptions } from './metadata-index.js';
 export { MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_PATH_LENGTH } from './limits.js';
 export type { FilterNode } from './nodes.js';
 export type {

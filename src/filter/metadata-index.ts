@@ -1,47 +1,66 @@
 /**
  * An in-memory index over decrypted metadata, keyed by the caller's numeric
- * record keys, that answers "which records match this filter". It keeps
- * equality postings (value → keys) per field path, built lazily the first
- * time a filter uses that path with `$eq`/`$in`/`$exists: false`, then kept
- * up to date by `set`/`delete`. Whatever postings cannot answer exactly is
- * verified with the compiled predicate, so `match` always equals a full scan.
+ * record keys, that answers "which records match this filter". Per field
+ * path it keeps, lazily (built the first time a filter needs it, then kept
+ * up to date by `set`/`delete`):
+ * - equality postings (value → keys) for `$eq`, `$in`, `null`, `$exists: false`;
+ * - a sorted range index for `$gt`, `$gte`, `$lt`, `$lte`.
+ * An AND is answered from its most selective indexed condition and checks
+ * the others per candidate; anything else is a scan with the predicate, so
+ * `match` always equals a full scan.
+ *
+ * Recent results are cached by the filter's `cacheKey` until the next write,
+ * so an application repeating a filter (a folder, a user's permissions) pays
+ * for it once per change of the data.
  *
  * `set` keeps a reference to the metadata it is given: do not mutate it
- * afterwards (pass a copy), or postings go stale. Metadata is expected to be
- * plain decoded data; for objects with throwing getters or Proxies, `match`
+ * afterwards (pass a copy), or the index goes stale. Metadata is expected to
+ * be plain decoded data; for objects with throwing getters or Proxies, `match`
  * never throws but may disagree with the predicate (which then says false).
  */
 
 import { ValidationError } from '../errors.js';
 import type { CompiledFilter } from './compile.js';
-import { HASH_ENTRY, HASH_TABLE_HEADER, estimateStringBytes, estimateValueBytes } from './memory-estimate.js';
-import { isScalar, resolvePath, type Scalar } from './metadata-values.js';
-import type { FieldNode, FilterNode, NodeTest } from './nodes.js';
+import { EqualityPostings, MISSING, type PostingKey } from './equality-postings.js';
+import { HASH_ENTRY, HASH_TABLE_HEADER, estimateValueBytes } from './memory-estimate.js';
+import { isScalar } from './metadata-values.js';
+import type { CompareNode, FieldNode, FilterNode, NodeTest } from './nodes.js';
+import { DEFAULT_REBUILD_BACKLOG, RangeIndex } from './range-index.js';
 
-/** Posting key for records where the path resolves to nothing (so `null` and `$exists: false` match). */
-const MISSING = Symbol('missing');
-type PostingKey = Scalar | typeof MISSING;
-
-/** Paths with postings; filters on further paths are answered by scanning. */
+/** Paths with postings (and, separately, with range indexes); filters on further paths scan. */
 const MAX_INDEXED_PATHS = 64;
 
-interface PathPostings {
-  readonly segments: readonly string[];
-  readonly keysByValue: Map<PostingKey, Set<number>>;
-  memberships: number;
-  valueBytes: number;
-}
+/** Results kept for repeated filters; any write empties the cache. */
+const MAX_CACHED_RESULTS = 16;
 
-/** A key set from postings plus whether `match` may hand it out without copying. */
+/** A key set from an index plus whether it is a new Set (false: shared with an index). */
 interface Planned {
   readonly keys: ReadonlySet<number>;
   readonly owned: boolean;
 }
 
+/** Tuning knobs; the defaults suit most indexes (tests use extreme values to reach every path). */
+export interface MetadataIndexOptions {
+  /** An AND scans instead when its most selective indexed part matches more than this share of records. */
+  andScanShare?: number;
+  /** Writes a range index absorbs before re-sorting (at least 1/16 of the records). */
+  rangeRebuildBacklog?: number;
+}
+
 export class MetadataIndex {
+  readonly #andScanShare: number;
+  readonly #rangeRebuildBacklog: number;
   readonly #records = new Map<number, unknown>();
-  readonly #postingsByPath = new Map<string, PathPostings>();
+  readonly #postingsByPath = new Map<string, EqualityPostings>();
+  readonly #rangesByPath = new Map<string, RangeIndex>();
+  /** Insertion order doubles as least-recently-used order. */
+  readonly #cache = new Map<string, ReadonlySet<number>>();
   #metadataBytes = 0;
+
+  constructor(options: MetadataIndexOptions = {}) {
+    this.#andScanShare = options.andScanShare ?? 0.25;
+    this.#rangeRebuildBacklog = options.rangeRebuildBacklog ?? DEFAULT_REBUILD_BACKLOG;
+  }
 
   get size(): number {
     return this.#records.size;
@@ -62,16 +81,20 @@ export class MetadataIndex {
       throw new ValidationError('MetadataIndex keys must be non-negative safe integers.', { path: 'key' });
     }
     if (this.#records.has(key)) this.delete(key);
+    this.#cache.clear();
     this.#records.set(key, metadata);
     this.#metadataBytes += estimateValueBytes(metadata);
-    for (const postings of this.#postingsByPath.values()) addPostings(postings, key, metadata);
+    for (const postings of this.#postingsByPath.values()) postings.add(key, metadata);
+    for (const range of this.#rangesByPath.values()) range.noteSet(key);
   }
 
   /** Removes `key`; returns whether it was present. */
   delete(key: number): boolean {
     if (!this.#records.has(key)) return false;
+    this.#cache.clear();
     const metadata = this.#records.get(key);
-    for (const postings of this.#postingsByPath.values()) removePostings(postings, key, metadata);
+    for (const postings of this.#postingsByPath.values()) postings.remove(key, metadata);
+    for (const range of this.#rangesByPath.values()) range.noteDelete(key);
     this.#metadataBytes -= estimateValueBytes(metadata);
     this.#records.delete(key);
     return true;
@@ -80,14 +103,33 @@ export class MetadataIndex {
   clear(): void {
     this.#records.clear();
     this.#postingsByPath.clear();
+    this.#rangesByPath.clear();
+    this.#cache.clear();
     this.#metadataBytes = 0;
   }
 
-  /** Keys of every record whose metadata satisfies `filter` (a fresh Set the caller owns). */
-  match(filter: CompiledFilter): Set<number> {
+  /**
+   * Keys of every record whose metadata satisfies `filter`. The set is a
+   * snapshot: later writes never change it, but it may be shared with later
+   * calls for the same filter, so it is read-only.
+   */
+  match(filter: CompiledFilter): ReadonlySet<number> {
+    const cached = this.#cache.get(filter.cacheKey);
+    if (cached !== undefined) {
+      this.#cache.delete(filter.cacheKey);
+      this.#cache.set(filter.cacheKey, cached);
+      return cached;
+    }
+    const keys = this.#evaluate(filter);
+    if (this.#cache.size >= MAX_CACHED_RESULTS) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(filter.cacheKey, keys);
+    return keys;
+  }
+
+  #evaluate(filter: CompiledFilter): ReadonlySet<number> {
     if (filter.matchesEverything) return new Set(this.#records.keys());
     const planned = this.#plan(filter.root);
-    if (planned !== undefined) return planned.owned ? (planned.keys as Set<number>) : new Set(planned.keys);
+    if (planned !== undefined) return planned.owned ? planned.keys : new Set(planned.keys);
     const keys = new Set<number>();
     for (const [key, metadata] of this.#records) {
       if (filter(metadata)) keys.add(key);
@@ -95,43 +137,71 @@ export class MetadataIndex {
     return keys;
   }
 
-  /** Estimated bytes held: the metadata itself, the record map and all postings. */
+  /** Estimated bytes held: the metadata itself, the record map and all indexes. */
   memoryUsage(): number {
     let bytes = HASH_TABLE_HEADER + this.#records.size * HASH_ENTRY + this.#metadataBytes;
-    for (const postings of this.#postingsByPath.values()) {
-      bytes += HASH_TABLE_HEADER + postings.valueBytes;
-      bytes += postings.keysByValue.size * (HASH_ENTRY + HASH_TABLE_HEADER);
-      bytes += postings.memberships * HASH_ENTRY;
-    }
+    for (const postings of this.#postingsByPath.values()) bytes += postings.memoryUsage();
+    for (const range of this.#rangesByPath.values()) bytes += range.memoryUsage();
+    for (const keys of this.#cache.values()) bytes += HASH_TABLE_HEADER + keys.size * HASH_ENTRY;
     return bytes;
   }
 
-  /** Exact keys for `node` from postings, or undefined when only a scan can tell. */
+  /** An upper bound on how many keys `#plan(node)` yields, or undefined when it cannot plan. */
+  #estimate(node: FilterNode): number | undefined {
+    switch (node.kind) {
+      case 'compare':
+        return this.#rangeFor(node)?.estimate(this.#records, node.operator, node.value);
+      case 'and': {
+        const estimates = node.children.map((child) => this.#estimate(child)).filter((n) => n !== undefined);
+        return estimates.length === 0 ? undefined : Math.min(...estimates);
+      }
+      case 'or': {
+        let total = 0;
+        for (const child of node.children) {
+          const estimate = this.#estimate(child);
+          if (estimate === undefined) return undefined;
+          total += estimate;
+        }
+        return total;
+      }
+      default: {
+        const equality = this.#equalityQuery(node);
+        if (equality === undefined) return undefined;
+        const postings = this.#postingsFor(equality.node);
+        return postings?.lookup(equality.values).reduce((sum, set) => sum + set.size, 0);
+      }
+    }
+  }
+
+  /** Exact keys for `node` from the indexes, or undefined when only a scan can tell. */
   #plan(node: FilterNode): Planned | undefined {
     switch (node.kind) {
-      case 'eq':
-        return isScalar(node.value) ? this.#lookup(node, [node.value]) : undefined;
-      case 'in':
-        return node.values.every(isScalar) ? this.#lookup(node, node.values as Scalar[]) : undefined;
-      case 'not':
-        return node.child.kind === 'exists' ? this.#lookup(node.child, [MISSING]) : undefined;
+      case 'compare': {
+        const range = this.#rangeFor(node);
+        return range && { keys: range.lookup(this.#records, node.operator, node.value, node.test), owned: true };
+      }
       case 'or':
         return this.#planOr(node.children);
       case 'and':
         return this.#planAnd(node.children);
-      default:
-        return undefined;
+      default: {
+        const equality = this.#equalityQuery(node);
+        const sets = equality && this.#postingsFor(equality.node)?.lookup(equality.values);
+        if (sets === undefined) return undefined;
+        return sets.length === 1 ? { keys: sets[0]!, owned: false } : { keys: unionOf(sets), owned: true };
+      }
     }
   }
 
-  /** Records whose path holds one of `values`; `null` also matches records where it is missing. */
-  #lookup(node: FieldNode, values: readonly PostingKey[]): Planned | undefined {
-    const postings = this.#postingsFor(node);
-    if (postings === undefined) return undefined;
-    const wanted: readonly PostingKey[] = values.includes(null) ? [...values, MISSING] : values;
-    const sets = wanted.flatMap((value) => postings.keysByValue.get(value) ?? []);
-    if (sets.length === 1) return { keys: sets[0]!, owned: false };
-    return { keys: unionOf(sets), owned: true };
+  /** `$eq`/`$in` of scalars and `$exists: false` as posting keys (`null` also means missing). */
+  #equalityQuery(node: FilterNode): { node: FieldNode; values: readonly PostingKey[] } | undefined {
+    let values: PostingKey[];
+    if (node.kind === 'eq' && isScalar(node.value)) values = [node.value];
+    else if (node.kind === 'in' && node.values.every(isScalar)) values = [...(node.values as PostingKey[])];
+    else if (node.kind === 'not' && node.child.kind === 'exists') return { node: node.child, values: [MISSING] };
+    else return undefined;
+    if (values.includes(null)) values.push(MISSING);
+    return { node, values };
   }
 
   #planOr(children: readonly FilterNode[]): Planned | undefined {
@@ -144,35 +214,45 @@ export class MetadataIndex {
     return { keys: unionOf(sets), owned: true };
   }
 
-  /** Intersects what postings can answer, smallest first, then checks the rest per record. */
+  /** Takes the most selective indexed child and checks the other children on its keys. */
   #planAnd(children: readonly FilterNode[]): Planned | undefined {
-    const sets: ReadonlySet<number>[] = [];
-    const checks: NodeTest[] = [];
+    let best: FilterNode | undefined;
+    let bestEstimate = Infinity;
     for (const child of children) {
-      const planned = this.#plan(child);
-      if (planned === undefined) checks.push(child.test);
-      else sets.push(planned.keys);
+      const estimate = this.#estimate(child);
+      if (estimate !== undefined && estimate < bestEstimate) {
+        best = child;
+        bestEstimate = estimate;
+      }
     }
-    if (sets.length === 0) return undefined;
-    sets.sort((a, b) => a.size - b.size);
-    const [smallest, ...others] = sets as [ReadonlySet<number>, ...ReadonlySet<number>[]];
+    // Checking most records one by one is slower than a plain scan.
+    if (best === undefined || bestEstimate > this.#records.size * this.#andScanShare) return undefined;
+    const planned = this.#plan(best);
+    if (planned === undefined) return undefined;
+    const checks: NodeTest[] = children.filter((child) => child !== best).map((child) => child.test);
     const keys = new Set<number>();
-    for (const key of smallest) {
-      if (!others.every((set) => set.has(key))) continue;
+    for (const key of planned.keys) {
       const metadata = this.#records.get(key);
       if (checks.every((check) => safely(check, metadata))) keys.add(key);
     }
     return { keys, owned: true };
   }
 
-  #postingsFor(node: FieldNode): PathPostings | undefined {
+  #postingsFor(node: FieldNode): EqualityPostings | undefined {
     const existing = this.#postingsByPath.get(node.path);
-    if (existing !== undefined) return existing;
-    if (this.#postingsByPath.size >= MAX_INDEXED_PATHS) return undefined;
-    const postings: PathPostings = { segments: node.segments, keysByValue: new Map(), memberships: 0, valueBytes: 0 };
-    for (const [key, metadata] of this.#records) addPostings(postings, key, metadata);
+    if (existing !== undefined || this.#postingsByPath.size >= MAX_INDEXED_PATHS) return existing;
+    const postings = new EqualityPostings(node.segments);
+    for (const [key, metadata] of this.#records) postings.add(key, metadata);
     this.#postingsByPath.set(node.path, postings);
     return postings;
+  }
+
+  #rangeFor(node: CompareNode): RangeIndex | undefined {
+    const existing = this.#rangesByPath.get(node.path);
+    if (existing !== undefined || this.#rangesByPath.size >= MAX_INDEXED_PATHS) return existing;
+    const range = new RangeIndex(node.segments, this.#rangeRebuildBacklog); // built on first lookup
+    this.#rangesByPath.set(node.path, range);
+    return range;
   }
 }
 
@@ -181,57 +261,6 @@ function safely(test: NodeTest, metadata: unknown): boolean {
     return test(metadata);
   } catch {
     return false;
-  }
-}
-
-/**
- * The scalar values `$eq` can match at this path for this record: each
- * resolved scalar and each scalar element of a resolved array, or MISSING.
- * Mirrors `equalsNode`'s test exactly.
- */
-function postingKeysOf(metadata: unknown, segments: readonly string[]): Set<PostingKey> {
-  const keys = new Set<PostingKey>();
-  let values: unknown[];
-  try {
-    values = resolvePath(metadata, segments);
-  } catch {
-    return keys; // hostile metadata matches nothing, as the predicate says
-  }
-  if (values.length === 0) keys.add(MISSING);
-  for (const value of values) {
-    if (isScalar(value)) keys.add(value);
-    else if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        const element: unknown = value[i];
-        if (isScalar(element)) keys.add(element);
-      }
-    }
-  }
-  return keys;
-}
-
-function addPostings(postings: PathPostings, key: number, metadata: unknown): void {
-  for (const value of postingKeysOf(metadata, postings.segments)) {
-    let keys = postings.keysByValue.get(value);
-    if (keys === undefined) {
-      keys = new Set();
-      postings.keysByValue.set(value, keys);
-      if (typeof value === 'string') postings.valueBytes += estimateStringBytes(value);
-    }
-    keys.add(key);
-    postings.memberships++;
-  }
-}
-
-function removePostings(postings: PathPostings, key: number, metadata: unknown): void {
-  for (const value of postingKeysOf(metadata, postings.segments)) {
-    const keys = postings.keysByValue.get(value);
-    if (keys === undefined || !keys.delete(key)) continue;
-    postings.memberships--;
-    if (keys.size === 0) {
-      postings.keysByValue.delete(value);
-      if (typeof value === 'string') postings.valueBytes -= estimateStringBytes(value);
-    }
   }
 }
 
