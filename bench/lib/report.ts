@@ -67,6 +67,19 @@ function headline(results: BenchResults): string[] {
       `| ${ds.name} | ${x(s.ratios.qpsAtTargetSingle)} | ${x(s.ratios.qpsAtTargetBatch)} | ${x(s.ratios.insert)} | ${x(s.ratios.open)} | ${x(s.ratios.peakMemory)} | ${ms(maxStall(vv))} / ${ms(maxStall(us))} |`,
     );
   }
+  const med = (values: (number | null | undefined)[]) => {
+    const v = values.filter((n): n is number => typeof n === 'number' && Number.isFinite(n)).sort((a, b) => a - b);
+    if (!v.length) return null;
+    return v.length % 2 ? v[v.length >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  const all = results.datasets.map((ds) => summaryOf(ds, 'vecvault')).filter((s): s is SystemSummary => Boolean(s));
+  const stalls = results.datasets.map((ds) => maxStall(ds.runs.find((r) => r.system === 'vecvault'))).filter((n): n is number => n !== null);
+  const usStalls = results.datasets.map((ds) => maxStall(ds.runs.find((r) => r.system === 'usearch'))).filter((n): n is number => n !== null);
+  if (all.length > 1) {
+    out.push(
+      `| **median over datasets** (worst stall) | ${x(med(all.map((s) => s.ratios.qpsAtTargetSingle)))} | ${x(med(all.map((s) => s.ratios.qpsAtTargetBatch)))} | ${x(med(all.map((s) => s.ratios.insert)))} | ${x(med(all.map((s) => s.ratios.open)))} | ${x(med(all.map((s) => s.ratios.peakMemory)))} | ${ms(stalls.length ? Math.max(...stalls) : null)} / ${ms(usStalls.length ? Math.max(...usStalls) : null)} |`,
+    );
+  }
   out.push('', '"–" in a QPS column: that system (or raw usearch) never reached recall@10 ≥ 0.95 on the ef sweep.', '');
   return out;
 }
@@ -106,11 +119,15 @@ function datasetSection(results: BenchResults, ds: DatasetResult): string[] {
   out.push('');
   for (const run of ds.runs) if (run.note) out.push(`Note (${label(results, run.system)}): ${run.note}.`, '');
   out.push('<details><summary>ef sweep (median QPS; recall@10 against exact ground truth)</summary>', '');
-  out.push('| system | ef | recall@10 | QPS single | QPS batched | recall@10 batched |', '|---|---|---|---|---|---|');
+  out.push('| system | ef | recall@10 | QPS single | × usearch same ef | QPS batched | × usearch same ef | recall@10 batched |', '|---|---|---|---|---|---|---|---|');
+  const ref = ds.runs.find((r) => r.system === 'usearch' && r.status === 'ok');
   for (const run of ds.runs) {
     if (run.status !== 'ok') continue;
     for (const p of run.sweep!) {
-      out.push(`| ${label(results, run.system)} | ${p.ef ?? 'n/a'} | ${num(p.recall, 3)} | ${num(p.qpsSingle)} | ${num(p.qpsBatch)} | ${num(p.recallBatch, 3)} |`);
+      const same = p.ef === null ? undefined : ref?.sweep?.find((q) => q.ef === p.ef);
+      out.push(
+        `| ${label(results, run.system)} | ${p.ef ?? 'n/a'} | ${num(p.recall, 3)} | ${num(p.qpsSingle)} | ${x(same ? p.qpsSingle / same.qpsSingle : null)} | ${num(p.qpsBatch)} | ${x(same ? p.qpsBatch / same.qpsBatch : null)} | ${num(p.recallBatch, 3)} |`,
+      );
     }
   }
   out.push('', '</details>', '');
