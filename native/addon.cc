@@ -4,9 +4,9 @@
 // runs work on the libuv pool and keeps the index memory-safe.
 //
 // Concurrency inside one index (see also the comment in native.ts):
-// - `Gate` is a writer-preferring readers/writer lock. Searches, add chunks,
-//   removes and serialize hold it shared; capacity growth (usearch's reserve
-//   must not overlap any add or search), load and close hold it exclusively.
+// - `Gate` has three modes: searches and serialize read together; inserts
+//   (per row) and removes write together; capacity growth (usearch's reserve
+//   must not overlap any add or search), load and close are exclusive.
 // - Every operation that touches usearch's per-thread scratch (search, add,
 //   exact distance) borrows a distinct "thread slot" from `SlotPool`, so two
 //   pool threads never share a usearch context or cast buffer.
@@ -34,49 +34,80 @@ using key_t = std::uint64_t;
 
 // ---------------------------------------------------------------- locking --
 
+// Three-mode gate. Readers (searches, serialize) share it with readers,
+// writers (inserting one row, removing a batch) with writers, and exclusive
+// holders (reserve, load, close) with nobody.
+//
+// Why writers and readers never overlap: usearch's search takes no locks by
+// design, so a search racing an insert can walk into the new node before its
+// base-layer links exist and come back with a single hit. Writers hold the
+// gate per row, so a waiting search gets in after at most one insert.
+//
+// Fairness: while another mode waits, no newcomer joins the current mode;
+// when the gate empties it goes to the waiting mode that did not run last,
+// exclusive first. Nothing can starve.
 class Gate {
   public:
-    void lock_shared() {
+    enum class Mode { none, read, write, exclusive };
+
+    void enter(Mode m) {
         std::unique_lock<std::mutex> lock(mutex_);
-        cv_.wait(lock, [&] { return !writer_ && waiting_writers_ == 0; });
-        ++readers_;
+        ++waiting_[index(m)];
+        cv_.wait(lock, [&] { return admits(m); });
+        --waiting_[index(m)];
+        mode_ = m;
+        ++holders_;
     }
-    void unlock_shared() {
+    void leave() {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (--readers_ == 0)
+        if (--holders_ == 0) {
+            last_ = mode_;
+            mode_ = Mode::none;
             cv_.notify_all();
-    }
-    void lock() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ++waiting_writers_;
-        cv_.wait(lock, [&] { return !writer_ && readers_ == 0; });
-        --waiting_writers_;
-        writer_ = true;
-    }
-    void unlock() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        writer_ = false;
-        cv_.notify_all();
+        }
     }
 
   private:
+    static std::size_t index(Mode m) { return static_cast<std::size_t>(m); }
+    Mode other(Mode m) const { return m == Mode::read ? Mode::write : Mode::read; }
+
+    bool admits(Mode m) const {
+        bool exclusive_waits = waiting_[index(Mode::exclusive)] > 0;
+        if (m == Mode::exclusive)
+            return mode_ == Mode::none;
+        bool other_waits = waiting_[index(other(m))] > 0;
+        if (mode_ == m)
+            return !exclusive_waits && !other_waits;
+        if (mode_ != Mode::none || exclusive_waits)
+            return false;
+        // Gate is free and both shared modes may wait: alternate.
+        return !(other_waits && last_ == m);
+    }
+
     std::mutex mutex_;
     std::condition_variable cv_;
-    std::size_t readers_ = 0;
-    std::size_t waiting_writers_ = 0;
-    bool writer_ = false;
+    Mode mode_ = Mode::none;
+    Mode last_ = Mode::none;
+    std::size_t holders_ = 0;
+    std::size_t waiting_[4] = {0, 0, 0, 0};
 };
 
-struct SharedHold {
+struct GateHold {
     Gate& gate;
-    explicit SharedHold(Gate& g) : gate(g) { gate.lock_shared(); }
-    ~SharedHold() { gate.unlock_shared(); }
+    GateHold(Gate& g, Gate::Mode m) : gate(g) { gate.enter(m); }
+    ~GateHold() { gate.leave(); }
+    GateHold(GateHold const&) = delete;
+    GateHold& operator=(GateHold const&) = delete;
 };
 
-struct ExclusiveHold {
-    Gate& gate;
-    explicit ExclusiveHold(Gate& g) : gate(g) { gate.lock(); }
-    ~ExclusiveHold() { gate.unlock(); }
+struct ReadHold : GateHold {
+    explicit ReadHold(Gate& g) : GateHold(g, Gate::Mode::read) {}
+};
+struct WriteHold : GateHold {
+    explicit WriteHold(Gate& g) : GateHold(g, Gate::Mode::write) {}
+};
+struct ExclusiveHold : GateHold {
+    explicit ExclusiveHold(Gate& g) : GateHold(g, Gate::Mode::exclusive) {}
 };
 
 // Thread slots 0..n-1 handed to usearch explicitly; waits if all are busy
@@ -170,7 +201,7 @@ std::size_t grow_target(std::size_t needed) {
 // Grows capacity (exclusive gate) if `needed` members do not fit.
 std::string ensure_capacity(Core& core, std::size_t needed) {
     {
-        SharedHold hold(core.gate);
+        ReadHold hold(core.gate);
         if (core.closed)
             return "closed";
         if (needed <= core.index.capacity())
@@ -413,7 +444,7 @@ class PrepareAddWorker : public PromiseWorker {
             return Fail(Failure::invalid, e);
         std::size_t size;
         {
-            SharedHold hold(core_->gate);
+            ReadHold hold(core_->gate);
             if (core_->closed)
                 return Fail(Failure::closed, "closed");
             for (std::size_t i = 0; i != keys_.size(); ++i)
@@ -444,12 +475,12 @@ class AddWorker : public PromiseWorker {
 
   private:
     void Run() override {
-        SharedHold hold(core_->gate);
-        if (core_->closed)
-            return Fail(Failure::closed, "closed");
         SlotHold slot(core_->slots);
         std::size_t dims = core_->config.dimensions;
         for (std::size_t i = 0; i != keys_.size(); ++i) {
+            WriteHold hold(core_->gate); // per row: a waiting search gets in between rows
+            if (core_->closed)
+                return Fail(Failure::closed, "closed");
             auto result = core_->index.add(keys_[i], vectors_.data() + i * dims, slot.slot);
             if (!result)
                 return Fail(Failure::native, result.error.release());
@@ -466,7 +497,7 @@ class RemoveWorker : public PromiseWorker {
 
   private:
     void Run() override {
-        SharedHold hold(core_->gate);
+        WriteHold hold(core_->gate); // searches see a remove batch all or nothing
         if (core_->closed)
             return Fail(Failure::closed, "closed");
         auto result = core_->index.remove(keys_.begin(), keys_.end());
@@ -515,11 +546,11 @@ class SearchWorker : public PromiseWorker {
             std::sort(req_.allowed.begin(), req_.allowed.end());
             req_.allowed.erase(std::unique(req_.allowed.begin(), req_.allowed.end()), req_.allowed.end());
         }
-        SharedHold hold(core_->gate);
-        if (core_->closed)
-            return Fail(Failure::closed, "closed");
         SlotHold slot(core_->slots);
         for (std::size_t q = 0; q != req_.count; ++q) {
+            ReadHold hold(core_->gate); // per query: pending inserts get in between queries
+            if (core_->closed)
+                return Fail(Failure::closed, "closed");
             std::string error = search_one(q, slot.slot);
             if (!error.empty())
                 return Fail(Failure::native, error);
@@ -595,7 +626,7 @@ class SerializeWorker : public PromiseWorker {
 
   private:
     void Run() override {
-        SharedHold hold(core_->gate);
+        ReadHold hold(core_->gate);
         if (core_->closed)
             return Fail(Failure::closed, "closed");
         bytes_ = std::make_unique<std::vector<std::uint8_t>>();

@@ -242,6 +242,11 @@ describe('native engine: answers', () => {
     expect(after.keys).toEqual(before.keys);
     expect(after.distances).toEqual(before.distances);
     expect(engine.options.expansionSearch).toBe(64);
+    // The 100-query batch ran as several tasks; its rows are where single queries put them.
+    for (const q of [0, 63, 64, 99]) {
+      const single = await engine.search(queries.subarray(q * dim, (q + 1) * dim), 10);
+      expect(row(single, 0)).toEqual(row(before, q));
+    }
   });
 });
 
@@ -428,8 +433,11 @@ describe('native engine: concurrency and the event loop', () => {
     const batch = randomVectors(12_000, dim, 92);
     const batchKeys = sequentialKeys(12_000, 10_001);
     const valid = new Set([...keys, ...batchKeys]);
-    const queries = randomVectors(8, dim, 93);
+    const seedRows = [0, 10, 200, 999, 1500, 2000, 2500, 2999];
+    const queries = queriesOf(data, dim, seedRows); // each query's best hit is its own key
     let adding = true;
+    let selfHits = 0;
+    let total = 0;
     const add = engine.add(batchKeys, batch).finally(() => {
       adding = false;
     });
@@ -441,14 +449,18 @@ describe('native engine: concurrency and the event loop', () => {
       ]);
       for (const result of results) {
         for (let q = 0; q < 8; q++) {
+          // A search racing an insert inside usearch can come back with one hit; the gate prevents it.
           expect(result.counts[q]).toBe(10);
           for (const hit of row(result, q)) expect(valid.has(hit.key)).toBe(true);
+          if (row(result, q)[0]!.key === keys[seedRows[q]!]) selfHits++;
+          total++;
         }
       }
       searches++;
     }
     await add;
     expect(searches).toBeGreaterThan(1);
+    expect(selfHits / total).toBeGreaterThan(0.95);
     expect(engine.size()).toBe(15_000);
 
     // Remove half of the original keys while searching; afterwards none of them may come back.

@@ -8,21 +8,24 @@
  * - Every operation that costs more than a hash lookup (`add`, `remove`,
  *   `search`, `serialize`, `reserve`, `deserialize`) runs on the libuv pool
  *   and returns a Promise; the main thread's event loop never waits on it.
- * - Writes (`add`, `remove`, `reserve`, `serialize`) are serialized among
- *   themselves in call order: each starts after the previous one settled, so
+ * - Writes (`add`, `remove`, `reserve`) and `serialize` run one at a time,
+ *   in call order: each starts after the previous one settled, so
  *   `serialize()` captures exactly the writes called before it. One `add`
- *   runs its chunks on up to `addParallelism` pool threads at once (usearch
+ *   runs its chunks on up to `parallelism` pool threads at once (usearch
  *   supports concurrent inserts) but never overlaps another write.
- * - Searches are not queued behind writes: they run concurrently with an
- *   `add` or `remove` in flight. A concurrent search returns only keys that
- *   were present at some moment during the search (never a removed-before or
- *   unknown key, never the free-slot sentinel); whether it sees the vectors
- *   being inserted right now is unspecified. Capacity growth briefly excludes
- *   searches (usearch's reserve may not overlap them); the addon's gate
- *   prefers the writer, so growth cannot starve.
+ * - Searches are not queued behind writes: a search issued during a long
+ *   `add` interleaves with it and waits for at most one row insert (or one
+ *   `remove` batch). Inside the addon a search never touches the graph at
+ *   the same moment as an insert or remove, because usearch's lock-free
+ *   search can otherwise walk into a half-linked node and return too few
+ *   hits. So a concurrent search returns only keys present when it ran, and
+ *   sees each `remove` batch entirely or not at all; which rows of a running
+ *   `add` it sees is unspecified. Capacity growth excludes everything
+ *   briefly (usearch's reserve may not overlap any add or search). The
+ *   native gate lets waiting modes in by turns, so nothing starves.
  * - `add` is all-or-nothing for argument errors: duplicate keys (within the
  *   batch or already present) are rejected before anything is written. A
- *   native failure midway (out of memory) may leave a prefix added.
+ *   native failure midway (out of memory) may leave part of the batch added.
  * - `close()` stops accepting calls (they reject with `ClosedError`), waits
  *   for everything in flight, then frees native memory at once. A handle
  *   that is garbage-collected unclosed frees its memory on finalization,
@@ -251,6 +254,9 @@ function threadPoolSize(): number {
   return Number.isInteger(size) && size > 0 ? Math.min(size, 1024) : 4;
 }
 
+/** Queries per search task: a big batch must not hold one pool thread for long, nor pay per-task overhead per query. */
+const SEARCH_CHUNK_QUERIES = 64;
+
 /** Rows per add chunk: ~128 KiB of float32 per task, so no task holds a pool thread for long. */
 function chunkRows(dimension: number): number {
   return Math.max(16, Math.min(1024, Math.floor(32_768 / dimension)));
@@ -258,8 +264,8 @@ function chunkRows(dimension: number): number {
 
 class NativeEngine implements NativeAnnEngine {
   readonly options: Readonly<EngineOptions>;
-  /** Chunks of one add in flight at once: all cores, but always one pool thread left for fs and searches. */
-  readonly addParallelism: number;
+  /** Tasks of one add or search batch in flight at once: all cores, but always one pool thread left for fs and others. */
+  readonly parallelism: number;
   #handle: NativeIndexHandle;
   #closed = false;
   #writes: Promise<unknown> = Promise.resolve();
@@ -268,7 +274,7 @@ class NativeEngine implements NativeAnnEngine {
   constructor(handle: NativeIndexHandle, options: Readonly<EngineOptions>) {
     this.#handle = handle;
     this.options = options;
-    this.addParallelism = Math.max(1, Math.min(availableParallelism(), threadPoolSize() - 1));
+    this.parallelism = Math.max(1, Math.min(availableParallelism(), threadPoolSize() - 1));
   }
 
   size(): number {
@@ -333,11 +339,8 @@ class NativeEngine implements NativeAnnEngine {
         throw new ValidationError('exact must be a boolean', { path: 'exact' });
       }
       checkVectors(queries, queries.length / dimension, dimension, 'queries');
-      if (queries.length === 0) return Promise.resolve(emptyResult(k));
-      return nativeCall('search', async () => {
-        const [keys, distances, counts] = await this.#handle.search(queries, k, ef, allowed, options.exact ?? false);
-        return { keys, distances, counts, k };
-      });
+      const exact = options.exact ?? false;
+      return nativeCall('search', () => this.#searchAll(queries, k, ef, allowed, exact));
     });
   }
 
@@ -379,9 +382,54 @@ class NativeEngine implements NativeAnnEngine {
       }
     };
     // Settle every lane before reporting, so the next write never overlaps this one.
-    const lanes = await Promise.allSettled(Array.from({ length: this.addParallelism }, lane));
+    const lanes = await Promise.allSettled(Array.from({ length: this.parallelism }, lane));
     const rejected = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
     if (rejected) throw mapNativeError(rejected.reason, 'add');
+  }
+
+  /** A batch runs as chunks of queries on up to `parallelism` pool threads, assembled row-major. */
+  async #searchAll(
+    queries: Float32Array,
+    k: number,
+    ef: number,
+    allowed: BigUint64Array | null,
+    exact: boolean,
+  ): Promise<SearchResult> {
+    const { dimension } = this.options;
+    const total = queries.length / dimension;
+    if (total > SEARCH_CHUNK_QUERIES) {
+      // Later chunks start after this call returns: snapshot the caller's arrays now.
+      queries = queries.slice();
+      allowed = allowed?.slice() ?? null;
+    }
+    const result: SearchResult = {
+      keys: new BigUint64Array(total * k),
+      distances: new Float32Array(total * k),
+      counts: new Uint32Array(total),
+      k,
+    };
+    let next = 0;
+    let failed = false;
+    const lane = async (): Promise<void> => {
+      while (!failed && next < total) {
+        const start = next;
+        next = Math.min(total, start + SEARCH_CHUNK_QUERIES);
+        const chunk = queries.subarray(start * dimension, next * dimension);
+        const [keys, distances, counts] = await this.#handle.search(chunk, k, ef, allowed, exact).catch((error) => {
+          failed = true;
+          throw error;
+        });
+        result.keys.set(keys, start * k);
+        result.distances.set(distances, start * k);
+        result.counts.set(counts, start);
+      }
+    };
+    const lanes = Math.min(this.parallelism, Math.ceil(total / SEARCH_CHUNK_QUERIES));
+    // Settle every lane before reporting, so close() never frees memory under a running task.
+    const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
+    const rejected = settled.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    return result;
   }
 
   #live(): NativeIndexHandle {
@@ -412,10 +460,6 @@ class NativeEngine implements NativeAnnEngine {
     this.#writes = result.catch(() => undefined);
     return result;
   }
-}
-
-function emptyResult(k: number): SearchResult {
-  return { keys: new BigUint64Array(0), distances: new Float32Array(0), counts: new Uint32Array(0), k };
 }
 
 function newHandle(options: Readonly<EngineOptions>): NativeIndexHandle {
