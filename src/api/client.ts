@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { stockEngine } from '../engine/usearch-stock.js';
+import { nativeEngine } from '../engine/native.js';
 import type { EngineFactory } from '../engine/types.js';
 import { ClosedError, IndexExistsError, IndexNotFoundError, IntegrityError, NotSupportedError, ValidationError } from '../errors.js';
 import { createEnvelope, deriveIndexKeys, openEnvelope, type CatalogEntry } from '../keys/envelope.js';
@@ -39,7 +39,7 @@ export class Client {
     }
     if (options.kms !== undefined) throw new NotSupportedError('KMS providers are not supported yet: pass indexKey instead.');
     this.root = resolve(options.path);
-    this.engines = internals.engine ?? stockEngine;
+    this.engines = internals.engine ?? nativeEngine;
   }
 
   /** 32 random bytes; `{ save: true }` caches the key at `~/.vecvault/index_key` (0600). */

@@ -477,7 +477,7 @@ export class EncryptedIndex {
   }
 
   private canSnapshot(): boolean {
-    return this.engine !== null && this.ctx.engines.name !== 'usearch-stock';
+    return this.engine !== null;
   }
 
   /** Queues a background snapshot once enough has changed; failures only warn (the change log still covers them). */

@@ -6,6 +6,7 @@
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync } from 'node:fs';
 import { StoreLockedError, VecvaultError } from '../errors.js';
+import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 
 export type Bytes = Uint8Array;
 export type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
@@ -45,9 +46,28 @@ export class KvStore {
     return this.db.getMany(keys);
   }
 
-  /** Atomic and durable: acknowledged writes survive a crash or power loss. */
+  /**
+   * Atomic and durable: acknowledged writes survive a crash or power loss.
+   * Built as a chained batch in slices, because handing LevelDB one large
+   * array encodes every operation in a single synchronous step (~150 ms for
+   * 25k records) that would stall the host's event loop.
+   */
   async batch(ops: BatchOp[]): Promise<void> {
-    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+    if (ops.length === 0) return;
+    if (ops.length <= SLICE) return this.db.batch(ops, { sync: true });
+    const batch = this.db.batch();
+    try {
+      for (let i = 0; i < ops.length; i++) {
+        if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
+        const op = ops[i]!;
+        if (op.type === 'put') batch.put(op.key, op.value);
+        else batch.del(op.key);
+      }
+    } catch (error) {
+      await batch.close();
+      throw error;
+    }
+    await batch.write({ sync: true });
   }
 
   async *entries(range: RangeOptions): AsyncGenerator<[Bytes, Bytes]> {

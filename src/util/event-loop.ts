@@ -3,5 +3,5 @@ export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Items handled between two yields: ~1–5 ms of work for typical vectors. */
-export const SLICE = 1024;
+/** Items handled between two yields: about a millisecond of work for typical vectors. */
+export const SLICE = 256;
