@@ -18,6 +18,9 @@ export async function runJob(job: Job): Promise<SystemRun> {
   return runSystem(systemByKey(job.system), dataset, job.params);
 }
 
+// If the parent goes away (Ctrl-C, crash), do not linger as an orphan.
+process.once('disconnect', () => process.exit(1));
+
 process.once('message', (job: Job) => {
   runJob(job)
     .catch((error: unknown): SystemRun => ({

@@ -48,6 +48,9 @@ class UsearchInstance implements SystemInstance {
 
   async setExpansionSearch(ef: number): Promise<EfSupport> {
     if (!this.saved) await this.persist();
+    // Let the old graph go before loading the new copy, or peak RSS counts both.
+    this.index = newIndex(this.spec, ef);
+    (globalThis as { gc?: () => void }).gc?.();
     const next = newIndex(this.spec, ef);
     next.load(join(this.spec.dir, FILE));
     this.index = next;
