@@ -107,6 +107,8 @@ describe('filters through the index API', () => {
     expect(await ids({ year: { $ne: 1936 } })).toEqual(['ada', 'grace', 'none']);
     expect(await ids({ year: '1843' })).toEqual([]); // no coercion
     expect(await ids({})).toEqual(['ada', 'alan', 'grace', 'none']);
+    expect((await index.listIds({ filters: { tags: 'code' } })).ids.sort()).toEqual(['ada', 'alan']);
+    expect((await index.listIds({ filters: {} })).count).toBe(4);
     const err = await rejectsWithCode(index.query({ queryVectors: [1, 0], filters: { tags: { $in: 'code' } } }), 'VECVAULT_VALIDATION');
     expect((err as { path?: string }).path).toContain('tags');
     await rejectsWithCode(index.query({ queryVectors: [1, 0], filters: { year: { $regex: 'x' } } }), 'VECVAULT_VALIDATION');

@@ -27,6 +27,7 @@ import {
 import { decodeSnapshot, dropSnapshotOps, encodeSnapshot, readSnapshot, sealSnapshot, type SnapshotTable } from '../storage/snapshot.js';
 import type {
   DeleteParams,
+  Filter,
   DeleteResponse,
   GetInclude,
   GetParams,
@@ -351,9 +352,20 @@ export class EncryptedIndex {
     });
   }
 
-  async listIds(): Promise<ListIdsResponse> {
+  /** Every live id, or with `{ filters }` those whose metadata matches. */
+  async listIds(params: { filters?: Filter } = {}): Promise<ListIdsResponse> {
     this.assertUsable();
-    const ids = [...this.live.keys()];
+    const filter = params?.filters === undefined ? undefined : compileFilter(params.filters);
+    let ids: string[];
+    if (!filter || filter.matchesEverything) {
+      ids = [...this.live.keys()];
+    } else {
+      ids = [];
+      for (const key of this.metadata.match(filter)) {
+        const id = this.idOfKey.get(key);
+        if (id !== undefined) ids.push(id);
+      }
+    }
     return { ids, count: ids.length };
   }
 
