@@ -128,6 +128,30 @@ describe('churn and compaction', () => {
 });
 
 describe('responsiveness and concurrency', () => {
+  it('reads racing overwrites and deletes of the same ids never report tampering', async () => {
+    const client = new Client({ path: tempStore() });
+    const index = await client.createIndex({ indexName: 'race', indexKey: Client.generateKey(), dimension: 4 });
+    const ids = Array.from({ length: 200 }, (_, i) => `k${i}`);
+    const vectors = randomVectors(200, 4, 40);
+    await index.upsert({ ids, vectors, metadata: ids.map(() => ({ v: 0 })) });
+    const writes = (async () => {
+      for (let round = 1; round <= 30; round++) {
+        await index.upsert({ ids, vectors, metadata: ids.map(() => ({ v: round })) });
+        if (round % 5 === 0) await index.delete({ ids: ids.slice(0, 20) });
+      }
+    })();
+    const reads = (async () => {
+      for (let i = 0; i < 60; i++) {
+        const got = await index.get({ ids: ids.slice(0, 50), include: ['metadata'] });
+        for (const g of got) if (g.metadata) expect(typeof g.metadata.v).toBe('number');
+        await index.query({ queryVectors: vectors[i % 200]!, topK: 5, include: ['metadata'] });
+      }
+    })();
+    await Promise.all([writes, reads]);
+    expect((await index.get({ ids: ['k100'] }))[0]!.metadata).toEqual({ v: 30 });
+    await client.close();
+  });
+
   it('the event loop keeps running during a 100k upsert (generous bound; precise figure in bench/)', async () => {
     const data = clusteredVectors(100_000, 32, { seed: 12 });
     const ids = Array.from({ length: data.count }, (_, i) => `p${i}`);

@@ -101,6 +101,9 @@ export class EncryptedIndex {
   /** Vectors removed from the engine since it was built; they still hold memory until a compaction. */
   private deadSlots = 0;
   private compactInFlight = false;
+  /** Bumped when a write starts committing and when its memory update ends: readers use it to tell a race from tampering. */
+  private writeEpoch = 0;
+  private writing = false;
 
   private constructor(
     private readonly ctx: IndexContext,
@@ -234,8 +237,8 @@ export class EncryptedIndex {
         ops.push({ type: 'put', key: indexKey(this.ctx.indexId, RECORD, hkey), value: sealRecord(this.ctx.keys.records, this.ctx.indexId, hkey, seq, body) });
         added.push({ item, key });
       }
-      await this.commit(next, ops, { upserted: items.map((item) => item.id), deleted: [] });
-      await this.applyToMemory(() => this.applyUpsert(added, replaced, seq));
+      const ids = items.map((item) => item.id);
+      await this.commitThenApply(next, ops, { upserted: ids, deleted: [] }, () => this.applyUpsert(added, replaced, seq));
       this.maybeSnapshotLater();
       this.maybeCompactLater();
       return { status: 'success' as const, upsertedCount: items.length };
@@ -259,8 +262,7 @@ export class EncryptedIndex {
         gone.set(id, entry);
       }
       if (gone.size === 0) return { status: 'success' as const, deletedCount: 0 };
-      await this.commit(next, ops, { upserted: [], deleted: [...gone.keys()] });
-      await this.applyToMemory(async () => {
+      await this.commitThenApply(next, ops, { upserted: [], deleted: [...gone.keys()] }, async () => {
         for (const [id, entry] of gone) {
           this.live.delete(id);
           this.idOfKey.delete(entry.key);
@@ -596,13 +598,23 @@ export class EncryptedIndex {
     }
   }
 
-  /** After a commit, memory must follow; if it cannot, refuse further calls instead of serving a gap. */
-  private async applyToMemory(fn: () => Promise<void> | void): Promise<void> {
+  /**
+   * Commits, then brings memory in line. If memory cannot follow, further
+   * calls are refused rather than serving a gap.
+   */
+  private async commitThenApply(next: Manifest, ops: BatchOp[], change: ChangeEntry, apply: () => Promise<void> | void): Promise<void> {
+    this.writeEpoch++;
+    this.writing = true;
     try {
-      await fn();
+      await this.commit(next, ops, change);
+      await apply();
     } catch (cause) {
+      if (this.manifest !== next) throw cause; // the commit itself failed: nothing changed
       this.broken = cause as Error;
       throw new NativeError(`Index "${this.ctx.name}" saved the write but could not update its in-memory graph. Load the index again.`, { cause });
+    } finally {
+      this.writing = false;
+      this.writeEpoch++;
     }
   }
 
@@ -672,23 +684,37 @@ export class EncryptedIndex {
    * and carry the commit sequence memory expects: a record that vanished or was
    * replayed from an older commit is an IntegrityError, never stale data.
    */
-  private async readRecords(ids: string[]): Promise<Map<string, RecordBody>> {
+  private async readRecords(ids: string[], retried = false): Promise<Map<string, RecordBody>> {
     const out = new Map<string, RecordBody>();
     const hkeys = ids.map((id) => this.hashId(id));
+    const epoch = this.writeEpoch;
     const values = await this.ctx.store.getMany(hkeys.map((h) => indexKey(this.ctx.indexId, RECORD, h)));
+    // Disk and memory may disagree only while a write is between its commit and its memory update.
+    const racing = this.writing || this.writeEpoch !== epoch;
+    let raced = false;
     ids.forEach((id, i) => {
       const entry = this.live.get(id);
       const value = values[i];
       if (value === undefined && entry === undefined) return;
-      if (value === undefined || entry === undefined) {
-        throw new IntegrityError(`A record of index "${this.ctx.name}" was removed or restored behind vecvault's back. Restore the store from a backup.`);
+      const body = value === undefined ? undefined : openRecord(this.ctx.keys.records, this.ctx.indexId, hkeys[i]!, value);
+      if (entry !== undefined && body !== undefined && body.seq === entry.seq && body.body.id === id && body.body.key === entry.key) {
+        out.set(id, body.body);
+        return;
       }
-      const { seq, body } = openRecord(this.ctx.keys.records, this.ctx.indexId, hkeys[i]!, value);
-      if (seq !== entry.seq || body.id !== id || body.key !== entry.key) {
-        throw new IntegrityError(`A record of index "${this.ctx.name}" was replaced by an older copy. Restore the store from a backup.`);
+      if (racing) {
+        raced = true;
+        return;
       }
-      out.set(id, body);
+      throw new IntegrityError(
+        body === undefined || entry === undefined
+          ? `A record of index "${this.ctx.name}" was removed or restored behind vecvault's back. Restore the store from a backup.`
+          : `A record of index "${this.ctx.name}" was replaced by an older copy. Restore the store from a backup.`,
+      );
     });
+    if (raced && !retried) {
+      await this.writeTail; // let the concurrent write finish, then read again
+      return this.readRecords(ids, true);
+    }
     return out;
   }
 
