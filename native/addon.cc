@@ -283,9 +283,11 @@ struct GraphHead {
     std::uint64_t size, connectivity, connectivity_base, max_level, entry_slot;
 };
 
-std::string check_graph_head(GraphHead const& g, std::uint64_t rows) {
+std::string check_graph_head(GraphHead const& g, std::uint64_t rows, Config const& c) {
     if (g.size != rows)
         return "graph size does not match the number of vectors";
+    if (g.connectivity != c.connectivity)
+        return "connectivity in the bytes does not match the options";
     if (g.connectivity < 2 || g.connectivity > 4096 || g.connectivity_base < g.connectivity ||
         g.connectivity_base > 8192)
         return "implausible graph connectivity";
@@ -341,7 +343,7 @@ std::string validate_bytes(std::uint8_t const* data, std::size_t length, Config 
     GraphHead g;
     if (!r.read(&g, sizeof(g)))
         return "truncated: missing the graph header";
-    error = check_graph_head(g, rows);
+    error = check_graph_head(g, rows, c);
     if (!error.empty())
         return error;
     if (g.size > r.remaining() / sizeof(level_t))

@@ -175,6 +175,7 @@ describe('native engine: build and SIMD', () => {
       { precision: 'f64' as EnginePrecision },
       { connectivity: 1 },
       { expansionSearch: 0 },
+      { precision: 'i8' as EnginePrecision, metric: 'l2sq' as EngineMetric }, // usearch normalizes int8 vectors
     ]) {
       expect(() => nativeEngine.create(options(bad)), JSON.stringify(bad)).toThrow(
         expect.objectContaining({ code: 'VECVAULT_VALIDATION' }),
@@ -363,6 +364,7 @@ describe('native engine: serialization', () => {
       ['other dimension', bytes, options({ dimension: 17 })],
       ['other metric', bytes, options({ metric: 'cos' })],
       ['other precision', bytes, options({ precision: 'f16' })],
+      ['other connectivity', bytes, options({ connectivity: 8 })],
       ['empty', new Uint8Array(0), options()],
       ['random', Uint8Array.from(randomVectors(4000, 1, 5), (v) => Math.floor((v + 1) * 128)), options()],
       ['trailing byte', Buffer.concat([bytes, new Uint8Array(1)]), options()],

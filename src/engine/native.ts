@@ -182,6 +182,8 @@ const PRECISIONS: readonly EnginePrecision[] = ['f32', 'f16', 'i8'];
 /** usearch marks deleted slots with this key, so it can never be a real one. */
 const FREE_KEY = 0xffff_ffff_ffff_ffffn;
 const MAX_K = 100_000;
+/** Bounds one call's result arrays (~12 bytes per entry). */
+const MAX_RESULT_ROWS = 1 << 26;
 
 function checkInteger(value: unknown, path: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -199,6 +201,11 @@ function checkOptions(options: EngineOptions): Readonly<EngineOptions> {
   }
   if (!PRECISIONS.includes(options.precision)) {
     throw new ValidationError(`precision must be one of ${PRECISIONS.join(', ')}`, { path: 'precision' });
+  }
+  if (options.precision === 'i8' && options.metric !== 'cos') {
+    // usearch scales every vector to unit length before rounding to int8,
+    // so l2sq / ip rankings on unnormalized data would come out silently wrong.
+    throw new ValidationError('precision i8 supports only the cos metric', { path: 'precision' });
   }
   return Object.freeze({
     dimension: checkInteger(options.dimension, 'dimension', 1, 65_536),
@@ -332,6 +339,9 @@ class NativeEngine implements NativeAnnEngine {
         throw new ValidationError(`queries must be a Float32Array of n × ${dimension} numbers`, { path: 'queries' });
       }
       checkInteger(k, 'k', 1, MAX_K);
+      if ((queries.length / dimension) * k > MAX_RESULT_ROWS) {
+        throw new ValidationError(`queries × k must stay within ${MAX_RESULT_ROWS}: split the batch`, { path: 'k' });
+      }
       const ef = options.expansionSearch ?? this.options.expansionSearch;
       checkInteger(ef, 'expansionSearch', 1, 100_000);
       const allowed = options.allowedKeys === undefined ? null : checkKeys(options.allowedKeys, 'allowedKeys');
