@@ -425,7 +425,7 @@ describe('native engine: concurrency and the event loop', () => {
     // bound is generous because CI machines are shared; bench/ measures the
     // ≤ 50 ms target precisely. p99 shows the loop ran steadily throughout.
     expect(maxDelayMs).toBeLessThan(300);
-    expect(histogram.percentile(99) / 1e6).toBeLessThan(60);
+    expect(histogram.percentile(99) / 1e6).toBeLessThan(100);
     expect(ticks).toBeGreaterThan((seconds * 1000) / 10 / 4);
   });
 
