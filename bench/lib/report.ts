@@ -117,6 +117,8 @@ function datasetSection(results: BenchResults, ds: DatasetResult): string[] {
     );
   }
   out.push('');
+  const loads = ds.runs.filter((r) => r.loadAverage1m !== undefined && r.status !== 'skipped');
+  if (loads.length) out.push(`1-minute load average as each system started (${results.machine.cores} cores): ${loads.map((r) => `${label(results, r.system)} ${r.loadAverage1m}`).join(', ')}.`, '');
   for (const run of ds.runs) if (run.note) out.push(`Note (${label(results, run.system)}): ${run.note}.`, '');
   out.push('<details><summary>ef sweep (median QPS; recall@10 against exact ground truth)</summary>', '');
   out.push('| system | ef | recall@10 | QPS single | × usearch same ef | QPS batched | × usearch same ef | recall@10 batched |', '|---|---|---|---|---|---|---|---|');

@@ -6,7 +6,7 @@
  * against the dataset's exact ground truth, never against another engine.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recallAtK, type Dataset } from '../../src/cli/datasets.js';
 import type { SystemAdapter, SystemInstance, SystemSpec } from '../systems/types.js';
@@ -59,6 +59,8 @@ export interface SystemRun {
   memory?: { rssAfterLoadMiB: number; peakBeforeSystemMiB: number; peakMiB: number; peakDeltaMiB: number };
   extras?: Record<string, number>;
   note?: string;
+  /** 1-minute load average when this system's measurement started (the machines are shared). */
+  loadAverage1m?: number;
   durationSeconds?: number;
 }
 
@@ -80,7 +82,7 @@ function checkAnswer(rows: ArrayLike<number>, k: number, count: number, what: st
 
 export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params: RunParams): Promise<SystemRun> {
   const started = performance.now();
-  const base: SystemRun = { system: adapter.key, dataset: dataset.name, status: 'ok' };
+  const base: SystemRun = { system: adapter.key, dataset: dataset.name, status: 'ok', loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 };
   const reason = await adapter.unavailable({ metric: dataset.metric, count: dataset.base.count, dimension: dataset.base.dimension, quick: params.quick });
   if (reason) return { ...base, status: 'skipped', reason };
 
