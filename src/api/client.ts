@@ -32,6 +32,7 @@ export class Client {
   private readonly open = new Map<string, EncryptedIndex>();
   private catalogTail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private closing: Promise<void> | null = null;
 
   constructor(options: ClientOptions, internals: ClientInternals = {}) {
     if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
@@ -89,7 +90,7 @@ export class Client {
       const entry = decodeCatalogEntry(raw, name);
       const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
       const already = this.open.get(name);
-      if (already) return already;
+      if (already?.isUsable()) return already;
       const index = await EncryptedIndex.load(this.context(store, name, entry, dek));
       this.open.set(name, index);
       return index;
@@ -104,9 +105,13 @@ export class Client {
     return names;
   }
 
-  /** Waits for writes in flight, closes every index and releases the store's lock. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Waits for writes in flight, closes every index and releases the store's lock. Idempotent: every call resolves once the store is closed. */
+  close(): Promise<void> {
+    this.closing ??= this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
     this.closed = true;
     await this.catalogTail.catch(() => undefined);
     await Promise.all([...this.open.values()].map((index) => index.close()));
@@ -183,12 +188,28 @@ export class Client {
   }
 }
 
+/** Decodes and shape-checks a catalog entry: anything malformed is tampering, never a TypeError later. */
 function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry {
+  const unreadable = (cause?: unknown) => new IntegrityError(`The catalog entry of index "${name}" is unreadable. Restore the store from a backup.`, { cause });
+  let entry: CatalogEntry;
   try {
-    const entry = unpack(raw) as CatalogEntry;
-    for (const field of ['indexId', 'salt', 'verifier', 'wrappedDek'] as const) entry[field] = new Uint8Array(entry[field]);
-    return entry;
+    entry = unpack(raw) as CatalogEntry;
   } catch (cause) {
-    throw new IntegrityError(`The catalog entry of index "${name}" is unreadable. Restore the store from a backup.`, { cause });
+    throw unreadable(cause);
   }
+  const bytes = (value: unknown, length?: number) => value instanceof Uint8Array && (length === undefined || value.byteLength === length);
+  const ok =
+    isPlainObject(entry) &&
+    bytes(entry.indexId, 16) &&
+    bytes(entry.salt, 32) &&
+    bytes(entry.verifier, 32) &&
+    bytes(entry.wrappedDek) &&
+    Number.isSafeInteger(entry.format) &&
+    Number.isSafeInteger(entry.dekGeneration) &&
+    entry.dekGeneration >= 0 &&
+    typeof entry.provider === 'string' &&
+    (entry.keyId === null || typeof entry.keyId === 'string');
+  if (!ok) throw unreadable();
+  for (const field of ['indexId', 'salt', 'verifier', 'wrappedDek'] as const) entry[field] = new Uint8Array(entry[field]);
+  return entry;
 }

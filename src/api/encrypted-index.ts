@@ -101,6 +101,7 @@ export class EncryptedIndex {
   /** Vectors removed from the engine since it was built; they still hold memory until a compaction. */
   private deadSlots = 0;
   private compactInFlight = false;
+  private closing: Promise<void> | null = null;
   /** Bumped when a write starts committing and when its memory update ends: readers use it to tell a race from tampering. */
   private writeEpoch = 0;
   private writing = false;
@@ -215,6 +216,11 @@ export class EncryptedIndex {
     return this.exclusive(async () => {
       const next = this.nextManifest();
       if (next.dimension === null) next.dimension = items[0]!.vector.length;
+      // Checked again here: a concurrent first upsert may have fixed the dimension meanwhile.
+      const wrong = items.findIndex((item) => item.vector.length !== next.dimension);
+      if (wrong >= 0) {
+        throw new ValidationError(`items[${wrong}].vector has ${items[wrong]!.vector.length} values; the index dimension is ${next.dimension}.`, { path: `items[${wrong}].vector` });
+      }
       const seq = next.counter;
       const ops: BatchOp[] = [];
       const replaced: number[] = [];
@@ -315,6 +321,7 @@ export class EncryptedIndex {
     }
     const k = Math.min(topK, candidates);
     const found = await this.engine.search(data, k, options);
+    this.assertUsable(); // closed or deleted while the search ran
     const rows: QueryResultItem[][] = [];
     const wanted = new Set<string>();
     for (let q = 0; q < count; q++) {
@@ -373,9 +380,20 @@ export class EncryptedIndex {
 
   // ---- lifecycle (used by Client) ----
 
+  /** Open and in step with its store: safe to hand out again from loadIndex. */
+  isUsable(): boolean {
+    return this.state === 'open' && this.broken === null && this.closing === null;
+  }
+
   /** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. Idempotent. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closing ??= this.closeNow();
+    return this.closing;
+  }
+
+  private async closeNow(): Promise<void> {
     if (this.state !== 'open') return;
+    this.ctx.onRelease(this); // loadIndex from now on opens a fresh handle
     await this.exclusive(async () => {
       if (this.changedSinceSnapshot > 0) await this.writeSnapshot();
       await this.release('closed');
@@ -443,7 +461,12 @@ export class EncryptedIndex {
     ops.push({ type: 'put', key: indexKey(this.ctx.indexId, MANIFEST), value: sealManifest(this.ctx.keys.manifest, this.ctx.indexId, next) });
     await this.ctx.store.batch(ops);
     this.manifest = next;
-    this.ctx.head.update(next.counter);
+    try {
+      this.ctx.head.update(next.counter);
+    } catch (error) {
+      // The write is durable; a head left behind only weakens rollback detection until the next commit.
+      process.emitWarning(`vecvault: could not update the commit head of index "${this.ctx.name}": ${(error as Error).message}`, { code: 'VECVAULT_HEAD_WRITE' });
+    }
   }
 
   private maybeCompactLater(): void {
@@ -546,7 +569,7 @@ export class EncryptedIndex {
     table.ids.forEach((id, i) => {
       this.live.set(id, { key: table.keys[i]!, seq: table.seqs[i]! });
       this.idOfKey.set(table.keys[i]!, id);
-      if (table.metadata[i] !== null) this.metadata.set(table.keys[i]!, table.metadata[i]);
+      this.metadata.set(table.keys[i]!, table.metadata[i] ?? undefined);
     });
     const digest = new Uint8Array(table.digest);
     const removedKeys: number[] = [];
@@ -572,6 +595,7 @@ export class EncryptedIndex {
         const hkey = this.hashId(id);
         const record = openRecord(this.ctx.keys.records, this.ctx.indexId, hkey, value);
         if (record.seq !== seq) return; // overwritten by a later commit
+        if (record.body.vector.byteLength !== 4 * m.dimension!) throw new IntegrityError(`A record of index "${this.ctx.name}" does not match its dimension.`);
         forget(id);
         xorInto(digest, this.liveTag(hkey, seq));
         this.live.set(id, { key: record.body.key, seq });
@@ -611,6 +635,7 @@ export class EncryptedIndex {
     } catch (cause) {
       if (this.manifest !== next) throw cause; // the commit itself failed: nothing changed
       this.broken = cause as Error;
+      this.ctx.onRelease(this); // loadIndex will open a fresh handle
       throw new NativeError(`Index "${this.ctx.name}" saved the write but could not update its in-memory graph. Load the index again.`, { cause });
     } finally {
       this.writing = false;
@@ -659,7 +684,7 @@ export class EncryptedIndex {
     for await (const [key, value] of this.ctx.store.entries(kindRange(this.ctx.indexId, RECORD))) {
       const hkey = keySuffix(key);
       const { seq, body } = openRecord(this.ctx.keys.records, this.ctx.indexId, hkey, value);
-      if (seq > m.counter || body.key >= m.nextKey || !constantTimeEqual(this.hashId(body.id), hkey)) {
+      if (seq > m.counter || body.key >= m.nextKey || body.vector.byteLength !== 4 * (m.dimension ?? 0) || !constantTimeEqual(this.hashId(body.id), hkey)) {
         throw new IntegrityError(`A record of index "${this.ctx.name}" does not belong to its manifest. Restore the store from a backup.`);
       }
       xorInto(digest, this.liveTag(hkey, seq));
@@ -689,6 +714,7 @@ export class EncryptedIndex {
     const hkeys = ids.map((id) => this.hashId(id));
     const epoch = this.writeEpoch;
     const values = await this.ctx.store.getMany(hkeys.map((h) => indexKey(this.ctx.indexId, RECORD, h)));
+    this.assertUsable(); // closed or deleted while the read ran: memory is gone, say so rather than blame the disk
     // Disk and memory may disagree only while a write is between its commit and its memory update.
     const racing = this.writing || this.writeEpoch !== epoch;
     let raced = false;

@@ -32,6 +32,7 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 
 export function checkIndexName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) fail('indexName', 'must be a non-empty string.');
+  if (!name.isWellFormed()) fail('indexName', 'must be well-formed Unicode (no lone surrogates).');
   if (name.length > 255) fail('indexName', 'must be at most 255 characters.');
   return name;
 }
@@ -52,6 +53,8 @@ export function checkId(id: unknown, path: string): string {
   if (typeof id !== 'string') fail(path, 'must be a string id.');
   if (id.length === 0) fail(path, 'must not be empty.');
   if (id.length > MAX_ID_LENGTH) fail(path, `must be at most ${MAX_ID_LENGTH} characters.`);
+  // A lone surrogate would be stored as U+FFFD and collide with other ids.
+  if (!id.isWellFormed()) fail(path, 'must be well-formed Unicode (no lone surrogates).');
   return id;
 }
 
@@ -99,12 +102,17 @@ export function checkMetadata(value: unknown, path: string): Metadata | undefine
   if (value === undefined || value === null) return undefined;
   if (!isPlainObject(value)) fail(path, 'must be a plain object.');
   checkJsonLike(value, path, 0);
-  return value as Metadata;
+  // Our own copy: a caller mutating its object later must not change what filters and snapshots see.
+  return structuredClone(value) as Metadata;
 }
 
 function checkJsonLike(value: unknown, path: string, depth: number): void {
   if (depth > MAX_METADATA_DEPTH) fail(path, `nests deeper than ${MAX_METADATA_DEPTH} levels.`);
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (value === null || typeof value === 'boolean') return;
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) fail(path, 'must be well-formed Unicode (no lone surrogates).');
+    return;
+  }
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) fail(path, 'must be a finite number.');
     return;
@@ -126,7 +134,10 @@ function checkJsonLike(value: unknown, path: string, depth: number): void {
 
 export function checkContents(value: unknown, path: string): Contents | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
+  if (typeof value === 'string') {
+    if (!value.isWellFormed()) fail(path, 'must be well-formed Unicode (no lone surrogates); pass bytes as a Uint8Array.');
+    return value;
+  }
   if (value instanceof Uint8Array) return new Uint8Array(value);
   fail(path, 'must be a string or a Uint8Array.');
 }

@@ -1,6 +1,6 @@
 /** Index keys (KEKs): generation, optional on-disk cache, and shape checks. */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { KEY_BYTES } from '../crypto/aead.js';
@@ -27,14 +27,20 @@ export function generateKey(options: GenerateKeyOptions = {}): Uint8Array {
   if (existsSync(path)) return readCachedKey(path);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const key = new Uint8Array(randomBytes(KEY_BYTES));
-  // 'wx' refuses to overwrite a key another process cached meanwhile.
+  // Written in full to a private temp file, then published with link(), which
+  // refuses to replace a key another process cached meanwhile: no reader can
+  // ever see a half-written key.
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, key, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
   try {
-    writeFileSync(path, key, { mode: 0o600, flag: 'wx' });
+    linkSync(tmp, path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return readCachedKey(path);
     throw error;
+  } finally {
+    rmSync(tmp, { force: true });
   }
-  chmodSync(path, 0o600);
   return key;
 }
 

@@ -5,7 +5,7 @@
  * an older but self-consistent store; comparing its manifest counter with the
  * head exposes that, and a rollback of the LevelDB files alone.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { constantTimeEqual, frame, hmac, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
@@ -17,7 +17,7 @@ export class HeadFile {
   private readonly path: string;
 
   constructor(
-    dir: string,
+    private readonly dir: string,
     private readonly indexId: Uint8Array,
     private readonly macKey: Uint8Array,
   ) {
@@ -29,22 +29,31 @@ export class HeadFile {
     return Buffer.concat([Buffer.of(HEAD_VERSION), u64(counter), mac]);
   }
 
-  /** First head of a new index: written and fsync'd before the index is committed. */
+  /** First head of a new index: durable before the index is committed. */
   create(counter: number): void {
-    const fd = openSync(this.path, 'w', 0o600);
+    this.update(counter);
+  }
+
+  /**
+   * Durable atomic replace (write temp, fsync, rename, fsync the directory),
+   * so a power loss leaves the old head or the new one, never a torn file.
+   */
+  update(counter: number): void {
+    const tmp = `${this.path}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
     try {
       writeSync(fd, this.encode(counter));
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-  }
-
-  /** Later heads: atomic replace; losing one to a crash only makes the check weaker, never wrong. */
-  update(counter: number): void {
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, this.encode(counter), { mode: 0o600 });
     renameSync(tmp, this.path);
+    const dir = openSync(this.dir, 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
 
   /** The acknowledged counter; IntegrityError when the head is missing or forged. */
