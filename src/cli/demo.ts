@@ -65,6 +65,10 @@ async function main(): Promise<void> {
   console.log('\nTop 5 for query 0:');
   for (const r of results as QueryResultItem[]) console.log(`  ${r.id.padEnd(10)} distance ${r.distance!.toFixed(4)}  metadata ${JSON.stringify(r.metadata)}`);
 
+  const filtered = await index.query({ queryVectors: queries.data.subarray(0, dim), topK: 3, filters: { bucket: { $in: [3, 7] } }, include: ['distance', 'metadata'] });
+  console.log('\nTop 3 for query 0 among records with bucket 3 or 7 (filter evaluated in memory on decrypted metadata):');
+  for (const r of filtered.results as QueryResultItem[]) console.log(`  ${r.id.padEnd(10)} distance ${r.distance!.toFixed(4)}  metadata ${JSON.stringify(r.metadata)}`);
+
   if (truth) {
     t = performance.now();
     const batch = await index.query({ queryVectors: queries.data, dimension: dim, topK: 10 });
