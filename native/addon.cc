@@ -17,6 +17,7 @@
 #include <usearch/index_dense.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
@@ -400,8 +401,9 @@ class PromiseWorker : public Napi::AsyncWorker {
     Napi::Promise Promise() { return deferred_.Promise(); }
 
   protected:
-    void Fail(Failure kind, std::string message) {
+    void Fail(Failure kind, std::string message, char const* path = nullptr) {
         failure_ = kind;
+        path_ = path;
         SetError(message);
     }
     // Runs the body; turns C++ exceptions (bad_alloc, usearch raises) into rejections.
@@ -420,12 +422,15 @@ class PromiseWorker : public Napi::AsyncWorker {
     void OnError(Napi::Error const& error) final {
         Napi::Error e = Napi::Error::New(Env(), error.Message());
         e.Set("code", Napi::String::New(Env(), failure_code(failure_)));
+        if (path_)
+            e.Set("path", Napi::String::New(Env(), path_));
         deferred_.Reject(e.Value());
     }
 
     Napi::Promise::Deferred deferred_;
     std::shared_ptr<Core> core_;
     Failure failure_ = Failure::native;
+    char const* path_ = nullptr; // which argument was invalid, for ValidationError.path
 };
 
 template <typename T> std::vector<T> copy_typed(Napi::Value value) {
@@ -433,17 +438,21 @@ template <typename T> std::vector<T> copy_typed(Napi::Value value) {
     return std::vector<T>(array.Data(), array.Data() + array.ElementLength());
 }
 
-// Checks a batch before any of it is written: no key twice, none present,
-// then grows capacity. Resolves to -1 when fine, else the offending row.
+// Checks a whole batch before any of it is written, off the main thread:
+// every number finite, no reserved or repeated key, none already present;
+// then grows capacity. Reads the caller's vectors in place (no copy): JS
+// keeps them referenced and documents that they must not change meanwhile.
 class PrepareAddWorker : public PromiseWorker {
   public:
-    PrepareAddWorker(Napi::Env env, std::shared_ptr<Core> core, std::vector<key_t> keys)
-        : PromiseWorker(env, std::move(core)), keys_(std::move(keys)) {}
+    PrepareAddWorker(Napi::Env env, std::shared_ptr<Core> core, std::vector<key_t> keys, Napi::Float32Array vectors)
+        : PromiseWorker(env, std::move(core)), keys_(std::move(keys)), vectors_(vectors.Data()),
+          length_(vectors.ElementLength()), keep_(Napi::Persistent(vectors)) {}
 
   private:
     void Run() override {
-        if (std::string e = find_duplicate(); !e.empty())
-            return Fail(Failure::invalid, e);
+        char const* path = "keys";
+        if (std::string e = check_batch(path); !e.empty())
+            return Fail(Failure::invalid, e, path);
         std::size_t size;
         {
             ReadHold hold(core_->gate);
@@ -451,22 +460,37 @@ class PrepareAddWorker : public PromiseWorker {
                 return Fail(Failure::closed, "closed");
             for (std::size_t i = 0; i != keys_.size(); ++i)
                 if (core_->index.contains(keys_[i]))
-                    return Fail(Failure::invalid, "key at row " + std::to_string(i) + " is already present");
+                    return Fail(Failure::invalid, "the key at row " + std::to_string(i) + " is already present", "keys");
             size = core_->index.size();
         }
         std::string error = ensure_capacity(*core_, size + keys_.size());
         if (!error.empty())
             Fail(error == "closed" ? Failure::closed : Failure::native, error);
     }
-    std::string find_duplicate() {
+
+    std::string check_batch(char const*& path) {
+        std::size_t dims = core_->config.dimensions;
+        path = "vectors";
+        if (length_ != keys_.size() * dims)
+            return "vectors do not match keys";
+        for (std::size_t i = 0; i != length_; ++i)
+            if (!std::isfinite(vectors_[i])) // NaN or inf would poison distance comparisons
+                return "the vector at row " + std::to_string(i / dims) + " holds NaN or Infinity";
+        path = "keys";
+        for (std::size_t i = 0; i != keys_.size(); ++i)
+            if (keys_[i] == default_free_value<key_t>())
+                return "the key at row " + std::to_string(i) + " is 2^64-1, which is reserved";
         std::vector<key_t> sorted(keys_);
         std::sort(sorted.begin(), sorted.end());
-        auto it = std::adjacent_find(sorted.begin(), sorted.end());
-        if (it != sorted.end())
+        if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
             return "the batch holds the same key twice";
         return {};
     }
+
     std::vector<key_t> keys_;
+    float const* vectors_;
+    std::size_t length_;
+    Napi::Reference<Napi::Float32Array> keep_;
 };
 
 // Adds one chunk (capacity already reserved by PrepareAddWorker).
@@ -786,7 +810,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     }
 
     Napi::Value PrepareAdd(Napi::CallbackInfo const& info) {
-        return Start<PrepareAddWorker>(info.Env(), copy_typed<key_t>(info[0]));
+        return Start<PrepareAddWorker>(info.Env(), copy_typed<key_t>(info[0]), info[1].As<Napi::Float32Array>());
     }
     Napi::Value AddChunk(Napi::CallbackInfo const& info) {
         std::size_t dims = live(info.Env()).config.dimensions;

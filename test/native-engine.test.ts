@@ -291,15 +291,16 @@ describe('native engine: writes', () => {
   it('add validates before writing anything', async () => {
     const { engine } = await built(100);
     const one = randomVectors(1, 16, 1);
-    const cases: [BigUint64Array, Float32Array][] = [
-      [new BigUint64Array([500n, 500n]), randomVectors(2, 16, 2)], // same key twice
-      [new BigUint64Array([501n, 5n]), randomVectors(2, 16, 2)], // 5 already present
-      [new BigUint64Array([502n]), new Float32Array(15)], // wrong width
-      [new BigUint64Array([503n]), one.map((v, i) => (i === 3 ? Number.NaN : v))],
-      [new BigUint64Array([0xffff_ffff_ffff_ffffn]), one], // usearch's free-slot sentinel
+    const cases: [BigUint64Array, Float32Array, string][] = [
+      [new BigUint64Array([500n, 500n]), randomVectors(2, 16, 2), 'keys'], // same key twice
+      [new BigUint64Array([501n, 5n]), randomVectors(2, 16, 2), 'keys'], // 5 already present
+      [new BigUint64Array([502n]), new Float32Array(15), 'vectors'], // wrong width
+      [new BigUint64Array([503n, 504n]), randomVectors(2, 16, 3).fill(Number.NaN, 20, 21), 'vectors'],
+      [new BigUint64Array([505n]), one.map(() => Number.POSITIVE_INFINITY), 'vectors'],
+      [new BigUint64Array([0xffff_ffff_ffff_ffffn]), one, 'keys'], // usearch's free-slot sentinel
     ];
-    for (const [keys, vectors] of cases) {
-      await expect(engine.add(keys, vectors)).rejects.toMatchObject({ code: 'VECVAULT_VALIDATION' });
+    for (const [keys, vectors, path] of cases) {
+      await expect(engine.add(keys, vectors)).rejects.toMatchObject({ code: 'VECVAULT_VALIDATION', path });
     }
     expect(engine.size()).toBe(100);
     expect(engine.contains(501n)).toBe(false);

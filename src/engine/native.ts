@@ -23,9 +23,13 @@
  *   `add` it sees is unspecified. Capacity growth excludes everything
  *   briefly (usearch's reserve may not overlap any add or search). The
  *   native gate lets waiting modes in by turns, so nothing starves.
- * - `add` is all-or-nothing for argument errors: duplicate keys (within the
- *   batch or already present) are rejected before anything is written. A
- *   native failure midway (out of memory) may leave part of the batch added.
+ * - `add` is all-or-nothing for argument errors: non-finite numbers, the
+ *   reserved key 2^64-1 and duplicate keys (within the batch or already
+ *   present) are rejected before anything is written. A native failure
+ *   midway (out of memory) may leave part of the batch added.
+ * - `add` reads the caller's `keys` and `vectors` while its promise is
+ *   pending (no up-front copy of a large batch): do not modify them until it
+ *   settles, as with `fs.write` buffers. `search` copies what it needs.
  * - `close()` stops accepting calls (they reject with `ClosedError`), waits
  *   for everything in flight, then frees native memory at once. A handle
  *   that is garbage-collected unclosed frees its memory on finalization,
@@ -59,7 +63,7 @@ interface NativeIndexHandle {
   contains(key: bigint): boolean;
   memoryUsage(): number;
   isa(): string;
-  prepareAdd(keys: BigUint64Array): Promise<void>;
+  prepareAdd(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
   addChunk(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
   remove(keys: BigUint64Array): Promise<number>;
   reserve(members: number): Promise<void>;
@@ -179,8 +183,6 @@ export interface NativeEngineFactory extends EngineFactory {
 
 const METRICS: readonly EngineMetric[] = ['l2sq', 'cos', 'ip'];
 const PRECISIONS: readonly EnginePrecision[] = ['f32', 'f16', 'i8'];
-/** usearch marks deleted slots with this key, so it can never be a real one. */
-const FREE_KEY = 0xffff_ffff_ffff_ffffn;
 const MAX_K = 100_000;
 /** Bounds one call's result arrays (~12 bytes per entry). */
 const MAX_RESULT_ROWS = 1 << 26;
@@ -222,26 +224,33 @@ function checkKeys(keys: unknown, path: string): BigUint64Array {
   return keys;
 }
 
-function checkVectors(vectors: unknown, rows: number, dimension: number, path: string): Float32Array {
+function checkVectorShape(vectors: unknown, rows: number, dimension: number, path: string): Float32Array {
   if (!(vectors instanceof Float32Array)) throw new ValidationError(`${path} must be a Float32Array`, { path });
   if (vectors.length !== rows * dimension) {
     throw new ValidationError(`${path} must hold ${rows} × ${dimension} numbers, got ${vectors.length}`, { path });
   }
-  for (let i = 0; i < vectors.length; i++) {
-    // NaN or ±∞ would poison the graph's distance comparisons.
-    if (!Number.isFinite(vectors[i])) throw new ValidationError(`${path} holds NaN or ±Infinity at ${i}`, { path });
-  }
   return vectors;
+}
+
+function checkVectors(vectors: unknown, rows: number, dimension: number, path: string): Float32Array {
+  const values = checkVectorShape(vectors, rows, dimension, path);
+  for (let i = 0; i < values.length; i++) {
+    // NaN or ±∞ would poison the graph's distance comparisons.
+    if (!Number.isFinite(values[i])) throw new ValidationError(`${path} holds NaN or ±Infinity at ${i}`, { path });
+  }
+  return values;
 }
 
 // ---------------------------------------------------------- error mapping --
 
 /** Native rejections carry `code` CLOSED / INVALID / NATIVE; map them onto vecvault errors. */
 function mapNativeError(error: unknown, what: string): Error {
-  const code = (error as { code?: unknown } | null)?.code;
+  const { code, path } = (error ?? {}) as { code?: unknown; path?: unknown };
   const message = error instanceof Error ? error.message : String(error);
   if (code === 'CLOSED') return new ClosedError(`the engine was closed during ${what}`, { cause: error });
-  if (code === 'INVALID') return new ValidationError(`${what}: ${message}`, { cause: error, path: 'keys' });
+  if (code === 'INVALID') {
+    return new ValidationError(`${what}: ${message}`, { cause: error, path: typeof path === 'string' ? path : 'keys' });
+  }
   return new NativeError(`${what} failed in the native engine: ${message}`, { cause: error });
 }
 
@@ -308,11 +317,12 @@ class NativeEngine implements NativeAnnEngine {
   add(keys: BigUint64Array, vectors: Float32Array): Promise<void> {
     return this.#guard(() => {
       checkKeys(keys, 'keys');
-      checkVectors(vectors, keys.length, this.options.dimension, 'vectors');
-      if (keys.includes(FREE_KEY)) throw new ValidationError('key 2^64-1 is reserved', { path: 'keys' });
+      checkVectorShape(vectors, keys.length, this.options.dimension, 'vectors');
       if (keys.length === 0) return Promise.resolve();
-      // Private copies: the caller may reuse its arrays once add() returns.
-      return this.#write(() => this.#addAll(keys.slice(), vectors.slice()));
+      // Values (finite numbers, reserved or repeated keys) are checked off the
+      // main thread before anything is written; a 100k × 384 batch would
+      // otherwise stall the event loop for a scan and a copy.
+      return this.#write(() => this.#addAll(keys, vectors));
     });
   }
 
@@ -372,7 +382,7 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   async #addAll(keys: BigUint64Array, vectors: Float32Array): Promise<void> {
-    await nativeCall('add', () => this.#handle.prepareAdd(keys));
+    await nativeCall('add', () => this.#handle.prepareAdd(keys, vectors));
     const { dimension } = this.options;
     const rows = chunkRows(dimension);
     let next = 0;
