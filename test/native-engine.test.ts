@@ -5,10 +5,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -512,6 +514,47 @@ describe('native engine: lifecycle', () => {
     expect(() => engine.contains(1n)).toThrow(expect.objectContaining({ code: 'VECVAULT_CLOSED' }));
     expect(() => engine.memoryUsage()).toThrow(expect.objectContaining({ code: 'VECVAULT_CLOSED' }));
     await engine.close(); // twice is fine
+  });
+
+  it('works inside worker threads, including one terminated with work in flight', async () => {
+    const nativeTs = fileURLToPath(new URL('../src/engine/native.ts', import.meta.url));
+    const source = `import { parentPort, workerData } from 'node:worker_threads';
+import { nativeEngine } from ${JSON.stringify(nativeTs)};
+const e = nativeEngine.create({ dimension: 8, metric: 'cos', precision: 'f16', connectivity: 8, expansionAdd: 32, expansionSearch: 32 });
+const keys = BigUint64Array.from({ length: 3000 }, (_, j) => BigInt(j + 1));
+const vectors = Float32Array.from({ length: 3000 * 8 }, () => Math.random() - 0.5);
+await e.add(keys, vectors);
+const r = await e.search(vectors.subarray(8, 16), 1);
+if (workerData.stall) { void e.add(keys.map((k) => k + 10000n), vectors); parentPort.postMessage('busy'); }
+else { await e.close(); parentPort.postMessage(String(r.keys[0])); }
+`;
+    const dir = mkdtempSync(join(tmpdir(), 'vecvault-worker-'));
+    try {
+      const file = join(dir, 'worker.mts');
+      writeFileSync(file, source);
+      // Workers do not inherit tsx's loader: register it, then load the TypeScript worker.
+      const tsxApi = createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs');
+      const boot = join(dir, 'boot.mjs');
+      writeFileSync(
+        boot,
+        `import { register } from ${JSON.stringify(pathToFileURL(tsxApi).href)};\nregister();\nawait import(${JSON.stringify(pathToFileURL(file).href)});\n`,
+      );
+      const run = (stall: boolean): Promise<{ message: string; worker: Worker }> =>
+        new Promise((resolve, reject) => {
+          const worker = new Worker(boot, { workerData: { stall } });
+          worker.once('message', (message: string) => resolve({ message, worker }));
+          worker.once('error', reject);
+        });
+      const [a, b] = await Promise.all([run(false), run(false)]);
+      expect([a.message, b.message]).toEqual(['2', '2']);
+      const busy = await run(true);
+      expect(busy.message).toBe('busy');
+      await busy.worker.terminate(); // env teardown while an add is in flight must not crash us
+      const again = await run(false);
+      expect(again.message).toBe('2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('garbage-collected engines that were never closed (some mid-search) do not crash the process', () => {
