@@ -44,6 +44,7 @@ describe('benchmark harness (tiny run)', () => {
     expect(fromDisk.machine.cpuModel.length).toBeGreaterThan(0);
     expect(fromDisk.machine.node).toBe(process.version);
     expect(fromDisk.machine.versions.usearch).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(fromDisk.machine.commit.length).toBeGreaterThan(0);
   });
 
   it('runs every system on the generated set, or says why not', () => {

@@ -1,8 +1,10 @@
 /** What the numbers were measured on: recorded in every JSON and report. */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, totalmem, platform, release, arch } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface MachineInfo {
   cpuModel: string;
@@ -12,6 +14,19 @@ export interface MachineInfo {
   platform: string;
   node: string;
   versions: Record<string, string>;
+  /** The vecvault commit measured (`-dirty` when the work tree had changes), or 'unknown'. */
+  commit: string;
+}
+
+function gitCommit(): string {
+  try {
+    const cwd = projectRoot();
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'native'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return 'unknown';
+  }
 }
 
 const require = createRequire(import.meta.url);
@@ -34,6 +49,7 @@ export function machineInfo(): MachineInfo {
     loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
     platform: `${platform()} ${release()} ${arch()}`,
     node: process.version,
+    commit: gitCommit(),
     versions: Object.fromEntries(
       ['usearch', 'hnswlib-node', '@lancedb/lancedb', 'vectra', '@noble/ciphers', 'tinybench', 'classic-level'].map((p) => [p, packageVersion(p)]),
     ),
@@ -41,5 +57,5 @@ export function machineInfo(): MachineInfo {
 }
 
 export function projectRoot(): string {
-  return dirname(dirname(dirname(new URL(import.meta.url).pathname)));
+  return dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 }

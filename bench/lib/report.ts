@@ -178,6 +178,7 @@ export function renderReport(results: BenchResults, jsonName: string): string {
     `| load average (1 min) at start | ${m.loadAverage1m} |`,
     `| OS | ${m.platform} |`,
     `| Node.js | ${m.node} |`,
+    `| vecvault commit | ${m.commit} |`,
     ...Object.entries(m.versions).map(([k, v]) => `| ${k} | ${v} |`),
     '',
     `Parameters: k=${p.k}; HNSW M=${p.connectivity}, ef_add=${p.expansionAdd}; ef sweep ${p.efSweep.join(', ')}; default ef=${p.defaultEf}; ${p.iterations} timed repetitions per figure (medians), each pass ≥ ${p.minPassMs} ms; recall on ${p.recallQueries ? `the first ${p.recallQueries} queries` : 'all queries'} of each set; batched passes of ${p.batchSize ?? 'all those'} queries per call. Machines here are shared and noisy: read the ratios (measured side by side in this run), not the absolute numbers.`,
