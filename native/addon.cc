@@ -404,7 +404,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     void Fail(Failure kind, std::string message, char const* path = nullptr) {
         failure_ = kind;
         path_ = path;
-        SetError(message);
+        message_ = std::move(message);
     }
     // Runs the body; turns C++ exceptions (bad_alloc, usearch raises) into rejections.
     void Execute() final {
@@ -418,18 +418,34 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
     virtual void Run() = 0;
     virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
-    void OnOK() final { deferred_.Resolve(Result(Env())); }
-    void OnError(Napi::Error const& error) final {
-        Napi::Error e = Napi::Error::New(Env(), error.Message());
-        e.Set("code", Napi::String::New(Env(), failure_code(failure_)));
+    // Replaces node-addon-api's completion: when a worker thread's
+    // environment is torn down with this task in flight, every N-API call
+    // fails, and its default path rethrows inside a catch handler, which
+    // terminates the whole process. Nobody awaits the promise then; drop it.
+    void OnWorkComplete(Napi::Env env, napi_status status) final {
+        if (status != napi_cancelled) {
+            try {
+                Napi::HandleScope scope(env);
+                Settle(env);
+            } catch (...) {
+            }
+        }
+        Destroy();
+    }
+    void Settle(Napi::Env env) {
+        if (failure_ == Failure::none)
+            return deferred_.Resolve(Result(env));
+        Napi::Error e = Napi::Error::New(env, message_);
+        e.Set("code", Napi::String::New(env, failure_code(failure_)));
         if (path_)
-            e.Set("path", Napi::String::New(Env(), path_));
+            e.Set("path", Napi::String::New(env, path_));
         deferred_.Reject(e.Value());
     }
 
     Napi::Promise::Deferred deferred_;
     std::shared_ptr<Core> core_;
-    Failure failure_ = Failure::native;
+    Failure failure_ = Failure::none;
+    std::string message_;
     char const* path_ = nullptr; // which argument was invalid, for ValidationError.path
 };
 
