@@ -12,7 +12,7 @@ import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import type { IndexKeys } from '../keys/envelope.js';
 import type { HeadFile } from '../storage/heads.js';
 import type { BatchOp, KvStore } from '../storage/kv-store.js';
-import { catalogKey, CHANGELOG, indexKey, indexRange, kindRange, keySuffix, MANIFEST, RECORD } from '../storage/layout.js';
+import { catalogKey, CHANGELOG, indexKey, indexRange, kindRange, keySuffix, MANIFEST, RECORD, SNAPSHOT } from '../storage/layout.js';
 import {
   openChange,
   openManifest,
@@ -395,7 +395,11 @@ export class EncryptedIndex {
     if (this.state !== 'open') return;
     this.ctx.onRelease(this); // loadIndex from now on opens a fresh handle
     await this.exclusive(async () => {
-      if (this.changedSinceSnapshot > 0) await this.writeSnapshot();
+      if (this.changedSinceSnapshot > 0) {
+        await this.writeSnapshot();
+        // Flush LevelDB's memtable now: otherwise the next open replays the whole snapshot from the log.
+        await this.ctx.store.compactRange(kindRange(this.ctx.indexId, SNAPSHOT));
+      }
       await this.release('closed');
     }).catch(() => this.release('closed'));
   }

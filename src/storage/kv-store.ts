@@ -22,9 +22,10 @@ export class KvStore {
   /** Opens (creating) the LevelDB directory; a held LOCK becomes StoreLockedError. */
   static async open(location: string): Promise<KvStore> {
     mkdirSync(location, { recursive: true });
+    // No compression: values are ciphertext, which does not compress.
     const db = new ClassicLevel<Bytes, Bytes>(location, { keyEncoding: 'view', valueEncoding: 'view' });
     try {
-      await db.open();
+      await db.open({ compression: false });
     } catch (error) {
       const cause = (error as { cause?: { code?: string } }).cause;
       if (cause?.code === 'LEVEL_LOCKED') {
