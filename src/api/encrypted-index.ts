@@ -88,8 +88,10 @@ export class EncryptedIndex {
   private engine: AnnEngine | null = null;
   private readonly live = new Map<string, LiveEntry>();
   private readonly idOfKey = new Map<number, string>();
-  /** Decrypted metadata by engine key, for filters; memory only. */
+  /** Decrypted metadata by engine key, for filters; memory only. Use `filterIndex()`, which fills it on first use. */
   private readonly metadata = new MetadataIndex();
+  /** Metadata restored from a snapshot but not indexed yet: opening stays fast, the first filter or write pays. */
+  private unindexed: { keys: number[]; metadata: unknown[] } | null = null;
   private writeTail: Promise<unknown> = Promise.resolve();
   private state: 'open' | 'closed' | 'deleted' = 'open';
   /** Set when memory no longer matches the store (an engine failure after a commit). */
@@ -151,6 +153,7 @@ export class EncryptedIndex {
         index.live.clear();
         index.idOfKey.clear();
         index.metadata.clear();
+        index.unindexed = null;
       }
     }
     await index.rebuild();
@@ -272,7 +275,7 @@ export class EncryptedIndex {
         for (const [id, entry] of gone) {
           this.live.delete(id);
           this.idOfKey.delete(entry.key);
-          this.metadata.delete(entry.key);
+          this.filterIndex().delete(entry.key);
         }
         await this.engine?.remove(BigUint64Array.from([...gone.values()], (e) => BigInt(e.key)));
         this.deadSlots += gone.size;
@@ -313,7 +316,7 @@ export class EncryptedIndex {
     const options: SearchOptions = ef === undefined ? {} : { expansionSearch: ef };
     let candidates = this.live.size;
     if (filter && !filter.matchesEverything) {
-      const allowed = this.metadata.match(filter);
+      const allowed = this.filterIndex().match(filter);
       if (allowed.size === 0) return empty();
       candidates = allowed.size;
       options.allowedKeys = BigUint64Array.from(allowed, BigInt);
@@ -370,7 +373,7 @@ export class EncryptedIndex {
       ids = [...this.live.keys()];
     } else {
       ids = [];
-      for (const key of this.metadata.match(filter)) {
+      for (const key of this.filterIndex().match(filter)) {
         const id = this.idOfKey.get(key);
         if (id !== undefined) ids.push(id);
       }
@@ -427,6 +430,7 @@ export class EncryptedIndex {
     this.live.clear();
     this.idOfKey.clear();
     this.metadata.clear();
+    this.unindexed = null;
     const engine = this.engine;
     this.engine = null;
     this.ctx.onRelease(this);
@@ -547,7 +551,7 @@ export class EncryptedIndex {
       table.ids.push(id);
       table.keys.push(entry.key);
       table.seqs.push(entry.seq);
-      table.metadata.push(this.metadata.get(entry.key) ?? null);
+      table.metadata.push(this.filterIndex().get(entry.key) ?? null);
     }
     const graph = await this.engine!.serialize();
     const generation = (next.snapshot?.generation ?? 0) + 1;
@@ -573,8 +577,8 @@ export class EncryptedIndex {
     table.ids.forEach((id, i) => {
       this.live.set(id, { key: table.keys[i]!, seq: table.seqs[i]! });
       this.idOfKey.set(table.keys[i]!, id);
-      this.metadata.set(table.keys[i]!, table.metadata[i] ?? undefined);
     });
+    this.unindexed = { keys: table.keys, metadata: table.metadata };
     const digest = new Uint8Array(table.digest);
     const removedKeys: number[] = [];
     const added = new Map<string, { key: number; vector: Float32Array }>();
@@ -588,7 +592,7 @@ export class EncryptedIndex {
         xorInto(digest, this.liveTag(this.hashId(id), old.seq));
         this.live.delete(id);
         this.idOfKey.delete(old.key);
-        this.metadata.delete(old.key);
+        this.filterIndex().delete(old.key);
         if (!added.delete(id)) removedKeys.push(old.key);
       };
       change.deleted.forEach(forget);
@@ -604,7 +608,7 @@ export class EncryptedIndex {
         xorInto(digest, this.liveTag(hkey, seq));
         this.live.set(id, { key: record.body.key, seq });
         this.idOfKey.set(record.body.key, id);
-        this.metadata.set(record.body.key, record.body.metadata);
+        this.filterIndex().set(record.body.key, record.body.metadata);
         added.set(id, { key: record.body.key, vector: vectorOf(record.body.vector) });
         this.changedSinceSnapshot++;
       });
@@ -653,7 +657,7 @@ export class EncryptedIndex {
     if (replaced.length > 0) {
       for (const key of replaced) {
         this.idOfKey.delete(key);
-        this.metadata.delete(key);
+        this.filterIndex().delete(key);
       }
       await this.engine.remove(BigUint64Array.from(replaced, BigInt));
       this.deadSlots += replaced.length;
@@ -665,7 +669,7 @@ export class EncryptedIndex {
       vectors.set(item.vector, i * dimension);
       this.live.set(item.id, { key, seq });
       this.idOfKey.set(key, item.id);
-      this.metadata.set(key, item.metadata);
+      this.filterIndex().set(key, item.metadata);
     });
     await this.engine.add(keys, vectors);
   }
@@ -694,7 +698,7 @@ export class EncryptedIndex {
       xorInto(digest, this.liveTag(hkey, seq));
       this.live.set(body.id, { key: body.key, seq });
       this.idOfKey.set(body.key, body.id);
-      this.metadata.set(body.key, body.metadata);
+      this.filterIndex().set(body.key, body.metadata);
       keys.push(BigInt(body.key));
       vectors.push(vectorOf(body.vector));
     }
@@ -746,6 +750,15 @@ export class EncryptedIndex {
       return this.readRecords(ids, true);
     }
     return out;
+  }
+
+  private filterIndex(): MetadataIndex {
+    if (this.unindexed) {
+      const { keys, metadata } = this.unindexed;
+      this.unindexed = null;
+      keys.forEach((key, i) => this.metadata.set(key, metadata[i] ?? undefined));
+    }
+    return this.metadata;
   }
 
   private hashId(id: string): Buffer {
