@@ -43,7 +43,7 @@ export function paramsFor(mode: RunMode, overrides: Pick<BenchOptions, 'iteratio
     mode === 'full'
       ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], iterations: 5, minPassMs: 300, recallQueries: null, batchSize: null, quick: false }
       : mode === 'quick'
-        ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], iterations: 3, minPassMs: 80, recallQueries: 100, batchSize: 100, quick: true }
+        ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], iterations: 5, minPassMs: 50, recallQueries: 100, batchSize: 100, quick: true }
         : { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 64], iterations: 1, minPassMs: 5, recallQueries: null, batchSize: null, quick: true };
   return {
     ...base,

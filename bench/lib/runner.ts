@@ -153,9 +153,10 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       const batch: number[] = [];
       for (let it = 0; it < params.iterations; it++) {
         single.push(await timedPass(params.minPassMs, async (i) => void (await opened.query(queryRow(i), k))));
+        if (adapter.batchIsLoop) continue;
         batch.push(nb * (await timedPass(params.minPassMs, async () => void (await opened.queryBatch(dataset.queries.data.subarray(0, nb * d), nb, k)))));
       }
-      sweep.push({ ef: hasEf ? ef : null, recall, recallBatch, qpsSingle: medianOf(single), qpsBatch: medianOf(batch), qpsSingleSamples: single, qpsBatchSamples: batch });
+      sweep.push({ ef: hasEf ? ef : null, recall, recallBatch, qpsSingle: medianOf(single), qpsBatch: medianOf(adapter.batchIsLoop ? single : batch), qpsSingleSamples: single, qpsBatchSamples: adapter.batchIsLoop ? single : batch });
       if (!hasEf) break;
     }
 

@@ -53,7 +53,8 @@ export const hnswlibAdapter: SystemAdapter = {
   key: 'hnswlib',
   label: 'hnswlib-node',
   indexKind: 'HNSW (C++ hnswlib via hnswlib-node 3.0.0), writeIndex/readIndex file',
-  batchMode: 'no batch API: a loop of searchKnn calls on one thread',
+  batchMode: 'no batch API: batched = single-query figure',
+  batchIsLoop: true,
   async unavailable() {
     return undefined;
   },

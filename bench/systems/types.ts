@@ -61,6 +61,8 @@ export interface SystemAdapter {
   readonly indexKind: string;
   /** How "batched" queries are issued, for the report. */
   readonly batchMode: string;
+  /** True when the system has no batch path (batched = a loop of single queries): batched QPS is then the single-query figure. */
+  readonly batchIsLoop?: boolean;
   /** Why it cannot run on this dataset here, or undefined when it can. */
   unavailable(info: { metric: BenchMetric; count: number; dimension: number; quick: boolean }): Promise<string | undefined>;
   create(spec: SystemSpec): Promise<SystemInstance>;

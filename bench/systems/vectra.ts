@@ -60,7 +60,8 @@ export const vectraAdapter: SystemAdapter = {
   key: 'vectra',
   label: 'Vectra (pure JS)',
   indexKind: 'none: exact linear scan over index.json (cosine only)',
-  batchMode: 'no batch API: a loop of queryItems calls',
+  batchMode: 'no batch API: batched = single-query figure',
+  batchIsLoop: true,
   async unavailable({ metric, count, dimension, quick }) {
     if (metric !== 'cosine') return 'Vectra only ranks by cosine similarity; this dataset is euclidean';
     if (quick && count * dimension > QUICK_MAX_VALUES) return 'quick run: Vectra (an exact JS scan, tens of ms per query) only runs on the small GloVe sets';
