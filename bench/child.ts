@@ -5,7 +5,7 @@
  */
 import { loadPlan, type DatasetPlan } from './lib/data.js';
 import { runSystem, type RunParams, type SystemRun } from './lib/runner.js';
-import { systemByKey } from './systems/index.js';
+import { REFERENCE_SYSTEM, systemByKey } from './systems/index.js';
 
 interface Job {
   plan: DatasetPlan;
@@ -15,7 +15,8 @@ interface Job {
 
 export async function runJob(job: Job): Promise<SystemRun> {
   const dataset = loadPlan(job.plan);
-  return runSystem(systemByKey(job.system), dataset, job.params);
+  const pairWith = job.params.paired && job.system !== REFERENCE_SYSTEM && job.system === 'vecvault' ? systemByKey(REFERENCE_SYSTEM) : undefined;
+  return runSystem(systemByKey(job.system), dataset, job.params, pairWith);
 }
 
 // If the parent goes away (Ctrl-C, crash), do not linger as an orphan.

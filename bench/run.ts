@@ -41,10 +41,10 @@ export interface BenchOptions {
 export function paramsFor(mode: RunMode, overrides: Pick<BenchOptions, 'iterations' | 'minPassMs' | 'efSweep'> = {}): RunParams {
   const base: RunParams =
     mode === 'full'
-      ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], iterations: 5, minPassMs: 300, recallQueries: null, batchSize: null, quick: false }
+      ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], paired: true, iterations: 5, minPassMs: 300, recallQueries: null, batchSize: null, quick: false }
       : mode === 'quick'
-        ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], iterations: 5, minPassMs: 50, recallQueries: 100, batchSize: 100, quick: true }
-        : { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 64], iterations: 1, minPassMs: 5, recallQueries: null, batchSize: null, quick: true };
+        ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], paired: true, iterations: 3, minPassMs: 50, recallQueries: 100, batchSize: 100, quick: true }
+        : { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 64], paired: true, iterations: 1, minPassMs: 5, recallQueries: null, batchSize: null, quick: true };
   return {
     ...base,
     ...(overrides.iterations ? { iterations: overrides.iterations } : {}),
@@ -130,7 +130,8 @@ export async function runBench(options: BenchOptions): Promise<{ results: BenchR
         if (!notRun.some((n) => n.system === system.key) && system.key === 'faiss') notRun.push({ system: system.key, label: system.label, reason });
         continue;
       }
-      const run = options.inProcess ? await runSystem(system, data, params) : await runInChild(plan, system.key, params, TIMEOUT_MS[options.mode]);
+      const pairWith = params.paired && system.key === 'vecvault' ? systemByKey(REFERENCE_SYSTEM) : undefined;
+      const run = options.inProcess ? await runSystem(system, data, params, pairWith) : await runInChild(plan, system.key, params, TIMEOUT_MS[options.mode]);
       log(`[${plan.name}] ${system.label}: ${progressLine(run)}`);
       runs.push(run);
     }

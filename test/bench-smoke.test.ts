@@ -87,6 +87,14 @@ describe('benchmark harness (tiny run)', () => {
     expect(usearch.sweep.find((p) => p.ef === 64)!.recall).toBeGreaterThanOrEqual(0.9);
     const summary = tiny.summaries.find((s) => s.system === 'usearch')!;
     expect(summary.ratios.insert).toBe(1);
+    // vecvault (when it ran) is also measured alternately with raw usearch in one process.
+    const vecvault = ok.find((r) => r.system === 'vecvault');
+    if (vecvault) {
+      expect(vecvault.paired.reference).toBe('usearch');
+      expect(vecvault.paired.points.map((p) => p.ef)).toEqual(fromDisk.params.efSweep);
+      for (const p of vecvault.paired.points) expect(p.singleSubject.length).toBe(p.singleReference.length);
+      expect(tiny.summaries.find((s) => s.system === 'vecvault')!.paired).toBeDefined();
+    }
   });
 
   it('measures the cipher layer for both implementations and three sizes', () => {

@@ -2,7 +2,8 @@
 import type { CipherRow } from '../cipher.js';
 import type { MachineInfo } from './machine.js';
 import type { RunMode } from './data.js';
-import type { RunParams, SweepPoint, SystemRun } from './runner.js';
+import type { PairedRun, RunParams, SweepPoint, SystemRun } from './runner.js';
+import { medianOf } from './measure.js';
 
 export const RECALL_TARGET = 0.95;
 
@@ -20,6 +21,46 @@ export interface SystemSummary {
     insert: number | null;
     open: number | null;
     peakMemory: number | null;
+  };
+  /** From alternating passes with raw usearch in one process (vecvault only): the steadier QPS ratios. */
+  paired?: PairedSummary;
+}
+
+export interface PairedSummary {
+  qpsAtTargetSingle: number | null;
+  qpsAtTargetBatch: number | null;
+  efSubject: number | null;
+  efReference: number | null;
+  /** Per ef: median over repetitions of (subject ÷ reference) QPS. */
+  sameEf: { ef: number; recallSubject: number; recallReference: number; single: number; batch: number }[];
+}
+
+export function summarisePaired(paired: PairedRun): PairedSummary {
+  const best = (pick: (p: PairedRun['points'][number]) => { recall: number; qps: number }) => {
+    let out: { ef: number; qps: number } | null = null;
+    for (const p of paired.points) {
+      const { recall, qps } = pick(p);
+      if (recall >= RECALL_TARGET && (!out || qps > out.qps)) out = { ef: p.ef, qps };
+    }
+    return out;
+  };
+  const refSingle = best((p) => ({ recall: p.recallReference, qps: medianOf(p.singleReference) }));
+  const subSingle = best((p) => ({ recall: p.recallSubject, qps: medianOf(p.singleSubject) }));
+  const refBatch = best((p) => ({ recall: p.recallReference, qps: medianOf(p.batchReference) }));
+  const subBatch = best((p) => ({ recall: p.recallSubject, qps: medianOf(p.batchSubject) }));
+  const ratios = (a: number[], b: number[]) => medianOf(a.map((v, i) => v / b[i]!));
+  return {
+    qpsAtTargetSingle: ratio(subSingle?.qps, refSingle?.qps),
+    qpsAtTargetBatch: ratio(subBatch?.qps, refBatch?.qps),
+    efSubject: subSingle?.ef ?? null,
+    efReference: refSingle?.ef ?? null,
+    sameEf: paired.points.map((p) => ({
+      ef: p.ef,
+      recallSubject: p.recallSubject,
+      recallReference: p.recallReference,
+      single: ratios(p.singleSubject, p.singleReference),
+      batch: ratios(p.batchSubject, p.batchReference),
+    })),
   };
 }
 
@@ -87,6 +128,7 @@ export function summarise(runs: SystemRun[], reference: string): SystemSummary[]
           open: ratio(r.open?.medianMs, ref?.open?.medianMs),
           peakMemory: ratio(r.memory?.peakDeltaMiB, ref?.memory?.peakDeltaMiB),
         },
+        ...(r.paired && r.paired.points.length ? { paired: summarisePaired(r.paired) } : {}),
       };
     });
 }

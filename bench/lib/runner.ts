@@ -19,6 +19,8 @@ export interface RunParams {
   /** ef used while building and for the "default" figures. */
   defaultEf: number;
   efSweep: number[];
+  /** Also measure vecvault alternately with raw usearch in its own process (the headline QPS ratios). */
+  paired: boolean;
   /** Timed repetitions per figure; the median is reported. */
   iterations: number;
   /** Minimum length of one timed pass, ms. */
@@ -41,6 +43,23 @@ export interface SweepPoint {
   qpsBatchSamples: number[];
 }
 
+/** One ef of a paired measurement: QPS samples of both systems, taken alternately. */
+export interface PairedPoint {
+  ef: number;
+  recallReference: number;
+  recallSubject: number;
+  singleReference: number[];
+  singleSubject: number[];
+  batchReference: number[];
+  batchSubject: number[];
+}
+
+export interface PairedRun {
+  /** The system measured alongside (raw usearch). */
+  reference: string;
+  points: PairedPoint[];
+}
+
 export interface SystemRun {
   system: string;
   dataset: string;
@@ -59,6 +78,8 @@ export interface SystemRun {
   memory?: { rssAfterLoadMiB: number; peakBeforeSystemMiB: number; peakMiB: number; peakDeltaMiB: number };
   extras?: Record<string, number>;
   note?: string;
+  /** QPS of this system and the reference measured alternately in one process (vecvault only). */
+  paired?: PairedRun;
   /** 1-minute load average when this system's measurement started (the machines are shared). */
   loadAverage1m?: number;
   durationSeconds?: number;
@@ -80,7 +101,59 @@ function checkAnswer(rows: ArrayLike<number>, k: number, count: number, what: st
   }
 }
 
-export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params: RunParams): Promise<SystemRun> {
+/**
+ * Alternating timed passes of `reference` (built here, in the same process)
+ * and `subject` (already open) at every ef: both see the same load at the
+ * same moments, so their ratio is far steadier than one taken across two
+ * processes minutes apart. Runs after the subject's peak RSS was recorded.
+ */
+async function pairedPasses(referenceAdapter: SystemAdapter, subject: SystemInstance, dataset: Dataset, params: RunParams, subjectSpec: SystemSpec): Promise<PairedRun> {
+  const dir = mkdtempSync(join(tmpdir(), `vecvault-bench-pair-${referenceAdapter.key}-`));
+  const spec: SystemSpec = { ...subjectSpec, dir };
+  const { k } = params;
+  const d = dataset.base.dimension;
+  const nq = Math.min(dataset.queries.count, params.recallQueries ?? Infinity);
+  const nb = Math.min(nq, params.batchSize ?? Infinity);
+  const queryRow = (i: number) => dataset.queries.data.subarray((i % nq) * d, ((i % nq) + 1) * d);
+  const reference = await referenceAdapter.create(spec);
+  try {
+    await reference.insert(dataset.base.data, dataset.base.count);
+    await reference.persist();
+    const points: PairedPoint[] = [];
+    for (const ef of params.efSweep) {
+      if ((await reference.setExpansionSearch(ef)) !== 'ok' || (await subject.setExpansionSearch(ef)) !== 'ok') continue;
+      const recall = async (inst: SystemInstance) => {
+        const found: ArrayLike<number>[] = [];
+        for (let q = 0; q < nq; q++) found.push(await inst.query(queryRow(q), k));
+        return recallAtK(dataset, found, k);
+      };
+      const point: PairedPoint = { ef, recallReference: await recall(reference), recallSubject: await recall(subject), singleReference: [], singleSubject: [], batchReference: [], batchSubject: [] };
+      const single = (inst: SystemInstance) => timedPass(params.minPassMs, async (i) => void (await inst.query(queryRow(i), k)));
+      const batch = async (inst: SystemInstance) => nb * (await timedPass(params.minPassMs, async () => void (await inst.queryBatch(dataset.queries.data.subarray(0, nb * d), nb, k))));
+      for (let it = 0; it < params.iterations; it++) {
+        // Alternate who goes first, so neither always gets the warmer cache.
+        if (it % 2 === 0) {
+          point.singleReference.push(await single(reference));
+          point.singleSubject.push(await single(subject));
+          point.batchReference.push(await batch(reference));
+          point.batchSubject.push(await batch(subject));
+        } else {
+          point.singleSubject.push(await single(subject));
+          point.singleReference.push(await single(reference));
+          point.batchSubject.push(await batch(subject));
+          point.batchReference.push(await batch(reference));
+        }
+      }
+      points.push(point);
+    }
+    return { reference: referenceAdapter.key, points };
+  } finally {
+    await reference.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params: RunParams, pairWith?: SystemAdapter): Promise<SystemRun> {
   const started = performance.now();
   const base: SystemRun = { system: adapter.key, dataset: dataset.name, status: 'ok', loadAverage1m: Math.round(loadavg()[0]! * 100) / 100 };
   const reason = await adapter.unavailable({ metric: dataset.metric, count: dataset.base.count, dimension: dataset.base.dimension, quick: params.quick });
@@ -179,9 +252,10 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       : undefined;
 
     const note = opened.note?.();
+    const peakMiB = peakRssMiB();
+    const paired = pairWith ? await pairedPasses(pairWith, opened, dataset, params, spec) : undefined;
     await opened.close();
     instance = undefined;
-    const peakMiB = peakRssMiB();
     const openMedian = medianOf(openSamples);
     return {
       ...base,
@@ -196,6 +270,7 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
       memory: { rssAfterLoadMiB, peakBeforeSystemMiB, peakMiB, peakDeltaMiB: peakMiB - rssAfterLoadMiB },
       ...(extras ? { extras } : {}),
       ...(note ? { note } : {}),
+      ...(paired ? { paired } : {}),
       durationSeconds: (performance.now() - started) / 1000,
     };
   } catch (error) {
