@@ -4,7 +4,7 @@
  * responsiveness, concurrency, SIMD, lifecycle and hostile bytes.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -350,6 +350,40 @@ describe('native engine: serialization', () => {
     // The copy is a live index: it accepts new vectors.
     await copy.add(new BigUint64Array([10_000n]), data.subarray(0, 16));
     expect(copy.size()).toBe(engine.size() + 1);
+  });
+
+  it('reads the stock usearch binding\'s saved file byte for byte and answers exactly as it does', async () => {
+    // Same graph in both: proves the per-call ef emulation (ask usearch for
+    // max(k, ef) with its own ef pinned) equals usearch's search at that ef.
+    const { default: usearch } = await import('usearch');
+    const dim = 16;
+    const data = randomVectors(4000, dim, 111);
+    const keys = sequentialKeys(4000);
+    const stock = new usearch.Index({
+      dimensions: dim,
+      metric: usearch.MetricKind.L2sq,
+      quantization: usearch.ScalarKind.F32,
+      connectivity: 16,
+      expansion_add: 64,
+      expansion_search: 40,
+      multi: false,
+    });
+    stock.add(keys, data, 2);
+    const dir = mkdtempSync(join(tmpdir(), 'vecvault-stock-'));
+    try {
+      const file = join(dir, 'stock.usearch');
+      stock.save(file);
+      const bytes = readFileSync(file);
+      const engine = track(await nativeEngine.deserialize(bytes, options({ dimension: dim, expansionSearch: 40 })));
+      expect(Buffer.from(await engine.serialize()).equals(bytes)).toBe(true);
+      const queries = randomVectors(200, dim, 112);
+      const ours = await engine.search(queries, 10);
+      const theirs = stock.search(queries, 10, 1) as unknown as { keys: BigUint64Array; distances: Float32Array };
+      expect(ours.keys).toEqual(theirs.keys);
+      expect(ours.distances).toEqual(theirs.distances);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('an empty engine round-trips', async () => {
