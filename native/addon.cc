@@ -601,7 +601,11 @@ class SearchWorker : public PromiseWorker {
 
     std::string search_one(std::size_t q, std::size_t slot) {
         float const* query = req_.queries.data() + q * core_->config.dimensions;
-        if (req_.filtered && req_.exact)
+        // Filtered + exact: a distance per allowed key when few are allowed,
+        // else usearch's exact scan over all members with the predicate.
+        // (Per-key lookups cost a hash probe each: keep keys spread out — usearch's
+        // linear probing degrades to a scan of the table with sequential keys.)
+        if (req_.filtered && req_.exact && req_.allowed.size() * 8 <= core_->index.size())
             return exact_over_allowed(q, query, slot);
         std::size_t wanted = req_.exact ? req_.k : std::max(req_.k, req_.expansion);
         auto const& allowed = req_.allowed;
@@ -622,8 +626,6 @@ class SearchWorker : public PromiseWorker {
         return {};
     }
 
-    // Brute force over just the allowed keys: cheaper than a graph walk
-    // when few keys are allowed (the caller picks by selectivity).
     std::string exact_over_allowed(std::size_t q, float const* query, std::size_t slot) {
         std::vector<std::pair<float, key_t>> hits;
         hits.reserve(req_.allowed.size());

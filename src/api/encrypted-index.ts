@@ -238,7 +238,7 @@ export class EncryptedIndex {
         } else {
           next.count++;
         }
-        const key = next.nextKey++;
+        const key = engineKey(next.nextKey++);
         xorInto(next.digest, this.liveTag(hkey, seq));
         const body: RecordBody = { id: item.id, key, vector: vectorBytes(item.vector) };
         if (item.metadata !== undefined) body.metadata = item.metadata;
@@ -692,7 +692,7 @@ export class EncryptedIndex {
     for await (const [key, value] of this.ctx.store.entries(kindRange(this.ctx.indexId, RECORD))) {
       const hkey = keySuffix(key);
       const { seq, body } = openRecord(this.ctx.keys.records, this.ctx.indexId, hkey, value);
-      if (seq > m.counter || body.key >= m.nextKey || body.vector.byteLength !== 4 * (m.dimension ?? 0) || !constantTimeEqual(this.hashId(body.id), hkey)) {
+      if (seq > m.counter || body.vector.byteLength !== 4 * (m.dimension ?? 0) || !constantTimeEqual(this.hashId(body.id), hkey)) {
         throw new IntegrityError(`A record of index "${this.ctx.name}" does not belong to its manifest. Restore the store from a backup.`);
       }
       xorInto(digest, this.liveTag(hkey, seq));
@@ -772,6 +772,21 @@ export class EncryptedIndex {
   private toDistance(raw: number): number {
     return this.manifest.metric === 'euclidean' ? Math.sqrt(Math.max(0, raw)) : raw;
   }
+}
+
+/** Engine keys are never reused: the n-th key ever assigned in an index. */
+const MAX_KEYS = 2 ** 33;
+const KEY_SPREAD = 0xb5297; // odd, so n ↦ n·KEY_SPREAD mod 2^48 is a bijection
+
+/**
+ * Spreads sequential counters over 48 bits. usearch's key table uses linear
+ * probing on the raw key; consecutive keys fill one contiguous run, and every
+ * lookup (remove, exact filtered search) then scans it: 200× slower measured.
+ * n < 2^33 keeps n·KEY_SPREAD below 2^53, so the product is exact in a double.
+ */
+function engineKey(counter: number): number {
+  if (counter >= MAX_KEYS) throw new NativeError('This index has assigned 2^33 keys over its life; copy its records into a new index.');
+  return (counter * KEY_SPREAD) % 2 ** 48;
 }
 
 function xorInto(target: Uint8Array, tag: Uint8Array): void {

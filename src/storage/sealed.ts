@@ -25,7 +25,7 @@ export interface IndexConfig {
 export interface Manifest {
   /** Commits so far; every logical write increments it in the same batch. */
   counter: number;
-  /** Next engine key; keys are never reused. */
+  /** Counter behind the next engine key (spread by engineKey); keys are never reused. */
   nextKey: number;
   count: number;
   /** XOR over live records of HMAC(manifest key, hkey || seq): detects dropped or replayed records. */
