@@ -34,6 +34,10 @@
  *   for everything in flight, then frees native memory at once. A handle
  *   that is garbage-collected unclosed frees its memory on finalization,
  *   after any work still in flight.
+ * - Per-call `expansionSearch` mutates nothing shared: the addon pins
+ *   usearch's own ef at 1 and asks for max(k, ef) results, keeping the best
+ *   k, which is exactly usearch's search at that ef (tested against the stock
+ *   binding on the same graph).
  * - Each pool thread uses its own usearch "thread slot" (search context and
  *   cast buffer); the addon reserves one per libuv pool thread and blocks
  *   a worker (never the main thread) if it ever runs out.
@@ -158,8 +162,11 @@ export function nativeUsearchVersion(): string {
 export interface NativeSearchOptions extends SearchOptions {
   /**
    * Brute force instead of the graph. With `allowedKeys` it scans only those
-   * keys: exact, and far cheaper than a graph walk when few keys are allowed
-   * (at 1% selectivity ~0.25 ms vs ~3 ms). Callers choose by selectivity.
+   * keys (about 0.3–0.5 µs a key): exact, and cheaper than a filtered graph
+   * walk, which must visit ~ef/selectivity nodes to collect ef allowed ones.
+   * Measured on 50k × 64 (loaded 2-core machine): 1% allowed, exact 3 ms vs
+   * graph 77 ms; 10% allowed, exact 5 ms vs graph 18 ms; unfiltered 0.8 ms.
+   * Callers choose by selectivity; without `allowedKeys` it scans everything.
    */
   exact?: boolean;
 }
