@@ -259,7 +259,8 @@ describe('native engine: filtered search', () => {
     const { engine, data, keys } = await built(10_000, { dimension: dim }, 21);
     const pick = rng(22);
     const queries = randomVectors(50, dim, 23);
-    for (const fraction of [0.1, 0.01]) {
+    // 0.5 takes the addon's other exact path (a predicate scan of all members).
+    for (const fraction of [0.5, 0.1, 0.01]) {
       const allowedList = [...keys].filter(() => pick() < fraction);
       const allowed = new Set(allowedList);
       const allowedKeys = BigUint64Array.from(allowedList);
