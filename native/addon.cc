@@ -576,14 +576,20 @@ struct SearchRequest {
     std::vector<key_t> allowed; // sorted in the worker
 };
 
-class SearchWorker : public PromiseWorker {
-  public:
-    SearchWorker(Napi::Env env, std::shared_ptr<Core> core, SearchRequest request)
-        : PromiseWorker(env, std::move(core)), req_(std::move(request)), keys_(req_.count * req_.k, 0),
+// One search request: run by a pool thread (SearchWorker) or, for a single
+// small query, on the calling thread (searchSync), where a pool round trip
+// costs more than the search itself.
+struct SearchTask {
+    SearchTask(std::shared_ptr<Core> core, SearchRequest request)
+        : core_(std::move(core)), req_(std::move(request)), keys_(req_.count * req_.k, 0),
           distances_(req_.count * req_.k, 0.0f), counts_(req_.count, 0) {}
 
-  private:
-    void Run() override {
+    void fail(Failure kind, std::string message) {
+        failure = kind;
+        this->message = std::move(message);
+    }
+
+    void run() {
         if (req_.filtered) {
             std::sort(req_.allowed.begin(), req_.allowed.end());
             req_.allowed.erase(std::unique(req_.allowed.begin(), req_.allowed.end()), req_.allowed.end());
@@ -592,10 +598,10 @@ class SearchWorker : public PromiseWorker {
         for (std::size_t q = 0; q != req_.count; ++q) {
             ReadHold hold(core_->gate); // per query: pending inserts get in between queries
             if (core_->closed)
-                return Fail(Failure::closed, "closed");
+                return fail(Failure::closed, "closed");
             std::string error = search_one(q, slot.slot);
             if (!error.empty())
-                return Fail(Failure::native, error);
+                return fail(Failure::native, error);
         }
     }
 
@@ -644,7 +650,7 @@ class SearchWorker : public PromiseWorker {
         return {};
     }
 
-    Napi::Value Result(Napi::Env env) override {
+    Napi::Value result(Napi::Env env) {
         auto keys = Napi::BigUint64Array::New(env, keys_.size());
         auto distances = Napi::Float32Array::New(env, distances_.size());
         auto counts = Napi::Uint32Array::New(env, counts_.size());
@@ -658,10 +664,29 @@ class SearchWorker : public PromiseWorker {
         return out;
     }
 
+    std::shared_ptr<Core> core_;
+    Failure failure = Failure::none;
+    std::string message;
     SearchRequest req_;
     std::vector<key_t> keys_;
     std::vector<float> distances_;
     std::vector<std::uint32_t> counts_;
+};
+
+class SearchWorker : public PromiseWorker {
+  public:
+    SearchWorker(Napi::Env env, std::shared_ptr<Core> core, SearchRequest request)
+        : PromiseWorker(env, core), task_(std::move(core), std::move(request)) {}
+
+  private:
+    void Run() override {
+        task_.run();
+        if (task_.failure != Failure::none)
+            Fail(task_.failure, task_.message);
+    }
+    Napi::Value Result(Napi::Env env) override { return task_.result(env); }
+
+    SearchTask task_;
 };
 
 class SerializeWorker : public PromiseWorker {
@@ -771,6 +796,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                                InstanceMethod("remove", &NativeIndex::Remove),
                                InstanceMethod("reserve", &NativeIndex::Reserve),
                                InstanceMethod("search", &NativeIndex::Search),
+                               InstanceMethod("searchSync", &NativeIndex::SearchSync),
                                InstanceMethod("serialize", &NativeIndex::Serialize),
                                InstanceMethod("load", &NativeIndex::Load),
                                InstanceMethod("close", &NativeIndex::Close),
@@ -844,8 +870,26 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     Napi::Value Reserve(Napi::CallbackInfo const& info) {
         return Start<ReserveWorker>(info.Env(), as_size(info[0]));
     }
-    // search(queries, k, expansion, allowedKeys | null, exact)
+    // search(queries, k, expansion, allowedKeys | null, exact) → Promise
     Napi::Value Search(Napi::CallbackInfo const& info) {
+        return Start<SearchWorker>(info.Env(), search_request(info));
+    }
+
+    // searchSync(same arguments) → [keys, distances, counts], on the calling thread.
+    Napi::Value SearchSync(Napi::CallbackInfo const& info) {
+        Napi::Env env = info.Env();
+        live(env);
+        SearchTask task(core_, search_request(info));
+        task.run();
+        if (task.failure != Failure::none) {
+            Napi::Error e = Napi::Error::New(env, task.message);
+            e.Set("code", Napi::String::New(env, failure_code(task.failure)));
+            throw e;
+        }
+        return task.result(env);
+    }
+
+    SearchRequest search_request(Napi::CallbackInfo const& info) {
         SearchRequest req;
         req.queries = copy_typed<float>(info[0]);
         req.k = as_size(info[1]);
@@ -858,7 +902,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         if (req.k == 0 || req.queries.size() % dims != 0)
             throw Napi::RangeError::New(info.Env(), "bad search arguments");
         req.count = req.queries.size() / dims;
-        return Start<SearchWorker>(info.Env(), std::move(req));
+        return req;
     }
     Napi::Value Serialize(Napi::CallbackInfo const& info) { return Start<SerializeWorker>(info.Env()); }
     Napi::Value Load(Napi::CallbackInfo const& info) {

@@ -8,6 +8,10 @@
  * - Every operation that costs more than a hash lookup (`add`, `remove`,
  *   `search`, `serialize`, `reserve`, `deserialize`) runs on the libuv pool
  *   and returns a Promise; the main thread's event loop never waits on it.
+ *   The one exception is a single small query (one vector, k and ef ≤ 1024):
+ *   it runs on the calling thread, because its tens to hundreds of µs cost
+ *   less than a pool round trip. It still takes the gate like a pool search,
+ *   so it may wait for one row of a concurrent add (or a capacity growth).
  * - Writes (`add`, `remove`, `reserve`) and `serialize` run one at a time,
  *   in call order: each starts after the previous one settled, so
  *   `serialize()` captures exactly the writes called before it. One `add`
@@ -78,6 +82,14 @@ interface NativeIndexHandle {
     allowedKeys: BigUint64Array | null,
     exact: boolean,
   ): Promise<[BigUint64Array, Float32Array, Uint32Array]>;
+  /** The same search on the calling thread (for one small query: cheaper than a pool round trip). */
+  searchSync(
+    queries: Float32Array,
+    k: number,
+    expansion: number,
+    allowedKeys: BigUint64Array | null,
+    exact: boolean,
+  ): [BigUint64Array, Float32Array, Uint32Array];
   serialize(): Promise<Uint8Array>;
   load(bytes: Uint8Array): Promise<void>;
   close(): void;
@@ -277,6 +289,11 @@ function threadPoolSize(): number {
   return Number.isInteger(size) && size > 0 ? Math.min(size, 1024) : 4;
 }
 
+/** A single query runs on the calling thread when it is this small (well under a millisecond). */
+const SYNC_MAX_K = 1024;
+const SYNC_MAX_EF = 1024;
+const SYNC_MAX_ALLOWED = 50_000;
+
 /** Most queries per search task: a big batch must not hold a pool thread for long (~50 ms at 200 µs a query). */
 const SEARCH_CHUNK_QUERIES = 256;
 
@@ -367,6 +384,13 @@ class NativeEngine implements NativeAnnEngine {
       }
       checkVectors(queries, queries.length / dimension, dimension, 'queries');
       const exact = options.exact ?? false;
+      if (queries.length === dimension && k <= SYNC_MAX_K && ef <= SYNC_MAX_EF && (allowed === null || allowed.length <= SYNC_MAX_ALLOWED)) {
+        // One query costs tens to hundreds of µs: less than handing it to the pool and back.
+        return nativeCall('search', async () => {
+          const [keys, distances, counts] = this.#handle.searchSync(queries, k, ef, allowed, exact);
+          return { keys, distances, counts, k };
+        });
+      }
       return nativeCall('search', () => this.#searchAll(queries, k, ef, allowed, exact));
     });
   }
@@ -500,7 +524,7 @@ function newHandle(options: Readonly<EngineOptions>): NativeIndexHandle {
       options.precision,
       options.connectivity,
       options.expansionAdd,
-      threadPoolSize(),
+      threadPoolSize() + 1, // one usearch thread slot per pool thread, plus the main thread (searchSync)
     );
   } catch (cause) {
     throw new NativeError('the native engine could not be created', { cause });
