@@ -457,11 +457,14 @@ class NativeEngine implements NativeAnnEngine {
     const total = queries.length / dimension;
     // Even split over the lanes (no lane idles at the end), capped per task.
     const chunkSize = Math.min(SEARCH_CHUNK_QUERIES, Math.max(1, Math.ceil(total / this.parallelism)));
-    if (total > chunkSize) {
-      // Later chunks start after this call returns: snapshot the caller's arrays now.
-      queries = queries.slice();
-      allowed = allowed?.slice() ?? null;
+    if (total <= chunkSize) {
+      // One task (the common single query): hand back the addon's arrays as they are.
+      const [keys, distances, counts] = await this.#handle.search(queries, k, ef, allowed, exact);
+      return { keys, distances, counts, k };
     }
+    // Later chunks start after this call returns: snapshot the caller's arrays now.
+    queries = queries.slice();
+    allowed = allowed?.slice() ?? null;
     const result: SearchResult = {
       keys: new BigUint64Array(total * k),
       distances: new Float32Array(total * k),
