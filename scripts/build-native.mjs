@@ -51,8 +51,23 @@ function localNodeDir() {
   return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
 }
 
+/** Our node-gyp dependency, else the one npm bundles (npm passes its path to install scripts). */
+function nodeGypBin() {
+  try {
+    return require.resolve('node-gyp/bin/node-gyp.js');
+  } catch (error) {
+    if (process.env.npm_config_node_gyp) return process.env.npm_config_node_gyp;
+    throw error;
+  }
+}
+
 function nodeGyp(args) {
-  const bin = require.resolve('node-gyp/bin/node-gyp.js');
+  let bin;
+  try {
+    bin = nodeGypBin();
+  } catch {
+    fail('node-gyp is not installed');
+  }
   const result = spawnSync(process.execPath, [bin, ...args], { cwd: root, stdio: 'inherit' });
   return result.status === 0;
 }
