@@ -59,6 +59,15 @@ class Gate {
         mode_ = m;
         ++holders_;
     }
+    // Enters only if that needs no wait (the calling-thread search must never block the event loop).
+    bool try_enter(Mode m) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!admits(m))
+            return false;
+        mode_ = m;
+        ++holders_;
+        return true;
+    }
     void leave() {
         std::lock_guard<std::mutex> lock(mutex_);
         if (--holders_ == 0) {
@@ -125,6 +134,14 @@ class SlotPool {
         std::size_t slot = free_.back();
         free_.pop_back();
         return slot;
+    }
+    bool try_acquire(std::size_t& slot) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (free_.empty())
+            return false;
+        slot = free_.back();
+        free_.pop_back();
+        return true;
     }
     void release(std::size_t slot) {
         {
@@ -589,11 +606,15 @@ struct SearchTask {
         this->message = std::move(message);
     }
 
-    void run() {
+    void sort_allowed() {
         if (req_.filtered) {
             std::sort(req_.allowed.begin(), req_.allowed.end());
             req_.allowed.erase(std::unique(req_.allowed.begin(), req_.allowed.end()), req_.allowed.end());
         }
+    }
+
+    void run() {
+        sort_allowed();
         SlotHold slot(core_->slots);
         for (std::size_t q = 0; q != req_.count; ++q) {
             ReadHold hold(core_->gate); // per query: pending inserts get in between queries
@@ -603,6 +624,30 @@ struct SearchTask {
             if (!error.empty())
                 return fail(Failure::native, error);
         }
+    }
+
+    // For the calling (main) thread: never waits. Returns false, having done
+    // nothing, when a slot or the gate is not free right now (a row insert,
+    // a remove batch or a capacity growth is running); the caller then uses
+    // the pool instead.
+    bool try_run() {
+        sort_allowed();
+        std::size_t slot;
+        if (!core_->slots.try_acquire(slot))
+            return false;
+        if (!core_->gate.try_enter(Gate::Mode::read)) {
+            core_->slots.release(slot);
+            return false;
+        }
+        if (core_->closed)
+            fail(Failure::closed, "closed");
+        else
+            for (std::size_t q = 0; q != req_.count && failure == Failure::none; ++q)
+                if (std::string error = search_one(q, slot); !error.empty())
+                    fail(Failure::native, error);
+        core_->gate.leave();
+        core_->slots.release(slot);
+        return true;
     }
 
     std::string search_one(std::size_t q, std::size_t slot) {
@@ -875,12 +920,14 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         return Start<SearchWorker>(info.Env(), search_request(info));
     }
 
-    // searchSync(same arguments) → [keys, distances, counts], on the calling thread.
+    // searchSync(same arguments) → [keys, distances, counts] computed on the calling thread,
+    // → null when it could not start without waiting (native.ts then uses the pool).
     Napi::Value SearchSync(Napi::CallbackInfo const& info) {
         Napi::Env env = info.Env();
         live(env);
         SearchTask task(core_, search_request(info));
-        task.run();
+        if (!task.try_run())
+            return env.Null();
         if (task.failure != Failure::none) {
             Napi::Error e = Napi::Error::New(env, task.message);
             e.Set("code", Napi::String::New(env, failure_code(task.failure)));

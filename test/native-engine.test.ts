@@ -487,6 +487,10 @@ describe('native engine: concurrency and the event loop', () => {
         engine.search(queries, 10),
         engine.search(queries, 10, { expansionSearch: 32 }),
       ]);
+      // Single queries may run on this thread; they must not wait for the add there.
+      const single = await engine.search(queries.subarray(0, dim), 10);
+      expect(single.counts[0]).toBe(10);
+      for (const hit of row(single, 0)) expect(valid.has(hit.key)).toBe(true);
       for (const result of results) {
         for (let q = 0; q < 8; q++) {
           // A search racing an insert inside usearch can come back with one hit; the gate prevents it.
@@ -607,7 +611,7 @@ async function round(i: number) {
   const keys = BigUint64Array.from({ length: 2000 }, (_, j) => BigInt(j + 1));
   const vectors = Float32Array.from({ length: 2000 * 8 }, () => Math.random());
   await e.add(keys, vectors);
-  if (i % 2) void e.search(vectors.subarray(0, 8), 5); // still running when dropped
+  if (i % 2) void e.search(vectors.subarray(0, 16), 5); // two queries: pool tasks still running when dropped
 }
 for (let i = 0; i < 20; i++) { await round(i); gc(); }
 await new Promise((r) => setTimeout(r, 100));

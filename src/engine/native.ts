@@ -8,10 +8,11 @@
  * - Every operation that costs more than a hash lookup (`add`, `remove`,
  *   `search`, `serialize`, `reserve`, `deserialize`) runs on the libuv pool
  *   and returns a Promise; the main thread's event loop never waits on it.
- *   The one exception is a single small query (one vector, k and ef ≤ 1024):
- *   it runs on the calling thread, because its tens to hundreds of µs cost
- *   less than a pool round trip. It still takes the gate like a pool search,
- *   so it may wait for one row of a concurrent add (or a capacity growth).
+ *   The one exception is a single plain query (one vector, k and ef ≤ 1024,
+ *   no `allowedKeys`, not `exact`): it runs on the calling thread, because
+ *   its tens to hundreds of µs cost less than a pool round trip. It never
+ *   waits there: if an insert row, a remove batch or a capacity growth holds
+ *   the index, the query goes to the pool like any other.
  * - Writes (`add`, `remove`, `reserve`) and `serialize` run one at a time,
  *   in call order: each starts after the previous one settled, so
  *   `serialize()` captures exactly the writes called before it. One `add`
@@ -94,7 +95,7 @@ interface NativeIndexHandle {
     expansion: number,
     allowedKeys: BigUint64Array | null,
     exact: boolean,
-  ): [BigUint64Array, Float32Array, Uint32Array];
+  ): [BigUint64Array, Float32Array, Uint32Array] | null;
   serialize(): Promise<Uint8Array>;
   load(bytes: Uint8Array): Promise<void>;
   close(): void;
@@ -299,7 +300,6 @@ function threadPoolSize(): number {
 /** A single query runs on the calling thread when it is this small (well under a millisecond). */
 const SYNC_MAX_K = 1024;
 const SYNC_MAX_EF = 1024;
-const SYNC_MAX_ALLOWED = 50_000;
 
 /** Most queries per search task: a big batch must not hold a pool thread for long (~50 ms at 200 µs a query). */
 const SEARCH_CHUNK_QUERIES = 256;
@@ -391,12 +391,14 @@ class NativeEngine implements NativeAnnEngine {
       }
       checkVectors(queries, queries.length / dimension, dimension, 'queries');
       const exact = options.exact ?? false;
-      if (queries.length === dimension && k <= SYNC_MAX_K && ef <= SYNC_MAX_EF && (allowed === null || allowed.length <= SYNC_MAX_ALLOWED)) {
-        // One query costs tens to hundreds of µs: less than handing it to the pool and back.
-        return nativeCall('search', async () => {
-          const [keys, distances, counts] = this.#handle.searchSync(queries, k, ef, allowed, exact);
-          return { keys, distances, counts, k };
-        });
+      if (queries.length === dimension && k <= SYNC_MAX_K && ef <= SYNC_MAX_EF && allowed === null && !exact) {
+        // One plain graph query costs tens to hundreds of µs: less than a pool
+        // round trip. Filtered and exact searches can take far longer (a
+        // filtered walk at 1% selectivity visits most of the graph), so they
+        // always go to the pool; so does this one if the addon cannot start
+        // it without waiting (an insert row, remove batch or growth running).
+        const direct = this.#searchDirect(queries, k, ef);
+        if (direct) return Promise.resolve(direct);
       }
       return nativeCall('search', () => this.#searchAll(queries, k, ef, allowed, exact));
     });
@@ -443,6 +445,15 @@ class NativeEngine implements NativeAnnEngine {
     const lanes = await Promise.allSettled(Array.from({ length: this.parallelism }, lane));
     const rejected = lanes.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
     if (rejected) throw mapNativeError(rejected.reason, 'add');
+  }
+
+  #searchDirect(query: Float32Array, k: number, ef: number): SearchResult | null {
+    try {
+      const direct = this.#handle.searchSync(query, k, ef, null, false);
+      return direct && { keys: direct[0], distances: direct[1], counts: direct[2], k };
+    } catch (error) {
+      throw mapNativeError(error, 'search');
+    }
   }
 
   /** A batch runs as chunks of queries on up to `parallelism` pool threads, assembled row-major. */
