@@ -608,7 +608,9 @@ struct SearchTask {
 
     void sort_allowed() {
         if (req_.filtered) {
-            std::sort(req_.allowed.begin(), req_.allowed.end());
+            // Callers that reuse an allowed set pass it sorted: skip the O(n log n) per query.
+            if (!std::is_sorted(req_.allowed.begin(), req_.allowed.end()))
+                std::sort(req_.allowed.begin(), req_.allowed.end());
             req_.allowed.erase(std::unique(req_.allowed.begin(), req_.allowed.end()), req_.allowed.end());
         }
     }

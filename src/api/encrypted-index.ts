@@ -56,8 +56,8 @@ const SNAPSHOT_MIN_CHANGES = 10_000;
  * match (or this share of the index); past that the graph search with an
  * allowed-key predicate is cheaper. Measured in bench/ (filtered figures).
  */
-const EXACT_FILTER_MAX_KEYS = 20_000;
-const EXACT_FILTER_MAX_SHARE = 0.05;
+const EXACT_FILTER_MAX_KEYS = 4_000;
+const EXACT_FILTER_MAX_SHARE = 0.02;
 /** Compact in the background once removed vectors outnumber live ones (and at least this many). */
 const COMPACT_MIN_DEAD = 1_000;
 const COMPACT_BATCH = 4_096;
@@ -319,7 +319,7 @@ export class EncryptedIndex {
       const allowed = this.filterIndex().match(filter);
       if (allowed.size === 0) return empty();
       candidates = allowed.size;
-      options.allowedKeys = BigUint64Array.from(allowed, BigInt);
+      options.allowedKeys = this.allowedKeysOf(allowed);
       options.exact = allowed.size <= EXACT_FILTER_MAX_KEYS || allowed.size <= this.live.size * EXACT_FILTER_MAX_SHARE;
     }
     const k = Math.min(topK, candidates);
@@ -750,6 +750,18 @@ export class EncryptedIndex {
       return this.readRecords(ids, true);
     }
     return out;
+  }
+
+  /** The same filter's match set comes back cached until the next write: so does its BigUint64Array. */
+  private readonly allowedCache = new WeakMap<ReadonlySet<number>, BigUint64Array>();
+
+  private allowedKeysOf(allowed: ReadonlySet<number>): BigUint64Array {
+    let keys = this.allowedCache.get(allowed);
+    if (!keys) {
+      keys = BigUint64Array.from(allowed, BigInt).sort(); // sorted once here, not by the engine per query
+      this.allowedCache.set(allowed, keys);
+    }
+    return keys;
   }
 
   private filterIndex(): MetadataIndex {
