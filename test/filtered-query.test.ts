@@ -70,7 +70,7 @@ async function checkFilteredRecall(name: string, base: VectorSet, queries: Vecto
 
 describe('filtered query recall against exact filtered ground truth', () => {
   it('generated clustered data (always runs)', async () => {
-    const base = clusteredVectors(8000, 32, { seed: 5, clusters: 40 });
+    const base = clusteredVectors(12_000, 32, { seed: 5, clusters: 40 }); // 50% = 6,000 matches: the graph path; the others: exact
     const queries = clusteredVectors(50, 32, { seed: 6, clusters: 40 });
     await checkFilteredRecall('generated', base, queries, 'euclidean', 50);
   });
