@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusteredVectors, datasetUnavailable, loadDataset, type VectorSet } from '../src/cli/datasets.js';
+import { clusteredVectors, datasetUnavailable, exactDistance, loadDataset, type VectorSet } from '../src/cli/datasets.js';
 import { Client, type Metric, type QueryResultItem } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, timedPass } from './lib/measure.js';
@@ -28,17 +28,6 @@ interface Row {
   recall: number;
   qps: number;
   ratio: number;
-}
-
-function distance(metric: Metric, a: Float32Array, b: Float32Array): number {
-  let dot = 0, na = 0, nb = 0, l2 = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-    l2 += (a[i]! - b[i]!) ** 2;
-  }
-  return metric === 'cosine' ? 1 - dot / Math.sqrt(na * nb) : l2;
 }
 
 async function benchDataset(name: string, base: VectorSet, queries: VectorSet, metric: Metric): Promise<Row[]> {
@@ -73,7 +62,7 @@ async function benchDataset(name: string, base: VectorSet, queries: VectorSet, m
       for (const q of qs.slice(0, 50)) {
         const truth = new Set(
           matching
-            .map((i) => [distance(metric, row(base, i), q), i] as const)
+            .map((i) => [exactDistance(metric as 'euclidean' | 'cosine', row(base, i), q), i] as const)
             .sort((a, b) => a[0] - b[0] || a[1] - b[1])
             .slice(0, 10)
             .map(([, i]) => i),

@@ -4,32 +4,13 @@
  * (skipped when ../shared/data is absent) and on generated data (always).
  */
 import { describe, expect, it } from 'vitest';
-import { clusteredVectors, datasetUnavailable, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
+import { clusteredVectors, datasetUnavailable, exactDistance, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
 import { Client, type Metric } from '../src/index.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
 
 const SELECTIVITIES = [0.5, 0.1, 0.01, 0.001];
 /** A pseudo-random bucket 0..999 per row, uncorrelated with the vectors. */
 const bucketOf = (row: number) => (row * 7919 + 13) % 1000;
-
-function distanceFn(metric: Metric): (a: Float32Array, b: Float32Array) => number {
-  if (metric === 'cosine') {
-    return (a, b) => {
-      let dot = 0, na = 0, nb = 0;
-      for (let i = 0; i < a.length; i++) {
-        dot += a[i]! * b[i]!;
-        na += a[i]! * a[i]!;
-        nb += b[i]! * b[i]!;
-      }
-      return 1 - dot / Math.sqrt(na * nb);
-    };
-  }
-  return (a, b) => {
-    let s = 0;
-    for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
-    return s;
-  };
-}
 
 async function checkFilteredRecall(name: string, base: VectorSet, queries: VectorSet, metric: Metric, queryCount: number) {
   const dim = base.dimension;
@@ -38,7 +19,6 @@ async function checkFilteredRecall(name: string, base: VectorSet, queries: Vecto
   const index = await client.createIndex({ indexName: name, indexKey: Client.generateKey(), metric });
   const ids = Array.from({ length: base.count }, (_, i) => String(i));
   await index.upsert({ ids, vectors: ids.map((_, i) => row(base, i)), metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })) });
-  const distance = distanceFn(metric);
   const report: string[] = [];
   for (const selectivity of SELECTIVITIES) {
     const limit = Math.round(selectivity * 1000);
@@ -49,7 +29,7 @@ async function checkFilteredRecall(name: string, base: VectorSet, queries: Vecto
     for (let q = 0; q < queryCount; q++) {
       const query = row(queries, q);
       const truth = matching
-        .map((i) => [distance(row(base, i), query), i] as const)
+        .map((i) => [exactDistance(metric as 'euclidean' | 'cosine', row(base, i), query), i] as const)
         .sort((a, b) => a[0] - b[0] || a[1] - b[1])
         .slice(0, 10)
         .map(([, i]) => i);

@@ -99,10 +99,10 @@ export class EncryptedIndex {
   /** Records written since the newest snapshot; the next snapshot resets it. */
   private changedSinceSnapshot = 0;
   private openedFrom: 'create' | 'snapshot' | 'rebuild' = 'create';
-  private snapshotInFlight = false;
+  /** Maintenance queued or running (at most one of each kind). */
+  private readonly background = new Set<'snapshot' | 'compaction'>();
   /** Vectors removed from the engine since it was built; they still hold memory until a compaction. */
   private deadSlots = 0;
-  private compactInFlight = false;
   private closing: Promise<void> | null = null;
   /** Bumped when a write starts committing and when its memory update ends: readers use it to tell a race from tampering. */
   private writeEpoch = 0;
@@ -477,16 +477,28 @@ export class EncryptedIndex {
     }
   }
 
+  /** Queues a compaction once removed vectors outnumber live ones. */
   private maybeCompactLater(): void {
-    if (this.compactInFlight || this.deadSlots < Math.max(COMPACT_MIN_DEAD, this.live.size)) return;
-    this.compactInFlight = true;
-    this.exclusive(() => this.compactNow())
+    if (this.deadSlots >= Math.max(COMPACT_MIN_DEAD, this.live.size)) this.inBackground('compaction', () => this.compactNow());
+  }
+
+  /**
+   * Runs maintenance after the writes queued so far, at most one of each kind
+   * at a time. Failures only warn: the data is safe (the change log covers a
+   * missing snapshot; a missed compaction only costs memory).
+   */
+  private inBackground(kind: 'snapshot' | 'compaction', task: () => Promise<void>): void {
+    if (this.background.has(kind)) return;
+    this.background.add(kind);
+    this.exclusive(task)
       .catch((error: unknown) => {
-        if (this.state === 'open') process.emitWarning(`vecvault: background compaction of index "${this.ctx.name}" failed: ${(error as Error).message}`, { code: 'VECVAULT_COMPACT_FAILED' });
+        if (this.state === 'open') {
+          process.emitWarning(`vecvault: background ${kind} of index "${this.ctx.name}" failed: ${(error as Error).message}`, {
+            code: kind === 'snapshot' ? 'VECVAULT_SNAPSHOT_FAILED' : 'VECVAULT_COMPACT_FAILED',
+          });
+        }
       })
-      .finally(() => {
-        this.compactInFlight = false;
-      });
+      .finally(() => this.background.delete(kind));
   }
 
   /** Runs inside `exclusive`: no write can interleave. */
@@ -525,17 +537,9 @@ export class EncryptedIndex {
     return this.engine !== null;
   }
 
-  /** Queues a background snapshot once enough has changed; failures only warn (the change log still covers them). */
+  /** Queues a snapshot once enough has changed since the last one. */
   private maybeSnapshotLater(): void {
-    if (this.snapshotInFlight || this.changedSinceSnapshot < Math.max(SNAPSHOT_MIN_CHANGES, this.live.size / 4)) return;
-    this.snapshotInFlight = true;
-    this.exclusive(() => this.writeSnapshot())
-      .catch((error: unknown) => {
-        if (this.state === 'open') process.emitWarning(`vecvault: background snapshot of index "${this.ctx.name}" failed: ${(error as Error).message}`, { code: 'VECVAULT_SNAPSHOT_FAILED' });
-      })
-      .finally(() => {
-        this.snapshotInFlight = false;
-      });
+    if (this.changedSinceSnapshot >= Math.max(SNAPSHOT_MIN_CHANGES, this.live.size / 4)) this.inBackground('snapshot', () => this.writeSnapshot());
   }
 
   /**

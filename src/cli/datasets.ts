@@ -110,6 +110,24 @@ export function recallAtK(dataset: Pick<Dataset, 'groundTruth' | 'groundTruthK'>
   return hits / (found.length * k);
 }
 
+/**
+ * Exact distance for ground truth: 1 − cos for cosine, squared L2 otherwise
+ * (same order as L2). Plain loops in float64: a reference, not a fast path.
+ */
+export function exactDistance(metric: 'euclidean' | 'cosine', a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  let l2 = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+    l2 += (a[i]! - b[i]!) ** 2;
+  }
+  return metric === 'cosine' ? 1 - dot / Math.sqrt(na * nb) : l2;
+}
+
 /** Deterministic PRNG (mulberry32) so generated data is reproducible. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
