@@ -171,7 +171,7 @@ describe('responsiveness and concurrency', () => {
     console.log(`100k upsert: max event-loop delay ${maxMs.toFixed(1)} ms, p99 ${(monitor.percentile(99) / 1e6).toFixed(1)} ms, ${ticks} timer ticks`);
     expect(ticks).toBeGreaterThan(10);
     // Generous: shared CI machines stall idle processes for tens of ms on their own.
-    expect(maxMs).toBeLessThan(500);
+    expect(maxMs).toBeLessThan(1000);
     await client.close();
   }, 600_000);
 
