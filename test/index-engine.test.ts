@@ -47,12 +47,12 @@ describe('snapshots and replay', () => {
     await client.close();
   });
 
-  it('a damaged snapshot falls back to a rebuild from records, says so, and still answers correctly', async () => {
+  it('a damaged or missing snapshot falls back to a rebuild from records, says so, and still answers correctly', async () => {
     const path = tempStore();
     const key = Client.generateKey();
-    const vectors = randomVectors(500, 4, 10);
+    const vectors = randomVectors(70_000, 4, 10); // a snapshot of more than one chunk
     let client = new Client({ path });
-    let index = await client.createIndex({ indexName: 'd', indexKey: key });
+    let index = await client.createIndex({ indexName: 'd', indexKey: key, indexConfig: { expansionAdd: 32 } });
     await index.upsert({ ids: vectors.map((_, i) => `v${i}`), vectors });
     await client.close();
     const db = await rawStore(path);
@@ -61,12 +61,14 @@ describe('snapshots and replay', () => {
       if (k[0] === 0x49 && k[17] === 0x53) {
         const bad = Buffer.from(v);
         bad[bad.length - 5]! ^= 1;
-        await db.put(k, bad);
+        // One chunk damaged, the others gone: both must end in a rebuild.
+        if (chunks === 0) await db.put(k, bad);
+        else await db.del(k);
         chunks++;
       }
     }
     await db.close();
-    expect(chunks).toBeGreaterThan(0);
+    expect(chunks).toBeGreaterThan(1);
     const warnings: string[] = [];
     const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? '');
     process.on('warning', onWarning);
