@@ -43,6 +43,11 @@ describe('review regressions', () => {
     meta.tag = 'b';
     await index.upsert([{ id: 'r2', vector: [2, 1], metadata: meta }]);
     expect((await index.listIds({ filters: { tag: 'a' } })).ids).toEqual(['r1']);
+    // Query results carry copies too (metadata is served from memory).
+    const { results } = await index.query({ queryVectors: [1, 2], topK: 1, include: ['metadata'] });
+    expect(results).toEqual([{ id: 'r1', metadata: { tag: 'a' } }]);
+    (results[0]!.metadata as { tag: string }).tag = 'z';
+    expect((await index.listIds({ filters: { tag: 'a' } })).ids).toEqual(['r1']);
     await client.close();
     client = new Client({ path });
     index = await client.loadIndex({ indexName: 'x', indexKey: key });

@@ -326,20 +326,28 @@ export class EncryptedIndex {
     const found = await this.engine.search(data, k, options);
     this.assertUsable(); // closed or deleted while the search ran
     const rows: QueryResultItem[][] = [];
+    // Metadata alone is served from memory (the filter index holds it decrypted): no record read.
+    const metadataFromMemory = include.has('metadata') && !include.has('vector') && !include.has('contents');
     const wanted = new Set<string>();
     for (let q = 0; q < count; q++) {
       const row: QueryResultItem[] = [];
       for (let j = 0; j < found.counts[q]!; j++) {
-        const id = this.idOfKey.get(Number(found.keys[q * found.k + j]));
+        const key = Number(found.keys[q * found.k + j]);
+        const id = this.idOfKey.get(key);
         if (id === undefined) continue; // deleted while the search ran
         const item: QueryResultItem = { id };
         if (include.has('distance')) item.distance = this.toDistance(found.distances[q * found.k + j]!);
+        if (metadataFromMemory) {
+          // Authenticated when the index was loaded or written; a copy, so callers cannot alter the filter index.
+          const metadata = this.filterIndex().get(key);
+          if (metadata !== undefined) item.metadata = structuredClone(metadata) as Metadata;
+        }
         row.push(item);
         wanted.add(id);
       }
       rows.push(row);
     }
-    if (include.has('metadata') || include.has('vector') || include.has('contents')) {
+    if (include.has('vector') || include.has('contents')) {
       const bodies = await this.readRecords([...wanted]);
       for (const row of rows) {
         for (const item of row) {
