@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusteredVectors, datasetUnavailable, exactDistance, loadDataset, type VectorSet } from '../src/cli/datasets.js';
+import { clusteredVectors, datasetUnavailable, exactTopK, loadDataset, type VectorSet } from '../src/cli/datasets.js';
 import { Client, type Metric, type QueryResultItem } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, timedPass } from './lib/measure.js';
@@ -60,13 +60,7 @@ async function benchDataset(name: string, base: VectorSet, queries: VectorSet, m
       let hits = 0;
       let expected = 0;
       for (const q of qs.slice(0, 50)) {
-        const truth = new Set(
-          matching
-            .map((i) => [exactDistance(metric as 'euclidean' | 'cosine', row(base, i), q), i] as const)
-            .sort((a, b) => a[0] - b[0] || a[1] - b[1])
-            .slice(0, 10)
-            .map(([, i]) => i),
-        );
+        const truth = new Set(exactTopK(base, matching, q, 10, metric as 'euclidean' | 'cosine'));
         const { results } = await index.query({ queryVectors: q, topK: 10, filters, include: ['metadata'] });
         for (const r of results as QueryResultItem[]) {
           if (!((r.metadata!.bucket as number) < limit)) throw new Error(`${name}: a result does not satisfy the filter`);

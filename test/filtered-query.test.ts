@@ -4,7 +4,7 @@
  * (skipped when ../shared/data is absent) and on generated data (always).
  */
 import { describe, expect, it } from 'vitest';
-import { clusteredVectors, datasetUnavailable, exactDistance, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
+import { clusteredVectors, datasetUnavailable, exactTopK, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
 import { Client, type Metric } from '../src/index.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
 
@@ -28,11 +28,7 @@ async function checkFilteredRecall(name: string, base: VectorSet, queries: Vecto
     let expected = 0;
     for (let q = 0; q < queryCount; q++) {
       const query = row(queries, q);
-      const truth = matching
-        .map((i) => [exactDistance(metric as 'euclidean' | 'cosine', row(base, i), query), i] as const)
-        .sort((a, b) => a[0] - b[0] || a[1] - b[1])
-        .slice(0, 10)
-        .map(([, i]) => i);
+      const truth = exactTopK(base, matching, query, 10, metric as 'euclidean' | 'cosine');
       const { results } = await index.query({ queryVectors: Array.from(query), topK: 10, filters, include: ['metadata'] });
       expect(results.length).toBe(Math.min(10, matching.length));
       for (const r of results) expect((r.metadata!.bucket as number) < limit).toBe(true);

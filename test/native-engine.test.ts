@@ -14,21 +14,13 @@ import { Worker } from 'node:worker_threads';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { seededRandom } from '../src/cli/datasets.js';
 import { nativeEngine, simdCapabilities, type NativeAnnEngine } from '../src/engine/native.js';
 import type { EngineMetric, EngineOptions, EnginePrecision, SearchResult } from '../src/engine/types.js';
 
 // ------------------------------------------------------------- helpers --
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function randomVectors(n: number, dim: number, seed: number, normalize = false): Float32Array {
   const next = rng(seed);

@@ -128,6 +128,16 @@ export function exactDistance(metric: 'euclidean' | 'cosine', a: ArrayLike<numbe
   return metric === 'cosine' ? 1 - dot / Math.sqrt(na * nb) : l2;
 }
 
+/** Exact top-k among `rows` of `base` (row ids, nearest first; ties by the smaller id): filtered ground truth. */
+export function exactTopK(base: VectorSet, rows: readonly number[], query: ArrayLike<number>, k: number, metric: 'euclidean' | 'cosine'): number[] {
+  const dim = base.dimension;
+  return rows
+    .map((i) => [exactDistance(metric, base.data.subarray(i * dim, (i + 1) * dim), query), i] as const)
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    .slice(0, k)
+    .map(([, i]) => i);
+}
+
 /** Deterministic PRNG (mulberry32) so generated data is reproducible. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
