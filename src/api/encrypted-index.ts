@@ -225,29 +225,48 @@ export class EncryptedIndex {
         throw new ValidationError(`items[${wrong}].vector has ${items[wrong]!.vector.length} values; the index dimension is ${next.dimension}.`, { path: `items[${wrong}].vector` });
       }
       const seq = next.counter;
-      const ops: BatchOp[] = [];
-      const replaced: number[] = [];
-      const added: { item: NormalizedItem; key: number }[] = [];
-      for (const [i, item] of items.entries()) {
-        if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
-        const hkey = this.hashId(item.id);
-        const old = this.live.get(item.id);
-        if (old) {
-          xorInto(next.digest, this.liveTag(hkey, old.seq));
-          replaced.push(old.key);
-        } else {
-          next.count++;
+      const dimension = next.dimension;
+      const keys = new BigUint64Array(items.length);
+      const vectors = new Float32Array(items.length * dimension);
+      items.forEach((item, i) => {
+        keys[i] = BigInt(engineKey(next.nextKey++));
+        vectors.set(item.vector, i * dimension);
+      });
+      // The graph inserts on the pool while this thread seals the records. The
+      // new keys stay invisible (no id maps) until the commit; if the commit
+      // fails they are taken out again.
+      const created = this.engine === null;
+      const engine = (this.engine ??= this.newEngine(dimension));
+      const adding = engine.add(keys, vectors);
+      adding.catch(() => undefined); // awaited below; never an unhandled rejection
+      try {
+        const ops: BatchOp[] = [];
+        const replaced: number[] = [];
+        for (const [i, item] of items.entries()) {
+          if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
+          const hkey = this.hashId(item.id);
+          const old = this.live.get(item.id);
+          if (old) {
+            xorInto(next.digest, this.liveTag(hkey, old.seq));
+            replaced.push(old.key);
+          } else {
+            next.count++;
+          }
+          xorInto(next.digest, this.liveTag(hkey, seq));
+          const body: RecordBody = { id: item.id, key: Number(keys[i]), vector: vectorBytes(item.vector) };
+          if (item.metadata !== undefined) body.metadata = item.metadata;
+          if (item.contents !== undefined) body.contents = item.contents;
+          ops.push({ type: 'put', key: indexKey(this.ctx.indexId, RECORD, hkey), value: sealRecord(this.ctx.keys.records, this.ctx.indexId, hkey, seq, body) });
         }
-        const key = engineKey(next.nextKey++);
-        xorInto(next.digest, this.liveTag(hkey, seq));
-        const body: RecordBody = { id: item.id, key, vector: vectorBytes(item.vector) };
-        if (item.metadata !== undefined) body.metadata = item.metadata;
-        if (item.contents !== undefined) body.contents = item.contents;
-        ops.push({ type: 'put', key: indexKey(this.ctx.indexId, RECORD, hkey), value: sealRecord(this.ctx.keys.records, this.ctx.indexId, hkey, seq, body) });
-        added.push({ item, key });
+        const ids = items.map((item) => item.id);
+        await this.commitThenApply(next, ops, { upserted: ids, deleted: [] }, async () => {
+          await adding;
+          await this.publishUpsert(items, keys, replaced, seq);
+        });
+      } catch (error) {
+        if (this.manifest !== next) await this.withdraw(engine, created, adding, keys);
+        throw error;
       }
-      const ids = items.map((item) => item.id);
-      await this.commitThenApply(next, ops, { upserted: ids, deleted: [] }, () => this.applyUpsert(added, replaced, seq));
       this.maybeSnapshotLater();
       this.maybeCompactLater();
       return { status: 'success' as const, upsertedCount: items.length };
@@ -663,27 +682,39 @@ export class EncryptedIndex {
     }
   }
 
-  private async applyUpsert(added: { item: NormalizedItem; key: number }[], replaced: number[], seq: number): Promise<void> {
-    const dimension = this.manifest.dimension!;
-    this.engine ??= this.newEngine(dimension);
-    if (replaced.length > 0) {
-      for (const key of replaced) {
-        this.idOfKey.delete(key);
-        this.filterIndex().delete(key);
-      }
-      await this.engine.remove(BigUint64Array.from(replaced, BigInt));
-      this.deadSlots += replaced.length;
+  /** After the commit: the new vectors (already in the graph) become visible and the replaced ones go. */
+  private async publishUpsert(items: NormalizedItem[], keys: BigUint64Array, replaced: number[], seq: number): Promise<void> {
+    for (const key of replaced) {
+      this.idOfKey.delete(key);
+      this.filterIndex().delete(key);
     }
-    const keys = new BigUint64Array(added.length);
-    const vectors = new Float32Array(added.length * dimension);
-    added.forEach(({ item, key }, i) => {
-      keys[i] = BigInt(key);
-      vectors.set(item.vector, i * dimension);
+    items.forEach((item, i) => {
+      const key = Number(keys[i]);
       this.live.set(item.id, { key, seq });
       this.idOfKey.set(key, item.id);
       this.filterIndex().set(key, item.metadata);
     });
-    await this.engine.add(keys, vectors);
+    if (replaced.length > 0) {
+      await this.engine!.remove(BigUint64Array.from(replaced, BigInt));
+      this.deadSlots += replaced.length;
+    }
+  }
+
+  /** Undoes an uncommitted upsert's graph insert; if even that fails, the handle refuses further calls. */
+  private async withdraw(engine: AnnEngine, created: boolean, adding: Promise<void>, keys: BigUint64Array): Promise<void> {
+    try {
+      await adding.then(
+        () => engine.remove(keys),
+        () => engine.remove(keys), // a partial insert leaves a prefix: remove ignores absent keys
+      );
+      if (created && this.engine === engine) {
+        this.engine = null; // the dimension is not fixed until a commit fixes it
+        await engine.close();
+      }
+    } catch (cause) {
+      this.broken = cause as Error;
+      this.ctx.onRelease(this);
+    }
   }
 
   private newEngine(dimension: number): AnnEngine {
