@@ -120,6 +120,10 @@ describe('index lifecycle', () => {
     const single = await index.query({ queryVectors: base[30]!, topK: 1 });
     expect(single.results).toEqual([{ id: 'v30' }]);
     expect(index.getStoragePrecision()).toBe('float16');
+    const int8 = await client.createIndex({ indexName: 'i8', indexKey: Client.generateKey(), dimension: 16, metric: 'cosine', storagePrecision: 'int8' });
+    await int8.upsert({ ids: base.map((_, i) => `v${i}`), vectors: base });
+    expect((await int8.query({ queryVectors: base[42]!, topK: 1 })).results).toEqual([{ id: 'v42' }]);
+    expect((await int8.get({ ids: ['v42'], include: ['vector'] }))[0]!.vector).toEqual(Array.from(Float32Array.from(base[42]!))); // records keep float32
     await client.close();
   });
 

@@ -56,6 +56,10 @@ export class Client {
     const precision = p.storagePrecision === undefined ? 'float32' : checkOneOf(p.storagePrecision, PRECISIONS, 'storagePrecision');
     const dimension = p.dimension === undefined || p.dimension === null ? null : checkPositiveInt(p.dimension, 'dimension', 65_536);
     const indexConfig = this.checkIndexConfig(p.indexConfig);
+    if (precision === 'int8' && metric !== 'cosine') {
+      // usearch rescales int8 vectors to unit length: only angular distances survive it.
+      throw new ValidationError("storagePrecision 'int8' works with metric 'cosine' only; use 'float16' to save memory with other metrics.", { path: 'storagePrecision' });
+    }
     return this.catalogExclusive(async (store) => {
       if ((await store.get(catalogKey(name))) !== undefined) {
         throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
