@@ -8,18 +8,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusteredVectors, datasetUnavailable, exactTopK, loadDataset, type VectorSet } from '../src/cli/datasets.js';
+import { bucketOf, clusteredVectors, datasetUnavailable, exactTopK, FILTER_SELECTIVITIES, selectivityCase, loadDataset, type VectorSet } from '../src/cli/datasets.js';
 import { Client, type Metric, type QueryResultItem } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, timedPass } from './lib/measure.js';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-const SELECTIVITIES = [0.5, 0.1, 0.01, 0.001];
 const QUERIES = 100;
 const PASS_MS = args.quick ? 300 : 1000;
 const REPS = 3;
-/** A pseudo-random bucket 0..999 per row, uncorrelated with the vectors. */
-const bucketOf = (row: number) => (row * 7919 + 13) % 1000;
 
 interface Row {
   dataset: string;
@@ -52,10 +49,8 @@ async function benchDataset(name: string, base: VectorSet, queries: VectorSet, m
     };
     const unfiltered = await qps();
     const rows: Row[] = [{ dataset: name, selectivity: 1, matching: base.count, recall: Number.NaN, qps: unfiltered, ratio: 1 }];
-    for (const selectivity of SELECTIVITIES) {
-      const limit = Math.round(selectivity * 1000);
-      const filters = { bucket: { $lt: limit } };
-      const matching = ids.map(Number).filter((i) => bucketOf(i) < limit);
+    for (const selectivity of FILTER_SELECTIVITIES) {
+      const { limit, filters, matching } = selectivityCase(selectivity, base.count);
       // Check before timing: recall against exact filtered ground truth, every hit satisfies the filter.
       let hits = 0;
       let expected = 0;

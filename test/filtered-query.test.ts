@@ -4,13 +4,10 @@
  * (skipped when ../shared/data is absent) and on generated data (always).
  */
 import { describe, expect, it } from 'vitest';
-import { clusteredVectors, datasetUnavailable, exactTopK, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
+import { bucketOf, clusteredVectors, datasetUnavailable, exactTopK, FILTER_SELECTIVITIES, selectivityCase, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
 import { Client, type Metric } from '../src/index.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
 
-const SELECTIVITIES = [0.5, 0.1, 0.01, 0.001];
-/** A pseudo-random bucket 0..999 per row, uncorrelated with the vectors. */
-const bucketOf = (row: number) => (row * 7919 + 13) % 1000;
 
 async function checkFilteredRecall(name: string, base: VectorSet, queries: VectorSet, metric: Metric, queryCount: number) {
   const dim = base.dimension;
@@ -20,10 +17,8 @@ async function checkFilteredRecall(name: string, base: VectorSet, queries: Vecto
   const ids = Array.from({ length: base.count }, (_, i) => String(i));
   await index.upsert({ ids, vectors: ids.map((_, i) => row(base, i)), metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })) });
   const report: string[] = [];
-  for (const selectivity of SELECTIVITIES) {
-    const limit = Math.round(selectivity * 1000);
-    const filters = { bucket: { $lt: limit } };
-    const matching = ids.map(Number).filter((i) => bucketOf(i) < limit);
+  for (const selectivity of FILTER_SELECTIVITIES) {
+    const { limit, filters, matching } = selectivityCase(selectivity, base.count);
     let hits = 0;
     let expected = 0;
     for (let q = 0; q < queryCount; q++) {

@@ -138,6 +138,22 @@ export function exactTopK(base: VectorSet, rows: readonly number[], query: Array
     .map(([, i]) => i);
 }
 
+/** Selectivities the filtered-recall tests and bench:filtered measure. */
+export const FILTER_SELECTIVITIES = [0.5, 0.1, 0.01, 0.001];
+
+/** A pseudo-random bucket 0..999 per row, uncorrelated with the vectors: metadata `{ bucket }`. */
+export function bucketOf(row: number): number {
+  return (row * 7919 + 13) % 1000;
+}
+
+/** The filter selecting `selectivity` of rows by bucket, and which of `count` rows it matches. */
+export function selectivityCase(selectivity: number, count: number): { limit: number; filters: { bucket: { $lt: number } }; matching: number[] } {
+  const limit = Math.round(selectivity * 1000);
+  const matching: number[] = [];
+  for (let i = 0; i < count; i++) if (bucketOf(i) < limit) matching.push(i);
+  return { limit, filters: { bucket: { $lt: limit } }, matching };
+}
+
 /** Deterministic PRNG (mulberry32) so generated data is reproducible. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
