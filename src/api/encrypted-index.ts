@@ -560,10 +560,6 @@ export class EncryptedIndex {
     await this.ctx.store.compactRange(indexRange(this.ctx.indexId));
   }
 
-  private canSnapshot(): boolean {
-    return this.engine !== null;
-  }
-
   /** Queues a snapshot once enough has changed since the last one. */
   private maybeSnapshotLater(): void {
     if (this.changedSinceSnapshot >= Math.max(SNAPSHOT_MIN_CHANGES, this.live.size / 4)) this.inBackground('snapshot', () => this.writeSnapshot());
@@ -575,7 +571,7 @@ export class EncryptedIndex {
    * change log it covers in the same batch. Runs inside `exclusive`.
    */
   private async writeSnapshot(): Promise<void> {
-    if (!this.canSnapshot()) return;
+    if (!this.engine) return; // nothing to snapshot before the first vector
     const next = this.nextManifest();
     const table: SnapshotTable = { counter: next.counter, count: this.live.size, digest: next.digest, ids: [], keys: [], seqs: [], metadata: [] };
     for (const [id, entry] of this.live) {
