@@ -1,16 +1,15 @@
-/** Snapshot chunks: any drop, reorder, truncation or splice is caught (with a control). */
+/** Snapshot chunks: any drop, reorder, truncation, section swap or splice is caught (with a control); the table round-trips. */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
 import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
-import { CHUNK_BYTES, decodeSnapshot, encodeSnapshot, readSnapshot, sealSnapshot, type SnapshotTable } from '../src/storage/snapshot.js';
+import { CHUNK_BYTES, decodeTable, encodeTable, readSection, sealSection, unpackMetadataFrame, type SnapshotTable } from '../src/storage/snapshot.js';
 import { tempStore } from './support/helpers.js';
 
 const key = randomBytes(32);
 const indexId = randomBytes(16);
 const graph = randomBytes(CHUNK_BYTES * 3 + 1234);
-const table: SnapshotTable = { counter: 9, count: 2, digest: new Uint8Array(32).fill(3), ids: ['a', 'b'], keys: [1, 2], seqs: [4, 9], metadata: [{ a: 1 }, null] };
 
 let store: KvStore;
 let chunks: number;
@@ -18,7 +17,7 @@ let puts: Extract<BatchOp, { type: 'put' }>[];
 
 beforeEach(async () => {
   store = await KvStore.open(join(tempStore(), 'store'));
-  const sealed = await sealSnapshot(key, indexId, 5, encodeSnapshot(table, graph));
+  const sealed = await sealSection(key, indexId, 5, 'graph', graph);
   chunks = sealed.chunks;
   puts = sealed.ops as typeof puts;
   await store.batch(puts);
@@ -26,19 +25,16 @@ beforeEach(async () => {
 
 afterEach(() => store.close());
 
-const ref = () => ({ generation: 5, chunks, counter: 9 });
-const read = () => readSnapshot(store, key, indexId, ref());
+const read = (claimed = chunks) => readSection(store, key, indexId, 5, 'graph', claimed);
 
 describe('encrypted snapshot chunks', () => {
-  it('round-trip the table and graph bytes exactly', async () => {
+  it('round-trip the graph bytes exactly', async () => {
     expect(chunks).toBe(4);
-    const decoded = decodeSnapshot(await read());
-    expect(decoded.table).toEqual({ ...table, digest: new Uint8Array(32).fill(3) });
-    expect(Buffer.compare(decoded.graph, graph)).toBe(0);
+    expect(Buffer.compare(Buffer.concat(await read()), graph)).toBe(0);
   });
 
   it('dropping the last chunk (claiming fewer) → IntegrityError', async () => {
-    await expect(readSnapshot(store, key, indexId, { ...ref(), chunks: chunks - 1 })).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    await expect(read(chunks - 1)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
   });
 
   it('a missing chunk → IntegrityError', async () => {
@@ -60,8 +56,14 @@ describe('encrypted snapshot chunks', () => {
   });
 
   it('a chunk spliced in from another generation → IntegrityError', async () => {
-    const other = await sealSnapshot(key, indexId, 6, encodeSnapshot(table, graph));
+    const other = await sealSection(key, indexId, 6, 'graph', graph);
     await store.batch([{ type: 'put', key: puts[0]!.key, value: (other.ops[0] as { value: Uint8Array }).value }]);
+    await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+  });
+
+  it('a chunk moved from the table section into the graph section → IntegrityError', async () => {
+    const table = await sealSection(key, indexId, 5, 'table', graph.subarray(0, 100));
+    await store.batch([{ type: 'put', key: puts[3]!.key, value: (table.ops[0] as { value: Uint8Array }).value }]);
     await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
   });
 
@@ -72,5 +74,30 @@ describe('encrypted snapshot chunks', () => {
     const reordered = Buffer.concat([open(key, sealed[1]!, weakAad, 'x'), open(key, sealed[0]!, weakAad, 'x')]);
     expect(reordered.byteLength).toBe(2 * CHUNK_BYTES);
     expect(Buffer.compare(reordered, graph.subarray(0, 2 * CHUNK_BYTES))).not.toBe(0);
+  });
+});
+
+describe('snapshot table encoding', () => {
+  it('round-trips ids (any Unicode, empty metadata), keys, seqs and metadata across frames', async () => {
+    const n = 10_000; // more than one metadata frame
+    const ids = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? `ü-${i}-😀` : i % 3 === 1 ? `\u0000${i}` : `id${i}`));
+    const keys = Array.from({ length: n }, (_, i) => (i * 0xb5297) % 2 ** 48);
+    const seqs = Array.from({ length: n }, (_, i) => i + 2 ** 40);
+    const metadata = Array.from({ length: n }, (_, i) => (i % 2 ? { bucket: i, tags: ['a', 'b'], nested: { x: i / 3 } } : null));
+    const table: SnapshotTable = { counter: 9, count: n, digest: new Uint8Array(32).fill(3), ids, keys, seqs, metadata };
+    const decoded = decodeTable(await encodeTable(table));
+    expect(decoded.ids).toEqual(ids);
+    expect(Array.from(decoded.keys)).toEqual(keys);
+    expect(Array.from(decoded.seqs)).toEqual(seqs);
+    expect(decoded.digest).toEqual(new Uint8Array(32).fill(3));
+    expect([decoded.counter, decoded.count]).toEqual([9, n]);
+    expect(decoded.metadataFrames.length).toBeGreaterThan(1);
+    expect(decoded.metadataFrames.flatMap((f) => unpackMetadataFrame(f))).toEqual(metadata);
+  });
+
+  it('a table with trailing or missing bytes → IntegrityError', async () => {
+    const bytes = await encodeTable({ counter: 1, count: 1, digest: new Uint8Array(32), ids: ['a'], keys: [1], seqs: [1], metadata: [null] });
+    expect(() => decodeTable(Buffer.concat([bytes, Buffer.of(0)]))).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
+    expect(() => decodeTable(bytes.subarray(0, bytes.byteLength - 3))).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
   });
 });

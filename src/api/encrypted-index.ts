@@ -4,7 +4,7 @@
  * (plaintext vectors in memory only). Writes are serialised per index; each is
  * one atomic LevelDB batch that also advances the authenticated manifest.
  */
-import { constantTimeEqual, frame, hmac, u64 } from '../crypto/kdf.js';
+import { constantTimeEqual, u64 } from '../crypto/kdf.js';
 import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision, SearchOptions } from '../engine/types.js';
 import { ClosedError, IntegrityError, NativeError, ValidationError, VecvaultError } from '../errors.js';
 import { compileFilter, MetadataIndex } from '../filter/index.js';
@@ -14,17 +14,19 @@ import type { HeadFile } from '../storage/heads.js';
 import type { BatchOp, KvStore } from '../storage/kv-store.js';
 import { catalogKey, CHANGELOG, indexKey, indexRange, kindRange, keySuffix, MANIFEST, RECORD, SNAPSHOT } from '../storage/layout.js';
 import {
+  hashIds,
+  liveTags,
   openChange,
   openManifest,
-  openRecord,
+  openRecords,
   sealChange,
   sealManifest,
-  sealRecord,
+  sealRecords,
   type ChangeEntry,
   type Manifest,
   type RecordBody,
 } from '../storage/sealed.js';
-import { decodeSnapshot, dropSnapshotOps, encodeSnapshot, readSnapshot, sealSnapshot, type SnapshotTable } from '../storage/snapshot.js';
+import { decodeTable, dropSnapshotOps, encodeTable, readSection, sealSection, unpackMetadataFrame, type SnapshotTable } from '../storage/snapshot.js';
 import type {
   DeleteParams,
   Filter,
@@ -90,8 +92,12 @@ export class EncryptedIndex {
   private readonly idOfKey = new Map<number, string>();
   /** Decrypted metadata by engine key, for filters; memory only. Use `filterIndex()`, which fills it on first use. */
   private readonly metadata = new MetadataIndex();
-  /** Metadata restored from a snapshot but not indexed yet: opening stays fast, the first filter or write pays. */
-  private unindexed: { keys: number[]; metadata: unknown[] } | null = null;
+  /**
+   * Metadata restored from a snapshot, still packed: opening stays fast. A
+   * background task indexes it frame by frame after the open; a filter or
+   * write that needs it first indexes the rest at once.
+   */
+  private unindexed: { keys: Float64Array; frames: Uint8Array[]; next: number; offset: number } | null = null;
   private writeTail: Promise<unknown> = Promise.resolve();
   private state: 'open' | 'closed' | 'deleted' = 'open';
   /** Set when memory no longer matches the store (an engine failure after a commit). */
@@ -141,6 +147,7 @@ export class EncryptedIndex {
       try {
         await index.restoreSnapshot();
         index.openedFrom = 'snapshot';
+        void index.indexMetadataInBackground();
         return index;
       } catch (error) {
         if (!(error instanceof VecvaultError)) throw error;
@@ -242,21 +249,31 @@ export class EncryptedIndex {
       try {
         const ops: BatchOp[] = [];
         const replaced: number[] = [];
-        for (const [i, item] of items.entries()) {
-          if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
-          const hkey = this.hashId(item.id);
-          const old = this.live.get(item.id);
-          if (old) {
-            xorInto(next.digest, this.liveTag(hkey, old.seq));
-            replaced.push(old.key);
-          } else {
-            next.count++;
-          }
-          xorInto(next.digest, this.liveTag(hkey, seq));
-          const body: RecordBody = { id: item.id, key: Number(keys[i]), vector: vectorBytes(item.vector) };
-          if (item.metadata !== undefined) body.metadata = item.metadata;
-          if (item.contents !== undefined) body.contents = item.contents;
-          ops.push({ type: 'put', key: indexKey(this.ctx.indexId, RECORD, hkey), value: sealRecord(this.ctx.keys.records, this.ctx.indexId, hkey, seq, body) });
+        // Sealed a slice at a time: one native call per slice for the HMACs and the AES-GCM.
+        for (let start = 0; start < items.length; start += SLICE) {
+          if (start > 0) await yieldToEventLoop();
+          const slice = items.slice(start, start + SLICE);
+          const hkeys = hashIds(this.ctx.keys.ids, slice.map((item) => item.id));
+          const oldHkeys: Uint8Array[] = [];
+          const oldSeqs: number[] = [];
+          const bodies = slice.map((item, i): RecordBody => {
+            const old = this.live.get(item.id);
+            if (old) {
+              oldHkeys.push(hkeys[i]!);
+              oldSeqs.push(old.seq);
+              replaced.push(old.key);
+            } else {
+              next.count++;
+            }
+            const body: RecordBody = { id: item.id, key: Number(keys[start + i]), vector: vectorBytes(item.vector) };
+            if (item.metadata !== undefined) body.metadata = item.metadata;
+            if (item.contents !== undefined) body.contents = item.contents;
+            return body;
+          });
+          if (oldHkeys.length > 0) xorInto(next.digest, liveTags(this.ctx.keys.manifest, oldHkeys, oldSeqs));
+          xorInto(next.digest, liveTags(this.ctx.keys.manifest, hkeys, seq));
+          const values = sealRecords(this.ctx.keys.records, this.ctx.indexId, hkeys, seq, bodies);
+          hkeys.forEach((hkey, i) => ops.push({ type: 'put', key: indexKey(this.ctx.indexId, RECORD, hkey), value: values[i]! }));
         }
         const ids = items.map((item) => item.id);
         await this.commitThenApply(next, ops, { upserted: ids, deleted: [] }, async () => {
@@ -278,18 +295,16 @@ export class EncryptedIndex {
     const ids = checkIds((params as DeleteParams | undefined)?.ids, 'ids', true);
     return this.exclusive(async () => {
       const next = this.nextManifest();
-      const ops: BatchOp[] = [];
       const gone = new Map<string, LiveEntry>();
       for (const id of ids) {
         const entry = this.live.get(id);
-        if (!entry || gone.has(id)) continue;
-        const hkey = this.hashId(id);
-        xorInto(next.digest, this.liveTag(hkey, entry.seq));
-        next.count--;
-        ops.push({ type: 'del', key: indexKey(this.ctx.indexId, RECORD, hkey) });
-        gone.set(id, entry);
+        if (entry) gone.set(id, entry);
       }
       if (gone.size === 0) return { status: 'success' as const, deletedCount: 0 };
+      const hkeys = hashIds(this.ctx.keys.ids, [...gone.keys()]);
+      xorInto(next.digest, liveTags(this.ctx.keys.manifest, hkeys, Array.from(gone.values(), (entry) => entry.seq)));
+      next.count -= gone.size;
+      const ops: BatchOp[] = hkeys.map((hkey) => ({ type: 'del', key: indexKey(this.ctx.indexId, RECORD, hkey) }));
       await this.commitThenApply(next, ops, { upserted: [], deleted: [...gone.keys()] }, async () => {
         for (const [id, entry] of gone) {
           this.live.delete(id);
@@ -573,20 +588,27 @@ export class EncryptedIndex {
   private async writeSnapshot(): Promise<void> {
     if (!this.engine) return; // nothing to snapshot before the first vector
     const next = this.nextManifest();
-    const table: SnapshotTable = { counter: next.counter, count: this.live.size, digest: next.digest, ids: [], keys: [], seqs: [], metadata: [] };
+    const ids: string[] = [];
+    const keys: number[] = [];
+    const seqs: number[] = [];
+    const metadata: unknown[] = [];
+    const filterIndex = this.filterIndex();
     for (const [id, entry] of this.live) {
-      table.ids.push(id);
-      table.keys.push(entry.key);
-      table.seqs.push(entry.seq);
-      table.metadata.push(this.filterIndex().get(entry.key) ?? null);
+      ids.push(id);
+      keys.push(entry.key);
+      seqs.push(entry.seq);
+      metadata.push(filterIndex.get(entry.key) ?? null);
     }
-    const graph = await this.engine!.serialize();
+    const table: SnapshotTable = { counter: next.counter, count: this.live.size, digest: next.digest, ids, keys, seqs, metadata };
     const generation = (next.snapshot?.generation ?? 0) + 1;
-    const { ops, chunks } = await sealSnapshot(this.ctx.keys.graph, this.ctx.indexId, generation, encodeSnapshot(table, graph));
+    const seal = async (section: 'graph' | 'table', bytes: Uint8Array) => sealSection(this.ctx.keys.graph, this.ctx.indexId, generation, section, bytes);
+    const graph = await seal('graph', await this.engine!.serialize());
+    const tableSealed = await seal('table', await encodeTable(table));
+    const ops = [...graph.ops, ...tableSealed.ops];
     if (next.snapshot) ops.push(...dropSnapshotOps(this.ctx.indexId, next.snapshot));
     const upTo = { gte: indexKey(this.ctx.indexId, CHANGELOG), lt: indexKey(this.ctx.indexId, CHANGELOG, u64(next.counter + 1)) };
     for await (const key of this.ctx.store.keys(upTo)) ops.push({ type: 'del', key });
-    next.snapshot = { generation, chunks, counter: next.counter };
+    next.snapshot = { generation, graphChunks: graph.chunks, tableChunks: tableSealed.chunks, counter: next.counter };
     await this.commit(next, ops);
     this.changedSinceSnapshot = 0;
   }
@@ -598,15 +620,28 @@ export class EncryptedIndex {
   private async restoreSnapshot(): Promise<void> {
     const m = this.manifest;
     const ref = m.snapshot!;
-    const { table, graph } = decodeSnapshot(await readSnapshot(this.ctx.store, this.ctx.keys.graph, this.ctx.indexId, ref));
-    if (table.counter !== ref.counter || table.ids.length !== table.count) throw new IntegrityError(`The snapshot of index "${this.ctx.name}" does not match its manifest.`);
-    this.engine = await this.ctx.engines.deserialize(graph, this.engineOptions(m.dimension!));
-    table.ids.forEach((id, i) => {
-      this.live.set(id, { key: table.keys[i]!, seq: table.seqs[i]! });
-      this.idOfKey.set(table.keys[i]!, id);
-    });
-    this.unindexed = { keys: table.keys, metadata: table.metadata };
-    const digest = new Uint8Array(table.digest);
+    if (!Number.isInteger(ref.graphChunks) || !Number.isInteger(ref.tableChunks)) throw new IntegrityError(`The snapshot of index "${this.ctx.name}" has an unknown format.`);
+    const read = (section: 'graph' | 'table', chunks: number) => readSection(this.ctx.store, this.ctx.keys.graph, this.ctx.indexId, ref.generation, section, chunks);
+    const tableRead = read('table', ref.tableChunks);
+    tableRead.catch(() => undefined); // awaited below, after the graph
+    // The engine loads the graph on the pool while this thread decodes the table.
+    const loading = this.ctx.engines.deserialize(await read('graph', ref.graphChunks), this.engineOptions(m.dimension!));
+    let digest: Uint8Array;
+    try {
+      const table = decodeTable(Buffer.concat(await tableRead));
+      if (table.counter !== ref.counter || table.ids.length !== table.count) throw new IntegrityError(`The snapshot of index "${this.ctx.name}" does not match its manifest.`);
+      const { ids, keys, seqs } = table;
+      for (let i = 0; i < ids.length; i++) {
+        this.live.set(ids[i]!, { key: keys[i]!, seq: seqs[i]! });
+        this.idOfKey.set(keys[i]!, ids[i]!);
+      }
+      this.unindexed = table.metadataFrames.length > 0 ? { keys, frames: table.metadataFrames, next: 0, offset: 0 } : null;
+      digest = table.digest;
+      this.engine = await loading;
+    } catch (error) {
+      loading.then((engine) => engine.close(), () => undefined);
+      throw error;
+    }
     const removedKeys: number[] = [];
     const added = new Map<string, { key: number; vector: Float32Array }>();
     const since = { gte: indexKey(this.ctx.indexId, CHANGELOG, u64(ref.counter + 1)), lt: indexKey(this.ctx.indexId, CHANGELOG + 1) };
@@ -623,12 +658,14 @@ export class EncryptedIndex {
         if (!added.delete(id)) removedKeys.push(old.key);
       };
       change.deleted.forEach(forget);
-      const bodies = await this.ctx.store.getMany(change.upserted.map((id) => indexKey(this.ctx.indexId, RECORD, this.hashId(id))));
-      change.upserted.forEach((id, i) => {
-        const value = bodies[i];
-        if (value === undefined) return; // deleted by a later commit
-        const hkey = this.hashId(id);
-        const record = openRecord(this.ctx.keys.records, this.ctx.indexId, hkey, value);
+      const hkeys = hashIds(this.ctx.keys.ids, change.upserted);
+      const values = await this.ctx.store.getMany(hkeys.map((hkey) => indexKey(this.ctx.indexId, RECORD, hkey)));
+      const present = change.upserted.flatMap((_, i) => (values[i] === undefined ? [] : [i])); // absent: deleted by a later commit
+      const records = openRecords(this.ctx.keys.records, this.ctx.indexId, present.map((i) => hkeys[i]!), present.map((i) => values[i]!));
+      present.forEach((i, j) => {
+        const id = change.upserted[i]!;
+        const hkey = hkeys[i]!;
+        const record = records[j]!;
         if (record.seq !== seq) return; // overwritten by a later commit
         if (record.body.vector.byteLength !== 4 * m.dimension!) throw new IntegrityError(`A record of index "${this.ctx.name}" does not match its dimension.`);
         forget(id);
@@ -680,16 +717,22 @@ export class EncryptedIndex {
 
   /** After the commit: the new vectors (already in the graph) become visible and the replaced ones go. */
   private async publishUpsert(items: NormalizedItem[], keys: BigUint64Array, replaced: number[], seq: number): Promise<void> {
-    for (const key of replaced) {
-      this.idOfKey.delete(key);
-      this.filterIndex().delete(key);
-    }
-    items.forEach((item, i) => {
+    const filterIndex = this.filterIndex();
+    // In slices, so a large upsert does not stall the event loop; each id
+    // switches from its old key to its new one in one step.
+    for (let i = 0; i < items.length; i++) {
+      if (i > 0 && i % (4 * SLICE) === 0) await yieldToEventLoop();
+      const item = items[i]!;
+      const old = this.live.get(item.id);
+      if (old) {
+        this.idOfKey.delete(old.key);
+        filterIndex.delete(old.key);
+      }
       const key = Number(keys[i]);
       this.live.set(item.id, { key, seq });
       this.idOfKey.set(key, item.id);
-      this.filterIndex().set(key, item.metadata);
-    });
+      filterIndex.set(key, item.metadata);
+    }
     if (replaced.length > 0) {
       await this.engine!.remove(BigUint64Array.from(replaced, BigInt));
       this.deadSlots += replaced.length;
@@ -728,19 +771,31 @@ export class EncryptedIndex {
     const digest = new Uint8Array(32);
     const keys: bigint[] = [];
     const vectors: Float32Array[] = [];
+    let hkeys: Uint8Array[] = [];
+    let values: Uint8Array[] = [];
+    const openBatch = () => {
+      const records = openRecords(this.ctx.keys.records, this.ctx.indexId, hkeys, values);
+      const expected = hashIds(this.ctx.keys.ids, records.map((r) => r.body.id));
+      records.forEach(({ seq, body }, i) => {
+        if (seq > m.counter || body.vector.byteLength !== 4 * (m.dimension ?? 0) || !constantTimeEqual(expected[i]!, hkeys[i]!)) {
+          throw new IntegrityError(`A record of index "${this.ctx.name}" does not belong to its manifest. Restore the store from a backup.`);
+        }
+        this.live.set(body.id, { key: body.key, seq });
+        this.idOfKey.set(body.key, body.id);
+        this.filterIndex().set(body.key, body.metadata);
+        keys.push(BigInt(body.key));
+        vectors.push(vectorOf(body.vector));
+      });
+      xorInto(digest, liveTags(this.ctx.keys.manifest, hkeys, records.map((r) => r.seq)));
+      hkeys = [];
+      values = [];
+    };
     for await (const [key, value] of this.ctx.store.entries(kindRange(this.ctx.indexId, RECORD))) {
-      const hkey = keySuffix(key);
-      const { seq, body } = openRecord(this.ctx.keys.records, this.ctx.indexId, hkey, value);
-      if (seq > m.counter || body.vector.byteLength !== 4 * (m.dimension ?? 0) || !constantTimeEqual(this.hashId(body.id), hkey)) {
-        throw new IntegrityError(`A record of index "${this.ctx.name}" does not belong to its manifest. Restore the store from a backup.`);
-      }
-      xorInto(digest, this.liveTag(hkey, seq));
-      this.live.set(body.id, { key: body.key, seq });
-      this.idOfKey.set(body.key, body.id);
-      this.filterIndex().set(body.key, body.metadata);
-      keys.push(BigInt(body.key));
-      vectors.push(vectorOf(body.vector));
+      hkeys.push(keySuffix(key));
+      values.push(value);
+      if (hkeys.length === SLICE) openBatch();
     }
+    openBatch();
     if (this.live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
       throw new IntegrityError(`Records of index "${this.ctx.name}" are missing, extra or from an older commit. Restore the store from a backup.`);
     }
@@ -758,18 +813,21 @@ export class EncryptedIndex {
    */
   private async readRecords(ids: string[], retried = false): Promise<Map<string, RecordBody>> {
     const out = new Map<string, RecordBody>();
-    const hkeys = ids.map((id) => this.hashId(id));
+    const hkeys = hashIds(this.ctx.keys.ids, ids);
     const epoch = this.writeEpoch;
     const values = await this.ctx.store.getMany(hkeys.map((h) => indexKey(this.ctx.indexId, RECORD, h)));
     this.assertUsable(); // closed or deleted while the read ran: memory is gone, say so rather than blame the disk
     // Disk and memory may disagree only while a write is between its commit and its memory update.
     const racing = this.writing || this.writeEpoch !== epoch;
     let raced = false;
+    const present = ids.flatMap((_, i) => (values[i] === undefined ? [] : [i]));
+    const opened = openRecords(this.ctx.keys.records, this.ctx.indexId, present.map((i) => hkeys[i]!), present.map((i) => values[i]!));
+    const records = new Map(present.map((i, j) => [i, opened[j]!]));
     ids.forEach((id, i) => {
       const entry = this.live.get(id);
       const value = values[i];
       if (value === undefined && entry === undefined) return;
-      const body = value === undefined ? undefined : openRecord(this.ctx.keys.records, this.ctx.indexId, hkeys[i]!, value);
+      const body = records.get(i);
       if (entry !== undefined && body !== undefined && body.seq === entry.seq && body.body.id === id && body.body.key === entry.key) {
         out.set(id, body.body);
         return;
@@ -804,20 +862,33 @@ export class EncryptedIndex {
   }
 
   private filterIndex(): MetadataIndex {
-    if (this.unindexed) {
-      const { keys, metadata } = this.unindexed;
-      this.unindexed = null;
-      keys.forEach((key, i) => this.metadata.set(key, metadata[i] ?? undefined));
-    }
+    while (this.unindexed) this.indexNextMetadataFrame();
     return this.metadata;
   }
 
+  /** Unpacks one frame of snapshot metadata into the filter index. */
+  private indexNextMetadataFrame(): void {
+    const pending = this.unindexed!;
+    const frame = unpackMetadataFrame(pending.frames[pending.next++]!);
+    for (let i = 0; i < frame.length; i++) this.metadata.set(pending.keys[pending.offset + i]!, frame[i] ?? undefined);
+    pending.offset += frame.length;
+    if (pending.next === pending.frames.length) this.unindexed = null;
+  }
+
+  /** After an open from a snapshot: indexes the metadata a frame at a time, so the first filter finds it done. */
+  private async indexMetadataInBackground(): Promise<void> {
+    while (this.unindexed && this.state === 'open') {
+      await yieldToEventLoop();
+      if (this.unindexed && this.state === 'open') this.indexNextMetadataFrame();
+    }
+  }
+
   private hashId(id: string): Buffer {
-    return hmac(this.ctx.keys.ids, id);
+    return hashIds(this.ctx.keys.ids, [id])[0]!;
   }
 
   private liveTag(hkey: Uint8Array, seq: number): Buffer {
-    return hmac(this.ctx.keys.manifest, frame('live', hkey, u64(seq)));
+    return liveTags(this.ctx.keys.manifest, [hkey], seq);
   }
 
   private toDistance(raw: number): number {
@@ -840,13 +911,15 @@ function engineKey(counter: number): number {
   return (counter * KEY_SPREAD) % 2 ** 48;
 }
 
-function xorInto(target: Uint8Array, tag: Uint8Array): void {
-  for (let i = 0; i < target.length; i++) target[i]! ^= tag[i]!;
+/** XORs one or more consecutive tags (each `target.length` bytes) into `target`. */
+function xorInto(target: Uint8Array, tags: Uint8Array): void {
+  const width = target.length;
+  for (let i = 0; i < tags.length; i++) target[i % width]! ^= tags[i]!;
 }
 
-/** float32 → raw little-endian bytes (all supported platforms are little-endian). */
+/** float32 → a view of its raw little-endian bytes (all supported platforms are little-endian); packed at once, never kept. */
 function vectorBytes(vector: Float32Array): Uint8Array {
-  return new Uint8Array(vector.buffer.slice(vector.byteOffset, vector.byteOffset + vector.byteLength));
+  return new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
 }
 
 function vectorOf(bytes: Uint8Array): Float32Array {

@@ -23,14 +23,22 @@ export function u64(value: number): Buffer {
   return out;
 }
 
-/** Length-prefixed concatenation, so AAD fields can never run into each other. */
+/** The 4-byte big-endian length that precedes each field in `frame`. */
+export function lengthPrefix(byteLength: number): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(byteLength);
+  return len;
+}
+
+/**
+ * Length-prefixed concatenation, so AAD fields can never run into each other.
+ * frame(a, b, c) equals frame(a) || frame(b, c): batched callers rely on it.
+ */
 export function frame(...parts: (Uint8Array | string)[]): Buffer {
   const chunks: Buffer[] = [];
   for (const part of parts) {
     const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(bytes.byteLength);
-    chunks.push(len, bytes);
+    chunks.push(lengthPrefix(bytes.byteLength), bytes);
   }
   return Buffer.concat(chunks);
 }

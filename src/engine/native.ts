@@ -52,13 +52,10 @@
  *   cast buffer); the addon reserves one per libuv pool thread and blocks
  *   a worker (never the main thread) if it ever runs out.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { ClosedError, NativeError, ValidationError } from '../errors.js';
+import { loadNativeAddon } from '../util/native-addon.js';
 import type {
   AnnEngine,
   EngineFactory,
@@ -81,23 +78,22 @@ interface NativeIndexHandle {
   addChunk(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
   remove(keys: BigUint64Array): Promise<number>;
   reserve(members: number): Promise<void>;
+  /** Resolves to a result block (see `resultViews`). */
   search(
     queries: Float32Array,
     k: number,
     expansion: number,
     allowedKeys: BigUint64Array | null,
     exact: boolean,
-  ): Promise<[BigUint64Array, Float32Array, Uint32Array]>;
-  /** The same search on the calling thread (for one small query: cheaper than a pool round trip). */
-  searchSync(
-    queries: Float32Array,
-    k: number,
-    expansion: number,
-    allowedKeys: BigUint64Array | null,
-    exact: boolean,
-  ): [BigUint64Array, Float32Array, Uint32Array] | null;
+  ): Promise<ArrayBuffer>;
+  /**
+   * A plain graph search (no filter, not exact) on the calling thread, for one
+   * small query: cheaper than a pool round trip. Null when it could not start
+   * without waiting.
+   */
+  searchSync(queries: Float32Array, k: number, expansion: number): ArrayBuffer | null;
   serialize(): Promise<Uint8Array>;
-  load(bytes: Uint8Array): Promise<void>;
+  load(bytes: Uint8Array | Uint8Array[]): Promise<void>;
   close(): void;
 }
 
@@ -114,46 +110,9 @@ interface NativeAddon {
   usearchVersion: string;
 }
 
-const ADDON_FILE = join('build', 'Release', 'vecvault_native.node');
-
-/** The package root: the nearest directory above this module with our package.json (works from src/ and dist/). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && isVecvaultManifest(manifest)) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new NativeError('cannot find the vecvault package root to load the native addon');
-    dir = parent;
-  }
-}
-
-function isVecvaultManifest(path: string): boolean {
-  try {
-    return (JSON.parse(readFileSync(path, 'utf8')) as { name?: unknown }).name === 'vecvault';
-  } catch {
-    return false;
-  }
-}
-
-let addon: NativeAddon | undefined;
-
 /** Loads the addon on first use (never at import time). */
 function loadAddon(): NativeAddon {
-  if (addon) return addon;
-  const path = join(packageRoot(), ADDON_FILE);
-  if (!existsSync(path)) {
-    throw new NativeError(
-      `the native addon is not built (${ADDON_FILE} missing): run \`npm rebuild vecvault\` ` +
-        '(needs a C++17 compiler, python3 and make)',
-    );
-  }
-  try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
-  } catch (cause) {
-    throw new NativeError('the native addon failed to load: rebuild it with `npm rebuild vecvault`', { cause });
-  }
-  return addon;
+  return loadNativeAddon() as NativeAddon;
 }
 
 // ------------------------------------------------------ public helpers --
@@ -203,7 +162,7 @@ export interface NativeAnnEngine extends AnnEngine {
 
 export interface NativeEngineFactory extends EngineFactory {
   create(options: EngineOptions): NativeAnnEngine;
-  deserialize(bytes: Uint8Array, options: EngineOptions): Promise<NativeAnnEngine>;
+  deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<NativeAnnEngine>;
 }
 
 // ----------------------------------------------------------- validation --
@@ -309,6 +268,21 @@ function chunkRows(dimension: number): number {
   return Math.max(16, Math.min(1024, Math.floor(32_768 / dimension)));
 }
 
+/**
+ * The addon returns `n` queries' results as one buffer (one allocation per
+ * call instead of three arrays and a holder):
+ * keys (u64 × n·k), then distances (f32 × n·k), then counts (u32 × n).
+ */
+function resultViews(block: ArrayBuffer, n: number, k: number): SearchResult {
+  const rows = n * k;
+  return {
+    keys: new BigUint64Array(block, 0, rows),
+    distances: new Float32Array(block, rows * 8, rows),
+    counts: new Uint32Array(block, rows * 12, n),
+    k,
+  };
+}
+
 class NativeEngine implements NativeAnnEngine {
   readonly options: Readonly<EngineOptions>;
   /** Tasks of one add or search batch in flight at once: all cores, but always one pool thread left for fs and others. */
@@ -374,7 +348,14 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   search(queries: Float32Array, k: number, options: NativeSearchOptions = {}): Promise<SearchResult> {
-    return this.#guard(() => {
+    // Written without #guard's closures: a single query at small ef costs
+    // ~25 µs, so every allocation on this path shows in QPS. Errors still
+    // come back as rejections, never throws.
+    let ef: number;
+    let allowed: BigUint64Array | null;
+    let exact: boolean;
+    try {
+      if (this.#closed) throw new ClosedError('the engine is closed');
       const { dimension } = this.options;
       if (!(queries instanceof Float32Array) || queries.length % dimension !== 0) {
         throw new ValidationError(`queries must be a Float32Array of n × ${dimension} numbers`, { path: 'queries' });
@@ -383,25 +364,28 @@ class NativeEngine implements NativeAnnEngine {
       if ((queries.length / dimension) * k > MAX_RESULT_ROWS) {
         throw new ValidationError(`queries × k must stay within ${MAX_RESULT_ROWS}: split the batch`, { path: 'k' });
       }
-      const ef = options.expansionSearch ?? this.options.expansionSearch;
+      ef = options.expansionSearch ?? this.options.expansionSearch;
       checkInteger(ef, 'expansionSearch', 1, 100_000);
-      const allowed = options.allowedKeys === undefined ? null : checkKeys(options.allowedKeys, 'allowedKeys');
+      allowed = options.allowedKeys === undefined ? null : checkKeys(options.allowedKeys, 'allowedKeys');
       if (options.exact !== undefined && typeof options.exact !== 'boolean') {
         throw new ValidationError('exact must be a boolean', { path: 'exact' });
       }
       checkVectors(queries, queries.length / dimension, dimension, 'queries');
-      const exact = options.exact ?? false;
+      exact = options.exact ?? false;
       if (queries.length === dimension && k <= SYNC_MAX_K && ef <= SYNC_MAX_EF && allowed === null && !exact) {
         // One plain graph query costs tens to hundreds of µs: less than a pool
         // round trip. Filtered and exact searches can take far longer (a
         // filtered walk at 1% selectivity visits most of the graph), so they
         // always go to the pool; so does this one if the addon cannot start
         // it without waiting (an insert row, remove batch or growth running).
+        // Not tracked for close(): it has finished when it returns.
         const direct = this.#searchDirect(queries, k, ef);
         if (direct) return Promise.resolve(direct);
       }
-      return nativeCall('search', () => this.#searchAll(queries, k, ef, allowed, exact));
-    });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#guard(() => nativeCall('search', () => this.#searchAll(queries, k, ef, allowed, exact)));
   }
 
   serialize(): Promise<Uint8Array> {
@@ -417,8 +401,8 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   /** Only the loader calls this, before the engine is handed out. */
-  load(bytes: Uint8Array): Promise<void> {
-    return nativeCall('deserialize', () => this.#handle.load(bytes));
+  load(bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    return nativeCall('deserialize', () => this.#handle.load(bytes as Uint8Array | Uint8Array[]));
   }
 
   async #addAll(keys: BigUint64Array, vectors: Float32Array): Promise<void> {
@@ -448,12 +432,13 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   #searchDirect(query: Float32Array, k: number, ef: number): SearchResult | null {
+    let block: ArrayBuffer | null;
     try {
-      const direct = this.#handle.searchSync(query, k, ef, null, false);
-      return direct && { keys: direct[0], distances: direct[1], counts: direct[2], k };
+      block = this.#handle.searchSync(query, k, ef);
     } catch (error) {
       throw mapNativeError(error, 'search');
     }
+    return block && resultViews(block, 1, k);
   }
 
   /** A batch runs as chunks of queries on up to `parallelism` pool threads, assembled row-major. */
@@ -470,8 +455,7 @@ class NativeEngine implements NativeAnnEngine {
     const chunkSize = Math.min(SEARCH_CHUNK_QUERIES, Math.max(1, Math.ceil(total / this.parallelism)));
     if (total <= chunkSize) {
       // One task (the common single query): hand back the addon's arrays as they are.
-      const [keys, distances, counts] = await this.#handle.search(queries, k, ef, allowed, exact);
-      return { keys, distances, counts, k };
+      return resultViews(await this.#handle.search(queries, k, ef, allowed, exact), total, k);
     }
     // Later chunks start after this call returns: snapshot the caller's arrays now.
     queries = queries.slice();
@@ -487,12 +471,14 @@ class NativeEngine implements NativeAnnEngine {
     const lane = async (): Promise<void> => {
       while (!failed && next < total) {
         const start = next;
-        next = Math.min(total, start + chunkSize);
-        const chunk = queries.subarray(start * dimension, next * dimension);
-        const [keys, distances, counts] = await this.#handle.search(chunk, k, ef, allowed, exact).catch((error) => {
+        const end = Math.min(total, start + chunkSize);
+        next = end;
+        const chunk = queries.subarray(start * dimension, end * dimension);
+        const block = await this.#handle.search(chunk, k, ef, allowed, exact).catch((error) => {
           failed = true;
           throw error;
         });
+        const { keys, distances, counts } = resultViews(block, end - start, k);
         result.keys.set(keys, start * k);
         result.distances.set(distances, start * k);
         result.counts.set(counts, start);
@@ -560,9 +546,12 @@ export const nativeEngine: NativeEngineFactory = {
     return new NativeEngine(newHandle(checked), checked);
   },
 
-  async deserialize(bytes: Uint8Array, options: EngineOptions): Promise<NativeAnnEngine> {
+  async deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<NativeAnnEngine> {
     const checked = checkOptions(options);
-    if (!(bytes instanceof Uint8Array)) throw new ValidationError('bytes must be a Uint8Array', { path: 'bytes' });
+    const parts = bytes instanceof Uint8Array ? [bytes] : Array.isArray(bytes) ? bytes : [];
+    if (parts.length === 0 || !parts.every((part) => part instanceof Uint8Array)) {
+      throw new ValidationError('bytes must be a Uint8Array or a non-empty array of them', { path: 'bytes' });
+    }
     const engine = new NativeEngine(newHandle(checked), checked);
     try {
       await engine.load(bytes);

@@ -61,6 +61,9 @@ export interface AnnEngine {
 export interface EngineFactory {
   readonly name: string;
   create(options: EngineOptions): AnnEngine;
-  /** Rebuilds an engine from `serialize()` bytes (already authenticated by the caller). */
-  deserialize(bytes: Uint8Array, options: EngineOptions): Promise<AnnEngine>;
+  /**
+   * Rebuilds an engine from `serialize()` bytes (already authenticated by the
+   * caller), whole or as consecutive parts (joined off the main thread).
+   */
+  deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<AnnEngine>;
 }

@@ -43,8 +43,9 @@ export class KvStore {
     return this.db.get(key);
   }
 
-  getMany(keys: Bytes[]): Promise<(Bytes | undefined)[]> {
-    return this.db.getMany(keys);
+  /** `fillCache: false` for bulk reads (snapshot chunks) that would only evict hot blocks. */
+  getMany(keys: Bytes[], options: { fillCache?: boolean } = {}): Promise<(Bytes | undefined)[]> {
+    return this.db.getMany(keys, options);
   }
 
   /**

@@ -6,7 +6,8 @@
  */
 import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
-import { frame, u64 } from '../crypto/kdf.js';
+import { hmacMany, openMany, sealMany } from '../crypto/bulk.js';
+import { frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
 const VALUE_VERSION = 1;
@@ -40,7 +41,9 @@ export interface Manifest {
 
 export interface SnapshotRef {
   generation: number;
-  chunks: number;
+  /** Chunks of each section (see snapshot.ts). */
+  graphChunks: number;
+  tableChunks: number;
   /** Manifest counter the snapshot reflects. */
   counter: number;
 }
@@ -67,24 +70,54 @@ export interface RecordBody {
   contents?: string | Uint8Array;
 }
 
-function recordAad(indexId: Uint8Array, hkey: Uint8Array, seq: number): Buffer {
-  return frame('record', indexId, hkey, u64(seq));
+/** Record keys are HMAC-SHA256 outputs. */
+const HKEY_BYTES = 32;
+const RECORD_HEADER = 1 + 8;
+
+/** The LevelDB key suffix of each record: HMAC(ids key, id), so ids never reach the disk. */
+export function hashIds(key: Uint8Array, ids: string[]): Buffer[] {
+  const macs = hmacMany(key, { parts: ids });
+  return ids.map((_, i) => macs.subarray(i * 32, (i + 1) * 32));
 }
 
-/** Layout: version(1) || seq(8, big-endian) || sealed body. */
-export function sealRecord(key: Uint8Array, indexId: Uint8Array, hkey: Uint8Array, seq: number, body: RecordBody): Buffer {
-  return Buffer.concat([Buffer.of(VALUE_VERSION), u64(seq), seal(key, pack(body), recordAad(indexId, hkey, seq))]);
+/**
+ * Each record's term in the manifest digest: HMAC(manifest key, frame('live',
+ * hkey, seq)); the digest is the XOR of the terms of all live records.
+ * `seqs` is one number for all or one per record.
+ */
+export function liveTags(key: Uint8Array, hkeys: Uint8Array[], seqs: number | number[]): Buffer {
+  checkHkeys(hkeys);
+  const head = Buffer.concat([frame('live'), lengthPrefix(HKEY_BYTES)]);
+  if (typeof seqs === 'number') return hmacMany(key, { head, parts: hkeys, tail: frame(u64(seqs)) });
+  return hmacMany(key, { head, parts: hkeys.map((hkey, i) => Buffer.concat([hkey, frame(u64(seqs[i]!))])) });
+}
+
+function checkHkeys(hkeys: Uint8Array[]): void {
+  if (hkeys.some((h) => h.byteLength !== HKEY_BYTES)) throw new IntegrityError('A record key of the index has the wrong length.');
+}
+
+/**
+ * Layout: version(1) || seq(8, big-endian) || sealed body, AAD =
+ * frame('record', index id, hkey, seq). All records of one commit share `seq`.
+ */
+export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): Buffer[] {
+  checkHkeys(hkeys);
+  const aad = { head: Buffer.concat([frame('record', indexId), lengthPrefix(HKEY_BYTES)]), parts: hkeys, tail: frame(u64(seq)) };
+  return sealMany(key, bodies.map(pack), aad, Buffer.concat([Buffer.of(VALUE_VERSION), u64(seq)]));
 }
 
 export function recordSeq(value: Uint8Array): number {
-  if (value.byteLength < 9 || value[0] !== VALUE_VERSION) throw new IntegrityError('A record of the index has an unknown format or was truncated.');
+  if (value.byteLength < RECORD_HEADER || value[0] !== VALUE_VERSION) throw new IntegrityError('A record of the index has an unknown format or was truncated.');
   return Number(Buffer.from(value.buffer, value.byteOffset, value.byteLength).readBigUInt64BE(1));
 }
 
-export function openRecord(key: Uint8Array, indexId: Uint8Array, hkey: Uint8Array, value: Uint8Array): { seq: number; body: RecordBody } {
-  const seq = recordSeq(value);
-  const body = unpack(open(key, value.subarray(9), recordAad(indexId, hkey, seq), 'A record of the index')) as RecordBody;
-  return { seq, body };
+/** Authenticates and decodes records (the seq in each header is bound by its AAD); any failure is an IntegrityError. */
+export function openRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): { seq: number; body: RecordBody }[] {
+  checkHkeys(hkeys);
+  const seqs = values.map(recordSeq);
+  const aad = { head: frame('record', indexId), parts: hkeys.map((hkey, i) => frame(hkey, u64(seqs[i]!))) };
+  const plain = openMany(key, values, RECORD_HEADER, aad, () => 'A record of the index');
+  return plain.map((bytes, i) => ({ seq: seqs[i]!, body: unpack(bytes) as RecordBody }));
 }
 
 /** What one commit changed, so an open can replay commits made after the last snapshot. */

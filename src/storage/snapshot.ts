@@ -1,11 +1,14 @@
 /**
- * Encrypted graph snapshots. The payload (a table of live records plus the
- * engine's serialized graph) is cut into 1 MiB chunks, each sealed with
- * AES-256-GCM under the graph key; the AAD binds index id, generation, chunk
- * number and a last-chunk flag, so chunks cannot be dropped, reordered,
- * truncated or spliced in from another snapshot or index.
+ * Encrypted graph snapshots, in two sections: `graph` (the engine's serialized
+ * bytes) and `table` (which records the graph holds). Each section is cut into
+ * 1 MiB chunks sealed with AES-256-GCM under the graph key; the AAD binds index
+ * id, generation, section, chunk number and a last-chunk flag, so chunks cannot
+ * be dropped, reordered, truncated, moved between sections or spliced in from
+ * another snapshot or index. Two sections let an open hand the graph to the
+ * engine (which loads it on the pool) while it decodes the table.
  */
-import { open, seal } from '../crypto/aead.js';
+import { seal } from '../crypto/aead.js';
+import { openManyAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -14,6 +17,13 @@ import { indexKey, SNAPSHOT } from './layout.js';
 import { pack, unpack, type SnapshotRef } from './sealed.js';
 
 export const CHUNK_BYTES = 1 << 20;
+/** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
+const READ_GROUP = 8;
+/** Metadata entries per msgpack frame in the table: each frame packs or unpacks in well under a millisecond or two. */
+const METADATA_FRAME = 4096;
+
+export type SnapshotSection = 'graph' | 'table';
+const SECTION_BYTE: Record<SnapshotSection, number> = { graph: 0x47, table: 0x54 };
 
 /** Which records the graph holds, so opening needs no record decryption. */
 export interface SnapshotTable {
@@ -23,10 +33,18 @@ export interface SnapshotTable {
   /** The manifest digest at that counter (see Manifest.digest). */
   digest: Uint8Array;
   ids: string[];
-  keys: number[];
-  seqs: number[];
-  /** Decrypted metadata per record, for the in-memory filter index. */
+  keys: ArrayLike<number>;
+  seqs: ArrayLike<number>;
+  /** Decrypted metadata per record (null when none), for the in-memory filter index. */
   metadata: unknown[];
+}
+
+/** A decoded table: metadata stays packed (in frames) until the filter index needs it. */
+export interface DecodedTable extends Omit<SnapshotTable, 'metadata'> {
+  keys: Float64Array;
+  seqs: Float64Array;
+  /** msgpack frames, each an array of up to METADATA_FRAME entries, in record order. */
+  metadataFrames: Uint8Array[];
 }
 
 function u32(n: number): Buffer {
@@ -35,38 +53,92 @@ function u32(n: number): Buffer {
   return b;
 }
 
-function chunkKey(indexId: Uint8Array, generation: number, chunk: number): Buffer {
-  return indexKey(indexId, SNAPSHOT, u64(generation), u32(chunk));
+function chunkKey(indexId: Uint8Array, generation: number, section: SnapshotSection, chunk: number): Buffer {
+  return indexKey(indexId, SNAPSHOT, u64(generation), Buffer.of(SECTION_BYTE[section]), u32(chunk));
 }
 
-function chunkAad(indexId: Uint8Array, generation: number, chunk: number, last: boolean): Buffer {
-  return frame('snapshot', indexId, u64(generation), u32(chunk), last ? 'last' : 'more');
+function chunkAad(indexId: Uint8Array, generation: number, section: SnapshotSection, chunk: number, last: boolean): Buffer {
+  return frame('snapshot', indexId, u64(generation), section, u32(chunk), last ? 'last' : 'more');
 }
 
-/** payload = u32 table length || msgpack(table) || graph bytes. */
-export function encodeSnapshot(table: SnapshotTable, graph: Uint8Array): Buffer[] {
-  const head = pack(table);
-  return [u32(head.byteLength), head, Buffer.from(graph.buffer, graph.byteOffset, graph.byteLength)];
-}
-
-export function decodeSnapshot(payload: Buffer): { table: SnapshotTable; graph: Buffer } {
-  const length = payload.readUInt32BE(0);
-  const table = unpack(payload.subarray(4, 4 + length)) as SnapshotTable;
-  table.digest = new Uint8Array(table.digest);
-  return { table, graph: payload.subarray(4 + length) };
+function bytesOf(array: Float64Array | Uint32Array): Buffer {
+  return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
 }
 
 /**
- * Seals `parts` (concatenated) into chunk puts. Yields to the event loop
- * between chunks: a large graph must not freeze the host while it is encrypted.
+ * Table layout: u32 head length || msgpack head || f64 keys[n] || f64 seqs[n]
+ * || u32 id lengths (UTF-16 units)[n] || UTF-8 of the joined ids || metadata
+ * frames (their lengths are in the head). Fixed-width columns decode in one copy each, and the ids in one
+ * UTF-8 decode (ids are well-formed strings, so UTF-8 round-trips them).
+ * Yields between metadata frames: packing 100k objects takes tens of ms.
  */
-export async function sealSnapshot(key: Uint8Array, indexId: Uint8Array, generation: number, parts: Buffer[]): Promise<{ ops: BatchOp[]; chunks: number }> {
-  const payload = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
+  const n = table.ids.length;
+  const ids = Buffer.from(table.ids.join(''), 'utf8');
+  const frames: Buffer[] = [];
+  for (let start = 0; start < n; start += METADATA_FRAME) {
+    if (start > 0) await yieldToEventLoop();
+    frames.push(pack(table.metadata.slice(start, start + METADATA_FRAME)));
+  }
+  const head = pack({ counter: table.counter, count: table.count, digest: table.digest, n, idBytes: ids.byteLength, frames: frames.map((f) => f.byteLength) });
+  return Buffer.concat([
+    u32(head.byteLength),
+    head,
+    bytesOf(Float64Array.from(table.keys)),
+    bytesOf(Float64Array.from(table.seqs)),
+    bytesOf(Uint32Array.from(table.ids, (id) => id.length)),
+    ids,
+    ...frames,
+  ]);
+}
+
+export function decodeTable(bytes: Buffer): DecodedTable {
+  try {
+    const headLength = bytes.readUInt32BE(0);
+    const head = unpack(bytes.subarray(4, 4 + headLength)) as { counter: number; count: number; digest: Uint8Array; n: number; idBytes: number; frames: number[] };
+    const { n } = head;
+    let at = 4 + headLength;
+    // Copies: the column offsets are not 8-byte aligned inside the buffer.
+    const column = <T extends Float64Array | Uint32Array>(out: T): T => {
+      new Uint8Array(out.buffer).set(bytes.subarray(at, (at += out.byteLength)));
+      return out;
+    };
+    const keys = column(new Float64Array(n));
+    const seqs = column(new Float64Array(n));
+    const lengths = column(new Uint32Array(n));
+    const joined = bytes.toString('utf8', at, (at += head.idBytes));
+    const ids = new Array<string>(n);
+    for (let i = 0, from = 0; i < n; i++) ids[i] = joined.slice(from, (from += lengths[i]!));
+    const metadataFrames = head.frames.map((length) => bytes.subarray(at, (at += length)));
+    if (at !== bytes.byteLength) throw new Error('trailing bytes');
+    return { counter: head.counter, count: head.count, digest: new Uint8Array(head.digest), ids, keys, seqs, metadataFrames };
+  } catch (cause) {
+    // Authenticated bytes that do not parse: written by a different format, never by us.
+    throw new IntegrityError('The snapshot table of the index is malformed.', { cause });
+  }
+}
+
+/** Metadata of one frame, in record order. */
+export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
+  return unpack(frameBytes) as unknown[];
+}
+
+/**
+ * Seals one section into chunk puts. Yields to the event loop between chunks:
+ * a large graph must not freeze the host while it is encrypted.
+ */
+export async function sealSection(
+  key: Uint8Array,
+  indexId: Uint8Array,
+  generation: number,
+  section: SnapshotSection,
+  payload: Uint8Array,
+): Promise<{ ops: BatchOp[]; chunks: number }> {
   const chunks = Math.max(1, Math.ceil(payload.byteLength / CHUNK_BYTES));
   const ops: BatchOp[] = [];
   for (let i = 0; i < chunks; i++) {
     const body = payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
-    ops.push({ type: 'put', key: chunkKey(indexId, generation, i), value: seal(key, body, chunkAad(indexId, generation, i, i === chunks - 1)) });
+    ops.push({ type: 'put', key: chunkKey(indexId, generation, section, i), value: seal(key, body, chunkAad(indexId, generation, section, i, i === chunks - 1)) });
     if (i % 8 === 7) await yieldToEventLoop();
   }
   return { ops, chunks };
@@ -74,18 +146,35 @@ export async function sealSnapshot(key: Uint8Array, indexId: Uint8Array, generat
 
 /** Deletes of every chunk of an older snapshot. */
 export function dropSnapshotOps(indexId: Uint8Array, ref: SnapshotRef): BatchOp[] {
-  return Array.from({ length: ref.chunks }, (_, i) => ({ type: 'del' as const, key: chunkKey(indexId, ref.generation, i) }));
+  const drop = (section: SnapshotSection, chunks: number) =>
+    Array.from({ length: chunks }, (_, i) => ({ type: 'del' as const, key: chunkKey(indexId, ref.generation, section, i) }));
+  return [...drop('graph', ref.graphChunks), ...drop('table', ref.tableChunks)];
 }
 
-/** Reads and authenticates every chunk of `ref`, in order; any gap or forgery is an IntegrityError. */
-export async function readSnapshot(store: KvStore, key: Uint8Array, indexId: Uint8Array, ref: SnapshotRef): Promise<Buffer> {
-  const values = await store.getMany(Array.from({ length: ref.chunks }, (_, i) => chunkKey(indexId, ref.generation, i)));
-  const bodies: Buffer[] = [];
-  for (let i = 0; i < values.length; i++) {
-    const value = values[i];
-    if (value === undefined) throw new IntegrityError(`Snapshot chunk ${i} of ${ref.chunks} is missing.`);
-    bodies.push(open(key, value, chunkAad(indexId, ref.generation, i, i === ref.chunks - 1), `Snapshot chunk ${i}`));
-    if (i % 8 === 7) await yieldToEventLoop();
+/**
+ * Reads and authenticates every chunk of one section, in order; any gap or
+ * forgery is an IntegrityError. Groups of chunks are read and decrypted on the
+ * libuv pool, several at once: the main thread only collects them.
+ */
+export async function readSection(
+  store: KvStore,
+  key: Uint8Array,
+  indexId: Uint8Array,
+  generation: number,
+  section: SnapshotSection,
+  chunks: number,
+): Promise<Buffer[]> {
+  const groups: Promise<Buffer[]>[] = [];
+  for (let start = 0; start < chunks; start += READ_GROUP) {
+    const numbers = Array.from({ length: Math.min(READ_GROUP, chunks - start) }, (_, i) => start + i);
+    const group = store.getMany(numbers.map((i) => chunkKey(indexId, generation, section, i)), { fillCache: false }).then((values) => {
+      const missing = values.findIndex((value) => value === undefined);
+      if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
+      const aads = numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1));
+      return openManyAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
+    });
+    group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
+    groups.push(group);
   }
-  return Buffer.concat(bodies);
+  return (await Promise.all(groups)).flat();
 }

@@ -1,0 +1,87 @@
+/** Batched native AES-256-GCM / HMAC-SHA256 (native/crypto.cc) against node:crypto and @noble/ciphers. */
+import { createHmac, randomBytes } from 'node:crypto';
+import { gcm } from '@noble/ciphers/aes.js';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { open, seal } from '../src/crypto/aead.js';
+import { hmacMany, openMany, openManyAsync, sealMany } from '../src/crypto/bulk.js';
+
+const bytes = (max: number) => fc.uint8Array({ maxLength: max });
+const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const what = (i: number) => `item ${i}`;
+
+describe('hmacMany', () => {
+  it('equals node:crypto HMAC-SHA256 of head || part || tail, for strings (UTF-8) and bytes', () => {
+    fc.assert(
+      fc.property(key32, bytes(80), bytes(40), fc.array(fc.oneof(fc.string({ unit: 'grapheme' }), bytes(200)), { maxLength: 20 }), (key, head, tail, parts) => {
+        const macs = hmacMany(key, { head, parts, tail });
+        expect(macs.byteLength).toBe(parts.length * 32);
+        parts.forEach((part, i) => {
+          const expected = createHmac('sha256', key).update(head).update(part).update(tail).digest();
+          expect(macs.subarray(i * 32, (i + 1) * 32)).toEqual(expected);
+        });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects keys that are not 32 bytes', () => {
+    expect(() => hmacMany(new Uint8Array(16), { parts: ['a'] })).toThrow(RangeError);
+  });
+});
+
+describe('sealMany / openMany', () => {
+  it('seals what aead.ts and noble open, opens what they seal, with the AAD framed as head || part || tail', () => {
+    fc.assert(
+      fc.property(key32, bytes(12), bytes(30), bytes(10), fc.array(fc.tuple(bytes(2000), bytes(40)), { minLength: 1, maxLength: 12 }), (key, prefix, head, tail, items) => {
+        const plaintexts = items.map(([pt]) => pt);
+        const parts = items.map(([, part]) => part);
+        const aadOf = (i: number) => Buffer.concat([head, parts[i]!, tail]);
+        const sealed = sealMany(key, plaintexts, { head, parts, tail }, prefix);
+        sealed.forEach((value, i) => {
+          expect(value.subarray(0, prefix.byteLength)).toEqual(Buffer.from(prefix));
+          const body = value.subarray(prefix.byteLength);
+          expect(open(key, body, aadOf(i), 'x')).toEqual(Buffer.from(plaintexts[i]!));
+          expect(Buffer.from(gcm(key, body.subarray(0, 12), aadOf(i)).decrypt(body.subarray(12)))).toEqual(Buffer.from(plaintexts[i]!));
+        });
+        const byNode = plaintexts.map((pt, i) => Buffer.concat([Buffer.from(prefix), seal(key, pt, aadOf(i))]));
+        const opened = openMany(key, byNode, prefix.byteLength, { head, parts, tail }, what);
+        opened.forEach((pt, i) => expect(pt).toEqual(Buffer.from(plaintexts[i]!)));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('uses a fresh nonce per item and per call', () => {
+    const key = randomBytes(32);
+    const pts = Array.from({ length: 500 }, () => new Uint8Array(16));
+    const parts = pts.map(() => new Uint8Array(0));
+    const nonces = new Set([...sealMany(key, pts, { parts }), ...sealMany(key, pts, { parts })].map((v) => v.subarray(0, 12).toString('hex')));
+    expect(nonces.size).toBe(1000);
+  });
+
+  it('names the first item that fails: flipped byte, wrong AAD part, truncated tag, too short', () => {
+    const key = randomBytes(32);
+    const pts = [Buffer.from('alpha'), Buffer.from('beta'), Buffer.from('gamma')];
+    const parts = [Buffer.from('p0'), Buffer.from('p1'), Buffer.from('p2')];
+    const good = sealMany(key, pts, { parts });
+    const attempt = (sealed: Uint8Array[], aadParts = parts) => () => openMany(key, sealed, 0, { parts: aadParts }, what);
+    expect(attempt(good)().map(String)).toEqual(['alpha', 'beta', 'gamma']);
+    const flipped = Buffer.from(good[1]!);
+    flipped[14]! ^= 1;
+    expect(attempt([good[0]!, flipped, good[2]!])).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') }));
+    expect(attempt(good, [parts[0]!, parts[1]!, Buffer.from('p3')])).toThrow(expect.objectContaining({ message: expect.stringContaining('item 2') }));
+    expect(attempt([good[0]!.subarray(0, good[0]!.byteLength - 4), good[1]!, good[2]!])).toThrow(expect.objectContaining({ message: expect.stringContaining('item 0') }));
+    expect(attempt([good[0]!, new Uint8Array(10), good[2]!])).toThrow(expect.objectContaining({ message: expect.stringContaining('item 1') }));
+  });
+
+  it('openManyAsync opens large values on the pool and names a forged one', async () => {
+    const key = randomBytes(32);
+    const pts = [randomBytes(1 << 20), randomBytes(12345), Buffer.alloc(0)];
+    const aads = [Buffer.from('c0'), Buffer.from('c1'), Buffer.from('c2-last')];
+    const sealed = pts.map((pt, i) => seal(key, pt, aads[i]!));
+    const opened = await openManyAsync(key, sealed, aads, what);
+    opened.forEach((pt, i) => expect(Buffer.compare(pt, pts[i]!)).toBe(0));
+    await expect(openManyAsync(key, [sealed[0]!, sealed[2]!, sealed[1]!], aads, what)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') });
+  });
+});
