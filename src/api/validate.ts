@@ -98,6 +98,18 @@ export function toVector(value: unknown, dimension: number | null, path: string,
   return out;
 }
 
+/** A float32 query vector checked like toVector would, without the copy. */
+function checkQueryVector(vector: Float32Array, metric: Metric): Float32Array {
+  let norm = 0;
+  for (let j = 0; j < vector.length; j++) {
+    const x = vector[j]!;
+    if (!Number.isFinite(x)) fail(`queryVectors[${j}]`, 'must be a finite number (no NaN or Infinity).');
+    norm += x * x;
+  }
+  if (metric === 'cosine' && norm === 0) fail('queryVectors', 'is all zeros, which has no cosine distance to anything.');
+  return vector;
+}
+
 export function checkMetadata(value: unknown, path: string): Metadata | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isPlainObject(value)) fail(path, 'must be a plain object.');
@@ -198,6 +210,9 @@ export function normalizeQueryVectors(value: unknown, dimension: number | null, 
     if (dim === null) return { data: toVector(value, null, 'queryVectors', metric), count: 1, batch: false };
     if (dimension !== null && dim !== dimension) fail('dimension', `is ${dim}; the index dimension is ${dimension}.`);
     if (value.length === 0 || value.length % dim !== 0) fail('queryVectors', `has ${value.length} values, not a multiple of the dimension ${dim}.`);
+    // One query (the common case): checked in place, not copied. The engine
+    // reads it before query() first awaits, or copies it (pool path).
+    if (value.length === dim) return { data: checkQueryVector(value, metric), count: 1, batch: false };
     const count = value.length / dim;
     const data = new Float32Array(value.length);
     for (let i = 0; i < count; i++) data.set(toVector(value.subarray(i * dim, (i + 1) * dim), dim, `queryVectors[${i}]`, metric), i * dim);

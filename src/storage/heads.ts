@@ -5,7 +5,8 @@
  * an older but self-consistent store; comparing its manifest counter with the
  * head exposes that, and a rollback of the LevelDB files alone.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constantTimeEqual, frame, hmac, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
@@ -30,29 +31,30 @@ export class HeadFile {
   }
 
   /** First head of a new index: durable before the index is committed. */
-  create(counter: number): void {
-    this.update(counter);
+  create(counter: number): Promise<void> {
+    return this.update(counter);
   }
 
   /**
    * Durable atomic replace (write temp, fsync, rename, fsync the directory),
    * so a power loss leaves the old head or the new one, never a torn file.
+   * Asynchronous: each fsync takes milliseconds that the event loop must not wait for.
    */
-  update(counter: number): void {
+  async update(counter: number): Promise<void> {
     const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const file = await open(tmp, 'w', 0o600);
     try {
-      writeSync(fd, this.encode(counter));
-      fsyncSync(fd);
+      await file.write(this.encode(counter));
+      await file.sync();
     } finally {
-      closeSync(fd);
+      await file.close();
     }
-    renameSync(tmp, this.path);
-    const dir = openSync(this.dir, 'r');
+    await rename(tmp, this.path);
+    const dir = await open(this.dir, 'r');
     try {
-      fsyncSync(dir);
+      await dir.sync();
     } finally {
-      closeSync(dir);
+      await dir.close();
     }
   }
 

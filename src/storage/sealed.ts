@@ -127,9 +127,42 @@ export interface ChangeEntry {
 }
 
 export function sealChange(key: Uint8Array, indexId: Uint8Array, seq: number, change: ChangeEntry): Buffer {
-  return seal(key, pack(change), frame('change', indexId, u64(seq)));
+  const counts = Buffer.alloc(8);
+  counts.writeUInt32BE(change.upserted.length, 0);
+  counts.writeUInt32BE(change.deleted.length, 4);
+  return seal(key, Buffer.concat([counts, encodeIdList([...change.upserted, ...change.deleted])]), frame('change', indexId, u64(seq)));
 }
 
 export function openChange(key: Uint8Array, indexId: Uint8Array, seq: number, value: Uint8Array): ChangeEntry {
-  return unpack(open(key, value, frame('change', indexId, u64(seq)), 'A change-log entry of the index')) as ChangeEntry;
+  const bytes = open(key, value, frame('change', indexId, u64(seq)), 'A change-log entry of the index');
+  try {
+    const upserted = bytes.readUInt32BE(0);
+    const ids = decodeIdList(bytes.subarray(8), upserted + bytes.readUInt32BE(4));
+    return { upserted: ids.slice(0, upserted), deleted: ids.slice(upserted) };
+  } catch (cause) {
+    throw new IntegrityError('A change-log entry of the index is malformed.', { cause });
+  }
+}
+
+/**
+ * A list of ids as u32 lengths (UTF-16 units) || UTF-8 of the joined ids: one
+ * encode and one decode for the whole list (ids are well-formed strings, so
+ * UTF-8 round-trips them). msgpack took ~40 ms for 50k ids in one piece.
+ */
+export function encodeIdList(ids: string[]): Buffer {
+  const lengths = Uint32Array.from(ids, (id) => id.length);
+  return Buffer.concat([Buffer.from(lengths.buffer, lengths.byteOffset, lengths.byteLength), Buffer.from(ids.join(''), 'utf8')]);
+}
+
+/** Decodes `encodeIdList` bytes holding `n` ids; throws on any length mismatch. */
+export function decodeIdList(bytes: Buffer, n: number): string[] {
+  if (bytes.byteLength < 4 * n) throw new Error('id list is truncated');
+  const lengths = new Uint32Array(n);
+  new Uint8Array(lengths.buffer).set(bytes.subarray(0, 4 * n)); // copied: the offset may not be 4-byte aligned
+  const joined = bytes.toString('utf8', 4 * n);
+  const ids = new Array<string>(n);
+  let from = 0;
+  for (let i = 0; i < n; i++) ids[i] = joined.slice(from, (from += lengths[i]!));
+  if (from !== joined.length) throw new Error('id list lengths do not match its bytes');
+  return ids;
 }

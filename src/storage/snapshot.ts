@@ -14,7 +14,7 @@ import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import type { BatchOp, KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
-import { pack, unpack, type SnapshotRef } from './sealed.js';
+import { decodeIdList, encodeIdList, pack, unpack, type SnapshotRef } from './sealed.js';
 
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
@@ -61,20 +61,19 @@ function chunkAad(indexId: Uint8Array, generation: number, section: SnapshotSect
   return frame('snapshot', indexId, u64(generation), section, u32(chunk), last ? 'last' : 'more');
 }
 
-function bytesOf(array: Float64Array | Uint32Array): Buffer {
+function bytesOf(array: Float64Array): Buffer {
   return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
 }
 
 /**
  * Table layout: u32 head length || msgpack head || f64 keys[n] || f64 seqs[n]
- * || u32 id lengths (UTF-16 units)[n] || UTF-8 of the joined ids || metadata
- * frames (their lengths are in the head). Fixed-width columns decode in one copy each, and the ids in one
- * UTF-8 decode (ids are well-formed strings, so UTF-8 round-trips them).
+ * || id list (see encodeIdList) || metadata frames (their lengths are in the
+ * head). Fixed-width columns decode in one copy each, the ids in one UTF-8 decode.
  * Yields between metadata frames: packing 100k objects takes tens of ms.
  */
 export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
   const n = table.ids.length;
-  const ids = Buffer.from(table.ids.join(''), 'utf8');
+  const ids = encodeIdList(table.ids);
   const frames: Buffer[] = [];
   for (let start = 0; start < n; start += METADATA_FRAME) {
     if (start > 0) await yieldToEventLoop();
@@ -86,7 +85,6 @@ export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
     head,
     bytesOf(Float64Array.from(table.keys)),
     bytesOf(Float64Array.from(table.seqs)),
-    bytesOf(Uint32Array.from(table.ids, (id) => id.length)),
     ids,
     ...frames,
   ]);
@@ -99,16 +97,13 @@ export function decodeTable(bytes: Buffer): DecodedTable {
     const { n } = head;
     let at = 4 + headLength;
     // Copies: the column offsets are not 8-byte aligned inside the buffer.
-    const column = <T extends Float64Array | Uint32Array>(out: T): T => {
+    const column = (out: Float64Array): Float64Array => {
       new Uint8Array(out.buffer).set(bytes.subarray(at, (at += out.byteLength)));
       return out;
     };
     const keys = column(new Float64Array(n));
     const seqs = column(new Float64Array(n));
-    const lengths = column(new Uint32Array(n));
-    const joined = bytes.toString('utf8', at, (at += head.idBytes));
-    const ids = new Array<string>(n);
-    for (let i = 0, from = 0; i < n; i++) ids[i] = joined.slice(from, (from += lengths[i]!));
+    const ids = decodeIdList(bytes.subarray(at, (at += head.idBytes)), n);
     const metadataFrames = head.frames.map((length) => bytes.subarray(at, (at += length)));
     if (at !== bytes.byteLength) throw new Error('trailing bytes');
     return { counter: head.counter, count: head.count, digest: new Uint8Array(head.digest), ids, keys, seqs, metadataFrames };
