@@ -46,6 +46,7 @@ import type {
   UpsertParams,
   UpsertResponse,
 } from './types.js';
+import { KeyTable } from './key-table.js';
 import { checkIds, checkInclude, checkPositiveInt, normalizeQueryVectors, normalizeUpsert, type NormalizedItem } from './validate.js';
 
 const QUERY_INCLUDE: readonly QueryInclude[] = ['distance', 'metadata', 'vector', 'contents'];
@@ -88,8 +89,15 @@ export interface IndexContext {
 export class EncryptedIndex {
   private manifest: Manifest;
   private engine: AnnEngine | null = null;
-  private readonly live = new Map<string, LiveEntry>();
-  private readonly idOfKey = new Map<number, string>();
+  /** Live records by id. Use `live`, which first finishes listing a restored snapshot. */
+  private readonly liveById = new Map<string, LiveEntry>();
+  /**
+   * Records of a restored snapshot not in `liveById` yet: queries only need
+   * `idOfKey`, so the open does not wait for this map; a background task
+   * fills it slice by slice, and anything that needs it first fills the rest.
+   */
+  private unlisted: { ids: string[]; keys: Float64Array; seqs: Float64Array; next: number } | null = null;
+  private idOfKey = new KeyTable();
   /** Decrypted metadata by engine key, for filters; memory only. Use `filterIndex()`, which fills it on first use. */
   private readonly metadata = new MetadataIndex();
   /**
@@ -147,7 +155,7 @@ export class EncryptedIndex {
       try {
         await index.restoreSnapshot();
         index.openedFrom = 'snapshot';
-        void index.indexMetadataInBackground();
+        void index.finishRestoreInBackground();
         return index;
       } catch (error) {
         if (!(error instanceof VecvaultError)) throw error;
@@ -157,7 +165,8 @@ export class EncryptedIndex {
         });
         await index.engine?.close();
         index.engine = null;
-        index.live.clear();
+        index.unlisted = null;
+        index.liveById.clear();
         index.idOfKey.clear();
         index.metadata.clear();
         index.unindexed = null;
@@ -202,7 +211,7 @@ export class EncryptedIndex {
     const m = this.manifest;
     return {
       indexName: this.ctx.name,
-      count: this.live.size,
+      count: this.idOfKey.size,
       dimension: m.dimension,
       metric: m.metric as Metric,
       storagePrecision: m.precision as StoragePrecision,
@@ -345,16 +354,16 @@ export class EncryptedIndex {
     const ef = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
     const filter = params.filters === undefined ? undefined : compileFilter(params.filters);
     const { data, count, batch } = normalizeQueryVectors(params.queryVectors, this.manifest.dimension, params.dimension, this.getMetric());
-    if (!this.engine || this.live.size === 0) return emptyResponse(batch, count);
+    if (!this.engine || this.idOfKey.size === 0) return emptyResponse(batch, count);
 
     const options: SearchOptions = ef === undefined ? {} : { expansionSearch: ef };
-    let candidates = this.live.size;
+    let candidates = this.idOfKey.size;
     if (filter && !filter.matchesEverything) {
       const allowed = this.filterIndex().match(filter);
       if (allowed.size === 0) return emptyResponse(batch, count);
       candidates = allowed.size;
       options.allowedKeys = this.allowedKeysOf(allowed);
-      options.exact = allowed.size <= EXACT_FILTER_MAX_KEYS || allowed.size <= this.live.size * EXACT_FILTER_MAX_SHARE;
+      options.exact = allowed.size <= EXACT_FILTER_MAX_KEYS || allowed.size <= this.idOfKey.size * EXACT_FILTER_MAX_SHARE;
     }
     const k = Math.min(topK, candidates);
     const found = await this.engine.search(data, k, options);
@@ -475,7 +484,8 @@ export class EncryptedIndex {
   private async release(state: 'closed' | 'deleted'): Promise<void> {
     if (this.state !== 'open') return;
     this.state = state;
-    this.live.clear();
+    this.unlisted = null;
+    this.liveById.clear();
     this.idOfKey.clear();
     this.metadata.clear();
     this.unindexed = null;
@@ -638,10 +648,8 @@ export class EncryptedIndex {
       const table = decodeTable(Buffer.concat(await tableRead));
       if (table.counter !== ref.counter || table.ids.length !== table.count) throw new IntegrityError(`The snapshot of index "${this.ctx.name}" does not match its manifest.`);
       const { ids, keys, seqs } = table;
-      for (let i = 0; i < ids.length; i++) {
-        this.live.set(ids[i]!, { key: keys[i]!, seq: seqs[i]! });
-        this.idOfKey.set(keys[i]!, ids[i]!);
-      }
+      this.idOfKey = KeyTable.from(keys, ids);
+      this.unlisted = ids.length > 0 ? { ids, keys, seqs, next: 0 } : null;
       this.unindexed = table.metadataFrames.length > 0 ? { keys, frames: table.metadataFrames, next: 0, offset: 0 } : null;
       digest = table.digest;
       this.engine = await loading;
@@ -685,7 +693,7 @@ export class EncryptedIndex {
       });
       this.changedSinceSnapshot += change.deleted.length;
     }
-    if (this.live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
+    if (this.idOfKey.size !== m.count || !constantTimeEqual(digest, m.digest)) {
       throw new IntegrityError(`The snapshot and change log of index "${this.ctx.name}" do not add up to its manifest.`);
     }
     if (removedKeys.length > 0) await this.engine.remove(BigUint64Array.from(removedKeys, BigInt));
@@ -882,11 +890,27 @@ export class EncryptedIndex {
     if (pending.next === pending.frames.length) this.unindexed = null;
   }
 
-  /** After an open from a snapshot: indexes the metadata a frame at a time, so the first filter finds it done. */
-  private async indexMetadataInBackground(): Promise<void> {
-    while (this.unindexed && this.state === 'open') {
+  private get live(): Map<string, LiveEntry> {
+    while (this.unlisted) this.listNextSlice();
+    return this.liveById;
+  }
+
+  /** Moves one slice of restored records into `liveById`. */
+  private listNextSlice(): void {
+    const pending = this.unlisted!;
+    const end = Math.min(pending.ids.length, pending.next + 16 * SLICE);
+    for (let i = pending.next; i < end; i++) this.liveById.set(pending.ids[i]!, { key: pending.keys[i]!, seq: pending.seqs[i]! });
+    pending.next = end;
+    if (end === pending.ids.length) this.unlisted = null;
+  }
+
+  /** After an open from a snapshot: lists the records and indexes the metadata a slice at a time, between the host's own work. */
+  private async finishRestoreInBackground(): Promise<void> {
+    while ((this.unlisted || this.unindexed) && this.state === 'open') {
       await yieldToEventLoop();
-      if (this.unindexed && this.state === 'open') this.indexNextMetadataFrame();
+      if (this.state !== 'open') return;
+      if (this.unlisted) this.listNextSlice();
+      else if (this.unindexed) this.indexNextMetadataFrame();
     }
   }
 
