@@ -231,7 +231,7 @@ export class EncryptedIndex {
 
   async upsert(params: UpsertParams): Promise<UpsertResponse> {
     this.assertUsable();
-    const items = await normalizeUpsert(params, this.manifest.dimension, this.getMetric());
+    const { items, vectors } = await normalizeUpsert(params, this.manifest.dimension, this.getMetric());
     return this.exclusive(async () => {
       const next = this.nextManifest();
       if (next.dimension === null) next.dimension = items[0]!.vector.length;
@@ -243,11 +243,9 @@ export class EncryptedIndex {
       const seq = next.counter;
       const dimension = next.dimension;
       const keys = new BigUint64Array(items.length);
-      const vectors = new Float32Array(items.length * dimension);
       for (let i = 0; i < items.length; i++) {
         if (i > 0 && i % (16 * SLICE) === 0) await yieldToEventLoop();
         keys[i] = BigInt(engineKey(next.nextKey++));
-        vectors.set(items[i]!.vector, i * dimension);
       }
       // The graph inserts on the pool while this thread seals the records. The
       // new keys stay invisible (no id maps) until the commit; if the commit

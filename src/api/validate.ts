@@ -78,24 +78,34 @@ export function checkInclude<T extends string>(include: unknown, allowed: readon
 
 /** Copies a vector to float32, checking length and that every value is finite. */
 export function toVector(value: unknown, dimension: number | null, path: string, metric: Metric): Float32Array {
+  const input = checkVectorShape(value, dimension, path);
+  const out = new Float32Array(input.length);
+  copyVector(input, path, metric, out, 0);
+  return out;
+}
+
+function checkVectorShape(value: unknown, dimension: number | null, path: string): VectorInput {
   if (!Array.isArray(value) && !(value instanceof Float32Array) && !(value instanceof Float64Array)) {
     fail(path, 'must be an array of numbers or a Float32Array.');
   }
   const input = value as VectorInput;
   if (input.length === 0) fail(path, 'must not be empty.');
   if (dimension !== null && input.length !== dimension) fail(path, `has ${input.length} values; the index dimension is ${dimension}.`);
-  const out = new Float32Array(input.length);
+  return input;
+}
+
+/** Checks every value (finite, fits float32; not all zeros for cosine) while copying it to `out` at `offset`. */
+function copyVector(input: VectorInput, path: string, metric: Metric, out: Float32Array, offset: number): void {
   let norm = 0;
   for (let j = 0; j < input.length; j++) {
     const x = input[j];
     if (typeof x !== 'number' || !Number.isFinite(x)) fail(`${path}[${j}]`, 'must be a finite number (no NaN or Infinity).');
     const f = Math.fround(x);
     if (!Number.isFinite(f)) fail(`${path}[${j}]`, 'overflows float32.');
-    out[j] = f;
+    out[offset + j] = f;
     norm += f * f;
   }
   if (metric === 'cosine' && norm === 0) fail(path, 'is all zeros, which has no cosine distance to anything.');
-  return out;
 }
 
 /** A float32 query vector checked like toVector would, without the copy. */
@@ -155,7 +165,12 @@ export function checkContents(value: unknown, path: string): Contents | undefine
 }
 
 /** Accepts the three upsert shapes and returns checked items, or throws before anything is written. */
-export async function normalizeUpsert(params: UpsertParams, dimension: number | null, metric: Metric): Promise<NormalizedItem[]> {
+/**
+ * Checks an upsert and copies its vectors into one flat float32 array (each
+ * item's `vector` is a view into it): one allocation instead of one per item,
+ * and the engine reads the flat array as is.
+ */
+export async function normalizeUpsert(params: UpsertParams, dimension: number | null, metric: Metric): Promise<{ items: NormalizedItem[]; vectors: Float32Array }> {
   let items: VectorItem[];
   let base = 'items';
   if (Array.isArray(params)) {
@@ -183,6 +198,7 @@ export async function normalizeUpsert(params: UpsertParams, dimension: number | 
   const seen = new Set<string>();
   let dim = dimension;
   const out: NormalizedItem[] = [];
+  let vectors = new Float32Array(0);
   for (let i = 0; i < items.length; i++) {
     if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
     const item = items[i];
@@ -191,8 +207,12 @@ export async function normalizeUpsert(params: UpsertParams, dimension: number | 
     const id = checkId(item.id, base === 'items' ? `${path}.id` : path);
     if (seen.has(id)) fail(path, 'repeats an id given earlier in the same call; pass each id once.');
     seen.add(id);
-    const vector = toVector(item.vector, dim, base === 'items' ? `${path}.vector` : `vectors[${i}]`, metric);
-    dim = vector.length;
+    const vectorPath = base === 'items' ? `${path}.vector` : `vectors[${i}]`;
+    const input = checkVectorShape(item.vector, dim, vectorPath);
+    dim ??= input.length;
+    if (i === 0) vectors = new Float32Array(items.length * dim);
+    copyVector(input, vectorPath, metric, vectors, i * dim);
+    const vector = vectors.subarray(i * dim, (i + 1) * dim);
     out.push({
       id,
       vector,
@@ -200,7 +220,7 @@ export async function normalizeUpsert(params: UpsertParams, dimension: number | 
       contents: checkContents(item.contents, base === 'items' ? `${path}.contents` : `contents[${i}]`),
     });
   }
-  return out;
+  return { items: out, vectors };
 }
 
 /** Query vectors as one flat float32 buffer plus how many there are and whether the caller sent a batch. */

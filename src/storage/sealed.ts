@@ -150,7 +150,8 @@ export function openChange(key: Uint8Array, indexId: Uint8Array, seq: number, va
  * UTF-8 round-trips them). msgpack took ~40 ms for 50k ids in one piece.
  */
 export function encodeIdList(ids: string[]): Buffer {
-  const lengths = Uint32Array.from(ids, (id) => id.length);
+  const lengths = new Uint32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) lengths[i] = ids[i]!.length; // a loop: Uint32Array.from with a map function took ~10 ms per 50k
   return Buffer.concat([Buffer.from(lengths.buffer, lengths.byteOffset, lengths.byteLength), Buffer.from(ids.join(''), 'utf8')]);
 }
 
