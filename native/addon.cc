@@ -245,30 +245,55 @@ std::string ensure_capacity(Core& core, std::size_t needed) {
 // here before usearch sees the bytes (the caller has authenticated them, but
 // a wrong or truncated buffer must fail cleanly).
 
+using Part = std::pair<std::uint8_t const*, std::size_t>;
+
+// Reads a byte stream held in consecutive parts (the decrypted snapshot
+// chunks), so loading never needs them joined into one copy first.
 class Reader {
   public:
-    Reader(std::uint8_t const* data, std::size_t length) : data_(data), length_(length) {}
+    explicit Reader(std::vector<Part> const& parts) : parts_(parts) {
+        for (auto const& part : parts)
+            length_ += part.second;
+    }
     bool read(void* out, std::size_t n) {
-        if (n > length_ - offset_)
+        if (n > remaining())
             return false;
-        std::memcpy(out, data_ + offset_, n);
-        offset_ += n;
+        auto* to = static_cast<std::uint8_t*>(out);
+        while (n != 0) {
+            std::size_t take = std::min(n, parts_[part_].second - in_part_);
+            std::memcpy(to, parts_[part_].first + in_part_, take);
+            to += take;
+            n -= take;
+            advance(take);
+        }
         return true;
     }
     bool skip(std::size_t n) {
-        if (n > length_ - offset_)
+        if (n > remaining())
             return false;
-        offset_ += n;
+        while (n != 0) {
+            std::size_t take = std::min(n, parts_[part_].second - in_part_);
+            n -= take;
+            advance(take);
+        }
         return true;
     }
-    std::uint8_t const* here() const { return data_ + offset_; }
     std::size_t remaining() const { return length_ - offset_; }
-    std::size_t offset() const { return offset_; }
 
   private:
-    std::uint8_t const* data_;
-    std::size_t length_;
+    void advance(std::size_t n) {
+        offset_ += n;
+        in_part_ += n;
+        while (part_ < parts_.size() && in_part_ == parts_[part_].second) {
+            ++part_;
+            in_part_ = 0;
+        }
+    }
+    std::vector<Part> const& parts_;
+    std::size_t length_ = 0;
     std::size_t offset_ = 0;
+    std::size_t part_ = 0;
+    std::size_t in_part_ = 0;
 };
 
 using level_t = std::int16_t;
@@ -348,8 +373,8 @@ std::string check_node(std::uint8_t const* node, std::size_t slot, std::vector<l
     return {};
 }
 
-std::string validate_bytes(std::uint8_t const* data, std::size_t length, Config const& c) {
-    Reader r(data, length);
+std::string validate_bytes(std::vector<Part> const& parts, Config const& c) {
+    Reader r(parts);
     std::uint32_t matrix[2];
     if (!r.read(matrix, sizeof(matrix)))
         return "truncated: missing the vector matrix header";
@@ -384,14 +409,15 @@ std::string validate_bytes(std::uint8_t const* data, std::size_t length, Config 
     if (!entry_on_top)
         return "graph entry point is not on the top level";
     std::uint64_t free_nodes = 0;
+    std::vector<std::uint8_t> node;  // one node at a time: it may straddle two parts
     for (std::size_t i = 0; i != g.size; ++i) {
         std::size_t node_bytes = sizeof(key_t) + sizeof(level_t) + base_bytes + upper_bytes * levels[i];
-        if (node_bytes > r.remaining())
+        node.resize(node_bytes);
+        if (!r.read(node.data(), node_bytes))
             return "truncated: graph nodes missing";
-        error = check_node(r.here(), i, levels, g, free_nodes);
+        error = check_node(node.data(), i, levels, g, free_nodes);
         if (!error.empty())
             return error;
-        r.skip(node_bytes);
     }
     if (free_nodes != deleted)
         return "deleted-node count does not match the header";
@@ -756,8 +782,8 @@ class SerializeWorker : public PromiseWorker {
 };
 
 // Validates then loads `bytes` into a fresh core. `bytes` is one Uint8Array
-// or an array of them (the decrypted snapshot chunks, in order): joining them
-// here, on the pool thread, spares the main thread a copy of the whole graph.
+// or an array of them (the decrypted snapshot chunks, in order), read in
+// place: no joined copy of the whole graph.
 // The JS caller keeps the bytes alive (reference held here) and must not
 // mutate them meanwhile.
 class LoadWorker : public PromiseWorker {
@@ -781,26 +807,13 @@ class LoadWorker : public PromiseWorker {
 
   private:
     void Run() override {
-        std::uint8_t const* data = parts_.empty() ? nullptr : parts_[0].first;
-        std::size_t length = parts_.empty() ? 0 : parts_[0].second;
-        std::vector<std::uint8_t> joined;
-        if (parts_.size() > 1) {
-            std::size_t total = 0;
-            for (auto const& part : parts_)
-                total += part.second;
-            joined.reserve(total);
-            for (auto const& part : parts_)
-                joined.insert(joined.end(), part.first, part.first + part.second);
-            data = joined.data();
-            length = joined.size();
-        }
-        std::string error = validate_bytes(data, length, core_->config);
+        std::string error = validate_bytes(parts_, core_->config);
         if (!error.empty())
             return Fail(Failure::native, "invalid index bytes: " + error);
         ExclusiveHold hold(core_->gate);
         if (core_->closed)
             return Fail(Failure::closed, "closed");
-        Reader reader(data, length);
+        Reader reader(parts_);
         auto input = [&reader](void* out, std::size_t n) { return reader.read(out, n); };
         auto result = core_->index.load_from_stream(input);
         if (!result)
@@ -811,7 +824,7 @@ class LoadWorker : public PromiseWorker {
         if (!core_->index.try_reserve(index_limits_t(std::max(target, core_->index.capacity()), core_->config.slots)))
             return Fail(Failure::native, "out of memory while loading the index");
     }
-    std::vector<std::pair<std::uint8_t const*, std::size_t>> parts_;
+    std::vector<Part> parts_;
     Napi::Reference<Napi::Object> keep_;
 };
 

@@ -249,12 +249,15 @@ Napi::Value OpenMany(Napi::CallbackInfo const& info) {
     return out;
 }
 
-// openManyAsync(key, sealed[], aads[]) → Promise<Buffer[]>: the same on the
-// libuv pool, for large items (snapshot chunks). The caller keeps the inputs
-// alive and unchanged until the promise settles (references are held here).
-class OpenWorker : public Napi::AsyncWorker {
+// openInPlaceAsync(key, sealed[], aads[]) → Promise<void>: the same on the
+// libuv pool, for large values (snapshot chunks), decrypting each value over
+// its own ciphertext: plaintext i ends up at sealed[i][12 .. length - 16].
+// No copy of the data and no fresh pages to fault in. The caller owns the
+// buffers and leaves them alone until the promise settles (references are
+// held here); on a failure every decrypted byte is wiped before it rejects.
+class OpenInPlaceWorker : public Napi::AsyncWorker {
   public:
-    OpenWorker(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads)
+    OpenInPlaceWorker(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads)
         : Napi::AsyncWorker(env, "vecvault:crypto"), deferred_(Napi::Promise::Deferred::New(env)),
           key_(key_arg(env, key)), sealed_(env, sealed, "sealed"), aads_(env, aads, "aads") {
         if (aads_.size() != sealed_.size())
@@ -270,30 +273,25 @@ class OpenWorker : public Napi::AsyncWorker {
         CipherContext c;
         if (!c.ctx || EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key_.data, nullptr) != 1)
             return SetError("AES-256-GCM setup failed");
-        plain_.reserve(sealed_.size());
         for (std::size_t i = 0; i != sealed_.size(); ++i) {
             Span item = sealed_[i];
-            std::size_t body = item.size >= nonce_bytes + tag_bytes ? item.size - nonce_bytes - tag_bytes : 0;
-            plain_.push_back(std::make_unique<std::vector<std::uint8_t>>(body));
-            if (!open_one(c.ctx, item, 0, Span{}, aads_[i], Span{}, plain_.back()->data())) {
+            // GCM decrypts in place (OpenSSL allows out == in for stream modes).
+            auto* plain = const_cast<std::uint8_t*>(item.data) + nonce_bytes;
+            if (!open_one(c.ctx, item, 0, Span{}, aads_[i], Span{}, plain)) {
+                for (std::size_t j = 0; j <= i; ++j) {
+                    Span done = sealed_[j];
+                    if (done.size > nonce_bytes + tag_bytes)
+                        std::memset(const_cast<std::uint8_t*>(done.data) + nonce_bytes, 0, done.size - nonce_bytes - tag_bytes);
+                }
                 failed_at_ = i;
                 return;
             }
         }
     }
     void OnOK() override {
-        Napi::Env env = Env();
         if (failed_at_ != npos)
-            return deferred_.Reject(auth_failure(env, failed_at_).Value());
-        auto out = Napi::Array::New(env, plain_.size());
-        for (std::size_t i = 0; i != plain_.size(); ++i) {
-            auto* owned = plain_[i].release();
-            // Hands the bytes to JS without a copy; the finalizer frees them.
-            auto buffer = Napi::Buffer<std::uint8_t>::New(env, owned->data(), owned->size(),
-                                                          [](Napi::Env, std::uint8_t*, std::vector<std::uint8_t>* v) { delete v; }, owned);
-            out.Set(static_cast<std::uint32_t>(i), buffer);
-        }
-        deferred_.Resolve(out);
+            return deferred_.Reject(auth_failure(Env(), failed_at_).Value());
+        deferred_.Resolve(Env().Undefined());
     }
     void OnError(Napi::Error const& error) override { deferred_.Reject(error.Value()); }
 
@@ -304,12 +302,11 @@ class OpenWorker : public Napi::AsyncWorker {
     Parts sealed_;
     Parts aads_;
     std::vector<Napi::ObjectReference> keep_;
-    std::vector<std::unique_ptr<std::vector<std::uint8_t>>> plain_;
     std::size_t failed_at_ = npos;
 };
 
-Napi::Value OpenManyAsync(Napi::CallbackInfo const& info) {
-    auto* worker = new OpenWorker(info.Env(), info[0], info[1], info[2]);
+Napi::Value OpenInPlaceAsync(Napi::CallbackInfo const& info) {
+    auto* worker = new OpenInPlaceWorker(info.Env(), info[0], info[1], info[2]);
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;
@@ -322,7 +319,7 @@ Napi::Object Define(Napi::Env env) {
     crypto.Set("hmacMany", Napi::Function::New(env, HmacMany));
     crypto.Set("sealMany", Napi::Function::New(env, SealMany));
     crypto.Set("openMany", Napi::Function::New(env, OpenMany));
-    crypto.Set("openManyAsync", Napi::Function::New(env, OpenManyAsync));
+    crypto.Set("openInPlaceAsync", Napi::Function::New(env, OpenInPlaceAsync));
     return crypto;
 }
 

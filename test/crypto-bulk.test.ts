@@ -4,7 +4,7 @@ import { gcm } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
-import { hmacMany, openMany, openManyAsync, sealMany } from '../src/crypto/bulk.js';
+import { hmacMany, openInPlaceAsync, openMany, sealMany } from '../src/crypto/bulk.js';
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -75,13 +75,20 @@ describe('sealMany / openMany', () => {
     expect(attempt([good[0]!, new Uint8Array(10), good[2]!])).toThrow(expect.objectContaining({ message: expect.stringContaining('item 1') }));
   });
 
-  it('openManyAsync opens large values on the pool and names a forged one', async () => {
+  it('openInPlaceAsync opens large values over their own ciphertext on the pool, names a forged one and wipes what it decrypted', async () => {
     const key = randomBytes(32);
     const pts = [randomBytes(1 << 20), randomBytes(12345), Buffer.alloc(0)];
     const aads = [Buffer.from('c0'), Buffer.from('c1'), Buffer.from('c2-last')];
     const sealed = pts.map((pt, i) => seal(key, pt, aads[i]!));
-    const opened = await openManyAsync(key, sealed, aads, what);
-    opened.forEach((pt, i) => expect(Buffer.compare(pt, pts[i]!)).toBe(0));
-    await expect(openManyAsync(key, [sealed[0]!, sealed[2]!, sealed[1]!], aads, what)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') });
+    const copies = sealed.map((s) => Buffer.from(s));
+    const opened = await openInPlaceAsync(key, copies, aads, what);
+    opened.forEach((pt, i) => {
+      expect(Buffer.compare(pt, pts[i]!)).toBe(0);
+      expect(pt.buffer).toBe(copies[i]!.buffer); // a view: no copy was made
+    });
+    const reordered = [Buffer.from(sealed[0]!), Buffer.from(sealed[2]!), Buffer.from(sealed[1]!)];
+    await expect(openInPlaceAsync(key, reordered, aads, what)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') });
+    // Chunk 0 authenticated and was decrypted in place before chunk 1 failed: its plaintext must not be left behind.
+    expect(reordered[0]!.subarray(12, reordered[0]!.byteLength - 16).every((b) => b === 0)).toBe(true);
   });
 });

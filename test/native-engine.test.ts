@@ -343,6 +343,12 @@ describe('native engine: serialization', () => {
     // The copy is a live index: it accepts new vectors.
     await copy.add(new BigUint64Array([10_000n]), data.subarray(0, 16));
     expect(copy.size()).toBe(engine.size() + 1);
+    // The same bytes in parts cut at arbitrary points (nodes straddle parts) load to the same index.
+    const rand = rng(77);
+    const cuts = [...new Set(Array.from({ length: 40 }, () => Math.floor(rand() * bytes.length)))].sort((x, y) => x - y);
+    const parts = [0, ...cuts, bytes.length].slice(1).map((end, i, ends) => bytes.subarray(i === 0 ? 0 : ends[i - 1]!, end));
+    const fromParts = track(await nativeEngine.deserialize(parts, engine.options));
+    expect(Buffer.from(await fromParts.serialize()).equals(Buffer.from(bytes))).toBe(true);
   });
 
   it('reads the stock usearch binding\'s saved file byte for byte and answers exactly as it does', async () => {

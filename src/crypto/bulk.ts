@@ -9,7 +9,7 @@
  */
 import { IntegrityError } from '../errors.js';
 import { loadNativeAddon } from '../util/native-addon.js';
-import { KEY_BYTES, SEAL_OVERHEAD } from './aead.js';
+import { KEY_BYTES, NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES } from './aead.js';
 
 type Part = Uint8Array | string;
 
@@ -17,7 +17,7 @@ interface NativeCrypto {
   hmacMany(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array): Buffer;
   sealMany(key: Uint8Array, prefix: Uint8Array, plaintexts: Uint8Array[], aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
-  openManyAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[]): Promise<Buffer[]>;
+  openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[]): Promise<void>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -68,15 +68,21 @@ export function openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aa
   return sealed.map((s) => all.subarray(at, (at += s.byteLength - skip - SEAL_OVERHEAD)));
 }
 
-/** `openMany` on the libuv pool, for large values; `aads` whole per item. Inputs must stay unchanged until it settles. */
-export async function openManyAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[], what: (index: number) => string): Promise<Buffer[]> {
+/**
+ * `openMany` on the libuv pool for large values, decrypting each over its own
+ * ciphertext (no copy): resolves to views of the plaintexts inside `sealed`.
+ * `aads` whole per item. The caller gives up `sealed` (its bytes change) and
+ * must not touch it until this settles; on failure the plaintext is wiped.
+ */
+export async function openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[], what: (index: number) => string): Promise<Uint8Array[]> {
   checkKey(key);
   if (aads.length !== sealed.length) throw new RangeError('one AAD per sealed value');
   try {
-    return await native().openManyAsync(key, sealed, aads);
+    await native().openInPlaceAsync(key, sealed, aads);
   } catch (cause) {
     throw failure(cause, what);
   }
+  return sealed.map((s) => s.subarray(NONCE_BYTES, s.byteLength - TAG_BYTES));
 }
 
 function failure(cause: unknown, what: (index: number) => string): unknown {

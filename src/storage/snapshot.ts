@@ -8,7 +8,7 @@
  * engine (which loads it on the pool) while it decodes the table.
  */
 import { seal } from '../crypto/aead.js';
-import { openManyAsync } from '../crypto/bulk.js';
+import { openInPlaceAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -158,15 +158,15 @@ export async function readSection(
   generation: number,
   section: SnapshotSection,
   chunks: number,
-): Promise<Buffer[]> {
-  const groups: Promise<Buffer[]>[] = [];
+): Promise<Uint8Array[]> {
+  const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
     const numbers = Array.from({ length: Math.min(READ_GROUP, chunks - start) }, (_, i) => start + i);
     const group = store.getMany(numbers.map((i) => chunkKey(indexId, generation, section, i)), { fillCache: false }).then((values) => {
       const missing = values.findIndex((value) => value === undefined);
       if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
       const aads = numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1));
-      return openManyAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
+      return openInPlaceAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
     });
     group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
     groups.push(group);
