@@ -312,6 +312,78 @@ Napi::Value OpenInPlaceAsync(Napi::CallbackInfo const& info) {
     return promise;
 }
 
+// sealAsync(key, plaintexts[], aads[]) → Promise<Buffer[]>: each plaintext
+// sealed as nonce || ciphertext || tag (aead.ts `seal`) on the libuv pool,
+// for large values (snapshot chunks). Inputs are held until it settles.
+class SealWorker : public Napi::AsyncWorker {
+  public:
+    SealWorker(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads)
+        : Napi::AsyncWorker(env, "vecvault:crypto"), deferred_(Napi::Promise::Deferred::New(env)),
+          key_(key_arg(env, key)), plaintexts_(env, plaintexts, "plaintexts"), aads_(env, aads, "aads") {
+        if (aads_.size() != plaintexts_.size())
+            throw Napi::RangeError::New(env, "aads must have one entry per plaintext");
+        keep_.push_back(Napi::Persistent(key.As<Napi::Object>()));
+        keep_.push_back(Napi::Persistent(plaintexts.As<Napi::Object>()));
+        keep_.push_back(Napi::Persistent(aads.As<Napi::Object>()));
+    }
+    Napi::Promise Promise() { return deferred_.Promise(); }
+
+  protected:
+    void Execute() override {
+        std::size_t n = plaintexts_.size();
+        std::vector<std::uint8_t> nonces(n * nonce_bytes);
+        if (n != 0 && RAND_bytes(nonces.data(), static_cast<int>(nonces.size())) != 1)
+            return SetError("the CSPRNG failed");
+        CipherContext c;
+        if (!c.ctx || EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key_.data, nullptr) != 1)
+            return SetError("AES-256-GCM setup failed");
+        for (std::size_t i = 0; i != n; ++i) {
+            Span pt = plaintexts_[i];
+            sealed_.push_back(std::make_unique<std::vector<std::uint8_t>>(nonce_bytes + pt.size + tag_bytes));
+            std::uint8_t* nonce = sealed_.back()->data();
+            std::memcpy(nonce, nonces.data() + i * nonce_bytes, nonce_bytes);
+            std::uint8_t* body = nonce + nonce_bytes;
+            int written = 0, final_written = 0;
+            bool ok = EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
+                      feed_aad(c.ctx, Span{}, aads_[i], Span{}, true) &&
+                      (pt.size == 0 || EVP_EncryptUpdate(c.ctx, body, &written, pt.data, static_cast<int>(pt.size)) == 1) &&
+                      EVP_EncryptFinal_ex(c.ctx, body + written, &final_written) == 1 &&
+                      static_cast<std::size_t>(written + final_written) == pt.size &&
+                      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, tag_bytes, body + pt.size) == 1;
+            if (!ok)
+                return SetError("AES-256-GCM encryption failed");
+        }
+    }
+    void OnOK() override {
+        Napi::Env env = Env();
+        auto out = Napi::Array::New(env, sealed_.size());
+        for (std::size_t i = 0; i != sealed_.size(); ++i) {
+            auto* owned = sealed_[i].release();
+            // Hands the bytes to JS without a copy; the finalizer frees them.
+            auto buffer = Napi::Buffer<std::uint8_t>::New(env, owned->data(), owned->size(),
+                                                          [](Napi::Env, std::uint8_t*, std::vector<std::uint8_t>* v) { delete v; }, owned);
+            out.Set(static_cast<std::uint32_t>(i), buffer);
+        }
+        deferred_.Resolve(out);
+    }
+    void OnError(Napi::Error const& error) override { deferred_.Reject(error.Value()); }
+
+  private:
+    Napi::Promise::Deferred deferred_;
+    Span key_;
+    Parts plaintexts_;
+    Parts aads_;
+    std::vector<Napi::ObjectReference> keep_;
+    std::vector<std::unique_ptr<std::vector<std::uint8_t>>> sealed_;
+};
+
+Napi::Value SealAsync(Napi::CallbackInfo const& info) {
+    auto* worker = new SealWorker(info.Env(), info[0], info[1], info[2]);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
 }  // namespace
 
 Napi::Object Define(Napi::Env env) {
@@ -319,6 +391,7 @@ Napi::Object Define(Napi::Env env) {
     crypto.Set("hmacMany", Napi::Function::New(env, HmacMany));
     crypto.Set("sealMany", Napi::Function::New(env, SealMany));
     crypto.Set("openMany", Napi::Function::New(env, OpenMany));
+    crypto.Set("sealAsync", Napi::Function::New(env, SealAsync));
     crypto.Set("openInPlaceAsync", Napi::Function::New(env, OpenInPlaceAsync));
     return crypto;
 }

@@ -4,7 +4,7 @@ import { gcm } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
-import { hmacMany, openInPlaceAsync, openMany, sealMany } from '../src/crypto/bulk.js';
+import { hmacMany, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -90,5 +90,17 @@ describe('sealMany / openMany', () => {
     await expect(openInPlaceAsync(key, reordered, aads, what)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') });
     // Chunk 0 authenticated and was decrypted in place before chunk 1 failed: its plaintext must not be left behind.
     expect(reordered[0]!.subarray(12, reordered[0]!.byteLength - 16).every((b) => b === 0)).toBe(true);
+  });
+
+  it('sealAsync seals large values on the pool in the aead.ts format, fresh nonce each', async () => {
+    const key = randomBytes(32);
+    const pts = [randomBytes(1 << 20), randomBytes(777), Buffer.alloc(0)];
+    const aads = [Buffer.from('a0'), Buffer.from('a1'), Buffer.from('a2')];
+    const sealed = await sealAsync(key, pts, aads);
+    sealed.forEach((value, i) => {
+      expect(open(key, value, aads[i]!, 'x')).toEqual(pts[i]);
+      expect(() => open(key, value, aads[(i + 1) % 3]!, 'x')).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
+    });
+    expect(new Set(sealed.map((v) => v.subarray(0, 12).toString('hex'))).size).toBe(3);
   });
 });

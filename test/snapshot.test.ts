@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
 import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
-import { CHUNK_BYTES, decodeTable, encodeTable, readSection, sealSection, unpackMetadataFrame, type SnapshotTable } from '../src/storage/snapshot.js';
+import { kindRange, SNAPSHOT } from '../src/storage/layout.js';
+import { CHUNK_BYTES, clearGeneration, decodeTable, encodeTable, readSection, unpackMetadataFrame, writeSection, type SnapshotTable } from '../src/storage/snapshot.js';
 import { tempStore } from './support/helpers.js';
 
 const key = randomBytes(32);
@@ -15,12 +16,17 @@ let store: KvStore;
 let chunks: number;
 let puts: Extract<BatchOp, { type: 'put' }>[];
 
+/** Every snapshot chunk in the store, in key order (generation, section, chunk). */
+async function storedChunks(): Promise<{ key: Uint8Array; value: Uint8Array }[]> {
+  const out: { key: Uint8Array; value: Uint8Array }[] = [];
+  for await (const [k, v] of store.entries(kindRange(indexId, SNAPSHOT))) out.push({ key: k, value: v });
+  return out;
+}
+
 beforeEach(async () => {
   store = await KvStore.open(join(tempStore(), 'store'));
-  const sealed = await sealSection(key, indexId, 5, 'graph', graph);
-  chunks = sealed.chunks;
-  puts = sealed.ops as typeof puts;
-  await store.batch(puts);
+  chunks = await writeSection(store, key, indexId, 5, 'graph', graph);
+  puts = (await storedChunks()).map((c) => ({ type: 'put' as const, ...c }));
 });
 
 afterEach(() => store.close());
@@ -30,6 +36,7 @@ const read = (claimed = chunks) => readSection(store, key, indexId, 5, 'graph', 
 describe('encrypted snapshot chunks', () => {
   it('round-trip the graph bytes exactly', async () => {
     expect(chunks).toBe(4);
+    expect(puts).toHaveLength(4);
     expect(Buffer.compare(Buffer.concat(await read()), graph)).toBe(0);
   });
 
@@ -56,15 +63,25 @@ describe('encrypted snapshot chunks', () => {
   });
 
   it('a chunk spliced in from another generation → IntegrityError', async () => {
-    const other = await sealSection(key, indexId, 6, 'graph', graph);
-    await store.batch([{ type: 'put', key: puts[0]!.key, value: (other.ops[0] as { value: Uint8Array }).value }]);
+    await writeSection(store, key, indexId, 6, 'graph', graph);
+    const other = (await storedChunks()).find((c) => Buffer.compare(Buffer.from(c.key), Buffer.from(puts[3]!.key)) > 0)!;
+    await store.batch([{ type: 'put', key: puts[0]!.key, value: other.value }]);
     await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
   });
 
   it('a chunk moved from the table section into the graph section → IntegrityError', async () => {
-    const table = await sealSection(key, indexId, 5, 'table', graph.subarray(0, 100));
-    await store.batch([{ type: 'put', key: puts[3]!.key, value: (table.ops[0] as { value: Uint8Array }).value }]);
+    await writeSection(store, key, indexId, 5, 'table', graph.subarray(0, 100));
+    const table = (await storedChunks()).find((c) => !puts.some((p) => Buffer.compare(Buffer.from(p.key), Buffer.from(c.key)) === 0))!;
+    await store.batch([{ type: 'put', key: puts[3]!.key, value: table.value }]);
     await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+  });
+
+  it('clearGeneration removes what an uncommitted write left under one generation, and nothing else', async () => {
+    await writeSection(store, key, indexId, 6, 'graph', graph.subarray(0, 3 * CHUNK_BYTES));
+    expect(await storedChunks()).toHaveLength(7);
+    await clearGeneration(store, indexId, 6);
+    expect((await storedChunks()).map((c) => Buffer.from(c.key).toString('hex'))).toEqual(puts.map((p) => Buffer.from(p.key).toString('hex')));
+    expect(Buffer.compare(Buffer.concat(await read()), graph)).toBe(0);
   });
 
   it('negative control: without chunk numbers in the AAD a reorder decrypts silently to the wrong graph', () => {

@@ -26,7 +26,7 @@ import {
   type Manifest,
   type RecordBody,
 } from '../storage/sealed.js';
-import { decodeTable, dropSnapshotOps, encodeTable, readSection, sealSection, unpackMetadataFrame, type SnapshotTable } from '../storage/snapshot.js';
+import { clearGeneration, decodeTable, dropSnapshotOps, encodeTable, readSection, unpackMetadataFrame, writeSection, type SnapshotTable } from '../storage/snapshot.js';
 import type {
   DeleteParams,
   Filter,
@@ -616,14 +616,14 @@ export class EncryptedIndex {
     }
     const table: SnapshotTable = { counter: next.counter, count: this.live.size, digest: next.digest, ids, keys, seqs, metadata };
     const generation = (next.snapshot?.generation ?? 0) + 1;
-    const seal = async (section: 'graph' | 'table', bytes: Uint8Array) => sealSection(this.ctx.keys.graph, this.ctx.indexId, generation, section, bytes);
-    const graph = await seal('graph', await this.engine!.serialize());
-    const tableSealed = await seal('table', await encodeTable(table));
-    const ops = [...graph.ops, ...tableSealed.ops];
-    if (next.snapshot) ops.push(...dropSnapshotOps(this.ctx.indexId, next.snapshot));
+    const write = (section: 'graph' | 'table', bytes: Uint8Array) => writeSection(this.ctx.store, this.ctx.keys.graph, this.ctx.indexId, generation, section, bytes);
+    await clearGeneration(this.ctx.store, this.ctx.indexId, generation);
+    const graphChunks = await write('graph', await this.engine!.serialize());
+    const tableChunks = await write('table', await encodeTable(table));
+    const ops = next.snapshot ? dropSnapshotOps(this.ctx.indexId, next.snapshot) : [];
     const upTo = { gte: indexKey(this.ctx.indexId, CHANGELOG), lt: indexKey(this.ctx.indexId, CHANGELOG, u64(next.counter + 1)) };
     for await (const key of this.ctx.store.keys(upTo)) ops.push({ type: 'del', key });
-    next.snapshot = { generation, graphChunks: graph.chunks, tableChunks: tableSealed.chunks, counter: next.counter };
+    next.snapshot = { generation, graphChunks, tableChunks, counter: next.counter };
     await this.commit(next, ops);
     this.changedSinceSnapshot = 0;
   }

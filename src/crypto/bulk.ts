@@ -18,6 +18,7 @@ interface NativeCrypto {
   sealMany(key: Uint8Array, prefix: Uint8Array, plaintexts: Uint8Array[], aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[]): Promise<void>;
+  sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer[]>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -66,6 +67,13 @@ export function openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aa
   }
   let at = 0;
   return sealed.map((s) => all.subarray(at, (at += s.byteLength - skip - SEAL_OVERHEAD)));
+}
+
+/** Seals large values (aead.ts `seal` format) on the libuv pool; `aads` whole per item. Inputs must stay unchanged until it settles. */
+export function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer[]> {
+  checkKey(key);
+  if (aads.length !== plaintexts.length) throw new RangeError('one AAD per plaintext');
+  return native().sealAsync(key, plaintexts, aads);
 }
 
 /**

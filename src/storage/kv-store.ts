@@ -52,16 +52,17 @@ export class KvStore {
 
   /**
    * Atomic and durable: acknowledged writes survive a crash or power loss.
+   * `sync: false` only for writes a later sync batch makes durable (the log is sequential).
    * Large batches are built as a chained batch in slices (by count and by
    * bytes), because LevelDB copies every operation in one synchronous step:
    * ~150 ms for 25k records, ~190 ms for a 60 MiB snapshot, either of which
    * would stall the host's event loop.
    */
-  async batch(ops: BatchOp[]): Promise<void> {
+  async batch(ops: BatchOp[], { sync = true }: { sync?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return;
     let bytes = 0;
     for (const op of ops) bytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
-    if (ops.length <= SLICE && bytes <= SLICE_BYTES) return this.db.batch(ops, { sync: true });
+    if (ops.length <= SLICE && bytes <= SLICE_BYTES) return this.db.batch(ops, { sync });
     const batch = this.db.batch();
     try {
       let count = 0;
@@ -81,7 +82,7 @@ export class KvStore {
       await batch.close();
       throw error;
     }
-    await batch.write({ sync: true });
+    await batch.write({ sync });
   }
 
   async *entries(range: RangeOptions): AsyncGenerator<[Bytes, Bytes]> {

@@ -7,8 +7,7 @@
  * another snapshot or index. Two sections let an open hand the graph to the
  * engine (which loads it on the pool) while it decodes the table.
  */
-import { seal } from '../crypto/aead.js';
-import { openInPlaceAsync } from '../crypto/bulk.js';
+import { openInPlaceAsync, sealAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -19,6 +18,8 @@ import { decodeIdList, encodeIdList, pack, unpack, type SnapshotRef } from './se
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
 const READ_GROUP = 8;
+/** Chunks per seal task and LevelDB batch when writing. */
+const WRITE_GROUP = 4;
 /** Metadata entries per msgpack frame in the table: each frame packs or unpacks in well under a millisecond or two. */
 const METADATA_FRAME = 4096;
 
@@ -119,24 +120,37 @@ export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
 }
 
 /**
- * Seals one section into chunk puts. Yields to the event loop between chunks:
- * a large graph must not freeze the host while it is encrypted.
+ * Seals one section on the libuv pool and writes its chunks ahead of the
+ * commit, a few per LevelDB batch: one batch holding a whole graph made
+ * LevelDB grow (and copy) its write buffer on the main thread, stalling the
+ * event loop for 30–70 ms at a time. The chunks stay unreachable until the
+ * commit's manifest names their generation; the commit's sync write also
+ * makes them durable (LevelDB's log is sequential).
  */
-export async function sealSection(
+export async function writeSection(
+  store: KvStore,
   key: Uint8Array,
   indexId: Uint8Array,
   generation: number,
   section: SnapshotSection,
   payload: Uint8Array,
-): Promise<{ ops: BatchOp[]; chunks: number }> {
+): Promise<number> {
   const chunks = Math.max(1, Math.ceil(payload.byteLength / CHUNK_BYTES));
-  const ops: BatchOp[] = [];
-  for (let i = 0; i < chunks; i++) {
-    const body = payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
-    ops.push({ type: 'put', key: chunkKey(indexId, generation, section, i), value: seal(key, body, chunkAad(indexId, generation, section, i, i === chunks - 1)) });
-    if (i % 8 === 7) await yieldToEventLoop();
+  for (let start = 0; start < chunks; start += WRITE_GROUP) {
+    const numbers = Array.from({ length: Math.min(WRITE_GROUP, chunks - start) }, (_, i) => start + i);
+    const bodies = numbers.map((i) => payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
+    const sealed = await sealAsync(key, bodies, numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1)));
+    await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, generation, section, i), value: sealed[j]! })), { sync: false });
   }
-  return { ops, chunks };
+  return chunks;
+}
+
+/** Removes whatever an interrupted earlier write left under `generation` (it was never committed). */
+export async function clearGeneration(store: KvStore, indexId: Uint8Array, generation: number): Promise<void> {
+  const range = { gte: indexKey(indexId, SNAPSHOT, u64(generation)), lt: indexKey(indexId, SNAPSHOT, u64(generation + 1)) };
+  const ops: BatchOp[] = [];
+  for await (const key of store.keys(range)) ops.push({ type: 'del', key });
+  await store.batch(ops, { sync: false });
 }
 
 /** Deletes of every chunk of an older snapshot. */
