@@ -231,14 +231,13 @@ export class EncryptedIndex {
 
   async upsert(params: UpsertParams): Promise<UpsertResponse> {
     this.assertUsable();
-    const { items, vectors } = await normalizeUpsert(params, this.manifest.dimension, this.getMetric());
+    const { items, vectors, dimension: given } = await normalizeUpsert(params, this.manifest.dimension, this.getMetric());
     return this.exclusive(async () => {
       const next = this.nextManifest();
-      if (next.dimension === null) next.dimension = items[0]!.vector.length;
+      next.dimension ??= given;
       // Checked again here: a concurrent first upsert may have fixed the dimension meanwhile.
-      const wrong = items.findIndex((item) => item.vector.length !== next.dimension);
-      if (wrong >= 0) {
-        throw new ValidationError(`items[${wrong}].vector has ${items[wrong]!.vector.length} values; the index dimension is ${next.dimension}.`, { path: `items[${wrong}].vector` });
+      if (given !== next.dimension) {
+        throw new ValidationError(`items[0].vector has ${given} values; the index dimension is ${next.dimension}.`, { path: 'items[0].vector' });
       }
       const seq = next.counter;
       const dimension = next.dimension;
@@ -273,7 +272,7 @@ export class EncryptedIndex {
             } else {
               next.count++;
             }
-            const body: RecordBody = { id: item.id, key: Number(keys[start + i]), vector: vectorBytes(item.vector) };
+            const body: RecordBody = { id: item.id, key: Number(keys[start + i]), vector: rowBytes(vectors, start + i, dimension) };
             if (item.metadata !== undefined) body.metadata = item.metadata;
             if (item.contents !== undefined) body.contents = item.contents;
             return body;
@@ -951,9 +950,9 @@ function xorInto(target: Uint8Array, tags: Uint8Array): void {
   for (let i = 0; i < tags.length; i++) target[i % width]! ^= tags[i]!;
 }
 
-/** float32 → a view of its raw little-endian bytes (all supported platforms are little-endian); packed at once, never kept. */
-function vectorBytes(vector: Float32Array): Uint8Array {
-  return new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
+/** Row `row` of a flat float32 array as a view of its raw little-endian bytes (all supported platforms are little-endian); packed at once, never kept. */
+function rowBytes(vectors: Float32Array, row: number, dimension: number): Uint8Array {
+  return new Uint8Array(vectors.buffer, vectors.byteOffset + row * dimension * 4, dimension * 4);
 }
 
 function vectorOf(bytes: Uint8Array): Float32Array {

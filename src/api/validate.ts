@@ -13,15 +13,27 @@ export const MAX_ID_LENGTH = 1024;
 const MAX_METADATA_DEPTH = 32;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+/** One checked upsert item; its vector is row i of the call's flat `vectors`. */
 export interface NormalizedItem {
   id: string;
-  vector: Float32Array;
   metadata: Metadata | undefined;
   contents: Contents | undefined;
 }
 
-function fail(path: string, message: string): never {
-  throw new ValidationError(`${path} ${message}`, { path });
+/**
+ * Where in the arguments a value sits. A function when checking many items:
+ * the string is then only built for the one that fails (a path string per
+ * field of every item was a large share of an upsert's validation time).
+ */
+type Path = string | (() => string);
+
+function fail(path: Path, message: string): never {
+  const at = typeof path === 'string' ? path : path();
+  throw new ValidationError(`${at} ${message}`, { path: at });
+}
+
+function sub(path: Path, suffix: string): Path {
+  return typeof path === 'string' ? path + suffix : () => path() + suffix;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -49,7 +61,7 @@ export function checkOneOf<T extends string>(value: unknown, allowed: readonly T
   return value as T;
 }
 
-export function checkId(id: unknown, path: string): string {
+export function checkId(id: unknown, path: Path): string {
   if (typeof id !== 'string') fail(path, 'must be a string id.');
   if (id.length === 0) fail(path, 'must not be empty.');
   if (id.length > MAX_ID_LENGTH) fail(path, `must be at most ${MAX_ID_LENGTH} characters.`);
@@ -84,7 +96,7 @@ export function toVector(value: unknown, dimension: number | null, path: string,
   return out;
 }
 
-function checkVectorShape(value: unknown, dimension: number | null, path: string): VectorInput {
+function checkVectorShape(value: unknown, dimension: number | null, path: Path): VectorInput {
   if (!Array.isArray(value) && !(value instanceof Float32Array) && !(value instanceof Float64Array)) {
     fail(path, 'must be an array of numbers or a Float32Array.');
   }
@@ -95,13 +107,13 @@ function checkVectorShape(value: unknown, dimension: number | null, path: string
 }
 
 /** Checks every value (finite, fits float32; not all zeros for cosine) while copying it to `out` at `offset`. */
-function copyVector(input: VectorInput, path: string, metric: Metric, out: Float32Array, offset: number): void {
+function copyVector(input: VectorInput, path: Path, metric: Metric, out: Float32Array, offset: number): void {
   let norm = 0;
   for (let j = 0; j < input.length; j++) {
     const x = input[j];
-    if (typeof x !== 'number' || !Number.isFinite(x)) fail(`${path}[${j}]`, 'must be a finite number (no NaN or Infinity).');
+    if (typeof x !== 'number' || !Number.isFinite(x)) fail(sub(path, `[${j}]`), 'must be a finite number (no NaN or Infinity).');
     const f = Math.fround(x);
-    if (!Number.isFinite(f)) fail(`${path}[${j}]`, 'overflows float32.');
+    if (!Number.isFinite(f)) fail(sub(path, `[${j}]`), 'overflows float32.');
     out[offset + j] = f;
     norm += f * f;
   }
@@ -120,12 +132,52 @@ function checkQueryVector(vector: Float32Array, metric: Metric): Float32Array {
   return vector;
 }
 
-export function checkMetadata(value: unknown, path: string): Metadata | undefined {
+export function checkMetadata(value: unknown, path: Path): Metadata | undefined {
   if (value === undefined || value === null) return undefined;
   if (!isPlainObject(value)) fail(path, 'must be a plain object.');
-  checkJsonLike(value, path, 0);
-  // Our own copy: a caller mutating its object later must not change what filters and snapshots see.
-  return structuredClone(value) as Metadata;
+  // Our own copy, made while checking: a caller mutating its object later must not change what filters and snapshots see.
+  const copy = copyJsonLike(value, 0);
+  // The walk that names the failing field builds a path string per field: run it only when the copy found a problem.
+  if (copy === NOT_JSON_LIKE) {
+    checkJsonLike(value, typeof path === 'string' ? path : path(), 0);
+    fail(path, 'must hold only strings, finite numbers, booleans, null, arrays and plain objects.'); // the two checks disagree: never expected
+  }
+  return copy as Metadata;
+}
+
+const NOT_JSON_LIKE = Symbol('not JSON-like');
+
+/**
+ * A deep copy under checkJsonLike's rules, or NOT_JSON_LIKE: one pass with no
+ * path strings (structuredClone plus a separate check cost ~4 µs per item).
+ */
+function copyJsonLike(value: unknown, depth: number): unknown {
+  if (depth > MAX_METADATA_DEPTH) return NOT_JSON_LIKE;
+  if (value === null || typeof value === 'boolean') return value;
+  if (typeof value === 'string') return value.isWellFormed() ? value : NOT_JSON_LIKE;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : NOT_JSON_LIKE;
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) {
+      const v = copyJsonLike(value[i], depth + 1);
+      if (v === NOT_JSON_LIKE) return NOT_JSON_LIKE;
+      out[i] = v;
+    }
+    return out;
+  }
+  if (isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key)) return NOT_JSON_LIKE;
+      const v = value[key];
+      if (v === undefined) continue;
+      const copied = copyJsonLike(v, depth + 1);
+      if (copied === NOT_JSON_LIKE) return NOT_JSON_LIKE;
+      out[key] = copied;
+    }
+    return out;
+  }
+  return NOT_JSON_LIKE;
 }
 
 function checkJsonLike(value: unknown, path: string, depth: number): void {
@@ -154,7 +206,7 @@ function checkJsonLike(value: unknown, path: string, depth: number): void {
   fail(path, 'must hold only strings, finite numbers, booleans, null, arrays and plain objects.');
 }
 
-export function checkContents(value: unknown, path: string): Contents | undefined {
+export function checkContents(value: unknown, path: Path): Contents | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') {
     if (!value.isWellFormed()) fail(path, 'must be well-formed Unicode (no lone surrogates); pass bytes as a Uint8Array.');
@@ -166,11 +218,14 @@ export function checkContents(value: unknown, path: string): Contents | undefine
 
 /** Accepts the three upsert shapes and returns checked items, or throws before anything is written. */
 /**
- * Checks an upsert and copies its vectors into one flat float32 array (each
- * item's `vector` is a view into it): one allocation instead of one per item,
- * and the engine reads the flat array as is.
+ * Checks an upsert and copies its vectors into one flat float32 array, row i
+ * for item i: one allocation instead of one per item, and the engine reads it as is.
  */
-export async function normalizeUpsert(params: UpsertParams, dimension: number | null, metric: Metric): Promise<{ items: NormalizedItem[]; vectors: Float32Array }> {
+export async function normalizeUpsert(
+  params: UpsertParams,
+  dimension: number | null,
+  metric: Metric,
+): Promise<{ items: NormalizedItem[]; vectors: Float32Array; dimension: number }> {
   let items: VectorItem[];
   let base = 'items';
   if (Array.isArray(params)) {
@@ -199,28 +254,31 @@ export async function normalizeUpsert(params: UpsertParams, dimension: number | 
   let dim = dimension;
   const out: NormalizedItem[] = [];
   let vectors = new Float32Array(0);
-  for (let i = 0; i < items.length; i++) {
+  // Paths of the item being checked, built only if it fails.
+  let i = 0;
+  const path = () => (base === 'items' ? `items[${i}]` : `ids[${i}]`);
+  const idPath = () => (base === 'items' ? `items[${i}].id` : `ids[${i}]`);
+  const vectorPath = () => (base === 'items' ? `items[${i}].vector` : `vectors[${i}]`);
+  const metadataPath = () => (base === 'items' ? `items[${i}].metadata` : `metadata[${i}]`);
+  const contentsPath = () => (base === 'items' ? `items[${i}].contents` : `contents[${i}]`);
+  for (; i < items.length; i++) {
     if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
     const item = items[i];
-    const path = base === 'items' ? `items[${i}]` : `ids[${i}]`;
     if (!isPlainObject(item)) fail(path, 'must be an object { id, vector, metadata?, contents? }.');
-    const id = checkId(item.id, base === 'items' ? `${path}.id` : path);
+    const id = checkId(item.id, idPath);
     if (seen.has(id)) fail(path, 'repeats an id given earlier in the same call; pass each id once.');
     seen.add(id);
-    const vectorPath = base === 'items' ? `${path}.vector` : `vectors[${i}]`;
     const input = checkVectorShape(item.vector, dim, vectorPath);
     dim ??= input.length;
     if (i === 0) vectors = new Float32Array(items.length * dim);
     copyVector(input, vectorPath, metric, vectors, i * dim);
-    const vector = vectors.subarray(i * dim, (i + 1) * dim);
     out.push({
       id,
-      vector,
-      metadata: checkMetadata(item.metadata, base === 'items' ? `${path}.metadata` : `metadata[${i}]`),
-      contents: checkContents(item.contents, base === 'items' ? `${path}.contents` : `contents[${i}]`),
+      metadata: checkMetadata(item.metadata, metadataPath),
+      contents: checkContents(item.contents, contentsPath),
     });
   }
-  return { items: out, vectors };
+  return { items: out, vectors, dimension: dim! };
 }
 
 /** Query vectors as one flat float32 buffer plus how many there are and whether the caller sent a batch. */
