@@ -120,16 +120,24 @@ function copyVector(input: VectorInput, path: Path, metric: Metric, out: Float32
   if (metric === 'cosine' && norm === 0) fail(path, 'is all zeros, which has no cosine distance to anything.');
 }
 
-/** A float32 query vector checked like toVector would, without the copy. */
-function checkQueryVector(vector: Float32Array, metric: Metric): Float32Array {
-  let norm = 0;
-  for (let j = 0; j < vector.length; j++) {
-    const x = vector[j]!;
-    if (!Number.isFinite(x)) fail(`queryVectors[${j}]`, 'must be a finite number (no NaN or Infinity).');
-    norm += x * x;
+/**
+ * Flat float32 query rows checked like toVector would, in place: a copy per
+ * query cost more than a small search. Paths name row i (for batches) and
+ * value j, built only on failure.
+ */
+function checkQueryRows(flat: Float32Array, dim: number, metric: Metric): Float32Array {
+  const count = flat.length / dim;
+  const at = (i: number) => (count > 1 ? `queryVectors[${i}]` : 'queryVectors');
+  for (let i = 0; i < count; i++) {
+    let norm = 0;
+    for (let j = i * dim; j < (i + 1) * dim; j++) {
+      const x = flat[j]!;
+      if (!Number.isFinite(x)) fail(`${at(i)}[${j - i * dim}]`, 'must be a finite number (no NaN or Infinity).');
+      norm += x * x;
+    }
+    if (metric === 'cosine' && norm === 0) fail(at(i), 'is all zeros, which has no cosine distance to anything.');
   }
-  if (metric === 'cosine' && norm === 0) fail('queryVectors', 'is all zeros, which has no cosine distance to anything.');
-  return vector;
+  return flat;
 }
 
 export function checkMetadata(value: unknown, path: Path): Metadata | undefined {
@@ -288,13 +296,10 @@ export function normalizeQueryVectors(value: unknown, dimension: number | null, 
     if (dim === null) return { data: toVector(value, null, 'queryVectors', metric), count: 1, batch: false };
     if (dimension !== null && dim !== dimension) fail('dimension', `is ${dim}; the index dimension is ${dimension}.`);
     if (value.length === 0 || value.length % dim !== 0) fail('queryVectors', `has ${value.length} values, not a multiple of the dimension ${dim}.`);
-    // One query (the common case): checked in place, not copied. The engine
-    // reads it before query() first awaits, or copies it (pool path).
-    if (value.length === dim) return { data: checkQueryVector(value, metric), count: 1, batch: false };
+    // Checked in place, not copied: the engine reads the queries before
+    // query() first awaits, or copies them (pool path).
     const count = value.length / dim;
-    const data = new Float32Array(value.length);
-    for (let i = 0; i < count; i++) data.set(toVector(value.subarray(i * dim, (i + 1) * dim), dim, `queryVectors[${i}]`, metric), i * dim);
-    return { data, count, batch: count > 1 };
+    return { data: checkQueryRows(value, dim, metric), count, batch: count > 1 };
   }
   if (!Array.isArray(value) || value.length === 0) fail('queryVectors', 'must be a vector, an array of vectors, or a flat Float32Array.');
   if (!Array.isArray(value[0]) && !(value[0] instanceof Float32Array)) {
