@@ -656,8 +656,10 @@ export class EncryptedIndex {
     }
     const removedKeys: number[] = [];
     const added = new Map<string, { key: number; vector: Float32Array }>();
-    const since = { gte: indexKey(this.ctx.indexId, CHANGELOG, u64(ref.counter + 1)), lt: indexKey(this.ctx.indexId, CHANGELOG + 1) };
-    for await (const [key, value] of this.ctx.store.entries(since)) {
+    // Commits after the snapshot, up to the manifest's: none after a clean close (then no iterator is opened).
+    const since = { gte: indexKey(this.ctx.indexId, CHANGELOG, u64(ref.counter + 1)), lt: indexKey(this.ctx.indexId, CHANGELOG, u64(m.counter + 1)) };
+    const changes = m.counter > ref.counter ? this.ctx.store.entries(since) : [];
+    for await (const [key, value] of changes) {
       const seq = Number(Buffer.from(keySuffix(key)).readBigUInt64BE(0));
       const change = openChange(this.ctx.keys.records, this.ctx.indexId, seq, value);
       const forget = (id: string) => {
