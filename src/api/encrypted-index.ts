@@ -51,6 +51,8 @@ import { checkIds, checkInclude, checkPositiveInt, normalizeQueryVectors, normal
 
 const QUERY_INCLUDE: readonly QueryInclude[] = ['distance', 'metadata', 'vector', 'contents'];
 const GET_INCLUDE: readonly GetInclude[] = ['vector', 'metadata', 'contents'];
+/** A query returns ids only unless `include` asks for more. */
+const NO_INCLUDE: readonly QueryInclude[] = [];
 const MAX_TOP_K = 10_000;
 /** Snapshot in the background once this many records changed (or a quarter of the index, if larger). */
 const SNAPSHOT_MIN_CHANGES = 10_000;
@@ -347,7 +349,7 @@ export class EncryptedIndex {
     this.assertUsable();
     if (typeof params !== 'object' || params === null) throw new ValidationError('query takes { queryVectors, topK?, include? }.', { path: 'query' });
     const topK = params.topK === undefined ? 100 : checkPositiveInt(params.topK, 'topK', MAX_TOP_K);
-    const include = checkInclude(params.include, QUERY_INCLUDE, []);
+    const include = checkInclude(params.include, QUERY_INCLUDE, NO_INCLUDE);
     const ef = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
     const filter = params.filters === undefined ? undefined : compileFilter(params.filters);
     const { data, count, batch } = normalizeQueryVectors(params.queryVectors, this.manifest.dimension, params.dimension, this.getMetric());
@@ -962,7 +964,7 @@ function vectorOf(bytes: Uint8Array): Float32Array {
   return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
 }
 
-function copyFields(item: QueryResultItem | GetResultItem, body: RecordBody, include: Set<string>): void {
+function copyFields(item: QueryResultItem | GetResultItem, body: RecordBody, include: ReadonlySet<string>): void {
   if (include.has('vector')) item.vector = Array.from(vectorOf(body.vector));
   if (include.has('metadata') && body.metadata !== undefined) item.metadata = body.metadata as Metadata;
   if (include.has('contents') && body.contents !== undefined) {

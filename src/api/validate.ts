@@ -81,8 +81,15 @@ export function checkIds(ids: unknown, path = 'ids', allowDuplicates = false): s
   return ids as string[];
 }
 
-export function checkInclude<T extends string>(include: unknown, allowed: readonly T[], fallback: readonly T[]): Set<T> {
-  if (include === undefined) return new Set(fallback);
+/** The fallback sets, built once: queries without `include` are the hot path. Callers only read them. */
+const defaultIncludes = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+export function checkInclude<T extends string>(include: unknown, allowed: readonly T[], fallback: readonly T[]): ReadonlySet<T> {
+  if (include === undefined) {
+    let set = defaultIncludes.get(fallback);
+    if (!set) defaultIncludes.set(fallback, (set = new Set(fallback)));
+    return set as ReadonlySet<T>;
+  }
   if (!Array.isArray(include)) fail('include', `must be an array of ${allowed.join(', ')}.`);
   include.forEach((field, i) => checkOneOf(field, allowed, `include[${i}]`));
   return new Set(include as T[]);
@@ -127,17 +134,20 @@ function copyVector(input: VectorInput, path: Path, metric: Metric, out: Float32
  */
 function checkQueryRows(flat: Float32Array, dim: number, metric: Metric): Float32Array {
   const count = flat.length / dim;
-  const at = (i: number) => (count > 1 ? `queryVectors[${i}]` : 'queryVectors');
   for (let i = 0; i < count; i++) {
     let norm = 0;
     for (let j = i * dim; j < (i + 1) * dim; j++) {
       const x = flat[j]!;
-      if (!Number.isFinite(x)) fail(`${at(i)}[${j - i * dim}]`, 'must be a finite number (no NaN or Infinity).');
+      if (!Number.isFinite(x)) fail(`${queryRowPath(i, count)}[${j - i * dim}]`, 'must be a finite number (no NaN or Infinity).');
       norm += x * x;
     }
-    if (metric === 'cosine' && norm === 0) fail(at(i), 'is all zeros, which has no cosine distance to anything.');
+    if (metric === 'cosine' && norm === 0) fail(queryRowPath(i, count), 'is all zeros, which has no cosine distance to anything.');
   }
   return flat;
+}
+
+function queryRowPath(row: number, count: number): string {
+  return count > 1 ? `queryVectors[${row}]` : 'queryVectors';
 }
 
 export function checkMetadata(value: unknown, path: Path): Metadata | undefined {
