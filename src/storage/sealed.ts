@@ -106,7 +106,7 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
   return sealMany(key, bodies.map(pack), aad, Buffer.concat([Buffer.of(VALUE_VERSION), u64(seq)]));
 }
 
-export function recordSeq(value: Uint8Array): number {
+function recordSeq(value: Uint8Array): number {
   if (value.byteLength < RECORD_HEADER || value[0] !== VALUE_VERSION) throw new IntegrityError('A record of the index has an unknown format or was truncated.');
   return Number(Buffer.from(value.buffer, value.byteOffset, value.byteLength).readBigUInt64BE(1));
 }

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeError } from '../errors.js';
 
-export const ADDON_FILE = join('build', 'Release', 'vecvault_native.node');
+const ADDON_FILE = join('build', 'Release', 'vecvault_native.node');
 
 /** The package root: the nearest directory above this module with our package.json (works from src/ and dist/). */
 function packageRoot(): string {
