@@ -52,7 +52,7 @@ export class KvStore {
 
   /**
    * Atomic and durable: acknowledged writes survive a crash or power loss.
-   * `sync: false` only for writes a later sync batch makes durable (the log is sequential).
+   * `sync: false` only for writes that may be lost without harm.
    * Large batches are built as a chained batch in slices (by count and by
    * bytes), because LevelDB copies every operation in one synchronous step:
    * ~150 ms for 25k records, ~190 ms for a 60 MiB snapshot, either of which

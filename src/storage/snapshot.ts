@@ -124,8 +124,9 @@ export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
  * commit, a few per LevelDB batch: one batch holding a whole graph made
  * LevelDB grow (and copy) its write buffer on the main thread, stalling the
  * event loop for 30–70 ms at a time. The chunks stay unreachable until the
- * commit's manifest names their generation; the commit's sync write also
- * makes them durable (LevelDB's log is sequential).
+ * commit's manifest names their generation. Each batch is synced: LevelDB may
+ * switch log files between them and the commit, and only a sync'd log is
+ * safe from a power loss.
  */
 export async function writeSection(
   store: KvStore,
@@ -140,7 +141,7 @@ export async function writeSection(
     const numbers = Array.from({ length: Math.min(WRITE_GROUP, chunks - start) }, (_, i) => start + i);
     const bodies = numbers.map((i) => payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
     const sealed = await sealAsync(key, bodies, numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1)));
-    await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, generation, section, i), value: sealed[j]! })), { sync: false });
+    await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, generation, section, i), value: sealed[j]! })));
   }
   return chunks;
 }
