@@ -57,6 +57,16 @@ const MAX_TOP_K = 10_000;
 /** Snapshot in the background once this many records changed (or a quarter of the index, if larger). */
 const SNAPSHOT_MIN_CHANGES = 10_000;
 /**
+ * A due snapshot waits until writes pause this long, so a bulk import of
+ * back-to-back upserts is not held up by snapshots between its calls (the
+ * change log covers a crash meanwhile). Once the changes since the last
+ * snapshot reach SNAPSHOT_MAX_BACKLOG or half the index, whichever is more,
+ * it is taken at once: replaying the log after a crash stays bounded, and a
+ * growing import snapshots at geometrically spaced sizes.
+ */
+const SNAPSHOT_IDLE_MS = 250;
+const SNAPSHOT_MAX_BACKLOG = 100_000;
+/**
  * Filtered queries brute-force the matching vectors when at most this many
  * match (or this share of the index); past that the graph search with an
  * allowed-key predicate is cheaper. Measured in bench/ (filtered figures).
@@ -117,6 +127,8 @@ export class EncryptedIndex {
   private openedFrom: 'create' | 'snapshot' | 'rebuild' = 'create';
   /** Maintenance queued or running (at most one of each kind). */
   private readonly background = new Set<'snapshot' | 'compaction'>();
+  /** A due background snapshot, waiting for writes to pause (see SNAPSHOT_IDLE_MS). */
+  private snapshotTimer: NodeJS.Timeout | undefined;
   /** Vectors removed from the engine since it was built; they still hold memory until a compaction. */
   private deadSlots = 0;
   private closing: Promise<void> | null = null;
@@ -483,6 +495,7 @@ export class EncryptedIndex {
   private async release(state: 'closed' | 'deleted'): Promise<void> {
     if (this.state !== 'open') return;
     this.state = state;
+    clearTimeout(this.snapshotTimer);
     this.unlisted = null;
     this.liveById.clear();
     this.idOfKey.clear();
@@ -592,7 +605,19 @@ export class EncryptedIndex {
 
   /** Queues a snapshot once enough has changed since the last one. */
   private maybeSnapshotLater(): void {
-    if (this.changedSinceSnapshot >= Math.max(SNAPSHOT_MIN_CHANGES, this.live.size / 4)) this.inBackground('snapshot', () => this.writeSnapshot());
+    const threshold = Math.max(SNAPSHOT_MIN_CHANGES, this.live.size / 4);
+    if (this.changedSinceSnapshot < threshold) return;
+    clearTimeout(this.snapshotTimer);
+    this.snapshotTimer = undefined;
+    if (this.changedSinceSnapshot >= Math.max(SNAPSHOT_MAX_BACKLOG, this.live.size / 2)) {
+      this.inBackground('snapshot', () => this.writeSnapshot());
+      return;
+    }
+    this.snapshotTimer = setTimeout(() => {
+      this.snapshotTimer = undefined;
+      if (this.state === 'open' && this.changedSinceSnapshot > 0) this.inBackground('snapshot', () => this.writeSnapshot());
+    }, SNAPSHOT_IDLE_MS);
+    this.snapshotTimer.unref(); // never keeps the host process alive
   }
 
   /**
