@@ -16,6 +16,8 @@
 
 #include <usearch/index_dense.hpp>
 
+#include "promise-task.h"
+
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
@@ -440,12 +442,9 @@ char const* failure_code(Failure f) {
 
 // An AsyncWorker bound to a Promise, whose rejection carries a `code`
 // (CLOSED / INVALID / NATIVE) for native.ts to map onto vecvault errors.
-class PromiseWorker : public Napi::AsyncWorker {
+class PromiseWorker : public vecvault::PromiseTask {
   public:
-    PromiseWorker(Napi::Env env, std::shared_ptr<Core> core)
-        : Napi::AsyncWorker(env, "vecvault:native"), deferred_(Napi::Promise::Deferred::New(env)),
-          core_(std::move(core)) {}
-    Napi::Promise Promise() { return deferred_.Promise(); }
+    PromiseWorker(Napi::Env env, std::shared_ptr<Core> core) : PromiseTask(env, "vecvault:native"), core_(std::move(core)) {}
 
   protected:
     void Fail(Failure kind, std::string message, char const* path = nullptr) {
@@ -465,21 +464,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
     virtual void Run() = 0;
     virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
-    // Replaces node-addon-api's completion: when a worker thread's
-    // environment is torn down with this task in flight, every N-API call
-    // fails, and its default path rethrows inside a catch handler, which
-    // terminates the whole process. Nobody awaits the promise then; drop it.
-    void OnWorkComplete(Napi::Env env, napi_status status) final {
-        if (status != napi_cancelled) {
-            try {
-                Napi::HandleScope scope(env);
-                Settle(env);
-            } catch (...) {
-            }
-        }
-        Destroy();
-    }
-    void Settle(Napi::Env env) {
+    void Settle(Napi::Env env) final {
         if (failure_ == Failure::none)
             return deferred_.Resolve(Result(env));
         Napi::Error e = Napi::Error::New(env, message_);
@@ -489,7 +474,6 @@ class PromiseWorker : public Napi::AsyncWorker {
         deferred_.Reject(e.Value());
     }
 
-    Napi::Promise::Deferred deferred_;
     std::shared_ptr<Core> core_;
     Failure failure_ = Failure::none;
     std::string message_;
@@ -920,10 +904,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
 
     template <typename Worker, typename... Args> Napi::Value Start(Napi::Env env, Args&&... args) {
         live(env);
-        auto* worker = new Worker(env, core_, std::forward<Args>(args)...);
-        Napi::Promise promise = worker->Promise();
-        worker->Queue();
-        return promise;
+        return vecvault::queue_task<Worker>(env, core_, std::forward<Args>(args)...);
     }
 
     Napi::Value PrepareAdd(Napi::CallbackInfo const& info) {

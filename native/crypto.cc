@@ -15,7 +15,6 @@
 
 #include <napi.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -23,6 +22,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "promise-task.h"
 
 namespace vecvault_crypto {
 namespace {
@@ -52,10 +53,13 @@ Span key_arg(Napi::Env env, Napi::Value value) {
 }
 
 // A list of Uint8Arrays or strings (UTF-8). Strings are copied (N-API has
-// no borrowed view of a JS string); byte arrays are read in place.
+// no borrowed view of a JS string); byte arrays are read in place. For a pool
+// task (`held`), only Uint8Arrays are taken and each one is referenced until
+// the task is destroyed, so its memory outlives the work even if the caller
+// drops or replaces the array's elements.
 class Parts {
   public:
-    Parts(Napi::Env env, Napi::Value value, char const* what) {
+    Parts(Napi::Env env, Napi::Value value, char const* what, bool held = false) {
         if (!value.IsArray())
             throw Napi::TypeError::New(env, std::string(what) + " must be an array");
         auto list = value.As<Napi::Array>();
@@ -64,7 +68,10 @@ class Parts {
         std::vector<std::size_t> string_at;
         for (std::uint32_t i = 0; i != n; ++i) {
             Napi::Value item = list.Get(i);
-            if (item.IsString()) {
+            if (held) {
+                spans_[i] = bytes_arg(env, item, what);
+                refs_.push_back(Napi::Persistent(item.As<Napi::Object>()));
+            } else if (item.IsString()) {
                 strings_.push_back(item.As<Napi::String>().Utf8Value());
                 string_at.push_back(i);
             } else {
@@ -81,6 +88,7 @@ class Parts {
   private:
     std::vector<Span> spans_;
     std::vector<std::string> strings_;
+    std::vector<Napi::ObjectReference> refs_;
 };
 
 struct CipherContext {
@@ -144,36 +152,28 @@ Napi::Value HmacMany(Napi::CallbackInfo const& info) {
     return out;
 }
 
-// sealMany(key, prefix, plaintexts[], aadHead, aadParts[], aadTail) → one
-// Buffer holding every sealed value back to back, each
-// prefix || fresh random nonce || ciphertext || tag (the caller slices it:
-// one allocation instead of one per item).
-Napi::Value SealMany(Napi::CallbackInfo const& info) {
-    Napi::Env env = info.Env();
-    Span key = key_arg(env, info[0]);
-    Span prefix = bytes_arg(env, info[1], "prefix");
-    Parts plaintexts(env, info[2], "plaintexts");
-    Span head = bytes_arg(env, info[3], "aadHead");
-    Parts aad_parts(env, info[4], "aadParts");
-    Span tail = bytes_arg(env, info[5], "aadTail");
-    std::size_t n = plaintexts.size();
-    if (aad_parts.size() != n)
-        throw Napi::RangeError::New(env, "aadParts must have one entry per plaintext");
+// Bytes sealMany/sealAsync write for these plaintexts.
+std::size_t sealed_size(Span prefix, Parts const& plaintexts) {
     std::size_t total = 0;
-    for (std::size_t i = 0; i != n; ++i)
+    for (std::size_t i = 0; i != plaintexts.size(); ++i)
         total += prefix.size + nonce_bytes + plaintexts[i].size + tag_bytes;
-    auto out = Napi::Buffer<std::uint8_t>::New(env, total);
-    CipherContext c;
-    if (!c.ctx || EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data, nullptr) != 1)
-        throw Napi::Error::New(env, "AES-256-GCM setup failed");
+    return total;
+}
+
+// Seals every plaintext into `out` (sealed_size bytes), back to back, each
+// prefix || fresh random nonce || ciphertext || tag. Empty string on success.
+std::string seal_all(Span key, Span prefix, Parts const& plaintexts, Span head, Parts const& aad_parts, Span tail, std::uint8_t* out) {
+    std::size_t n = plaintexts.size();
     std::vector<std::uint8_t> nonces(n * nonce_bytes);
     if (n != 0 && RAND_bytes(nonces.data(), static_cast<int>(nonces.size())) != 1)
-        throw Napi::Error::New(env, "the CSPRNG failed");
-    std::uint8_t* p = out.Data();
+        return "the CSPRNG failed";
+    CipherContext c;
+    if (!c.ctx || EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data, nullptr) != 1)
+        return "AES-256-GCM setup failed";
     for (std::size_t i = 0; i != n; ++i) {
         Span pt = plaintexts[i];
-        if (prefix.size) std::memcpy(p, prefix.data, prefix.size);
-        std::uint8_t* nonce = p + prefix.size;
+        if (prefix.size) std::memcpy(out, prefix.data, prefix.size);
+        std::uint8_t* nonce = out + prefix.size;
         std::memcpy(nonce, nonces.data() + i * nonce_bytes, nonce_bytes);
         std::uint8_t* body = nonce + nonce_bytes;
         int written = 0, final_written = 0;
@@ -184,9 +184,29 @@ Napi::Value SealMany(Napi::CallbackInfo const& info) {
                   static_cast<std::size_t>(written + final_written) == pt.size &&
                   EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, tag_bytes, body + pt.size) == 1;
         if (!ok)
-            throw Napi::Error::New(env, "AES-256-GCM encryption failed");
-        p = body + pt.size + tag_bytes;
+            return "AES-256-GCM encryption failed";
+        out = body + pt.size + tag_bytes;
     }
+    return {};
+}
+
+// sealMany(key, prefix, plaintexts[], aadHead, aadParts[], aadTail) → one
+// Buffer holding every sealed value back to back (the caller slices it: one
+// allocation instead of one per item).
+Napi::Value SealMany(Napi::CallbackInfo const& info) {
+    Napi::Env env = info.Env();
+    Span key = key_arg(env, info[0]);
+    Span prefix = bytes_arg(env, info[1], "prefix");
+    Parts plaintexts(env, info[2], "plaintexts");
+    Span head = bytes_arg(env, info[3], "aadHead");
+    Parts aad_parts(env, info[4], "aadParts");
+    Span tail = bytes_arg(env, info[5], "aadTail");
+    if (aad_parts.size() != plaintexts.size())
+        throw Napi::RangeError::New(env, "aadParts must have one entry per plaintext");
+    auto out = Napi::Buffer<std::uint8_t>::New(env, sealed_size(prefix, plaintexts));
+    std::string error = seal_all(key, prefix, plaintexts, head, aad_parts, tail, out.Data());
+    if (!error.empty())
+        throw Napi::Error::New(env, error);
     return out;
 }
 
@@ -249,139 +269,97 @@ Napi::Value OpenMany(Napi::CallbackInfo const& info) {
     return out;
 }
 
-// openInPlaceAsync(key, sealed[], aads[]) → Promise<void>: the same on the
-// libuv pool, for large values (snapshot chunks), decrypting each value over
-// its own ciphertext: plaintext i ends up at sealed[i][12 .. length - 16].
-// No copy of the data and no fresh pages to fault in. The caller owns the
-// buffers and leaves them alone until the promise settles (references are
-// held here); on a failure every decrypted byte is wiped before it rejects.
-class OpenInPlaceWorker : public Napi::AsyncWorker {
+// A pool task over a key and two lists (items and their AADs), each held
+// until the task is destroyed (see Parts).
+class ItemsTask : public vecvault::PromiseTask {
   public:
-    OpenInPlaceWorker(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads)
-        : Napi::AsyncWorker(env, "vecvault:crypto"), deferred_(Napi::Promise::Deferred::New(env)),
-          key_(key_arg(env, key)), sealed_(env, sealed, "sealed"), aads_(env, aads, "aads") {
-        if (aads_.size() != sealed_.size())
-            throw Napi::RangeError::New(env, "aads must have one entry per sealed item");
-        keep_.push_back(Napi::Persistent(key.As<Napi::Object>()));
-        keep_.push_back(Napi::Persistent(sealed.As<Napi::Object>()));
-        keep_.push_back(Napi::Persistent(aads.As<Napi::Object>()));
+    ItemsTask(Napi::Env env, Napi::Value key, Napi::Value items, Napi::Value aads, char const* what)
+        : PromiseTask(env, "vecvault:crypto"), key_(key_arg(env, key)), keep_key_(Napi::Persistent(key.As<Napi::Object>())),
+          items_(env, items, what, true), aads_(env, aads, "aads", true) {
+        if (aads_.size() != items_.size())
+            throw Napi::RangeError::New(env, "aads must have one entry per item");
     }
-    Napi::Promise Promise() { return deferred_.Promise(); }
+
+  protected:
+    Span key_;
+    Napi::ObjectReference keep_key_;
+    Parts items_;
+    Parts aads_;
+    std::string error_;
+};
+
+// openInPlaceAsync(key, sealed[], aads[]) → Promise<void>: opens large values
+// (snapshot chunks) on the libuv pool, each over its own ciphertext:
+// plaintext i ends up at sealed[i][12 .. length - 16]. No copy of the data and
+// no fresh pages to fault in. On a failure every decrypted byte is wiped and
+// the rejection names the item (`.index`).
+class OpenInPlaceTask : public ItemsTask {
+  public:
+    OpenInPlaceTask(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads) : ItemsTask(env, key, sealed, aads, "sealed") {}
 
   protected:
     void Execute() override {
         CipherContext c;
-        if (!c.ctx || EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key_.data, nullptr) != 1)
-            return SetError("AES-256-GCM setup failed");
-        for (std::size_t i = 0; i != sealed_.size(); ++i) {
-            Span item = sealed_[i];
+        if (!c.ctx || EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key_.data, nullptr) != 1) {
+            error_ = "AES-256-GCM setup failed";
+            return;
+        }
+        for (std::size_t i = 0; i != items_.size(); ++i) {
             // GCM decrypts in place (OpenSSL allows out == in for stream modes).
-            auto* plain = const_cast<std::uint8_t*>(item.data) + nonce_bytes;
-            if (!open_one(c.ctx, item, 0, Span{}, aads_[i], Span{}, plain)) {
-                for (std::size_t j = 0; j <= i; ++j) {
-                    Span done = sealed_[j];
-                    if (done.size > nonce_bytes + tag_bytes)
-                        std::memset(const_cast<std::uint8_t*>(done.data) + nonce_bytes, 0, done.size - nonce_bytes - tag_bytes);
-                }
+            if (!open_one(c.ctx, items_[i], 0, Span{}, aads_[i], Span{}, plain_of(items_[i]))) {
+                for (std::size_t j = 0; j <= i; ++j)
+                    if (items_[j].size > nonce_bytes + tag_bytes)
+                        std::memset(plain_of(items_[j]), 0, items_[j].size - nonce_bytes - tag_bytes);
                 failed_at_ = i;
                 return;
             }
         }
     }
-    void OnOK() override {
+    void Settle(Napi::Env env) override {
+        if (!error_.empty())
+            return deferred_.Reject(Napi::Error::New(env, error_).Value());
         if (failed_at_ != npos)
-            return deferred_.Reject(auth_failure(Env(), failed_at_).Value());
-        deferred_.Resolve(Env().Undefined());
+            return deferred_.Reject(auth_failure(env, failed_at_).Value());
+        deferred_.Resolve(env.Undefined());
     }
-    void OnError(Napi::Error const& error) override { deferred_.Reject(error.Value()); }
 
   private:
+    static std::uint8_t* plain_of(Span item) { return const_cast<std::uint8_t*>(item.data) + nonce_bytes; }
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
-    Napi::Promise::Deferred deferred_;
-    Span key_;
-    Parts sealed_;
-    Parts aads_;
-    std::vector<Napi::ObjectReference> keep_;
     std::size_t failed_at_ = npos;
 };
 
-Napi::Value OpenInPlaceAsync(Napi::CallbackInfo const& info) {
-    auto* worker = new OpenInPlaceWorker(info.Env(), info[0], info[1], info[2]);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
-}
-
-// sealAsync(key, plaintexts[], aads[]) → Promise<Buffer[]>: each plaintext
-// sealed as nonce || ciphertext || tag (aead.ts `seal`) on the libuv pool,
-// for large values (snapshot chunks). Inputs are held until it settles.
-class SealWorker : public Napi::AsyncWorker {
+// sealAsync(key, plaintexts[], aads[]) → Promise<Buffer>: seal_all on the
+// libuv pool for large values (snapshot chunks), every sealed value
+// (nonce || ciphertext || tag) back to back in one Buffer the caller slices.
+class SealTask : public ItemsTask {
   public:
-    SealWorker(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads)
-        : Napi::AsyncWorker(env, "vecvault:crypto"), deferred_(Napi::Promise::Deferred::New(env)),
-          key_(key_arg(env, key)), plaintexts_(env, plaintexts, "plaintexts"), aads_(env, aads, "aads") {
-        if (aads_.size() != plaintexts_.size())
-            throw Napi::RangeError::New(env, "aads must have one entry per plaintext");
-        keep_.push_back(Napi::Persistent(key.As<Napi::Object>()));
-        keep_.push_back(Napi::Persistent(plaintexts.As<Napi::Object>()));
-        keep_.push_back(Napi::Persistent(aads.As<Napi::Object>()));
-    }
-    Napi::Promise Promise() { return deferred_.Promise(); }
+    SealTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads) : ItemsTask(env, key, plaintexts, aads, "plaintexts") {}
 
   protected:
     void Execute() override {
-        std::size_t n = plaintexts_.size();
-        std::vector<std::uint8_t> nonces(n * nonce_bytes);
-        if (n != 0 && RAND_bytes(nonces.data(), static_cast<int>(nonces.size())) != 1)
-            return SetError("the CSPRNG failed");
-        CipherContext c;
-        if (!c.ctx || EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key_.data, nullptr) != 1)
-            return SetError("AES-256-GCM setup failed");
-        for (std::size_t i = 0; i != n; ++i) {
-            Span pt = plaintexts_[i];
-            sealed_.push_back(std::make_unique<std::vector<std::uint8_t>>(nonce_bytes + pt.size + tag_bytes));
-            std::uint8_t* nonce = sealed_.back()->data();
-            std::memcpy(nonce, nonces.data() + i * nonce_bytes, nonce_bytes);
-            std::uint8_t* body = nonce + nonce_bytes;
-            int written = 0, final_written = 0;
-            bool ok = EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
-                      feed_aad(c.ctx, Span{}, aads_[i], Span{}, true) &&
-                      (pt.size == 0 || EVP_EncryptUpdate(c.ctx, body, &written, pt.data, static_cast<int>(pt.size)) == 1) &&
-                      EVP_EncryptFinal_ex(c.ctx, body + written, &final_written) == 1 &&
-                      static_cast<std::size_t>(written + final_written) == pt.size &&
-                      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, tag_bytes, body + pt.size) == 1;
-            if (!ok)
-                return SetError("AES-256-GCM encryption failed");
-        }
+        sealed_ = std::make_unique<std::vector<std::uint8_t>>(sealed_size(Span{}, items_));
+        error_ = seal_all(key_, Span{}, items_, Span{}, aads_, Span{}, sealed_->data());
     }
-    void OnOK() override {
-        Napi::Env env = Env();
-        auto out = Napi::Array::New(env, sealed_.size());
-        for (std::size_t i = 0; i != sealed_.size(); ++i) {
-            auto* owned = sealed_[i].release();
-            // Hands the bytes to JS without a copy; the finalizer frees them.
-            auto buffer = Napi::Buffer<std::uint8_t>::New(env, owned->data(), owned->size(),
-                                                          [](Napi::Env, std::uint8_t*, std::vector<std::uint8_t>* v) { delete v; }, owned);
-            out.Set(static_cast<std::uint32_t>(i), buffer);
-        }
-        deferred_.Resolve(out);
+    void Settle(Napi::Env env) override {
+        if (!error_.empty())
+            return deferred_.Reject(Napi::Error::New(env, error_).Value());
+        auto* owned = sealed_.release();
+        // Hands the bytes to JS without a copy; the finalizer frees them.
+        deferred_.Resolve(Napi::Buffer<std::uint8_t>::New(env, owned->data(), owned->size(),
+                                                         [](Napi::Env, std::uint8_t*, std::vector<std::uint8_t>* v) { delete v; }, owned));
     }
-    void OnError(Napi::Error const& error) override { deferred_.Reject(error.Value()); }
 
   private:
-    Napi::Promise::Deferred deferred_;
-    Span key_;
-    Parts plaintexts_;
-    Parts aads_;
-    std::vector<Napi::ObjectReference> keep_;
-    std::vector<std::unique_ptr<std::vector<std::uint8_t>>> sealed_;
+    std::unique_ptr<std::vector<std::uint8_t>> sealed_;
 };
 
+Napi::Value OpenInPlaceAsync(Napi::CallbackInfo const& info) {
+    return vecvault::queue_task<OpenInPlaceTask>(info.Env(), info[0], info[1], info[2]);
+}
+
 Napi::Value SealAsync(Napi::CallbackInfo const& info) {
-    auto* worker = new SealWorker(info.Env(), info[0], info[1], info[2]);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    return vecvault::queue_task<SealTask>(info.Env(), info[0], info[1], info[2]);
 }
 
 }  // namespace

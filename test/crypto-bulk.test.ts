@@ -90,6 +90,8 @@ describe('sealMany / openMany', () => {
     await expect(openInPlaceAsync(key, reordered, aads, what)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') });
     // Chunk 0 authenticated and was decrypted in place before chunk 1 failed: its plaintext must not be left behind.
     expect(reordered[0]!.subarray(12, reordered[0]!.byteLength - 16).every((b) => b === 0)).toBe(true);
+    // In place needs bytes it may write: a string (which the sync calls accept as UTF-8) is refused.
+    await expect(openInPlaceAsync(key, ['not bytes' as unknown as Uint8Array], [aads[0]!], what)).rejects.toThrow(TypeError);
   });
 
   it('sealAsync seals large values on the pool in the aead.ts format, fresh nonce each', async () => {

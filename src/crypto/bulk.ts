@@ -7,9 +7,8 @@
  * Every item's AAD (or HMAC message) is `head || parts[i] || tail`: callers
  * pass the constant framing once and only the varying middle per item.
  */
-import { IntegrityError } from '../errors.js';
 import { loadNativeAddon } from '../util/native-addon.js';
-import { KEY_BYTES, NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES } from './aead.js';
+import { KEY_BYTES, NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES, tampered } from './aead.js';
 
 type Part = Uint8Array | string;
 
@@ -18,7 +17,7 @@ interface NativeCrypto {
   sealMany(key: Uint8Array, prefix: Uint8Array, plaintexts: Uint8Array[], aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[]): Promise<void>;
-  sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer[]>;
+  sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -27,7 +26,7 @@ function native(): NativeCrypto {
   return (loadNativeAddon() as { crypto: NativeCrypto }).crypto;
 }
 
-export interface FramedParts {
+interface FramedParts {
   head?: Uint8Array;
   parts: Part[];
   tail?: Uint8Array;
@@ -48,8 +47,7 @@ export function sealMany(key: Uint8Array, plaintexts: Uint8Array[], aad: FramedP
   checkKey(key);
   if (aad.parts.length !== plaintexts.length) throw new RangeError('one AAD part per plaintext');
   const all = native().sealMany(key, prefix, plaintexts, aad.head ?? EMPTY, aad.parts, aad.tail ?? EMPTY);
-  let at = 0;
-  return plaintexts.map((p) => all.subarray(at, (at += prefix.byteLength + SEAL_OVERHEAD + p.byteLength)));
+  return slices(all, plaintexts, (p) => prefix.byteLength + SEAL_OVERHEAD + p.byteLength);
 }
 
 /**
@@ -65,15 +63,14 @@ export function openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aa
   } catch (cause) {
     throw failure(cause, what);
   }
-  let at = 0;
-  return sealed.map((s) => all.subarray(at, (at += s.byteLength - skip - SEAL_OVERHEAD)));
+  return slices(all, sealed, (s) => s.byteLength - skip - SEAL_OVERHEAD);
 }
 
 /** Seals large values (aead.ts `seal` format) on the libuv pool; `aads` whole per item. Inputs must stay unchanged until it settles. */
-export function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer[]> {
+export async function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer[]> {
   checkKey(key);
   if (aads.length !== plaintexts.length) throw new RangeError('one AAD per plaintext');
-  return native().sealAsync(key, plaintexts, aads);
+  return slices(await native().sealAsync(key, plaintexts, aads), plaintexts, (p) => SEAL_OVERHEAD + p.byteLength);
 }
 
 /**
@@ -93,11 +90,14 @@ export async function openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aa
   return sealed.map((s) => s.subarray(NONCE_BYTES, s.byteLength - TAG_BYTES));
 }
 
+/** The native calls return one buffer with item i's output after item i − 1's; cut it back into items. */
+function slices(all: Buffer, items: Uint8Array[], sizeOf: (item: Uint8Array) => number): Buffer[] {
+  let at = 0;
+  return items.map((item) => all.subarray(at, (at += sizeOf(item))));
+}
+
 function failure(cause: unknown, what: (index: number) => string): unknown {
   const index = (cause as { index?: unknown } | null)?.index;
   if (typeof index !== 'number') return cause; // argument errors and OpenSSL failures are not tampering
-  return new IntegrityError(
-    `${what(index)} failed authentication: the stored data was modified, corrupted, or belongs elsewhere. Restore the store from a backup.`,
-    { cause },
-  );
+  return tampered(what(index), cause);
 }
