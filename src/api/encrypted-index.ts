@@ -153,7 +153,12 @@ export class EncryptedIndex {
     return index;
   }
 
-  /** Authenticates the manifest, checks it against the commit head, verifies every record and rebuilds the graph. */
+  /**
+   * Authenticates the manifest and checks it against the commit head, then
+   * restores the newest snapshot (replaying the change log after it), or,
+   * when there is none or it fails authentication, verifies every record and
+   * rebuilds the graph.
+   */
   static async load(ctx: IndexContext): Promise<EncryptedIndex> {
     const raw = await ctx.store.get(indexKey(ctx.indexId, MANIFEST));
     if (raw === undefined) throw new IntegrityError(`The manifest of index "${ctx.name}" is missing. Restore the store from a backup.`);
@@ -689,16 +694,16 @@ export class EncryptedIndex {
     for await (const [key, value] of changes) {
       const seq = Number(Buffer.from(keySuffix(key)).readBigUInt64BE(0));
       const change = openChange(this.ctx.keys.records, this.ctx.indexId, seq, value);
-      const forget = (id: string) => {
+      const forget = (id: string, hkey?: Uint8Array) => {
         const old = this.live.get(id);
         if (!old) return;
-        xorInto(digest, this.liveTag(this.hashId(id), old.seq));
+        xorInto(digest, this.liveTag(hkey ?? this.hashId(id), old.seq));
         this.live.delete(id);
         this.idOfKey.delete(old.key);
         this.filterIndex().delete(old.key);
         if (!added.delete(id)) removedKeys.push(old.key);
       };
-      change.deleted.forEach(forget);
+      for (const id of change.deleted) forget(id);
       const hkeys = hashIds(this.ctx.keys.ids, change.upserted);
       const values = await this.ctx.store.getMany(hkeys.map((hkey) => indexKey(this.ctx.indexId, RECORD, hkey)));
       const present = change.upserted.flatMap((_, i) => (values[i] === undefined ? [] : [i])); // absent: deleted by a later commit
@@ -709,7 +714,7 @@ export class EncryptedIndex {
         const record = records[j]!;
         if (record.seq !== seq) return; // overwritten by a later commit
         if (record.body.vector.byteLength !== 4 * m.dimension!) throw new IntegrityError(`A record of index "${this.ctx.name}" does not match its dimension.`);
-        forget(id);
+        forget(id, hkey);
         xorInto(digest, this.liveTag(hkey, seq));
         this.live.set(id, { key: record.body.key, seq });
         this.idOfKey.set(record.body.key, id);

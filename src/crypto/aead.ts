@@ -12,24 +12,8 @@ export const NONCE_BYTES = 12;
 export const TAG_BYTES = 16;
 export const SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES;
 
-// Nonces come from a pool of CSPRNG bytes: one randomBytes call per 4096
-// nonces instead of one per record (it dominated the cost of sealing records).
-const NONCE_POOL = 4096;
-let pool = Buffer.alloc(0);
-let poolOffset = 0;
-
-function freshNonce(): Buffer {
-  if (poolOffset + NONCE_BYTES > pool.byteLength) {
-    pool = randomBytes(NONCE_BYTES * NONCE_POOL);
-    poolOffset = 0;
-  }
-  const nonce = pool.subarray(poolOffset, poolOffset + NONCE_BYTES);
-  poolOffset += NONCE_BYTES;
-  return nonce;
-}
-
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
-  const nonce = freshNonce();
+  const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
   const body = cipher.update(plaintext);
@@ -58,7 +42,8 @@ export function open(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array, what:
   }
 }
 
-function tampered(what: string, cause?: unknown): IntegrityError {
+/** The one IntegrityError for any value that fails authentication: it says nothing about which check failed. */
+export function tampered(what: string, cause?: unknown): IntegrityError {
   return new IntegrityError(
     `${what} failed authentication: the stored data was modified, corrupted, or belongs elsewhere. Restore the store from a backup.`,
     { cause },
