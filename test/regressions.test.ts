@@ -113,6 +113,13 @@ describe('review regressions', () => {
     let client = new Client({ path });
     await client.createIndex({ indexName: 'x', indexKey: key });
     await client.close();
+    // Control: the same decode and re-pack with nothing changed still loads, so each failure below is the field's doing.
+    const db0 = await rawStore(path);
+    await db0.put(catalogKey('x'), pack(unpack((await db0.get(catalogKey('x')))!)));
+    await db0.close();
+    client = new Client({ path });
+    await client.loadIndex({ indexName: 'x', indexKey: key });
+    await client.close();
     for (const [field, value] of [['dekGeneration', 'x'], ['dekGeneration', 1.5], ['keyId', 5], ['indexId', 'nope'], ['salt', new Uint8Array(3)]] as const) {
       const db = await rawStore(path);
       const original = (await db.get(catalogKey('x')))!;

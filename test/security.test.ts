@@ -38,6 +38,10 @@ describe('tampering with stored records', () => {
     const path = tempStore();
     const key = Client.generateKey();
     await populated(path, key);
+    // Control: an untouched copy loads and reads back in full, so each failure below is the flipped byte's doing.
+    const untouched = tempStore();
+    cpSync(path, untouched, { recursive: true });
+    expect(await loadAndReadAll(untouched, key)).toHaveLength((await loadAndReadAll(path, key)).length);
     for (const position of ['header', 'nonce', 'body', 'tag'] as const) {
       const copy = tempStore();
       cpSync(path, copy, { recursive: true });

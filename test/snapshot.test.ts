@@ -76,6 +76,16 @@ describe('encrypted snapshot chunks', () => {
     await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
   });
 
+  it('control: the chunks moved above are valid where they were sealed, so only their position binding rejects them', async () => {
+    await writeSection(store, key, indexId, 6, 'graph', graph);
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, 6, 'graph', 4)), graph)).toBe(0);
+    await writeSection(store, key, indexId, 5, 'table', graph.subarray(0, 100));
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, 5, 'table', 1)), graph.subarray(0, 100))).toBe(0);
+    // And a truncated read (claiming fewer chunks) only fails because chunk 2 is not flagged last.
+    await expect(read(chunks - 1)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    expect(await read()).toHaveLength(chunks);
+  });
+
   it('clearGeneration removes what an uncommitted write left under one generation, and nothing else', async () => {
     await writeSection(store, key, indexId, 6, 'graph', graph.subarray(0, 3 * CHUNK_BYTES));
     expect(await storedChunks()).toHaveLength(7);
