@@ -2,9 +2,9 @@
  * Attacks on the files at rest, each with a negative control showing the
  * attack works when the protection is taken away.
  */
-import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
 import { frame } from '../src/crypto/kdf.js';
@@ -169,7 +169,12 @@ describe('tampering with stored records', () => {
 });
 
 describe('leakage', () => {
-  function filesUnder(dir: string, out: string[] = []): string[] {
+  /**
+   * Regular files under `dir` (symlinks are not followed), optionally only those
+   * modified at or after `since` (ms). Unreadable directories and entries that
+   * vanish meanwhile are skipped: the OS temp dir is shared with everything else.
+   */
+  function filesUnder(dir: string, since = 0, out: string[] = []): string[] {
     let entries: string[];
     try {
       entries = readdirSync(dir);
@@ -180,56 +185,117 @@ describe('leakage', () => {
       const full = join(dir, name);
       let st;
       try {
-        st = statSync(full);
+        st = lstatSync(full);
       } catch {
         continue;
       }
-      if (st.isDirectory()) filesUnder(full, out);
-      else if (st.isFile() && st.size < 64 * 1024 * 1024) out.push(full);
+      if (st.isDirectory()) filesUnder(full, since, out);
+      else if (st.isFile() && st.mtimeMs >= since) out.push(full);
     }
     return out;
   }
 
+  /**
+   * Whether `file` contains any needle, read in chunks (memory stays bounded for
+   * any file size); each chunk keeps the previous one's last (longest needle − 1)
+   * bytes so a needle straddling a boundary is still found. Unreadable → false.
+   */
+  function fileContains(file: string, needles: Buffer[], chunkSize = 1 << 20): boolean {
+    const overlap = Math.max(...needles.map((n) => n.length)) - 1;
+    let fd: number;
+    try {
+      fd = openSync(file, 'r');
+    } catch {
+      return false; // vanished or unreadable meanwhile
+    }
+    try {
+      const buffer = Buffer.alloc(overlap + chunkSize);
+      let kept = 0;
+      for (;;) {
+        const read = readSync(fd, buffer, kept, chunkSize, null);
+        if (read === 0) return false;
+        const window = buffer.subarray(0, kept + read);
+        if (needles.some((needle) => window.includes(needle))) return true;
+        kept = Math.min(overlap, window.length);
+        window.copyWithin(0, window.length - kept);
+      }
+    } catch {
+      return false; // e.g. EISDIR/EIO on an odd file, or it shrank under us
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('the chunked scan finds a needle that straddles a chunk boundary (scanner control)', () => {
+    const dir = tempStore();
+    const needle = Buffer.from('straddling-needle');
+    for (const at of [0, 5, 9, 10, 11, 31]) {
+      const file = join(dir, `at-${at}.bin`);
+      writeFileSync(file, Buffer.concat([Buffer.alloc(at, 0x2e), needle, Buffer.alloc(7, 0x2e)]));
+      expect(fileContains(file, [needle], 10)).toBe(true);
+      expect(fileContains(file, [Buffer.from('absent-needle')], 10)).toBe(false);
+    }
+    expect(fileContains(join(dir, 'missing.bin'), [needle])).toBe(false);
+  });
+
   it('no planted id, metadata, contents or vector bytes appear in any file of the store or the temp dir', async () => {
-    const path = tempStore();
-    const key = Client.generateKey();
+    // Files the OS temp dir held before the test are not ours to read (it may hold gigabytes);
+    // only those written from now on can be vecvault's. Slack covers coarse mtime clocks.
+    const since = Date.now() - 2_000;
+    const osTmp = tmpdir();
+    // A private temp dir for the test's duration: anything vecvault (or a native library
+    // under it) puts in "the temp dir" lands here and is scanned in full.
+    const privateTmp = tempStore('vecvault-leak-tmp-');
+    const saved = { TMPDIR: process.env.TMPDIR, TMP: process.env.TMP, TEMP: process.env.TEMP };
+    process.env.TMPDIR = process.env.TMP = process.env.TEMP = privateTmp;
     const marker = `M${Date.now().toString(36)}Q`;
     const vector = new Float32Array(64).fill(1234.56787109375);
     const vectorBytes = Buffer.from(vector.buffer).subarray(0, 16);
-    const client = new Client({ path });
-    const index = await client.createIndex({ indexName: 'plain-name', indexKey: key, dimension: 64 });
-    const items = Array.from({ length: 300 }, (_, i) => ({
-      id: `${marker}-id-${i}`,
-      vector: i === 0 ? vector : Float32Array.from({ length: 64 }, (_, j) => Math.sin(i * j)),
-      metadata: { note: `${marker}-meta-${i}` },
-      contents: i % 2 ? `${marker}-contents-${i}` : Buffer.from(`${marker}-bytes-${i}`),
-    }));
-    await index.upsert({ items });
-    await index.delete({ ids: [`${marker}-id-7`] });
-    await client.close();
-    const reopened = new Client({ path });
-    const again = await reopened.loadIndex({ indexName: 'plain-name', indexKey: key });
-    expect((await again.get({ ids: [`${marker}-id-1`] }))[0]!.contents).toBe(`${marker}-contents-1`);
-    await reopened.close();
+    let path: string;
+    let items: { id: string; vector: Float32Array; metadata: { note: string }; contents: string | Buffer }[];
+    try {
+      expect(tmpdir()).toBe(privateTmp);
+      path = tempStore();
+      const key = Client.generateKey();
+      const client = new Client({ path });
+      const index = await client.createIndex({ indexName: 'plain-name', indexKey: key, dimension: 64 });
+      items = Array.from({ length: 300 }, (_, i) => ({
+        id: `${marker}-id-${i}`,
+        vector: i === 0 ? vector : Float32Array.from({ length: 64 }, (_, j) => Math.sin(i * j)),
+        metadata: { note: `${marker}-meta-${i}` },
+        contents: i % 2 ? `${marker}-contents-${i}` : Buffer.from(`${marker}-bytes-${i}`),
+      }));
+      await index.upsert({ items });
+      await index.delete({ ids: [`${marker}-id-7`] });
+      await client.close();
+      const reopened = new Client({ path });
+      const again = await reopened.loadIndex({ indexName: 'plain-name', indexKey: key });
+      expect((await again.get({ ids: [`${marker}-id-1`] }))[0]!.contents).toBe(`${marker}-contents-1`);
+      await reopened.close();
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
 
     const needles = [Buffer.from(marker), Buffer.from(marker, 'utf16le'), vectorBytes];
-    const leaks = (files: string[]) =>
-      files.filter((file) => {
-        try {
-          const bytes = readFileSync(file);
-          return needles.some((needle) => bytes.includes(needle));
-        } catch {
-          return false; // vanished or unreadable meanwhile
-        }
-      });
-    const files = [...filesUnder(path), ...filesUnder(tmpdir()).filter((f) => !f.startsWith(path))];
-    expect(files.length).toBeGreaterThan(3);
+    const leaks = (files: string[]) => files.filter((file) => fileContains(file, needles));
+    const storeFiles = filesUnder(path);
+    expect(storeFiles.length).toBeGreaterThan(3);
+    const files = [...new Set([...storeFiles, ...filesUnder(privateTmp), ...filesUnder(osTmp, since)])];
     expect(leaks(files)).toEqual([]);
 
-    // Negative control: the same scan finds the markers once a plaintext copy exists
-    // (what the stock usearch save() or an unencrypted store would leave behind).
+    // Negative controls: the same scan finds the markers once a plaintext copy exists
+    // (what the stock usearch save() or an unencrypted store would leave behind) —
+    // in the store, and as a fresh file anywhere in the OS temp dir.
     const plain = join(path, 'plaintext-control.bin');
     writeFileSync(plain, Buffer.concat([Buffer.from(JSON.stringify(items.slice(0, 3))), Buffer.from(vector.buffer)]));
     expect(leaks(filesUnder(path))).toEqual([plain]);
+    const strayDir = tempStore('vecvault-leak-control-');
+    const stray = join(strayDir, 'nested', 'stray.bin');
+    mkdirSync(dirname(stray));
+    writeFileSync(stray, Buffer.concat([Buffer.alloc(3 << 20, 0x20), Buffer.from(marker)])); // past the first chunks
+    expect(leaks(filesUnder(osTmp, since)).sort()).toEqual([plain, stray].sort()); // the store lives under it too
   });
 });
