@@ -1,7 +1,7 @@
 /** KeyTable (engine key → id) behaves like a Map under random inserts, overwrites, deletes and rehashes. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KeyTable } from '../src/api/key-table.js';
+import { KeyTable } from '../src/core/key-table.js';
 
 const KEY_SPREAD = 0xb5297;
 const engineKey = (n: number) => (n * KEY_SPREAD) % 2 ** 48;

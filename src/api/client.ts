@@ -11,12 +11,16 @@ import { ClosedError, IndexExistsError, IndexNotFoundError, IntegrityError, NotS
 import { createEnvelope, deriveIndexKeys, openEnvelope, type CatalogEntry } from '../keys/envelope.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
 import { HeadFile } from '../storage/heads.js';
+import { IndexStore } from '../storage/index-store.js';
 import { KvStore } from '../storage/kv-store.js';
 import { catalogKey, catalogRange, indexNameOfCatalogKey } from '../storage/layout.js';
-import { pack, unpack, type Manifest } from '../storage/sealed.js';
-import { EncryptedIndex, type IndexContext } from './encrypted-index.js';
+import { METRICS, PRECISIONS, type HnswConfig, type Manifest } from '../storage/manifest.js';
+import { pack, unpack } from '../storage/sealed.js';
+import type { IndexState } from '../core/index-state.js';
+import { createIndexState, loadIndexState } from '../core/recovery.js';
+import { EncryptedIndex } from './encrypted-index.js';
 import type { ClientOptions, CreateIndexParams, LoadIndexParams } from './types.js';
-import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject, METRICS, PRECISIONS } from './validate.js';
+import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
 
 export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
 
@@ -76,10 +80,7 @@ export class Client {
         indexConfig,
         snapshot: null,
       };
-      const index = await EncryptedIndex.create(this.context(store, name, entry, dek), manifest, [
-        { type: 'put', key: catalogKey(name), value: pack(entry) },
-      ]);
-      this.open.set(name, index);
+      const index = this.handle(name, (release) => createIndexState(this.indexStore(store, name, entry, dek), this.engines, manifest, pack(entry), release));
       return index;
     });
   }
@@ -95,9 +96,7 @@ export class Client {
       const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
       const already = this.open.get(name);
       if (already?.isUsable()) return already;
-      const index = await EncryptedIndex.load(this.context(store, name, entry, dek));
-      this.open.set(name, index);
-      return index;
+      return this.handle(name, (release) => loadIndexState(this.indexStore(store, name, entry, dek), this.engines, release));
     });
   }
 
@@ -146,19 +145,21 @@ export class Client {
     return run;
   }
 
-  private context(store: KvStore, name: string, entry: CatalogEntry, dek: Uint8Array): IndexContext {
+  /** The store bound to one index: its id, subkeys and commit head. */
+  private indexStore(store: KvStore, name: string, entry: CatalogEntry, dek: Uint8Array): IndexStore {
     const keys = deriveIndexKeys(dek, entry.indexId);
-    return {
-      name,
-      indexId: entry.indexId,
-      keys,
-      store,
-      head: new HeadFile(join(this.root, 'heads'), entry.indexId, keys.manifest),
-      engines: this.engines,
-      onRelease: (index) => {
-        if (this.open.get(name) === index) this.open.delete(name);
-      },
-    };
+    return new IndexStore(store, name, entry.indexId, keys, new HeadFile(join(this.root, 'heads'), entry.indexId, keys.manifest));
+  }
+
+  /** Opens an index through `open` and tracks its handle until it is released (closed, deleted or broken). */
+  private async handle(name: string, open: (release: () => void) => Promise<IndexState>): Promise<EncryptedIndex> {
+    let index: EncryptedIndex | undefined;
+    const state = await open(() => {
+      if (index !== undefined && this.open.get(name) === index) this.open.delete(name);
+    });
+    index = new EncryptedIndex(state);
+    this.open.set(name, index);
+    return index;
   }
 
   private checkParams<T extends object>(params: T): T {
@@ -176,7 +177,7 @@ export class Client {
     return checkIndexKey(p.indexKey);
   }
 
-  private checkIndexConfig(config: unknown): Manifest['indexConfig'] {
+  private checkIndexConfig(config: unknown): HnswConfig {
     if (config === undefined) return { ...DEFAULT_INDEX_CONFIG };
     if (!isPlainObject(config)) throw new ValidationError('indexConfig must be an object { connectivity?, expansionAdd?, expansionSearch? }.', { path: 'indexConfig' });
     const known = new Set(['connectivity', 'expansionAdd', 'expansionSearch', 'type']);

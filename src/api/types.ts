@@ -3,8 +3,9 @@ import type { Filter } from '../filter/index.js';
 
 export type { Filter } from '../filter/index.js';
 
-export type Metric = 'euclidean' | 'squared_euclidean' | 'cosine' | 'ip';
-export type StoragePrecision = 'float32' | 'float16' | 'int8';
+import type { Metric, StoragePrecision } from '../storage/manifest.js';
+
+export type { Metric, StoragePrecision } from '../storage/manifest.js';
 
 /** HNSW knobs; every field optional, sensible defaults below. */
 export interface IndexConfig {

@@ -5,10 +5,8 @@
  */
 import { ValidationError } from '../errors.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
-import type { Contents, Metadata, Metric, StoragePrecision, UpsertParams, VectorInput, VectorItem } from './types.js';
+import type { Contents, Metadata, Metric, UpsertParams, VectorInput, VectorItem } from './types.js';
 
-export const METRICS: readonly Metric[] = ['euclidean', 'squared_euclidean', 'cosine', 'ip'];
-export const PRECISIONS: readonly StoragePrecision[] = ['float32', 'float16', 'int8'];
 export const MAX_ID_LENGTH = 1024;
 const MAX_METADATA_DEPTH = 32;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);

@@ -1,5 +1,6 @@
 /**
- * Encrypted values: the manifest and records, msgpack inside AES-256-GCM.
+ * Encrypted values: records and change-log entries, msgpack inside AES-256-GCM
+ * (the manifest is in manifest.ts).
  * Each value starts with a format byte; AAD binds index id, the LevelDB key
  * (record HMAC), the field, and the commit sequence, so values cannot be moved
  * between indexes or records, or replayed from an older commit unnoticed.
@@ -10,55 +11,12 @@ import { hmacMany, openMany, sealMany } from '../crypto/bulk.js';
 import { frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
-const VALUE_VERSION = 1;
+export const VALUE_VERSION = 1;
 // Plain maps, no shared structures: every value decodes on its own.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export const pack = (value: unknown): Buffer => packr.pack(value);
 export const unpack = (bytes: Uint8Array): unknown => packr.unpack(bytes);
-
-export interface IndexConfig {
-  connectivity: number;
-  expansionAdd: number;
-  expansionSearch: number;
-}
-
-export interface Manifest {
-  /** Commits so far; every logical write increments it in the same batch. */
-  counter: number;
-  /** Counter behind the next engine key (spread by engineKey); keys are never reused. */
-  nextKey: number;
-  count: number;
-  /** XOR over live records of HMAC(manifest key, hkey || seq): detects dropped or replayed records. */
-  digest: Uint8Array;
-  dimension: number | null;
-  metric: string;
-  precision: string;
-  indexConfig: IndexConfig;
-  /** The newest complete graph snapshot, if any. */
-  snapshot: SnapshotRef | null;
-}
-
-export interface SnapshotRef {
-  generation: number;
-  /** Chunks of each section (see snapshot.ts). */
-  graphChunks: number;
-  tableChunks: number;
-  /** Manifest counter the snapshot reflects. */
-  counter: number;
-}
-
-export function sealManifest(key: Uint8Array, indexId: Uint8Array, manifest: Manifest): Buffer {
-  return Buffer.concat([Buffer.of(VALUE_VERSION), seal(key, pack(manifest), frame('manifest', indexId))]);
-}
-
-export function openManifest(key: Uint8Array, indexId: Uint8Array, value: Uint8Array, indexName: string): Manifest {
-  const what = `The manifest of index "${indexName}"`;
-  if (value[0] !== VALUE_VERSION) throw new IntegrityError(`${what} has an unknown format.`);
-  const manifest = unpack(open(key, value.subarray(1), frame('manifest', indexId), what)) as Manifest;
-  manifest.digest = new Uint8Array(manifest.digest);
-  return manifest;
-}
 
 /** What a record holds; all of it is secret. */
 export interface RecordBody {

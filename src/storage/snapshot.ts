@@ -13,7 +13,8 @@ import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import type { BatchOp, KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
-import { decodeIdList, encodeIdList, pack, unpack, type SnapshotRef } from './sealed.js';
+import type { SnapshotRef } from './manifest.js';
+import { decodeIdList, encodeIdList, pack, unpack } from './sealed.js';
 
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */

@@ -1,0 +1,113 @@
+/**
+ * What one open index holds in memory: its manifest, the engine (plaintext
+ * vectors), the live-record tables, the write queue and its lifecycle. The
+ * role modules beside this file (writes, recovery, maintenance, queries,
+ * record reads) each work on it; only this file changes the lifecycle.
+ */
+import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision } from '../engine/types.js';
+import { ClosedError, IntegrityError } from '../errors.js';
+import type { IndexStore } from '../storage/index-store.js';
+import type { Manifest, Metric, StoragePrecision } from '../storage/manifest.js';
+import { LiveRecords } from './live-records.js';
+import { WriteQueue } from './write-queue.js';
+
+const ENGINE_METRIC: Record<Metric, EngineMetric> = { euclidean: 'l2sq', squared_euclidean: 'l2sq', cosine: 'cos', ip: 'ip' };
+const ENGINE_PRECISION: Record<StoragePrecision, EnginePrecision> = { float32: 'f32', float16: 'f16', int8: 'i8' };
+
+export type OpenedFrom = 'create' | 'snapshot' | 'rebuild';
+export type MaintenanceKind = 'snapshot' | 'compaction';
+
+export class IndexState {
+  /** The newest committed manifest. */
+  manifest: Manifest;
+  /** Null until the dimension is fixed (and after release). */
+  engine: AnnEngine | null = null;
+  readonly live = new LiveRecords();
+  readonly queue = new WriteQueue();
+  private lifecycle: 'open' | 'closed' | 'deleted' = 'open';
+  /** Set when memory no longer matches the store (an engine failure after a commit). */
+  private broken: Error | null = null;
+  /** Set once a close began: the handle is no longer handed out. */
+  closing: Promise<void> | null = null;
+  openedFrom: OpenedFrom = 'create';
+  /** Records written since the newest snapshot; the next snapshot resets it. */
+  changedSinceSnapshot = 0;
+  /** Vectors removed from the engine since it was built; they hold memory until a compaction. */
+  deadSlots = 0;
+  /** Maintenance queued or running (at most one of each kind). */
+  readonly background = new Set<MaintenanceKind>();
+  /** A due background snapshot, waiting for writes to pause. */
+  snapshotTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly store: IndexStore,
+    readonly engines: EngineFactory,
+    manifest: Manifest,
+    /** Tells the Client this handle is gone (closed, deleted or broken). */
+    private readonly onRelease: () => void,
+  ) {
+    this.manifest = manifest;
+  }
+
+  get name(): string {
+    return this.store.indexName;
+  }
+
+  get isOpen(): boolean {
+    return this.lifecycle === 'open';
+  }
+
+  /** Open and in step with its store: safe to hand out again from loadIndex. */
+  isUsable(): boolean {
+    return this.lifecycle === 'open' && this.broken === null && this.closing === null;
+  }
+
+  /** Throws the error a call on this handle gets when it cannot run. */
+  assertUsable(): void {
+    if (this.lifecycle === 'closed') throw new ClosedError(`Index "${this.name}" is closed. Load it again from an open Client.`);
+    if (this.lifecycle === 'deleted') throw new ClosedError(`Index "${this.name}" was deleted.`);
+    if (this.broken) throw new IntegrityError(`Index "${this.name}" is out of step with its store after an earlier failure. Load it again.`, { cause: this.broken });
+  }
+
+  /** Runs write-side work after everything queued before it, while the index is usable. */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    return this.queue.run(task, () => this.assertUsable());
+  }
+
+  /** Memory can no longer follow the store: refuse further calls; loadIndex opens a fresh handle. */
+  markBroken(cause: Error): void {
+    this.broken = cause;
+    this.onRelease();
+  }
+
+  /** Stops handing this index out (a close began). */
+  detach(): void {
+    this.onRelease();
+  }
+
+  newEngine(dimension: number): AnnEngine {
+    return this.engines.create(this.engineOptions(dimension));
+  }
+
+  engineOptions(dimension: number): EngineOptions {
+    const m = this.manifest;
+    return { dimension, metric: ENGINE_METRIC[m.metric], precision: ENGINE_PRECISION[m.precision], ...m.indexConfig };
+  }
+
+  /** The engine's raw distance as users see it: euclidean is the true L2 distance. */
+  toDistance(raw: number): number {
+    return this.manifest.metric === 'euclidean' ? Math.sqrt(Math.max(0, raw)) : raw;
+  }
+
+  /** Frees memory and ends the handle: every later call gets ClosedError. */
+  async release(state: 'closed' | 'deleted'): Promise<void> {
+    if (this.lifecycle !== 'open') return;
+    this.lifecycle = state;
+    clearTimeout(this.snapshotTimer);
+    this.live.clear();
+    const engine = this.engine;
+    this.engine = null;
+    this.onRelease();
+    await engine?.close();
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Snapshots and compactions: when they are due (pure policy), when they run
+ * (timers and the write queue), and the work itself. Background failures only
+ * warn: the data is safe (the change log covers a missing snapshot; a missed
+ * compaction only costs memory).
+ */
+import type { SnapshotTable } from '../storage/snapshot.js';
+import { encodeTable } from '../storage/snapshot.js';
+import { nextManifest } from '../storage/manifest.js';
+import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { warn } from '../warnings.js';
+import type { IndexState, MaintenanceKind } from './index-state.js';
+import { readRecords } from './record-reader.js';
+import { vectorOf } from './vector-bytes.js';
+
+/** Snapshot in the background once this many records changed (or a quarter of the index, if larger). */
+const SNAPSHOT_MIN_CHANGES = 10_000;
+/**
+ * A due snapshot waits until writes pause this long, so a bulk import of
+ * back-to-back upserts is not held up by snapshots between its calls (the
+ * change log covers a crash meanwhile). Once the changes since the last
+ * snapshot reach SNAPSHOT_MAX_BACKLOG or half the index, whichever is more,
+ * it is taken at once: replaying the log after a crash stays bounded, and a
+ * growing import snapshots at geometrically spaced sizes.
+ */
+const SNAPSHOT_IDLE_MS = 250;
+const SNAPSHOT_MAX_BACKLOG = 100_000;
+/** Compact in the background once removed vectors outnumber live ones (and at least this many). */
+const COMPACT_MIN_DEAD = 1_000;
+/** Records read and re-inserted per step of a compaction. */
+const COMPACT_BATCH = 4_096;
+
+// ---- policy ----
+
+/** Whether a snapshot is due after a write: not yet, once writes pause, or now. */
+export function snapshotDue(changed: number, live: number): 'no' | 'when-idle' | 'now' {
+  if (changed < Math.max(SNAPSHOT_MIN_CHANGES, live / 4)) return 'no';
+  return changed >= Math.max(SNAPSHOT_MAX_BACKLOG, live / 2) ? 'now' : 'when-idle';
+}
+
+/** Whether removed vectors outnumber live ones enough to rebuild the graph. */
+export function compactionDue(dead: number, live: number): boolean {
+  return dead >= Math.max(COMPACT_MIN_DEAD, live);
+}
+
+// ---- scheduling ----
+
+/** Queues a snapshot once enough has changed since the last one. */
+export function snapshotLaterIfDue(state: IndexState): void {
+  const due = snapshotDue(state.changedSinceSnapshot, state.live.size);
+  if (due === 'no') return;
+  clearTimeout(state.snapshotTimer);
+  state.snapshotTimer = undefined;
+  if (due === 'now') {
+    inBackground(state, 'snapshot', () => writeSnapshot(state));
+    return;
+  }
+  state.snapshotTimer = setTimeout(() => {
+    state.snapshotTimer = undefined;
+    if (state.isOpen && state.changedSinceSnapshot > 0) inBackground(state, 'snapshot', () => writeSnapshot(state));
+  }, SNAPSHOT_IDLE_MS);
+  state.snapshotTimer.unref(); // never keeps the host process alive
+}
+
+/** Queues a compaction once removed vectors outnumber live ones. */
+export function compactLaterIfDue(state: IndexState): void {
+  if (compactionDue(state.deadSlots, state.live.size)) inBackground(state, 'compaction', () => compact(state));
+}
+
+/** Runs maintenance after the writes queued so far, at most one of each kind at a time. */
+function inBackground(state: IndexState, kind: MaintenanceKind, task: () => Promise<void>): void {
+  if (state.background.has(kind)) return;
+  state.background.add(kind);
+  state
+    .exclusive(task)
+    .catch((error: unknown) => {
+      if (state.isOpen) {
+        warn(kind === 'snapshot' ? 'VECVAULT_SNAPSHOT_FAILED' : 'VECVAULT_COMPACT_FAILED', `background ${kind} of index "${state.name}" failed: ${(error as Error).message}`);
+      }
+    })
+    .finally(() => state.background.delete(kind));
+}
+
+// ---- work (each runs inside the write queue: no write can interleave) ----
+
+/**
+ * Serializes the graph and the live-record table, seals them in chunks and
+ * commits them with the manifest, dropping the previous snapshot and the
+ * change log it covers in the same batch.
+ */
+export async function writeSnapshot(state: IndexState): Promise<void> {
+  const engine = state.engine;
+  if (!engine) return; // nothing to snapshot before the first vector
+  const next = nextManifest(state.manifest);
+  const ids: string[] = [];
+  const keys: number[] = [];
+  const seqs: number[] = [];
+  const metadata: unknown[] = [];
+  const filterIndex = state.live.filterIndex();
+  for (const [id, entry] of state.live.byId) {
+    if (ids.length > 0 && ids.length % (16 * SLICE) === 0) await yieldToEventLoop();
+    ids.push(id);
+    keys.push(entry.key);
+    seqs.push(entry.seq);
+    metadata.push(filterIndex.get(entry.key) ?? null);
+  }
+  const table: SnapshotTable = { counter: next.counter, count: state.live.byId.size, digest: next.digest, ids, keys, seqs, metadata };
+  const previous = next.snapshot;
+  const generation = (previous?.generation ?? 0) + 1;
+  const chunks = await state.store.writeSnapshot(
+    generation,
+    () => engine.serialize(),
+    () => encodeTable(table),
+  );
+  next.snapshot = { generation, ...chunks, counter: next.counter };
+  await state.store.commitSnapshot(next, previous, () => {
+    state.manifest = next;
+  });
+  state.changedSinceSnapshot = 0;
+}
+
+/**
+ * Rebuilds the graph from the live records only, so removed and overwritten
+ * vectors stop holding memory, then snapshots it and asks the store to drop
+ * dead values from disk. Queries keep using the old graph until the swap.
+ */
+export async function compact(state: IndexState): Promise<void> {
+  const dimension = state.manifest.dimension;
+  if (!state.engine || dimension === null) return;
+  const fresh = state.newEngine(dimension);
+  try {
+    const ids = [...state.live.byId.keys()];
+    for (let start = 0; start < ids.length; start += COMPACT_BATCH) {
+      const batch = ids.slice(start, start + COMPACT_BATCH);
+      const bodies = await readRecords(state, batch);
+      const keys = new BigUint64Array(batch.length);
+      const vectors = new Float32Array(batch.length * dimension);
+      batch.forEach((id, i) => {
+        const body = bodies.get(id)!;
+        keys[i] = BigInt(body.key);
+        vectors.set(vectorOf(body.vector), i * dimension);
+      });
+      await fresh.add(keys, vectors);
+    }
+  } catch (error) {
+    await fresh.close();
+    throw error;
+  }
+  const old = state.engine;
+  state.engine = fresh;
+  state.deadSlots = 0;
+  await old.close();
+  state.changedSinceSnapshot = Math.max(1, state.changedSinceSnapshot);
+  await writeSnapshot(state);
+  await state.store.compactAll();
+}
+
+/** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. */
+export async function closeIndex(state: IndexState): Promise<void> {
+  if (!state.isOpen) return;
+  state.detach(); // loadIndex from now on opens a fresh handle
+  await state
+    .exclusive(async () => {
+      if (state.changedSinceSnapshot > 0) {
+        await writeSnapshot(state);
+        // Flush LevelDB's memtable now: otherwise the next open replays the whole snapshot from the log.
+        await state.store.compactSnapshots();
+      }
+      await state.release('closed');
+    })
+    .catch(() => state.release('closed'));
+}

@@ -1,0 +1,54 @@
+/**
+ * Reads live records back from the store for `get`, `include: ['vector' |
+ * 'contents']` and compaction. Memory says which commit wrote each live
+ * record; the store must agree, or the disk was tampered with.
+ */
+import { IntegrityError } from '../errors.js';
+import type { RecordBody } from '../storage/sealed.js';
+import type { IndexState } from './index-state.js';
+
+/**
+ * Decrypts the records of `ids` that are live. Each must exist, authenticate,
+ * and carry the commit sequence memory expects: a record that vanished or was
+ * replayed from an older commit is an IntegrityError, never stale data.
+ */
+export async function readRecords(state: IndexState, ids: string[], retried = false): Promise<Map<string, RecordBody>> {
+  const out = new Map<string, RecordBody>();
+  const hkeys = state.store.hashIds(ids);
+  const mark = state.queue.mark();
+  const values = await state.store.getRecords(hkeys);
+  state.assertUsable(); // closed or deleted while the read ran: memory is gone, say so rather than blame the disk
+  // Disk and memory may disagree only while a write is between its commit and its memory update.
+  const racing = state.queue.racedSince(mark);
+  let raced = false;
+  const present = ids.flatMap((_, i) => (values[i] === undefined ? [] : [i]));
+  const opened = state.store.openRecords(
+    present.map((i) => hkeys[i]!),
+    present.map((i) => values[i]!),
+  );
+  const records = new Map(present.map((i, j) => [i, opened[j]!]));
+  ids.forEach((id, i) => {
+    const entry = state.live.get(id);
+    const value = values[i];
+    if (value === undefined && entry === undefined) return;
+    const body = records.get(i);
+    if (entry !== undefined && body !== undefined && body.seq === entry.seq && body.body.id === id && body.body.key === entry.key) {
+      out.set(id, body.body);
+      return;
+    }
+    if (racing) {
+      raced = true;
+      return;
+    }
+    throw new IntegrityError(
+      body === undefined || entry === undefined
+        ? `A record of index "${state.name}" was removed or restored behind vecvault's back. Restore the store from a backup.`
+        : `A record of index "${state.name}" was replaced by an older copy. Restore the store from a backup.`,
+    );
+  });
+  if (raced && !retried) {
+    await state.queue.settled(); // let the concurrent write finish, then read again
+    return readRecords(state, ids, true);
+  }
+  return out;
+}

@@ -1,0 +1,158 @@
+/**
+ * Bringing an index into memory: a new one from its first manifest, an
+ * existing one from its newest snapshot plus the change log written after it,
+ * or, when there is no usable snapshot, by authenticating every record and
+ * rebuilding the graph. Either way the records found must add up to the
+ * manifest's count and digest.
+ */
+import type { EngineFactory } from '../engine/types.js';
+import { IntegrityError, VecvaultError } from '../errors.js';
+import { constantTimeEqual } from '../crypto/kdf.js';
+import type { IndexStore } from '../storage/index-store.js';
+import type { Manifest } from '../storage/manifest.js';
+import { decodeTable } from '../storage/snapshot.js';
+import { SLICE } from '../util/event-loop.js';
+import { warn } from '../warnings.js';
+import { xorInto } from './digest.js';
+import { IndexState } from './index-state.js';
+import { vectorOf } from './vector-bytes.js';
+
+/** Commits the first manifest of a new index with its catalog entry. */
+export async function createIndexState(store: IndexStore, engines: EngineFactory, manifest: Manifest, catalogEntry: Uint8Array, onRelease: () => void): Promise<IndexState> {
+  await store.create(manifest, catalogEntry);
+  const state = new IndexState(store, engines, manifest, onRelease);
+  if (manifest.dimension !== null) state.engine = state.newEngine(manifest.dimension);
+  return state;
+}
+
+/**
+ * Authenticates the manifest (and checks it against the commit head), then
+ * restores the newest snapshot, or rebuilds from the records when there is
+ * none or it fails authentication.
+ */
+export async function loadIndexState(store: IndexStore, engines: EngineFactory, onRelease: () => void): Promise<IndexState> {
+  const manifest = await store.readManifest();
+  const state = new IndexState(store, engines, manifest, onRelease);
+  if (manifest.snapshot && manifest.dimension !== null) {
+    try {
+      await restoreSnapshot(state);
+      state.openedFrom = 'snapshot';
+      void state.live.finishRestoreInBackground(() => state.isOpen);
+      return state;
+    } catch (error) {
+      if (!(error instanceof VecvaultError)) throw error;
+      // Records are authenticated on their own: rebuilding from them is slower but sound.
+      warn('VECVAULT_SNAPSHOT_REBUILD', `the graph snapshot of index "${store.indexName}" could not be used (${error.code}); rebuilding it from the encrypted records.`);
+      await state.engine?.close();
+      state.engine = null;
+      state.live.clear();
+    }
+  }
+  await rebuild(state);
+  state.openedFrom = 'rebuild';
+  state.changedSinceSnapshot = state.live.size;
+  return state;
+}
+
+/**
+ * Loads the newest snapshot, then replays the change log written after it.
+ * The snapshot's digest, updated by the replay, must equal the manifest's.
+ */
+async function restoreSnapshot(state: IndexState): Promise<void> {
+  const { store, live } = state;
+  const m = state.manifest;
+  const ref = m.snapshot!;
+  if (!Number.isInteger(ref.graphChunks) || !Number.isInteger(ref.tableChunks)) throw new IntegrityError(`The snapshot of index "${state.name}" has an unknown format.`);
+  const tableRead = store.readSnapshot(ref, 'table');
+  tableRead.catch(() => undefined); // awaited below, after the graph
+  // The engine loads the graph on the pool while this thread decodes the table.
+  const loading = state.engines.deserialize(await store.readSnapshot(ref, 'graph'), state.engineOptions(m.dimension!));
+  let digest: Uint8Array;
+  try {
+    const table = decodeTable(Buffer.concat(await tableRead));
+    if (table.counter !== ref.counter || table.ids.length !== table.count) throw new IntegrityError(`The snapshot of index "${state.name}" does not match its manifest.`);
+    live.restore(table);
+    digest = table.digest;
+    state.engine = await loading;
+  } catch (error) {
+    loading.then((engine) => engine.close(), () => undefined);
+    throw error;
+  }
+  const removedKeys: number[] = [];
+  const added = new Map<string, { key: number; vector: Float32Array }>();
+  // Commits after the snapshot, up to the manifest's: none after a clean close.
+  for await (const { seq, change } of store.changes(ref.counter, m.counter)) {
+    const forget = (id: string, hkey?: Uint8Array) => {
+      const old = live.remove(id);
+      if (!old) return;
+      xorInto(digest, store.liveTags([hkey ?? store.hashIds([id])[0]!], old.seq));
+      if (!added.delete(id)) removedKeys.push(old.key);
+    };
+    for (const id of change.deleted) forget(id);
+    const hkeys = store.hashIds(change.upserted);
+    const values = await store.getRecords(hkeys);
+    const present = change.upserted.flatMap((_, i) => (values[i] === undefined ? [] : [i])); // absent: deleted by a later commit
+    const records = store.openRecords(
+      present.map((i) => hkeys[i]!),
+      present.map((i) => values[i]!),
+    );
+    present.forEach((i, j) => {
+      const id = change.upserted[i]!;
+      const hkey = hkeys[i]!;
+      const record = records[j]!;
+      if (record.seq !== seq) return; // overwritten by a later commit
+      if (record.body.vector.byteLength !== 4 * m.dimension!) throw new IntegrityError(`A record of index "${state.name}" does not match its dimension.`);
+      forget(id, hkey);
+      xorInto(digest, store.liveTags([hkey], seq));
+      live.set(id, record.body.key, seq, record.body.metadata);
+      added.set(id, { key: record.body.key, vector: vectorOf(record.body.vector) });
+      state.changedSinceSnapshot++;
+    });
+    state.changedSinceSnapshot += change.deleted.length;
+  }
+  if (live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
+    throw new IntegrityError(`The snapshot and change log of index "${state.name}" do not add up to its manifest.`);
+  }
+  const engine = state.engine!;
+  if (removedKeys.length > 0) await engine.remove(BigUint64Array.from(removedKeys, BigInt));
+  if (added.size > 0) {
+    const dim = m.dimension!;
+    const keys = new BigUint64Array(added.size);
+    const vectors = new Float32Array(added.size * dim);
+    [...added.values()].forEach((a, i) => {
+      keys[i] = BigInt(a.key);
+      vectors.set(a.vector, i * dim);
+    });
+    await engine.add(keys, vectors);
+  }
+}
+
+/** Reads every record, authenticates it, checks the set against the manifest digest, and fills the graph. */
+async function rebuild(state: IndexState): Promise<void> {
+  const { store, live } = state;
+  const m = state.manifest;
+  const digest = new Uint8Array(32);
+  const keys: bigint[] = [];
+  const vectors: Float32Array[] = [];
+  for await (const { hkeys, values } of store.recordBatches(SLICE)) {
+    const records = store.openRecords(hkeys, values);
+    const expected = store.hashIds(records.map((r) => r.body.id));
+    records.forEach(({ seq, body }, i) => {
+      if (seq > m.counter || body.vector.byteLength !== 4 * (m.dimension ?? 0) || !constantTimeEqual(expected[i]!, hkeys[i]!)) {
+        throw new IntegrityError(`A record of index "${state.name}" does not belong to its manifest. Restore the store from a backup.`);
+      }
+      live.set(body.id, body.key, seq, body.metadata);
+      keys.push(BigInt(body.key));
+      vectors.push(vectorOf(body.vector));
+    });
+    xorInto(digest, store.liveTags(hkeys, records.map((r) => r.seq)));
+  }
+  if (live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
+    throw new IntegrityError(`Records of index "${state.name}" are missing, extra or from an older commit. Restore the store from a backup.`);
+  }
+  if (m.dimension === null) return;
+  const engine = (state.engine = state.newEngine(m.dimension));
+  const flat = new Float32Array(vectors.length * m.dimension);
+  vectors.forEach((v, i) => flat.set(v, i * m.dimension!));
+  await engine.add(BigUint64Array.from(keys), flat);
+}

@@ -1,0 +1,48 @@
+/**
+ * Write-side work of one index runs one task at a time, in call order
+ * (upserts, deletes, snapshots, compactions, close). Readers are not queued:
+ * they use the epoch to tell a write racing them from tampering on disk.
+ */
+export class WriteQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  /** Bumped when a write starts committing and when its memory update ends. */
+  private epoch = 0;
+  private writing = false;
+
+  /** Runs `task` after every task queued before it; `check` runs first (e.g. the index is still open). */
+  run<T>(task: () => Promise<T>, check: () => void): Promise<T> {
+    const run = this.tail.then(() => {
+      check();
+      return task();
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves once every task queued so far has settled. */
+  settled(): Promise<unknown> {
+    return this.tail;
+  }
+
+  /** Marks the span where disk and memory may disagree: from the commit until memory caught up. */
+  async committing<T>(work: () => Promise<T>): Promise<T> {
+    this.epoch++;
+    this.writing = true;
+    try {
+      return await work();
+    } finally {
+      this.writing = false;
+      this.epoch++;
+    }
+  }
+
+  /** A mark for `racedSince`, taken before a read. */
+  mark(): number {
+    return this.epoch;
+  }
+
+  /** Whether a write was between its commit and its memory update at any time since `mark`. */
+  racedSince(mark: number): boolean {
+    return this.writing || this.epoch !== mark;
+  }
+}

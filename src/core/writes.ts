@@ -1,0 +1,166 @@
+/**
+ * Upserts and deletes of checked input: seal the records, commit them with
+ * the next manifest in one atomic batch, then bring memory (engine, live
+ * tables) in line. Each runs inside the index's write queue.
+ */
+import type { AnnEngine } from '../engine/types.js';
+import { NativeError, ValidationError } from '../errors.js';
+import { nextManifest, type Manifest } from '../storage/manifest.js';
+import type { CommitBatch } from '../storage/index-store.js';
+import type { ChangeEntry, RecordBody } from '../storage/sealed.js';
+import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { xorInto } from './digest.js';
+import { engineKey } from './engine-keys.js';
+import type { IndexState } from './index-state.js';
+import type { LiveEntry } from './live-records.js';
+import { compactLaterIfDue, snapshotLaterIfDue } from './maintenance.js';
+import { rowBytes } from './vector-bytes.js';
+
+/** Checked upsert input: item i's vector is row i of `vectors`. */
+export interface UpsertBatch {
+  items: readonly { id: string; metadata?: unknown; contents?: string | Uint8Array | undefined }[];
+  vectors: Float32Array;
+  dimension: number;
+}
+
+/** Inserts or overwrites every item in one commit. */
+export async function upsertRecords(state: IndexState, { items, vectors, dimension: given }: UpsertBatch): Promise<void> {
+  const { store } = state;
+  const next = nextManifest(state.manifest);
+  next.dimension ??= given;
+  // Checked again here: a concurrent first upsert may have fixed the dimension meanwhile.
+  if (given !== next.dimension) {
+    throw new ValidationError(`items[0].vector has ${given} values; the index dimension is ${next.dimension}.`, { path: 'items[0].vector' });
+  }
+  const seq = next.counter;
+  const dimension = next.dimension;
+  const keys = new BigUint64Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0 && i % (16 * SLICE) === 0) await yieldToEventLoop();
+    keys[i] = BigInt(engineKey(next.nextKey++));
+  }
+  // The graph inserts on the pool while this thread seals the records. The
+  // new keys stay invisible (no id maps) until the commit; if the commit
+  // fails they are taken out again.
+  const created = state.engine === null;
+  const engine = (state.engine ??= state.newEngine(dimension));
+  const adding = engine.add(keys, vectors);
+  adding.catch(() => undefined); // awaited below; never an unhandled rejection
+  try {
+    const batch = store.newBatch();
+    const replaced: number[] = [];
+    // Sealed a slice at a time: one native call per slice for the HMACs and the AES-GCM.
+    for (let start = 0; start < items.length; start += SLICE) {
+      if (start > 0) await yieldToEventLoop();
+      const slice = items.slice(start, start + SLICE);
+      const hkeys = store.hashIds(slice.map((item) => item.id));
+      const oldHkeys: Uint8Array[] = [];
+      const oldSeqs: number[] = [];
+      const bodies = slice.map((item, i): RecordBody => {
+        const old = state.live.get(item.id);
+        if (old) {
+          oldHkeys.push(hkeys[i]!);
+          oldSeqs.push(old.seq);
+          replaced.push(old.key);
+        } else {
+          next.count++;
+        }
+        const body: RecordBody = { id: item.id, key: Number(keys[start + i]), vector: rowBytes(vectors, start + i, dimension) };
+        if (item.metadata !== undefined) body.metadata = item.metadata;
+        if (item.contents !== undefined) body.contents = item.contents;
+        return body;
+      });
+      if (oldHkeys.length > 0) xorInto(next.digest, store.liveTags(oldHkeys, oldSeqs));
+      xorInto(next.digest, store.liveTags(hkeys, seq));
+      batch.putRecords(hkeys, seq, bodies);
+    }
+    const ids = items.map((item) => item.id);
+    await commitThenApply(state, next, batch, { upserted: ids, deleted: [] }, async () => {
+      await adding;
+      await publishUpsert(state, items, keys, replaced, seq);
+    });
+  } catch (error) {
+    if (state.manifest !== next) await withdraw(state, engine, created, adding, keys);
+    throw error;
+  }
+  snapshotLaterIfDue(state);
+  compactLaterIfDue(state);
+}
+
+/** Deletes the live ones among `ids` in one commit; returns how many there were. */
+export async function deleteRecords(state: IndexState, ids: string[]): Promise<number> {
+  const { store } = state;
+  const next = nextManifest(state.manifest);
+  const gone = new Map<string, LiveEntry>();
+  for (const id of ids) {
+    const entry = state.live.get(id);
+    if (entry) gone.set(id, entry);
+  }
+  if (gone.size === 0) return 0;
+  const hkeys = store.hashIds([...gone.keys()]);
+  xorInto(next.digest, store.liveTags(hkeys, Array.from(gone.values(), (entry) => entry.seq)));
+  next.count -= gone.size;
+  const batch = store.newBatch();
+  batch.removeRecords(hkeys);
+  await commitThenApply(state, next, batch, { upserted: [], deleted: [...gone.keys()] }, async () => {
+    for (const id of gone.keys()) state.live.remove(id);
+    await state.engine?.remove(BigUint64Array.from([...gone.values()], (e) => BigInt(e.key)));
+    state.deadSlots += gone.size;
+  });
+  compactLaterIfDue(state);
+  return gone.size;
+}
+
+/**
+ * Commits, then brings memory in line. If memory cannot follow, further
+ * calls are refused rather than serving a gap.
+ */
+async function commitThenApply(state: IndexState, next: Manifest, batch: CommitBatch, change: ChangeEntry, apply: () => Promise<void> | void): Promise<void> {
+  await state.queue.committing(async () => {
+    try {
+      await state.store.commit(next, batch, {
+        change,
+        durable: () => {
+          state.manifest = next;
+          state.changedSinceSnapshot += change.upserted.length + change.deleted.length;
+        },
+      });
+      await apply();
+    } catch (cause) {
+      if (state.manifest !== next) throw cause; // the commit itself failed: nothing changed
+      state.markBroken(cause as Error);
+      throw new NativeError(`Index "${state.name}" saved the write but could not update its in-memory graph. Load the index again.`, { cause });
+    }
+  });
+}
+
+/** After the commit: the new vectors (already in the graph) become visible and the replaced ones go. */
+async function publishUpsert(state: IndexState, items: UpsertBatch['items'], keys: BigUint64Array, replaced: number[], seq: number): Promise<void> {
+  // In slices, so a large upsert does not stall the event loop; each id
+  // switches from its old key to its new one in one step.
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0 && i % (4 * SLICE) === 0) await yieldToEventLoop();
+    const item = items[i]!;
+    state.live.set(item.id, Number(keys[i]), seq, item.metadata);
+  }
+  if (replaced.length > 0) {
+    await state.engine!.remove(BigUint64Array.from(replaced, BigInt));
+    state.deadSlots += replaced.length;
+  }
+}
+
+/** Undoes an uncommitted upsert's graph insert; if even that fails, the handle refuses further calls. */
+async function withdraw(state: IndexState, engine: AnnEngine, created: boolean, adding: Promise<void>, keys: BigUint64Array): Promise<void> {
+  try {
+    await adding.then(
+      () => engine.remove(keys),
+      () => engine.remove(keys), // a partial insert leaves a prefix: remove ignores absent keys
+    );
+    if (created && state.engine === engine) {
+      state.engine = null; // the dimension is not fixed until a commit fixes it
+      await engine.close();
+    }
+  } catch (cause) {
+    state.markBroken(cause as Error);
+  }
+}

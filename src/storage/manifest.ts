@@ -1,0 +1,94 @@
+/**
+ * The manifest: one encrypted value per index holding its configuration, its
+ * commit counter and the digest over its live records. Every commit rewrites
+ * it in the same atomic batch as the records it changes.
+ * Layout: version(1) || sealed msgpack, AAD = frame('manifest', index id).
+ */
+import { open, seal } from '../crypto/aead.js';
+import { frame } from '../crypto/kdf.js';
+import { IntegrityError } from '../errors.js';
+import { pack, unpack, VALUE_VERSION } from './sealed.js';
+
+/** Distance reported to users; see the README's API table. */
+export type Metric = 'euclidean' | 'squared_euclidean' | 'cosine' | 'ip';
+/** How the engine holds vectors in memory (records always keep float32). */
+export type StoragePrecision = 'float32' | 'float16' | 'int8';
+
+export const METRICS: readonly Metric[] = ['euclidean', 'squared_euclidean', 'cosine', 'ip'];
+export const PRECISIONS: readonly StoragePrecision[] = ['float32', 'float16', 'int8'];
+
+/** HNSW parameters, all set (the public `IndexConfig` has them optional). */
+export interface HnswConfig {
+  connectivity: number;
+  expansionAdd: number;
+  expansionSearch: number;
+}
+
+export interface Manifest {
+  /** Commits so far; every logical write increments it in the same batch. */
+  counter: number;
+  /** Counter behind the next engine key (spread by engineKey); keys are never reused. */
+  nextKey: number;
+  count: number;
+  /** XOR over live records of HMAC(manifest key, hkey || seq): detects dropped or replayed records. */
+  digest: Uint8Array;
+  dimension: number | null;
+  metric: Metric;
+  precision: StoragePrecision;
+  indexConfig: HnswConfig;
+  /** The newest complete graph snapshot, if any. */
+  snapshot: SnapshotRef | null;
+}
+
+export interface SnapshotRef {
+  generation: number;
+  /** Chunks of each section (see snapshot.ts). */
+  graphChunks: number;
+  tableChunks: number;
+  /** Manifest counter the snapshot reflects. */
+  counter: number;
+}
+
+export function sealManifest(key: Uint8Array, indexId: Uint8Array, manifest: Manifest): Buffer {
+  return Buffer.concat([Buffer.of(VALUE_VERSION), seal(key, pack(manifest), frame('manifest', indexId))]);
+}
+
+/** Authenticates and decodes a manifest; anything that does not parse as one is an IntegrityError. */
+export function openManifest(key: Uint8Array, indexId: Uint8Array, value: Uint8Array, indexName: string): Manifest {
+  const what = `The manifest of index "${indexName}"`;
+  if (value[0] !== VALUE_VERSION) throw new IntegrityError(`${what} has an unknown format.`);
+  const manifest = unpack(open(key, value.subarray(1), frame('manifest', indexId), what)) as Manifest;
+  if (!isManifest(manifest)) throw new IntegrityError(`${what} has an unknown format.`);
+  manifest.digest = new Uint8Array(manifest.digest);
+  return manifest;
+}
+
+/** The copy a commit edits: the counter moves on, the digest and config are the caller's to change. */
+export function nextManifest(m: Manifest): Manifest {
+  return { ...m, counter: m.counter + 1, digest: new Uint8Array(m.digest), indexConfig: { ...m.indexConfig } };
+}
+
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/** Shape check of authenticated bytes: only a different format could fail it. */
+function isManifest(m: Manifest): boolean {
+  if (typeof m !== 'object' || m === null) return false;
+  const ref = m.snapshot;
+  return (
+    isCount(m.counter) &&
+    isCount(m.nextKey) &&
+    isCount(m.count) &&
+    m.digest instanceof Uint8Array &&
+    m.digest.byteLength === 32 &&
+    (m.dimension === null || isCount(m.dimension)) &&
+    METRICS.includes(m.metric) &&
+    PRECISIONS.includes(m.precision) &&
+    typeof m.indexConfig === 'object' &&
+    m.indexConfig !== null &&
+    isCount(m.indexConfig.connectivity) &&
+    isCount(m.indexConfig.expansionAdd) &&
+    isCount(m.indexConfig.expansionSearch) &&
+    // A snapshot reference is checked where it is used: a bad one costs a rebuild, not the index.
+    (ref === null || (typeof ref === 'object' && isCount(ref.generation) && isCount(ref.counter)))
+  );
+}
