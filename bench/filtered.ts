@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bucketOf, clusteredVectors, datasetUnavailable, exactTopK, FILTER_SELECTIVITIES, selectivityCase, loadDataset, type VectorSet } from '../src/cli/datasets.js';
+import { datasetUnavailable, loadDataset } from '../test/support/datasets.js';
+import { bucketOf, clusteredVectors, exactTopK, FILTER_SELECTIVITIES, recall, rowOf, selectivityCase, type VectorSet } from '../test/support/vectors.js';
 import { Client, type Metric, type QueryResultItem } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, timedPass } from './lib/measure.js';
@@ -28,8 +29,6 @@ interface Row {
 }
 
 async function benchDataset(name: string, base: VectorSet, queries: VectorSet, metric: Metric): Promise<Row[]> {
-  const dim = base.dimension;
-  const row = (set: VectorSet, i: number) => set.data.subarray(i * dim, (i + 1) * dim);
   const dir = mkdtempSync(join(tmpdir(), 'vecvault-bench-filtered-'));
   const client = new Client({ path: dir });
   try {
@@ -37,9 +36,9 @@ async function benchDataset(name: string, base: VectorSet, queries: VectorSet, m
     const ids = Array.from({ length: base.count }, (_, i) => String(i));
     for (let start = 0; start < ids.length; start += 50_000) {
       const slice = ids.slice(start, start + 50_000);
-      await index.upsert({ ids: slice, vectors: slice.map((_, j) => row(base, start + j)), metadata: slice.map((_, j) => ({ bucket: bucketOf(start + j) })) });
+      await index.upsert({ ids: slice, vectors: slice.map((_, j) => rowOf(base, start + j)), metadata: slice.map((_, j) => ({ bucket: bucketOf(start + j) })) });
     }
-    const qs = Array.from({ length: Math.min(QUERIES, queries.count) }, (_, q) => row(queries, q));
+    const qs = Array.from({ length: Math.min(QUERIES, queries.count) }, (_, q) => rowOf(queries, q));
     const qps = async (filters?: Record<string, unknown>) => {
       const passes: number[] = [];
       for (let r = 0; r < REPS; r++) {
@@ -52,20 +51,20 @@ async function benchDataset(name: string, base: VectorSet, queries: VectorSet, m
     for (const selectivity of FILTER_SELECTIVITIES) {
       const { limit, filters, matching } = selectivityCase(selectivity, base.count);
       // Check before timing: recall against exact filtered ground truth, every hit satisfies the filter.
-      let hits = 0;
-      let expected = 0;
+      const found: number[][] = [];
+      const truth: number[][] = [];
       for (const q of qs.slice(0, 50)) {
-        const truth = new Set(exactTopK(base, matching, q, 10, metric as 'euclidean' | 'cosine'));
+        truth.push(exactTopK(base, q, 10, { metric, rows: matching }).map((n) => n.row));
         const { results } = await index.query({ queryVectors: q, topK: 10, filters, include: ['metadata'] });
         for (const r of results as QueryResultItem[]) {
           if (!((r.metadata!.bucket as number) < limit)) throw new Error(`${name}: a result does not satisfy the filter`);
-          if (truth.has(Number(r.id))) hits++;
         }
-        expected += truth.size;
+        found.push((results as QueryResultItem[]).map((r) => Number(r.id)));
       }
+      const filteredRecall = recall(found, truth);
       const filteredQps = await qps(filters);
-      rows.push({ dataset: name, selectivity, matching: matching.length, recall: hits / expected, qps: filteredQps, ratio: filteredQps / unfiltered });
-      console.log(`${name} ${selectivity * 100}%: ${matching.length} match, recall@10 ${(hits / expected).toFixed(3)}, ${filteredQps.toFixed(0)} QPS = ${(filteredQps / unfiltered).toFixed(2)}× unfiltered (${unfiltered.toFixed(0)})`);
+      rows.push({ dataset: name, selectivity, matching: matching.length, recall: filteredRecall, qps: filteredQps, ratio: filteredQps / unfiltered });
+      console.log(`${name} ${selectivity * 100}%: ${matching.length} match, recall@10 ${filteredRecall.toFixed(3)}, ${filteredQps.toFixed(0)} QPS = ${(filteredQps / unfiltered).toFixed(2)}× unfiltered (${unfiltered.toFixed(0)})`);
     }
     return rows;
   } finally {

@@ -12,7 +12,7 @@ import { runBench } from '../bench/run.js';
 import type { BenchResults } from '../bench/lib/results.js';
 import { RECALL_TARGET, summarise } from '../bench/lib/results.js';
 import type { SystemRun } from '../bench/lib/runner.js';
-import { exactNeighbours } from '../bench/lib/data.js';
+import { exactNeighbours } from './support/vectors.js';
 import { lineChartSvg } from '../bench/lib/svg.js';
 
 describe('benchmark harness (tiny run)', () => {

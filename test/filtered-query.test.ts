@@ -4,34 +4,30 @@
  * (skipped when ../shared/data is absent) and on generated data (always).
  */
 import { describe, expect, it } from 'vitest';
-import { bucketOf, clusteredVectors, datasetUnavailable, exactTopK, FILTER_SELECTIVITIES, selectivityCase, loadDataset, type DatasetName, type VectorSet } from '../src/cli/datasets.js';
+import { datasetUnavailable, loadDataset, type DatasetName } from './support/datasets.js';
 import { Client, type Metric } from '../src/index.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
-
+import { bucketOf, clusteredVectors, exactTopK, FILTER_SELECTIVITIES, recall as recallOf, rowOf, selectivityCase, type VectorSet } from './support/vectors.js';
 
 async function checkFilteredRecall(name: string, base: VectorSet, queries: VectorSet, metric: Metric, queryCount: number) {
-  const dim = base.dimension;
-  const row = (set: VectorSet, i: number) => set.data.subarray(i * dim, (i + 1) * dim);
   const client = new Client({ path: tempStore() });
   const index = await client.createIndex({ indexName: name, indexKey: Client.generateKey(), metric });
   const ids = Array.from({ length: base.count }, (_, i) => String(i));
-  await index.upsert({ ids, vectors: ids.map((_, i) => row(base, i)), metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })) });
+  await index.upsert({ ids, vectors: ids.map((_, i) => rowOf(base, i)), metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })) });
   const report: string[] = [];
   for (const selectivity of FILTER_SELECTIVITIES) {
     const { limit, filters, matching } = selectivityCase(selectivity, base.count);
-    let hits = 0;
-    let expected = 0;
+    const found: number[][] = [];
+    const truth: number[][] = [];
     for (let q = 0; q < queryCount; q++) {
-      const query = row(queries, q);
-      const truth = exactTopK(base, matching, query, 10, metric as 'euclidean' | 'cosine');
+      const query = rowOf(queries, q);
+      truth.push(exactTopK(base, query, 10, { metric, rows: matching }).map((n) => n.row));
       const { results } = await index.query({ queryVectors: Array.from(query), topK: 10, filters, include: ['metadata'] });
       expect(results.length).toBe(Math.min(10, matching.length));
       for (const r of results) expect((r.metadata!.bucket as number) < limit).toBe(true);
-      const truthSet = new Set(truth);
-      hits += results.filter((r) => truthSet.has(Number(r.id))).length;
-      expected += truth.length;
+      found.push(results.map((r) => Number(r.id)));
     }
-    const recall = hits / expected;
+    const recall = recallOf(found, truth);
     report.push(`${selectivity * 100}%: ${recall.toFixed(3)} (${matching.length} match)`);
     expect(recall, `${name} at ${selectivity * 100}%`).toBeGreaterThanOrEqual(0.95);
   }

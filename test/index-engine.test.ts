@@ -4,9 +4,9 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { clusteredVectors, seededRandom } from '../src/cli/datasets.js';
 import { Client } from '../src/index.js';
-import { randomVectors, rawStore, tempStore } from './support/helpers.js';
+import { rawStore, tempStore } from './support/helpers.js';
+import { clusteredVectors, randomVectors, seededRandom } from './support/vectors.js';
 
 function dirBytes(dir: string): number {
   return (readdirSync(dir, { recursive: true }) as string[]).reduce((sum, name) => {

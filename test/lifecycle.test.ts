@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Client, type Metadata } from '../src/index.js';
-import { bruteForce, cosineDistance, l2, randomVectors, tempStore } from './support/helpers.js';
+import { tempStore } from './support/helpers.js';
+import { bruteForce, cosineDistance, l2, randomVectors } from './support/vectors.js';
 
 const encode = (value: unknown): unknown =>
   JSON.parse(JSON.stringify(value, (_k, v: unknown) => (v instanceof Uint8Array ? { bytes: Buffer.from(v).toString('hex') } : v)));

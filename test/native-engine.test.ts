@@ -14,28 +14,11 @@ import { Worker } from 'node:worker_threads';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { seededRandom } from '../src/cli/datasets.js';
 import { nativeEngine, simdCapabilities, type NativeAnnEngine } from '../src/engine/native.js';
 import type { EngineMetric, EngineOptions, EnginePrecision, SearchResult } from '../src/engine/types.js';
+import { exactTopK, randomFlat as randomVectors, recall as recallOf, seededRandom as rng } from './support/vectors.js';
 
 // ------------------------------------------------------------- helpers --
-
-const rng = seededRandom;
-
-function randomVectors(n: number, dim: number, seed: number, normalize = false): Float32Array {
-  const next = rng(seed);
-  const out = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) {
-    let norm = 0;
-    for (let j = 0; j < dim; j++) {
-      const v = next() * 2 - 1;
-      out[i * dim + j] = v;
-      norm += v * v;
-    }
-    if (normalize) for (let j = 0; j < dim; j++) out[i * dim + j]! /= Math.sqrt(norm);
-  }
-  return out;
-}
 
 function sequentialKeys(n: number, first = 1): BigUint64Array {
   const keys = new BigUint64Array(n);
@@ -43,30 +26,12 @@ function sequentialKeys(n: number, first = 1): BigUint64Array {
   return keys;
 }
 
-function distance(metric: EngineMetric, a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  let l2 = 0;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    dot += x * y;
-    na += x * x;
-    nb += y * y;
-    l2 += (x - y) * (x - y);
-  }
-  if (metric === 'l2sq') return l2;
-  if (metric === 'ip') return 1 - dot;
-  return 1 - dot / Math.sqrt(na * nb);
-}
-
 interface Hit {
   key: bigint;
   distance: number;
 }
 
-/** Exact top-k by brute force, optionally over allowed keys only. */
+/** Exact top-k by brute force (test/support/vectors.ts), optionally over allowed keys only. */
 function bruteForce(
   metric: EngineMetric,
   data: Float32Array,
@@ -75,14 +40,9 @@ function bruteForce(
   k: number,
   allowed?: Set<bigint>,
 ): Hit[] {
-  const dim = query.length;
-  const hits: Hit[] = [];
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]!;
-    if (allowed && !allowed.has(key)) continue;
-    hits.push({ key, distance: distance(metric, query, data.subarray(i * dim, (i + 1) * dim)) });
-  }
-  return hits.sort((x, y) => x.distance - y.distance).slice(0, k);
+  const base = { data, count: keys.length, dimension: query.length };
+  const rows = allowed ? Array.from(keys.keys()).filter((i) => allowed.has(keys[i]!)) : undefined;
+  return exactTopK(base, query, k, { metric, rows }).map(({ row, distance }) => ({ key: keys[row]!, distance }));
 }
 
 function row(result: SearchResult, q: number): Hit[] {
@@ -94,14 +54,10 @@ function row(result: SearchResult, q: number): Hit[] {
 }
 
 function recall(result: SearchResult, truth: Hit[][]): number {
-  let found = 0;
-  let total = 0;
-  truth.forEach((expected, q) => {
-    const got = new Set(row(result, q).map((h) => h.key));
-    for (const hit of expected) if (got.has(hit.key)) found++;
-    total += expected.length;
-  });
-  return found / total;
+  return recallOf(
+    truth.map((_, q) => row(result, q).map((h) => h.key)),
+    truth.map((expected) => expected.map((h) => h.key)),
+  );
 }
 
 function options(overrides: Partial<EngineOptions> = {}): EngineOptions {

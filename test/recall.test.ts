@@ -1,8 +1,9 @@
 /** Recall@10 against the exact ground truth shipped with ../shared/data (skipped when absent). */
 import { describe, expect, it } from 'vitest';
-import { datasetUnavailable, loadDataset, recallAtK, type DatasetName } from '../src/cli/datasets.js';
+import { datasetUnavailable, loadDataset, type DatasetName } from './support/datasets.js';
 import { Client } from '../src/index.js';
 import { tempStore } from './support/helpers.js';
+import { recallAtK, rowsOf } from './support/vectors.js';
 
 const cases: [DatasetName, number][] = [
   ['sift5k', 0.95],
@@ -19,7 +20,7 @@ describe('recall on real data with default settings', () => {
       const index = await client.createIndex({ indexName: name, indexKey: Client.generateKey(), metric: data.metric });
       const dim = data.base.dimension;
       const ids = Array.from({ length: data.base.count }, (_, i) => String(i));
-      const vectors = ids.map((_, i) => data.base.data.subarray(i * dim, (i + 1) * dim));
+      const vectors = rowsOf(data.base);
       await index.upsert({ ids, vectors });
       const { results } = await index.query({ queryVectors: data.queries.data, dimension: dim, topK: 10 });
       const found = (results as { id: string }[][]).map((row) => row.map((r) => Number(r.id)));

@@ -12,7 +12,8 @@ import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../src/keys/en
 import { catalogKey } from '../src/storage/layout.js';
 import { unpack } from '../src/storage/sealed.js';
 import { Client } from '../src/index.js';
-import { randomVectors, rawRecords, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+import { rawRecords, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+import { randomVectors } from './support/vectors.js';
 
 async function populated(path: string, key: Uint8Array, name = 'secure', n = 20) {
   const client = new Client({ path });

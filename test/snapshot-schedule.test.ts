@@ -2,7 +2,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
 import { Client } from '../src/index.js';
-import { randomVectors, tempStore } from './support/helpers.js';
+import { tempStore } from './support/helpers.js';
+import { randomVectors } from './support/vectors.js';
 
 const generation = (index: { stats(): { snapshotGeneration: number } }) => index.stats().snapshotGeneration;
 

@@ -1,22 +1,16 @@
 /**
  * Which datasets a run uses, and loading them in the child processes.
- * Real sets come from `../shared/data` via src/cli/datasets.ts; generated
+ * Real sets come from `../shared/data` via test/support/datasets.ts; generated
  * sets (synthetic clusters, the smoke test's tiny set) are written once as
- * fvecs/ivecs into a cache directory with exact ground truth computed here
- * by brute force, so every system is scored against the same exact answers.
+ * fvecs/ivecs into a cache directory with exact ground truth from
+ * test/support/vectors.ts (the tests' brute force), so every system is scored
+ * against the same exact answers.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  clusteredVectors,
-  datasetUnavailable,
-  loadDataset,
-  parseVecs,
-  type Dataset,
-  type DatasetName,
-  type VectorSet,
-} from '../../src/cli/datasets.js';
+import { datasetUnavailable, loadDataset, loadVecsDir, writeVecs, type Dataset, type DatasetName } from '../../test/support/datasets.js';
+import { clusteredVectors, exactNeighbours, type VectorSet } from '../../test/support/vectors.js';
 import type { BenchMetric } from '../systems/types.js';
 
 export interface DatasetPlan {
@@ -98,77 +92,6 @@ function generatedDir(spec: GeneratedSpec): string {
   return join(cacheRoot(), `${spec.name}-n${spec.count}-q${spec.queries}-d${spec.dimension}-c${spec.clusters}-s${spec.seed}-${spec.metric}`);
 }
 
-function writeVecs(path: string, values: Float32Array | Int32Array, count: number, dimension: number): void {
-  const bytes = new Uint8Array(count * (4 + dimension * 4));
-  const view = new DataView(bytes.buffer);
-  for (let row = 0; row < count; row++) {
-    const offset = row * (4 + dimension * 4);
-    view.setInt32(offset, dimension, true);
-    for (let j = 0; j < dimension; j++) {
-      const v = values[row * dimension + j]!;
-      if (values instanceof Float32Array) view.setFloat32(offset + 4 + j * 4, v, true);
-      else view.setInt32(offset + 4 + j * 4, v, true);
-    }
-  }
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
-}
-
-function normalized(set: VectorSet): Float32Array {
-  const out = new Float32Array(set.data.length);
-  for (let i = 0; i < set.count; i++) {
-    let norm = 0;
-    for (let j = 0; j < set.dimension; j++) norm += set.data[i * set.dimension + j]! ** 2;
-    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-    for (let j = 0; j < set.dimension; j++) out[i * set.dimension + j] = set.data[i * set.dimension + j]! * inv;
-  }
-  return out;
-}
-
-/**
- * Exact k nearest rows of `base` for every query, by brute force (ties: the
- * smaller row). Cosine is ranked on L2-normalised vectors, as in ../shared/data.
- */
-export function exactNeighbours(base: VectorSet, queries: VectorSet, metric: BenchMetric, k: number): Int32Array {
-  const d = base.dimension;
-  const b = metric === 'cosine' ? normalized(base) : base.data;
-  const q = metric === 'cosine' ? normalized(queries) : queries.data;
-  const out = new Int32Array(queries.count * k);
-  const bestDist = new Float64Array(k);
-  const bestId = new Int32Array(k);
-  for (let qi = 0; qi < queries.count; qi++) {
-    bestDist.fill(Infinity);
-    bestId.fill(-1);
-    const qo = qi * d;
-    for (let row = 0; row < base.count; row++) {
-      const bo = row * d;
-      let dist = 0;
-      if (metric === 'cosine') {
-        let dot = 0;
-        for (let j = 0; j < d; j++) dot += q[qo + j]! * b[bo + j]!;
-        dist = 1 - dot;
-      } else {
-        for (let j = 0; j < d; j++) {
-          const diff = q[qo + j]! - b[bo + j]!;
-          dist += diff * diff;
-        }
-      }
-      if (dist >= bestDist[k - 1]!) continue;
-      let pos = k - 1;
-      while (pos > 0 && bestDist[pos - 1]! > dist) {
-        bestDist[pos] = bestDist[pos - 1]!;
-        bestId[pos] = bestId[pos - 1]!;
-        pos--;
-      }
-      bestDist[pos] = dist;
-      bestId[pos] = row;
-    }
-    out.set(bestId, qi * k);
-  }
-  return out;
-}
-
 /** Writes the generated set of `plan` if its cache is missing. Returns seconds spent. */
 export function ensureGenerated(spec: GeneratedSpec, k = 10): number {
   const dir = generatedDir(spec);
@@ -188,17 +111,5 @@ export function ensureGenerated(spec: GeneratedSpec, k = 10): number {
 /** Loads a planned dataset (in the child process that benchmarks one system). */
 export function loadPlan(plan: DatasetPlan): Dataset {
   if (plan.source === 'shared') return loadDataset(plan.name as DatasetName);
-  const dir = plan.dir!;
-  const read = (file: string, kind: 'f' | 'i') => parseVecs(readFileSync(join(dir, file)), kind);
-  const base = read('base.fvecs', 'f');
-  const queries = read('query.fvecs', 'f');
-  const truth = read('groundtruth.ivecs', 'i');
-  return {
-    name: plan.name as DatasetName,
-    metric: plan.metric,
-    base: { data: base.values as Float32Array, count: base.count, dimension: base.dimension },
-    queries: { data: queries.values as Float32Array, count: queries.count, dimension: queries.dimension },
-    groundTruth: truth.values as Int32Array,
-    groundTruthK: truth.dimension,
-  };
+  return loadVecsDir(plan.dir!, plan.name, plan.metric);
 }

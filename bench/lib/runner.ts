@@ -8,7 +8,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { recallAtK, type Dataset } from '../../src/cli/datasets.js';
+import type { Dataset } from '../../test/support/datasets.js';
+import { recallAtK } from '../../test/support/vectors.js';
 import type { SystemAdapter, SystemInstance, SystemSpec } from '../systems/types.js';
 import { medianOf, peakRssMiB, rssMiB, timedPass, withLoopDelay, yieldToLoop, type LoopDelay } from './measure.js';
 

@@ -1,10 +1,15 @@
-/** Shared test helpers: temp stores, generated data, exact search. Real components only. */
+/**
+ * Shared test helpers: temp stores, raw LevelDB access, error assertions. Real
+ * components only. Generated data, distances and exact search live in
+ * ./vectors.ts (re-exported here for existing imports).
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterEach } from 'vitest';
-import { seededRandom } from '../../src/cli/datasets.js';
+
+export { bruteForce, cosineDistance, l2, randomVectors } from './vectors.js';
 
 const dirs: string[] = [];
 
@@ -18,38 +23,6 @@ export function tempStore(prefix = 'vecvault-test-'): string {
 afterEach(() => {
   while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
 });
-
-export function randomVectors(count: number, dimension: number, seed = 1): number[][] {
-  const rand = seededRandom(seed);
-  return Array.from({ length: count }, () => Array.from({ length: dimension }, () => rand() * 2 - 1));
-}
-
-export function l2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += (a[i]! - b[i]!) ** 2;
-  return Math.sqrt(s);
-}
-
-export function cosineDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! ** 2;
-    nb += b[i]! ** 2;
-  }
-  return 1 - dot / Math.sqrt(na * nb);
-}
-
-/** Exact top-k row indices by brute force. */
-export function bruteForce(base: number[][], query: number[], k: number, distance = l2): number[] {
-  return base
-    .map((v, i) => [distance(v, query), i] as const)
-    .sort((x, y) => x[0] - y[0] || x[1] - y[1])
-    .slice(0, k)
-    .map(([, i]) => i);
-}
 
 /** Raw LevelDB of a closed store, for tampering tests. */
 export async function rawStore(path: string): Promise<ClassicLevel<Uint8Array, Uint8Array>> {

@@ -1,15 +1,18 @@
 /**
- * `npm start`: creates an encrypted index, loads real vectors from
+ * Demo (`npm start`): creates an encrypted index, loads real vectors from
  * ../shared/data when present (generated clusters otherwise), queries it,
  * reopens it from disk, and shows that a wrong key gets nothing.
- *   npm start -- [--path DIR] [--dataset glove25|glove50|sift5k]
+ *   npx tsx examples/demo.ts [--path DIR] [--dataset glove25|glove50|sift5k]
+ * Dataset reading, generated vectors and recall come from the dev tooling in
+ * test/support/ (not part of the package).
  */
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, InvalidKeyError, type Metric, type QueryResultItem } from '../index.js';
-import { clusteredVectors, datasetUnavailable, loadDataset, recallAtK, type DatasetName } from './datasets.js';
+import { Client, InvalidKeyError, type Metric, type QueryResultItem } from '../src/index.js';
+import { datasetUnavailable, loadDataset, type DatasetName } from '../test/support/datasets.js';
+import { clusteredVectors, recallAtK } from '../test/support/vectors.js';
 
 const { values: args } = parseArgs({ options: { path: { type: 'string' }, dataset: { type: 'string', default: 'glove25' } } });
 
