@@ -1,6 +1,7 @@
 /** vecvault: the public API. Everything else under src/ is internal. */
 export { Client, DEFAULT_INDEX_CONFIG } from './api/client.js';
-export { EncryptedIndex } from './api/encrypted-index.js';
+export type { EncryptedIndex } from './api/encrypted-index.js';
+export type { WarningCode } from './warnings.js';
 export { generateKey, type GenerateKeyOptions } from './keys/index-key.js';
 export * from './api/types.js';
 export {

@@ -1,7 +1,7 @@
 /** The built package, imported the way a user imports it: dist/ via the package's own exports. */
 import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { tempStore } from './support/helpers.js';
 
@@ -20,13 +20,44 @@ const { results } = await index.query({ queryVectors: [1, 2], topK: 1, include: 
 let code = '';
 try { await index.upsert([{ id: '', vector: [1, 2] }]); } catch (e) { code = e instanceof ValidationError ? e.code : 'wrong class'; }
 await client.close();
-console.log(JSON.stringify({ results, code, engine: 'ok' }));
+const vecvault = await import('vecvault');
+console.log(JSON.stringify({ results, code, engine: 'ok', encryptedIndexValue: 'EncryptedIndex' in vecvault }));
 `,
   );
   try {
     const out = execFileSync(process.execPath, [script], { encoding: 'utf8' });
-    expect(JSON.parse(out)).toEqual({ results: [{ id: 'x', contents: 'hi' }], code: 'VECVAULT_VALIDATION', engine: 'ok' });
+    expect(JSON.parse(out)).toEqual({ results: [{ id: 'x', contents: 'hi' }], code: 'VECVAULT_VALIDATION', engine: 'ok', encryptedIndexValue: false });
   } finally {
     rmSync(script, { force: true });
   }
 }, 180_000);
+
+/** Every .d.ts a user's compiler reads from the package entry: the entry and what it imports, transitively. */
+function publicDeclarations(entry: string): Map<string, string> {
+  const seen = new Map<string, string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    const text = readFileSync(file, 'utf8');
+    seen.set(file, text);
+    for (const [, spec] of text.matchAll(/from '(\.{1,2}\/[^']+)\.js'/g)) visit(resolve(dirname(file), `${spec}.d.ts`));
+  };
+  visit(entry);
+  return seen;
+}
+
+it('the public .d.ts shows the documented surface only: no private fields, no internal types', () => {
+  // dist/ was built by the test above (same file, run in order).
+  const files = publicDeclarations(join(process.cwd(), 'dist', 'index.d.ts'));
+  expect(files.size).toBeGreaterThan(3);
+  for (const [file, text] of files) {
+    expect(text, file).not.toMatch(/(?<!#)\bprivate\b|@internal/); // `#private;` is how tsc marks ES private fields: nothing shown
+    expect(text, file).not.toMatch(/\b(IndexState|IndexStore|KvStore|Manifest|IndexKeys|NativeIndexHandle|MetadataIndex)\b/);
+  }
+  const index = files.get(join(process.cwd(), 'dist', 'index.d.ts'))!;
+  expect(index).toContain('export type { EncryptedIndex }');
+  expect(index).toContain('export type { WarningCode }');
+  const encryptedIndex = files.get(join(process.cwd(), 'dist', 'api', 'encrypted-index.d.ts'))!;
+  expect(encryptedIndex).not.toMatch(/constructor|isUsable|static /);
+  // The negative control: the same scan finds the internals in a file users never reach.
+  expect(readFileSync(join(process.cwd(), 'dist', 'core', 'index-state.d.ts'), 'utf8')).toMatch(/\bprivate\b/);
+});

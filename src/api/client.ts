@@ -24,47 +24,81 @@ import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './v
 
 export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
 
-/** Internal knobs for tests and benchmarks; not part of the documented API. */
-export interface ClientInternals {
-  engine?: EngineFactory;
-}
-
+/**
+ * A store directory and the indexes in it. Opening is lazy: the first call
+ * that needs the store takes its lock, so one process at a time holds a
+ * directory. Close it with `close()` to snapshot changed indexes and release
+ * the lock.
+ *
+ * @example
+ * ```ts
+ * const client = new Client({ path: './vecvault-data' });
+ * const indexKey = Client.generateKey();
+ * const index = await client.createIndex({ indexName: 'notes', indexKey, dimension: 384, metric: 'cosine' });
+ * await client.close();
+ * ```
+ */
 export class Client {
-  private readonly root: string;
-  private readonly engines: EngineFactory;
-  private store: Promise<KvStore> | null = null;
-  private readonly open = new Map<string, EncryptedIndex>();
-  private catalogTail: Promise<unknown> = Promise.resolve();
-  private closed = false;
-  private closing: Promise<void> | null = null;
+  readonly #root: string;
+  readonly #engines: EngineFactory;
+  #store: Promise<KvStore> | null = null;
+  readonly #open = new Map<string, EncryptedIndex>();
+  #catalogTail: Promise<unknown> = Promise.resolve();
+  #closed = false;
+  #closing: Promise<void> | null = null;
 
-  constructor(options: ClientOptions, internals: ClientInternals = {}) {
+  /**
+   * @param options `{ path }`: the store directory, created on first use.
+   * @throws `VECVAULT_VALIDATION` without a `path`; `VECVAULT_NOT_SUPPORTED` for `kms` (not supported yet).
+   */
+  constructor(options: ClientOptions) {
     if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
       throw new ValidationError('new Client({ path }) needs the directory of the store.', { path: 'path' });
     }
     if (options.kms !== undefined) throw new NotSupportedError('KMS providers are not supported yet: pass indexKey instead.');
-    this.root = resolve(options.path);
-    this.engines = internals.engine ?? nativeEngine;
+    this.#root = resolve(options.path);
+    this.#engines = nativeEngine;
   }
 
-  /** 32 random bytes; `{ save: true }` caches the key at `~/.vecvault/index_key` (0600). */
+  /**
+   * 32 random bytes from the OS CSPRNG, to use as an `indexKey`. Keep it safe:
+   * without it the index cannot be read. `{ save: true }` caches the key at
+   * `~/.vecvault/index_key` (0600) and returns the cached key on later calls.
+   * @example
+   * ```ts
+   * const indexKey = Client.generateKey();
+   * ```
+   */
   static generateKey(options?: GenerateKeyOptions): Uint8Array {
     return generateKey(options);
   }
 
+  /**
+   * Creates an encrypted index under `indexKey` (32 bytes). `dimension` may be
+   * left for the first upsert to fix; `metric` defaults to `'euclidean'`,
+   * `storagePrecision` to `'float32'`.
+   * @throws `VECVAULT_INDEX_EXISTS` when the name is taken; `VECVAULT_VALIDATION` for bad options
+   * (the key not 32 bytes, an unknown metric, `int8` without cosine); `VECVAULT_NOT_SUPPORTED` for
+   * `kmsName` or a non-HNSW `indexConfig.type`; `VECVAULT_STORE_LOCKED` when another process holds
+   * the store; `VECVAULT_CLOSED` after `close()`.
+   * @example
+   * ```ts
+   * const index = await client.createIndex({ indexName: 'notes', indexKey, dimension: 3, metric: 'cosine' });
+   * ```
+   */
   async createIndex(params: CreateIndexParams): Promise<EncryptedIndex> {
-    const p = this.checkParams(params);
+    const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
-    const kek = this.checkKeySource(p);
+    const kek = this.#checkKeySource(p);
     const metric = p.metric === undefined ? 'euclidean' : checkOneOf(p.metric, METRICS, 'metric');
     const precision = p.storagePrecision === undefined ? 'float32' : checkOneOf(p.storagePrecision, PRECISIONS, 'storagePrecision');
     const dimension = p.dimension === undefined || p.dimension === null ? null : checkPositiveInt(p.dimension, 'dimension', 65_536);
-    const indexConfig = this.checkIndexConfig(p.indexConfig);
+    const indexConfig = this.#checkIndexConfig(p.indexConfig);
     if (precision === 'int8' && metric !== 'cosine') {
       // usearch rescales int8 vectors to unit length: only angular distances survive it.
       throw new ValidationError("storagePrecision 'int8' works with metric 'cosine' only; use 'float16' to save memory with other metrics.", { path: 'storagePrecision' });
     }
-    return this.catalogExclusive(async (store) => {
+    return this.#catalogExclusive(async (store) => {
       if ((await store.get(catalogKey(name))) !== undefined) {
         throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
       }
@@ -80,95 +114,120 @@ export class Client {
         indexConfig,
         snapshot: null,
       };
-      const index = this.handle(name, (release) => createIndexState(this.indexStore(store, name, entry, dek), this.engines, manifest, pack(entry), release));
-      return index;
+      return this.#handle(name, (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, pack(entry), release));
     });
   }
 
+  /**
+   * Opens an existing index. The key is checked before anything is decrypted;
+   * a handle already open in this Client is returned as is.
+   * @throws `VECVAULT_INVALID_KEY` for any other key; `VECVAULT_INDEX_NOT_FOUND` when there is no
+   * such index; `VECVAULT_INTEGRITY` when stored data fails authentication or committed writes are
+   * missing; `VECVAULT_STORE_LOCKED`; `VECVAULT_CLOSED` after `close()`.
+   * @example
+   * ```ts
+   * const index = await client.loadIndex({ indexName: 'notes', indexKey });
+   * ```
+   */
   async loadIndex(params: LoadIndexParams): Promise<EncryptedIndex> {
-    const p = this.checkParams(params);
+    const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
-    const kek = this.checkKeySource(p);
-    return this.catalogExclusive(async (store) => {
+    const kek = this.#checkKeySource(p);
+    return this.#catalogExclusive(async (store) => {
       const raw = await store.get(catalogKey(name));
-      if (raw === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.root}. Create it with createIndex(), or check the name.`);
+      if (raw === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
       const entry = decodeCatalogEntry(raw, name);
       const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
-      const already = this.open.get(name);
+      const already = this.#open.get(name);
       if (already?.isUsable()) return already;
-      return this.handle(name, (release) => loadIndexState(this.indexStore(store, name, entry, dek), this.engines, release));
+      return this.#handle(name, (release) => loadIndexState(this.#indexStore(store, name, entry, dek), this.#engines, release));
     });
   }
 
-  /** Names of every index in the store (names are not secret; see README). */
+  /**
+   * Names of every index in the store (names are not secret; see the README's security model).
+   * @throws `VECVAULT_STORE_LOCKED`; `VECVAULT_CLOSED` after `close()`.
+   * @example
+   * ```ts
+   * const names = await client.listIndexes(); // ['notes']
+   * ```
+   */
   async listIndexes(): Promise<string[]> {
-    const store = await this.kv();
+    const store = await this.#kv();
     const names: string[] = [];
     for await (const key of store.keys(catalogRange())) names.push(indexNameOfCatalogKey(key));
     return names;
   }
 
-  /** Waits for writes in flight, closes every index and releases the store's lock. Idempotent: every call resolves once the store is closed. */
+  /**
+   * Waits for writes in flight, closes every index (snapshotting changed
+   * ones) and releases the store's lock. Idempotent: every call resolves once
+   * the store is closed; later calls on this Client throw `VECVAULT_CLOSED`.
+   * @example
+   * ```ts
+   * await client.close();
+   * ```
+   */
   close(): Promise<void> {
-    this.closing ??= this.closeNow();
-    return this.closing;
+    this.#closing ??= this.#closeNow();
+    return this.#closing;
   }
 
-  private async closeNow(): Promise<void> {
-    this.closed = true;
-    await this.catalogTail.catch(() => undefined);
-    await Promise.all([...this.open.values()].map((index) => index.close()));
-    const store = this.store;
-    this.store = null;
+  async #closeNow(): Promise<void> {
+    this.#closed = true;
+    await this.#catalogTail.catch(() => undefined);
+    await Promise.all([...this.#open.values()].map((index) => index.close()));
+    const store = this.#store;
+    this.#store = null;
     if (store) await store.then((s) => s.close(), () => undefined);
   }
 
   // ---- internals ----
 
-  private kv(): Promise<KvStore> {
-    if (this.closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
-    if (!this.store) {
-      mkdirSync(join(this.root, 'heads'), { recursive: true, mode: 0o700 });
-      this.store = KvStore.open(join(this.root, 'store'));
+  #kv(): Promise<KvStore> {
+    if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
+    if (!this.#store) {
+      mkdirSync(join(this.#root, 'heads'), { recursive: true, mode: 0o700 });
+      this.#store = KvStore.open(join(this.#root, 'store'));
       // A failed open (e.g. locked) may be retried by a later call.
-      this.store.catch(() => {
-        this.store = null;
+      this.#store.catch(() => {
+        this.#store = null;
       });
     }
-    return this.store;
+    return this.#store;
   }
 
   /** Catalog changes (create/load/delete) run one at a time. */
-  private catalogExclusive<T>(fn: (store: KvStore) => Promise<T>): Promise<T> {
-    const run = this.catalogTail.then(async () => fn(await this.kv()));
-    this.catalogTail = run.catch(() => undefined);
+  #catalogExclusive<T>(fn: (store: KvStore) => Promise<T>): Promise<T> {
+    const run = this.#catalogTail.then(async () => fn(await this.#kv()));
+    this.#catalogTail = run.catch(() => undefined);
     return run;
   }
 
   /** The store bound to one index: its id, subkeys and commit head. */
-  private indexStore(store: KvStore, name: string, entry: CatalogEntry, dek: Uint8Array): IndexStore {
+  #indexStore(store: KvStore, name: string, entry: CatalogEntry, dek: Uint8Array): IndexStore {
     const keys = deriveIndexKeys(dek, entry.indexId);
-    return new IndexStore(store, name, entry.indexId, keys, new HeadFile(join(this.root, 'heads'), entry.indexId, keys.manifest));
+    return new IndexStore(store, name, entry.indexId, keys, new HeadFile(join(this.#root, 'heads'), entry.indexId, keys.manifest));
   }
 
   /** Opens an index through `open` and tracks its handle until it is released (closed, deleted or broken). */
-  private async handle(name: string, open: (release: () => void) => Promise<IndexState>): Promise<EncryptedIndex> {
+  async #handle(name: string, open: (release: () => void) => Promise<IndexState>): Promise<EncryptedIndex> {
     let index: EncryptedIndex | undefined;
     const state = await open(() => {
-      if (index !== undefined && this.open.get(name) === index) this.open.delete(name);
+      if (index !== undefined && this.#open.get(name) === index) this.#open.delete(name);
     });
     index = new EncryptedIndex(state);
-    this.open.set(name, index);
+    this.#open.set(name, index);
     return index;
   }
 
-  private checkParams<T extends object>(params: T): T {
-    if (this.closed) throw new ClosedError('This Client is closed. Create a new Client to open the store again.');
+  #checkParams<T extends object>(params: T): T {
+    if (this.#closed) throw new ClosedError('This Client is closed. Create a new Client to open the store again.');
     if (!isPlainObject(params)) throw new ValidationError('Pass an options object, e.g. { indexName, indexKey }.', { path: 'params' });
     return params;
   }
 
-  private checkKeySource(p: { indexKey?: unknown; kmsName?: unknown }): Buffer {
+  #checkKeySource(p: { indexKey?: unknown; kmsName?: unknown }): Buffer {
     if (p.kmsName !== undefined && p.indexKey !== undefined) {
       throw new ValidationError('Pass exactly one of indexKey or kmsName, not both.', { path: 'indexKey' });
     }
@@ -177,7 +236,7 @@ export class Client {
     return checkIndexKey(p.indexKey);
   }
 
-  private checkIndexConfig(config: unknown): HnswConfig {
+  #checkIndexConfig(config: unknown): HnswConfig {
     if (config === undefined) return { ...DEFAULT_INDEX_CONFIG };
     if (!isPlainObject(config)) throw new ValidationError('indexConfig must be an object { connectivity?, expansionAdd?, expansionSearch? }.', { path: 'indexConfig' });
     const known = new Set(['connectivity', 'expansionAdd', 'expansionSearch', 'type']);

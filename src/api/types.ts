@@ -1,11 +1,15 @@
-/** Public call shapes, mirroring CyborgDB's JS/TS SDK (v0.17). */
-import type { Filter } from '../filter/index.js';
+/**
+ * Public call shapes, mirroring CyborgDB's JS/TS SDK (v0.17). A leaf module:
+ * any layer may import these types (they are the contract).
+ */
+import type { Filter } from '../filter/types.js';
 
-export type { Filter } from '../filter/index.js';
+export type { Filter } from '../filter/types.js';
 
-import type { Metric, StoragePrecision } from '../storage/manifest.js';
-
-export type { Metric, StoragePrecision } from '../storage/manifest.js';
+/** Distance reported to users: lower is closer. */
+export type Metric = 'euclidean' | 'squared_euclidean' | 'cosine' | 'ip';
+/** How the engine holds vectors in memory (records always keep float32). */
+export type StoragePrecision = 'float32' | 'float16' | 'int8';
 
 /** HNSW knobs; every field optional, sensible defaults below. */
 export interface IndexConfig {

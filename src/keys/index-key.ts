@@ -13,6 +13,7 @@ export interface GenerateKeyOptions {
   path?: string;
 }
 
+/** @internal Where `generateKey({ save: true })` caches the key by default. */
 export function defaultKeyPath(): string {
   return join(homedir(), '.vecvault', 'index_key');
 }
@@ -56,7 +57,7 @@ function readCachedKey(path: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-/** Checks that `key` is a 32-byte Uint8Array and returns a private copy. */
+/** @internal Checks that `key` is a 32-byte Uint8Array and returns a private copy. */
 export function checkIndexKey(key: unknown, path = 'indexKey'): Buffer {
   if (!(key instanceof Uint8Array)) {
     throw new ValidationError(`${path} must be a Uint8Array of ${KEY_BYTES} bytes (use Client.generateKey()).`, { path });

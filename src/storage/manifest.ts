@@ -9,10 +9,9 @@ import { frame } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { pack, unpack, VALUE_VERSION } from './sealed.js';
 
-/** Distance reported to users; see the README's API table. */
-export type Metric = 'euclidean' | 'squared_euclidean' | 'cosine' | 'ip';
-/** How the engine holds vectors in memory (records always keep float32). */
-export type StoragePrecision = 'float32' | 'float16' | 'int8';
+import type { Metric, StoragePrecision } from '../api/types.js';
+
+export type { Metric, StoragePrecision };
 
 export const METRICS: readonly Metric[] = ['euclidean', 'squared_euclidean', 'cosine', 'ip'];
 export const PRECISIONS: readonly StoragePrecision[] = ['float32', 'float16', 'int8'];
