@@ -68,6 +68,12 @@ import type {
 
 // ------------------------------------------------------------ the addon --
 
+/**
+ * The addon's index class (`NativeIndex`, native/engine/native-index.h),
+ * declared by hand. `NATIVE_INDEX_METHODS` below must list exactly its keys
+ * (checked at compile time) and test/native-surface.test.ts checks that list
+ * against the real class, so the two cannot drift apart silently.
+ */
 interface NativeIndexHandle {
   size(): number;
   capacity(): number;
@@ -97,6 +103,7 @@ interface NativeIndexHandle {
   close(): void;
 }
 
+/** The addon module's exports (native/addon.cc `Init`), declared by hand; see `NATIVE_ADDON_EXPORTS`. */
 interface NativeAddon {
   NativeIndex: new (
     dimension: number,
@@ -106,9 +113,55 @@ interface NativeAddon {
     expansionAdd: number,
     slots: number,
   ) => NativeIndexHandle;
+  /** Batched AES-GCM and HMAC (native/crypto.cc), typed and used by src/crypto/bulk.ts. */
+  crypto: object;
   simdInfo(): { compiled: string; available: string };
   usearchVersion: string;
 }
+
+/** `true` when `List` names every key of `T`; else the keys it leaves out, so `Assert` fails naming them. */
+type ListsEveryKey<T, List extends readonly PropertyKey[]> = [Exclude<keyof T, List[number]>] extends [never]
+  ? true
+  : { missing: Exclude<keyof T, List[number]> };
+type Assert<Check extends true> = Check;
+
+/**
+ * Every method of `NativeIndexHandle`, for test/native-surface.test.ts to
+ * compare with the real class's prototype. Exhaustive at compile time: a name
+ * that is not a method fails `satisfies`, a method left out fails `Assert`.
+ * @internal
+ */
+export const NATIVE_INDEX_METHODS = [
+  'size',
+  'capacity',
+  'contains',
+  'memoryUsage',
+  'isa',
+  'prepareAdd',
+  'addChunk',
+  'remove',
+  'reserve',
+  'search',
+  'searchSync',
+  'serialize',
+  'load',
+  'close',
+] as const satisfies readonly (keyof NativeIndexHandle)[];
+type NativeIndexMethodsCheck = Assert<ListsEveryKey<NativeIndexHandle, typeof NATIVE_INDEX_METHODS>>;
+
+/**
+ * Every export of the addon module (`NativeAddon`), for
+ * test/native-surface.test.ts; exhaustive at compile time like
+ * `NATIVE_INDEX_METHODS`.
+ * @internal
+ */
+export const NATIVE_ADDON_EXPORTS = [
+  'NativeIndex',
+  'crypto',
+  'simdInfo',
+  'usearchVersion',
+] as const satisfies readonly (keyof NativeAddon)[];
+type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;
 
 /** Loads the addon on first use (never at import time). */
 function loadAddon(): NativeAddon {

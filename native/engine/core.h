@@ -1,0 +1,91 @@
+// One index's shared state (config, gate, slots, the usearch index) and the
+// helpers that create it and grow its capacity. Every worker and the JS
+// wrapper hold it by shared_ptr, so it outlives whichever finishes last.
+#pragma once
+
+#include <usearch/index_dense.hpp>
+
+#include "gate.h"
+#include "slot-pool.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace {
+
+using namespace unum::usearch;
+using index_t = index_dense_gt<std::uint64_t, std::uint32_t>;
+using key_t = std::uint64_t;
+
+struct Config {
+    std::size_t dimensions = 0;
+    metric_kind_t metric = metric_kind_t::l2sq_k;
+    scalar_kind_t scalar = scalar_kind_t::f32_k;
+    std::size_t connectivity = 16;
+    std::size_t expansion_add = 128;
+    std::size_t slots = 4;
+};
+
+// The index plus everything needed to use it from several pool threads.
+// Shared by the JS wrapper and every in-flight worker (shared_ptr), so a
+// garbage-collected wrapper never frees memory a worker still uses.
+struct Core {
+    Config config;
+    Gate gate;
+    SlotPool slots;
+    index_t index;
+    bool closed = false; // written under the exclusive gate
+
+    explicit Core(Config const& c) : config(c), slots(c.slots) {}
+};
+
+// usearch's own ef is pinned to 1: every search asks for max(k, ef) results
+// instead, which is the same HNSW search with ef chosen per call and no
+// shared state mutated (see native.ts).
+constexpr std::size_t pinned_expansion_search = 1;
+
+metric_punned_t make_metric(Config const& c) {
+    return metric_punned_t::builtin(c.dimensions, c.metric, c.scalar);
+}
+
+std::string make_index(Core& core) {
+    metric_punned_t metric = make_metric(core.config);
+    if (metric.missing())
+        return "usearch has no kernel for this metric and precision";
+    index_dense_config_t config(core.config.connectivity, core.config.expansion_add, pinned_expansion_search);
+    auto state = index_t::make(metric, config, default_free_value<key_t>(), index_limits_t(0, core.config.slots));
+    if (!state)
+        return state.error.release();
+    core.index = std::move(state.index);
+    return {};
+}
+
+std::size_t grow_target(std::size_t needed) {
+    std::size_t target = 64;
+    while (target < needed)
+        target *= 2;
+    return target;
+}
+
+// Grows capacity (exclusive gate) if `needed` members do not fit.
+std::string ensure_capacity(Core& core, std::size_t needed) {
+    {
+        ReadHold hold(core.gate);
+        if (core.closed)
+            return "closed";
+        if (needed <= core.index.capacity())
+            return {};
+    }
+    ExclusiveHold hold(core.gate);
+    if (core.closed)
+        return "closed";
+    if (needed <= core.index.capacity())
+        return {};
+    if (!core.index.try_reserve(index_limits_t(grow_target(needed), core.config.slots)))
+        return "out of memory while growing the index";
+    return {};
+}
+
+} // namespace

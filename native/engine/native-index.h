@@ -1,0 +1,227 @@
+// The JS-facing NativeIndex class (Napi::ObjectWrap): its method table, which
+// src/engine/native.ts mirrors as NativeIndexHandle (test/native-surface.test.ts
+// checks the two match), and the argument parsing that starts each task.
+#pragma once
+
+#include <napi.h>
+
+#include "../promise-task.h"
+#include "core.h"
+#include "promise-worker.h"
+#include "search.h"
+#include "snapshot-workers.h"
+#include "write-workers.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace {
+
+metric_kind_t parse_metric(std::string const& name) {
+    if (name == "l2sq")
+        return metric_kind_t::l2sq_k;
+    if (name == "cos")
+        return metric_kind_t::cos_k;
+    if (name == "ip")
+        return metric_kind_t::ip_k;
+    return metric_kind_t::unknown_k;
+}
+
+scalar_kind_t parse_scalar(std::string const& name) {
+    if (name == "f32")
+        return scalar_kind_t::f32_k;
+    if (name == "f16")
+        return scalar_kind_t::f16_k;
+    if (name == "i8")
+        return scalar_kind_t::i8_k;
+    return scalar_kind_t::unknown_k;
+}
+
+std::size_t as_size(Napi::Value v) { return static_cast<std::size_t>(v.As<Napi::Number>().Int64Value()); }
+
+// JS-facing handle. Arguments arrive already validated by native.ts; the
+// checks here only keep a misuse from corrupting memory.
+class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
+  public:
+    static Napi::Function Define(Napi::Env env) {
+        return DefineClass(env, "NativeIndex",
+                           {
+                               InstanceMethod("size", &NativeIndex::Size),
+                               InstanceMethod("capacity", &NativeIndex::Capacity),
+                               InstanceMethod("contains", &NativeIndex::Contains),
+                               InstanceMethod("memoryUsage", &NativeIndex::MemoryUsage),
+                               InstanceMethod("isa", &NativeIndex::Isa),
+                               InstanceMethod("prepareAdd", &NativeIndex::PrepareAdd),
+                               InstanceMethod("addChunk", &NativeIndex::AddChunk),
+                               InstanceMethod("remove", &NativeIndex::Remove),
+                               InstanceMethod("reserve", &NativeIndex::Reserve),
+                               InstanceMethod("search", &NativeIndex::Search),
+                               InstanceMethod("searchSync", &NativeIndex::SearchSync),
+                               InstanceMethod("serialize", &NativeIndex::Serialize),
+                               InstanceMethod("load", &NativeIndex::Load),
+                               InstanceMethod("close", &NativeIndex::Close),
+                           });
+    }
+
+    // new NativeIndex(dimensions, metric, precision, connectivity, expansionAdd, slots)
+    NativeIndex(Napi::CallbackInfo const& info) : Napi::ObjectWrap<NativeIndex>(info) {
+        Config c;
+        c.dimensions = as_size(info[0]);
+        c.metric = parse_metric(info[1].As<Napi::String>().Utf8Value());
+        c.scalar = parse_scalar(info[2].As<Napi::String>().Utf8Value());
+        c.connectivity = as_size(info[3]);
+        c.expansion_add = as_size(info[4]);
+        c.slots = std::max<std::size_t>(1, as_size(info[5]));
+        if (c.metric == metric_kind_t::unknown_k || c.scalar == scalar_kind_t::unknown_k || !c.dimensions)
+            throw Napi::TypeError::New(info.Env(), "bad engine configuration");
+        core_ = std::make_shared<Core>(c);
+        std::string error = make_index(*core_);
+        if (!error.empty())
+            throw Napi::Error::New(info.Env(), error);
+    }
+
+  private:
+    Core& live(Napi::Env env) {
+        if (!core_ || core_->closed)
+            throw Napi::Error::New(env, "closed");
+        return *core_;
+    }
+
+    Napi::Value Size(Napi::CallbackInfo const& info) {
+        return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).index.size()));
+    }
+    Napi::Value Capacity(Napi::CallbackInfo const& info) {
+        return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).index.capacity()));
+    }
+    Napi::Value Contains(Napi::CallbackInfo const& info) {
+        bool lossless = false;
+        key_t key = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+        return Napi::Boolean::New(info.Env(), lossless && live(info.Env()).index.contains(key));
+    }
+    Napi::Value MemoryUsage(Napi::CallbackInfo const& info) {
+        return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).index.memory_usage()));
+    }
+    Napi::Value Isa(Napi::CallbackInfo const& info) {
+        return Napi::String::New(info.Env(), live(info.Env()).index.metric().isa_name());
+    }
+
+    template <typename Worker, typename... Args> Napi::Value Start(Napi::Env env, Args&&... args) {
+        live(env);
+        return vecvault::queue_task<Worker>(env, core_, std::forward<Args>(args)...);
+    }
+
+    Napi::Value PrepareAdd(Napi::CallbackInfo const& info) {
+        return Start<PrepareAddWorker>(info.Env(), copy_typed<key_t>(info[0]), info[1].As<Napi::Float32Array>());
+    }
+    Napi::Value AddChunk(Napi::CallbackInfo const& info) {
+        std::size_t dims = live(info.Env()).config.dimensions;
+        auto keys = copy_typed<key_t>(info[0]);
+        auto vectors = copy_typed<float>(info[1]);
+        if (vectors.size() != keys.size() * dims)
+            throw Napi::RangeError::New(info.Env(), "vectors do not match keys");
+        return Start<AddWorker>(info.Env(), std::move(keys), std::move(vectors));
+    }
+    Napi::Value Remove(Napi::CallbackInfo const& info) {
+        return Start<RemoveWorker>(info.Env(), copy_typed<key_t>(info[0]));
+    }
+    Napi::Value Reserve(Napi::CallbackInfo const& info) {
+        return Start<ReserveWorker>(info.Env(), as_size(info[0]));
+    }
+    // search(queries, k, expansion, allowedKeys | null, exact) → Promise<ArrayBuffer> (a ResultBlock)
+    Napi::Value Search(Napi::CallbackInfo const& info) {
+        return Start<SearchWorker>(info.Env(), search_request(info));
+    }
+
+    // searchSync(queries, k, expansion) → ArrayBuffer (a ResultBlock) computed
+    // on the calling thread, or null when it could not start without waiting
+    // (an insert row, a remove batch or a growth holds the index; native.ts
+    // then uses the pool). Plain graph search only: no filter, not exact.
+    // Reads the caller's queries in place (nothing else runs meanwhile) and
+    // writes the results straight into the returned buffer: no copies.
+    Napi::Value SearchSync(Napi::CallbackInfo const& info) {
+        Napi::Env env = info.Env();
+        Core& core = live(env);
+        auto queries = info[0].As<Napi::Float32Array>();
+        SearchParams params;
+        params.k = as_size(info[1]);
+        params.expansion = as_size(info[2]);
+        std::size_t dims = core.config.dimensions;
+        std::size_t count = queries.ElementLength() / dims;
+        if (params.k == 0 || count * dims != queries.ElementLength())
+            throw Napi::RangeError::New(env, "bad search arguments");
+        // Allocated before taking the gate, so no JS allocation (or GC) happens while it is held.
+        auto buffer = Napi::ArrayBuffer::New(env, ResultBlock::bytes(count, params.k));
+        std::size_t slot;
+        if (!core.slots.try_acquire(slot))
+            return env.Null();
+        if (!core.gate.try_enter(Gate::Mode::read)) {
+            core.slots.release(slot);
+            return env.Null();
+        }
+        std::string error;
+        {
+            struct Release { // the gate and slot go back even if usearch throws
+                Core& core;
+                std::size_t slot;
+                ~Release() {
+                    core.gate.leave();
+                    core.slots.release(slot);
+                }
+            } release{core, slot};
+            if (core.closed) {
+                error = "closed";
+            } else {
+                ResultBlock out = ResultBlock::at(buffer.Data(), count, params.k);
+                float const* data = queries.Data();
+                for (std::size_t q = 0; q != count && error.empty(); ++q)
+                    error = search_one(core, params, data + q * dims, slot, out.keys + q * params.k,
+                                       out.distances + q * params.k, out.counts[q]);
+            }
+        }
+        if (!error.empty()) {
+            Napi::Error e = Napi::Error::New(env, error);
+            e.Set("code", Napi::String::New(env, failure_code(core.closed ? Failure::closed : Failure::native)));
+            throw e;
+        }
+        return buffer;
+    }
+
+    SearchRequest search_request(Napi::CallbackInfo const& info) {
+        SearchRequest req;
+        req.queries = copy_typed<float>(info[0]);
+        req.k = as_size(info[1]);
+        req.expansion = as_size(info[2]);
+        req.filtered = info[3].IsTypedArray();
+        if (req.filtered)
+            req.allowed = copy_typed<key_t>(info[3]);
+        req.exact = info[4].ToBoolean().Value();
+        std::size_t dims = live(info.Env()).config.dimensions;
+        if (req.k == 0 || req.queries.size() % dims != 0)
+            throw Napi::RangeError::New(info.Env(), "bad search arguments");
+        req.count = req.queries.size() / dims;
+        return req;
+    }
+    Napi::Value Serialize(Napi::CallbackInfo const& info) { return Start<SerializeWorker>(info.Env()); }
+    Napi::Value Load(Napi::CallbackInfo const& info) {
+        return Start<LoadWorker>(info.Env(), info[0]);
+    }
+
+    // Frees the index now. native.ts calls this only once no work is in
+    // flight; the exclusive gate makes it safe even if some still were.
+    Napi::Value Close(Napi::CallbackInfo const& info) {
+        if (core_) {
+            std::shared_ptr<Core> core = std::move(core_);
+            ExclusiveHold hold(core->gate);
+            core->closed = true;
+            core->index.reset();
+        }
+        return info.Env().Undefined();
+    }
+
+    std::shared_ptr<Core> core_;
+};
+
+} // namespace

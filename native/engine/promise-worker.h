@@ -1,0 +1,74 @@
+// The base of every index task on the libuv pool: a PromiseTask holding the
+// shared Core, whose rejections carry a `code` (CLOSED / INVALID / NATIVE)
+// that native.ts maps onto vecvault errors. Plus copy_typed for arguments.
+#pragma once
+
+#include <napi.h>
+
+#include "../promise-task.h"
+#include "core.h"
+
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+enum class Failure { none, closed, invalid, native };
+
+char const* failure_code(Failure f) {
+    switch (f) {
+    case Failure::closed: return "CLOSED";
+    case Failure::invalid: return "INVALID";
+    default: return "NATIVE";
+    }
+}
+
+// An AsyncWorker bound to a Promise, whose rejection carries a `code`
+// (CLOSED / INVALID / NATIVE) for native.ts to map onto vecvault errors.
+class PromiseWorker : public vecvault::PromiseTask {
+  public:
+    PromiseWorker(Napi::Env env, std::shared_ptr<Core> core) : PromiseTask(env, "vecvault:native"), core_(std::move(core)) {}
+
+  protected:
+    void Fail(Failure kind, std::string message, char const* path = nullptr) {
+        failure_ = kind;
+        path_ = path;
+        message_ = std::move(message);
+    }
+    // Runs the body; turns C++ exceptions (bad_alloc, usearch raises) into rejections.
+    void Execute() final {
+        try {
+            Run();
+        } catch (std::exception const& e) {
+            Fail(Failure::native, e.what());
+        } catch (...) {
+            Fail(Failure::native, "unknown native failure");
+        }
+    }
+    virtual void Run() = 0;
+    virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+    void Settle(Napi::Env env) final {
+        if (failure_ == Failure::none)
+            return deferred_.Resolve(Result(env));
+        Napi::Error e = Napi::Error::New(env, message_);
+        e.Set("code", Napi::String::New(env, failure_code(failure_)));
+        if (path_)
+            e.Set("path", Napi::String::New(env, path_));
+        deferred_.Reject(e.Value());
+    }
+
+    std::shared_ptr<Core> core_;
+    Failure failure_ = Failure::none;
+    std::string message_;
+    char const* path_ = nullptr; // which argument was invalid, for ValidationError.path
+};
+
+template <typename T> std::vector<T> copy_typed(Napi::Value value) {
+    auto array = value.As<Napi::TypedArrayOf<T>>();
+    return std::vector<T>(array.Data(), array.Data() + array.ElementLength());
+}
+
+} // namespace

@@ -1,0 +1,152 @@
+// Searching: the result block handed to JS as one ArrayBuffer, search_one
+// (graph, filtered or exact; shared by the pool task and the calling-thread
+// searchSync in native-index.h) and the pool task itself.
+#pragma once
+
+#include "promise-worker.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+struct SearchRequest {
+    std::vector<float> queries; // the pool path's own copy (the caller may change its array meanwhile)
+    std::size_t count = 0;
+    std::size_t k = 0;
+    std::size_t expansion = 0;
+    bool exact = false;
+    bool filtered = false;
+    std::vector<key_t> allowed; // sorted in the worker
+};
+
+// Results of `count` queries × k in one block, handed to JS as a single
+// ArrayBuffer that native.ts views as three typed arrays: one allocation per
+// call instead of three arrays plus a holder array (a single query at small
+// ef costs ~25 µs, so each ~0.3 µs allocation shows).
+//   [keys: u64 × count·k][distances: f32 × count·k][counts: u32 × count]
+struct ResultBlock {
+    key_t* keys;
+    float* distances;
+    std::uint32_t* counts;
+
+    static std::size_t bytes(std::size_t count, std::size_t k) {
+        return count * k * (sizeof(key_t) + sizeof(float)) + count * sizeof(std::uint32_t);
+    }
+    static ResultBlock at(void* base, std::size_t count, std::size_t k) {
+        auto* bytes = static_cast<std::uint8_t*>(base);
+        return {reinterpret_cast<key_t*>(bytes), reinterpret_cast<float*>(bytes + count * k * sizeof(key_t)),
+                reinterpret_cast<std::uint32_t*>(bytes + count * k * (sizeof(key_t) + sizeof(float)))};
+    }
+};
+
+// Searches `count` queries into `out` (rows of k; unused entries stay as
+// they were, zero). The caller holds a thread slot and the read gate. Plain
+// functions of their arguments, so the calling-thread path (searchSync) can
+// run them straight on the caller's array without building a request.
+struct SearchParams {
+    std::size_t k = 0;
+    std::size_t expansion = 0;
+    bool exact = false;
+    bool filtered = false;
+    std::vector<key_t> const* allowed = nullptr; // sorted, unique; only when filtered
+};
+
+std::string exact_over_allowed(Core& core, SearchParams const& p, float const* query, std::size_t slot,
+                               key_t* keys, float* distances, std::uint32_t& count) {
+    std::vector<std::pair<float, key_t>> hits;
+    hits.reserve(p.allowed->size());
+    for (key_t key : *p.allowed) {
+        auto d = core.index.distance_between(key, query, slot);
+        if (d.count)
+            hits.emplace_back(d.min, key);
+    }
+    std::size_t found = std::min(hits.size(), p.k);
+    std::partial_sort(hits.begin(), hits.begin() + found, hits.end());
+    for (std::size_t i = 0; i != found; ++i) {
+        keys[i] = hits[i].second;
+        distances[i] = hits[i].first;
+    }
+    count = static_cast<std::uint32_t>(found);
+    return {};
+}
+
+std::string search_one(Core& core, SearchParams const& p, float const* query, std::size_t slot, key_t* keys,
+                       float* distances, std::uint32_t& count) {
+    // Filtered + exact: a distance per allowed key when few are allowed,
+    // else usearch's exact scan over all members with the predicate.
+    // (Per-key lookups cost a hash probe each: keep keys spread out — usearch's
+    // linear probing degrades to a scan of the table with sequential keys.)
+    if (p.filtered && p.exact && p.allowed->size() * 8 <= core.index.size())
+        return exact_over_allowed(core, p, query, slot, keys, distances, count);
+    // Per-call ef: usearch's own ef is pinned at 1, so asking for max(k, ef)
+    // results runs exactly its search at that ef; the best k are kept.
+    std::size_t wanted = p.exact ? p.k : std::max(p.k, p.expansion);
+    auto result = [&] {
+        if (!p.filtered)
+            return core.index.search(query, wanted, slot, p.exact);
+        auto const& allowed = *p.allowed;
+        auto predicate = [&allowed](key_t key) noexcept {
+            return std::binary_search(allowed.begin(), allowed.end(), key);
+        };
+        return core.index.filtered_search(query, wanted, predicate, slot, p.exact);
+    }();
+    if (!result)
+        return result.error.release();
+    std::size_t found = std::min(result.count, p.k);
+    for (std::size_t i = 0; i != found; ++i) {
+        auto match = result[i];
+        keys[i] = static_cast<key_t>(match.member.key);
+        distances[i] = match.distance;
+    }
+    count = static_cast<std::uint32_t>(found);
+    return {};
+}
+
+// A search request on a pool thread: results go to a block of its own,
+// handed to JS without a copy when the promise settles.
+class SearchWorker : public PromiseWorker {
+  public:
+    SearchWorker(Napi::Env env, std::shared_ptr<Core> core, SearchRequest request)
+        : PromiseWorker(env, std::move(core)), req_(std::move(request)),
+          bytes_(ResultBlock::bytes(req_.count, req_.k)), block_(new std::uint8_t[bytes_ ? bytes_ : 1]()) {}
+
+  private:
+    void Run() override {
+        if (req_.filtered) {
+            // Callers that reuse an allowed set pass it sorted: skip the O(n log n) per query.
+            if (!std::is_sorted(req_.allowed.begin(), req_.allowed.end()))
+                std::sort(req_.allowed.begin(), req_.allowed.end());
+            req_.allowed.erase(std::unique(req_.allowed.begin(), req_.allowed.end()), req_.allowed.end());
+        }
+        SearchParams params{req_.k, req_.expansion, req_.exact, req_.filtered, &req_.allowed};
+        ResultBlock out = ResultBlock::at(block_.get(), req_.count, req_.k);
+        std::size_t dims = core_->config.dimensions;
+        SlotHold slot(core_->slots);
+        for (std::size_t q = 0; q != req_.count; ++q) {
+            ReadHold hold(core_->gate); // per query: pending inserts get in between queries
+            if (core_->closed)
+                return Fail(Failure::closed, "closed");
+            std::string error = search_one(*core_, params, req_.queries.data() + q * dims, slot.slot,
+                                           out.keys + q * req_.k, out.distances + q * req_.k, out.counts[q]);
+            if (!error.empty())
+                return Fail(Failure::native, error);
+        }
+    }
+    Napi::Value Result(Napi::Env env) override {
+        auto* owned = block_.release();
+        return Napi::ArrayBuffer::New(
+            env, owned, bytes_, [](Napi::Env, void* data) { delete[] static_cast<std::uint8_t*>(data); });
+    }
+
+    SearchRequest req_;
+    std::size_t bytes_;
+    std::unique_ptr<std::uint8_t[]> block_;
+};
+
+} // namespace
