@@ -1,21 +1,17 @@
 /**
- * The entry point: one Client per store directory. It owns the LevelDB handle
+ * The entry point: one Client per store directory. It owns the store handle
  * (opened lazily, exclusively locked), the catalog of index names and their key
  * envelopes, and the open index handles.
  */
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { nativeEngine } from '../engine/native.js';
 import type { EngineFactory } from '../engine/types.js';
-import { ClosedError, IndexExistsError, IndexNotFoundError, IntegrityError, NotSupportedError, ValidationError } from '../errors.js';
+import { ClosedError, IndexExistsError, IndexNotFoundError, NotSupportedError, ValidationError } from '../errors.js';
 import { createEnvelope, deriveIndexKeys, openEnvelope, type CatalogEntry } from '../keys/envelope.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
-import { HeadFile } from '../storage/heads.js';
-import { IndexStore } from '../storage/index-store.js';
-import { KvStore } from '../storage/kv-store.js';
-import { catalogKey, catalogRange, indexNameOfCatalogKey } from '../storage/layout.js';
+import type { IndexStore } from '../storage/index-store.js';
 import { METRICS, PRECISIONS, type HnswConfig, type Manifest } from '../storage/manifest.js';
-import { pack, unpack } from '../storage/sealed.js';
+import { Store } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import { EncryptedIndex } from './encrypted-index.js';
@@ -41,7 +37,7 @@ export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expan
 export class Client {
   readonly #root: string;
   readonly #engines: EngineFactory;
-  #store: Promise<KvStore> | null = null;
+  #store: Promise<Store> | null = null;
   readonly #open = new Map<string, EncryptedIndex>();
   #catalogTail: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -99,7 +95,7 @@ export class Client {
       throw new ValidationError("storagePrecision 'int8' works with metric 'cosine' only; use 'float16' to save memory with other metrics.", { path: 'storagePrecision' });
     }
     return this.#catalogExclusive(async (store) => {
-      if ((await store.get(catalogKey(name))) !== undefined) {
+      if (await store.hasIndex(name)) {
         throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
       }
       const { entry, dek } = createEnvelope(kek, name, { provider: 'none', keyId: null });
@@ -114,7 +110,7 @@ export class Client {
         indexConfig,
         snapshot: null,
       };
-      return this.#handle(name, (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, pack(entry), release));
+      return this.#handle(name, (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release));
     });
   }
 
@@ -134,9 +130,8 @@ export class Client {
     const name = checkIndexName(p.indexName);
     const kek = this.#checkKeySource(p);
     return this.#catalogExclusive(async (store) => {
-      const raw = await store.get(catalogKey(name));
-      if (raw === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
-      const entry = decodeCatalogEntry(raw, name);
+      const entry = await store.catalogEntry(name);
+      if (entry === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
       const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
       const already = this.#open.get(name);
       if (already?.isUsable()) return already;
@@ -153,10 +148,8 @@ export class Client {
    * ```
    */
   async listIndexes(): Promise<string[]> {
-    const store = await this.#kv();
-    const names: string[] = [];
-    for await (const key of store.keys(catalogRange())) names.push(indexNameOfCatalogKey(key));
-    return names;
+    const store = await this.#openStore();
+    return store.indexNames();
   }
 
   /**
@@ -184,11 +177,10 @@ export class Client {
 
   // ---- internals ----
 
-  #kv(): Promise<KvStore> {
+  #openStore(): Promise<Store> {
     if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
     if (!this.#store) {
-      mkdirSync(join(this.#root, 'heads'), { recursive: true, mode: 0o700 });
-      this.#store = KvStore.open(join(this.#root, 'store'));
+      this.#store = Store.open(this.#root);
       // A failed open (e.g. locked) may be retried by a later call.
       this.#store.catch(() => {
         this.#store = null;
@@ -198,16 +190,15 @@ export class Client {
   }
 
   /** Catalog changes (create/load/delete) run one at a time. */
-  #catalogExclusive<T>(fn: (store: KvStore) => Promise<T>): Promise<T> {
-    const run = this.#catalogTail.then(async () => fn(await this.#kv()));
+  #catalogExclusive<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+    const run = this.#catalogTail.then(async () => fn(await this.#openStore()));
     this.#catalogTail = run.catch(() => undefined);
     return run;
   }
 
   /** The store bound to one index: its id, subkeys and commit head. */
-  #indexStore(store: KvStore, name: string, entry: CatalogEntry, dek: Uint8Array): IndexStore {
-    const keys = deriveIndexKeys(dek, entry.indexId);
-    return new IndexStore(store, name, entry.indexId, keys, new HeadFile(join(this.#root, 'heads'), entry.indexId, keys.manifest));
+  #indexStore(store: Store, name: string, entry: CatalogEntry, dek: Uint8Array): IndexStore {
+    return store.forIndex(name, entry.indexId, deriveIndexKeys(dek, entry.indexId));
   }
 
   /** Opens an index through `open` and tracks its handle until it is released (closed, deleted or broken). */
@@ -250,30 +241,4 @@ export class Client {
       config[key] === undefined ? DEFAULT_INDEX_CONFIG[key] : checkPositiveInt(config[key], `indexConfig.${key}`, max);
     return { connectivity: pick('connectivity', 256), expansionAdd: pick('expansionAdd', 65_536), expansionSearch: pick('expansionSearch', 65_536) };
   }
-}
-
-/** Decodes and shape-checks a catalog entry: anything malformed is tampering, never a TypeError later. */
-function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry {
-  const unreadable = (cause?: unknown) => new IntegrityError(`The catalog entry of index "${name}" is unreadable. Restore the store from a backup.`, { cause });
-  let entry: CatalogEntry;
-  try {
-    entry = unpack(raw) as CatalogEntry;
-  } catch (cause) {
-    throw unreadable(cause);
-  }
-  const bytes = (value: unknown, length?: number) => value instanceof Uint8Array && (length === undefined || value.byteLength === length);
-  const ok =
-    isPlainObject(entry) &&
-    bytes(entry.indexId, 16) &&
-    bytes(entry.salt, 32) &&
-    bytes(entry.verifier, 32) &&
-    bytes(entry.wrappedDek) &&
-    Number.isSafeInteger(entry.format) &&
-    Number.isSafeInteger(entry.dekGeneration) &&
-    entry.dekGeneration >= 0 &&
-    typeof entry.provider === 'string' &&
-    (entry.keyId === null || typeof entry.keyId === 'string');
-  if (!ok) throw unreadable();
-  for (const field of ['indexId', 'salt', 'verifier', 'wrappedDek'] as const) entry[field] = new Uint8Array(entry[field]);
-  return entry;
 }

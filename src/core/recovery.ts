@@ -8,6 +8,7 @@
 import type { EngineFactory } from '../engine/types.js';
 import { IntegrityError, VecvaultError } from '../errors.js';
 import { constantTimeEqual } from '../crypto/kdf.js';
+import type { CatalogEntry } from '../keys/envelope.js';
 import type { IndexStore } from '../storage/index-store.js';
 import type { Manifest } from '../storage/manifest.js';
 import { decodeTable } from '../storage/snapshot.js';
@@ -18,7 +19,7 @@ import { IndexState } from './index-state.js';
 import { vectorOf } from './vector-bytes.js';
 
 /** Commits the first manifest of a new index with its catalog entry. */
-export async function createIndexState(store: IndexStore, engines: EngineFactory, manifest: Manifest, catalogEntry: Uint8Array, onRelease: () => void): Promise<IndexState> {
+export async function createIndexState(store: IndexStore, engines: EngineFactory, manifest: Manifest, catalogEntry: CatalogEntry, onRelease: () => void): Promise<IndexState> {
   await store.create(manifest, catalogEntry);
   const state = new IndexState(store, engines, manifest, onRelease);
   if (manifest.dimension !== null) state.engine = state.newEngine(manifest.dimension);

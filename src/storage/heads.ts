@@ -1,7 +1,7 @@
 /**
  * Commit heads, kept outside LevelDB: one small authenticated file per index
  * holding the newest commit counter the process acknowledged. LevelDB silently
- * drops committed batches after a corrupted log byte (DESIGN §4), which leaves
+ * drops committed batches after a corrupted log byte (docs/architecture.md), which leaves
  * an older but self-consistent store; comparing its manifest counter with the
  * head exposes that, and a rollback of the LevelDB files alone.
  */

@@ -7,13 +7,13 @@
  */
 import { u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
-import type { IndexKeys } from '../keys/envelope.js';
+import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { warn } from '../warnings.js';
 import type { HeadFile } from './heads.js';
 import type { BatchOp, KvStore } from './kv-store.js';
 import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
-import { hashIds, liveTags, openChange, openRecords, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
+import { hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
 import { clearGeneration, dropSnapshotOps, readSection, writeSection, type SnapshotSection } from './snapshot.js';
 
 /** A record as read back: the commit that wrote it and its decrypted body. */
@@ -65,10 +65,10 @@ export class IndexStore {
   // ---- manifest and commits ----
 
   /** The first commit of a new index: its head, then the manifest and the catalog entry in one batch. */
-  async create(manifest: Manifest, catalogEntry: Uint8Array): Promise<void> {
+  async create(manifest: Manifest, catalogEntry: CatalogEntry): Promise<void> {
     await this.head.create(manifest.counter);
     await this.kv.batch([
-      { type: 'put', key: catalogKey(this.indexName), value: catalogEntry },
+      { type: 'put', key: catalogKey(this.indexName), value: pack(catalogEntry) },
       { type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, manifest) },
     ]);
   }

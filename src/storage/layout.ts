@@ -4,7 +4,7 @@
  *   'C' name                      catalog entry (key envelope, plaintext but secret-free)
  *   'I' id 'M'                    encrypted manifest (config, counters, record digest)
  *   'I' id 'R' HMAC(idKey, id)    encrypted record (id, vector, metadata, contents)
- *   'I' id 'S' gen(8) chunk(4)    encrypted graph snapshot chunks
+ *   'I' id 'S' gen(8) sec(1) chunk(4)  encrypted snapshot chunks (sec: 'G' graph, 'T' table)
  *   'I' id 'L' seq(8)             encrypted change log since the last snapshot
  */
 import type { RangeOptions } from './kv-store.js';
