@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
 import { createEnvelope, openEnvelope } from '../src/keys/envelope.js';
 import { Client, generateKey } from '../src/index.js';
+import { openFresh, reopen } from './support/fixtures.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
 
 const hex = (s: string) => Buffer.from(s, 'hex');
@@ -105,12 +106,9 @@ describe('generateKey', () => {
   it('a cached key opens what it created', async () => {
     const dir = tempStore();
     const path = join(dir, 'k');
-    const client = new Client({ path: join(dir, 'store') });
-    await client.createIndex({ indexName: 'x', indexKey: generateKey({ save: true, path }) });
+    const { client } = await openFresh({ path: join(dir, 'store'), indexName: 'x', indexKey: generateKey({ save: true, path }) });
     await client.close();
-    const again = new Client({ path: join(dir, 'store') });
-    await again.loadIndex({ indexName: 'x', indexKey: generateKey({ save: true, path }) });
-    await rejectsWithCode(again.loadIndex({ indexName: 'x', indexKey: generateKey() }), 'VECVAULT_INVALID_KEY');
-    await again.close();
+    const again = await reopen(join(dir, 'store'), generateKey({ save: true, path }), 'x');
+    await rejectsWithCode(again.client.loadIndex({ indexName: 'x', indexKey: generateKey() }), 'VECVAULT_INVALID_KEY');
   });
 });

@@ -2,17 +2,15 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { Client, ClosedError, ValidationError, VecvaultError } from '../src/index.js';
+import { openClient, openFresh } from './support/fixtures.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
 
 describe('typed errors', () => {
   it('wrong key, missing index, existing name', async () => {
-    const path = tempStore();
-    const key = Client.generateKey();
-    const client = new Client({ path });
-    const index = await client.createIndex({ indexName: 'x', indexKey: key, dimension: 2 });
+    const { path, key, client, index } = await openFresh({ indexName: 'x', dimension: 2 });
     await index.upsert({ ids: ['a'], vectors: [[1, 2]] });
     await client.close();
-    const again = new Client({ path });
+    const again = openClient(path);
     const err = await rejectsWithCode(again.loadIndex({ indexName: 'x', indexKey: Client.generateKey() }), 'VECVAULT_INVALID_KEY');
     expect(err.message).not.toContain(Buffer.from(key).toString('hex'));
     await rejectsWithCode(again.loadIndex({ indexName: 'nope', indexKey: key }), 'VECVAULT_INDEX_NOT_FOUND');
@@ -20,11 +18,10 @@ describe('typed errors', () => {
     // The failed attempts changed nothing.
     const loaded = await again.loadIndex({ indexName: 'x', indexKey: key });
     expect((await loaded.listIds()).ids).toEqual(['a']);
-    await again.close();
   });
 
   it('rejects every kind of bad input with ValidationError and writes nothing', async () => {
-    const client = new Client({ path: tempStore() });
+    const client = openClient();
     const key = Client.generateKey();
     const bad = (p: Promise<unknown>) => rejectsWithCode(p, 'VECVAULT_VALIDATION');
     await bad(client.createIndex({ indexName: 'k', indexKey: new Uint8Array(16) }));
@@ -74,7 +71,6 @@ describe('typed errors', () => {
     }
     expect((await index.listIds()).ids).toEqual(['keep']);
     expect(index.stats().commitCounter).toBe(1);
-    await client.close();
   });
 
   it('calls after close() or deleteIndex() fail with ClosedError (a ValidationError)', async () => {

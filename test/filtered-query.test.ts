@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { datasetUnavailable, loadDataset, type DatasetName } from './support/datasets.js';
-import { Client, type Metric } from '../src/index.js';
-import { rejectsWithCode, tempStore } from './support/helpers.js';
+import type { Metric } from '../src/index.js';
+import { openFresh, reopen } from './support/fixtures.js';
+import { rejectsWithCode } from './support/helpers.js';
 import { bucketOf, clusteredVectors, exactTopK, FILTER_SELECTIVITIES, recall as recallOf, rowOf, selectivityCase, type VectorSet } from './support/vectors.js';
 
 async function checkFilteredRecall(name: string, base: VectorSet, queries: VectorSet, metric: Metric, queryCount: number) {
-  const client = new Client({ path: tempStore() });
-  const index = await client.createIndex({ indexName: name, indexKey: Client.generateKey(), metric });
+  const { index } = await openFresh({ indexName: name, metric });
   const ids = Array.from({ length: base.count }, (_, i) => String(i));
   await index.upsert({ ids, vectors: ids.map((_, i) => rowOf(base, i)), metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })) });
   const report: string[] = [];
@@ -32,7 +32,6 @@ async function checkFilteredRecall(name: string, base: VectorSet, queries: Vecto
     expect(recall, `${name} at ${selectivity * 100}%`).toBeGreaterThanOrEqual(0.95);
   }
   console.log(`${name} filtered recall@10 — ${report.join(', ')}`);
-  await client.close();
 }
 
 describe('filtered query recall against exact filtered ground truth', () => {
@@ -54,10 +53,8 @@ describe('filtered query recall against exact filtered ground truth', () => {
 
 describe('filters through the index API', () => {
   it('nested paths, arrays, logical operators; get-side behaviour; invalid filters name their path', async () => {
-    const path = tempStore();
-    const key = Client.generateKey();
-    let client = new Client({ path });
-    let index = await client.createIndex({ indexName: 'f', indexKey: key, dimension: 2 });
+    const fresh = await openFresh({ indexName: 'f', dimension: 2 });
+    let { client, index } = fresh;
     await index.upsert([
       { id: 'ada', vector: [1, 0], metadata: { author: { name: 'Ada' }, tags: ['math', 'code'], year: 1843 } },
       { id: 'alan', vector: [0.9, 0.1], metadata: { author: { name: 'Alan' }, tags: ['code'], year: 1936 } },
@@ -82,14 +79,11 @@ describe('filters through the index API', () => {
     await rejectsWithCode(index.query({ queryVectors: [1, 0], filters: JSON.parse('{"__proto__": {"a": 1}}') }), 'VECVAULT_VALIDATION');
     // Filters survive a reopen (metadata comes back from the snapshot and the change log).
     await client.close();
-    client = new Client({ path });
-    index = await client.loadIndex({ indexName: 'f', indexKey: key });
+    ({ client, index } = await reopen(fresh.path, fresh.key, 'f'));
     await index.upsert([{ id: 'late', vector: [1, 1], metadata: { tags: ['code'] } }]);
     expect(await ids({ tags: 'code' })).toEqual(['ada', 'alan', 'late']);
     await client.close();
-    client = new Client({ path });
-    index = await client.loadIndex({ indexName: 'f', indexKey: key });
+    ({ index } = await reopen(fresh.path, fresh.key, 'f'));
     expect(await ids({ tags: 'code' })).toEqual(['ada', 'alan', 'late']);
-    await client.close();
   });
 });

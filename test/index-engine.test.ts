@@ -4,8 +4,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { Client } from '../src/index.js';
-import { rawStore, tempStore } from './support/helpers.js';
+import { openFresh, reopen } from './support/fixtures.js';
+import { rawStore } from './support/helpers.js';
 import { clusteredVectors, randomVectors, seededRandom } from './support/vectors.js';
 
 function dirBytes(dir: string): number {
@@ -17,25 +17,22 @@ function dirBytes(dir: string): number {
 
 describe('snapshots and replay', () => {
   it('opens from the snapshot with identical answers, replays commits made after a crash', async () => {
-    const path = tempStore();
-    const key = Client.generateKey();
     const vectors = randomVectors(3000, 4, 8);
-    let client = new Client({ path });
-    let index = await client.createIndex({ indexName: 's', indexKey: key });
+    const fresh = await openFresh({ indexName: 's' });
+    const { path, key } = fresh;
+    let { client, index } = fresh;
     await index.upsert({ ids: vectors.map((_, i) => `v${i}`), vectors, metadata: vectors.map((_, i) => ({ i })) });
     const queries = randomVectors(20, 4, 9);
     const before = await index.query({ queryVectors: queries, topK: 10, include: ['distance'] });
     await client.close();
 
-    client = new Client({ path });
-    index = await client.loadIndex({ indexName: 's', indexKey: key });
+    ({ client, index } = await reopen(path, key, 's'));
     expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', snapshotGeneration: 1, changesSinceSnapshot: 0, count: 3000 });
     expect(await index.query({ queryVectors: queries, topK: 10, include: ['distance'] })).toEqual(before);
     await client.close();
 
     execFileSync(process.execPath, ['--import', 'tsx', 'test/support/child-crash.ts', path, 's', Buffer.from(key).toString('hex')]);
-    client = new Client({ path });
-    index = await client.loadIndex({ indexName: 's', indexKey: key });
+    ({ client, index } = await reopen(path, key, 's'));
     expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', snapshotGeneration: 1, count: 3000 });
     expect(index.stats().changesSinceSnapshot).toBeGreaterThan(0);
     const got = await index.get({ ids: ['crash-1', 'crash-2', 'v0', 'v1'], include: ['metadata', 'vector'] });
@@ -44,15 +41,13 @@ describe('snapshots and replay', () => {
     expect(near.results).toEqual([{ id: 'v0' }]);
     const late = await index.query({ queryVectors: [0, 0, 0, 0], topK: 10, filters: { late: true } });
     expect((late.results as { id: string }[]).map((r) => r.id).sort()).toEqual(['crash-1', 'v0']);
-    await client.close();
   });
 
   it('a damaged or missing snapshot falls back to a rebuild from records, says so, and still answers correctly', async () => {
-    const path = tempStore();
-    const key = Client.generateKey();
     const vectors = randomVectors(70_000, 4, 10); // a snapshot of more than one chunk
-    let client = new Client({ path });
-    let index = await client.createIndex({ indexName: 'd', indexKey: key, indexConfig: { expansionAdd: 32 } });
+    const fresh = await openFresh({ indexName: 'd', indexConfig: { expansionAdd: 32 } });
+    const { path, key } = fresh;
+    let { client, index } = fresh;
     await index.upsert({ ids: vectors.map((_, i) => `v${i}`), vectors });
     await client.close();
     const db = await rawStore(path);
@@ -72,8 +67,7 @@ describe('snapshots and replay', () => {
     const warnings: string[] = [];
     const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? '');
     process.on('warning', onWarning);
-    client = new Client({ path });
-    index = await client.loadIndex({ indexName: 'd', indexKey: key });
+    ({ client, index } = await reopen(path, key, 'd'));
     await new Promise((r) => setTimeout(r, 10));
     process.off('warning', onWarning);
     expect(warnings).toContain('VECVAULT_SNAPSHOT_REBUILD');
@@ -81,10 +75,8 @@ describe('snapshots and replay', () => {
     const { results } = await index.query({ queryVectors: vectors[123]!, topK: 1 });
     expect(results).toEqual([{ id: 'v123' }]);
     await client.close(); // writes a fresh snapshot
-    client = new Client({ path });
-    index = await client.loadIndex({ indexName: 'd', indexKey: key });
+    ({ index } = await reopen(path, key, 'd'));
     expect(index.stats().openedFrom).toBe('snapshot');
-    await client.close();
   });
 });
 
@@ -94,11 +86,9 @@ describe('churn and compaction', () => {
     const n = 20_000;
     const rand = seededRandom(3);
     const vec = () => Array.from({ length: dim }, () => rand());
-    const path = tempStore();
-    const client = new Client({ path });
     // Small HNSW knobs: this test is about reclaiming memory and disk, not recall.
     const indexConfig = { connectivity: 8, expansionAdd: 32 };
-    const index = await client.createIndex({ indexName: 'churn', indexKey: Client.generateKey(), dimension: dim, indexConfig });
+    const { path, client, index } = await openFresh({ indexName: 'churn', dimension: dim, indexConfig });
     let live = Array.from({ length: n }, (_, i) => `r0-${i}`);
     await index.upsert({ ids: live, vectors: live.map(vec) });
     for (let round = 1; round <= 10; round++) {
@@ -115,9 +105,7 @@ describe('churn and compaction', () => {
     await client.close();
     const churnedDisk = dirBytes(path);
 
-    const freshPath = tempStore();
-    const freshClient = new Client({ path: freshPath });
-    const freshIndex = await freshClient.createIndex({ indexName: 'churn', indexKey: Client.generateKey(), dimension: dim, indexConfig });
+    const { path: freshPath, client: freshClient, index: freshIndex } = await openFresh({ indexName: 'churn', dimension: dim, indexConfig });
     await freshIndex.upsert({ ids: live, vectors: live.map(vec) });
     await freshIndex.snapshot();
     const freshStats = freshIndex.stats();
@@ -131,8 +119,7 @@ describe('churn and compaction', () => {
 
 describe('responsiveness and concurrency', () => {
   it('reads racing overwrites and deletes of the same ids never report tampering', async () => {
-    const client = new Client({ path: tempStore() });
-    const index = await client.createIndex({ indexName: 'race', indexKey: Client.generateKey(), dimension: 4 });
+    const { index } = await openFresh({ indexName: 'race', dimension: 4 });
     const ids = Array.from({ length: 200 }, (_, i) => `k${i}`);
     const vectors = randomVectors(200, 4, 40);
     await index.upsert({ ids, vectors, metadata: ids.map(() => ({ v: 0 })) });
@@ -151,15 +138,13 @@ describe('responsiveness and concurrency', () => {
     })();
     await Promise.all([writes, reads]);
     expect((await index.get({ ids: ['k100'] }))[0]!.metadata).toEqual({ v: 30 });
-    await client.close();
   });
 
   it('the event loop keeps running during a 100k upsert (generous bound; precise figure in bench/)', async () => {
     const data = clusteredVectors(100_000, 32, { seed: 12 });
     const ids = Array.from({ length: data.count }, (_, i) => `p${i}`);
     const vectors = ids.map((_, i) => data.data.subarray(i * 32, (i + 1) * 32));
-    const client = new Client({ path: tempStore() });
-    const index = await client.createIndex({ indexName: 'big', indexKey: Client.generateKey(), dimension: 32, indexConfig: { expansionAdd: 64 } });
+    const { index } = await openFresh({ indexName: 'big', dimension: 32, indexConfig: { expansionAdd: 64 } });
     const monitor = monitorEventLoopDelay({ resolution: 5 });
     let ticks = 0;
     const timer = setInterval(() => ticks++, 10);
@@ -174,12 +159,10 @@ describe('responsiveness and concurrency', () => {
     expect(ticks).toBeGreaterThan(10);
     // Generous: shared CI machines stall idle processes for tens of ms on their own.
     expect(maxMs).toBeLessThan(1000);
-    await client.close();
   }, 600_000);
 
   it('queries running during upserts return only valid ids', async () => {
-    const client = new Client({ path: tempStore() });
-    const index = await client.createIndex({ indexName: 'c', indexKey: Client.generateKey(), dimension: 8 });
+    const { index } = await openFresh({ indexName: 'c', dimension: 8 });
     const first = randomVectors(2000, 8, 30);
     await index.upsert({ ids: first.map((_, i) => `a${i}`), vectors: first });
     const valid = new Set(first.map((_, i) => `a${i}`));
@@ -205,6 +188,5 @@ describe('responsiveness and concurrency', () => {
     const [, seen] = await Promise.all([writes, reads]);
     expect(seen).toBeGreaterThan(0);
     expect((await index.listIds()).count).toBe(12_000);
-    await client.close();
   });
 });

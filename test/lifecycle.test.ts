@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Client, type Metadata } from '../src/index.js';
-import { tempStore } from './support/helpers.js';
+import { openClient, openFresh, reopen } from './support/fixtures.js';
+import { rawStore } from './support/helpers.js';
 import { bruteForce, cosineDistance, l2, randomVectors } from './support/vectors.js';
 
 const encode = (value: unknown): unknown =>
@@ -18,11 +19,8 @@ function itemsFor(vectors: number[][]) {
 
 describe('index lifecycle', () => {
   it('round-trips 1,200 items through close and a new process', async () => {
-    const path = tempStore();
-    const key = Client.generateKey();
     const vectors = randomVectors(1200, 24, 7);
-    const client = new Client({ path });
-    const index = await client.createIndex({ indexName: 'docs', indexKey: key, metric: 'euclidean' });
+    const { path, key, client, index } = await openFresh({ indexName: 'docs', metric: 'euclidean' });
     expect(index.getDimension()).toBeNull();
     for (let i = 0; i < vectors.length; i += 400) {
       expect(await index.upsert({ items: itemsFor(vectors).slice(i, i + 400) })).toEqual({ status: 'success', upsertedCount: 400 });
@@ -44,8 +42,7 @@ describe('index lifecycle', () => {
   });
 
   it('get keeps order and content types; missing ids come back as { id }', async () => {
-    const client = new Client({ path: tempStore() });
-    const index = await client.createIndex({ indexName: 'g', indexKey: Client.generateKey(), dimension: 4 });
+    const { index } = await openFresh({ indexName: 'g', dimension: 4 });
     const bytes = new Uint8Array([0, 1, 2, 250]);
     await index.upsert([
       { id: 'a', vector: [1, 2, 3, 4], metadata: { k: 'v' }, contents: 'hello' },
@@ -59,14 +56,11 @@ describe('index lifecycle', () => {
     expect(got[0]!.vector).toEqual([4, 3, 2, 1]);
     expect(got[2]).toEqual({ id: 'a', vector: [1, 2, 3, 4], metadata: { k: 'v' }, contents: 'hello' });
     expect(await index.get({ ids: ['a'], include: ['metadata'] })).toEqual([{ id: 'a', metadata: { k: 'v' } }]);
-    await client.close();
   });
 
   it('same-id upsert overwrites; deleted ids never come back from query, get or listIds', async () => {
-    const path = tempStore();
-    const key = Client.generateKey();
-    let client = new Client({ path });
-    let index = await client.createIndex({ indexName: 'o', indexKey: key, dimension: 3 });
+    const fresh = await openFresh({ indexName: 'o', dimension: 3 });
+    let { client, index } = fresh;
     await index.upsert({ ids: ['a', 'b', 'c'], vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], metadata: [{ v: 1 }, { v: 1 }, { v: 1 }] });
     await index.upsert({ ids: ['a'], vectors: [[0, 0, 5]], metadata: [{ v: 2 }] });
     expect(await index.get({ ids: ['a'] })).toEqual([{ id: 'a', vector: [0, 0, 5], metadata: { v: 2 } }]);
@@ -82,16 +76,14 @@ describe('index lifecycle', () => {
     };
     await check();
     await client.close();
-    client = new Client({ path });
-    index = await client.loadIndex({ indexName: 'o', indexKey: key });
+    ({ client, index } = await reopen(fresh.path, fresh.key, 'o'));
     await check();
-    await client.close();
   });
 
   it('answers exactly like brute force on a small set, for each metric', async () => {
     const base = randomVectors(300, 8, 3);
     const queries = randomVectors(20, 8, 4);
-    const client = new Client({ path: tempStore() });
+    const client = openClient();
     const cases = [
       ['euclidean', l2, (d: number) => d],
       ['squared_euclidean', l2, (d: number) => d * d],
@@ -107,13 +99,11 @@ describe('index lifecycle', () => {
         results[qi]!.forEach((r, j) => expect(r.distance).toBeCloseTo(expected(distance(base[truth[j]!]!, q)), 4));
       });
     }
-    await client.close();
   });
 
   it('accepts batched Float32Array queries with a dimension, and float16 storage', async () => {
     const base = randomVectors(200, 16, 5);
-    const client = new Client({ path: tempStore() });
-    const index = await client.createIndex({ indexName: 'h', indexKey: Client.generateKey(), dimension: 16, storagePrecision: 'float16' });
+    const { client, index } = await openFresh({ indexName: 'h', dimension: 16, storagePrecision: 'float16' });
     await index.upsert({ ids: base.map((_, i) => `v${i}`), vectors: base });
     const flat = new Float32Array([...base[10]!, ...base[20]!]);
     const { results } = await index.query({ queryVectors: flat, dimension: 16, topK: 1 });
@@ -125,15 +115,11 @@ describe('index lifecycle', () => {
     await int8.upsert({ ids: base.map((_, i) => `v${i}`), vectors: base });
     expect((await int8.query({ queryVectors: base[42]!, topK: 1 })).results).toEqual([{ id: 'v42' }]);
     expect((await int8.get({ ids: ['v42'], include: ['vector'] }))[0]!.vector).toEqual(Array.from(Float32Array.from(base[42]!))); // records keep float32
-    await client.close();
   });
 
   it('deleteIndex removes every key of that index and leaves others untouched', async () => {
-    const path = tempStore();
-    const keyA = Client.generateKey();
     const keyB = Client.generateKey();
-    let client = new Client({ path });
-    const a = await client.createIndex({ indexName: 'a', indexKey: keyA });
+    const { path, client, index: a } = await openFresh({ indexName: 'a' });
     const b = await client.createIndex({ indexName: 'b', indexKey: keyB });
     const vectors = randomVectors(50, 4, 11);
     await a.upsert({ ids: vectors.map((_, i) => `a${i}`), vectors });
@@ -142,7 +128,6 @@ describe('index lifecycle', () => {
     expect(await client.listIndexes()).toEqual(['b']);
     await client.close();
 
-    const { rawStore } = await import('./support/helpers.js');
     const db = await rawStore(path);
     const prefixes = new Set<string>();
     let catalog = 0;
@@ -154,11 +139,9 @@ describe('index lifecycle', () => {
     expect(prefixes.size).toBe(1); // only b's id remains
     expect(catalog).toBe(1);
 
-    client = new Client({ path });
-    const again = await client.loadIndex({ indexName: 'b', indexKey: keyB });
+    const { index: again } = await reopen(path, keyB, 'b');
     expect((await again.listIds()).count).toBe(50);
     const { results } = await again.query({ queryVectors: vectors[7]!, topK: 1 });
     expect(results).toEqual([{ id: 'b7' }]);
-    await client.close();
   });
 });

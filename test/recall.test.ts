@@ -1,8 +1,7 @@
 /** Recall@10 against the exact ground truth shipped with ../shared/data (skipped when absent). */
 import { describe, expect, it } from 'vitest';
 import { datasetUnavailable, loadDataset, type DatasetName } from './support/datasets.js';
-import { Client } from '../src/index.js';
-import { tempStore } from './support/helpers.js';
+import { openFresh } from './support/fixtures.js';
 import { recallAtK, rowsOf } from './support/vectors.js';
 
 const cases: [DatasetName, number][] = [
@@ -16,8 +15,7 @@ describe('recall on real data with default settings', () => {
     if (reason) console.warn(`skipping recall on ${name}: ${reason}`);
     it.skipIf(reason !== undefined)(`${name}: recall@10 ≥ ${floor}`, async () => {
       const data = loadDataset(name);
-      const client = new Client({ path: tempStore() });
-      const index = await client.createIndex({ indexName: name, indexKey: Client.generateKey(), metric: data.metric });
+      const { index } = await openFresh({ indexName: name, metric: data.metric });
       const dim = data.base.dimension;
       const ids = Array.from({ length: data.base.count }, (_, i) => String(i));
       const vectors = rowsOf(data.base);
@@ -36,7 +34,6 @@ describe('recall on real data with default settings', () => {
         const again = await index.query({ queryVectors: data.queries.data, dimension: dim, topK: 10 });
         expect(again).toEqual({ results });
       }
-      await client.close();
     });
   }
 });

@@ -12,12 +12,12 @@ import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../src/keys/en
 import { catalogKey } from '../src/storage/layout.js';
 import { unpack } from '../src/storage/sealed.js';
 import { Client } from '../src/index.js';
+import { openFresh, reopen } from './support/fixtures.js';
 import { rawRecords, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 import { randomVectors } from './support/vectors.js';
 
 async function populated(path: string, key: Uint8Array, name = 'secure', n = 20) {
-  const client = new Client({ path });
-  const index = await client.createIndex({ indexName: name, indexKey: key, dimension: 4 });
+  const { client, index } = await openFresh({ path, indexName: name, indexKey: key, dimension: 4 });
   const vectors = randomVectors(n, 4, 21);
   await index.upsert({ ids: vectors.map((_, i) => `id-${i}`), vectors, metadata: vectors.map((_, i) => ({ i })) });
   await client.close();
@@ -25,7 +25,7 @@ async function populated(path: string, key: Uint8Array, name = 'secure', n = 20)
 }
 
 async function loadAndReadAll(path: string, key: Uint8Array, name = 'secure', n = 20) {
-  const client = new Client({ path });
+  const client = new Client({ path }); // not reopen(): closed at once even when loading fails, the next attempt opens the same store
   try {
     const index = await client.loadIndex({ indexName: name, indexKey: key });
     return await index.get({ ids: Array.from({ length: n }, (_, i) => `id-${i}`) });
@@ -107,8 +107,7 @@ describe('tampering with stored records', () => {
     let db = await rawStore(path);
     const [old] = await rawRecords(db);
     await db.close();
-    const client = new Client({ path });
-    const index = await client.loadIndex({ indexName: 'secure', indexKey: key });
+    const { client, index } = await reopen(path, key, 'secure');
     const all = await index.get({ ids: Array.from({ length: 20 }, (_, i) => `id-${i}`), include: ['vector'] });
     await index.upsert({ items: all.map((g) => ({ id: g.id, vector: g.vector!, metadata: { i: -1 } })) });
     await client.close();
@@ -135,8 +134,7 @@ describe('tampering with stored records', () => {
     await populated(path, key);
     const snapshot = tempStore();
     cpSync(path, snapshot, { recursive: true });
-    const client = new Client({ path });
-    const index = await client.loadIndex({ indexName: 'secure', indexKey: key });
+    const { client, index } = await reopen(path, key, 'secure');
     await index.delete({ ids: ['id-1', 'id-2'] });
     await client.close();
 
@@ -258,8 +256,7 @@ describe('leakage', () => {
       expect(tmpdir()).toBe(privateTmp);
       path = tempStore();
       const key = Client.generateKey();
-      const client = new Client({ path });
-      const index = await client.createIndex({ indexName: 'plain-name', indexKey: key, dimension: 64 });
+      const { client, index } = await openFresh({ path, indexName: 'plain-name', indexKey: key, dimension: 64 });
       items = Array.from({ length: 300 }, (_, i) => ({
         id: `${marker}-id-${i}`,
         vector: i === 0 ? vector : Float32Array.from({ length: 64 }, (_, j) => Math.sin(i * j)),
@@ -269,10 +266,9 @@ describe('leakage', () => {
       await index.upsert({ items });
       await index.delete({ ids: [`${marker}-id-7`] });
       await client.close();
-      const reopened = new Client({ path });
-      const again = await reopened.loadIndex({ indexName: 'plain-name', indexKey: key });
-      expect((await again.get({ ids: [`${marker}-id-1`] }))[0]!.contents).toBe(`${marker}-contents-1`);
-      await reopened.close();
+      const reopened = await reopen(path, key, 'plain-name');
+      expect((await reopened.index.get({ ids: [`${marker}-id-1`] }))[0]!.contents).toBe(`${marker}-contents-1`);
+      await reopened.client.close();
     } finally {
       for (const [name, value] of Object.entries(saved)) {
         if (value === undefined) delete process.env[name];

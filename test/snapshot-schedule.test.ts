@@ -1,8 +1,7 @@
 /** When background snapshots happen: after writes pause, not between the calls of a bulk import; at once past a large backlog. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
-import { Client } from '../src/index.js';
-import { tempStore } from './support/helpers.js';
+import { openFresh } from './support/fixtures.js';
 import { randomVectors } from './support/vectors.js';
 
 const generation = (index: { stats(): { snapshotGeneration: number } }) => index.stats().snapshotGeneration;
@@ -13,27 +12,22 @@ async function settle(index: { stats(): { snapshotGeneration: number; changesSin
 }
 
 it('a due snapshot waits for writes to pause, then is taken; a backlog of 100k changes is taken at once', async () => {
-  const client = new Client({ path: tempStore() });
-  try {
-    const index = await client.createIndex({ indexName: 'b', indexKey: Client.generateKey(), dimension: 4 });
-    const vectors = randomVectors(12_000, 4, 5);
-    const ids = vectors.map((_, i) => `v${i}`);
-    // 12k changes ≥ the 10k threshold: due, but deferred while writes keep coming.
-    await index.upsert({ ids, vectors });
-    expect(generation(index)).toBe(0);
-    await index.upsert({ ids: ['x'], vectors: [[1, 2, 3, 4]] }); // a write right after: still no snapshot in between
-    expect(generation(index)).toBe(0);
-    expect(index.stats().changesSinceSnapshot).toBe(12_001);
-    await settle(index, 0); // writes paused: it is taken
-    expect(generation(index)).toBe(1);
-    expect(index.stats().changesSinceSnapshot).toBe(0);
+  const { index } = await openFresh({ indexName: 'b', dimension: 4 });
+  const vectors = randomVectors(12_000, 4, 5);
+  const ids = vectors.map((_, i) => `v${i}`);
+  // 12k changes ≥ the 10k threshold: due, but deferred while writes keep coming.
+  await index.upsert({ ids, vectors });
+  expect(generation(index)).toBe(0);
+  await index.upsert({ ids: ['x'], vectors: [[1, 2, 3, 4]] }); // a write right after: still no snapshot in between
+  expect(generation(index)).toBe(0);
+  expect(index.stats().changesSinceSnapshot).toBe(12_001);
+  await settle(index, 0); // writes paused: it is taken
+  expect(generation(index)).toBe(1);
+  expect(index.stats().changesSinceSnapshot).toBe(0);
 
-    // A backlog of 100k changes (more than half the index): queued right behind the write.
-    const more = randomVectors(100_000, 4, 6);
-    await index.upsert({ ids: more.map((_, i) => `w${i}`), vectors: more });
-    await index.upsert({ ids: ['y'], vectors: [[4, 3, 2, 1]] }); // runs after the queued snapshot
-    expect(generation(index)).toBe(2);
-  } finally {
-    await client.close();
-  }
+  // A backlog of 100k changes (more than half the index): queued right behind the write.
+  const more = randomVectors(100_000, 4, 6);
+  await index.upsert({ ids: more.map((_, i) => `w${i}`), vectors: more });
+  await index.upsert({ ids: ['y'], vectors: [[4, 3, 2, 1]] }); // runs after the queued snapshot
+  expect(generation(index)).toBe(2);
 });

@@ -12,6 +12,7 @@ import { afterEach } from 'vitest';
 export { bruteForce, cosineDistance, l2, randomVectors } from './vectors.js';
 
 const dirs: string[] = [];
+const cleanups: (() => unknown)[] = [];
 
 /** A fresh directory removed after the test. */
 export function tempStore(prefix = 'vecvault-test-'): string {
@@ -20,8 +21,18 @@ export function tempStore(prefix = 'vecvault-test-'): string {
   return dir;
 }
 
-afterEach(() => {
-  while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+/** Runs `fn` after the test (latest first), before its temp directories are removed. */
+export function onCleanup(fn: () => unknown): void {
+  cleanups.push(fn);
+}
+
+afterEach(async () => {
+  try {
+    while (cleanups.length) await cleanups.pop()!();
+  } finally {
+    cleanups.length = 0;
+    while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true });
+  }
 });
 
 /** Raw LevelDB of a closed store, for tampering tests. */
