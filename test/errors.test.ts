@@ -73,6 +73,16 @@ describe('typed errors', () => {
     expect(index.stats().commitCounter).toBe(1);
   });
 
+  it('ids, names and strings with lone surrogates are rejected (they would collide once encoded)', async () => {
+    const { client, index } = await openFresh({ indexName: 'x', dimension: 2 });
+    await rejectsWithCode(index.upsert({ ids: ['doc-\uD83D'], vectors: [[1, 2]] }), 'VECVAULT_VALIDATION');
+    await rejectsWithCode(index.upsert([{ id: 'ok', vector: [1, 2], metadata: { t: 'a\uDC00' } }]), 'VECVAULT_VALIDATION');
+    await rejectsWithCode(index.upsert([{ id: 'ok', vector: [1, 2], contents: '\uD800' }]), 'VECVAULT_VALIDATION');
+    await rejectsWithCode(client.createIndex({ indexName: 'n\uD800', indexKey: Client.generateKey() }), 'VECVAULT_VALIDATION');
+    await index.upsert({ ids: ['doc-😀'], vectors: [[1, 2]] }); // well-formed astral characters are fine
+    expect((await index.listIds()).ids).toEqual(['doc-😀']);
+  });
+
   it('calls after close() or deleteIndex() fail with ClosedError (a ValidationError)', async () => {
     const client = new Client({ path: tempStore() });
     const key = Client.generateKey();

@@ -86,4 +86,22 @@ describe('filters through the index API', () => {
     ({ index } = await reopen(fresh.path, fresh.key, 'f'));
     expect(await ids({ tags: 'code' })).toEqual(['ada', 'alan', 'late']);
   });
+
+  it('metadata is copied: mutating the caller object later changes neither filters nor snapshots', async () => {
+    const fresh = await openFresh({ indexName: 'x', dimension: 2 });
+    let { client, index } = fresh;
+    const meta = { tag: 'a' };
+    await index.upsert([{ id: 'r1', vector: [1, 2], metadata: meta }]);
+    meta.tag = 'b';
+    await index.upsert([{ id: 'r2', vector: [2, 1], metadata: meta }]);
+    expect((await index.listIds({ filters: { tag: 'a' } })).ids).toEqual(['r1']);
+    // Query results carry copies too (metadata is served from memory).
+    const { results } = await index.query({ queryVectors: [1, 2], topK: 1, include: ['metadata'] });
+    expect(results).toEqual([{ id: 'r1', metadata: { tag: 'a' } }]);
+    (results[0]!.metadata as { tag: string }).tag = 'z';
+    expect((await index.listIds({ filters: { tag: 'a' } })).ids).toEqual(['r1']);
+    await client.close();
+    ({ client, index } = await reopen(fresh.path, fresh.key, 'x'));
+    expect((await index.listIds({ filters: { tag: 'a' } })).ids).toEqual(['r1']);
+  });
 });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { Client, type Metadata } from '../src/index.js';
 import { openClient, openFresh, reopen } from './support/fixtures.js';
-import { rawStore } from './support/helpers.js';
+import { rawStore, tempStore } from './support/helpers.js';
 import { bruteForce, cosineDistance, l2, randomVectors } from './support/vectors.js';
 
 const encode = (value: unknown): unknown =>
@@ -143,5 +143,48 @@ describe('index lifecycle', () => {
     expect((await again.listIds()).count).toBe(50);
     const { results } = await again.query({ queryVectors: vectors[7]!, topK: 1 });
     expect(results).toEqual([{ id: 'b7' }]);
+  });
+
+  it('two concurrent first upserts with different dimensions: one fails cleanly, the index stays usable', async () => {
+    const { path, key, client, index } = await openFresh({ indexName: 'x' });
+    const outcomes = await Promise.allSettled([index.upsert({ ids: ['a'], vectors: [[1, 2, 3]] }), index.upsert({ ids: ['b'], vectors: [[1, 2, 3, 4]] })]);
+    expect(outcomes[0].status).toBe('fulfilled');
+    expect((outcomes[1] as PromiseRejectedResult).reason.code).toBe('VECVAULT_VALIDATION');
+    expect((await index.listIds()).ids).toEqual(['a']);
+    await client.close();
+    const again = await reopen(path, key, 'x');
+    expect((await again.index.listIds()).ids).toEqual(['a']);
+  });
+});
+
+describe('closing', () => {
+  it('a read racing close() gets ClosedError, not a tampering report; loadIndex after close opens a fresh handle', async () => {
+    const { key, client, index } = await openFresh({ indexName: 'x', dimension: 2 });
+    await index.upsert([{ id: 'a', vector: [1, 2], metadata: { m: 1 } }]);
+    const read = index.get({ ids: ['a'] });
+    const closing = index.close();
+    const outcome = await read.then(
+      (v) => v,
+      (e: { code: string }) => e.code,
+    );
+    // Either the read finished first, or it learns the index closed; never a tampering report.
+    if (outcome !== 'VECVAULT_CLOSED') expect(outcome).toEqual([{ id: 'a', vector: [1, 2], metadata: { m: 1 } }]);
+    const again = await client.loadIndex({ indexName: 'x', indexKey: key });
+    expect(again).not.toBe(index);
+    await closing;
+    expect((await again.get({ ids: ['a'], include: ['metadata'] }))[0]).toEqual({ id: 'a', metadata: { m: 1 } });
+    await client.close();
+  });
+
+  it('every close() call waits for the store to be closed', async () => {
+    const path = tempStore();
+    const client = new Client({ path });
+    await client.listIndexes();
+    const order: string[] = [];
+    await Promise.all([client.close().then(() => order.push('first')), client.close().then(() => order.push('second'))]);
+    expect(order).toEqual(['first', 'second']);
+    const next = new Client({ path });
+    expect(await next.listIndexes()).toEqual([]);
+    await next.close();
   });
 });

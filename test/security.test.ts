@@ -10,7 +10,7 @@ import { open, seal } from '../src/crypto/aead.js';
 import { frame } from '../src/crypto/kdf.js';
 import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../src/keys/envelope.js';
 import { catalogKey } from '../src/storage/layout.js';
-import { unpack } from '../src/storage/sealed.js';
+import { pack, unpack } from '../src/storage/sealed.js';
 import { Client } from '../src/index.js';
 import { openFresh, reopen } from './support/fixtures.js';
 import { rawRecords, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
@@ -164,6 +164,30 @@ describe('tampering with stored records', () => {
     await rejectsWithCode(loadAndReadAll(path, key), 'VECVAULT_INTEGRITY');
     rmSync(headPath);
     await rejectsWithCode(loadAndReadAll(path, key), 'VECVAULT_INTEGRITY');
+  });
+});
+
+describe('tampering with the catalog', () => {
+  it('catalog entries with fields of the wrong type → IntegrityError, never a TypeError', async () => {
+    const { path, key, client: creator } = await openFresh({ indexName: 'x' });
+    await creator.close();
+    // Control: the same decode and re-pack with nothing changed still loads, so each failure below is the field's doing.
+    const db0 = await rawStore(path);
+    await db0.put(catalogKey('x'), pack(unpack((await db0.get(catalogKey('x')))!)));
+    await db0.close();
+    await (await reopen(path, key, 'x')).client.close();
+    for (const [field, value] of [['dekGeneration', 'x'], ['dekGeneration', 1.5], ['keyId', 5], ['indexId', 'nope'], ['salt', new Uint8Array(3)]] as const) {
+      const db = await rawStore(path);
+      const original = (await db.get(catalogKey('x')))!;
+      await db.put(catalogKey('x'), pack({ ...(unpack(original) as object), [field]: value }));
+      await db.close();
+      const client = new Client({ path });
+      await rejectsWithCode(client.loadIndex({ indexName: 'x', indexKey: key }), 'VECVAULT_INTEGRITY');
+      await client.close();
+      const restore = await rawStore(path);
+      await restore.put(catalogKey('x'), original);
+      await restore.close();
+    }
   });
 });
 

@@ -6,6 +6,7 @@ import { open, seal } from '../src/crypto/aead.js';
 import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
 import { kindRange, SNAPSHOT } from '../src/storage/layout.js';
 import { CHUNK_BYTES, clearGeneration, decodeTable, encodeTable, readSection, unpackMetadataFrame, writeSection, type SnapshotTable } from '../src/storage/snapshot.js';
+import { openFresh, reopen } from './support/fixtures.js';
 import { tempStore } from './support/helpers.js';
 
 const key = randomBytes(32);
@@ -126,5 +127,22 @@ describe('snapshot table encoding', () => {
     const bytes = await encodeTable({ counter: 1, count: 1, digest: new Uint8Array(32), ids: ['a'], keys: [1], seqs: [1], metadata: [null] });
     expect(() => decodeTable(Buffer.concat([bytes, Buffer.of(0)]))).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
     expect(() => decodeTable(bytes.subarray(0, bytes.byteLength - 3))).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
+  });
+});
+
+describe('snapshot metadata through the index', () => {
+  it('records without metadata still match negative filters after a reload from the snapshot', async () => {
+    const fresh = await openFresh({ indexName: 'x', dimension: 2 });
+    let { client, index } = fresh;
+    await index.upsert([{ id: 'nometa', vector: [1, 2] }, { id: 'meta', vector: [2, 1], metadata: { f: 1 } }]);
+    const check = async () => {
+      expect((await index.listIds({ filters: { f: { $exists: false } } })).ids).toEqual(['nometa']);
+      expect((await index.listIds({ filters: { f: { $ne: 1 } } })).ids).toEqual(['nometa']);
+    };
+    await check();
+    await client.close();
+    ({ client, index } = await reopen(fresh.path, fresh.key, 'x'));
+    expect(index.stats().openedFrom).toBe('snapshot');
+    await check();
   });
 });
