@@ -1,5 +1,5 @@
 /**
- * `npm run bench:engine [-- --quick]`: the native-engine goals (DESIGN §5) as
+ * `npm run bench:engine [-- --quick]`: the native-engine goals (docs/performance.md) as
  * paired ratios against raw usearch (the stock binding) in one process, on a
  * 100k synthetic set and the real sets in ../shared/data:
  *   - upsert throughput ÷ raw `add` (fresh index each repetition, order alternated),

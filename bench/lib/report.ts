@@ -50,7 +50,7 @@ function headline(results: BenchResults): string[] {
     return out;
   }
   out.push(
-    `Goals (DESIGN §5): QPS at recall@10 ≥ ${RECALL_TARGET} ≥ ${GOALS.qps}×, upsert ≥ ${GOALS.insert}×, open ≤ ${GOALS.open}× raw usearch load, event loop never stalled > ${GOALS.stallMs} ms. Reported, never enforced.`,
+    `Goals (docs/performance.md): QPS at recall@10 ≥ ${RECALL_TARGET} ≥ ${GOALS.qps}×, upsert ≥ ${GOALS.insert}×, open ≤ ${GOALS.open}× raw usearch load, event loop never stalled > ${GOALS.stallMs} ms. Reported, never enforced.`,
     '',
     'QPS ratios come from passes of vecvault and raw usearch alternated in one process (both see the same machine load); in brackets, the same ratio from the separate per-system runs below, which drift with the load of a shared machine.',
     '',

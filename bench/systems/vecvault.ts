@@ -1,5 +1,5 @@
 /**
- * vecvault through its public API (DESIGN §2), exactly as a user calls it:
+ * vecvault through its public API (the Client and index API in the README), exactly as a user calls it:
  * `Client` over a LevelDB directory, records encrypted, usearch HNSW inside.
  * The module is imported at run time so the suite still runs (and says why
  * vecvault was skipped) while `src/index.ts` does not exist.
@@ -15,7 +15,7 @@ const INDEX_NAME = 'bench';
 /** Rows per upsert call: whole small sets in one call, big ones in a few. */
 const UPSERT_CHUNK = 50_000;
 
-// The slice of the public contract the benchmark uses (DESIGN §2).
+// The slice of the public API (see the README) the benchmark uses.
 interface QueryItem {
   id: string;
   distance?: number;
