@@ -1,9 +1,10 @@
 /** The README's usage example runs as written (with 'vecvault' pointed at src/), so the docs cannot drift. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { tempStore } from './support/helpers.js';
+import { WARNING_CODES } from '../src/warnings.js';
 
 it('README usage example runs and prints what its comments say', () => {
   const readme = readFileSync('README.md', 'utf8');
@@ -18,4 +19,15 @@ it('README usage example runs and prints what its comments say', () => {
   expect(out.length).toBe(expected.length);
   const norm = (s: string) => s.replace(/[\s"']/g, '');
   out.forEach((line, i) => expect(norm(line)).toBe(norm(expected[i]!)));
+});
+
+it('README lists every warning code, and the code emits no other', () => {
+  const readme = readFileSync('README.md', 'utf8');
+  const section = readme.slice(readme.indexOf('### Warnings'), readme.indexOf('## Security model'));
+  const listed = [...section.matchAll(/^\| `(VECVAULT_[A-Z_]+)` \|/gm)].map((m) => m[1]);
+  expect(listed.sort()).toEqual([...WARNING_CODES].sort());
+  // Every warn() call in src/ names a code from the union (the type checks it); and none emits warnings another way.
+  const sources = readdirSync('src', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  const direct = sources.filter((f) => f !== 'warnings.ts' && readFileSync(join('src', f), 'utf8').includes('emitWarning('));
+  expect(direct).toEqual([]);
 });
