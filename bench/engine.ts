@@ -207,7 +207,7 @@ const report = [
       `| ${r.dataset} | ${r.count} × ${r.dimension} | ${fmt(r.upsertRatio)} | ${fmt(r.rawAddMs, 0)} | ${fmt(r.upsertMs, 0)} | ${fmt(r.openMs, 1)} | ${fmt(r.loadMs, 1)} | ${fmt(r.openRatio)} | ${fmt(r.rebuildOverOpen, 0)} | ${fmt(r.worstStallMs, 1)} | ${fmt(r.p99StallMs, 1)} |`,
   ),
   '',
-  'vecvault\'s upsert is durable when it resolves (records sealed with AES-256-GCM, one fsync\'d LevelDB batch); raw usearch\'s `add` keeps everything in memory. ' +
+  "vecvault's upsert is durable when it resolves (records sealed with AES-256-GCM, one fsync'd LevelDB batch); raw usearch's `add` keeps everything in memory. " +
     'Open = `new Client` + `loadIndex` (authenticate, read and decrypt the snapshot chunks, load the graph) + one query; raw = `Index.load(file)` + one search. ' +
     'Stalls: `monitorEventLoopDelay` while the upsert runs and a query is issued every 5 ms.',
   ...(skipped.length ? ['', `Skipped: ${skipped.join('; ')}`] : []),

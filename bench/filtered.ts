@@ -36,7 +36,11 @@ async function benchDataset(name: string, base: VectorSet, queries: VectorSet, m
     const ids = Array.from({ length: base.count }, (_, i) => String(i));
     for (let start = 0; start < ids.length; start += 50_000) {
       const slice = ids.slice(start, start + 50_000);
-      await index.upsert({ ids: slice, vectors: slice.map((_, j) => rowOf(base, start + j)), metadata: slice.map((_, j) => ({ bucket: bucketOf(start + j) })) });
+      await index.upsert({
+        ids: slice,
+        vectors: slice.map((_, j) => rowOf(base, start + j)),
+        metadata: slice.map((_, j) => ({ bucket: bucketOf(start + j) })),
+      });
     }
     const qs = Array.from({ length: Math.min(QUERIES, queries.count) }, (_, q) => rowOf(queries, q));
     const qps = async (filters?: Record<string, unknown>) => {
@@ -64,7 +68,9 @@ async function benchDataset(name: string, base: VectorSet, queries: VectorSet, m
       const filteredRecall = recall(found, truth);
       const filteredQps = await qps(filters);
       rows.push({ dataset: name, selectivity, matching: matching.length, recall: filteredRecall, qps: filteredQps, ratio: filteredQps / unfiltered });
-      console.log(`${name} ${selectivity * 100}%: ${matching.length} match, recall@10 ${filteredRecall.toFixed(3)}, ${filteredQps.toFixed(0)} QPS = ${(filteredQps / unfiltered).toFixed(2)}× unfiltered (${unfiltered.toFixed(0)})`);
+      console.log(
+        `${name} ${selectivity * 100}%: ${matching.length} match, recall@10 ${filteredRecall.toFixed(3)}, ${filteredQps.toFixed(0)} QPS = ${(filteredQps / unfiltered).toFixed(2)}× unfiltered (${unfiltered.toFixed(0)})`,
+      );
     }
     return rows;
   } finally {
@@ -87,7 +93,9 @@ async function main(): Promise<void> {
     rows.push(...(await benchDataset(name, data.base, data.queries, data.metric)));
   }
   const n = args.quick ? 20_000 : 100_000;
-  rows.push(...(await benchDataset(`synthetic-${n / 1000}k×64`, clusteredVectors(n, 64, { seed: 7 }), clusteredVectors(QUERIES, 64, { seed: 8 }), 'euclidean')));
+  rows.push(
+    ...(await benchDataset(`synthetic-${n / 1000}k×64`, clusteredVectors(n, 64, { seed: 7 }), clusteredVectors(QUERIES, 64, { seed: 8 }), 'euclidean')),
+  );
 
   const m = machineInfo() as unknown as Record<string, unknown>;
   const lines = [
@@ -97,7 +105,10 @@ async function main(): Promise<void> {
     '',
     '| dataset | selectivity | matching rows | recall@10 | QPS | × unfiltered |',
     '|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.dataset} | ${r.selectivity === 1 ? 'none (unfiltered)' : `${r.selectivity * 100}%`} | ${r.matching} | ${Number.isNaN(r.recall) ? '–' : r.recall.toFixed(3)} | ${Math.round(r.qps).toLocaleString('en-US')} | ${r.ratio.toFixed(2)}× |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.dataset} | ${r.selectivity === 1 ? 'none (unfiltered)' : `${r.selectivity * 100}%`} | ${r.matching} | ${Number.isNaN(r.recall) ? '–' : r.recall.toFixed(3)} | ${Math.round(r.qps).toLocaleString('en-US')} | ${r.ratio.toFixed(2)}× |`,
+    ),
     '',
     ...skipped.map((s) => `Skipped: ${s}`),
     '',

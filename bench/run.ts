@@ -41,10 +41,46 @@ export interface BenchOptions {
 export function paramsFor(mode: RunMode, overrides: Pick<BenchOptions, 'iterations' | 'minPassMs' | 'efSweep'> = {}): RunParams {
   const base: RunParams =
     mode === 'full'
-      ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], paired: true, iterations: 5, minPassMs: 300, recallQueries: null, batchSize: null, quick: false }
+      ? {
+          k: 10,
+          connectivity: 16,
+          expansionAdd: 128,
+          defaultEf: 64,
+          efSweep: [16, 32, 64, 128, 256],
+          paired: true,
+          iterations: 5,
+          minPassMs: 300,
+          recallQueries: null,
+          batchSize: null,
+          quick: false,
+        }
       : mode === 'quick'
-        ? { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 32, 64, 128, 256], paired: true, iterations: 3, minPassMs: 50, recallQueries: 100, batchSize: 100, quick: true }
-        : { k: 10, connectivity: 16, expansionAdd: 128, defaultEf: 64, efSweep: [16, 64], paired: true, iterations: 1, minPassMs: 5, recallQueries: null, batchSize: null, quick: true };
+        ? {
+            k: 10,
+            connectivity: 16,
+            expansionAdd: 128,
+            defaultEf: 64,
+            efSweep: [16, 32, 64, 128, 256],
+            paired: true,
+            iterations: 3,
+            minPassMs: 50,
+            recallQueries: 100,
+            batchSize: 100,
+            quick: true,
+          }
+        : {
+            k: 10,
+            connectivity: 16,
+            expansionAdd: 128,
+            defaultEf: 64,
+            efSweep: [16, 64],
+            paired: true,
+            iterations: 1,
+            minPassMs: 5,
+            recallQueries: null,
+            batchSize: null,
+            quick: true,
+          };
   return {
     ...base,
     ...(overrides.iterations ? { iterations: overrides.iterations } : {}),
@@ -181,13 +217,19 @@ export async function runBench(options: BenchOptions): Promise<{ results: BenchR
   const svgPaths = writeCharts(results, options.outDir).map((f) => join(options.outDir, f));
   const reportPath = join(options.outDir, 'REPORT.md');
   writeFileSync(reportPath, renderReport(results, jsonName));
-  log(`wrote ${relative(process.cwd(), jsonPath)}, ${relative(process.cwd(), reportPath)} and ${svgPaths.length} SVG plot(s) in ${results.durationSeconds.toFixed(0)} s`);
+  log(
+    `wrote ${relative(process.cwd(), jsonPath)}, ${relative(process.cwd(), reportPath)} and ${svgPaths.length} SVG plot(s) in ${results.durationSeconds.toFixed(0)} s`,
+  );
   return { results, jsonPath, reportPath, svgPaths };
 }
 
 export function parseArgs(argv: readonly string[]): BenchOptions {
   const options: BenchOptions = { mode: 'full', outDir: join(BENCH_DIR, 'results') };
-  const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (v: string | undefined) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => {
@@ -206,7 +248,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     else if (arg === '--ef') options.efSweep = list(value()).map(Number);
     else if (arg === '--in-process') options.inProcess = true;
     else if (arg === '--help' || arg === '-h') {
-      console.log('usage: npm run bench [-- --quick] [--out DIR] [--datasets glove25,sift5k,glove50,fashion-mnist,synthetic] [--systems usearch,vecvault,hnswlib,lancedb,vectra] [--iterations N] [--min-pass-ms N] [--ef 16,32,64] [--in-process]');
+      console.log(
+        'usage: npm run bench [-- --quick] [--out DIR] [--datasets glove25,sift5k,glove50,fashion-mnist,synthetic] [--systems usearch,vecvault,hnswlib,lancedb,vectra] [--iterations N] [--min-pass-ms N] [--ef 16,32,64] [--in-process]',
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${arg} (try --help)`);
   }

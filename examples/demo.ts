@@ -68,9 +68,15 @@ async function main(): Promise<void> {
   console.log('\nTop 5 for query 0:');
   for (const r of results as QueryResultItem[]) console.log(`  ${r.id.padEnd(10)} distance ${r.distance!.toFixed(4)}  metadata ${JSON.stringify(r.metadata)}`);
 
-  const filtered = await index.query({ queryVectors: queries.data.subarray(0, dim), topK: 3, filters: { bucket: { $in: [3, 7] } }, include: ['distance', 'metadata'] });
+  const filtered = await index.query({
+    queryVectors: queries.data.subarray(0, dim),
+    topK: 3,
+    filters: { bucket: { $in: [3, 7] } },
+    include: ['distance', 'metadata'],
+  });
   console.log('\nTop 3 for query 0 among records with bucket 3 or 7 (filter evaluated in memory on decrypted metadata):');
-  for (const r of filtered.results as QueryResultItem[]) console.log(`  ${r.id.padEnd(10)} distance ${r.distance!.toFixed(4)}  metadata ${JSON.stringify(r.metadata)}`);
+  for (const r of filtered.results as QueryResultItem[])
+    console.log(`  ${r.id.padEnd(10)} distance ${r.distance!.toFixed(4)}  metadata ${JSON.stringify(r.metadata)}`);
 
   if (truth) {
     t = performance.now();
@@ -84,7 +90,9 @@ async function main(): Promise<void> {
   t = performance.now();
   const reopened = new Client({ path });
   const again = await reopened.loadIndex({ indexName: `demo-${name}`, indexKey });
-  console.log(`\nReopened from disk in ${(performance.now() - t).toFixed(0)} ms: ${(await again.listIds()).count} records, stats ${JSON.stringify(again.stats())}`);
+  console.log(
+    `\nReopened from disk in ${(performance.now() - t).toFixed(0)} ms: ${(await again.listIds()).count} records, stats ${JSON.stringify(again.stats())}`,
+  );
   try {
     await reopened.loadIndex({ indexName: `demo-${name}`, indexKey: Client.generateKey() });
   } catch (error) {

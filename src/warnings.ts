@@ -15,7 +15,12 @@ export type WarningCode =
   | 'VECVAULT_COMPACT_FAILED';
 
 /** Every warning code, for docs and tests. */
-export const WARNING_CODES: readonly WarningCode[] = ['VECVAULT_SNAPSHOT_REBUILD', 'VECVAULT_HEAD_WRITE', 'VECVAULT_SNAPSHOT_FAILED', 'VECVAULT_COMPACT_FAILED'];
+export const WARNING_CODES: readonly WarningCode[] = [
+  'VECVAULT_SNAPSHOT_REBUILD',
+  'VECVAULT_HEAD_WRITE',
+  'VECVAULT_SNAPSHOT_FAILED',
+  'VECVAULT_COMPACT_FAILED',
+];
 
 /** @internal Emits a process warning; messages never hold key material, ids or decrypted data. */
 export function warn(code: WarningCode, message: string): void {

@@ -121,7 +121,15 @@ describe('benchmark harness (tiny run)', () => {
 
 describe('benchmark helpers', () => {
   it('QPS at the recall target is the best point reaching it, as a ratio to the reference', () => {
-    const point = (ef: number, recall: number, qps: number) => ({ ef, recall, recallBatch: recall, qpsSingle: qps, qpsBatch: qps, qpsSingleSamples: [qps], qpsBatchSamples: [qps] });
+    const point = (ef: number, recall: number, qps: number) => ({
+      ef,
+      recall,
+      recallBatch: recall,
+      qpsSingle: qps,
+      qpsBatch: qps,
+      qpsSingleSamples: [qps],
+      qpsBatchSamples: [qps],
+    });
     const runs: SystemRun[] = [
       { system: 'usearch', dataset: 'd', status: 'ok', sweep: [point(16, 0.9, 1000), point(64, 0.96, 500), point(256, 0.99, 200)] },
       { system: 'other', dataset: 'd', status: 'ok', sweep: [point(64, 0.95, 400), point(256, 0.99, 100)] },

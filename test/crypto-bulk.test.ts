@@ -33,21 +33,28 @@ describe('hmacMany', () => {
 describe('sealMany / openMany', () => {
   it('seals what aead.ts and noble open, opens what they seal, with the AAD framed as head || part || tail', () => {
     fc.assert(
-      fc.property(key32, bytes(12), bytes(30), bytes(10), fc.array(fc.tuple(bytes(2000), bytes(40)), { minLength: 1, maxLength: 12 }), (key, prefix, head, tail, items) => {
-        const plaintexts = items.map(([pt]) => pt);
-        const parts = items.map(([, part]) => part);
-        const aadOf = (i: number) => Buffer.concat([head, parts[i]!, tail]);
-        const sealed = sealMany(key, plaintexts, { head, parts, tail }, prefix);
-        sealed.forEach((value, i) => {
-          expect(value.subarray(0, prefix.byteLength)).toEqual(Buffer.from(prefix));
-          const body = value.subarray(prefix.byteLength);
-          expect(open(key, body, aadOf(i), 'x')).toEqual(Buffer.from(plaintexts[i]!));
-          expect(Buffer.from(gcm(key, body.subarray(0, 12), aadOf(i)).decrypt(body.subarray(12)))).toEqual(Buffer.from(plaintexts[i]!));
-        });
-        const byNode = plaintexts.map((pt, i) => Buffer.concat([Buffer.from(prefix), seal(key, pt, aadOf(i))]));
-        const opened = openMany(key, byNode, prefix.byteLength, { head, parts, tail }, what);
-        opened.forEach((pt, i) => expect(pt).toEqual(Buffer.from(plaintexts[i]!)));
-      }),
+      fc.property(
+        key32,
+        bytes(12),
+        bytes(30),
+        bytes(10),
+        fc.array(fc.tuple(bytes(2000), bytes(40)), { minLength: 1, maxLength: 12 }),
+        (key, prefix, head, tail, items) => {
+          const plaintexts = items.map(([pt]) => pt);
+          const parts = items.map(([, part]) => part);
+          const aadOf = (i: number) => Buffer.concat([head, parts[i]!, tail]);
+          const sealed = sealMany(key, plaintexts, { head, parts, tail }, prefix);
+          sealed.forEach((value, i) => {
+            expect(value.subarray(0, prefix.byteLength)).toEqual(Buffer.from(prefix));
+            const body = value.subarray(prefix.byteLength);
+            expect(open(key, body, aadOf(i), 'x')).toEqual(Buffer.from(plaintexts[i]!));
+            expect(Buffer.from(gcm(key, body.subarray(0, 12), aadOf(i)).decrypt(body.subarray(12)))).toEqual(Buffer.from(plaintexts[i]!));
+          });
+          const byNode = plaintexts.map((pt, i) => Buffer.concat([Buffer.from(prefix), seal(key, pt, aadOf(i))]));
+          const opened = openMany(key, byNode, prefix.byteLength, { head, parts, tail }, what);
+          opened.forEach((pt, i) => expect(pt).toEqual(Buffer.from(plaintexts[i]!)));
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -65,13 +72,18 @@ describe('sealMany / openMany', () => {
     const pts = [Buffer.from('alpha'), Buffer.from('beta'), Buffer.from('gamma')];
     const parts = [Buffer.from('p0'), Buffer.from('p1'), Buffer.from('p2')];
     const good = sealMany(key, pts, { parts });
-    const attempt = (sealed: Uint8Array[], aadParts = parts) => () => openMany(key, sealed, 0, { parts: aadParts }, what);
+    const attempt =
+      (sealed: Uint8Array[], aadParts = parts) =>
+      () =>
+        openMany(key, sealed, 0, { parts: aadParts }, what);
     expect(attempt(good)().map(String)).toEqual(['alpha', 'beta', 'gamma']);
     const flipped = Buffer.from(good[1]!);
     flipped[14]! ^= 1;
     expect(attempt([good[0]!, flipped, good[2]!])).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') }));
     expect(attempt(good, [parts[0]!, parts[1]!, Buffer.from('p3')])).toThrow(expect.objectContaining({ message: expect.stringContaining('item 2') }));
-    expect(attempt([good[0]!.subarray(0, good[0]!.byteLength - 4), good[1]!, good[2]!])).toThrow(expect.objectContaining({ message: expect.stringContaining('item 0') }));
+    expect(attempt([good[0]!.subarray(0, good[0]!.byteLength - 4), good[1]!, good[2]!])).toThrow(
+      expect.objectContaining({ message: expect.stringContaining('item 0') }),
+    );
     expect(attempt([good[0]!, new Uint8Array(10), good[2]!])).toThrow(expect.objectContaining({ message: expect.stringContaining('item 1') }));
   });
 
@@ -87,7 +99,10 @@ describe('sealMany / openMany', () => {
       expect(pt.buffer).toBe(copies[i]!.buffer); // a view: no copy was made
     });
     const reordered = [Buffer.from(sealed[0]!), Buffer.from(sealed[2]!), Buffer.from(sealed[1]!)];
-    await expect(openInPlaceAsync(key, reordered, aads, what)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('item 1') });
+    await expect(openInPlaceAsync(key, reordered, aads, what)).rejects.toMatchObject({
+      code: 'VECVAULT_INTEGRITY',
+      message: expect.stringContaining('item 1'),
+    });
     // Chunk 0 authenticated and was decrypted in place before chunk 1 failed: its plaintext must not be left behind.
     expect(reordered[0]!.subarray(12, reordered[0]!.byteLength - 16).every((b) => b === 0)).toBe(true);
     // In place needs bytes it may write: a string (which the sync calls accept as UTF-8) is refused.

@@ -46,7 +46,16 @@ describe('typed errors', () => {
       ['zero vector under cosine', index.upsert({ ids: ['a'], vectors: [[0, 0, 0]] })],
       ['empty id', index.upsert({ ids: [''], vectors: [[1, 2, 3]] })],
       ['non-string id', index.upsert({ ids: [7 as unknown as string], vectors: [[1, 2, 3]] })],
-      ['duplicate ids', index.upsert({ ids: ['a', 'a'], vectors: [[1, 2, 3], [1, 2, 3]] })],
+      [
+        'duplicate ids',
+        index.upsert({
+          ids: ['a', 'a'],
+          vectors: [
+            [1, 2, 3],
+            [1, 2, 3],
+          ],
+        }),
+      ],
       ['length mismatch', index.upsert({ ids: ['a', 'b'], vectors: [[1, 2, 3]] })],
       ['metadata length mismatch', index.upsert({ ids: ['a'], vectors: [[1, 2, 3]], metadata: [] })],
       ['empty upsert', index.upsert({ items: [] })],

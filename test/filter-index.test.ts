@@ -161,19 +161,15 @@ describe('MetadataIndex', () => {
     };
     const put = (key: number): void => {
       const kind = random(6);
-      const value =
-        kind === 0 ? `s${random(50)}` : kind === 1 ? [random(100), `s${random(50)}`] : kind === 2 ? undefined : random(100);
+      const value = kind === 0 ? `s${random(50)}` : kind === 1 ? [random(100), `s${random(50)}`] : kind === 2 ? undefined : random(100);
       const metadata = value === undefined ? {} : { v: value, w: random(3) };
       index.set(key, metadata);
       model.set(key, metadata);
     };
     for (let key = 0; key < 3000; key++) put(key);
-    const filters = [
-      { v: { $lt: 10 } },
-      { v: { $gte: 's40' } },
-      { v: { $gt: 50, $lte: 60 }, w: 1 },
-      { $or: [{ v: { $lte: 3 } }, { v: { $gt: 's48' } }] },
-    ].map((raw) => compileFilter(raw));
+    const filters = [{ v: { $lt: 10 } }, { v: { $gte: 's40' } }, { v: { $gt: 50, $lte: 60 }, w: 1 }, { $or: [{ v: { $lte: 3 } }, { v: { $gt: 's48' } }] }].map(
+      (raw) => compileFilter(raw),
+    );
     for (let round = 0; round < 12; round++) {
       for (let i = 0; i < 400; i++) {
         const key = random(3500);

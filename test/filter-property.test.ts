@@ -53,9 +53,7 @@ function referenceEqual(a: unknown, b: unknown): boolean {
 
 function referenceEq(values: unknown[], literal: unknown): boolean {
   if (values.length === 0) return literal === null;
-  return values.some(
-    (v) => referenceEqual(v, literal) || (Array.isArray(v) && v.some((e) => referenceEqual(e, literal))),
-  );
+  return values.some((v) => referenceEqual(v, literal) || (Array.isArray(v) && v.some((e) => referenceEqual(e, literal))));
 }
 
 function referenceCompare(values: unknown[], operator: string, operand: number | string): boolean {
@@ -159,17 +157,16 @@ const { filter } = fc.letrec<{ filter: Record<string, unknown> }>((tie) => ({
     { arbitrary: fc.dictionary(path, condition, { minKeys: 1, maxKeys: 2 }), weight: 40 },
     { arbitrary: fc.constant({}), weight: 1 },
     {
-      arbitrary: fc.tuple(
-        fc.constantFrom('$and', '$or', '$nor'),
-        fc.array(tie('filter'), { minLength: 1, maxLength: 3 }),
-      ).map(([op, list]) => ({ [op]: list })),
+      arbitrary: fc
+        .tuple(fc.constantFrom('$and', '$or', '$nor'), fc.array(tie('filter'), { minLength: 1, maxLength: 3 }))
+        .map(([op, list]) => ({ [op]: list })),
       weight: 10,
     },
     { arbitrary: tie('filter').map((inner) => ({ $not: inner })), weight: 5 },
     {
-      arbitrary: fc.tuple(fc.dictionary(path, condition, { minKeys: 1, maxKeys: 2 }), tie('filter')).map(
-        ([fields, inner]) => ({ ...fields, $or: [inner, { [Object.keys(fields)[0]!]: { $exists: true } }] }),
-      ),
+      arbitrary: fc
+        .tuple(fc.dictionary(path, condition, { minKeys: 1, maxKeys: 2 }), tie('filter'))
+        .map(([fields, inner]) => ({ ...fields, $or: [inner, { [Object.keys(fields)[0]!]: { $exists: true } }] })),
       weight: 5,
     },
   ),
@@ -198,8 +195,7 @@ describe('compiled filters and MetadataIndex agree with the reference evaluator'
         });
         if (expected.size > 0 && expected.size < records.length) informative++;
         // Plain booleans rather than expect(): this loop runs 10,000 times.
-        const same = (matched: ReadonlySet<number>): boolean =>
-          matched.size === expected.size && [...expected].every((key) => matched.has(key));
+        const same = (matched: ReadonlySet<number>): boolean => matched.size === expected.size && [...expected].every((key) => matched.has(key));
         return predicateAgrees && same(index.match(compiled)) && same(eager.match(compiled));
       }),
       { numRuns: RUNS },
@@ -255,9 +251,34 @@ describe('compiled filters and MetadataIndex agree with the reference evaluator'
 const fuzzKey = fc.oneof(
   path,
   fc.constantFrom(
-    '$and', '$or', '$nor', '$not', '$eq', '$ne', '$gt', '$gte', '$lt', '$lte', '$in', '$nin', '$exists',
-    '$regex', '$where', '$', '', '.', 'a..b', 'a.', '__proto__', 'constructor', 'prototype', 'a.__proto__',
-    'toString', 'hasOwnProperty', 'valueOf', 'length',
+    '$and',
+    '$or',
+    '$nor',
+    '$not',
+    '$eq',
+    '$ne',
+    '$gt',
+    '$gte',
+    '$lt',
+    '$lte',
+    '$in',
+    '$nin',
+    '$exists',
+    '$regex',
+    '$where',
+    '$',
+    '',
+    '.',
+    'a..b',
+    'a.',
+    '__proto__',
+    'constructor',
+    'prototype',
+    'a.__proto__',
+    'toString',
+    'hasOwnProperty',
+    'valueOf',
+    'length',
   ),
   fc.string({ maxLength: 6 }),
 );

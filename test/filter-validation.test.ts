@@ -98,7 +98,14 @@ describe('invalid filters name the offending path', () => {
   });
 
   it('turns throwing proxies into a ValidationError', () => {
-    const trap = new Proxy({}, { ownKeys() { throw new Error('trap'); } });
+    const trap = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('trap');
+        },
+      },
+    );
     expect(rejection({ a: trap }).path).toBe('filters.a');
     const revocable = Proxy.revocable({}, {});
     revocable.revoke();

@@ -236,8 +236,19 @@ describe('compiled filter', () => {
   });
 
   it('never throws on hostile metadata', () => {
-    const throwing = { get a() { throw new Error('boom'); } };
-    const proxy = new Proxy({}, { getPrototypeOf() { throw new Error('trap'); } });
+    const throwing = {
+      get a() {
+        throw new Error('boom');
+      },
+    };
+    const proxy = new Proxy(
+      {},
+      {
+        getPrototypeOf() {
+          throw new Error('trap');
+        },
+      },
+    );
     const revocable = Proxy.revocable({}, {});
     revocable.revoke();
     for (const metadata of [throwing, proxy, revocable.proxy, { a: throwing }, { a: [proxy] }]) {

@@ -13,7 +13,11 @@ import { bucketOf, clusteredVectors, exactTopK, FILTER_SELECTIVITIES, recall as 
 async function checkFilteredRecall(name: string, base: VectorSet, queries: VectorSet, metric: Metric, queryCount: number) {
   const { index } = await openFresh({ indexName: name, metric });
   const ids = Array.from({ length: base.count }, (_, i) => String(i));
-  await index.upsert({ ids, vectors: ids.map((_, i) => rowOf(base, i)), metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })) });
+  await index.upsert({
+    ids,
+    vectors: ids.map((_, i) => rowOf(base, i)),
+    metadata: ids.map((_, i) => ({ bucket: bucketOf(i), parity: i % 2 ? 'odd' : 'even' })),
+  });
   const report: string[] = [];
   for (const selectivity of FILTER_SELECTIVITIES) {
     const { limit, filters, matching } = selectivityCase(selectivity, base.count);

@@ -36,7 +36,12 @@ describe('snapshots and replay', () => {
     expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', snapshotGeneration: 1, count: 3000 });
     expect(index.stats().changesSinceSnapshot).toBeGreaterThan(0);
     const got = await index.get({ ids: ['crash-1', 'crash-2', 'v0', 'v1'], include: ['metadata', 'vector'] });
-    expect(got).toEqual([{ id: 'crash-1', vector: [9, 9, 9, 9], metadata: { late: true } }, { id: 'crash-2' }, { id: 'v0', vector: [7, 7, 7, 7], metadata: { late: true } }, { id: 'v1' }]);
+    expect(got).toEqual([
+      { id: 'crash-1', vector: [9, 9, 9, 9], metadata: { late: true } },
+      { id: 'crash-2' },
+      { id: 'v0', vector: [7, 7, 7, 7], metadata: { late: true } },
+      { id: 'v1' },
+    ]);
     const near = await index.query({ queryVectors: [7, 7, 7, 7], topK: 1 });
     expect(near.results).toEqual([{ id: 'v0' }]);
     const late = await index.query({ queryVectors: [0, 0, 0, 0], topK: 10, filters: { late: true } });

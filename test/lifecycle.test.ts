@@ -32,9 +32,13 @@ describe('index lifecycle', () => {
     const gotBefore = await index.get({ ids });
     await client.close();
 
-    const out = execFileSync(process.execPath, ['--import', 'tsx', 'test/support/child-load.ts', path, 'docs', Buffer.from(key).toString('hex'), JSON.stringify(queries), JSON.stringify(ids)], {
-      encoding: 'utf8',
-    });
+    const out = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', 'test/support/child-load.ts', path, 'docs', Buffer.from(key).toString('hex'), JSON.stringify(queries), JSON.stringify(ids)],
+      {
+        encoding: 'utf8',
+      },
+    );
     const child = JSON.parse(out) as { query: unknown; get: unknown; ids: string[] };
     expect(child.query).toEqual(encode(before));
     expect(child.get).toEqual(encode(gotBefore));
@@ -61,7 +65,15 @@ describe('index lifecycle', () => {
   it('same-id upsert overwrites; deleted ids never come back from query, get or listIds', async () => {
     const fresh = await openFresh({ indexName: 'o', dimension: 3 });
     let { client, index } = fresh;
-    await index.upsert({ ids: ['a', 'b', 'c'], vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], metadata: [{ v: 1 }, { v: 1 }, { v: 1 }] });
+    await index.upsert({
+      ids: ['a', 'b', 'c'],
+      vectors: [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+      ],
+      metadata: [{ v: 1 }, { v: 1 }, { v: 1 }],
+    });
     await index.upsert({ ids: ['a'], vectors: [[0, 0, 5]], metadata: [{ v: 2 }] });
     expect(await index.get({ ids: ['a'] })).toEqual([{ id: 'a', vector: [0, 0, 5], metadata: { v: 2 } }]);
     expect((await index.listIds()).count).toBe(3);

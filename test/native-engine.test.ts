@@ -32,14 +32,7 @@ interface Hit {
 }
 
 /** Exact top-k by brute force (test/support/vectors.ts), optionally over allowed keys only. */
-function bruteForce(
-  metric: EngineMetric,
-  data: Float32Array,
-  keys: BigUint64Array,
-  query: Float32Array,
-  k: number,
-  allowed?: Set<bigint>,
-): Hit[] {
+function bruteForce(metric: EngineMetric, data: Float32Array, keys: BigUint64Array, query: Float32Array, k: number, allowed?: Set<bigint>): Hit[] {
   const base = { data, count: keys.length, dimension: query.length };
   const rows = allowed ? Array.from(keys.keys()).filter((i) => allowed.has(keys[i]!)) : undefined;
   return exactTopK(base, query, k, { metric, rows }).map(({ row, distance }) => ({ key: keys[row]!, distance }));
@@ -81,11 +74,7 @@ afterAll(async () => {
   await Promise.all(open.map((e) => e.close()));
 });
 
-async function built(
-  n: number,
-  opts: Partial<EngineOptions> = {},
-  seed = 1,
-): Promise<{ engine: NativeAnnEngine; data: Float32Array; keys: BigUint64Array }> {
+async function built(n: number, opts: Partial<EngineOptions> = {}, seed = 1): Promise<{ engine: NativeAnnEngine; data: Float32Array; keys: BigUint64Array }> {
   const o = options(opts);
   const engine = track(nativeEngine.create(o));
   const data = randomVectors(n, o.dimension, seed, o.metric !== 'l2sq');
@@ -127,9 +116,7 @@ describe('native engine: build and SIMD', () => {
       { expansionSearch: 0 },
       { precision: 'i8' as EnginePrecision, metric: 'l2sq' as EngineMetric }, // usearch normalizes int8 vectors
     ]) {
-      expect(() => nativeEngine.create(options(bad)), JSON.stringify(bad)).toThrow(
-        expect.objectContaining({ code: 'VECVAULT_VALIDATION' }),
-      );
+      expect(() => nativeEngine.create(options(bad)), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'VECVAULT_VALIDATION' }));
     }
   });
 });
@@ -169,9 +156,7 @@ describe('native engine: answers', () => {
     for (const precision of ['f16', 'i8'] as const) {
       const { engine, data, keys } = await built(size, { metric: 'cos', precision, dimension: 32 }, 3);
       const queries = randomVectors(50, 32, 4, true);
-      const truth = Array.from({ length: 50 }, (_, q) =>
-        bruteForce('cos', data, keys, queries.subarray(q * 32, (q + 1) * 32), 10),
-      );
+      const truth = Array.from({ length: 50 }, (_, q) => bruteForce('cos', data, keys, queries.subarray(q * 32, (q + 1) * 32), 10));
       const result = await engine.search(queries, 10, { expansionSearch: 128 });
       expect(recall(result, truth), precision).toBeGreaterThan(0.9);
     }
@@ -181,9 +166,7 @@ describe('native engine: answers', () => {
     const dim = 24;
     const { engine, data, keys } = await built(10_000, { dimension: dim, expansionAdd: 128 }, 11);
     const queries = randomVectors(100, dim, 12);
-    const truth = Array.from({ length: 100 }, (_, q) =>
-      bruteForce('l2sq', data, keys, queries.subarray(q * dim, (q + 1) * dim), 10),
-    );
+    const truth = Array.from({ length: 100 }, (_, q) => bruteForce('l2sq', data, keys, queries.subarray(q * dim, (q + 1) * dim), 10));
     const before = await engine.search(queries, 10);
     const narrow = await engine.search(queries, 10, { expansionSearch: 10 });
     const wide = await engine.search(queries, 10, { expansionSearch: 256 });
@@ -212,9 +195,7 @@ describe('native engine: filtered search', () => {
       const allowedList = [...keys].filter(() => pick() < fraction);
       const allowed = new Set(allowedList);
       const allowedKeys = BigUint64Array.from(allowedList);
-      const truth = Array.from({ length: 50 }, (_, q) =>
-        bruteForce('l2sq', data, keys, queries.subarray(q * dim, (q + 1) * dim), 10, allowed),
-      );
+      const truth = Array.from({ length: 50 }, (_, q) => bruteForce('l2sq', data, keys, queries.subarray(q * dim, (q + 1) * dim), 10, allowed));
       const graph = await engine.search(queries, 10, { allowedKeys });
       const exact = await engine.search(queries, 10, { allowedKeys, exact: true });
       for (let q = 0; q < 50; q++) {
@@ -232,7 +213,11 @@ describe('native engine: filtered search', () => {
     for (const exact of [false, true]) {
       const result = await engine.search(randomVectors(3, 16, 32), 5, { allowedKeys, exact });
       for (let q = 0; q < 3; q++) {
-        expect(row(result, q).map((h) => h.key).sort()).toEqual([3n, 4n]);
+        expect(
+          row(result, q)
+            .map((h) => h.key)
+            .sort(),
+        ).toEqual([3n, 4n]);
       }
     }
   });
@@ -307,7 +292,7 @@ describe('native engine: serialization', () => {
     expect(Buffer.from(await fromParts.serialize()).equals(Buffer.from(bytes))).toBe(true);
   });
 
-  it('reads the stock usearch binding\'s saved file byte for byte and answers exactly as it does', async () => {
+  it("reads the stock usearch binding's saved file byte for byte and answers exactly as it does", async () => {
     // Same graph in both: proves the per-call ef emulation (ask usearch for
     // max(k, ef) with its own ef pinned) equals usearch's search at that ef.
     const { default: usearch } = await import('usearch');
@@ -437,10 +422,7 @@ describe('native engine: concurrency and the event loop', () => {
     });
     let searches = 0;
     while (adding) {
-      const results = await Promise.all([
-        engine.search(queries, 10),
-        engine.search(queries, 10, { expansionSearch: 32 }),
-      ]);
+      const results = await Promise.all([engine.search(queries, 10), engine.search(queries, 10, { expansionSearch: 32 })]);
       // Single queries may run on this thread; they must not wait for the add there.
       const single = await engine.search(queries.subarray(0, dim), 10);
       expect(single.counts[0]).toBe(10);
@@ -526,7 +508,9 @@ else { await e.close(); parentPort.postMessage(String(r.keys[0])); }
       const file = join(dir, 'worker.mts');
       writeFileSync(file, source);
       // Workers do not inherit tsx's loader: register it, then load the TypeScript worker.
-      const tsxApi = createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs');
+      const tsxApi = createRequire(import.meta.url)
+        .resolve('tsx/esm/api')
+        .replace(/\.cjs$/, '.mjs');
       const boot = join(dir, 'boot.mjs');
       writeFileSync(
         boot,

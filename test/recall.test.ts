@@ -28,7 +28,11 @@ describe('recall on real data with default settings', () => {
       // expansionSearch per query trades recall for speed without changing the index default.
       if (name === 'sift5k') {
         const narrow = await index.query({ queryVectors: data.queries.data, dimension: dim, topK: 10, expansionSearch: 10 });
-        const narrowRecall = recallAtK(data, (narrow.results as { id: string }[][]).map((row) => row.map((r) => Number(r.id))), 10);
+        const narrowRecall = recallAtK(
+          data,
+          (narrow.results as { id: string }[][]).map((row) => row.map((r) => Number(r.id))),
+          10,
+        );
         console.log(`${name}: recall@10 at expansionSearch 10 = ${narrowRecall.toFixed(4)}`);
         expect(narrowRecall).toBeLessThan(recall);
         const again = await index.query({ queryVectors: data.queries.data, dimension: dim, topK: 10 });

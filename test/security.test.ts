@@ -74,7 +74,10 @@ describe('tampering with stored records', () => {
     const swapped = tempStore();
     cpSync(path, swapped, { recursive: true });
     let raw = await rawStore(swapped);
-    await raw.batch([{ type: 'put', key: a!.key, value: b!.value }, { type: 'put', key: b!.key, value: a!.value }]);
+    await raw.batch([
+      { type: 'put', key: a!.key, value: b!.value },
+      { type: 'put', key: b!.key, value: a!.value },
+    ]);
     await raw.close();
     await rejectsWithCode(loadAndReadAll(swapped, key, 'one'), 'VECVAULT_INTEGRITY');
 
@@ -89,7 +92,13 @@ describe('tampering with stored records', () => {
     // Negative control: the same records sealed under the same key but with an
     // AAD that does not bind the record key decrypt fine after the swap — the
     // reader would get b's data for a.
-    const dek = openEnvelope(key, 'one', { ...entry, indexId: new Uint8Array(entry.indexId), salt: new Uint8Array(entry.salt), verifier: new Uint8Array(entry.verifier), wrappedDek: new Uint8Array(entry.wrappedDek) });
+    const dek = openEnvelope(key, 'one', {
+      ...entry,
+      indexId: new Uint8Array(entry.indexId),
+      salt: new Uint8Array(entry.salt),
+      verifier: new Uint8Array(entry.verifier),
+      wrappedDek: new Uint8Array(entry.wrappedDek),
+    });
     const { records: recordKey } = deriveIndexKeys(dek, new Uint8Array(entry.indexId));
     const unbound = frame('record');
     const sealedA = seal(recordKey, Buffer.from('payload of a'), unbound);
@@ -176,7 +185,13 @@ describe('tampering with the catalog', () => {
     await db0.put(catalogKey('x'), pack(unpack((await db0.get(catalogKey('x')))!)));
     await db0.close();
     await (await reopen(path, key, 'x')).client.close();
-    for (const [field, value] of [['dekGeneration', 'x'], ['dekGeneration', 1.5], ['keyId', 5], ['indexId', 'nope'], ['salt', new Uint8Array(3)]] as const) {
+    for (const [field, value] of [
+      ['dekGeneration', 'x'],
+      ['dekGeneration', 1.5],
+      ['keyId', 5],
+      ['indexId', 'nope'],
+      ['salt', new Uint8Array(3)],
+    ] as const) {
       const db = await rawStore(path);
       const original = (await db.get(catalogKey('x')))!;
       await db.put(catalogKey('x'), pack({ ...(unpack(original) as object), [field]: value }));

@@ -5,7 +5,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
 import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
 import { kindRange, SNAPSHOT } from '../src/storage/layout.js';
-import { CHUNK_BYTES, clearGeneration, decodeTable, encodeTable, readSection, unpackMetadataFrame, writeSection, type SnapshotTable } from '../src/storage/snapshot.js';
+import {
+  CHUNK_BYTES,
+  clearGeneration,
+  decodeTable,
+  encodeTable,
+  readSection,
+  unpackMetadataFrame,
+  writeSection,
+  type SnapshotTable,
+} from '../src/storage/snapshot.js';
 import { openFresh, reopen } from './support/fixtures.js';
 import { tempStore } from './support/helpers.js';
 
@@ -134,7 +143,10 @@ describe('snapshot metadata through the index', () => {
   it('records without metadata still match negative filters after a reload from the snapshot', async () => {
     const fresh = await openFresh({ indexName: 'x', dimension: 2 });
     let { client, index } = fresh;
-    await index.upsert([{ id: 'nometa', vector: [1, 2] }, { id: 'meta', vector: [2, 1], metadata: { f: 1 } }]);
+    await index.upsert([
+      { id: 'nometa', vector: [1, 2] },
+      { id: 'meta', vector: [2, 1], metadata: { f: 1 } },
+    ]);
     const check = async () => {
       expect((await index.listIds({ filters: { f: { $exists: false } } })).ids).toEqual(['nometa']);
       expect((await index.listIds({ filters: { f: { $ne: 1 } } })).ids).toEqual(['nometa']);

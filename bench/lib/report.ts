@@ -87,7 +87,14 @@ function headline(results: BenchResults): string[] {
 }
 
 function datasetSection(results: BenchResults, ds: DatasetResult): string[] {
-  const out: string[] = [`### ${ds.name}`, '', `${ds.description}. Plot: single-query QPS (log) against recall@10 over the ef sweep.`, '', `![recall@10 vs QPS on ${ds.name}](${svgFileName(ds.name)})`, ''];
+  const out: string[] = [
+    `### ${ds.name}`,
+    '',
+    `${ds.description}. Plot: single-query QPS (log) against recall@10 over the ef sweep.`,
+    '',
+    `![recall@10 vs QPS on ${ds.name}](${svgFileName(ds.name)})`,
+    '',
+  ];
   out.push(
     '| system | insert vec/s (× usearch) | open+1st query (× usearch) | rebuild ÷ open | peak RSS (Δ) MiB | recall@10 at ef=64 | best QPS@0.95 single (ef) | × usearch | QPS@0.95 batched | × usearch | loop stall insert max / p99 | loop stall query max / p99 (single · batch) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -115,15 +122,24 @@ function datasetSection(results: BenchResults, ds: DatasetResult): string[] {
         x(s?.ratios.qpsAtTargetBatch),
         `${ms(run.insert!.loopDelay.maxMs)} / ${ms(run.insert!.loopDelay.p99Ms)}`,
         `${ms(qd.single.maxMs)} / ${ms(qd.single.p99Ms)} · ${ms(qd.batch.maxMs)} / ${ms(qd.batch.p99Ms)}`,
-      ].join(' | ').replace(/^/, '| ') + ' |',
+      ]
+        .join(' | ')
+        .replace(/^/, '| ') + ' |',
     );
   }
   out.push('');
   const loads = ds.runs.filter((r) => r.loadAverage1m !== undefined && r.status !== 'skipped');
-  if (loads.length) out.push(`1-minute load average as each system started (${results.machine.cores} cores): ${loads.map((r) => `${label(results, r.system)} ${r.loadAverage1m}`).join(', ')}.`, '');
+  if (loads.length)
+    out.push(
+      `1-minute load average as each system started (${results.machine.cores} cores): ${loads.map((r) => `${label(results, r.system)} ${r.loadAverage1m}`).join(', ')}.`,
+      '',
+    );
   for (const run of ds.runs) if (run.note) out.push(`Note (${label(results, run.system)}): ${run.note}.`, '');
   out.push('<details><summary>ef sweep (median QPS; recall@10 against exact ground truth)</summary>', '');
-  out.push('| system | ef | recall@10 | QPS single | × usearch same ef | QPS batched | × usearch same ef | recall@10 batched |', '|---|---|---|---|---|---|---|---|');
+  out.push(
+    '| system | ef | recall@10 | QPS single | × usearch same ef | QPS batched | × usearch same ef | recall@10 batched |',
+    '|---|---|---|---|---|---|---|---|',
+  );
   const ref = ds.runs.find((r) => r.system === 'usearch' && r.status === 'ok');
   for (const run of ds.runs) {
     if (run.status !== 'ok') continue;
@@ -158,7 +174,10 @@ function datasetSection(results: BenchResults, ds: DatasetResult): string[] {
 function cipherSection(cipher: CipherRow[] | { error: string }): string[] {
   const out = ['## Cipher layer alone: AES-256-GCM', ''];
   if (!Array.isArray(cipher)) return [...out, `Not measured: ${cipher.error}`, ''];
-  out.push('Median of tinybench samples; each call seals/opens one buffer (12-byte nonce, 16-byte tag). Both implementations were checked to produce identical bytes first.', '');
+  out.push(
+    'Median of tinybench samples; each call seals/opens one buffer (12-byte nonce, 16-byte tag). Both implementations were checked to produce identical bytes first.',
+    '',
+  );
   out.push('| buffer | operation | @noble/ciphers ops/s | MB/s | node:crypto ops/s | MB/s | node ÷ noble |', '|---|---|---|---|---|---|---|');
   const sizes = [...new Set(cipher.map((r) => r.bytes))];
   for (const size of sizes) {
@@ -166,7 +185,9 @@ function cipherSection(cipher: CipherRow[] | { error: string }): string[] {
       const noble = cipher.find((r) => r.bytes === size && r.operation === op && r.implementation === 'noble');
       const node = cipher.find((r) => r.bytes === size && r.operation === op && r.implementation === 'node:crypto');
       const sz = size >= 1 << 20 ? `${size / (1 << 20)} MiB` : `${size / 1024} KiB`;
-      out.push(`| ${sz} | ${op} | ${num(noble?.opsPerSecond)} | ${num(noble?.mbPerSecond, 1)} | ${num(node?.opsPerSecond)} | ${num(node?.mbPerSecond, 1)} | ${x(node && noble ? node.opsPerSecond / noble.opsPerSecond : null)} |`);
+      out.push(
+        `| ${sz} | ${op} | ${num(noble?.opsPerSecond)} | ${num(noble?.mbPerSecond, 1)} | ${num(node?.opsPerSecond)} | ${num(node?.mbPerSecond, 1)} | ${x(node && noble ? node.opsPerSecond / noble.opsPerSecond : null)} |`,
+      );
     }
   }
   out.push('');
@@ -217,7 +238,7 @@ export function renderReport(results: BenchResults, jsonName: string): string {
     '- **QPS@0.95**: the best median queries/s among ef sweep points whose recall@10 ≥ 0.95; "single" issues one query per call and awaits it, "batched" uses the system\'s batch path (see Systems).',
     '- **insert vec/s**: whole-dataset insert, including any index build/training a system does (LanceDB: table write + IVF_HNSW_SQ build; vecvault: encrypted upsert with a `{ row }` metadata object per vector).',
     '- **open+1st query**: time to open the persisted index from disk and answer one query (median); "rebuild ÷ open" compares it with inserting everything again.',
-    '- **peak RSS**: each system runs in its own child process; the figure is that process\'s peak RSS, and Δ is peak minus RSS after the dataset was loaded (the dataset itself and the harness are in both).',
+    "- **peak RSS**: each system runs in its own child process; the figure is that process's peak RSS, and Δ is peak minus RSS after the dataset was loaded (the dataset itself and the harness are in both).",
     '- **loop stall**: `perf_hooks.monitorEventLoopDelay` (5 ms resolution) during the insert, during single queries issued one per macrotask, and during one batched call. A synchronous native call shows up as one stall as long as the call.',
     '',
   );
@@ -233,7 +254,13 @@ export function writeCharts(results: BenchResults, outDir: string): string[] {
     const file = svgFileName(ds.name);
     writeFileSync(
       join(outDir, file),
-      lineChartSvg({ title: `${ds.name}: recall@10 vs single-query QPS (${results.mode} run)`, xLabel: 'recall@10', yLabel: 'queries per second (log)', series, threshold: RECALL_TARGET }),
+      lineChartSvg({
+        title: `${ds.name}: recall@10 vs single-query QPS (${results.mode} run)`,
+        xLabel: 'recall@10',
+        yLabel: 'queries per second (log)',
+        series,
+        threshold: RECALL_TARGET,
+      }),
     );
     files.push(file);
   }

@@ -108,7 +108,13 @@ function checkAnswer(rows: ArrayLike<number>, k: number, count: number, what: st
  * same moments, so their ratio is far steadier than one taken across two
  * processes minutes apart. Runs after the subject's peak RSS was recorded.
  */
-async function pairedPasses(referenceAdapter: SystemAdapter, subject: SystemInstance, dataset: Dataset, params: RunParams, subjectSpec: SystemSpec): Promise<PairedRun> {
+async function pairedPasses(
+  referenceAdapter: SystemAdapter,
+  subject: SystemInstance,
+  dataset: Dataset,
+  params: RunParams,
+  subjectSpec: SystemSpec,
+): Promise<PairedRun> {
   const dir = mkdtempSync(join(tmpdir(), `vecvault-bench-pair-${referenceAdapter.key}-`));
   const spec: SystemSpec = { ...subjectSpec, dir };
   const { k } = params;
@@ -128,9 +134,18 @@ async function pairedPasses(referenceAdapter: SystemAdapter, subject: SystemInst
         for (let q = 0; q < nq; q++) found.push(await inst.query(queryRow(q), k));
         return recallAtK(dataset, found, k);
       };
-      const point: PairedPoint = { ef, recallReference: await recall(reference), recallSubject: await recall(subject), singleReference: [], singleSubject: [], batchReference: [], batchSubject: [] };
+      const point: PairedPoint = {
+        ef,
+        recallReference: await recall(reference),
+        recallSubject: await recall(subject),
+        singleReference: [],
+        singleSubject: [],
+        batchReference: [],
+        batchSubject: [],
+      };
       const single = (inst: SystemInstance) => timedPass(params.minPassMs, async (i) => void (await inst.query(queryRow(i), k)));
-      const batch = async (inst: SystemInstance) => nb * (await timedPass(params.minPassMs, async () => void (await inst.queryBatch(dataset.queries.data.subarray(0, nb * d), nb, k))));
+      const batch = async (inst: SystemInstance) =>
+        nb * (await timedPass(params.minPassMs, async () => void (await inst.queryBatch(dataset.queries.data.subarray(0, nb * d), nb, k))));
       for (let it = 0; it < params.iterations; it++) {
         // Alternate who goes first, so neither always gets the warmer cache.
         if (it % 2 === 0) {
@@ -230,7 +245,15 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
         if (adapter.batchIsLoop) continue;
         batch.push(nb * (await timedPass(params.minPassMs, async () => void (await opened.queryBatch(dataset.queries.data.subarray(0, nb * d), nb, k)))));
       }
-      sweep.push({ ef: hasEf ? ef : null, recall, recallBatch, qpsSingle: medianOf(single), qpsBatch: medianOf(adapter.batchIsLoop ? single : batch), qpsSingleSamples: single, qpsBatchSamples: adapter.batchIsLoop ? single : batch });
+      sweep.push({
+        ef: hasEf ? ef : null,
+        recall,
+        recallBatch,
+        qpsSingle: medianOf(single),
+        qpsBatch: medianOf(adapter.batchIsLoop ? single : batch),
+        qpsSingleSamples: single,
+        qpsBatchSamples: adapter.batchIsLoop ? single : batch,
+      });
       if (!hasEf) break;
     }
 
@@ -249,7 +272,14 @@ export async function runSystem(adapter: SystemAdapter, dataset: Dataset, params
     });
 
     const extras = opened.extras
-      ? await opened.extras({ queries: dataset.queries.data, queryCount: nq, baseCount: dataset.base.count, k, minPassMs: params.minPassMs, iterations: params.iterations })
+      ? await opened.extras({
+          queries: dataset.queries.data,
+          queryCount: nq,
+          baseCount: dataset.base.count,
+          k,
+          minPassMs: params.minPassMs,
+          iterations: params.iterations,
+        })
       : undefined;
 
     const note = opened.note?.();

@@ -20,7 +20,15 @@ function fmtQps(v: number): string {
   return String(v);
 }
 
-export function lineChartSvg(options: { title: string; xLabel: string; yLabel: string; series: Series[]; width?: number; height?: number; threshold?: number }): string {
+export function lineChartSvg(options: {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  width?: number;
+  height?: number;
+  threshold?: number;
+}): string {
   const width = options.width ?? 640;
   const height = options.height ?? 400;
   const m = { top: 36, right: 170, bottom: 48, left: 64 };
@@ -38,7 +46,9 @@ export function lineChartSvg(options: { title: string; xLabel: string; yLabel: s
   const sx = (x: number) => m.left + ((x - xMin) / (xMax - xMin)) * plotW;
   const sy = (y: number) => m.top + plotH - ((Math.log10(y) - yMinExp) / (yMaxExp - yMinExp)) * plotH;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${width}" height="${height}" fill="white"/>`);
   out.push(`<text x="${m.left}" y="20" font-size="14" font-weight="bold">${esc(options.title)}</text>`);
   // Grid and y ticks (decades, with 2 and 5 minor lines).
@@ -68,7 +78,10 @@ export function lineChartSvg(options: { title: string; xLabel: string; yLabel: s
   options.series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!;
     const good = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && p.y > 0);
-    if (good.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${good.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`);
+    if (good.length > 1)
+      out.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2" points="${good.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`,
+      );
     for (const p of good) out.push(`<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3.5" fill="${color}"/>`);
     const ly = m.top + 10 + i * 20;
     out.push(`<line x1="${m.left + plotW + 12}" y1="${ly}" x2="${m.left + plotW + 32}" y2="${ly}" stroke="${color}" stroke-width="2"/>`);

@@ -16,7 +16,10 @@ function space(spec: SystemSpec): 'cosine' | 'l2' {
 }
 
 class HnswlibInstance implements SystemInstance {
-  constructor(private readonly index: Hnsw, private readonly spec: SystemSpec) {}
+  constructor(
+    private readonly index: Hnsw,
+    private readonly spec: SystemSpec,
+  ) {}
 
   async insert(vectors: Float32Array, count: number): Promise<void> {
     const d = this.spec.dimension;

@@ -33,7 +33,10 @@ function matchesToRows(keys: BigUint64Array, from: number, count: number): numbe
 
 class UsearchInstance implements SystemInstance {
   private saved = false;
-  constructor(private index: UsearchIndex, private readonly spec: SystemSpec) {}
+  constructor(
+    private index: UsearchIndex,
+    private readonly spec: SystemSpec,
+  ) {}
 
   async insert(vectors: Float32Array, count: number): Promise<void> {
     const keys = new BigUint64Array(count);

@@ -19,7 +19,10 @@ async function newIndex(dir: string): Promise<LocalIndex> {
 }
 
 class VectraInstance implements SystemInstance {
-  constructor(private readonly index: LocalIndex, private readonly spec: SystemSpec) {}
+  constructor(
+    private readonly index: LocalIndex,
+    private readonly spec: SystemSpec,
+  ) {}
 
   async insert(vectors: Float32Array, count: number): Promise<void> {
     const d = this.spec.dimension;

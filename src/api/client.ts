@@ -92,7 +92,9 @@ export class Client {
     const indexConfig = this.#checkIndexConfig(p.indexConfig);
     if (precision === 'int8' && metric !== 'cosine') {
       // usearch rescales int8 vectors to unit length: only angular distances survive it.
-      throw new ValidationError("storagePrecision 'int8' works with metric 'cosine' only; use 'float16' to save memory with other metrics.", { path: 'storagePrecision' });
+      throw new ValidationError("storagePrecision 'int8' works with metric 'cosine' only; use 'float16' to save memory with other metrics.", {
+        path: 'storagePrecision',
+      });
     }
     return this.#catalogExclusive(async (store) => {
       if (await store.hasIndex(name)) {
@@ -172,7 +174,11 @@ export class Client {
     await Promise.all([...this.#open.values()].map((index) => index.close()));
     const store = this.#store;
     this.#store = null;
-    if (store) await store.then((s) => s.close(), () => undefined);
+    if (store)
+      await store.then(
+        (s) => s.close(),
+        () => undefined,
+      );
   }
 
   // ---- internals ----
@@ -229,7 +235,8 @@ export class Client {
 
   #checkIndexConfig(config: unknown): HnswConfig {
     if (config === undefined) return { ...DEFAULT_INDEX_CONFIG };
-    if (!isPlainObject(config)) throw new ValidationError('indexConfig must be an object { connectivity?, expansionAdd?, expansionSearch? }.', { path: 'indexConfig' });
+    if (!isPlainObject(config))
+      throw new ValidationError('indexConfig must be an object { connectivity?, expansionAdd?, expansionSearch? }.', { path: 'indexConfig' });
     const known = new Set(['connectivity', 'expansionAdd', 'expansionSearch', 'type']);
     for (const key of Object.keys(config)) {
       if (!known.has(key)) throw new ValidationError(`indexConfig.${key} is not a known option.`, { path: `indexConfig.${key}` });

@@ -254,8 +254,10 @@ export async function normalizeUpsert(
     base = 'vectors';
     if (!Array.isArray(ids)) fail('ids', 'must be an array of string ids.');
     if (!Array.isArray(vectors) || vectors.length !== ids.length) fail('vectors', `must be an array with one vector per id (${ids.length}).`);
-    if (metadata !== undefined && (!Array.isArray(metadata) || metadata.length !== ids.length)) fail('metadata', `must be an array with one entry per id (${ids.length}).`);
-    if (contents !== undefined && (!Array.isArray(contents) || contents.length !== ids.length)) fail('contents', `must be an array with one entry per id (${ids.length}).`);
+    if (metadata !== undefined && (!Array.isArray(metadata) || metadata.length !== ids.length))
+      fail('metadata', `must be an array with one entry per id (${ids.length}).`);
+    if (contents !== undefined && (!Array.isArray(contents) || contents.length !== ids.length))
+      fail('contents', `must be an array with one entry per id (${ids.length}).`);
     items = ids.map((id, i) => ({
       id,
       vector: vectors[i],
@@ -298,7 +300,12 @@ export async function normalizeUpsert(
 }
 
 /** Query vectors as one flat float32 buffer plus how many there are and whether the caller sent a batch. */
-export function normalizeQueryVectors(value: unknown, dimension: number | null, explicitDim: unknown, metric: Metric): { data: Float32Array; count: number; batch: boolean } {
+export function normalizeQueryVectors(
+  value: unknown,
+  dimension: number | null,
+  explicitDim: unknown,
+  metric: Metric,
+): { data: Float32Array; count: number; batch: boolean } {
   if (value instanceof Float32Array) {
     const dim = explicitDim === undefined ? dimension : checkPositiveInt(explicitDim, 'dimension');
     if (dim === null) return { data: toVector(value, null, 'queryVectors', metric), count: 1, batch: false };

@@ -66,7 +66,8 @@ export class IndexState {
   assertUsable(): void {
     if (this.lifecycle === 'closed') throw new ClosedError(`Index "${this.name}" is closed. Load it again from an open Client.`);
     if (this.lifecycle === 'deleted') throw new ClosedError(`Index "${this.name}" was deleted.`);
-    if (this.broken) throw new IntegrityError(`Index "${this.name}" is out of step with its store after an earlier failure. Load it again.`, { cause: this.broken });
+    if (this.broken)
+      throw new IntegrityError(`Index "${this.name}" is out of step with its store after an earlier failure. Load it again.`, { cause: this.broken });
   }
 
   /** Runs write-side work after everything queued before it, while the index is usable. */

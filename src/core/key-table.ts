@@ -36,7 +36,7 @@ export class KeyTable {
   }
 
   get(key: number): string | undefined {
-    for (let slot = key % 2 ** 32 & this.mask; ; slot = (slot + 1) & this.mask) {
+    for (let slot = (key % 2 ** 32) & this.mask; ; slot = (slot + 1) & this.mask) {
       const at = this.keys[slot]!;
       if (at === key) return this.ids[slot];
       if (at === EMPTY) return undefined;
@@ -45,7 +45,7 @@ export class KeyTable {
 
   set(key: number, id: string): void {
     let reuse = -1;
-    let slot = key % 2 ** 32 & this.mask;
+    let slot = (key % 2 ** 32) & this.mask;
     for (; ; slot = (slot + 1) & this.mask) {
       const at = this.keys[slot]!;
       if (at === key) {
@@ -64,7 +64,7 @@ export class KeyTable {
   }
 
   delete(key: number): boolean {
-    for (let slot = key % 2 ** 32 & this.mask; ; slot = (slot + 1) & this.mask) {
+    for (let slot = (key % 2 ** 32) & this.mask; ; slot = (slot + 1) & this.mask) {
       const at = this.keys[slot]!;
       if (at === EMPTY) return false;
       if (at === key) {

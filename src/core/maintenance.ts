@@ -75,7 +75,10 @@ function inBackground(state: IndexState, kind: MaintenanceKind, task: () => Prom
     .exclusive(task)
     .catch((error: unknown) => {
       if (state.isOpen) {
-        warn(kind === 'snapshot' ? 'VECVAULT_SNAPSHOT_FAILED' : 'VECVAULT_COMPACT_FAILED', `background ${kind} of index "${state.name}" failed: ${(error as Error).message}`);
+        warn(
+          kind === 'snapshot' ? 'VECVAULT_SNAPSHOT_FAILED' : 'VECVAULT_COMPACT_FAILED',
+          `background ${kind} of index "${state.name}" failed: ${(error as Error).message}`,
+        );
       }
     })
     .finally(() => state.background.delete(kind));

@@ -19,7 +19,13 @@ import { IndexState } from './index-state.js';
 import { vectorOf } from './vector-bytes.js';
 
 /** Commits the first manifest of a new index with its catalog entry. */
-export async function createIndexState(store: IndexStore, engines: EngineFactory, manifest: Manifest, catalogEntry: CatalogEntry, onRelease: () => void): Promise<IndexState> {
+export async function createIndexState(
+  store: IndexStore,
+  engines: EngineFactory,
+  manifest: Manifest,
+  catalogEntry: CatalogEntry,
+  onRelease: () => void,
+): Promise<IndexState> {
   await store.create(manifest, catalogEntry);
   const state = new IndexState(store, engines, manifest, onRelease);
   if (manifest.dimension !== null) state.engine = state.newEngine(manifest.dimension);
@@ -43,7 +49,10 @@ export async function loadIndexState(store: IndexStore, engines: EngineFactory, 
     } catch (error) {
       if (!(error instanceof VecvaultError)) throw error;
       // Records are authenticated on their own: rebuilding from them is slower but sound.
-      warn('VECVAULT_SNAPSHOT_REBUILD', `the graph snapshot of index "${store.indexName}" could not be used (${error.code}); rebuilding it from the encrypted records.`);
+      warn(
+        'VECVAULT_SNAPSHOT_REBUILD',
+        `the graph snapshot of index "${store.indexName}" could not be used (${error.code}); rebuilding it from the encrypted records.`,
+      );
       await state.engine?.close();
       state.engine = null;
       state.live.clear();
@@ -63,7 +72,8 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   const { store, live } = state;
   const m = state.manifest;
   const ref = m.snapshot!;
-  if (!Number.isInteger(ref.graphChunks) || !Number.isInteger(ref.tableChunks)) throw new IntegrityError(`The snapshot of index "${state.name}" has an unknown format.`);
+  if (!Number.isInteger(ref.graphChunks) || !Number.isInteger(ref.tableChunks))
+    throw new IntegrityError(`The snapshot of index "${state.name}" has an unknown format.`);
   const tableRead = store.readSnapshot(ref, 'table');
   tableRead.catch(() => undefined); // awaited below, after the graph
   // The engine loads the graph on the pool while this thread decodes the table.
@@ -71,12 +81,16 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   let digest: Uint8Array;
   try {
     const table = decodeTable(Buffer.concat(await tableRead));
-    if (table.counter !== ref.counter || table.ids.length !== table.count) throw new IntegrityError(`The snapshot of index "${state.name}" does not match its manifest.`);
+    if (table.counter !== ref.counter || table.ids.length !== table.count)
+      throw new IntegrityError(`The snapshot of index "${state.name}" does not match its manifest.`);
     live.restore(table);
     digest = table.digest;
     state.engine = await loading;
   } catch (error) {
-    loading.then((engine) => engine.close(), () => undefined);
+    loading.then(
+      (engine) => engine.close(),
+      () => undefined,
+    );
     throw error;
   }
   const removedKeys: number[] = [];
@@ -146,7 +160,13 @@ async function rebuild(state: IndexState): Promise<void> {
       keys.push(BigInt(body.key));
       vectors.push(vectorOf(body.vector));
     });
-    xorInto(digest, store.liveTags(hkeys, records.map((r) => r.seq)));
+    xorInto(
+      digest,
+      store.liveTags(
+        hkeys,
+        records.map((r) => r.seq),
+      ),
+    );
   }
   if (live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
     throw new IntegrityError(`Records of index "${state.name}" are missing, extra or from an older commit. Restore the store from a backup.`);

@@ -98,7 +98,13 @@ export async function deleteRecords(state: IndexState, ids: string[]): Promise<n
   }
   if (gone.size === 0) return 0;
   const hkeys = store.hashIds([...gone.keys()]);
-  xorInto(next.digest, store.liveTags(hkeys, Array.from(gone.values(), (entry) => entry.seq)));
+  xorInto(
+    next.digest,
+    store.liveTags(
+      hkeys,
+      Array.from(gone.values(), (entry) => entry.seq),
+    ),
+  );
   next.count -= gone.size;
   const batch = store.newBatch();
   batch.removeRecords(hkeys);

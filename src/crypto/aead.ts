@@ -44,8 +44,7 @@ export function open(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array, what:
 
 /** The one IntegrityError for any value that fails authentication: it says nothing about which check failed. */
 export function tampered(what: string, cause?: unknown): IntegrityError {
-  return new IntegrityError(
-    `${what} failed authentication: the stored data was modified, corrupted, or belongs elsewhere. Restore the store from a backup.`,
-    { cause },
-  );
+  return new IntegrityError(`${what} failed authentication: the stored data was modified, corrupted, or belongs elsewhere. Restore the store from a backup.`, {
+    cause,
+  });
 }

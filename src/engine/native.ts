@@ -56,15 +56,7 @@ import { availableParallelism } from 'node:os';
 
 import { ClosedError, NativeError, ValidationError } from '../errors.js';
 import { loadNativeAddon } from '../util/native-addon.js';
-import type {
-  AnnEngine,
-  EngineFactory,
-  EngineMetric,
-  EngineOptions,
-  EnginePrecision,
-  SearchOptions,
-  SearchResult,
-} from './types.js';
+import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision, SearchOptions, SearchResult } from './types.js';
 
 // ------------------------------------------------------------ the addon --
 
@@ -85,13 +77,7 @@ interface NativeIndexHandle {
   remove(keys: BigUint64Array): Promise<number>;
   reserve(members: number): Promise<void>;
   /** Resolves to a result block (see `resultViews`). */
-  search(
-    queries: Float32Array,
-    k: number,
-    expansion: number,
-    allowedKeys: BigUint64Array | null,
-    exact: boolean,
-  ): Promise<ArrayBuffer>;
+  search(queries: Float32Array, k: number, expansion: number, allowedKeys: BigUint64Array | null, exact: boolean): Promise<ArrayBuffer>;
   /**
    * A plain graph search (no filter, not exact) on the calling thread, for one
    * small query: cheaper than a pool round trip. Null when it could not start
@@ -155,12 +141,7 @@ type NativeIndexMethodsCheck = Assert<ListsEveryKey<NativeIndexHandle, typeof NA
  * `NATIVE_INDEX_METHODS`.
  * @internal
  */
-export const NATIVE_ADDON_EXPORTS = [
-  'NativeIndex',
-  'crypto',
-  'simdInfo',
-  'usearchVersion',
-] as const satisfies readonly (keyof NativeAddon)[];
+export const NATIVE_ADDON_EXPORTS = ['NativeIndex', 'crypto', 'simdInfo', 'usearchVersion'] as const satisfies readonly (keyof NativeAddon)[];
 type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;
 
 /** Loads the addon on first use (never at import time). */
@@ -180,7 +161,11 @@ export interface SimdCapabilities {
 /** Which SIMD kernels the addon can use here. */
 export function simdCapabilities(): SimdCapabilities {
   const info = loadAddon().simdInfo();
-  const split = (s: string): string[] => s.split(',').map((x) => x.trim()).filter(Boolean);
+  const split = (s: string): string[] =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
   return { compiled: split(info.compiled), available: split(info.available) };
 }
 
@@ -495,13 +480,7 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   /** A batch runs as chunks of queries on up to `parallelism` pool threads, assembled row-major. */
-  async #searchAll(
-    queries: Float32Array,
-    k: number,
-    ef: number,
-    allowed: BigUint64Array | null,
-    exact: boolean,
-  ): Promise<SearchResult> {
+  async #searchAll(queries: Float32Array, k: number, ef: number, allowed: BigUint64Array | null, exact: boolean): Promise<SearchResult> {
     const { dimension } = this.options;
     const total = queries.length / dimension;
     // Even split over the lanes (no lane idles at the end), capped per task.

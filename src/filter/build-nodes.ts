@@ -4,15 +4,7 @@
  * dispatching on filter shape at run time.
  */
 
-import {
-  comparisonCheck,
-  FANS_OUT,
-  isScalar,
-  matchesLiteral,
-  resolveDirect,
-  resolvePath,
-  type Scalar,
-} from './metadata-values.js';
+import { comparisonCheck, FANS_OUT, isScalar, matchesLiteral, resolveDirect, resolvePath, type Scalar } from './metadata-values.js';
 import type {
   AndNode,
   CompareNode,
@@ -33,11 +25,7 @@ import type {
  * passes, or `whenMissing` if it resolves to nothing. Single values (no array
  * mid-path) skip the array allocation.
  */
-function fieldTest(
-  segments: readonly string[],
-  matchesValue: (value: unknown) => boolean,
-  whenMissing: boolean,
-): NodeTest {
+function fieldTest(segments: readonly string[], matchesValue: (value: unknown) => boolean, whenMissing: boolean): NodeTest {
   return (metadata) => {
     const direct = resolveDirect(metadata, segments);
     if (direct === undefined) return whenMissing;
@@ -63,9 +51,7 @@ function equalsScalar(found: unknown, scalar: Scalar): boolean {
 
 /** `null` also matches a missing field, as in MongoDB. */
 export function equalsNode(path: string, segments: readonly string[], value: Literal): EqualsNode {
-  const matchesValue = isScalar(value)
-    ? (found: unknown): boolean => equalsScalar(found, value)
-    : (found: unknown): boolean => matchesLiteral(found, value);
+  const matchesValue = isScalar(value) ? (found: unknown): boolean => equalsScalar(found, value) : (found: unknown): boolean => matchesLiteral(found, value);
   const test = fieldTest(segments, matchesValue, value === null);
   return { kind: 'eq', path, segments, value, test };
 }
@@ -95,12 +81,7 @@ export function inNode(path: string, segments: readonly string[], values: readon
 }
 
 /** True if any value (or any element of an array value) compares true. */
-export function compareNode(
-  path: string,
-  segments: readonly string[],
-  operator: ComparisonOperator,
-  value: number | string,
-): CompareNode {
+export function compareNode(path: string, segments: readonly string[], operator: ComparisonOperator, value: number | string): CompareNode {
   const satisfies = comparisonCheck(operator, value);
   const matchesValue = (candidate: unknown): boolean => {
     if (satisfies(candidate)) return true;

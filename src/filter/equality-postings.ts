@@ -57,12 +57,7 @@ export class EqualityPostings {
   }
 
   memoryUsage(): number {
-    return (
-      HASH_TABLE_HEADER +
-      this.#valueBytes +
-      this.#keysByValue.size * (HASH_ENTRY + HASH_TABLE_HEADER) +
-      this.#memberships * HASH_ENTRY
-    );
+    return HASH_TABLE_HEADER + this.#valueBytes + this.#keysByValue.size * (HASH_ENTRY + HASH_TABLE_HEADER) + this.#memberships * HASH_ENTRY;
   }
 }
 

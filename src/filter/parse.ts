@@ -4,25 +4,10 @@
  * `filters.$and[1].tags.$in`); messages name types, never values.
  */
 
-import {
-  allOf,
-  compareNode,
-  equalsNode,
-  existsNode,
-  inNode,
-  notNode,
-  orNode,
-} from './build-nodes.js';
+import { allOf, compareNode, equalsNode, existsNode, inNode, notNode, orNode } from './build-nodes.js';
 import { FORBIDDEN_KEYS, MAX_FILTER_DEPTH, MAX_FILTER_NODES, MAX_PATH_LENGTH } from './limits.js';
 import type { ComparisonOperator, FilterNode, Literal, LiteralObject } from './nodes.js';
-import {
-  describeType,
-  invalid,
-  isArrayInput,
-  isPlainObjectInput,
-  readElements,
-  readEntries,
-} from './read-input.js';
+import { describeType, invalid, isArrayInput, isPlainObjectInput, readElements, readEntries } from './read-input.js';
 
 export const ROOT_PATH = 'filters';
 
@@ -108,13 +93,7 @@ class Parser {
   }
 
   /** An operator object under a field: every key must be an operator; they are ANDed. */
-  private operators(
-    key: string,
-    segments: readonly string[],
-    entries: ReadonlyArray<[string, unknown]>,
-    path: string,
-    depth: number,
-  ): FilterNode {
+  private operators(key: string, segments: readonly string[], entries: ReadonlyArray<[string, unknown]>, path: string, depth: number): FilterNode {
     const children: FilterNode[] = [];
     for (const [operator, operand] of entries) {
       const operatorPath = `${path}.${operator}`;
@@ -126,14 +105,7 @@ class Parser {
     return allOf(children);
   }
 
-  private operator(
-    key: string,
-    segments: readonly string[],
-    operator: string,
-    operand: unknown,
-    path: string,
-    depth: number,
-  ): FilterNode {
+  private operator(key: string, segments: readonly string[], operator: string, operand: unknown, path: string, depth: number): FilterNode {
     switch (operator) {
       case '$eq':
         return equalsNode(key, segments, this.literal(operand, path, depth));
@@ -163,13 +135,7 @@ class Parser {
     }
   }
 
-  private negatedOperators(
-    key: string,
-    segments: readonly string[],
-    operand: unknown,
-    path: string,
-    depth: number,
-  ): FilterNode {
+  private negatedOperators(key: string, segments: readonly string[], operand: unknown, path: string, depth: number): FilterNode {
     this.enter(path, depth);
     if (!isPlainObjectInput(operand, path)) {
       throw invalid(path, `$not expects an object of operators such as { $gt: 5 }, got ${describeType(operand)}.`);
@@ -240,4 +206,3 @@ export function parseFilter(input: unknown): ParsedFilter {
   const root = parser.document(input, ROOT_PATH, 0);
   return { root, paths: parser.paths };
 }
-

@@ -65,12 +65,7 @@ export class RangeIndex {
   }
 
   /** Keys of records with some value at this path satisfying `operator operand`. */
-  lookup(
-    records: ReadonlyMap<number, unknown>,
-    operator: ComparisonOperator,
-    operand: number | string,
-    test: NodeTest,
-  ): Set<number> {
+  lookup(records: ReadonlyMap<number, unknown>, operator: ComparisonOperator, operand: number | string, test: NodeTest): Set<number> {
     this.#ensureBuilt(records);
     const [from, to] = this.#range(operator, operand);
     const keys = typeof operand === 'number' ? this.#numbers.keys : this.#strings.keys;
@@ -91,16 +86,13 @@ export class RangeIndex {
 
   memoryUsage(): number {
     const entries = this.#numbers.keys.length + this.#strings.keys.length;
-    return entries * 16 + this.#strings.values.length * 8 + this.#stringBytes +
-      (this.#stale.size + this.#fresh.size) * HASH_ENTRY;
+    return entries * 16 + this.#strings.values.length * 8 + this.#stringBytes + (this.#stale.size + this.#fresh.size) * HASH_ENTRY;
   }
 
   /** Index range [from, to) of sorted entries that satisfy the comparison. */
   #range(operator: ComparisonOperator, operand: number | string): [number, number] {
     // Same-type comparison: the operand's type picks the sorted array, so `<` here never mixes types.
-    const values = (typeof operand === 'number' ? this.#numbers.values : this.#strings.values) as ArrayLike<
-      number | string
-    >;
+    const values = (typeof operand === 'number' ? this.#numbers.values : this.#strings.values) as ArrayLike<number | string>;
     switch (operator) {
       case '$gt':
         return [firstIndex(values, (v) => v > operand), values.length];
@@ -165,13 +157,7 @@ function sortByValue<T>(entries: Unsorted<T>, compare: (x: T, y: T) => number): 
  * comparison can see at this path: resolved values and the elements of
  * resolved arrays. Mirrors `compareNode`'s test.
  */
-function collectComparables(
-  metadata: unknown,
-  segments: readonly string[],
-  key: number,
-  numbers: Unsorted<number>,
-  strings: Unsorted<string>,
-): void {
+function collectComparables(metadata: unknown, segments: readonly string[], key: number, numbers: Unsorted<number>, strings: Unsorted<string>): void {
   let values: unknown[];
   try {
     values = resolvePath(metadata, segments);

@@ -4,13 +4,7 @@
  */
 
 /** A JSON-like value: string, finite number, boolean, null, array or plain object. */
-export type Metadata =
-  | string
-  | number
-  | boolean
-  | null
-  | Metadata[]
-  | { [key: string]: Metadata };
+export type Metadata = string | number | boolean | null | Metadata[] | { [key: string]: Metadata };
 
 /** Metadata of one record: filters address its fields by (dot) path. */
 export type MetadataObject = { [key: string]: Metadata };
@@ -18,10 +12,7 @@ export type MetadataObject = { [key: string]: Metadata };
 export type FilterScalar = string | number | boolean | null;
 
 /** A value compared by deep equality. Objects must not contain `$` keys. */
-export type FilterLiteral =
-  | FilterScalar
-  | readonly FilterLiteral[]
-  | { readonly [key: string]: FilterLiteral };
+export type FilterLiteral = FilterScalar | readonly FilterLiteral[] | { readonly [key: string]: FilterLiteral };
 
 /** Operators that apply to the value(s) found at one field path. */
 export interface FieldOperators {

@@ -160,7 +160,11 @@ export class IndexStore {
    * commit, after clearing whatever an interrupted earlier write left there.
    * Unreachable until `commitSnapshot` names the generation.
    */
-  async writeSnapshot(generation: number, graph: () => Promise<Uint8Array>, table: () => Promise<Uint8Array>): Promise<{ graphChunks: number; tableChunks: number }> {
+  async writeSnapshot(
+    generation: number,
+    graph: () => Promise<Uint8Array>,
+    table: () => Promise<Uint8Array>,
+  ): Promise<{ graphChunks: number; tableChunks: number }> {
     await clearGeneration(this.kv, this.indexId, generation);
     const graphChunks = await writeSection(this.kv, this.keys.graph, this.indexId, generation, 'graph', await graph());
     const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, generation, 'table', await table());

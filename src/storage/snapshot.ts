@@ -82,20 +82,20 @@ export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
     frames.push(pack(table.metadata.slice(start, start + METADATA_FRAME)));
   }
   const head = pack({ counter: table.counter, count: table.count, digest: table.digest, n, idBytes: ids.byteLength, frames: frames.map((f) => f.byteLength) });
-  return Buffer.concat([
-    u32(head.byteLength),
-    head,
-    bytesOf(Float64Array.from(table.keys)),
-    bytesOf(Float64Array.from(table.seqs)),
-    ids,
-    ...frames,
-  ]);
+  return Buffer.concat([u32(head.byteLength), head, bytesOf(Float64Array.from(table.keys)), bytesOf(Float64Array.from(table.seqs)), ids, ...frames]);
 }
 
 export function decodeTable(bytes: Buffer): DecodedTable {
   try {
     const headLength = bytes.readUInt32BE(0);
-    const head = unpack(bytes.subarray(4, 4 + headLength)) as { counter: number; count: number; digest: Uint8Array; n: number; idBytes: number; frames: number[] };
+    const head = unpack(bytes.subarray(4, 4 + headLength)) as {
+      counter: number;
+      count: number;
+      digest: Uint8Array;
+      n: number;
+      idBytes: number;
+      frames: number[];
+    };
     const { n } = head;
     let at = 4 + headLength;
     // Copies: the column offsets are not 8-byte aligned inside the buffer.
@@ -141,7 +141,11 @@ export async function writeSection(
   for (let start = 0; start < chunks; start += WRITE_GROUP) {
     const numbers = Array.from({ length: Math.min(WRITE_GROUP, chunks - start) }, (_, i) => start + i);
     const bodies = numbers.map((i) => payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
-    const sealed = await sealAsync(key, bodies, numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1)));
+    const sealed = await sealAsync(
+      key,
+      bodies,
+      numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1)),
+    );
     await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, generation, section, i), value: sealed[j]! })));
   }
   return chunks;
@@ -178,12 +182,17 @@ export async function readSection(
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
     const numbers = Array.from({ length: Math.min(READ_GROUP, chunks - start) }, (_, i) => start + i);
-    const group = store.getMany(numbers.map((i) => chunkKey(indexId, generation, section, i)), { fillCache: false }).then((values) => {
-      const missing = values.findIndex((value) => value === undefined);
-      if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
-      const aads = numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1));
-      return openInPlaceAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
-    });
+    const group = store
+      .getMany(
+        numbers.map((i) => chunkKey(indexId, generation, section, i)),
+        { fillCache: false },
+      )
+      .then((values) => {
+        const missing = values.findIndex((value) => value === undefined);
+        if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
+        const aads = numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1));
+        return openInPlaceAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
+      });
     group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
     groups.push(group);
   }

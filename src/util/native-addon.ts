@@ -38,8 +38,7 @@ export function loadNativeAddon(): unknown {
   const path = join(packageRoot(), ADDON_FILE);
   if (!existsSync(path)) {
     throw new NativeError(
-      `the native addon is not built (${ADDON_FILE} missing): run \`npm rebuild vecvault\` ` +
-        '(needs a C++17 compiler, python3 and make)',
+      `the native addon is not built (${ADDON_FILE} missing): run \`npm rebuild vecvault\` ` + '(needs a C++17 compiler, python3 and make)',
     );
   }
   try {

@@ -100,7 +100,11 @@ function readIdx3(path: string): VectorSet {
 function sourcesOf(name: DatasetName): { base: string; queries: string; groundTruth: string } {
   const dir = join(dataDir(), name);
   if (name === 'fashion-mnist') {
-    return { base: join(FASHION_DIR, 'train-images-idx3-ubyte.gz'), queries: join(FASHION_DIR, 't10k-images-idx3-ubyte.gz'), groundTruth: join(dir, 'groundtruth.ivecs') };
+    return {
+      base: join(FASHION_DIR, 'train-images-idx3-ubyte.gz'),
+      queries: join(FASHION_DIR, 't10k-images-idx3-ubyte.gz'),
+      groundTruth: join(dir, 'groundtruth.ivecs'),
+    };
   }
   return { base: join(dir, 'base.fvecs'), queries: join(dir, 'query.fvecs'), groundTruth: join(dir, 'groundtruth.ivecs') };
 }
@@ -139,5 +143,12 @@ export function loadDataset(name: DatasetName): Dataset {
   if (name !== 'fashion-mnist') return loadVecsDir(join(dataDir(), name), name, DATASET_METRICS[name]);
   const files = sourcesOf(name);
   const gt = parseVecs(readFileSync(files.groundTruth), 'i');
-  return { name, metric: DATASET_METRICS[name], base: readIdx3(files.base), queries: readIdx3(files.queries), groundTruth: gt.values as Int32Array, groundTruthK: gt.dimension };
+  return {
+    name,
+    metric: DATASET_METRICS[name],
+    base: readIdx3(files.base),
+    queries: readIdx3(files.queries),
+    groundTruth: gt.values as Int32Array,
+    groundTruthK: gt.dimension,
+  };
 }

@@ -234,7 +234,12 @@ export function exactTopK(base: VectorSet | readonly ArrayLike<number>[], query:
 }
 
 /** Exact top-k row indices of `base` for `query` under a distance function (default euclidean). */
-export function bruteForce(base: readonly ArrayLike<number>[], query: ArrayLike<number>, k: number, distanceFn: (a: ArrayLike<number>, b: ArrayLike<number>) => number = l2): number[] {
+export function bruteForce(
+  base: readonly ArrayLike<number>[],
+  query: ArrayLike<number>,
+  k: number,
+  distanceFn: (a: ArrayLike<number>, b: ArrayLike<number>) => number = l2,
+): number[] {
   return exactTopK(base, query, k, { metric: distanceFn }).map((n) => n.row);
 }
 
