@@ -15,7 +15,9 @@ export type ErrorCode =
   | 'VECVAULT_KMS'
   | 'VECVAULT_CLOSED'
   | 'VECVAULT_NOT_SUPPORTED'
-  | 'VECVAULT_NATIVE';
+  | 'VECVAULT_NATIVE'
+  | 'VECVAULT_IO'
+  | 'VECVAULT_KEY_CACHE';
 
 export interface VecvaultErrorOptions {
   cause?: unknown;
@@ -101,5 +103,28 @@ export class NotSupportedError extends VecvaultError {
 export class NativeError extends VecvaultError {
   constructor(message: string, options?: VecvaultErrorOptions) {
     super('VECVAULT_NATIVE', message, options);
+  }
+}
+
+/**
+ * The file system refused a read or write (disk full, permission denied, I/O
+ * error): not a sign of tampering. `cause` holds the system error (its `code`,
+ * e.g. ENOSPC). Acknowledged writes are safe; the failed call wrote nothing
+ * visible. Fix the disk, then retry (a full disk needs space freed first).
+ */
+export class StorageError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_IO', message, options);
+  }
+}
+
+/**
+ * The key cache of `generateKey({ save: true })` cannot be trusted: a file or
+ * directory others can read or write, owned by another user, not a regular
+ * file, or not 32 bytes. Nothing was read from it or written to it.
+ */
+export class KeyCacheError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_KEY_CACHE', message, options);
   }
 }

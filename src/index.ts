@@ -16,5 +16,7 @@ export {
   ClosedError,
   NotSupportedError,
   NativeError,
+  StorageError,
+  KeyCacheError,
   type ErrorCode,
 } from './errors.js';
