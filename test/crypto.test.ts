@@ -97,10 +97,10 @@ describe('generateKey', () => {
     expect(statSync(join(path, '..')).mode & 0o777).toBe(0o700);
     expect(generateKey({ save: true, path })).toEqual(first);
     chmodSync(path, 0o644);
-    expect(() => generateKey({ save: true, path })).toThrow(expect.objectContaining({ code: 'VECVAULT_VALIDATION' }));
+    expect(() => generateKey({ save: true, path })).toThrow(expect.objectContaining({ code: 'VECVAULT_KEY_CACHE' }));
     chmodSync(path, 0o600);
     writeFileSync(path, Buffer.alloc(5));
-    expect(() => generateKey({ save: true, path })).toThrow(expect.objectContaining({ code: 'VECVAULT_VALIDATION' }));
+    expect(() => generateKey({ save: true, path })).toThrow(expect.objectContaining({ code: 'VECVAULT_KEY_CACHE' }));
   });
 
   it('a cached key opens what it created', async () => {
