@@ -1,15 +1,18 @@
-/** Snapshot chunks: any drop, reorder, truncation, section swap or splice is caught (with a control); the table round-trips. */
+/** Snapshot chunks: any drop, reorder, truncation, section swap or splice (from another generation or another write of the same one) is caught (with a control); the table round-trips. */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
 import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
-import { kindRange, SNAPSHOT } from '../src/storage/layout.js';
+import { frame, u64 } from '../src/crypto/kdf.js';
+import { indexKey, kindRange, SNAPSHOT } from '../src/storage/layout.js';
 import {
   CHUNK_BYTES,
   clearGeneration,
   decodeTable,
   encodeTable,
+  hasValidWriteId,
+  newSnapshotWrite,
   readSection,
   unpackMetadataFrame,
   writeSection,
@@ -20,6 +23,8 @@ import { tempStore } from './support/helpers.js';
 
 const key = randomBytes(32);
 const indexId = randomBytes(16);
+const gen5 = newSnapshotWrite(5);
+const gen6 = newSnapshotWrite(6);
 const graph = randomBytes(CHUNK_BYTES * 3 + 1234);
 
 let store: KvStore;
@@ -35,13 +40,13 @@ async function storedChunks(): Promise<{ key: Uint8Array; value: Uint8Array }[]>
 
 beforeEach(async () => {
   store = await KvStore.open(join(tempStore(), 'store'));
-  chunks = await writeSection(store, key, indexId, 5, 'graph', graph);
+  chunks = await writeSection(store, key, indexId, gen5, 'graph', graph);
   puts = (await storedChunks()).map((c) => ({ type: 'put' as const, ...c }));
 });
 
 afterEach(() => store.close());
 
-const read = (claimed = chunks) => readSection(store, key, indexId, 5, 'graph', claimed);
+const read = (claimed = chunks) => readSection(store, key, indexId, gen5, 'graph', claimed);
 
 describe('encrypted snapshot chunks', () => {
   it('round-trip the graph bytes exactly', async () => {
@@ -73,35 +78,83 @@ describe('encrypted snapshot chunks', () => {
   });
 
   it('a chunk spliced in from another generation → IntegrityError', async () => {
-    await writeSection(store, key, indexId, 6, 'graph', graph);
+    await writeSection(store, key, indexId, gen6, 'graph', graph);
     const other = (await storedChunks()).find((c) => Buffer.compare(Buffer.from(c.key), Buffer.from(puts[3]!.key)) > 0)!;
     await store.batch([{ type: 'put', key: puts[0]!.key, value: other.value }]);
     await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
   });
 
   it('a chunk moved from the table section into the graph section → IntegrityError', async () => {
-    await writeSection(store, key, indexId, 5, 'table', graph.subarray(0, 100));
+    await writeSection(store, key, indexId, gen5, 'table', graph.subarray(0, 100));
     const table = (await storedChunks()).find((c) => !puts.some((p) => Buffer.compare(Buffer.from(p.key), Buffer.from(c.key)) === 0))!;
     await store.batch([{ type: 'put', key: puts[3]!.key, value: table.value }]);
     await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
   });
 
   it('control: the chunks moved above are valid where they were sealed, so only their position binding rejects them', async () => {
-    await writeSection(store, key, indexId, 6, 'graph', graph);
-    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, 6, 'graph', 4)), graph)).toBe(0);
-    await writeSection(store, key, indexId, 5, 'table', graph.subarray(0, 100));
-    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, 5, 'table', 1)), graph.subarray(0, 100))).toBe(0);
+    await writeSection(store, key, indexId, gen6, 'graph', graph);
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, gen6, 'graph', 4)), graph)).toBe(0);
+    await writeSection(store, key, indexId, gen5, 'table', graph.subarray(0, 100));
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, gen5, 'table', 1)), graph.subarray(0, 100))).toBe(0);
     // And a truncated read (claiming fewer chunks) only fails because chunk 2 is not flagged last.
     await expect(read(chunks - 1)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
     expect(await read()).toHaveLength(chunks);
   });
 
   it('clearGeneration removes what an uncommitted write left under one generation, and nothing else', async () => {
-    await writeSection(store, key, indexId, 6, 'graph', graph.subarray(0, 3 * CHUNK_BYTES));
+    await writeSection(store, key, indexId, gen6, 'graph', graph.subarray(0, 3 * CHUNK_BYTES));
     expect(await storedChunks()).toHaveLength(7);
     await clearGeneration(store, indexId, 6);
     expect((await storedChunks()).map((c) => Buffer.from(c.key).toString('hex'))).toEqual(puts.map((p) => Buffer.from(p.key).toString('hex')));
     expect(Buffer.compare(Buffer.concat(await read()), graph)).toBe(0);
+  });
+
+  it('a chunk from another write of the same generation (one whose commit failed) → IntegrityError', async () => {
+    const other = newSnapshotWrite(5); // same generation, same keys, another write id
+    await writeSection(store, key, indexId, other, 'graph', graph);
+    const otherChunks = await storedChunks();
+    expect(otherChunks.map((c) => Buffer.from(c.key).toString('hex'))).toEqual(puts.map((p) => Buffer.from(p.key).toString('hex')));
+    // Control: the other write's chunks are valid for that write.
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, other, 'graph', chunks)), graph)).toBe(0);
+    // One of its chunks among the first write's, then all of them: both rejected under the first write's id.
+    await store.batch(puts.map((p, i) => (i === 2 ? { ...p, value: otherChunks[2]!.value } : p)));
+    await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    await store.batch(otherChunks.map((c) => ({ type: 'put', ...c })));
+    await expect(read()).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    await store.batch(puts);
+    expect(Buffer.compare(Buffer.concat(await read()), graph)).toBe(0);
+  });
+
+  it('the chunk AAD is pinned: frame(snapshot, index id, generation, write id, section, chunk, flag), and without a write id the format before it', async () => {
+    const body = randomBytes(100);
+    const at = (generation: number) => indexKey(indexId, SNAPSHOT, u64(generation), Buffer.of(0x47), Buffer.of(0, 0, 0, 0));
+    const legacy = { generation: 7 };
+    await store.batch([
+      { type: 'put', key: at(7), value: seal(key, body, frame('snapshot', indexId, u64(7), 'graph', Buffer.of(0, 0, 0, 0), 'last')) },
+      { type: 'put', key: at(8), value: seal(key, body, frame('snapshot', indexId, u64(8), gen5.writeId, 'graph', Buffer.of(0, 0, 0, 0), 'last')) },
+    ]);
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, legacy, 'graph', 1)), body)).toBe(0);
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, { generation: 8, writeId: gen5.writeId }, 'graph', 1)), body)).toBe(0);
+    // A write id must match, and a reference without one never accepts a chunk sealed with one (or the reverse).
+    await expect(readSection(store, key, indexId, { generation: 7, writeId: gen5.writeId }, 'graph', 1)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    await expect(readSection(store, key, indexId, { generation: 8 }, 'graph', 1)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    await expect(readSection(store, key, indexId, { generation: 8, writeId: gen6.writeId }, 'graph', 1)).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    // writeSection without a write id seals exactly the old format (how tests build a store of the previous release).
+    await writeSection(store, key, indexId, { generation: 9 }, 'graph', body);
+    const [old] = await readSection(store, key, indexId, { generation: 9 }, 'graph', 1);
+    expect(Buffer.compare(Buffer.from(old!), body)).toBe(0);
+    const raw = (await storedChunks()).find((c) => Buffer.compare(Buffer.from(c.key), at(9)) === 0)!;
+    expect(Buffer.compare(open(key, raw.value, frame('snapshot', indexId, u64(9), 'graph', Buffer.of(0, 0, 0, 0), 'last'), 'x'), body)).toBe(0);
+  });
+
+  it('write ids are 16 random bytes, new for every write; a reference checks as valid with one or none, not with another length', () => {
+    const a = newSnapshotWrite(3);
+    const b = newSnapshotWrite(3);
+    expect(a.writeId.byteLength).toBe(16);
+    expect(Buffer.compare(Buffer.from(a.writeId), Buffer.from(b.writeId))).not.toBe(0);
+    expect([hasValidWriteId(a), hasValidWriteId({ generation: 3 })]).toEqual([true, true]);
+    expect(hasValidWriteId({ generation: 3, writeId: new Uint8Array(15) })).toBe(false);
+    expect(hasValidWriteId({ generation: 3, writeId: 'x' as unknown as Uint8Array })).toBe(false);
   });
 
   it('negative control: without chunk numbers in the AAD a reorder decrypts silently to the wrong graph', () => {

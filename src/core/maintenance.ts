@@ -110,12 +110,13 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   const table: SnapshotTable = { counter: next.counter, count: state.live.byId.size, digest: next.digest, ids, keys, seqs, metadata };
   const previous = next.snapshot;
   const generation = (previous?.generation ?? 0) + 1;
-  const chunks = await state.store.writeSnapshot(
+  // The store picks a fresh write id: chunks a failed earlier write of this generation left never authenticate under `next.snapshot`.
+  const written = await state.store.writeSnapshot(
     generation,
     () => engine.serialize(),
     () => encodeTable(table),
   );
-  next.snapshot = { generation, ...chunks, counter: next.counter };
+  next.snapshot = { ...written, counter: next.counter };
   await state.store.commitSnapshot(next, previous, () => {
     state.manifest = next;
   });

@@ -14,7 +14,7 @@ import type { BatchOp, KvStore } from './kv-store.js';
 import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
 import { hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
-import { clearGeneration, dropSnapshotOps, readSection, writeSection, type SnapshotSection } from './snapshot.js';
+import { clearGeneration, dropSnapshotOps, newSnapshotWrite, readSection, writeSection, type SnapshotSection } from './snapshot.js';
 
 /** A record as read back: the commit that wrote it and its decrypted body. */
 export interface OpenedRecord {
@@ -157,18 +157,16 @@ export class IndexStore {
 
   /**
    * Seals and writes both sections of snapshot `generation` ahead of its
-   * commit, after clearing whatever an interrupted earlier write left there.
-   * Unreachable until `commitSnapshot` names the generation.
+   * commit, after clearing whatever an interrupted earlier write left there,
+   * under a fresh random write id. Unreachable until `commitSnapshot` names
+   * the generation and write id (the returned reference, plus its counter).
    */
-  async writeSnapshot(
-    generation: number,
-    graph: () => Promise<Uint8Array>,
-    table: () => Promise<Uint8Array>,
-  ): Promise<{ graphChunks: number; tableChunks: number }> {
+  async writeSnapshot(generation: number, graph: () => Promise<Uint8Array>, table: () => Promise<Uint8Array>): Promise<Omit<SnapshotRef, 'counter'>> {
+    const write = newSnapshotWrite(generation);
     await clearGeneration(this.kv, this.indexId, generation);
-    const graphChunks = await writeSection(this.kv, this.keys.graph, this.indexId, generation, 'graph', await graph());
-    const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, generation, 'table', await table());
-    return { graphChunks, tableChunks };
+    const graphChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'graph', await graph());
+    const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table());
+    return { ...write, graphChunks, tableChunks };
   }
 
   /**
@@ -183,10 +181,10 @@ export class IndexStore {
     await this.commit(next, batch, { durable });
   }
 
-  /** The authenticated chunks of one section of snapshot `ref`, in order. */
+  /** The authenticated chunks of one section of snapshot `ref` (its generation and write id), in order. */
   readSnapshot(ref: SnapshotRef, section: SnapshotSection): Promise<Uint8Array[]> {
     const chunks = section === 'graph' ? ref.graphChunks : ref.tableChunks;
-    return readSection(this.kv, this.keys.graph, this.indexId, ref.generation, section, chunks);
+    return readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks);
   }
 
   // ---- maintenance and removal ----

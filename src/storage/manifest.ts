@@ -41,6 +41,13 @@ export interface Manifest {
 
 export interface SnapshotRef {
   generation: number;
+  /**
+   * 16 random bytes chosen for this one snapshot write and bound into every
+   * chunk's AAD: a write whose commit failed reuses no write id, so its chunks
+   * left under the same generation never authenticate here. Absent only in
+   * snapshots written before write ids (read with that format's AAD).
+   */
+  writeId?: Uint8Array;
   /** Chunks of each section (see snapshot.ts). */
   graphChunks: number;
   tableChunks: number;

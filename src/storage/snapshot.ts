@@ -2,11 +2,15 @@
  * Encrypted graph snapshots, in two sections: `graph` (the engine's serialized
  * bytes) and `table` (which records the graph holds). Each section is cut into
  * 1 MiB chunks sealed with AES-256-GCM under the graph key; the AAD binds index
- * id, generation, section, chunk number and a last-chunk flag, so chunks cannot
- * be dropped, reordered, truncated, moved between sections or spliced in from
- * another snapshot or index. Two sections let an open hand the graph to the
- * engine (which loads it on the pool) while it decodes the table.
+ * id, generation, the write id (16 random bytes per snapshot write, also in the
+ * manifest's SnapshotRef), section, chunk number and a last-chunk flag, so
+ * chunks cannot be dropped, reordered, truncated, moved between sections or
+ * spliced in from another snapshot or index, nor from another write of the same
+ * generation (a write whose commit failed leaves chunks under a generation the
+ * next write reuses). Two sections let an open hand the graph to the engine
+ * (which loads it on the pool) while it decodes the table.
  */
+import { randomBytes } from 'node:crypto';
 import { openInPlaceAsync, sealAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
@@ -26,6 +30,27 @@ const METADATA_FRAME = 4096;
 
 export type SnapshotSection = 'graph' | 'table';
 const SECTION_BYTE: Record<SnapshotSection, number> = { graph: 0x47, table: 0x54 };
+
+/** Bytes of a snapshot write id. */
+export const WRITE_ID_BYTES = 16;
+
+/**
+ * Which write a chunk belongs to: its generation (part of the chunk's key) and
+ * its write id (only in the AAD). A SnapshotRef without `writeId` names a
+ * snapshot written before write ids existed: its chunks are read with that
+ * format's AAD. Every new write has one (`newSnapshotWrite`).
+ */
+export type SnapshotWrite = Pick<SnapshotRef, 'generation' | 'writeId'>;
+
+/** A new write of snapshot `generation`, with a fresh random write id. */
+export function newSnapshotWrite(generation: number): Required<SnapshotWrite> {
+  return { generation, writeId: randomBytes(WRITE_ID_BYTES) };
+}
+
+/** Whether a manifest's (authenticated) reference has a usable write id, or none (the format before write ids). */
+export function hasValidWriteId(ref: SnapshotWrite): boolean {
+  return ref.writeId === undefined || (ref.writeId instanceof Uint8Array && ref.writeId.byteLength === WRITE_ID_BYTES);
+}
 
 /** Which records the graph holds, so opening needs no record decryption. */
 export interface SnapshotTable {
@@ -59,8 +84,11 @@ function chunkKey(indexId: Uint8Array, generation: number, section: SnapshotSect
   return indexKey(indexId, SNAPSHOT, u64(generation), Buffer.of(SECTION_BYTE[section]), u32(chunk));
 }
 
-function chunkAad(indexId: Uint8Array, generation: number, section: SnapshotSection, chunk: number, last: boolean): Buffer {
-  return frame('snapshot', indexId, u64(generation), section, u32(chunk), last ? 'last' : 'more');
+function chunkAad(indexId: Uint8Array, write: SnapshotWrite, section: SnapshotSection, chunk: number, last: boolean): Buffer {
+  const flag = last ? 'last' : 'more';
+  // Without a write id: the AAD of snapshots written before write ids, to read them (framing keeps the two apart).
+  if (write.writeId === undefined) return frame('snapshot', indexId, u64(write.generation), section, u32(chunk), flag);
+  return frame('snapshot', indexId, u64(write.generation), write.writeId, section, u32(chunk), flag);
 }
 
 function bytesOf(array: Float64Array): Buffer {
@@ -125,7 +153,7 @@ export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
  * commit, a few per LevelDB batch: one batch holding a whole graph made
  * LevelDB grow (and copy) its write buffer on the main thread, stalling the
  * event loop for 30–70 ms at a time. The chunks stay unreachable until the
- * commit's manifest names their generation. Each batch is synced: LevelDB may
+ * commit's manifest names their generation and write id. Each batch is synced: LevelDB may
  * switch log files between them and the commit, and only a sync'd log is
  * safe from a power loss.
  */
@@ -133,7 +161,7 @@ export async function writeSection(
   store: KvStore,
   key: Uint8Array,
   indexId: Uint8Array,
-  generation: number,
+  write: SnapshotWrite,
   section: SnapshotSection,
   payload: Uint8Array,
 ): Promise<number> {
@@ -144,9 +172,9 @@ export async function writeSection(
     const sealed = await sealAsync(
       key,
       bodies,
-      numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1)),
+      numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1)),
     );
-    await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, generation, section, i), value: sealed[j]! })));
+    await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, i), value: sealed[j]! })));
   }
   return chunks;
 }
@@ -167,15 +195,15 @@ export function dropSnapshotOps(indexId: Uint8Array, ref: SnapshotRef): BatchOp[
 }
 
 /**
- * Reads and authenticates every chunk of one section, in order; any gap or
- * forgery is an IntegrityError. Groups of chunks are read and decrypted on the
+ * Reads and authenticates every chunk of one section of `write`, in order;
+ * any gap, forgery or chunk of another write is an IntegrityError. Groups of chunks are read and decrypted on the
  * libuv pool, several at once: the main thread only collects them.
  */
 export async function readSection(
   store: KvStore,
   key: Uint8Array,
   indexId: Uint8Array,
-  generation: number,
+  write: SnapshotWrite,
   section: SnapshotSection,
   chunks: number,
 ): Promise<Uint8Array[]> {
@@ -184,13 +212,13 @@ export async function readSection(
     const numbers = Array.from({ length: Math.min(READ_GROUP, chunks - start) }, (_, i) => start + i);
     const group = store
       .getMany(
-        numbers.map((i) => chunkKey(indexId, generation, section, i)),
+        numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
         { fillCache: false },
       )
       .then((values) => {
         const missing = values.findIndex((value) => value === undefined);
         if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
-        const aads = numbers.map((i) => chunkAad(indexId, generation, section, i, i === chunks - 1));
+        const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
         return openInPlaceAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
       });
     group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
