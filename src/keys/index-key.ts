@@ -29,7 +29,7 @@ export function defaultKeyPath(): string {
  * The cache directory is created with mode 0700 when absent. An existing one
  * must be a real directory (not a symbolic link) owned by the current user
  * and not writable by group or others; group/others may read and search it
- * (the key file itself is private, so a listing shows only its name). The
+ * (the key file itself is readable by its owner only, so a listing shows only its name). The
  * cache file must be a regular file (not a symbolic link, FIFO, device or
  * directory) owned by the current user, with no group/other permission bits
  * (0600 or 0400), holding exactly 32 bytes. Nothing is repaired: anything
