@@ -8,9 +8,12 @@
  *   open      a loaded, usable index
  *   closing   `client.close()` has been called and not awaited; the operation is
  *             called in the same tick, right after it. Nothing is left to
- *             snapshot (the setup ends with `index.snapshot()`), so the close
- *             does no I/O before it releases the index and every outcome is
- *             decided by call order alone, not by disk timing.
+ *             snapshot (the setup ends with `index.snapshot()`). A call that
+ *             starts once close() began is refused (VECVAULT_CLOSED) whatever
+ *             it is, reads included; calls started before close() finish
+ *             first (review finding 7c, test/trust-defects.test.ts). At
+ *             ad18a31 the outcome depended on the operation (writes and
+ *             in-memory reads ran, record reads and pool queries were refused).
  *   closed    after `await client.close()`
  *   deleted   after `await index.deleteIndex()` (the Client stays open)
  *   broken    an engine failure after a commit: not reachable through the
@@ -121,110 +124,95 @@ const INDEX_OPS: IndexOp[] = [
     run: (index) => index.upsert({ items: [{ id: 'new', vector: [0, 0, 0, 1] }] }),
     value: (v) => expect(v).toEqual({ status: 'success', upsertedCount: 1 }),
     persisted: ['a', 'b', 'c', 'new'],
-    // closing: the upsert validates and queues its write before close() queues its own, so it
-    // commits and the close then snapshots it.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'delete',
     run: (index) => index.delete({ ids: ['a', 'missing'] }),
     value: (v) => expect(v).toEqual({ status: 'success', deletedCount: 1 }),
     persisted: ['b', 'c'],
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'query (unfiltered, one vector)',
     run: (index) => index.query({ queryVectors: [1, 0, 0, 0], topK: 2 }),
     value: (v) => expect(v).toEqual({ results: [{ id: 'a' }, expect.objectContaining({ id: expect.any(String) })] }),
-    // closing: a single small unfiltered query runs on the calling thread and finishes before the close releases the index.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'query (filtered)',
     run: (index) => index.query({ queryVectors: [1, 0, 0, 0], topK: 5, filters: { g: 'x' } }),
     value: (v) => expect(v).toEqual({ results: [{ id: 'a' }, { id: 'c' }] }),
-    // closing: filtered searches run on the pool; the close releases the index meanwhile, and the query
-    // then refuses to answer (close() waits for writes in flight, not for reads).
     expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'query (batch of one)',
     run: (index) => index.query({ queryVectors: [[1, 0, 0, 0]], topK: 1 }),
     value: (v) => expect(v).toEqual({ results: [[{ id: 'a' }]] }),
-    // closing: one small unfiltered vector, on the calling thread like the unbatched query.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'query (one vector, include contents)',
     run: (index) => index.query({ queryVectors: [1, 0, 0, 0], topK: 1, include: ['contents', 'distance'] }),
     value: (v) => expect(v).toEqual({ results: [{ id: 'a', distance: 0, contents: 'text a' }] }),
-    // closing: the search finishes, but contents need a record read, in flight when the close
-    // releases the index: refused (the same query without contents succeeds).
     expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'query (one vector, include metadata)',
     run: (index) => index.query({ queryVectors: [1, 0, 0, 0], topK: 1, include: ['metadata'] }),
     value: (v) => expect(v).toEqual({ results: [{ id: 'a', metadata: { g: 'x' } }] }),
-    // closing: metadata is served from memory: no read, so it answers like the bare query.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'get',
     run: (index) => index.get({ ids: ['b', 'missing'] }),
     value: (v) => expect(v).toEqual([{ id: 'b', vector: [0, 1, 0, 0], metadata: { g: 'y' }, contents: new Uint8Array([1, 2]) }, { id: 'missing' }]),
-    // closing: the record read is in flight when the close releases the index: refused.
     expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'listIds',
     run: (index) => index.listIds(),
     value: (v) => expect({ ...(v as { ids: string[] }), ids: (v as { ids: string[] }).ids.sort() }).toEqual({ ids: ['a', 'b', 'c'], count: 3 }),
-    // closing: answered from memory before the close gets its turn.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'listIds (filtered)',
     run: (index) => index.listIds({ filters: { g: 'y' } }),
     value: (v) => expect(v).toEqual({ ids: ['b'], count: 1 }),
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'stats',
     run: (index) => index.stats(),
     value: (v) => expect(v).toMatchObject({ indexName: NAME, count: 3, dimension: DIM, metric: 'euclidean' }),
-    // closing: synchronous, answered before the close gets its turn.
-    expected: { open: 'ok', closing: 'ok', closed: 'throws VECVAULT_CLOSED', deleted: 'throws VECVAULT_CLOSED' },
+    expected: { open: 'ok', closing: 'throws VECVAULT_CLOSED', closed: 'throws VECVAULT_CLOSED', deleted: 'throws VECVAULT_CLOSED' },
   },
   {
     name: 'snapshot',
     run: (index) => index.snapshot(),
     value: (v) => expect(v).toBeUndefined(),
     persisted: ['a', 'b', 'c'],
-    // closing: queued on the index's write queue ahead of the close, so it runs first.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'compact',
     run: (index) => index.compact(),
     value: (v) => expect(v).toBeUndefined(),
     persisted: ['a', 'b', 'c'],
-    // closing: queued ahead of the close, like snapshot.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'deleteIndex',
     run: (index) => index.deleteIndex(),
     value: (v) => expect(v).toBeUndefined(),
     persisted: 'not found',
-    // closing: queued ahead of the close: the index is deleted, then the close has nothing left to do.
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'train',
     run: (index) => index.train(),
     value: (v) => expect(v).toBeUndefined(),
-    expected: { open: 'ok', closing: 'ok', ...ALL_CLOSED },
+    expected: { open: 'ok', closing: CLOSED, ...ALL_CLOSED },
   },
   {
     name: 'getIndexName',

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { nativeEngine } from '../engine/native.js';
 import type { EngineFactory } from '../engine/types.js';
 import { ClosedError, IndexExistsError, IndexNotFoundError, NotSupportedError, ValidationError } from '../errors.js';
-import { createEnvelope, deriveIndexKeys, openEnvelope, type CatalogEntry } from '../keys/envelope.js';
+import { createEnvelope, deriveIndexKeys, openEnvelope, wipeIndexKeys, type CatalogEntry } from '../keys/envelope.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
 import type { IndexStore } from '../storage/index-store.js';
 import { METRICS, PRECISIONS, type HnswConfig, type Manifest } from '../storage/manifest.js';
@@ -42,6 +42,8 @@ export class Client {
   #catalogTail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** listIndexes() calls in flight: close() lets them finish before closing the store. */
+  readonly #listings = new Set<Promise<string[]>>();
 
   /**
    * @param options `{ path }`: the store directory, created on first use.
@@ -85,7 +87,7 @@ export class Client {
   async createIndex(params: CreateIndexParams): Promise<EncryptedIndex> {
     const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
-    const kek = this.#checkKeySource(p);
+    this.#checkKeySource(p).fill(0); // checked first; the copy used is taken last, so every exit below wipes it
     const metric = p.metric === undefined ? 'euclidean' : checkOneOf(p.metric, METRICS, 'metric');
     const precision = p.storagePrecision === undefined ? 'float32' : checkOneOf(p.storagePrecision, PRECISIONS, 'storagePrecision');
     const dimension = p.dimension === undefined || p.dimension === null ? null : checkPositiveInt(p.dimension, 'dimension', 65_536);
@@ -96,6 +98,7 @@ export class Client {
         path: 'storagePrecision',
       });
     }
+    const kek = this.#checkKeySource(p);
     return this.#catalogExclusive(async (store) => {
       if (await store.hasIndex(name)) {
         throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
@@ -113,7 +116,7 @@ export class Client {
         snapshot: null,
       };
       return this.#handle(name, (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release));
-    });
+    }).finally(() => kek.fill(0));
   }
 
   /**
@@ -136,9 +139,16 @@ export class Client {
       if (entry === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
       const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
       const already = this.#open.get(name);
-      if (already?.isUsable()) return already;
-      return this.#handle(name, (release) => loadIndexState(this.#indexStore(store, name, entry, dek), this.#engines, release));
-    });
+      if (already?.isUsable()) {
+        dek.fill(0);
+        return already;
+      }
+      const indexStore = this.#indexStore(store, name, entry, dek);
+      return this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release)).catch((error: unknown) => {
+        wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
+        throw error;
+      });
+    }).finally(() => kek.fill(0));
   }
 
   /**
@@ -150,8 +160,13 @@ export class Client {
    * ```
    */
   async listIndexes(): Promise<string[]> {
-    const store = await this.#openStore();
-    return store.indexNames();
+    const listing = this.#openStore().then((store) => store.indexNames());
+    this.#listings.add(listing);
+    try {
+      return await listing;
+    } finally {
+      this.#listings.delete(listing);
+    }
   }
 
   /**
@@ -170,8 +185,12 @@ export class Client {
 
   async #closeNow(): Promise<void> {
     this.#closed = true;
+    // Each index closes once the calls on it that started before now have settled; later calls get ClosedError.
+    const closing = [...this.#open.values()].map((index) => index.close());
     await this.#catalogTail.catch(() => undefined);
-    await Promise.all([...this.#open.values()].map((index) => index.close()));
+    // Handles that create/load calls begun before close() opened meanwhile close too.
+    await Promise.all([...closing, ...[...this.#open.values()].map((index) => index.close())]);
+    await Promise.allSettled([...this.#listings]);
     const store = this.#store;
     this.#store = null;
     if (store)
@@ -202,9 +221,13 @@ export class Client {
     return run;
   }
 
-  /** The store bound to one index: its id, subkeys and commit head. */
-  #indexStore(store: Store, name: string, entry: CatalogEntry, dek: Uint8Array): IndexStore {
-    return store.forIndex(name, entry.indexId, deriveIndexKeys(dek, entry.indexId));
+  /** The store bound to one index: its id, subkeys (as its catalog format derives them) and commit head. Wipes the DEK once they are derived. */
+  #indexStore(store: Store, name: string, entry: CatalogEntry, dek: Buffer): IndexStore {
+    try {
+      return store.forIndex(name, entry.indexId, deriveIndexKeys(dek, entry.indexId, entry.format));
+    } finally {
+      dek.fill(0);
+    }
   }
 
   /** Opens an index through `open` and tracks its handle until it is released (closed, deleted or broken). */

@@ -95,7 +95,7 @@ export class EncryptedIndex {
    * @throws `VECVAULT_CLOSED` after close or deleteIndex.
    */
   async train(): Promise<void> {
-    this.#state.assertUsable();
+    this.#state.assertCallable();
   }
 
   /**
@@ -108,7 +108,7 @@ export class EncryptedIndex {
    */
   stats(): IndexStats {
     const state = this.#state;
-    state.assertUsable();
+    state.assertCallable();
     const m = state.manifest;
     const engineMemory = state.engine?.memoryUsage() ?? 0;
     const filterMemory = state.live.memoryUsage();
@@ -146,10 +146,11 @@ export class EncryptedIndex {
    */
   async upsert(params: UpsertParams): Promise<UpsertResponse> {
     const state = this.#state;
-    state.assertUsable();
-    const batch = await normalizeUpsert(params, state.manifest.dimension, state.manifest.metric);
-    await state.exclusive(() => upsertRecords(state, batch));
-    return { status: 'success', upsertedCount: batch.items.length };
+    return state.call(async () => {
+      const batch = await normalizeUpsert(params, state.manifest.dimension, state.manifest);
+      await state.exclusive(() => upsertRecords(state, batch));
+      return { status: 'success', upsertedCount: batch.items.length };
+    });
   }
 
   /**
@@ -163,10 +164,11 @@ export class EncryptedIndex {
    */
   async delete(params: DeleteParams): Promise<DeleteResponse> {
     const state = this.#state;
-    state.assertUsable();
-    const ids = checkIds((params as DeleteParams | undefined)?.ids, 'ids', true);
-    const deletedCount = await state.exclusive(() => deleteRecords(state, ids));
-    return { status: 'success', deletedCount };
+    return state.call(async () => {
+      const ids = checkIds((params as DeleteParams | undefined)?.ids, 'ids', true);
+      const deletedCount = await state.exclusive(() => deleteRecords(state, ids));
+      return { status: 'success', deletedCount };
+    });
   }
 
   /**
@@ -180,11 +182,12 @@ export class EncryptedIndex {
    */
   async deleteIndex(): Promise<void> {
     const state = this.#state;
-    state.assertUsable();
-    await state.exclusive(async () => {
-      await state.store.destroy();
-      await state.release('deleted');
-    });
+    await state.call(() =>
+      state.exclusive(async () => {
+        await state.store.destroy();
+        await state.release('deleted');
+      }),
+    );
   }
 
   // ---- reads ----
@@ -204,14 +207,15 @@ export class EncryptedIndex {
   query(params: QueryParams): Promise<QueryResponse>;
   async query(params: QueryParams): Promise<QueryResponse> {
     const state = this.#state;
-    state.assertUsable();
-    if (typeof params !== 'object' || params === null) throw new ValidationError('query takes { queryVectors, topK?, include? }.', { path: 'query' });
-    const topK = params.topK === undefined ? DEFAULT_TOP_K : checkPositiveInt(params.topK, 'topK', MAX_TOP_K);
-    const include = checkInclude(params.include, QUERY_INCLUDE, NO_INCLUDE);
-    const expansionSearch = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
-    const filter = params.filters === undefined ? undefined : compileFilter(params.filters);
-    const vectors = normalizeQueryVectors(params.queryVectors, state.manifest.dimension, params.dimension, state.manifest.metric);
-    return query(state, { ...vectors, topK, include, expansionSearch, filter });
+    return state.call(async () => {
+      if (typeof params !== 'object' || params === null) throw new ValidationError('query takes { queryVectors, topK?, include? }.', { path: 'query' });
+      const topK = params.topK === undefined ? DEFAULT_TOP_K : checkPositiveInt(params.topK, 'topK', MAX_TOP_K);
+      const include = checkInclude(params.include, QUERY_INCLUDE, NO_INCLUDE);
+      const expansionSearch = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
+      const filter = params.filters === undefined ? undefined : compileFilter(params.filters);
+      const vectors = normalizeQueryVectors(params.queryVectors, state.manifest.dimension, params.dimension, state.manifest);
+      return query(state, { ...vectors, topK, include, expansionSearch, filter });
+    });
   }
 
   /**
@@ -226,10 +230,11 @@ export class EncryptedIndex {
    */
   async get(params: GetParams): Promise<GetResultItem[]> {
     const state = this.#state;
-    state.assertUsable();
-    const ids = checkIds((params as GetParams | undefined)?.ids, 'ids', true);
-    const include = checkInclude(params.include, GET_INCLUDE, GET_INCLUDE);
-    return getRecords(state, ids, include);
+    return state.call(async () => {
+      const ids = checkIds((params as GetParams | undefined)?.ids, 'ids', true);
+      const include = checkInclude(params.include, GET_INCLUDE, GET_INCLUDE);
+      return getRecords(state, ids, include);
+    });
   }
 
   /**
@@ -243,9 +248,10 @@ export class EncryptedIndex {
    */
   async listIds(params: { filters?: Filter } = {}): Promise<ListIdsResponse> {
     const state = this.#state;
-    state.assertUsable();
-    const filter = params?.filters === undefined ? undefined : compileFilter(params.filters);
-    return listIds(state, filter);
+    return state.call(async () => {
+      const filter = params?.filters === undefined ? undefined : compileFilter(params.filters);
+      return listIds(state, filter);
+    });
   }
 
   // ---- lifecycle ----
@@ -256,17 +262,20 @@ export class EncryptedIndex {
   }
 
   /**
-   * Waits for writes in flight, writes a snapshot if anything changed, then
-   * frees memory. Idempotent; never throws (a failed snapshot is covered by
-   * the change log). `client.close()` closes every index it opened.
+   * Waits for the calls on this index that started before it (writes and
+   * reads), writes a snapshot if anything changed, then frees memory and
+   * wipes the index's keys. Calls that start once close() began get
+   * `VECVAULT_CLOSED`. Idempotent; never throws (a failed snapshot is covered
+   * by the change log). `client.close()` closes every index it opened.
    * @example
    * ```ts
    * await index.close();
    * ```
    */
   close(): Promise<void> {
-    this.#state.closing ??= closeIndex(this.#state);
-    return this.#state.closing;
+    const state = this.#state;
+    state.closing ??= state.callsSettled().then(() => closeIndex(state));
+    return state.closing;
   }
 
   /**
@@ -282,8 +291,7 @@ export class EncryptedIndex {
    */
   async compact(): Promise<void> {
     const state = this.#state;
-    state.assertUsable();
-    await state.exclusive(() => compact(state));
+    await state.call(() => state.exclusive(() => compact(state)));
   }
 
   /**
@@ -297,7 +305,6 @@ export class EncryptedIndex {
    */
   async snapshot(): Promise<void> {
     const state = this.#state;
-    state.assertUsable();
-    await state.exclusive(() => writeSnapshot(state));
+    await state.call(() => state.exclusive(() => writeSnapshot(state)));
   }
 }

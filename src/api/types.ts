@@ -77,8 +77,8 @@ export type QueryInclude = 'distance' | 'metadata' | 'vector' | 'contents';
 export type GetInclude = 'vector' | 'metadata' | 'contents';
 
 export interface QueryParams {
-  /** One vector, a batch, or a flat Float32Array split by `dimension` (default: the index's). */
-  queryVectors: number[] | number[][] | Float32Array;
+  /** One vector, a batch (arrays or typed-array rows), or a flat Float32Array / Float64Array split by `dimension` (default: the index's). */
+  queryVectors: number[] | number[][] | Float32Array | Float64Array | (Float32Array | Float64Array)[];
   /** Default 100. */
   topK?: number;
   /** Mongo-style metadata filter; see README "Filters". */

@@ -5,11 +5,29 @@
  */
 import { ValidationError } from '../errors.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
-import type { Contents, Metadata, Metric, UpsertParams, VectorInput, VectorItem } from './types.js';
+import type { Contents, Metadata, Metric, StoragePrecision, UpsertParams, VectorInput, VectorItem } from './types.js';
 
 export const MAX_ID_LENGTH = 1024;
 const MAX_METADATA_DEPTH = 32;
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** What a vector is checked against besides its length: the index's metric and in-memory precision. */
+export interface VectorSpace {
+  metric: Metric;
+  precision: StoragePrecision;
+}
+
+/**
+ * The largest squared length of a vector under `euclidean`,
+ * `squared_euclidean` and `ip`: 2^125 (≈ 4.25e37). The engine returns
+ * float32 distances, so |a − b|² ≤ (|a| + |b|)² ≤ 2^127 and |a · b| ≤ 2^125
+ * stay below FLT_MAX (≈ 2^128) with room for rounding; beyond it a distance
+ * can be Infinity and ranking breaks. `cosine` divides by the lengths (in
+ * double precision in the engine's kernels), so length does not matter there.
+ */
+export const MAX_SQUARED_NORM = 2 ** 125;
+/** The largest float16 value: with `storagePrecision: 'float16'` the engine holds every component as float16. */
+export const FLOAT16_MAX = 65504;
 
 /** One checked upsert item; its vector is row i of the call's flat `vectors`. */
 export interface NormalizedItem {
@@ -93,11 +111,11 @@ export function checkInclude<T extends string>(include: unknown, allowed: readon
   return new Set(include as T[]);
 }
 
-/** Copies a vector to float32, checking length and that every value is finite. */
-export function toVector(value: unknown, dimension: number | null, path: string, metric: Metric): Float32Array {
+/** Copies a vector to float32, checking length and that every value is finite and fits the index's distances. */
+export function toVector(value: unknown, dimension: number | null, path: string, space: VectorSpace): Float32Array {
   const input = checkVectorShape(value, dimension, path);
   const out = new Float32Array(input.length);
-  copyVector(input, path, metric, out, 0);
+  copyVector(input, path, space, out, 0);
   return out;
 }
 
@@ -111,37 +129,68 @@ function checkVectorShape(value: unknown, dimension: number | null, path: Path):
   return input;
 }
 
-/** Checks every value (finite, fits float32; not all zeros for cosine) while copying it to `out` at `offset`. */
-function copyVector(input: VectorInput, path: Path, metric: Metric, out: Float32Array, offset: number): void {
+/**
+ * Checks every value (finite, fits float32, and float16 when the index holds
+ * float16) while copying it to `out` at `offset`, then the vector's length
+ * (checkNorm).
+ */
+function copyVector(input: VectorInput, path: Path, space: VectorSpace, out: Float32Array, offset: number): void {
+  const limit = componentLimit(space);
   let norm = 0;
   for (let j = 0; j < input.length; j++) {
     const x = input[j];
     if (typeof x !== 'number' || !Number.isFinite(x)) fail(sub(path, `[${j}]`), 'must be a finite number (no NaN or Infinity).');
     const f = Math.fround(x);
     if (!Number.isFinite(f)) fail(sub(path, `[${j}]`), 'overflows float32.');
+    if (Math.abs(f) > limit) fail(sub(path, `[${j}]`), FLOAT16_MESSAGE);
     out[offset + j] = f;
     norm += f * f;
   }
-  if (metric === 'cosine' && norm === 0) fail(path, 'is all zeros, which has no cosine distance to anything.');
+  checkNorm(norm, path, space);
+}
+
+const FLOAT16_MESSAGE = `exceeds ${FLOAT16_MAX} in magnitude, the largest float16 value (storagePrecision 'float16'); scale the vectors down or use 'float32'.`;
+
+function componentLimit(space: VectorSpace): number {
+  return space.precision === 'float16' ? FLOAT16_MAX : Infinity;
+}
+
+/** `norm` is the squared length of the float32 values, summed in double precision (exact enough to compare with the limit). */
+function checkNorm(norm: number, path: Path, space: VectorSpace): void {
+  if (space.metric === 'cosine') {
+    if (norm === 0) fail(path, 'is all zeros, which has no cosine distance to anything.');
+  } else if (norm > MAX_SQUARED_NORM) {
+    fail(
+      path,
+      `is too long for metric '${space.metric}': its squared length exceeds 2^125 (about 4.25e37), where float32 distances overflow. Scale the vectors down.`,
+    );
+  }
 }
 
 /**
- * Flat float32 query rows checked like toVector would, in place: a copy per
- * query cost more than a small search. Paths name row i (for batches) and
- * value j, built only on failure.
+ * Flat query rows checked like toVector would. A Float32Array is checked in
+ * place (a copy per query cost more than a small search); a Float64Array is
+ * copied to float32 while checking. Paths name row i (for batches) and value
+ * j, built only on failure.
  */
-function checkQueryRows(flat: Float32Array, dim: number, metric: Metric): Float32Array {
+function checkQueryRows(flat: Float32Array | Float64Array, dim: number, space: VectorSpace): Float32Array {
   const count = flat.length / dim;
+  const copy = flat instanceof Float32Array ? null : new Float32Array(flat.length);
+  const limit = componentLimit(space);
   for (let i = 0; i < count; i++) {
     let norm = 0;
     for (let j = i * dim; j < (i + 1) * dim; j++) {
       const x = flat[j]!;
       if (!Number.isFinite(x)) fail(`${queryRowPath(i, count)}[${j - i * dim}]`, 'must be a finite number (no NaN or Infinity).');
-      norm += x * x;
+      const f = Math.fround(x);
+      if (!Number.isFinite(f)) fail(`${queryRowPath(i, count)}[${j - i * dim}]`, 'overflows float32.');
+      if (Math.abs(f) > limit) fail(`${queryRowPath(i, count)}[${j - i * dim}]`, FLOAT16_MESSAGE);
+      if (copy) copy[j] = f;
+      norm += f * f;
     }
-    if (metric === 'cosine' && norm === 0) fail(queryRowPath(i, count), 'is all zeros, which has no cosine distance to anything.');
+    checkNorm(norm, queryRowPath(i, count), space);
   }
-  return flat;
+  return copy ?? (flat as Float32Array);
 }
 
 function queryRowPath(row: number, count: number): string {
@@ -240,7 +289,7 @@ export function checkContents(value: unknown, path: Path): Contents | undefined 
 export async function normalizeUpsert(
   params: UpsertParams,
   dimension: number | null,
-  metric: Metric,
+  space: VectorSpace,
 ): Promise<{ items: NormalizedItem[]; vectors: Float32Array; dimension: number }> {
   let items: VectorItem[];
   let base = 'items';
@@ -289,7 +338,7 @@ export async function normalizeUpsert(
     const input = checkVectorShape(item.vector, dim, vectorPath);
     dim ??= input.length;
     if (i === 0) vectors = new Float32Array(items.length * dim);
-    copyVector(input, vectorPath, metric, vectors, i * dim);
+    copyVector(input, vectorPath, space, vectors, i * dim);
     out.push({
       id,
       metadata: checkMetadata(item.metadata, metadataPath),
@@ -299,28 +348,32 @@ export async function normalizeUpsert(
   return { items: out, vectors, dimension: dim! };
 }
 
-/** Query vectors as one flat float32 buffer plus how many there are and whether the caller sent a batch. */
+/**
+ * Query vectors as one flat float32 buffer plus how many there are and
+ * whether the caller sent a batch. A flat Float32Array or Float64Array is one
+ * vector, or several split by `dimension` (the index's when not given).
+ */
 export function normalizeQueryVectors(
   value: unknown,
   dimension: number | null,
   explicitDim: unknown,
-  metric: Metric,
+  space: VectorSpace,
 ): { data: Float32Array; count: number; batch: boolean } {
-  if (value instanceof Float32Array) {
+  if (value instanceof Float32Array || value instanceof Float64Array) {
     const dim = explicitDim === undefined ? dimension : checkPositiveInt(explicitDim, 'dimension');
-    if (dim === null) return { data: toVector(value, null, 'queryVectors', metric), count: 1, batch: false };
+    if (dim === null) return { data: toVector(value, null, 'queryVectors', space), count: 1, batch: false };
     if (dimension !== null && dim !== dimension) fail('dimension', `is ${dim}; the index dimension is ${dimension}.`);
     if (value.length === 0 || value.length % dim !== 0) fail('queryVectors', `has ${value.length} values, not a multiple of the dimension ${dim}.`);
-    // Checked in place, not copied: the engine reads the queries before
-    // query() first awaits, or copies them (pool path).
+    // A Float32Array is checked in place, not copied: the engine reads the
+    // queries before query() first awaits, or copies them (pool path).
     const count = value.length / dim;
-    return { data: checkQueryRows(value, dim, metric), count, batch: count > 1 };
+    return { data: checkQueryRows(value, dim, space), count, batch: count > 1 };
   }
-  if (!Array.isArray(value) || value.length === 0) fail('queryVectors', 'must be a vector, an array of vectors, or a flat Float32Array.');
-  if (!Array.isArray(value[0]) && !(value[0] instanceof Float32Array)) {
-    return { data: toVector(value, dimension, 'queryVectors', metric), count: 1, batch: false };
+  if (!Array.isArray(value) || value.length === 0) fail('queryVectors', 'must be a vector, an array of vectors, or a flat Float32Array or Float64Array.');
+  if (!Array.isArray(value[0]) && !(value[0] instanceof Float32Array) && !(value[0] instanceof Float64Array)) {
+    return { data: toVector(value, dimension, 'queryVectors', space), count: 1, batch: false };
   }
-  const rows = value.map((row, i) => toVector(row, dimension ?? (value[0] as unknown[]).length, `queryVectors[${i}]`, metric));
+  const rows = value.map((row, i) => toVector(row, dimension ?? (value[0] as unknown[]).length, `queryVectors[${i}]`, space));
   const dim = rows[0]!.length;
   const data = new Float32Array(rows.length * dim);
   rows.forEach((row, i) => data.set(row, i * dim));

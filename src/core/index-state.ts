@@ -38,6 +38,9 @@ export class IndexState {
   readonly background = new Set<MaintenanceKind>();
   /** A due background snapshot, waiting for writes to pause. */
   snapshotTimer: NodeJS.Timeout | undefined;
+  /** Public calls started and not yet settled: a close waits for them. */
+  private callsInFlight = 0;
+  private whenNoCalls: (() => void)[] = [];
 
   constructor(
     readonly store: IndexStore,
@@ -70,6 +73,35 @@ export class IndexState {
       throw new IntegrityError(`Index "${this.name}" is out of step with its store after an earlier failure. Load it again.`, { cause: this.broken });
   }
 
+  /**
+   * Throws the error a public call gets when it starts: as assertUsable, and
+   * ClosedError once a close began (calls started before it still finish).
+   */
+  assertCallable(): void {
+    this.assertUsable();
+    if (this.closing) throw new ClosedError(`Index "${this.name}" is closed. Load it again from an open Client.`);
+  }
+
+  /**
+   * Runs one public call, counted from its start (after assertCallable) until
+   * it settles, so a close that begins meanwhile waits for it (`callsSettled`).
+   */
+  async call<T>(work: () => Promise<T>): Promise<T> {
+    this.assertCallable();
+    this.callsInFlight++;
+    try {
+      return await work();
+    } finally {
+      if (--this.callsInFlight === 0) for (const resolve of this.whenNoCalls.splice(0)) resolve();
+    }
+  }
+
+  /** Resolves once no public call is in flight. */
+  callsSettled(): Promise<void> {
+    if (this.callsInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.whenNoCalls.push(resolve));
+  }
+
   /** Runs write-side work after everything queued before it, while the index is usable. */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
     return this.queue.run(task, () => this.assertUsable());
@@ -100,7 +132,12 @@ export class IndexState {
     return this.manifest.metric === 'euclidean' ? Math.sqrt(Math.max(0, raw)) : raw;
   }
 
-  /** Frees memory and ends the handle: every later call gets ClosedError. */
+  /**
+   * Frees memory, wipes the index's subkeys and ends the handle: every later
+   * call gets ClosedError. Runs inside the write queue (no write, snapshot or
+   * compaction is using the keys); a read in flight checks assertUsable after
+   * its last await, before it would decrypt.
+   */
   async release(state: 'closed' | 'deleted'): Promise<void> {
     if (this.lifecycle !== 'open') return;
     this.lifecycle = state;
@@ -108,6 +145,7 @@ export class IndexState {
     this.live.clear();
     const engine = this.engine;
     this.engine = null;
+    for (const key of Object.values(this.store.keys)) key.fill(0);
     this.onRelease();
     await engine?.close();
   }

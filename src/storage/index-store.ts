@@ -59,7 +59,7 @@ export class IndexStore {
 
   /** Each record's term in the manifest digest (one `seq` for all, or one per record). */
   liveTags(hkeys: Uint8Array[], seqs: number | number[]): Buffer {
-    return liveTags(this.keys.manifest, hkeys, seqs);
+    return liveTags(this.keys.digest, hkeys, seqs);
   }
 
   // ---- manifest and commits ----

@@ -1,9 +1,10 @@
 /**
  * Encrypted values: records and change-log entries, msgpack inside AES-256-GCM
  * (the manifest is in manifest.ts).
- * Each value starts with a format byte; AAD binds index id, the LevelDB key
- * (record HMAC), the field, and the commit sequence, so values cannot be moved
- * between indexes or records, or replayed from an older commit unnoticed.
+ * Records start with a format byte; AAD binds index id and the LevelDB key
+ * (record HMAC), and the commit sequence is authenticated too (inside the
+ * ciphertext since record format 2, in the AAD before), so values cannot be
+ * moved between indexes or records, or replayed from an older commit unnoticed.
  */
 import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
@@ -11,7 +12,12 @@ import { hmacMany, openMany, sealMany } from '../crypto/bulk.js';
 import { frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
+/** Version byte of the manifest (manifest.ts). */
 export const VALUE_VERSION = 1;
+/** Record format 1 (read only): seq in the clear header, bound by the AAD. */
+const RECORD_V1 = 1;
+/** Record format 2 (written): seq inside the ciphertext, so records of one commit are not linkable by their bytes. */
+const RECORD_V2 = 2;
 // Plain maps, no shared structures: every value decodes on its own.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -30,7 +36,9 @@ export interface RecordBody {
 
 /** Record keys are HMAC-SHA256 outputs. */
 const HKEY_BYTES = 32;
-const RECORD_HEADER = 1 + 8;
+const RECORD_V1_HEADER = 1 + 8;
+const RECORD_V2_HEADER = 1;
+const SEQ_BYTES = 8;
 
 /** The LevelDB key suffix of each record: HMAC(ids key, id), so ids never reach the disk. */
 export function hashIds(key: Uint8Array, ids: string[]): Buffer[] {
@@ -39,8 +47,9 @@ export function hashIds(key: Uint8Array, ids: string[]): Buffer[] {
 }
 
 /**
- * Each record's term in the manifest digest: HMAC(manifest key, frame('live',
- * hkey, seq)); the digest is the XOR of the terms of all live records.
+ * Each record's term in the manifest digest: HMAC(digest key, frame('live',
+ * hkey, seq)); the digest is the XOR of the terms of all live records. (The
+ * digest key is the manifest key itself in catalog format 1.)
  * `seqs` is one number for all or one per record.
  */
 export function liveTags(key: Uint8Array, hkeys: Uint8Array[], seqs: number | number[]): Buffer {
@@ -54,28 +63,80 @@ function checkHkeys(hkeys: Uint8Array[]): void {
   if (hkeys.some((h) => h.byteLength !== HKEY_BYTES)) throw new IntegrityError('A record key of the index has the wrong length.');
 }
 
+/** The AAD of a format-2 record, `frame('record/v2', index id, hkey)`, as head || hkey. */
+function v2AadHead(indexId: Uint8Array): Buffer {
+  return Buffer.concat([frame('record/v2', indexId), lengthPrefix(HKEY_BYTES)]);
+}
+
 /**
- * Layout: version(1) || seq(8, big-endian) || sealed body, AAD =
- * frame('record', index id, hkey, seq). All records of one commit share `seq`.
+ * Record format 2: version(1) = 2 || seal(seq (u64, big-endian) || msgpack
+ * body), AAD = frame('record/v2', index id, hkey). All records of one commit
+ * share `seq`, which is now only inside the ciphertext (format 1 kept it in
+ * the clear header, which showed which records were written together).
  */
 export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): Buffer[] {
   checkHkeys(hkeys);
-  const aad = { head: Buffer.concat([frame('record', indexId), lengthPrefix(HKEY_BYTES)]), parts: hkeys, tail: frame(u64(seq)) };
-  return sealMany(key, bodies.map(pack), aad, Buffer.concat([Buffer.of(VALUE_VERSION), u64(seq)]));
+  const packed = bodies.map(pack);
+  // seq || body for every record, in one allocation.
+  const all = Buffer.allocUnsafe(packed.reduce((n, p) => n + SEQ_BYTES + p.byteLength, 0));
+  let at = 0;
+  const plaintexts = packed.map((p) => {
+    const from = at;
+    all.writeBigUInt64BE(BigInt(seq), at);
+    all.set(p, at + SEQ_BYTES);
+    at += SEQ_BYTES + p.byteLength;
+    return all.subarray(from, at);
+  });
+  const sealed = sealMany(key, plaintexts, { head: v2AadHead(indexId), parts: hkeys }, Buffer.of(RECORD_V2));
+  all.fill(0); // the plaintext copy: vectors, metadata, contents
+  return sealed;
 }
 
-function recordSeq(value: Uint8Array): number {
-  if (value.byteLength < RECORD_HEADER || value[0] !== VALUE_VERSION) throw new IntegrityError('A record of the index has an unknown format or was truncated.');
-  return Number(Buffer.from(value.buffer, value.byteOffset, value.byteLength).readBigUInt64BE(1));
-}
-
-/** Authenticates and decodes records (the seq in each header is bound by its AAD); any failure is an IntegrityError. */
+/**
+ * Authenticates and decodes records of either format (format 1: the seq in
+ * the header is bound by the AAD; format 2: the seq is inside the
+ * ciphertext). Any failure is an IntegrityError. Callers compare each `seq`
+ * with what the manifest or memory expects.
+ */
 export function openRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): { seq: number; body: RecordBody }[] {
   checkHkeys(hkeys);
-  const seqs = values.map(recordSeq);
-  const aad = { head: frame('record', indexId), parts: hkeys.map((hkey, i) => frame(hkey, u64(seqs[i]!))) };
-  const plain = openMany(key, values, RECORD_HEADER, aad, () => 'A record of the index');
-  return plain.map((bytes, i) => ({ seq: seqs[i]!, body: unpack(bytes) as RecordBody }));
+  const out = new Array<{ seq: number; body: RecordBody }>(values.length);
+  const v1: number[] = [];
+  const v2: number[] = [];
+  values.forEach((value, i) => {
+    if (value.byteLength >= RECORD_V1_HEADER && value[0] === RECORD_V1) v1.push(i);
+    else if (value.byteLength >= RECORD_V2_HEADER && value[0] === RECORD_V2) v2.push(i);
+    else throw new IntegrityError('A record of the index has an unknown format or was truncated.');
+  });
+  const what = () => 'A record of the index';
+  if (v1.length > 0) {
+    const seqs = v1.map((i) => Number(Buffer.from(values[i]!.buffer, values[i]!.byteOffset, values[i]!.byteLength).readBigUInt64BE(1)));
+    const aad = { head: frame('record', indexId), parts: v1.map((i, j) => frame(hkeys[i]!, u64(seqs[j]!))) };
+    const plain = openMany(
+      key,
+      v1.map((i) => values[i]!),
+      RECORD_V1_HEADER,
+      aad,
+      what,
+    );
+    v1.forEach((i, j) => (out[i] = { seq: seqs[j]!, body: unpack(plain[j]!) as RecordBody }));
+  }
+  if (v2.length > 0) {
+    const aad = { head: v2AadHead(indexId), parts: v2.map((i) => hkeys[i]!) };
+    const plain = openMany(
+      key,
+      v2.map((i) => values[i]!),
+      RECORD_V2_HEADER,
+      aad,
+      what,
+    );
+    v2.forEach((i, j) => {
+      const bytes = plain[j]!;
+      if (bytes.byteLength < SEQ_BYTES) throw new IntegrityError('A record of the index is malformed.');
+      out[i] = { seq: Number(bytes.readBigUInt64BE(0)), body: unpack(bytes.subarray(SEQ_BYTES)) as RecordBody };
+    });
+  }
+  return out;
 }
 
 /** What one commit changed, so an open can replay commits made after the last snapshot. */

@@ -46,7 +46,7 @@ export class Store {
 
   /** The store bound to one index: its id, subkeys and commit head. */
   forIndex(name: string, indexId: Uint8Array, keys: IndexKeys): IndexStore {
-    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.manifest));
+    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head));
   }
 
   close(): Promise<void> {
