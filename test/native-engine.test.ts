@@ -255,6 +255,14 @@ describe('native engine: writes', () => {
     expect(row(result, 0)[0]).toEqual({ key: 2001n, distance: 0 });
   });
 
+  it('countPresent counts the keys the engine holds, on the pool', async () => {
+    const { engine, keys } = await built(1000, {}, 43);
+    await engine.remove(keys.subarray(5, 7));
+    expect(await engine.countPresent(keys)).toBe(998);
+    expect(await engine.countPresent(new BigUint64Array([keys[1]!, keys[5]!, 99_999_999n, keys[7]!]))).toBe(2);
+    expect(await engine.countPresent(new BigUint64Array(0))).toBe(0);
+  });
+
   it('reserve grows capacity ahead of an add; memoryUsage grows with data', async () => {
     const engine = track(nativeEngine.create(options()));
     const empty = engine.memoryUsage();

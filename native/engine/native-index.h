@@ -52,6 +52,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                                InstanceMethod("size", &NativeIndex::Size),
                                InstanceMethod("capacity", &NativeIndex::Capacity),
                                InstanceMethod("contains", &NativeIndex::Contains),
+                               InstanceMethod("countPresent", &NativeIndex::CountPresent),
                                InstanceMethod("memoryUsage", &NativeIndex::MemoryUsage),
                                InstanceMethod("isa", &NativeIndex::Isa),
                                InstanceMethod("prepareAdd", &NativeIndex::PrepareAdd),
@@ -115,6 +116,9 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
 
     Napi::Value PrepareAdd(Napi::CallbackInfo const& info) {
         return Start<PrepareAddWorker>(info.Env(), copy_typed<key_t>(info[0]), info[1].As<Napi::Float32Array>());
+    }
+    Napi::Value CountPresent(Napi::CallbackInfo const& info) {
+        return Start<CountPresentWorker>(info.Env(), copy_typed<key_t>(info[0]));
     }
     Napi::Value AddChunk(Napi::CallbackInfo const& info) {
         std::size_t dims = live(info.Env()).config.dimensions;

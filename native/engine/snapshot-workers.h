@@ -1,6 +1,7 @@
 // Pool tasks that move a whole index in or out as bytes: serialize (handed to
 // JS without a copy) and load (validates the untrusted bytes first, see
-// validate-bytes.h, then loads them in place from the snapshot chunks).
+// validate-bytes.h, then loads them in place from the snapshot chunks); and
+// countPresent, which checks a loaded graph against the keys it should hold.
 #pragma once
 
 #include "promise-worker.h"
@@ -15,6 +16,28 @@
 #include <vector>
 
 namespace {
+
+// Counts how many of `keys` the index holds. After a snapshot load the caller
+// checks that the graph holds exactly the live keys its table lists: one pool
+// task for the whole set instead of one N-API call per key on the main thread.
+class CountPresentWorker : public PromiseWorker {
+  public:
+    CountPresentWorker(Napi::Env env, std::shared_ptr<Core> core, std::vector<key_t> keys)
+        : PromiseWorker(env, std::move(core)), keys_(std::move(keys)) {}
+
+  private:
+    void Run() override {
+        ReadHold hold(core_->gate);
+        if (core_->closed)
+            return Fail(Failure::closed, "closed");
+        for (key_t key : keys_)
+            present_ += core_->index.contains(key) ? 1 : 0;
+    }
+    Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(present_)); }
+
+    std::vector<key_t> keys_;
+    std::size_t present_ = 0;
+};
 
 class SerializeWorker : public PromiseWorker {
   public:

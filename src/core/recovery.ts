@@ -153,18 +153,21 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
  * chunks of a failed write of the same generation) would otherwise answer
  * queries without the records it lacks. Each live key is a table key still
  * live or one the replay added; all of them present and the sizes equal
- * means the two key sets are equal. About 0.5 µs per key, in slices.
+ * means the two key sets are equal. The lookups run on the pool (one task).
  */
 async function checkEngineKeys(state: IndexState, tableKeys: Float64Array, added: Iterable<{ key: number }>): Promise<void> {
   const { engine, live } = state;
   const mismatch = () => new IntegrityError(`The graph snapshot of index "${state.name}" does not hold the records of its table.`);
   if (!engine || engine.size() !== live.size) throw mismatch();
+  const keys = new BigUint64Array(live.size);
+  let n = 0;
   for (let i = 0; i < tableKeys.length; i++) {
-    if (i > 0 && i % (16 * SLICE) === 0) await yieldToEventLoop();
+    if (i > 0 && i % (64 * SLICE) === 0) await yieldToEventLoop();
     const key = tableKeys[i]!;
-    if (live.idOf(key) !== undefined && !engine.contains(BigInt(key))) throw mismatch();
+    if (live.idOf(key) !== undefined && n < keys.length) keys[n++] = BigInt(key);
   }
-  for (const { key } of added) if (!engine.contains(BigInt(key))) throw mismatch();
+  for (const { key } of added) if (n < keys.length) keys[n++] = BigInt(key);
+  if (n !== live.size || (await engine.countPresent(keys)) !== live.size) throw mismatch();
 }
 
 /** Reads every record, authenticates it, checks the set against the manifest digest, and fills the graph. */

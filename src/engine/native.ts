@@ -70,6 +70,7 @@ interface NativeIndexHandle {
   size(): number;
   capacity(): number;
   contains(key: bigint): boolean;
+  countPresent(keys: BigUint64Array): Promise<number>;
   memoryUsage(): number;
   isa(): string;
   prepareAdd(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
@@ -121,6 +122,7 @@ export const NATIVE_INDEX_METHODS = [
   'size',
   'capacity',
   'contains',
+  'countPresent',
   'memoryUsage',
   'isa',
   'prepareAdd',
@@ -347,6 +349,13 @@ class NativeEngine implements NativeAnnEngine {
   contains(key: bigint): boolean {
     if (typeof key !== 'bigint') throw new ValidationError('key must be a bigint', { path: 'key' });
     return this.#live().contains(key);
+  }
+
+  countPresent(keys: BigUint64Array): Promise<number> {
+    return this.#guard(() => {
+      checkKeys(keys, 'keys');
+      return nativeCall('countPresent', () => this.#handle.countPresent(keys));
+    });
   }
 
   memoryUsage(): number {
