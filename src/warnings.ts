@@ -9,7 +9,7 @@ export type WarningCode =
   | 'VECVAULT_SNAPSHOT_REBUILD'
   /** The commit head file could not be updated after a durable commit; rollback detection is weaker until the next commit. */
   | 'VECVAULT_HEAD_WRITE'
-  /** A background snapshot failed; the change log still covers every write. */
+  /** A background snapshot, or the one at close, failed; the change log still covers every write. */
   | 'VECVAULT_SNAPSHOT_FAILED'
   /** A background compaction failed; removed vectors keep holding memory until the next one. */
   | 'VECVAULT_COMPACT_FAILED';

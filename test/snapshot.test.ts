@@ -1,8 +1,9 @@
 /** Snapshot chunks: any drop, reorder, truncation, section swap or splice (from another generation or another write of the same one) is caught (with a control); the table round-trips. */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
+import { IndexStore } from '../src/storage/index-store.js';
 import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
 import { frame, u64 } from '../src/crypto/kdf.js';
 import { indexKey, kindRange, SNAPSHOT } from '../src/storage/layout.js';
@@ -209,5 +210,35 @@ describe('snapshot metadata through the index', () => {
     ({ client, index } = await reopen(fresh.path, fresh.key, 'x'));
     expect(index.stats().openedFrom).toBe('snapshot');
     await check();
+  });
+});
+
+describe('a snapshot that fails at close', () => {
+  it('warns VECVAULT_SNAPSHOT_FAILED, still closes, and the next open replays every write', async () => {
+    const { path, key, client, index } = await openFresh({ dimension: 4 });
+    await index.upsert({
+      ids: ['a', 'b'],
+      vectors: [
+        [1, 0, 0, 0],
+        [0, 1, 0, 0],
+      ],
+    });
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? '');
+    process.on('warning', onWarning);
+    const commit = vi
+      .spyOn(IndexStore.prototype, 'commitSnapshot')
+      .mockRejectedValueOnce(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+    try {
+      await client.close();
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    } finally {
+      commit.mockRestore();
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toContain('VECVAULT_SNAPSHOT_FAILED');
+    const again = await reopen(path, key);
+    expect(again.index.stats()).toMatchObject({ count: 2, snapshotGeneration: 0, changesSinceSnapshot: 2 });
+    expect((await again.index.listIds()).ids.sort()).toEqual(['a', 'b']);
   });
 });
