@@ -78,7 +78,8 @@ export class Client {
    * @throws `VECVAULT_INDEX_EXISTS` when the name is taken; `VECVAULT_VALIDATION` for bad options
    * (the key not 32 bytes, an unknown metric, `int8` without cosine); `VECVAULT_NOT_SUPPORTED` for
    * `kmsName` or a non-HNSW `indexConfig.type`; `VECVAULT_STORE_LOCKED` when another process holds
-   * the store; `VECVAULT_CLOSED` after `close()`.
+   * the store; `VECVAULT_INTEGRITY` when an index of that name lost its catalog entry while its data
+   * or commit head remain; `VECVAULT_IO` when the disk refuses the write; `VECVAULT_CLOSED` after `close()`.
    * @example
    * ```ts
    * const index = await client.createIndex({ indexName: 'notes', indexKey, dimension: 3, metric: 'cosine' });
@@ -103,6 +104,7 @@ export class Client {
       if (await store.hasIndex(name)) {
         throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
       }
+      await store.checkAbsent(name); // IntegrityError when an index of that name lost its catalog entry
       const { entry, dek } = createEnvelope(kek, name, { provider: 'none', keyId: null });
       const manifest: Manifest = {
         counter: 0,
@@ -123,8 +125,9 @@ export class Client {
    * Opens an existing index. The key is checked before anything is decrypted;
    * a handle already open in this Client is returned as is.
    * @throws `VECVAULT_INVALID_KEY` for any other key; `VECVAULT_INDEX_NOT_FOUND` when there is no
-   * such index; `VECVAULT_INTEGRITY` when stored data fails authentication or committed writes are
-   * missing; `VECVAULT_STORE_LOCKED`; `VECVAULT_CLOSED` after `close()`.
+   * such index; `VECVAULT_INTEGRITY` when stored data fails authentication, committed writes are
+   * missing, or the index's catalog entry vanished while its data or commit head remain;
+   * `VECVAULT_IO` when the disk refuses a read; `VECVAULT_STORE_LOCKED`; `VECVAULT_CLOSED` after `close()`.
    * @example
    * ```ts
    * const index = await client.loadIndex({ indexName: 'notes', indexKey });
@@ -136,6 +139,7 @@ export class Client {
     const kek = this.#checkKeySource(p);
     return this.#catalogExclusive(async (store) => {
       const entry = await store.catalogEntry(name);
+      if (entry === undefined) await store.checkAbsent(name); // a lost catalog entry is IntegrityError, not "not found"
       if (entry === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
       const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
       const already = this.#open.get(name);

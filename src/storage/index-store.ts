@@ -199,11 +199,27 @@ export class IndexStore {
     return this.kv.compactRange(indexRange(this.indexId));
   }
 
-  /** Removes every key of the index and its catalog entry in one atomic batch, then its head. */
+  /**
+   * Deletes the index and erases it from LevelDB's files: marks the head
+   * `deleting` (a crash from here on is finished at the next open), removes
+   * every key and the catalog entry in one atomic batch, refuses later puts
+   * into the index's range (a handle that outlived it), rewrites the files
+   * that held the deleted values (`KvStore.shred`), then removes the head.
+   * Resolves only once the wrapped data key and every value of the index are
+   * gone from LevelDB's files. A StorageError before the batch changed
+   * nothing; after it the index is gone and the next open finishes erasing it.
+   */
   async destroy(): Promise<void> {
-    const ops: BatchOp[] = [{ type: 'del', key: catalogKey(this.indexName) }];
-    for await (const key of this.kv.keys(indexRange(this.indexId))) ops.push({ type: 'del', key });
+    await this.head.markDeleting();
+    const range = indexRange(this.indexId);
+    const catalog = catalogKey(this.indexName);
+    const ops: BatchOp[] = [{ type: 'del', key: catalog }];
+    for await (const key of this.kv.keys(range)) ops.push({ type: 'del', key });
     await this.kv.batch(ops);
+    this.kv.fence(range);
+    // Keys come in order: the first and last index keys bracket every value that was deleted.
+    const brackets = [catalog, ...(ops.length > 1 ? [ops[1]!.key, ops[ops.length - 1]!.key] : [])];
+    await this.kv.shred([range, { gte: catalog, lt: catalog }], brackets, range.gte);
     this.head.remove();
   }
 

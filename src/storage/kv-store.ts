@@ -5,8 +5,9 @@
  */
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync } from 'node:fs';
-import { StoreLockedError, VecvaultError } from '../errors.js';
+import { ClosedError, IntegrityError, StorageError, StoreLockedError } from '../errors.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { ioError, levelFailure } from './io-errors.js';
 
 export type Bytes = Uint8Array;
 /** Bytes copied into a batch between two yields (~1–2 ms of memcpy). */
@@ -19,35 +20,66 @@ export interface RangeOptions {
 }
 
 export class KvStore {
+  /**
+   * The first failed write. After it LevelDB's log may end in a torn or
+   * doubtful record (a failed fsync even fails every later write inside
+   * LevelDB), so nothing more is written until the store is opened again.
+   */
+  private failed: StorageError | null = null;
+  /** Key ranges of deleted indexes: a put into one (a handle that outlived its index) is refused. */
+  private readonly fences: RangeOptions[] = [];
+
   private constructor(private readonly db: ClassicLevel<Bytes, Bytes>) {}
 
-  /** Opens (creating) the LevelDB directory; a held LOCK becomes StoreLockedError. */
+  /**
+   * Opens (creating, mode 0700) the LevelDB directory: a held LOCK becomes
+   * StoreLockedError, a file-system failure StorageError, damage IntegrityError.
+   */
   static async open(location: string): Promise<KvStore> {
-    mkdirSync(location, { recursive: true });
+    try {
+      mkdirSync(location, { recursive: true, mode: 0o700 });
+    } catch (cause) {
+      throw ioError(`create the store directory ${location}`, cause);
+    }
     // No compression: values are ciphertext, which does not compress.
     const db = new ClassicLevel<Bytes, Bytes>(location, { keyEncoding: 'view', valueEncoding: 'view' });
     try {
       await db.open({ compression: false });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause;
-      if (cause?.code === 'LEVEL_LOCKED') {
+      const failure = levelFailure(error, `open the store at ${location}`);
+      if (failure === 'locked') {
         throw new StoreLockedError(
           `The store at ${location} is open in another process (or another Client in this one). Close it there first; only one may hold a store at a time.`,
           { cause: error },
         );
       }
-      throw new VecvaultError('VECVAULT_INTEGRITY', `Could not open the store at ${location}: ${(error as Error).message}`, { cause: error });
+      if (failure) throw failure;
+      throw new IntegrityError(`Could not open the store at ${location}: ${(error as Error).message}`, { cause: error });
     }
     return new KvStore(db);
   }
 
-  get(key: Bytes): Promise<Bytes | undefined> {
-    return this.db.get(key);
+  /** classic-level's error as vecvault reports it (StorageError / IntegrityError), or as it came. */
+  private mapped(error: unknown, what: string): unknown {
+    const failure = levelFailure(error, what);
+    return failure === undefined || failure === 'locked' ? error : failure;
+  }
+
+  async get(key: Bytes): Promise<Bytes | undefined> {
+    try {
+      return await this.db.get(key);
+    } catch (error) {
+      throw this.mapped(error, 'read from the store');
+    }
   }
 
   /** `fillCache: false` for bulk reads (snapshot chunks) that would only evict hot blocks. */
-  getMany(keys: Bytes[], options: { fillCache?: boolean } = {}): Promise<(Bytes | undefined)[]> {
-    return this.db.getMany(keys, options);
+  async getMany(keys: Bytes[], options: { fillCache?: boolean } = {}): Promise<(Bytes | undefined)[]> {
+    try {
+      return await this.db.getMany(keys, options);
+    } catch (error) {
+      throw this.mapped(error, 'read from the store');
+    }
   }
 
   /**
@@ -57,9 +89,38 @@ export class KvStore {
    * bytes), because LevelDB copies every operation in one synchronous step:
    * ~150 ms for 25k records, ~190 ms for a 60 MiB snapshot, either of which
    * would stall the host's event loop.
+   * A file-system failure rejects with StorageError and stops all further
+   * writes through this handle (see `failed`); the batch is then either
+   * wholly in the store after the next open or not at all.
    */
   async batch(ops: BatchOp[], { sync = true }: { sync?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return;
+    this.checkWritable(ops);
+    try {
+      await this.write(ops, sync);
+    } catch (error) {
+      const failure = this.mapped(error, 'write to the store');
+      if (failure instanceof StorageError) this.failed ??= failure;
+      throw failure;
+    }
+  }
+
+  private checkWritable(ops: BatchOp[]): void {
+    if (this.failed) {
+      throw new StorageError(
+        `An earlier write to the store failed (${(this.failed.cause as { code?: string } | undefined)?.code ?? 'EIO'}): close the Client and open the store again before writing more. Acknowledged writes are safe.`,
+        { cause: this.failed.cause },
+      );
+    }
+    if (this.fences.length === 0) return;
+    for (const op of ops) {
+      if (op.type === 'put' && this.fences.some((r) => Buffer.compare(op.key, r.gte) >= 0 && Buffer.compare(op.key, r.lt) < 0)) {
+        throw new ClosedError('This index was deleted. Create it again, or load another index.');
+      }
+    }
+  }
+
+  private async write(ops: BatchOp[], sync: boolean): Promise<void> {
     let bytes = 0;
     for (const op of ops) bytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
     if (ops.length <= SLICE && bytes <= SLICE_BYTES) return this.db.batch(ops, { sync });
@@ -86,19 +147,77 @@ export class KvStore {
   }
 
   async *entries(range: RangeOptions): AsyncGenerator<[Bytes, Bytes]> {
-    for await (const entry of this.db.iterator({ ...range })) yield entry;
+    try {
+      for await (const entry of this.db.iterator({ ...range })) yield entry;
+    } catch (error) {
+      throw this.mapped(error, 'read from the store');
+    }
   }
 
   async *keys(range: RangeOptions): AsyncGenerator<Bytes> {
-    for await (const key of this.db.keys({ ...range })) yield key;
+    try {
+      for await (const key of this.db.keys({ ...range })) yield key;
+    } catch (error) {
+      throw this.mapped(error, 'read from the store');
+    }
   }
 
-  /** Asks LevelDB to compact a range now, so deleted and overwritten values leave the disk. */
-  compactRange(range: RangeOptions): Promise<void> {
-    return this.db.compactRange(range.gte, range.lt);
+  /** The first key in `range`, or undefined when it is empty. */
+  async firstKey(range: RangeOptions): Promise<Bytes | undefined> {
+    try {
+      return (await this.db.keys({ ...range, limit: 1 }).all())[0];
+    } catch (error) {
+      throw this.mapped(error, 'read from the store');
+    }
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  /**
+   * Asks LevelDB to compact a range now, so deleted and overwritten values
+   * leave the disk (see `shred` for when that is not enough). LevelDB reports
+   * no error from a compaction: a failed one fails the next write instead.
+   */
+  async compactRange(range: RangeOptions): Promise<void> {
+    try {
+      await this.db.compactRange(range.gte, range.lt);
+    } catch (error) {
+      throw this.mapped(error, 'compact the store');
+    }
+  }
+
+  /** Refuses, from now on, any put into `range` (the keys of a deleted index). */
+  fence(range: RangeOptions): void {
+    this.fences.push(range);
+  }
+
+  /**
+   * Removes from LevelDB's files the old values of keys already deleted (by
+   * a synced batch) in `ranges`; `brackets` are the least and greatest deleted
+   * key of each range. One compaction is not enough: it first flushes the
+   * memtable, and when the values and their tombstones land in the same new
+   * table above every other file of the range (a small or recently written
+   * index), LevelDB's CompactRange never rewrites that table, so the values
+   * stay in it. Deleting the bracket keys again after that flush puts fresh
+   * tombstones spanning the range *above* every table that holds it, and the
+   * second compaction then merges each such table down and drops the values.
+   * The flushes also retire the .log files that held them. `probe` (a key
+   * that holds no value) is deleted last, synced: LevelDB reports a failed
+   * compaction only on the next write.
+   */
+  async shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes): Promise<void> {
+    for (const range of ranges) await this.compactRange(range);
+    await this.batch(
+      brackets.map((key) => ({ type: 'del', key })),
+      { sync: true },
+    );
+    for (const range of ranges) await this.compactRange(range);
+    await this.batch([{ type: 'del', key: probe }], { sync: true });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.db.close();
+    } catch (error) {
+      throw this.mapped(error, 'close the store');
+    }
   }
 }

@@ -4,14 +4,15 @@
  * and their key envelopes. Hands out one IndexStore per index; nothing above
  * this file knows the key layout or where heads live.
  */
-import { mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, StorageError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
-import { HeadFile } from './heads.js';
+import { HeadFile, peekHeads, removeHead, removeStaleTemps, type HeadPeek } from './heads.js';
 import { IndexStore } from './index-store.js';
-import { KvStore } from './kv-store.js';
-import { catalogKey, catalogRange, indexNameOfCatalogKey } from './layout.js';
+import { ioError } from './io-errors.js';
+import { KvStore, type RangeOptions } from './kv-store.js';
+import { catalogKey, catalogRange, indexNameOfCatalogKey, indexRange } from './layout.js';
 import { unpack } from './sealed.js';
 
 export class Store {
@@ -20,11 +21,129 @@ export class Store {
     private readonly headsDir: string,
   ) {}
 
-  /** Opens (creating) the store under `root`; a held lock is StoreLockedError. */
+  /**
+   * Opens (creating) the store under `root`; a held lock is StoreLockedError,
+   * a file-system failure StorageError. `heads/` and `store/` must be real
+   * directories (a symlink planted in their place is refused), created 0700.
+   * Then finishes what a crash interrupted (see `recover`).
+   */
   static async open(root: string): Promise<Store> {
     const headsDir = join(root, 'heads');
-    mkdirSync(headsDir, { recursive: true, mode: 0o700 });
-    return new Store(await KvStore.open(join(root, 'store')), headsDir);
+    const storeDir = join(root, 'store');
+    try {
+      mkdirSync(headsDir, { recursive: true, mode: 0o700 });
+    } catch (cause) {
+      throw ioError(`create the directory ${headsDir}`, cause);
+    }
+    for (const dir of [headsDir, storeDir]) {
+      let isDir = true;
+      try {
+        isDir = lstatSync(dir).isDirectory();
+      } catch (cause) {
+        if ((cause as { code?: string }).code !== 'ENOENT') throw ioError(`inspect ${dir}`, cause);
+      }
+      if (!isDir) throw new IntegrityError(`${dir} is not a directory (a symlink or file was put in its place). Restore the store directory from a backup.`);
+    }
+    const store = new Store(await KvStore.open(storeDir), headsDir);
+    try {
+      await store.recover();
+    } catch (error) {
+      // A disk fault here leaves the interrupted work for the next open; the store stays readable
+      // (and, after a failed LevelDB write, refuses writes until reopened: KvStore.batch).
+      if (error instanceof StorageError) return store;
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+    return store;
+  }
+
+  /**
+   * What the store holds, without any key: the ids (hex) that have a catalog
+   * entry, the names in the catalog, the ids that have keys in LevelDB, and
+   * what each head file says.
+   */
+  private async survey(): Promise<{ catalogIds: Set<string>; names: Set<string>; keyIds: Set<string>; heads: HeadPeek[] }> {
+    const catalogIds = new Set<string>();
+    const names = new Set<string>();
+    for await (const [key, value] of this.kv.entries(catalogRange())) {
+      const name = indexNameOfCatalogKey(key);
+      names.add(name);
+      try {
+        catalogIds.add(Buffer.from(decodeCatalogEntry(value, name).indexId).toString('hex'));
+      } catch {
+        // An unreadable entry: its index's keys look orphaned below, which is what it is.
+      }
+    }
+    const keyIds = new Set<string>();
+    const all: RangeOptions = { gte: Buffer.of(0x49), lt: Buffer.of(0x4a) }; // every 'I' key (layout.ts)
+    for (let key = await this.kv.firstKey(all); key !== undefined;) {
+      const id = key.subarray(1, 17);
+      keyIds.add(Buffer.from(id).toString('hex'));
+      key = await this.kv.firstKey({ gte: indexRange(id).lt, lt: all.lt });
+    }
+    return { catalogIds, names, keyIds, heads: peekHeads(this.headsDir) };
+  }
+
+  /**
+   * Finishes what a crash interrupted (the lock is held, nothing else runs):
+   * removes head temp files, and heads left by an interrupted create
+   * (`creating`) or delete (`deleting`) whose index has neither a catalog
+   * entry nor keys; for a delete, first erases the deleted values from
+   * LevelDB's files, as `deleteIndex` would have. Heads still backed by a
+   * catalog entry or keys are left alone (`checkAbsent` reports orphans).
+   */
+  private async recover(): Promise<void> {
+    removeStaleTemps(this.headsDir);
+    if (!peekHeads(this.headsDir).some((h) => h.version === 2 && h.state !== 'live')) return;
+    const { catalogIds, names, keyIds, heads } = await this.survey();
+    for (const head of heads) {
+      if (head.version !== 2 || head.state === 'live' || catalogIds.has(head.indexId) || keyIds.has(head.indexId)) continue;
+      if (head.state === 'deleting') {
+        const range = indexRange(Buffer.from(head.indexId, 'hex'));
+        const ranges = [range];
+        const brackets = [range.gte, range.lt];
+        if (!names.has(head.name)) {
+          const key = catalogKey(head.name);
+          ranges.push({ gte: key, lt: key });
+          brackets.push(key);
+        }
+        await this.kv.shred(ranges, brackets, range.gte);
+      }
+      removeHead(this.headsDir, head.indexId);
+    }
+  }
+
+  /**
+   * Called before `name` is treated as absent (createIndex, or loadIndex
+   * finding no catalog entry): IntegrityError when the store shows that an
+   * index of that name lost its catalog entry, so the name is never silently
+   * reused over its remains. Evidence: a `live` head naming it, or keys of an
+   * index with no catalog entry whose head names it or names nothing (a
+   * format-1 head, or none: the name cannot be told, so every absent name is
+   * refused). Keys and heads are not authenticated here (no key is at hand):
+   * this catches a lost or removed catalog entry, not a deliberate attacker
+   * who also removes the heads and keys (README, security model).
+   */
+  async checkAbsent(name: string): Promise<void> {
+    const { catalogIds, keyIds, heads } = await this.survey();
+    const headOf = new Map(heads.map((h) => [h.indexId, h]));
+    for (const id of keyIds) {
+      if (catalogIds.has(id)) continue;
+      const head = headOf.get(id);
+      if (head?.version === 2 && head.name !== name) continue; // reported when that name is asked for
+      throw new IntegrityError(
+        head?.version === 2
+          ? `Index "${name}" lost its catalog entry (its key envelope) while its data and commit head remain: the store's database lost data or was tampered with. Restore the store directory from a backup.`
+          : `The store holds the data of an index whose catalog entry is gone, and its name cannot be told, so no absent index name can be trusted: the store's database lost data or was tampered with. Restore the store directory from a backup.`,
+      );
+    }
+    for (const head of heads) {
+      if (head.version === 2 && head.name === name && head.state === 'live' && !catalogIds.has(head.indexId)) {
+        throw new IntegrityError(
+          `Index "${name}" has a commit head but is gone from the store's database (its catalog entry, or all of it): the database lost data, was rolled back in part, or was tampered with. Restore the store directory from a backup.`,
+        );
+      }
+    }
   }
 
   /** The catalog entry of `name`, shape-checked; undefined when there is no such index. */
@@ -46,7 +165,7 @@ export class Store {
 
   /** The store bound to one index: its id, subkeys and commit head. */
   forIndex(name: string, indexId: Uint8Array, keys: IndexKeys): IndexStore {
-    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head));
+    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head, name));
   }
 
   close(): Promise<void> {
