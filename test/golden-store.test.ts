@@ -81,9 +81,9 @@ function expectContents(got: unknown, want: Contents | undefined, where: string)
 
 /** Everything expected.json says about one index, read through the public API. */
 /**
- * Known bug at ad18a31 (and as long as this stays): on float16 and int8 indexes, a filtered query whose filter
- * matches at most 1/8 of the index (the native per-key exact path) returns wrong distances, hence a wrong
- * order. Those queries are checked in their own `it.fails` below; unfiltered ones and float32 are checked here.
+ * A bug at ad18a31, fixed since: on float16 and int8 indexes, a filtered query whose filter matched at most 1/8
+ * of the index (the native per-key exact path) returned wrong distances (usearch's distance_between cast the
+ * query the wrong way), hence a wrong order. Those queries keep their own cases below, as the fix's guard.
  */
 const hitsQuantizedFilterBug = (e: ExpectedIndex, q: ExpectedIndex['queries'][number]) => q.filters !== undefined && e.precision !== 'float32';
 
@@ -201,8 +201,8 @@ describe('golden store v1 (written by an earlier commit) opens and reads back ex
   const buggy = expected.indexes.flatMap((e) =>
     e.queries.filter((q) => hitsQuantizedFilterBug(e, q)).map((q) => [`${e.name} ${JSON.stringify(q.filters)}`, e, q] as const),
   );
-  // Remove the `.fails` once fixed (see hitsQuantizedFilterBug); it then guards the fix.
-  it.fails.each(buggy)('KNOWN BUG: %s (filtered query on a float16/int8 index) returns the exact top-k', async (_name, e, q) => {
+  // Failed until the native exact path cast the query to the index's precision (it now guards that fix).
+  it.each(buggy)('%s (filtered query on a float16/int8 index: the native per-key exact path) returns the exact top-k', async (_name, e, q) => {
     const client = new Client({ path: copyStore() });
     try {
       await expectQuery(await client.loadIndex({ indexName: e.name, indexKey: keys.get(e.name)! }), e, q);

@@ -206,6 +206,21 @@ describe('native engine: filtered search', () => {
     }
   });
 
+  it.each(['f16', 'i8'] as const)(
+    'exact over allowed keys on %s storage gives the graph search distances (query cast to the index precision)',
+    async (precision) => {
+      const metric = precision === 'i8' ? 'cos' : 'l2sq';
+      const { engine, data, keys } = await built(400, { precision, metric }, 44);
+      const query = data.subarray(0, engine.options.dimension);
+      const allowed = keys.slice(0, 20).sort();
+      const exact = await engine.search(query, 3, { allowedKeys: allowed, exact: true });
+      const graph = await engine.search(query, 3, { allowedKeys: allowed, expansionSearch: 400 });
+      expect(row(exact, 0).map((hit) => hit.key)).toEqual(row(graph, 0).map((hit) => hit.key));
+      row(exact, 0).forEach((hit, i) => expect(hit.distance).toBeCloseTo(row(graph, 0)[i]!.distance, 4));
+      expect(row(exact, 0)[0]!.key).toBe(keys[0]); // the query's own vector is nearest
+    },
+  );
+
   it('ignores unknown and removed keys in allowedKeys', async () => {
     const { engine } = await built(500, {}, 31);
     await engine.remove(new BigUint64Array([1n, 2n]));

@@ -57,14 +57,37 @@ struct SearchParams {
     std::vector<key_t> const* allowed = nullptr; // sorted, unique; only when filtered
 };
 
+// The query in the index's own scalar type, for distance_between. usearch
+// 2.25's f32 overload of distance_between casts with `casts_.to.f32` (index →
+// f32, meant for get) instead of `casts_.from.f32` (f32 → index, what add and
+// search use): on f16 and i8 indexes it compared the wrong bytes (garbage
+// distances, wrong order). Cast once here, with the cast add and search use,
+// and call the overload of the index's own type, which casts nothing.
+template <typename scalar_at>
+void distances_as(Core& core, float const* query, std::size_t slot, std::vector<key_t> const& allowed,
+                  std::vector<std::pair<float, key_t>>& hits) {
+    std::size_t dims = core.config.dimensions;
+    std::vector<byte_t> cast(core.index.metric().bytes_per_vector());
+    scalar_at const* typed = reinterpret_cast<scalar_at const*>(query);
+    auto casts = casts_punned_t::make(core.index.metric().scalar_kind());
+    if (casts.from.f32(reinterpret_cast<byte_t const*>(query), dims, cast.data()))
+        typed = reinterpret_cast<scalar_at const*>(cast.data());
+    for (key_t key : allowed) {
+        auto d = core.index.distance_between(key, typed, slot);
+        if (d.count)
+            hits.emplace_back(d.min, key);
+    }
+}
+
 std::string exact_over_allowed(Core& core, SearchParams const& p, float const* query, std::size_t slot,
                                key_t* keys, float* distances, std::uint32_t& count) {
     std::vector<std::pair<float, key_t>> hits;
     hits.reserve(p.allowed->size());
-    for (key_t key : *p.allowed) {
-        auto d = core.index.distance_between(key, query, slot);
-        if (d.count)
-            hits.emplace_back(d.min, key);
+    switch (core.index.metric().scalar_kind()) {
+    case scalar_kind_t::f32_k: distances_as<f32_t>(core, query, slot, *p.allowed, hits); break;
+    case scalar_kind_t::f16_k: distances_as<f16_t>(core, query, slot, *p.allowed, hits); break;
+    case scalar_kind_t::i8_k: distances_as<i8_t>(core, query, slot, *p.allowed, hits); break;
+    default: return "exact filtered search does not support this precision";
     }
     std::size_t found = std::min(hits.size(), p.k);
     std::partial_sort(hits.begin(), hits.begin() + found, hits.end());
