@@ -109,8 +109,10 @@ export class NativeError extends VecvaultError {
 /**
  * The file system refused a read or write (disk full, permission denied, I/O
  * error): not a sign of tampering. `cause` holds the system error (its `code`,
- * e.g. ENOSPC). Acknowledged writes are safe; the failed call wrote nothing
- * visible. Fix the disk, then retry (a full disk needs space freed first).
+ * e.g. ENOSPC). Acknowledged writes are safe; the failed call is in the store
+ * whole or not at all (it may show after reopening), so retry it. After a
+ * failed write, reopen the store before writing more. Fix the disk first (a
+ * full disk needs space freed).
  */
 export class StorageError extends VecvaultError {
   constructor(message: string, options?: VecvaultErrorOptions) {

@@ -10,11 +10,12 @@
 import { cpSync, readdirSync, readFileSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { CatalogEntry } from '../src/keys/envelope.js';
 import { catalogKey, indexRange } from '../src/storage/layout.js';
+import { KvStore } from '../src/storage/kv-store.js';
 import { unpack } from '../src/storage/sealed.js';
-import { Client } from '../src/index.js';
+import { Client, StorageError } from '../src/index.js';
 import { openClient, openFresh, reopen } from './support/fixtures.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
 import { randomVectors } from './support/vectors.js';
@@ -174,5 +175,24 @@ describe('deleteIndex erases the index from the store files', () => {
         expect(countFound(dir, needles), `${mode}, ${layered ? 'layered' : 'log only'}`).toBeGreaterThan(0);
       }
     }
+  });
+});
+
+describe('deleteIndex when erasing fails after the delete batch', () => {
+  it('rejects with the storage error, and the handle is released: the index is gone and calls get VECVAULT_CLOSED', async () => {
+    const { path, key, client, index } = await openFresh({ indexName: 'gone', dimension: 4 });
+    await index.upsert({ ids: ['a'], vectors: [[1, 2, 3, 4]] });
+    const shred = vi.spyOn(KvStore.prototype, 'shred').mockRejectedValueOnce(new StorageError('injected: compaction failed'));
+    try {
+      await rejectsWithCode(index.deleteIndex(), 'VECVAULT_IO');
+    } finally {
+      shred.mockRestore();
+    }
+    await rejectsWithCode(index.listIds(), 'VECVAULT_CLOSED');
+    expect(await client.listIndexes()).toEqual([]);
+    await client.close();
+    // The next open finishes erasing it; the name is free again.
+    const again = openClient(path);
+    await rejectsWithCode(again.loadIndex({ indexName: 'gone', indexKey: key }), 'VECVAULT_INDEX_NOT_FOUND');
   });
 });

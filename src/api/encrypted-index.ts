@@ -184,8 +184,15 @@ export class EncryptedIndex {
     const state = this.#state;
     await state.call(() =>
       state.exclusive(async () => {
-        await state.store.destroy();
-        await state.release('deleted');
+        let removed = false;
+        try {
+          await state.store.destroy(() => {
+            removed = true;
+          });
+        } finally {
+          // Once the batch removed it, the handle is done even if erasing its bytes failed (the error says why).
+          if (removed) await state.release('deleted');
+        }
       }),
     );
   }

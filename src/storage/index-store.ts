@@ -209,13 +209,14 @@ export class IndexStore {
    * gone from LevelDB's files. A StorageError before the batch changed
    * nothing; after it the index is gone and the next open finishes erasing it.
    */
-  async destroy(): Promise<void> {
+  async destroy(removed?: () => void): Promise<void> {
     await this.head.markDeleting();
     const range = indexRange(this.indexId);
     const catalog = catalogKey(this.indexName);
     const ops: BatchOp[] = [{ type: 'del', key: catalog }];
     for await (const key of this.kv.keys(range)) ops.push({ type: 'del', key });
     await this.kv.batch(ops);
+    removed?.(); // the index is gone for readers now, whatever the erasure below does
     this.kv.fence(range);
     // Keys come in order: the first and last index keys bracket every value that was deleted.
     const brackets = [catalog, ...(ops.length > 1 ? [ops[1]!.key, ops[ops.length - 1]!.key] : [])];
