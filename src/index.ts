@@ -4,6 +4,8 @@ export type { EncryptedIndex } from './api/encrypted-index.js';
 export type { WarningCode } from './warnings.js';
 export { generateKey, type GenerateKeyOptions } from './keys/index-key.js';
 export * from './api/types.js';
+export { recoverIndex } from './api/recover.js';
+export type * from './api/check-types.js';
 export {
   VecvaultError,
   InvalidKeyError,

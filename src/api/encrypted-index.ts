@@ -9,6 +9,7 @@ import type { IndexState } from '../core/index-state.js';
 import { closeIndex, compact, writeSnapshot } from '../core/maintenance.js';
 import { getRecords, listIds, query } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
+import { verifyIndex } from '../core/verify.js';
 import { ValidationError } from '../errors.js';
 import { compileFilter } from '../filter/index.js';
 import type {
@@ -29,7 +30,8 @@ import type {
   UpsertParams,
   UpsertResponse,
 } from './types.js';
-import { checkIds, checkInclude, checkPositiveInt, normalizeQueryVectors, normalizeUpsert } from './validate.js';
+import type { VerifyOptions, VerifyReport } from './check-types.js';
+import { checkIds, checkInclude, checkPositiveInt, checkProgressOption, normalizeQueryVectors, normalizeUpsert } from './validate.js';
 
 const QUERY_INCLUDE: readonly QueryInclude[] = ['distance', 'metadata', 'vector', 'contents'];
 const GET_INCLUDE: readonly GetInclude[] = ['vector', 'metadata', 'contents'];
@@ -313,5 +315,29 @@ export class EncryptedIndex {
   async snapshot(): Promise<void> {
     const state = this.#state;
     await state.call(() => state.exclusive(() => writeSnapshot(state)));
+  }
+
+  /**
+   * Authenticates every value the index keeps (catalog entry, manifest,
+   * commit head, every record, the change log, both snapshot sections) and
+   * recomputes the manifest digest from the records. Reports every problem
+   * rather than throwing at the first; `detail` never holds record ids or
+   * plaintext. Writes wait while it reads (it runs in the write queue);
+   * queries go on. When it finds problems, `recoverIndex()` (CLI:
+   * `vecvault recover`) copies what still authenticates into a new store.
+   * @param options `onProgress({ done, total })`, called as records and snapshot chunks are read.
+   * @throws `VECVAULT_VALIDATION` when `onProgress` is not a function.
+   * @throws `VECVAULT_CLOSED` after close or deleteIndex.
+   * @throws `VECVAULT_IO` when the disk refuses a read.
+   * @example
+   * ```ts
+   * const { ok, checked, problems } = await index.verify();
+   * if (!ok) console.error(problems.map((p) => `${p.kind}: ${p.detail}`));
+   * ```
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    const onProgress = checkProgressOption(options);
+    const state = this.#state;
+    return state.call(() => state.exclusive(() => verifyIndex(state.store, state.manifest, onProgress)));
   }
 }

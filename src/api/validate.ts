@@ -379,3 +379,11 @@ export function normalizeQueryVectors(
   rows.forEach((row, i) => data.set(row, i * dim));
   return { data, count: rows.length, batch: true };
 }
+
+/** `{ onProgress? }` of a long call: the callback, or undefined. */
+export function checkProgressOption(options: unknown): ((progress: { done: number; total: number }) => void) | undefined {
+  if (!isPlainObject(options)) throw new ValidationError('Pass an options object, e.g. { onProgress }.', { path: 'options' });
+  const { onProgress } = options;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new ValidationError('onProgress must be a function.', { path: 'onProgress' });
+  return onProgress as ((progress: { done: number; total: number }) => void) | undefined;
+}

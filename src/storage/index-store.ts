@@ -77,10 +77,11 @@ export class IndexStore {
    * The authenticated manifest, checked against the commit head: a store
    * older than what was acknowledged lost writes (or its files were rolled back).
    */
-  async readManifest(): Promise<Manifest> {
+  async readManifest({ checkHead = true }: { checkHead?: boolean } = {}): Promise<Manifest> {
     const raw = await this.kv.get(this.manifestKey());
     if (raw === undefined) throw new IntegrityError(`The manifest of index "${this.indexName}" is missing. Restore the store from a backup.`);
     const manifest = openManifest(this.keys.manifest, this.indexId, raw, this.indexName);
+    if (!checkHead) return manifest; // recovery reads what it can from a damaged store
     const acknowledged = this.head.read(this.indexName);
     if (manifest.counter < acknowledged) {
       throw new IntegrityError(
@@ -139,6 +140,31 @@ export class IndexStore {
       }
     }
     yield { hkeys, values };
+  }
+
+  // ---- read-only views for verify and recover ----
+
+  /** The raw catalog entry of this index's name (not encrypted); undefined when gone. */
+  readCatalogEntry(): Promise<Uint8Array | undefined> {
+    return this.kv.get(catalogKey(this.indexName));
+  }
+
+  /** The newest counter the commit head acknowledges (authenticated; IntegrityError when missing or altered). */
+  readHead(): number {
+    return this.head.read(this.indexName);
+  }
+
+  /** Every change-log entry still stored, sealed, in commit order, with the commit sequence its key names. */
+  async *changeLogEntries(): AsyncGenerator<{ seq: number; value: Uint8Array }> {
+    for await (const [key, value] of this.kv.entries(kindRange(this.indexId, CHANGELOG))) {
+      const suffix = keySuffix(key);
+      yield { seq: suffix.byteLength === 8 ? Number(Buffer.from(suffix).readBigUInt64BE(0)) : -1, value };
+    }
+  }
+
+  /** Authenticates and decodes one change-log entry of commit `seq`; any failure is an IntegrityError. */
+  openChange(seq: number, value: Uint8Array): ChangeEntry {
+    return openChange(this.keys.records, this.indexId, seq, value);
   }
 
   // ---- change log ----

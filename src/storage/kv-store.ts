@@ -59,6 +59,21 @@ export class KvStore {
     return new KvStore(db);
   }
 
+  /**
+   * LevelDB's repair of a damaged database directory (keeps every table and
+   * log record it can read). Only `recoverIndex` calls it, on a copy.
+   */
+  static async repair(location: string): Promise<void> {
+    try {
+      await ClassicLevel.repair(location);
+    } catch (error) {
+      throw (
+        levelFailure(error, `repair the copy at ${location}`) ??
+        new IntegrityError(`Could not repair the copy at ${location}: ${(error as Error).message}`, { cause: error })
+      );
+    }
+  }
+
   /** classic-level's error as vecvault reports it (StorageError / IntegrityError), or as it came. */
   private mapped(error: unknown, what: string): unknown {
     const failure = levelFailure(error, what);

@@ -174,7 +174,7 @@ export class Store {
 }
 
 /** Decodes and shape-checks a catalog entry: anything malformed is tampering, never a TypeError later. */
-function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry {
+export function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry {
   const unreadable = (cause?: unknown) => new IntegrityError(`The catalog entry of index "${name}" is unreadable. Restore the store from a backup.`, { cause });
   let entry: CatalogEntry;
   try {
