@@ -16,7 +16,7 @@ import { Client } from '../api/client.js';
 import type { EncryptedIndex } from '../api/encrypted-index.js';
 import { recoverIndex } from '../api/recover.js';
 import type { Filter, GetInclude, QueryInclude, VectorItem } from '../api/types.js';
-import { NotSupportedError, StorageError, ValidationError, VecvaultError } from '../errors.js';
+import { NotSupportedError, ValidationError, VecvaultError } from '../errors.js';
 import { ioError } from '../storage/io-errors.js';
 import { EXIT, progressBar, reportError, toJson } from './output.js';
 import { formatOf, readRows, type ImportRow } from './readers.js';
@@ -330,22 +330,20 @@ async function exportCommand(opts: Common & { plaintext?: boolean; out?: string 
   }
   await withIndex(opts, async (index) => {
     const fd = opts.out === undefined ? 1 : createPrivateFile(opts.out);
-    const bar = progressBar('export', opts.json === true && opts.out === undefined, 'records');
+    const bar = progressBar('export', opts.json === true, 'records');
     let exported = 0;
     try {
       const { ids } = await index.listIds();
       for (let i = 0; i < ids.length; i += EXPORT_BATCH) {
         const records = await index.get({ ids: ids.slice(i, i + EXPORT_BATCH), include: ['vector', 'metadata', 'contents'] });
-        const text = records
-          .filter((r) => r.vector !== undefined)
-          .map((r) => `${toJson(r)}\n`)
-          .join('');
+        const found = records.filter((r) => r.vector !== undefined); // an id listed above is always there: this process holds the store
+        const text = found.map((r) => `${toJson(r)}\n`).join('');
         try {
           writeSync(fd, text);
         } catch (cause) {
           throw ioError(`write ${opts.out ?? 'stdout'}`, cause);
         }
-        exported += records.length;
+        exported += found.length;
         bar.update(exported, ids.length);
       }
     } finally {
@@ -460,8 +458,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`VECVAULT_VALIDATION: ${error.message.replace(/^error: /, '')}\n`);
       return EXIT.usage;
     }
-    if (error instanceof StorageError || error instanceof VecvaultError) return reportError(error);
-    return reportError(error);
+    return reportError(error, argv[0] !== 'recover');
   }
 }
 

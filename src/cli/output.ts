@@ -38,10 +38,18 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   VECVAULT_NOT_SUPPORTED: EXIT.notSupported,
 };
 
-/** Prints `CODE: message` to stderr and returns the exit code. Messages of vecvault errors never hold key material. */
-export function reportError(error: unknown): number {
+/**
+ * Prints `CODE: message` to stderr (and, for damage, how to recover) and
+ * returns the exit code. Messages of vecvault errors never hold key material.
+ */
+export function reportError(error: unknown, recoverHint = true): number {
   if (error instanceof VecvaultError) {
     process.stderr.write(`${error.code}: ${error.message}\n`);
+    if (error.code === 'VECVAULT_INTEGRITY' && recoverHint) {
+      process.stderr.write(
+        '`vecvault recover --path DIR --index NAME --to NEWDIR` copies every record that still authenticates into a new store (docs/cli.md).\n',
+      );
+    }
     return BY_CODE[error.code] ?? EXIT.other;
   }
   process.stderr.write(`VECVAULT_INTERNAL: ${error instanceof Error ? error.message : String(error)}\n`);
