@@ -5,7 +5,7 @@
  * docs/cli.md; stdout under --json is exactly one JSON document.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rawStore, tempStore } from './support/helpers.js';
@@ -188,6 +188,7 @@ describe('vecvault CLI', () => {
     const common = ['--path', path, '--index', 'docs', '--key-file', keyFile];
     const cases: [string[], number, string, Record<string, string>?][] = [
       [['stats', '--path', join(dir, 'nowhere'), '--index', 'docs', '--key-file', keyFile], 4, 'VECVAULT_INDEX_NOT_FOUND'],
+      [['list', '--path', join(dir, 'nowhere')], 4, 'VECVAULT_INDEX_NOT_FOUND'],
       [['import', join(dir, 'missing.jsonl'), ...common], 8, 'VECVAULT_IO'],
       [['import', join(dir, 'dir.fvecs'), ...common], 8, 'VECVAULT_IO'],
       [['query', ...common, '--vector', '[1]', '--filter', '{not json'], 2, 'VECVAULT_VALIDATION'],
@@ -201,6 +202,7 @@ describe('vecvault CLI', () => {
     ];
     mkdirSync(join(dir, 'dir.fvecs'));
     const runs = await Promise.all(cases.map(([args, , , env]) => vecvaultAsync(args, env)));
+    expect(existsSync(join(dir, 'nowhere'))).toBe(false); // a mistyped --path is not created
     runs.forEach((run, i) => {
       const [args, exit, code] = cases[i]!;
       expect({ args, status: run.status, stderr: run.stderr }).toEqual({ args, status: exit, stderr: expect.stringMatching(new RegExp(`^${code}: `, 'm')) });

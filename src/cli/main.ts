@@ -241,7 +241,9 @@ async function deleteCommand(opts: Common & { ids?: string }): Promise<void> {
 
 async function listCommand(opts: Common & { filter?: string }): Promise<void> {
   if (opts.index === undefined) {
-    const client = new Client({ path: need(opts.path, '--path') });
+    const path = need(opts.path, '--path');
+    if (!existsSync(join(path, 'store'))) throw new VecvaultError('VECVAULT_INDEX_NOT_FOUND', `${path} holds no vecvault store.`);
+    const client = new Client({ path });
     try {
       const indexes = await client.listIndexes();
       emit(opts, { indexes }, () => indexes.map((n) => `${n}\n`).join(''));
