@@ -1,7 +1,8 @@
 /**
- * The entry point: one Client per store directory. It owns the store handle
- * (opened lazily, exclusively locked), the catalog of index names and their key
- * envelopes, and the open index handles.
+ * The entry point. A Client opens a store directory (lazily; several Clients
+ * of one process on the same path share the open store and its open indexes,
+ * see shared-store.ts), checks keys against the catalog, and tracks the index
+ * handles it gave out.
  */
 import { resolve } from 'node:path';
 import { nativeEngine } from '../engine/native.js';
@@ -10,11 +11,12 @@ import { ClosedError, IndexExistsError, IndexNotFoundError, NotSupportedError, V
 import { createEnvelope, deriveIndexKeys, openEnvelope, wipeIndexKeys, type CatalogEntry } from '../keys/envelope.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
 import type { IndexStore } from '../storage/index-store.js';
-import { METRICS, PRECISIONS, type HnswConfig, type Manifest } from '../storage/manifest.js';
-import { Store } from '../storage/store.js';
+import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type Manifest, type RequestedConfig } from '../storage/manifest.js';
+import type { Store } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import { EncryptedIndex } from './encrypted-index.js';
+import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, LoadIndexParams } from './types.js';
 import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
 
@@ -23,8 +25,10 @@ export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expan
 /**
  * A store directory and the indexes in it. Opening is lazy: the first call
  * that needs the store takes its lock, so one process at a time holds a
- * directory. Close it with `close()` to snapshot changed indexes and release
- * the lock.
+ * directory; within that process any number of Clients on the same path
+ * share it (an index loaded through two of them sees every write at once).
+ * Close it with `close()` to snapshot changed indexes and release the lock
+ * (the last Client of the path to close releases it).
  *
  * @example
  * ```ts
@@ -37,9 +41,11 @@ export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expan
 export class Client {
   readonly #root: string;
   readonly #engines: EngineFactory;
-  #store: Promise<Store> | null = null;
+  /** This Client's reference to the shared open store, once a call needed it. */
+  #shared: SharedStore | null = null;
   readonly #open = new Map<string, EncryptedIndex>();
-  #catalogTail: Promise<unknown> = Promise.resolve();
+  /** create/load calls of this Client in flight: close() lets them finish first. */
+  readonly #catalogCalls = new Set<Promise<unknown>>();
   #closed = false;
   #closing: Promise<void> | null = null;
   /** listIndexes() calls in flight: close() lets them finish before closing the store. */
@@ -72,6 +78,18 @@ export class Client {
   }
 
   /**
+   * The same as `Client.generateKey()`, on an instance, as CyborgDB's SDK
+   * examples call it. Works on a closed Client too (it touches no store).
+   * @example
+   * ```ts
+   * const indexKey = client.generateKey();
+   * ```
+   */
+  generateKey(options?: GenerateKeyOptions): Uint8Array {
+    return generateKey(options);
+  }
+
+  /**
    * Creates an encrypted index under `indexKey` (32 bytes). `dimension` may be
    * left for the first upsert to fix; `metric` defaults to `'euclidean'`,
    * `storagePrecision` to `'float32'`.
@@ -89,10 +107,21 @@ export class Client {
     const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
     this.#checkKeySource(p).fill(0); // checked first; the copy used is taken last, so every exit below wipes it
+    if (p.embeddingModel !== undefined && p.embeddingModel !== null) {
+      throw new NotSupportedError('embeddingModel: vecvault does not run embedding models yet. Embed the text yourself and pass vectors.');
+    }
     const metric = p.metric === undefined ? 'euclidean' : checkOneOf(p.metric, METRICS, 'metric');
     const precision = p.storagePrecision === undefined ? 'float32' : checkOneOf(p.storagePrecision, PRECISIONS, 'storagePrecision');
-    const dimension = p.dimension === undefined || p.dimension === null ? null : checkPositiveInt(p.dimension, 'dimension', 65_536);
-    const indexConfig = this.#checkIndexConfig(p.indexConfig);
+    let dimension = p.dimension === undefined || p.dimension === null ? null : checkPositiveInt(p.dimension, 'dimension', 65_536);
+    const { hnsw: indexConfig, requested, dimension: configDimension } = this.#checkIndexConfig(p.indexConfig);
+    if (configDimension !== undefined) {
+      if (dimension !== null && dimension !== configDimension) {
+        throw new ValidationError(`indexConfig.dimension (${configDimension}) differs from dimension (${dimension}); pass one of them.`, {
+          path: 'indexConfig.dimension',
+        });
+      }
+      dimension = configDimension;
+    }
     if (precision === 'int8' && metric !== 'cosine') {
       // usearch rescales int8 vectors to unit length: only angular distances survive it.
       throw new ValidationError("storagePrecision 'int8' works with metric 'cosine' only; use 'float16' to save memory with other metrics.", {
@@ -117,6 +146,7 @@ export class Client {
         indexConfig,
         snapshot: null,
       };
+      if (requested !== undefined) manifest.requested = requested;
       return this.#handle(name, (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release));
     }).finally(() => kek.fill(0));
   }
@@ -147,12 +177,35 @@ export class Client {
         dek.fill(0);
         return already;
       }
+      // Open through another Client of this process: share its state, with a handle of our own.
+      const held = this.#sharedStore().indexes.get(name);
+      if (held && held.state.isUsable() && Buffer.from(held.state.store.indexId).equals(Buffer.from(entry.indexId))) {
+        dek.fill(0);
+        return this.#attach(name, held);
+      }
+      if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
       const indexStore = this.#indexStore(store, name, entry, dek);
       return this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release)).catch((error: unknown) => {
         wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
         throw error;
       });
     }).finally(() => kek.fill(0));
+  }
+
+  /**
+   * CyborgDB's readiness check: resolves `{ status: 'healthy' }` once the
+   * store directory is open (opening it if no call has yet), and rejects with
+   * the reason it cannot be (`VECVAULT_STORE_LOCKED` while another process
+   * holds it, `VECVAULT_IO`, `VECVAULT_INTEGRITY`, `VECVAULT_CLOSED`). There
+   * is no service or network behind it.
+   * @example
+   * ```ts
+   * const { status } = await client.getHealth(); // 'healthy'
+   * ```
+   */
+  async getHealth(): Promise<{ status: 'healthy' }> {
+    await this.#openStore();
+    return { status: 'healthy' };
   }
 
   /**
@@ -189,39 +242,48 @@ export class Client {
 
   async #closeNow(): Promise<void> {
     this.#closed = true;
-    // Each index closes once the calls on it that started before now have settled; later calls get ClosedError.
+    // Each handle closes once the calls on it that started before now have settled; later calls get ClosedError.
+    // An index other Clients still hold stays open for them.
     const closing = [...this.#open.values()].map((index) => index.close());
-    await this.#catalogTail.catch(() => undefined);
+    await Promise.allSettled([...this.#catalogCalls]);
     // Handles that create/load calls begun before close() opened meanwhile close too.
     await Promise.all([...closing, ...[...this.#open.values()].map((index) => index.close())]);
     await Promise.allSettled([...this.#listings]);
-    const store = this.#store;
-    this.#store = null;
-    if (store)
-      await store.then(
-        (s) => s.close(),
-        () => undefined,
-      );
+    const shared = this.#shared;
+    this.#shared = null;
+    await shared?.release(); // the last Client of the path closes the store
   }
 
   // ---- internals ----
 
-  #openStore(): Promise<Store> {
-    if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
-    if (!this.#store) {
-      this.#store = Store.open(this.#root);
-      // A failed open (e.g. locked) may be retried by a later call.
-      this.#store.catch(() => {
-        this.#store = null;
+  /** This Client's reference to the store of its path, shared with the other Clients of this process on it. */
+  #sharedStore(): SharedStore {
+    if (!this.#shared) {
+      const shared = SharedStore.acquire(this.#root);
+      this.#shared = shared;
+      // A failed open (e.g. locked by another process) may be retried by a later call.
+      shared.store.catch(() => {
+        if (this.#shared === shared) {
+          this.#shared = null;
+          void shared.release();
+        }
       });
     }
-    return this.#store;
+    return this.#shared;
   }
 
-  /** Catalog changes (create/load/delete) run one at a time. */
+  #openStore(): Promise<Store> {
+    if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
+    return this.#sharedStore().store;
+  }
+
+  /** Catalog changes (create/load/delete) run one at a time, over every Client of the store. */
   #catalogExclusive<T>(fn: (store: Store) => Promise<T>): Promise<T> {
-    const run = this.#catalogTail.then(async () => fn(await this.#openStore()));
-    this.#catalogTail = run.catch(() => undefined);
+    if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
+    const run = this.#sharedStore().exclusive(fn);
+    this.#catalogCalls.add(run);
+    const done = () => this.#catalogCalls.delete(run);
+    run.then(done, done);
     return run;
   }
 
@@ -234,13 +296,24 @@ export class Client {
     }
   }
 
-  /** Opens an index through `open` and tracks its handle until it is released (closed, deleted or broken). */
+  /** Opens an index through `open`, shares its state with the other Clients of the store, and hands out this Client's handle. */
   async #handle(name: string, open: (release: () => void) => Promise<IndexState>): Promise<EncryptedIndex> {
-    let index: EncryptedIndex | undefined;
-    const state = await open(() => {
-      if (index !== undefined && this.#open.get(name) === index) this.#open.delete(name);
+    const shared = this.#sharedStore();
+    let state: IndexState | undefined;
+    state = await open(() => {
+      if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
     });
-    index = new EncryptedIndex(state);
+    return this.#attach(name, shared.track(name, state));
+  }
+
+  /** A handle of this Client on a shared index state; closing it lets go of this Client's share only. */
+  #attach(name: string, held: SharedIndex): EncryptedIndex {
+    const shared = this.#sharedStore();
+    held.handles++;
+    const index: EncryptedIndex = new EncryptedIndex(held.state, () => {
+      if (this.#open.get(name) === index) this.#open.delete(name);
+      return shared.releaseHandle(held);
+    });
     this.#open.set(name, index);
     return index;
   }
@@ -260,19 +333,58 @@ export class Client {
     return checkIndexKey(p.indexKey);
   }
 
-  #checkIndexConfig(config: unknown): HnswConfig {
-    if (config === undefined) return { ...DEFAULT_INDEX_CONFIG };
-    if (!isPlainObject(config))
-      throw new ValidationError('indexConfig must be an object { connectivity?, expansionAdd?, expansionSearch? }.', { path: 'indexConfig' });
-    const known = new Set(['connectivity', 'expansionAdd', 'expansionSearch', 'type']);
+  /**
+   * Our HNSW knobs, and CyborgDB's `IndexIVF` / `IndexIVFFlat` / `IndexIVFPQ`
+   * / `IndexIVFSQ` shapes: `dimension` is taken, the type and IVF parameters
+   * are recorded (the engine is HNSW for every type; docs/coming-from-cyborgdb.md).
+   */
+  #checkIndexConfig(config: unknown): { hnsw: HnswConfig; requested?: RequestedConfig; dimension?: number } {
+    if (config === undefined) return { hnsw: { ...DEFAULT_INDEX_CONFIG } };
+    if (!isPlainObject(config)) {
+      throw new ValidationError(
+        'indexConfig must be an object { type?, dimension?, connectivity?, expansionAdd?, expansionSearch?, nLists?, pqDim?, pqBits?, sqBits? }.',
+        {
+          path: 'indexConfig',
+        },
+      );
+    }
+    const known = new Set(['connectivity', 'expansionAdd', 'expansionSearch', 'type', 'dimension', 'nLists', 'pqDim', 'pqBits', 'sqBits']);
     for (const key of Object.keys(config)) {
       if (!known.has(key)) throw new ValidationError(`indexConfig.${key} is not a known option.`, { path: `indexConfig.${key}` });
     }
-    if (config.type !== undefined && config.type !== 'hnsw') {
-      throw new NotSupportedError(`indexConfig.type "${String(config.type)}" is not supported: vecvault indexes are HNSW.`);
+    if (config.type !== undefined && !INDEX_TYPES.includes(config.type as IndexType)) {
+      throw new NotSupportedError(
+        `indexConfig.type "${String(config.type)}" is not supported: use 'hnsw', or CyborgDB's 'ivf', 'ivfflat', 'ivfpq' or 'ivfsq'.`,
+      );
     }
+    const type = (config.type ?? 'hnsw') as IndexType;
     const pick = (key: 'connectivity' | 'expansionAdd' | 'expansionSearch', max: number) =>
       config[key] === undefined ? DEFAULT_INDEX_CONFIG[key] : checkPositiveInt(config[key], `indexConfig.${key}`, max);
-    return { connectivity: pick('connectivity', 256), expansionAdd: pick('expansionAdd', 65_536), expansionSearch: pick('expansionSearch', 65_536) };
+    const hnsw = { connectivity: pick('connectivity', 256), expansionAdd: pick('expansionAdd', 65_536), expansionSearch: pick('expansionSearch', 65_536) };
+    const dimension =
+      config.dimension === undefined || config.dimension === null ? undefined : checkPositiveInt(config.dimension, 'indexConfig.dimension', 65_536);
+    // IVF parameters: each only with the types that have it (CyborgDB's shapes), recorded as given.
+    const applies: Record<'nLists' | 'pqDim' | 'pqBits' | 'sqBits', readonly IndexType[]> = {
+      nLists: ['ivf', 'ivfflat', 'ivfpq', 'ivfsq'],
+      pqDim: ['ivfpq'],
+      pqBits: ['ivfpq'],
+      sqBits: ['ivfsq'],
+    };
+    const requested: RequestedConfig = { type };
+    for (const key of ['nLists', 'pqDim', 'pqBits', 'sqBits'] as const) {
+      const value = config[key];
+      if (value === undefined || value === null) continue;
+      if (!applies[key].includes(type)) {
+        throw new ValidationError(`indexConfig.${key} applies to type ${applies[key].map((t) => `'${t}'`).join(' or ')}, not '${type}'.`, {
+          path: `indexConfig.${key}`,
+        });
+      }
+      if (key === 'nLists' && value === 0) continue; // CyborgDB's "choose for me"
+      requested[key] = checkPositiveInt(value, `indexConfig.${key}`, key === 'pqBits' || key === 'sqBits' ? 32 : 2 ** 32);
+    }
+    const out: { hnsw: HnswConfig; requested?: RequestedConfig; dimension?: number } = { hnsw };
+    if (config.type !== undefined) out.requested = requested;
+    if (dimension !== undefined) out.dimension = dimension;
+    return out;
   }
 }

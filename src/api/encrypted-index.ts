@@ -6,11 +6,11 @@
  * `Client` (`createIndex` / `loadIndex`).
  */
 import type { IndexState } from '../core/index-state.js';
-import { closeIndex, compact, writeSnapshot } from '../core/maintenance.js';
-import { getRecords, listIds, query } from '../core/query.js';
+import { compact, writeSnapshot } from '../core/maintenance.js';
+import { getRecords, listIds, query, type SearchMode } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
 import { verifyIndex } from '../core/verify.js';
-import { ValidationError } from '../errors.js';
+import { ClosedError, NotSupportedError, ValidationError } from '../errors.js';
 import { compileFilter } from '../filter/index.js';
 import type {
   DeleteParams,
@@ -19,7 +19,9 @@ import type {
   GetInclude,
   GetParams,
   GetResultItem,
+  IndexConfigInfo,
   IndexStats,
+  IndexType,
   ListIdsResponse,
   Metric,
   QueryInclude,
@@ -27,11 +29,24 @@ import type {
   QueryResponse,
   QueryResultItem,
   StoragePrecision,
+  TrainParams,
+  TrainResponse,
   UpsertParams,
   UpsertResponse,
 } from './types.js';
+import {
+  checkIds,
+  checkInclude,
+  checkPositiveInt,
+  checkProgressOption,
+  isEmptyUpsert,
+  isPlainObject,
+  normalizeQueryVectors,
+  normalizeUpsert,
+} from './validate.js';
+import { requestedConfig } from '../storage/manifest.js';
+import { exactWhileUntrained, nListsOf } from '../core/training.js';
 import type { VerifyOptions, VerifyReport } from './check-types.js';
-import { checkIds, checkInclude, checkPositiveInt, checkProgressOption, normalizeQueryVectors, normalizeUpsert } from './validate.js';
 
 const QUERY_INCLUDE: readonly QueryInclude[] = ['distance', 'metadata', 'vector', 'contents'];
 const GET_INCLUDE: readonly GetInclude[] = ['vector', 'metadata', 'contents'];
@@ -59,10 +74,32 @@ const DEFAULT_TOP_K = 100;
  */
 export class EncryptedIndex {
   readonly #state: IndexState;
+  /** Lets go of this handle's share of the index (the last handle closes it). */
+  readonly #release: () => Promise<void>;
+  /** This handle was closed (by itself or its Client); other handles of the index may still be open. */
+  #closed = false;
+  #closing: Promise<void> | null = null;
 
-  /** @internal Built by `Client` after the key check. */
-  constructor(state: IndexState) {
+  /**
+   * @internal Built by `Client` after the key check. Several handles (one per
+   * Client that loaded the index) may share one state.
+   */
+  constructor(state: IndexState, release: () => Promise<void>) {
     this.#state = state;
+    this.#release = release;
+  }
+
+  /** Runs a public call on the shared state, after checking this handle is open. */
+  #call<T>(work: () => Promise<T>): Promise<T> {
+    this.#assertOpen();
+    return this.#state.call(work);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      this.#state.assertUsable(); // deleted says so
+      throw new ClosedError(`Index "${this.#state.name}" is closed. Load it again from an open Client.`);
+    }
   }
 
   // ---- getters (CyborgDB shapes) ----
@@ -87,17 +124,81 @@ export class EncryptedIndex {
     return this.#state.manifest.precision;
   }
 
-  /** Always true: HNSW needs no training. */
-  isTrained(): boolean {
-    return true;
+  /**
+   * The index type asked for at `createIndex` (`'hnsw'` when none was):
+   * CyborgDB's `'ivf'`, `'ivfflat'`, `'ivfpq'` and `'ivfsq'` are recorded as
+   * given and served by the same HNSW engine (docs/coming-from-cyborgdb.md).
+   */
+  getIndexType(): IndexType {
+    return requestedConfig(this.#state.manifest).type;
+  }
+
+  /** The configuration asked for at `createIndex` (type, dimension, IVF parameters as given) and the HNSW parameters that serve it. */
+  getIndexConfig(): IndexConfigInfo {
+    const m = this.#state.manifest;
+    const { type, ...ivf } = requestedConfig(m);
+    return { type, dimension: m.dimension, metric: m.metric, ...ivf, ...m.indexConfig };
   }
 
   /**
-   * For API compatibility with CyborgDB: resolves at once (HNSW needs no training).
-   * @throws `VECVAULT_CLOSED` after close or deleteIndex.
+   * CyborgDB's IVF list count: the `nLists` given to `createIndex` or
+   * `train()`, else CyborgDB's rule of thumb for the current size
+   * (√count, at least 1). `query({ nProbes })` at or above it asks for every
+   * list: an exhaustive search, which vecvault answers exactly.
    */
-  async train(): Promise<void> {
-    this.#state.assertCallable();
+  getNLists(): number {
+    return nListsOf(this.#state);
+  }
+
+  /**
+   * Which search answers unfiltered queries: `false` while the index is small
+   * enough that comparing the query with every vector is exact and at least
+   * as fast as the graph (see docs/coming-from-cyborgdb.md for the measured
+   * size), `true` once the graph answers (past that size, or after
+   * `train()`). Filtered queries choose by the number of matches either way.
+   */
+  isTrained(): boolean {
+    return !exactWhileUntrained(this.#state);
+  }
+
+  /** Always false: nothing trains in the background (the graph is built as vectors arrive). */
+  isTraining(): boolean {
+    return false;
+  }
+
+  /**
+   * CyborgDB's `train()`: the graph is built as vectors arrive, so nothing
+   * needs training; this switches unfiltered queries of a small index from
+   * exact search to the graph (`isTrained()` becomes true, for every handle,
+   * until the index is closed), and records `nLists` for `getNLists()`.
+   * `batchSize`, `maxIters`, `tolerance` and `maxMemory` are checked and have
+   * nothing to tune.
+   * @throws `VECVAULT_VALIDATION` for a bad parameter; `VECVAULT_CLOSED` after close or deleteIndex.
+   * @example
+   * ```ts
+   * const { status } = await index.train(); // 'success'
+   * ```
+   */
+  async train(params: TrainParams = {}): Promise<TrainResponse> {
+    const state = this.#state;
+    return this.#call(async () => {
+      if (!isPlainObject(params)) throw new ValidationError('train takes { nLists?, batchSize?, maxIters?, tolerance?, maxMemory? }.', { path: 'train' });
+      const known = new Set(['nLists', 'batchSize', 'maxIters', 'tolerance', 'maxMemory']);
+      for (const key of Object.keys(params)) {
+        if (!known.has(key)) throw new ValidationError(`train: ${key} is not a known option.`, { path: key });
+      }
+      const checked: Partial<Record<'nLists' | 'batchSize' | 'maxIters' | 'maxMemory', number>> = {};
+      for (const key of ['nLists', 'batchSize', 'maxIters', 'maxMemory'] as const) {
+        if (params[key] !== undefined && params[key] !== 0) checked[key] = checkPositiveInt(params[key], key, 2 ** 53);
+      }
+      const tolerance = params.tolerance;
+      if (tolerance !== undefined && (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0)) {
+        throw new ValidationError('tolerance must be a finite number ≥ 0.', { path: 'tolerance' });
+      }
+      if (checked.nLists !== undefined) state.trainedLists = checked.nLists;
+      state.trainedByCall = true;
+      return { status: 'success', message: `Index "${state.name}" is searched through its HNSW graph (no training needed).` };
+    });
   }
 
   /**
@@ -110,6 +211,7 @@ export class EncryptedIndex {
    */
   stats(): IndexStats {
     const state = this.#state;
+    this.#assertOpen();
     state.assertCallable();
     const m = state.manifest;
     const engineMemory = state.engine?.memoryUsage() ?? 0;
@@ -148,7 +250,9 @@ export class EncryptedIndex {
    */
   async upsert(params: UpsertParams): Promise<UpsertResponse> {
     const state = this.#state;
-    return state.call(async () => {
+    return this.#call(async () => {
+      // An empty batch is a success with nothing written, as in CyborgDB's SDK (no commit).
+      if (isEmptyUpsert(params)) return { status: 'success', upsertedCount: 0 };
       const batch = await normalizeUpsert(params, state.manifest.dimension, state.manifest);
       await state.exclusive(() => upsertRecords(state, batch));
       return { status: 'success', upsertedCount: batch.items.length };
@@ -166,7 +270,7 @@ export class EncryptedIndex {
    */
   async delete(params: DeleteParams): Promise<DeleteResponse> {
     const state = this.#state;
-    return state.call(async () => {
+    return this.#call(async () => {
       const ids = checkIds((params as DeleteParams | undefined)?.ids, 'ids', true);
       const deletedCount = await state.exclusive(() => deleteRecords(state, ids));
       return { status: 'success', deletedCount };
@@ -184,7 +288,7 @@ export class EncryptedIndex {
    */
   async deleteIndex(): Promise<void> {
     const state = this.#state;
-    await state.call(() =>
+    await this.#call(() =>
       state.exclusive(async () => {
         let removed = false;
         try {
@@ -216,14 +320,29 @@ export class EncryptedIndex {
   query(params: QueryParams): Promise<QueryResponse>;
   async query(params: QueryParams): Promise<QueryResponse> {
     const state = this.#state;
-    return state.call(async () => {
+    return this.#call(async () => {
       if (typeof params !== 'object' || params === null) throw new ValidationError('query takes { queryVectors, topK?, include? }.', { path: 'query' });
       const topK = params.topK === undefined ? DEFAULT_TOP_K : checkPositiveInt(params.topK, 'topK', MAX_TOP_K);
       const include = checkInclude(params.include, QUERY_INCLUDE, NO_INCLUDE);
-      const expansionSearch = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
+      let expansionSearch = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
       const filter = params.filters === undefined ? undefined : compileFilter(params.filters);
+      const hints = params as QueryParams & { queryContents?: unknown };
+      if (hints.queryContents !== undefined) {
+        throw new NotSupportedError('queryContents needs an embedding model, which vecvault does not run yet: embed the text yourself and pass queryVectors.');
+      }
+      if (hints.exact !== undefined && typeof hints.exact !== 'boolean') throw new ValidationError('exact must be a boolean.', { path: 'exact' });
+      if (hints.greedy !== undefined && typeof hints.greedy !== 'boolean') throw new ValidationError('greedy must be a boolean.', { path: 'greedy' });
+      const nProbes = hints.nProbes === undefined ? undefined : checkPositiveInt(hints.nProbes, 'nProbes', 2 ** 32);
+      if (hints.rerankMult !== undefined) {
+        const rerank = checkPositiveInt(hints.rerankMult, 'rerankMult', 65_536);
+        expansionSearch = Math.min(65_536, Math.max(expansionSearch ?? state.manifest.indexConfig.expansionSearch, topK * rerank));
+      }
+      // exact: true / false decides; else every list probed (an exhaustive IVF search) is exact; else exact while untrained.
+      let mode: SearchMode = 'auto';
+      if (hints.exact !== undefined) mode = hints.exact ? 'exact' : 'graph';
+      else if (nProbes !== undefined && nProbes >= nListsOf(state)) mode = 'exact';
       const vectors = normalizeQueryVectors(params.queryVectors, state.manifest.dimension, params.dimension, state.manifest);
-      return query(state, { ...vectors, topK, include, expansionSearch, filter });
+      return query(state, { ...vectors, topK, include, expansionSearch, filter, mode });
     });
   }
 
@@ -239,7 +358,7 @@ export class EncryptedIndex {
    */
   async get(params: GetParams): Promise<GetResultItem[]> {
     const state = this.#state;
-    return state.call(async () => {
+    return this.#call(async () => {
       const ids = checkIds((params as GetParams | undefined)?.ids, 'ids', true);
       const include = checkInclude(params.include, GET_INCLUDE, GET_INCLUDE);
       return getRecords(state, ids, include);
@@ -257,7 +376,7 @@ export class EncryptedIndex {
    */
   async listIds(params: { filters?: Filter } = {}): Promise<ListIdsResponse> {
     const state = this.#state;
-    return state.call(async () => {
+    return this.#call(async () => {
       const filter = params?.filters === undefined ? undefined : compileFilter(params.filters);
       return listIds(state, filter);
     });
@@ -267,24 +386,26 @@ export class EncryptedIndex {
 
   /** @internal Open and in step with its store: the Client may hand it out again from loadIndex. */
   isUsable(): boolean {
-    return this.#state.isUsable();
+    return !this.#closed && this.#state.isUsable();
   }
 
   /**
    * Waits for the calls on this index that started before it (writes and
    * reads), writes a snapshot if anything changed, then frees memory and
-   * wipes the index's keys. Calls that start once close() began get
-   * `VECVAULT_CLOSED`. Idempotent; never throws (a failed snapshot is covered
-   * by the change log). `client.close()` closes every index it opened.
+   * wipes the index's keys. Calls on this handle that start once close()
+   * began get `VECVAULT_CLOSED`. When other Clients of this process hold the
+   * same index, only this handle closes (the last one closes the index).
+   * Idempotent; never throws (a failed snapshot is covered by the change
+   * log). `client.close()` closes every index it opened.
    * @example
    * ```ts
    * await index.close();
    * ```
    */
   close(): Promise<void> {
-    const state = this.#state;
-    state.closing ??= state.callsSettled().then(() => closeIndex(state));
-    return state.closing;
+    this.#closed = true;
+    this.#closing ??= this.#release();
+    return this.#closing;
   }
 
   /**
@@ -300,7 +421,7 @@ export class EncryptedIndex {
    */
   async compact(): Promise<void> {
     const state = this.#state;
-    await state.call(() => state.exclusive(() => compact(state)));
+    await this.#call(() => state.exclusive(() => compact(state)));
   }
 
   /**
@@ -314,7 +435,7 @@ export class EncryptedIndex {
    */
   async snapshot(): Promise<void> {
     const state = this.#state;
-    await state.call(() => state.exclusive(() => writeSnapshot(state)));
+    await this.#call(() => state.exclusive(() => writeSnapshot(state)));
   }
 
   /**

@@ -11,6 +11,13 @@ export type Metric = 'euclidean' | 'squared_euclidean' | 'cosine' | 'ip';
 /** How the engine holds vectors in memory (records always keep float32). */
 export type StoragePrecision = 'float32' | 'float16' | 'int8';
 
+/**
+ * Index types `createIndex` accepts. vecvault's engine is HNSW for all of
+ * them; CyborgDB's IVF family is accepted so SDK code runs unchanged, and
+ * recorded so `getIndexType()` answers what was asked (see docs/coming-from-cyborgdb.md).
+ */
+export type IndexType = 'hnsw' | 'ivf' | 'ivfflat' | 'ivfpq' | 'ivfsq';
+
 /** HNSW knobs; every field optional, sensible defaults below. */
 export interface IndexConfig {
   /** HNSW M: edges per node. Default 16. */
@@ -19,6 +26,26 @@ export interface IndexConfig {
   expansionAdd?: number;
   /** ef at query time (per-query override: `query({ expansionSearch })`). Default 200: recall@10 ≥ 0.95 on sift5k, where 64 gives 0.88. */
   expansionSearch?: number;
+}
+
+/**
+ * `createIndex({ indexConfig })`: the HNSW knobs, and CyborgDB's `IndexIVF` /
+ * `IndexIVFFlat` / `IndexIVFPQ` / `IndexIVFSQ` shapes: `dimension` is taken
+ * from here, the type and IVF parameters are recorded (docs/coming-from-cyborgdb.md).
+ */
+export interface CreateIndexConfig extends IndexConfig {
+  /** `'hnsw'` (default) or one of CyborgDB's IVF types (served by the same HNSW engine). */
+  type?: IndexType;
+  /** CyborgDB shape: the vector length (same as `createIndex({ dimension })`; both must agree). */
+  dimension?: number;
+  /** CyborgDB IVF: lists to cluster into (0: choose). Recorded; `query({ nProbes })` ≥ this asks for an exhaustive search. */
+  nLists?: number;
+  /** CyborgDB IVFPQ: recorded, not used (vectors are not product-quantized). */
+  pqDim?: number;
+  /** CyborgDB IVFPQ: recorded, not used. */
+  pqBits?: number;
+  /** CyborgDB IVFSQ: recorded, not used (see `storagePrecision` for smaller in-memory vectors). */
+  sqBits?: number;
 }
 
 export interface ClientOptions {
@@ -37,7 +64,9 @@ export interface CreateIndexParams {
   dimension?: number;
   metric?: Metric;
   storagePrecision?: StoragePrecision;
-  indexConfig?: IndexConfig;
+  indexConfig?: CreateIndexConfig;
+  /** CyborgDB's automatic embeddings: not supported yet (`NotSupportedError`), never silently ignored. */
+  embeddingModel?: string;
 }
 
 export interface LoadIndexParams {
@@ -70,6 +99,7 @@ export type UpsertParams = { items: VectorItem[] } | UpsertColumns | VectorItem[
 
 export interface UpsertResponse {
   status: 'success';
+  /** 0 for an empty batch, which commits nothing. */
   upsertedCount: number;
 }
 
@@ -87,6 +117,46 @@ export interface QueryParams {
   dimension?: number;
   /** HNSW ef for this query only. */
   expansionSearch?: number;
+  /**
+   * `true`: compare the query with every live vector (exact top-k). `false`:
+   * walk the graph even while the index is small enough to be searched
+   * exactly. Default: exact while the index is untrained (`isTrained()` false).
+   */
+  exact?: boolean;
+  /** CyborgDB IVF hint: lists to probe. `nProbes ≥ getNLists()` (every list) is answered by an exact search; smaller values leave the graph search as it is. */
+  nProbes?: number;
+  /** CyborgDB hint: candidates re-ranked per result. The graph search looks at `max(expansionSearch, topK × rerankMult)` candidates. */
+  rerankMult?: number;
+  /** CyborgDB hint (faster approximate search): accepted and ignored; the graph search is already the fast path. */
+  greedy?: boolean;
+}
+
+/** `train()` arguments: CyborgDB's, accepted and checked. `nLists` is recorded for `getNLists()`; the rest have nothing to tune in HNSW. */
+export interface TrainParams {
+  nLists?: number;
+  batchSize?: number;
+  maxIters?: number;
+  tolerance?: number;
+  maxMemory?: number;
+}
+
+export interface TrainResponse {
+  status: 'success';
+  message: string;
+}
+
+/** `getIndexConfig()`: the type and parameters asked for at `createIndex`, with the HNSW parameters that serve them. */
+export interface IndexConfigInfo {
+  type: IndexType;
+  dimension: number | null;
+  metric: Metric;
+  nLists?: number;
+  pqDim?: number;
+  pqBits?: number;
+  sqBits?: number;
+  connectivity: number;
+  expansionAdd: number;
+  expansionSearch: number;
 }
 
 export interface QueryResultItem {

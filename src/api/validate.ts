@@ -281,6 +281,20 @@ export function checkContents(value: unknown, path: Path): Contents | undefined 
   fail(path, 'must be a string or a Uint8Array.');
 }
 
+/**
+ * An upsert of nothing, in any of the three shapes (`[]`, `{ items: [] }`,
+ * `{ ids: [], vectors: [] }` with any `metadata` / `contents` also empty):
+ * CyborgDB's SDK answers it with success and writes nothing, so do we.
+ */
+export function isEmptyUpsert(params: unknown): boolean {
+  if (Array.isArray(params)) return params.length === 0;
+  if (!isPlainObject(params)) return false;
+  if ('items' in params) return Array.isArray(params.items) && params.items.length === 0;
+  const { ids, vectors, metadata, contents } = params;
+  const none = (column: unknown) => column === undefined || (Array.isArray(column) && column.length === 0);
+  return Array.isArray(ids) && ids.length === 0 && Array.isArray(vectors) && vectors.length === 0 && none(metadata) && none(contents);
+}
+
 /** Accepts the three upsert shapes and returns checked items, or throws before anything is written. */
 /**
  * Checks an upsert and copies its vectors into one flat float32 array, row i

@@ -32,6 +32,10 @@ export class IndexState {
   openedFrom: OpenedFrom = 'create';
   /** Records written since the newest snapshot; the next snapshot resets it. */
   changedSinceSnapshot = 0;
+  /** `train()` was called: unfiltered queries use the graph even while the index is small (see training.ts). Not persisted. */
+  trainedByCall = false;
+  /** `train({ nLists })`, reported by `getNLists()`. Not persisted. */
+  trainedLists: number | undefined;
   /** Vectors removed from the engine since it was built; they hold memory until a compaction. */
   deadSlots = 0;
   /** Maintenance queued or running (at most one of each kind). */

@@ -10,6 +10,7 @@ import type { RecordBody } from '../storage/sealed.js';
 import type { GetInclude, GetResultItem, ListIdsResponse, Metadata, QueryInclude, QueryResponse, QueryResultItem } from '../api/types.js';
 import type { IndexState } from './index-state.js';
 import { readRecords } from './record-reader.js';
+import { exactWhileUntrained } from './training.js';
 import { vectorOf } from './vector-bytes.js';
 
 /**
@@ -19,6 +20,13 @@ import { vectorOf } from './vector-bytes.js';
  */
 const EXACT_FILTER_MAX_KEYS = 4_000;
 const EXACT_FILTER_MAX_SHARE = 0.02;
+
+/**
+ * How an unfiltered query searches: `exact` scans every live vector, `graph`
+ * walks HNSW, `auto` scans while the index is untrained (small; training.ts).
+ * Filtered queries choose by their match count unless `exact` is asked for.
+ */
+export type SearchMode = 'auto' | 'exact' | 'graph';
 
 /** Checked query input: `count` query rows of the index dimension in `data`. */
 export interface QueryInput {
@@ -30,6 +38,7 @@ export interface QueryInput {
   include: ReadonlySet<QueryInclude>;
   expansionSearch?: number;
   filter?: CompiledFilter;
+  mode?: SearchMode;
 }
 
 /** Whether a filtered search scans its matches exactly rather than walking the graph. */
@@ -62,9 +71,14 @@ export async function query(state: IndexState, input: QueryInput): Promise<Query
     if (allowed.size === 0) return emptyResponse(batch, count);
     candidates = allowed.size;
     options.allowedKeys = allowedKeysOf(allowed);
-    options.exact = exactFilteredSearch(allowed.size, live.size);
+    options.exact = input.mode === 'exact' || exactFilteredSearch(allowed.size, live.size);
+  } else {
+    const mode = input.mode ?? 'auto';
+    options.exact = mode === 'exact' || (mode === 'auto' && exactWhileUntrained(state));
   }
-  const found = await engine.search(data, Math.min(input.topK, candidates), options);
+  const k = Math.min(input.topK, candidates);
+  // An exact scan may meet removed vectors that still hold a slot until the next compaction: ask for that many more.
+  const found = await engine.search(data, options.exact && !options.allowedKeys ? k + state.deadSlots : k, options);
   state.assertUsable(); // closed or deleted while the search ran
   const rows: QueryResultItem[][] = [];
   // Metadata alone is served from memory (the filter index holds it decrypted): no record read.
@@ -78,7 +92,7 @@ export async function query(state: IndexState, input: QueryInput): Promise<Query
   for (let q = 0; q < count; q++) {
     const row: QueryResultItem[] = [];
     const base = q * found.k;
-    for (let j = 0; j < counts[q]!; j++) {
+    for (let j = 0; j < counts[q]! && row.length < k; j++) {
       const key = Number(keys[base + j]);
       const id = live.idOf(key);
       if (id === undefined) continue; // deleted while the search ran

@@ -9,12 +9,27 @@ import { frame } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { pack, unpack, VALUE_VERSION } from './sealed.js';
 
-import type { Metric, StoragePrecision } from '../api/types.js';
+import type { IndexType, Metric, StoragePrecision } from '../api/types.js';
 
-export type { Metric, StoragePrecision };
+export type { IndexType, Metric, StoragePrecision };
 
 export const METRICS: readonly Metric[] = ['euclidean', 'squared_euclidean', 'cosine', 'ip'];
 export const PRECISIONS: readonly StoragePrecision[] = ['float32', 'float16', 'int8'];
+/** Index types `createIndex` accepts: ours, and CyborgDB's IVF family (served by the same HNSW engine). */
+export const INDEX_TYPES: readonly IndexType[] = ['hnsw', 'ivf', 'ivfflat', 'ivfpq', 'ivfsq'];
+
+/**
+ * The index type and IVF parameters asked for at `createIndex`, recorded as
+ * given so `getIndexType()` / `getIndexConfig()` answer what the caller
+ * asked. The engine is HNSW whatever they say (see docs/coming-from-cyborgdb.md).
+ */
+export interface RequestedConfig {
+  type: IndexType;
+  nLists?: number;
+  pqDim?: number;
+  pqBits?: number;
+  sqBits?: number;
+}
 
 /** HNSW parameters, all set (the public `IndexConfig` has them optional). */
 export interface HnswConfig {
@@ -35,6 +50,11 @@ export interface Manifest {
   metric: Metric;
   precision: StoragePrecision;
   indexConfig: HnswConfig;
+  /**
+   * The type asked for at `createIndex` (added after 0.1.0: absent in older
+   * manifests, which read as `{ type: 'hnsw' }`; older code ignores it).
+   */
+  requested?: RequestedConfig;
   /** The newest complete graph snapshot, if any. */
   snapshot: SnapshotRef | null;
 }
@@ -71,7 +91,23 @@ export function openManifest(key: Uint8Array, indexId: Uint8Array, value: Uint8A
 
 /** The copy a commit edits: the counter moves on, the digest and config are the caller's to change. */
 export function nextManifest(m: Manifest): Manifest {
-  return { ...m, counter: m.counter + 1, digest: new Uint8Array(m.digest), indexConfig: { ...m.indexConfig } };
+  const next: Manifest = { ...m, counter: m.counter + 1, digest: new Uint8Array(m.digest), indexConfig: { ...m.indexConfig } };
+  if (m.requested !== undefined) next.requested = { ...m.requested };
+  return next;
+}
+
+/** The recorded request; `{ type: 'hnsw' }` for manifests written before the field existed. */
+export function requestedConfig(m: Manifest): RequestedConfig {
+  return m.requested ?? { type: 'hnsw' };
+}
+
+const REQUESTED_NUMBERS = ['nLists', 'pqDim', 'pqBits', 'sqBits'] as const;
+
+function isRequested(r: unknown): boolean {
+  if (r === undefined) return true;
+  if (typeof r !== 'object' || r === null) return false;
+  const req = r as Record<string, unknown>;
+  return INDEX_TYPES.includes(req.type as IndexType) && REQUESTED_NUMBERS.every((k) => req[k] === undefined || isCount(req[k]));
 }
 
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
@@ -94,6 +130,7 @@ function isManifest(m: Manifest): boolean {
     isCount(m.indexConfig.connectivity) &&
     isCount(m.indexConfig.expansionAdd) &&
     isCount(m.indexConfig.expansionSearch) &&
+    isRequested(m.requested) &&
     // A snapshot reference is checked where it is used: a bad one costs a rebuild, not the index.
     (ref === null || (typeof ref === 'object' && isCount(ref.generation) && isCount(ref.counter)))
   );
