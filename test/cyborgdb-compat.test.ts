@@ -161,6 +161,21 @@ describe('several Clients on one path in one process', () => {
     expect((await again.listIds()).ids).toEqual(['x']);
   });
 
+  it("a handle's close() waits for its own calls in flight, then leaves the index open for the others", async () => {
+    const path = tempStore();
+    const key = Client.generateKey();
+    const [a, b] = [openClient(path), openClient(path)];
+    const viaA = await a.createIndex({ indexName: 'w', indexKey: key, dimension: 2 });
+    const viaB = await b.loadIndex({ indexName: 'w', indexKey: key });
+    let settled = false;
+    const write = viaA.upsert({ ids: ['late'], vectors: [[3, 4]] }).then((r) => ((settled = true), r));
+    await viaA.close();
+    expect(settled).toBe(true);
+    expect(await write).toEqual({ status: 'success', upsertedCount: 1 });
+    expect((await viaB.listIds()).ids).toEqual(['late']);
+    expect(viaB.stats().snapshotGeneration).toBe(0); // not closed: no close snapshot was written
+  });
+
   it('deleteIndex through one Client closes the index for every Client', async () => {
     const path = tempStore();
     const key = Client.generateKey();

@@ -79,6 +79,9 @@ export class EncryptedIndex {
   /** This handle was closed (by itself or its Client); other handles of the index may still be open. */
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** Calls through this handle started and not yet settled: its close() waits for them (not for other handles'). */
+  #inFlight = 0;
+  #whenIdle: (() => void)[] = [];
 
   /**
    * @internal Built by `Client` after the key check. Several handles (one per
@@ -90,9 +93,14 @@ export class EncryptedIndex {
   }
 
   /** Runs a public call on the shared state, after checking this handle is open. */
-  #call<T>(work: () => Promise<T>): Promise<T> {
+  async #call<T>(work: () => Promise<T>): Promise<T> {
     this.#assertOpen();
-    return this.#state.call(work);
+    this.#inFlight++;
+    try {
+      return await this.#state.call(work);
+    } finally {
+      if (--this.#inFlight === 0) for (const resolve of this.#whenIdle.splice(0)) resolve();
+    }
   }
 
   #assertOpen(): void {
@@ -404,7 +412,7 @@ export class EncryptedIndex {
    */
   close(): Promise<void> {
     this.#closed = true;
-    this.#closing ??= this.#release();
+    this.#closing ??= (this.#inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#whenIdle.push(resolve))).then(() => this.#release());
     return this.#closing;
   }
 
@@ -459,6 +467,6 @@ export class EncryptedIndex {
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     const onProgress = checkProgressOption(options);
     const state = this.#state;
-    return state.call(() => state.exclusive(() => verifyIndex(state.store, state.manifest, onProgress)));
+    return this.#call(() => state.exclusive(() => verifyIndex(state.store, state.manifest, onProgress)));
   }
 }

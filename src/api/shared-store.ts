@@ -90,12 +90,13 @@ export class SharedStore {
   }
 
   /**
-   * One handle of `entry` let go. The last one closes the index (snapshot if
-   * changed, wipe keys); earlier ones only wait for the calls in flight.
+   * One handle of `entry` let go (after its own calls settled). The last one
+   * closes the index: waits for every call on it, snapshots if changed, wipes
+   * its keys.
    */
   async releaseHandle(entry: SharedIndex): Promise<void> {
     const state = entry.state;
-    if (--entry.handles > 0) return state.callsSettled();
+    if (--entry.handles > 0) return;
     state.closing ??= state.callsSettled().then(() => closeIndex(state));
     return state.closing;
   }

@@ -49,7 +49,7 @@ export class KvStore {
       const failure = levelFailure(error, `open the store at ${location}`);
       if (failure === 'locked') {
         throw new StoreLockedError(
-          `The store at ${location} is open in another process (or another Client in this one). Close it there first; only one may hold a store at a time.`,
+          `The store at ${location} is open in another process (or in this one under another spelling of its path, e.g. through a symlink). Close it there first; one process at a time may hold a store.`,
           { cause: error },
         );
       }
