@@ -1,6 +1,8 @@
 /**
- * Loads vecvault's native addon (build/Release/vecvault_native.node, built on
- * install by scripts/build-native.mjs) on first use, never at import time.
+ * Loads vecvault's native addon on first use, never at import time, through
+ * node-gyp-build: build/Release/vecvault_native.node when it was compiled here
+ * (scripts/build-native.mjs, or `--force`), else the prebuilt binary in
+ * prebuilds/<platform>-<arch>/ that matches this platform and libc.
  * Shared by the engine (usearch) and crypto (batched OpenSSL) layers.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,7 +11,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeError } from '../errors.js';
 
-const ADDON_FILE = join('build', 'Release', 'vecvault_native.node');
+/** node-gyp-build's loader: `path(dir)` finds the binary (build/Release first, then prebuilds/), the call requires it. */
+interface NodeGypBuild {
+  (dir: string): unknown;
+  path(dir: string): string;
+}
 
 /** The package root: the nearest directory above this module with our package.json (works from src/ and dist/). */
 function packageRoot(): string {
@@ -32,19 +38,31 @@ function isVecvaultManifest(path: string): boolean {
 }
 
 let addon: unknown;
+let addonPath: string | undefined;
+
+/** The file of the native addon that is (or would be) loaded: build/Release/… or prebuilds/<platform>-<arch>/…. */
+export function nativeAddonPath(): string {
+  if (addonPath) return addonPath;
+  const nodeGypBuild = createRequire(import.meta.url)('node-gyp-build') as NodeGypBuild;
+  try {
+    addonPath = nodeGypBuild.path(packageRoot());
+  } catch (cause) {
+    throw new NativeError(
+      `no native addon for ${process.platform}-${process.arch}: none was built here and no prebuilt one matches. ` +
+        'Run `npm rebuild vecvault` (needs a C++17 compiler, python3 and make)',
+      { cause },
+    );
+  }
+  return addonPath;
+}
 
 export function loadNativeAddon(): unknown {
   if (addon) return addon;
-  const path = join(packageRoot(), ADDON_FILE);
-  if (!existsSync(path)) {
-    throw new NativeError(
-      `the native addon is not built (${ADDON_FILE} missing): run \`npm rebuild vecvault\` ` + '(needs a C++17 compiler, python3 and make)',
-    );
-  }
+  const path = nativeAddonPath();
   try {
     addon = createRequire(import.meta.url)(path);
   } catch (cause) {
-    throw new NativeError('the native addon failed to load: rebuild it with `npm rebuild vecvault`', { cause });
+    throw new NativeError(`the native addon ${path} failed to load: rebuild it with \`npm rebuild vecvault --build-from-source\``, { cause });
   }
   return addon;
 }
