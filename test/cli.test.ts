@@ -74,6 +74,16 @@ function setup() {
 }
 
 describe('vecvault CLI', () => {
+  it('is the package bin: dist/cli/main.js, built from src/cli/main.ts (shebang kept) by tsconfig.build.json', () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+    expect(pkg.bin).toEqual({ vecvault: './dist/cli/main.js' });
+    expect(pkg.files).toContain('dist/');
+    expect(readFileSync('src/cli/main.ts', 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const build = JSON.parse(readFileSync('tsconfig.build.json', 'utf8'));
+    expect(build.compilerOptions.rootDir).toBe('src');
+    expect(build.include).toContain('src');
+  });
+
   it('create → import .fvecs and JSONL → query with a filter → verify → export → stats --json', () => {
     const { dir, common, keyFile, key } = setup();
     expect(key).toMatch(/^[0-9a-f]{64}$/);
