@@ -153,7 +153,9 @@ export class Client {
 
   /**
    * Opens an existing index. The key is checked before anything is decrypted;
-   * a handle already open in this Client is returned as is.
+   * a handle already open in this Client is returned as is, and an index
+   * another Client of this process holds open is shared (a new handle on
+   * the same open index: every write is visible through both at once).
    * @throws `VECVAULT_INVALID_KEY` for any other key; `VECVAULT_INDEX_NOT_FOUND` when there is no
    * such index; `VECVAULT_INTEGRITY` when stored data fails authentication, committed writes are
    * missing, or the index's catalog entry vanished while its data or commit head remain;
