@@ -146,6 +146,20 @@ describe('recoverIndex()', () => {
     expect(kept!.contents).toMatch(/^text /);
   });
 
+  it('a manifest that no longer authenticates: the metric must be given, the dimension comes from the records, nothing counts as expected', async () => {
+    const { client, path, key } = await fillIndex(10);
+    await client.close();
+    const manifestKey = (await rawKeys(path, 0x4d))[0]!;
+    await flipValue(path, manifestKey, 30);
+    const to = join(tempStore(), 'r');
+    await expect(recoverIndex({ path, to, indexName: 'test', indexKey: key })).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    const report = await recoverIndex({ path, to, indexName: 'test', indexKey: key, metric: 'euclidean' });
+    expect(report).toMatchObject({ recovered: 10, unreadable: 0, expected: null, missing: null, manifestReadable: false, digestMatched: false });
+    const { index } = await reopen(to, key);
+    expect(index.getDimension()).toBe(8);
+    expect((await index.query({ queryVectors: rowVector(4), topK: 1 })).results[0]!.id).toBe('r4');
+  });
+
   it('refuses a wrong key, a missing index, and a target that is not empty or lies inside the store', async () => {
     const { client, path, key } = await fillIndex(4);
     await client.close();
