@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'VECVAULT_INTEGRITY'
   | 'VECVAULT_STORE_LOCKED'
   | 'VECVAULT_KMS'
+  | 'VECVAULT_PERMISSION'
   | 'VECVAULT_CLOSED'
   | 'VECVAULT_NOT_SUPPORTED'
   | 'VECVAULT_NATIVE'
@@ -76,9 +77,22 @@ export class StoreLockedError extends VecvaultError {
   }
 }
 
+/**
+ * A key source refused or failed: a KMS slot missing from the registry, an
+ * unreachable or refusing KMS, a disabled or missing key, an HSM token that is
+ * absent or a PIN that is wrong, a wrap that does not belong to this index.
+ * `cause` holds the provider's own error. Nothing was written.
+ */
 export class KmsError extends VecvaultError {
   constructor(message: string, options?: VecvaultErrorOptions) {
     super('VECVAULT_KMS', message, options);
+  }
+}
+
+/** The key (a user key) does not carry the permission this call needs, e.g. a write with a read-only user key. */
+export class PermissionError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_PERMISSION', message, options);
   }
 }
 

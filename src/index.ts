@@ -15,6 +15,7 @@ export {
   IntegrityError,
   StoreLockedError,
   KmsError,
+  PermissionError,
   ClosedError,
   NotSupportedError,
   NativeError,
