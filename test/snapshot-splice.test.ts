@@ -59,9 +59,11 @@ async function putRaw(path: string, entries: { key: Uint8Array; value: Uint8Arra
 
 /**
  * How many of `ids` a query with their own vector finds among its 10 nearest
- * (a graph search). HNSW can leave a rare node unreachable (about 1 in 3,000
- * in some builds of these 3,000 vectors, whatever the ef), so a healthy graph
- * finds 99 or 100 of 100; a graph without the records finds none.
+ * (a graph search). HNSW can leave a rare node unreachable whatever the ef
+ * (about 1 in 3,000 in most builds of these 3,000 vectors, but a parallel
+ * build on a loaded machine once left 3 of the 100), so a healthy graph finds
+ * at least 95 of 100; a graph without the records finds none. `inEngine` is
+ * the exact presence check.
  */
 async function foundByOwnVector(index: EncryptedIndex, ids: string[], vectors: number[][]): Promise<number> {
   const { results } = await index.query({ queryVectors: vectors, topK: 10 });
@@ -213,7 +215,7 @@ describe('snapshot chunks from a failed write of the same generation', () => {
     expect((await index.listIds()).count).toBe(3000);
     expect((await index.get({ ids: late.ids, include: ['vector'] })).filter((r) => r.vector !== undefined)).toHaveLength(100);
     expect(await inEngine(index, late)).toBe(100);
-    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(99);
+    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(95);
     expect(await inEngine(index, middle, 900)).toBe(900);
     // The rebuilt graph is snapshotted on close; the next open uses it.
     await client.close();
@@ -231,7 +233,7 @@ describe('snapshot chunks from a failed write of the same generation', () => {
     expect(warnings).toContain('VECVAULT_SNAPSHOT_REBUILD');
     expect(index.stats()).toMatchObject({ openedFrom: 'rebuild', count: 3000 });
     expect(await inEngine(index, late)).toBe(100);
-    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(99);
+    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(95);
   });
 
   it('control: the committed chunks put back as they were open from the snapshot, no warning', async () => {
@@ -241,7 +243,7 @@ describe('snapshot chunks from a failed write of the same generation', () => {
     expect(warnings).not.toContain('VECVAULT_SNAPSHOT_REBUILD');
     expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', snapshotGeneration: 2, count: 3000 });
     expect(await inEngine(index, late)).toBe(100);
-    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(99);
+    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(95);
   });
 
   it('every committed snapshot names a 16-byte write id, and the failed write had another one', async () => {
@@ -265,7 +267,7 @@ describe('snapshots written before write ids (no writeId in the SnapshotRef)', (
     expect(warnings).not.toContain('VECVAULT_SNAPSHOT_REBUILD');
     expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', snapshotGeneration: 2, count: 3000 });
     expect(await inEngine(index, late)).toBe(100);
-    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(99);
+    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(95);
     await index.upsert({ ids: ['new'], vectors: [[1, 2, 3, 4, 5, 6, 7, 8]] });
     await client.close();
     const ref = await committedRef(path, key);
@@ -290,7 +292,7 @@ describe('snapshots written before write ids (no writeId in the SnapshotRef)', (
     expect(warnings).toContain('VECVAULT_SNAPSHOT_REBUILD');
     expect(index.stats()).toMatchObject({ openedFrom: 'rebuild', count: 3000 });
     expect(await inEngine(index, late)).toBe(100);
-    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(99);
+    expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(95);
   });
 
   it('the same splice with records deleted after the failed write (the graph holds every live key and more): rebuild with a warning', async () => {
