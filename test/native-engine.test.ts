@@ -278,6 +278,28 @@ describe('native engine: writes', () => {
     expect(await engine.countPresent(new BigUint64Array(0))).toBe(0);
   });
 
+  it('heavy overwrite churn on a small index keeps every key findable and removable (usearch key-table tombstones)', async () => {
+    // The model-based test's shrunk pattern: 24 ids overwritten again and again. Before the key table
+    // was rebuilt ahead of filling, a remove freed live nodes and the 37th batch failed ("Ring buffer is full").
+    const engine = track(nativeEngine.create(options({ dimension: 4 })));
+    const liveKey = new Map<number, bigint>();
+    let next = 1n;
+    let n = 0;
+    for (let round = 0; round < 60; round++) {
+      const ids = Array.from({ length: 1 + (round % 7) }, (_, i) => (round * 5 + i * 7) % 24);
+      const batch = [...new Set(ids)];
+      const keys = BigUint64Array.from(batch, () => next++);
+      const vectors = Float32Array.from({ length: batch.length * 4 }, () => Math.sin(++n));
+      await engine.add(keys, vectors);
+      const replaced = batch.flatMap((id) => (liveKey.has(id) ? [liveKey.get(id)!] : []));
+      batch.forEach((id, i) => liveKey.set(id, keys[i]!));
+      if (replaced.length > 0) expect(await engine.remove(BigUint64Array.from(replaced))).toBe(replaced.length);
+      expect(engine.size()).toBe(liveKey.size);
+    }
+    const live = BigUint64Array.from(liveKey.values());
+    expect(await engine.countPresent(live)).toBe(live.length);
+  });
+
   it('reserve grows capacity ahead of an add; memoryUsage grows with data', async () => {
     const engine = track(nativeEngine.create(options()));
     const empty = engine.memoryUsage();

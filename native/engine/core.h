@@ -8,6 +8,7 @@
 #include "gate.h"
 #include "slot-pool.h"
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -37,6 +38,9 @@ struct Core {
     SlotPool slots;
     index_t index;
     bool closed = false; // written under the exclusive gate
+    // At most how many of the key table's slots hold an entry, live or erased
+    // (see reindex_keys below). Adds raise it; a rebuild or a growth resets it.
+    std::atomic<std::size_t> populated_bound{0};
 
     explicit Core(Config const& c) : config(c), slots(c.slots) {}
 };
@@ -69,22 +73,57 @@ std::size_t grow_target(std::size_t needed) {
     return target;
 }
 
-// Grows capacity (exclusive gate) if `needed` members do not fit.
-std::string ensure_capacity(Core& core, std::size_t needed) {
+// usearch 2.25 keeps key → slot in a flat hash set (`slot_lookup_`) whose
+// erased entries stay behind as tombstones; it rehashes only when it grows,
+// and decides that by live entries alone. Under churn (overwrites, deletes)
+// adds keep landing in empty slots until none is left: a lookup then wraps
+// the whole table, `equal_range` hands back a range at a slot that does not
+// match, and a remove frees a live node (found by the model-based test: the
+// free-slot ring overflowed, "Ring buffer is full", after 112 overwrites of
+// 24 ids). `reindex_keys_` — private, what usearch runs after a load —
+// rebuilds the table from the nodes. It is reached through the standard
+// explicit-instantiation idiom (access checks do not apply to the template
+// arguments of an explicit instantiation), and run before the table can fill.
+template <typename Tag, typename Tag::type Member> struct expose_member {
+    friend typename Tag::type member_of(Tag) { return Member; }
+};
+struct reindex_keys_tag {
+    using type = void (index_t::*)();
+    friend type member_of(reindex_keys_tag);
+};
+template struct expose_member<reindex_keys_tag, &index_t::reindex_keys_>;
+
+// The key table has capacity() * 3/2 slots; rebuild once adds could fill 8/9 of them.
+bool key_table_crowded(Core const& core, std::size_t adding) {
+    std::size_t usable = core.index.capacity();
+    return core.populated_bound + adding > usable + usable / 3;
+}
+
+// Grows capacity if `needed` members do not fit, and rebuilds the key table
+// if `adding` more entries could crowd it (both under the exclusive gate).
+std::string ensure_capacity(Core& core, std::size_t needed, std::size_t adding = 0) {
     {
         ReadHold hold(core.gate);
         if (core.closed)
             return "closed";
-        if (needed <= core.index.capacity())
+        if (needed <= core.index.capacity() && !key_table_crowded(core, adding)) {
+            core.populated_bound += adding;
             return {};
+        }
     }
     ExclusiveHold hold(core.gate);
     if (core.closed)
         return "closed";
-    if (needed <= core.index.capacity())
-        return {};
-    if (!core.index.try_reserve(index_limits_t(grow_target(needed), core.config.slots)))
-        return "out of memory while growing the index";
+    if (needed > core.index.capacity()) {
+        if (!core.index.try_reserve(index_limits_t(grow_target(needed), core.config.slots)))
+            return "out of memory while growing the index";
+        core.populated_bound = core.index.size(); // growing rehashed the live entries only
+    }
+    if (key_table_crowded(core, adding)) {
+        (core.index.*member_of(reindex_keys_tag{}))();
+        core.populated_bound = core.index.size();
+    }
+    core.populated_bound += adding;
     return {};
 }
 

@@ -115,6 +115,7 @@ class LoadWorker : public PromiseWorker {
         std::size_t target = grow_target(core_->index.size() + 1);
         if (!core_->index.try_reserve(index_limits_t(std::max(target, core_->index.capacity()), core_->config.slots)))
             return Fail(Failure::native, "out of memory while loading the index");
+        core_->populated_bound = core_->index.size(); // a load builds the key table afresh
     }
     std::vector<Part> parts_;
     Napi::Reference<Napi::Object> keep_;

@@ -40,7 +40,7 @@ class PrepareAddWorker : public PromiseWorker {
                     return Fail(Failure::invalid, "the key at row " + std::to_string(i) + " is already present", "keys");
             size = core_->index.size();
         }
-        std::string error = ensure_capacity(*core_, size + keys_.size());
+        std::string error = ensure_capacity(*core_, size + keys_.size(), keys_.size());
         if (!error.empty())
             Fail(error == "closed" ? Failure::closed : Failure::native, error);
     }
