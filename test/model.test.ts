@@ -546,8 +546,11 @@ function modelProperty(metric: Metric, mix: Mix, stats: Stats) {
         await new ReopenCommand().run(model, real);
         stats.commands += [...cmds].length;
       } finally {
-        await real.client.close();
-        rmSync(path, { recursive: true, force: true });
+        try {
+          await real.client.close();
+        } finally {
+          rmSync(path, { recursive: true, force: true }); // also when close() fails after a failed step
+        }
       }
     },
   );
@@ -720,8 +723,11 @@ async function withIndex(fn: (index: EncryptedIndex) => Promise<void>): Promise<
   try {
     await fn(await client.createIndex({ indexName: 'repro', indexKey: Client.generateKey(), dimension: DIM }));
   } finally {
-    await client.close();
-    rmSync(path, { recursive: true, force: true });
+    try {
+      await client.close();
+    } finally {
+      rmSync(path, { recursive: true, force: true });
+    }
   }
 }
 
