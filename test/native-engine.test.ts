@@ -276,6 +276,9 @@ describe('native engine: writes', () => {
     expect(await engine.countPresent(keys)).toBe(998);
     expect(await engine.countPresent(new BigUint64Array([keys[1]!, keys[5]!, 99_999_999n, keys[7]!]))).toBe(2);
     expect(await engine.countPresent(new BigUint64Array(0))).toBe(0);
+    // The same keys as numbers (a snapshot table's key column), and bad numbers refused.
+    expect(await engine.countPresent(Float64Array.from(keys, Number))).toBe(998);
+    await expect(engine.countPresent(new Float64Array([1.5]))).rejects.toMatchObject({ code: 'VECVAULT_VALIDATION' });
   });
 
   it('heavy overwrite churn on a small index keeps every key findable and removable (usearch key-table tombstones)', async () => {

@@ -142,7 +142,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
     });
     await engine.add(keys, vectors);
   }
-  await checkEngineKeys(state, tableKeys, added.values());
+  await checkEngineKeys(state, tableKeys, added);
 }
 
 /**
@@ -155,19 +155,24 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
  * live or one the replay added; all of them present and the sizes equal
  * means the two key sets are equal. The lookups run on the pool (one task).
  */
-async function checkEngineKeys(state: IndexState, tableKeys: Float64Array, added: Iterable<{ key: number }>): Promise<void> {
+async function checkEngineKeys(state: IndexState, tableKeys: Float64Array, added: ReadonlyMap<string, { key: number }>): Promise<void> {
   const { engine, live } = state;
   const mismatch = () => new IntegrityError(`The graph snapshot of index "${state.name}" does not hold the records of its table.`);
   if (!engine || engine.size() !== live.size) throw mismatch();
-  const keys = new BigUint64Array(live.size);
-  let n = 0;
-  for (let i = 0; i < tableKeys.length; i++) {
-    if (i > 0 && i % (64 * SLICE) === 0) await yieldToEventLoop();
-    const key = tableKeys[i]!;
-    if (live.idOf(key) !== undefined && n < keys.length) keys[n++] = BigInt(key);
+  // After a clean close nothing was replayed: the live keys are the table's key column, as is.
+  let keys = tableKeys;
+  if (added.size > 0 || live.size !== tableKeys.length) {
+    keys = new Float64Array(live.size);
+    let n = 0;
+    for (let i = 0; i < tableKeys.length; i++) {
+      if (i > 0 && i % (64 * SLICE) === 0) await yieldToEventLoop();
+      const key = tableKeys[i]!;
+      if (live.idOf(key) !== undefined && n < keys.length) keys[n++] = key;
+    }
+    for (const { key } of added.values()) if (n < keys.length) keys[n++] = key;
+    if (n !== live.size) throw mismatch();
   }
-  for (const { key } of added) if (n < keys.length) keys[n++] = BigInt(key);
-  if (n !== live.size || (await engine.countPresent(keys)) !== live.size) throw mismatch();
+  if ((await engine.countPresent(keys)) !== live.size) throw mismatch();
 }
 
 /** Reads every record, authenticates it, checks the set against the manifest digest, and fills the graph. */

@@ -70,7 +70,7 @@ interface NativeIndexHandle {
   size(): number;
   capacity(): number;
   contains(key: bigint): boolean;
-  countPresent(keys: BigUint64Array): Promise<number>;
+  countPresent(keys: BigUint64Array | Float64Array): Promise<number>;
   memoryUsage(): number;
   isa(): string;
   prepareAdd(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
@@ -351,9 +351,11 @@ class NativeEngine implements NativeAnnEngine {
     return this.#live().contains(key);
   }
 
-  countPresent(keys: BigUint64Array): Promise<number> {
+  countPresent(keys: BigUint64Array | Float64Array): Promise<number> {
     return this.#guard(() => {
-      checkKeys(keys, 'keys');
+      if (keys instanceof Float64Array) {
+        if (!keys.every((key) => Number.isSafeInteger(key) && key >= 0)) throw new ValidationError('keys must be non-negative safe integers', { path: 'keys' });
+      } else checkKeys(keys, 'keys');
       return nativeCall('countPresent', () => this.#handle.countPresent(keys));
     });
   }

@@ -50,8 +50,8 @@ export interface AnnEngine {
   /** `queries.length` is a multiple of the dimension; one row of `k` per query. */
   search(queries: Float32Array, k: number, options?: SearchOptions): Promise<SearchResult>;
   contains(key: bigint): boolean;
-  /** How many of `keys` the engine holds, counted off the main thread. */
-  countPresent(keys: BigUint64Array): Promise<number>;
+  /** How many of `keys` the engine holds, counted off the main thread (keys as u64, or as safe integers). */
+  countPresent(keys: BigUint64Array | Float64Array): Promise<number>;
   /** The whole graph and its vectors as bytes, to be encrypted by the caller. */
   serialize(): Promise<Uint8Array>;
   /** Bytes of memory held by the engine (best effort where the binding cannot tell). */
