@@ -59,10 +59,11 @@ const DEFAULT_TOP_K = 100;
  * An encrypted index, opened with its key. Get one from
  * {@link Client.createIndex} or {@link Client.loadIndex}; it stays usable
  * until `close()` (of the index or its Client) or `deleteIndex()`, after which
- * every call throws `ClosedError` (`VECVAULT_CLOSED`).
+ * every call but the synchronous getters throws `ClosedError` (`VECVAULT_CLOSED`).
  *
  * Every call may also throw `IntegrityError` (`VECVAULT_INTEGRITY`) when
- * stored data fails authentication, and `NativeError` (`VECVAULT_NATIVE`)
+ * stored data fails authentication, `StorageError` (`VECVAULT_IO`) when the
+ * file system refuses a read or write, and `NativeError` (`VECVAULT_NATIVE`)
  * when the engine fails after a write was saved (load the index again).
  *
  * @example
