@@ -33,7 +33,7 @@ describe('typed errors', () => {
     await bad(client.createIndex({ indexName: 'k', indexKey: key, indexConfig: { connectivity: -1 } }));
     await bad(client.createIndex({ indexName: 'k', indexKey: key, dimension: 4, storagePrecision: 'int8', metric: 'euclidean' }));
     await rejectsWithCode(client.createIndex({ indexName: 'k', indexKey: key, kmsName: 'aws' }), 'VECVAULT_VALIDATION');
-    await rejectsWithCode(client.createIndex({ indexName: 'k', kmsName: 'aws' }), 'VECVAULT_NOT_SUPPORTED');
+    await rejectsWithCode(client.createIndex({ indexName: 'k', kmsName: 'aws' }), 'VECVAULT_KMS'); // no such slot
     expect(await client.listIndexes()).toEqual([]);
 
     const index = await client.createIndex({ indexName: 'k', indexKey: key, dimension: 3, metric: 'cosine' });

@@ -4,12 +4,16 @@
  * see shared-store.ts), checks keys against the catalog, and tracks the index
  * handles it gave out.
  */
+import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { nativeEngine } from '../engine/native.js';
 import type { EngineFactory } from '../engine/types.js';
-import { ClosedError, IndexExistsError, IndexNotFoundError, NotSupportedError, ValidationError } from '../errors.js';
-import { createEnvelope, deriveIndexKeys, openEnvelope, wipeIndexKeys, type CatalogEntry } from '../keys/envelope.js';
+import { ClosedError, IndexExistsError, IndexNotFoundError, InvalidKeyError, KmsError, NotSupportedError, ValidationError } from '../errors.js';
+import { createEnvelope, deriveIndexKeys, KMS_FORMAT_VERSION, openEnvelope, wipeIndexKeys, type CatalogEntry } from '../keys/envelope.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
+import { kmsContext } from '../keys/kms/context.js';
+import { openProvider, resolveSlot, type KeyProvider, type KmsProviderName, type KmsRegistry } from '../keys/kms/types.js';
+import { validateKmsRegistry } from '../keys/kms/validate.js';
 import type { IndexStore } from '../storage/index-store.js';
 import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type Manifest, type RequestedConfig } from '../storage/manifest.js';
 import type { Store } from '../storage/store.js';
@@ -17,10 +21,21 @@ import type { IndexState } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import { EncryptedIndex } from './encrypted-index.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
-import type { ClientOptions, CreateIndexParams, LoadIndexParams } from './types.js';
+import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
 import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
 
 export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
+
+/** What `createIndex`/`loadIndex` were given: the application's key (a copy, wiped by the caller) or a registry slot. */
+type KeyChoice = { key: Buffer; kmsName?: undefined } | { key?: undefined; kmsName: string } | { key?: undefined; kmsName?: undefined };
+
+/** The key source an index's catalog entry names (`index.getKeySource()`): never a secret. */
+function keySourceOf(entry: CatalogEntry): KeySource {
+  if (entry.provider === 'none') return { provider: 'none' };
+  const out: { provider: KmsProviderName; kmsName: string; keyId?: string } = { provider: entry.provider as KmsProviderName, kmsName: entry.kmsName ?? '' };
+  if (entry.keyId !== null) out.keyId = entry.keyId;
+  return out;
+}
 
 /**
  * A store directory and the indexes in it. Opening is lazy: the first call
@@ -41,6 +56,8 @@ export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expan
 export class Client {
   readonly #root: string;
   readonly #engines: EngineFactory;
+  /** The KMS registry (`new Client({ kms })`), each slot checked; undefined without one. */
+  readonly #kms: KmsRegistry | undefined;
   /** This Client's reference to the shared open store, once a call needed it. */
   #shared: SharedStore | null = null;
   readonly #open = new Map<string, EncryptedIndex>();
@@ -52,14 +69,16 @@ export class Client {
   readonly #listings = new Set<Promise<string[]>>();
 
   /**
-   * @param options `{ path }`: the store directory, created on first use.
-   * @throws `VECVAULT_VALIDATION` without a `path`; `VECVAULT_NOT_SUPPORTED` for `kms` (not supported yet).
+   * @param options `{ path, kms? }`: the store directory, created on first use, and the KMS registry
+   * (slot name → slot, see docs/key-sources.md) for indexes whose key a KMS, HSM or the application's
+   * own provider holds.
+   * @throws `VECVAULT_VALIDATION` without a `path`, or for a malformed `kms` slot (`path` = `kms.<slot>.<field>`).
    */
   constructor(options: ClientOptions) {
     if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
       throw new ValidationError('new Client({ path }) needs the directory of the store.', { path: 'path' });
     }
-    if (options.kms !== undefined) throw new NotSupportedError('KMS providers are not supported yet: pass indexKey instead.');
+    this.#kms = options.kms === undefined ? undefined : validateKmsRegistry(options.kms);
     this.#root = resolve(options.path);
     this.#engines = nativeEngine;
   }
@@ -106,7 +125,7 @@ export class Client {
   async createIndex(params: CreateIndexParams): Promise<EncryptedIndex> {
     const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
-    this.#checkKeySource(p).fill(0); // checked first; the copy used is taken last, so every exit below wipes it
+    this.#checkKeySource(p, true).key?.fill(0); // checked first; the copy used is taken last, so every exit below wipes it
     if (p.embeddingModel !== undefined && p.embeddingModel !== null) {
       throw new NotSupportedError('embeddingModel: vecvault does not run embedding models yet. Embed the text yourself and pass vectors.');
     }
@@ -128,13 +147,19 @@ export class Client {
         path: 'storagePrecision',
       });
     }
-    const kek = this.#checkKeySource(p);
+    const choice = this.#checkKeySource(p, true);
+    const kmsName = choice.kmsName;
+    if (kmsName !== undefined) resolveSlot(this.#kms, kmsName); // KmsError naming a missing slot, before the store is touched
+    // A KMS-backed index: a random KEK, wrapped by the slot's provider below (and wiped in the finally).
+    const kek = choice.key ?? randomBytes(32);
     return this.#catalogExclusive(async (store) => {
       if (await store.hasIndex(name)) {
         throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
       }
       await store.checkAbsent(name); // IntegrityError when an index of that name lost its catalog entry
-      const { entry, dek } = createEnvelope(kek, name, { provider: 'none', keyId: null });
+      // The KMS wrap happens before anything is written: a KmsError leaves the store as it was.
+      const { entry, dek } =
+        kmsName === undefined ? createEnvelope(kek, name, { provider: 'none', keyId: null }) : await this.#createKmsEnvelope(kek, name, kmsName);
       const manifest: Manifest = {
         counter: 0,
         nextKey: 1,
@@ -147,7 +172,11 @@ export class Client {
         snapshot: null,
       };
       if (requested !== undefined) manifest.requested = requested;
-      return this.#handle(name, (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release));
+      return this.#handle(
+        name,
+        (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release),
+        keySourceOf(entry),
+      );
     }).finally(() => kek.fill(0));
   }
 
@@ -168,12 +197,14 @@ export class Client {
   async loadIndex(params: LoadIndexParams): Promise<EncryptedIndex> {
     const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
-    const kek = this.#checkKeySource(p);
+    const choice = this.#checkKeySource(p, false);
+    const kek = choice.key;
     return this.#catalogExclusive(async (store) => {
       const entry = await store.catalogEntry(name);
       if (entry === undefined) await store.checkAbsent(name); // a lost catalog entry is IntegrityError, not "not found"
       if (entry === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
-      const dek = openEnvelope(kek, name, entry); // InvalidKeyError before any record is read
+      // InvalidKeyError (or KmsError) before any record is read
+      const dek = entry.provider === 'none' ? this.#openWithKey(kek, name, entry, choice.kmsName) : await this.#openWithKms(kek, name, entry, choice.kmsName);
       const already = this.#open.get(name);
       if (already?.isUsable()) {
         dek.fill(0);
@@ -183,15 +214,15 @@ export class Client {
       const held = this.#sharedStore().indexes.get(name);
       if (held && held.state.isUsable() && Buffer.from(held.state.store.indexId).equals(Buffer.from(entry.indexId))) {
         dek.fill(0);
-        return this.#attach(name, held);
+        return this.#attach(name, held, keySourceOf(entry));
       }
       if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
       const indexStore = this.#indexStore(store, name, entry, dek);
-      return this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release)).catch((error: unknown) => {
+      return this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry)).catch((error: unknown) => {
         wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
         throw error;
       });
-    }).finally(() => kek.fill(0));
+    }).finally(() => kek?.fill(0));
   }
 
   /**
@@ -299,23 +330,27 @@ export class Client {
   }
 
   /** Opens an index through `open`, shares its state with the other Clients of the store, and hands out this Client's handle. */
-  async #handle(name: string, open: (release: () => void) => Promise<IndexState>): Promise<EncryptedIndex> {
+  async #handle(name: string, open: (release: () => void) => Promise<IndexState>, keySource: KeySource): Promise<EncryptedIndex> {
     const shared = this.#sharedStore();
     let state: IndexState | undefined;
     state = await open(() => {
       if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
     });
-    return this.#attach(name, shared.track(name, state));
+    return this.#attach(name, shared.track(name, state), keySource);
   }
 
   /** A handle of this Client on a shared index state; closing it lets go of this Client's share only. */
-  #attach(name: string, held: SharedIndex): EncryptedIndex {
+  #attach(name: string, held: SharedIndex, keySource: KeySource): EncryptedIndex {
     const shared = this.#sharedStore();
     held.handles++;
-    const index: EncryptedIndex = new EncryptedIndex(held.state, () => {
-      if (this.#open.get(name) === index) this.#open.delete(name);
-      return shared.releaseHandle(held);
-    });
+    const index: EncryptedIndex = new EncryptedIndex(
+      held.state,
+      () => {
+        if (this.#open.get(name) === index) this.#open.delete(name);
+        return shared.releaseHandle(held);
+      },
+      keySource,
+    );
     this.#open.set(name, index);
     return index;
   }
@@ -326,13 +361,108 @@ export class Client {
     return params;
   }
 
-  #checkKeySource(p: { indexKey?: unknown; kmsName?: unknown }): Buffer {
+  /**
+   * `indexKey` (a checked copy, the caller wipes it) or `kmsName`, never both. `createIndex` needs one
+   * of them; `loadIndex` may have neither (a KMS-backed index names its slot in its catalog entry).
+   */
+  #checkKeySource(p: { indexKey?: unknown; kmsName?: unknown }, required: boolean): KeyChoice {
     if (p.kmsName !== undefined && p.indexKey !== undefined) {
       throw new ValidationError('Pass exactly one of indexKey or kmsName, not both.', { path: 'indexKey' });
     }
-    if (p.kmsName !== undefined) throw new NotSupportedError('kmsName: KMS-held keys are not supported yet. Pass indexKey (32 bytes) instead.');
-    if (p.indexKey === undefined) throw new ValidationError('indexKey is required: a 32-byte key from Client.generateKey().', { path: 'indexKey' });
-    return checkIndexKey(p.indexKey);
+    if (p.kmsName !== undefined) {
+      if (typeof p.kmsName !== 'string' || p.kmsName.length === 0) {
+        throw new ValidationError('kmsName must be the name of a slot in new Client({ kms }).', { path: 'kmsName' });
+      }
+      return { kmsName: p.kmsName };
+    }
+    if (p.indexKey === undefined) {
+      if (!required) return {};
+      throw new ValidationError('Pass exactly one of indexKey (a 32-byte key from Client.generateKey()) or kmsName (a slot of new Client({ kms })).', {
+        path: 'indexKey',
+      });
+    }
+    return { key: checkIndexKey(p.indexKey) };
+  }
+
+  /**
+   * The envelope of a new KMS-backed index: draws the index id, wraps `kek` with the slot's provider
+   * under the context (format, name, id, DEK generation 1), and records the slot, provider, key id
+   * and region beside the wrapped KEK. One KMS call; the caller wipes `kek`.
+   */
+  async #createKmsEnvelope(kek: Buffer, name: string, kmsName: string): Promise<{ entry: CatalogEntry; dek: Buffer }> {
+    const slot = resolveSlot(this.#kms, kmsName);
+    const provider = await openProvider(kmsName, slot);
+    try {
+      const indexId = randomBytes(16);
+      const context = kmsContext({ format: KMS_FORMAT_VERSION, indexName: name, indexId, dekGeneration: 1 });
+      const { wrapped, keyId } = await provider.wrap(kek, context);
+      return createEnvelope(
+        kek,
+        name,
+        {
+          provider: slot.provider,
+          keyId: keyId ?? provider.source.keyId ?? null,
+          kmsName,
+          region: provider.source.region ?? null,
+          wrappedKek: new Uint8Array(wrapped),
+        },
+        indexId,
+      );
+    } finally {
+      await provider.close();
+    }
+  }
+
+  /** An `indexKey` index: the key is required, and checked against the verifier. */
+  #openWithKey(kek: Buffer | undefined, name: string, entry: CatalogEntry, kmsName: string | undefined): Buffer {
+    if (kmsName !== undefined) {
+      throw new ValidationError(`Index "${name}" is opened with its indexKey, not a KMS slot: pass indexKey instead of kmsName.`, { path: 'kmsName' });
+    }
+    if (kek === undefined) {
+      throw new ValidationError(`Index "${name}" was created with an indexKey: pass it, { indexName, indexKey }.`, { path: 'indexKey' });
+    }
+    return openEnvelope(kek, name, entry);
+  }
+
+  /**
+   * A KMS-backed index: its catalog entry names the slot; one unwrap by the slot's provider, bound to
+   * the entry's context, yields the KEK, which then opens the envelope as an `indexKey` would. An
+   * `indexKey` passed for it is refused (`InvalidKeyError`) without contacting the KMS.
+   */
+  async #openWithKms(key: Buffer | undefined, name: string, entry: CatalogEntry, kmsName: string | undefined): Promise<Buffer> {
+    if (key !== undefined) {
+      throw new InvalidKeyError(`Index "${name}" is held by KMS slot "${entry.kmsName ?? ''}": load it without indexKey, { indexName }.`);
+    }
+    const slotName = entry.kmsName ?? '';
+    if (kmsName !== undefined && kmsName !== slotName) {
+      throw new KmsError(`Index "${name}" is held by KMS slot "${slotName}", not "${kmsName}": load it with { indexName } alone.`);
+    }
+    const slot = resolveSlot(this.#kms, slotName);
+    if (slot.provider !== entry.provider) {
+      throw new KmsError(
+        `KMS slot "${slotName}" is a ${slot.provider} slot, but index "${name}" was created through a ${entry.provider} slot of that name. Point the slot back at its key source.`,
+      );
+    }
+    if (!(entry.wrappedKek instanceof Uint8Array)) throw new KmsError(`Index "${name}" has no wrapped key for KMS slot "${slotName}".`);
+    let provider: KeyProvider | undefined;
+    let kek: Uint8Array | undefined;
+    try {
+      provider = await openProvider(slotName, slot);
+      const context = kmsContext({ format: entry.format, indexName: name, indexId: entry.indexId, dekGeneration: entry.dekGeneration });
+      kek = await provider.unwrap(entry.wrappedKek, context);
+      if (kek.byteLength !== 32) throw new KmsError(`KMS slot "${slotName}" returned a ${kek.byteLength}-byte key for index "${name}"; a key is 32 bytes.`);
+      try {
+        return openEnvelope(kek, name, entry);
+      } catch (error) {
+        if (error instanceof InvalidKeyError) {
+          throw new KmsError(`KMS slot "${slotName}" returned a key that does not open index "${name}": the slot's key was replaced.`, { cause: error });
+        }
+        throw error;
+      }
+    } finally {
+      kek?.fill(0);
+      await provider?.close();
+    }
   }
 
   /**

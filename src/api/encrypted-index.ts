@@ -22,6 +22,7 @@ import type {
   IndexConfigInfo,
   IndexStats,
   IndexType,
+  KeySource,
   ListIdsResponse,
   Metric,
   QueryInclude,
@@ -77,6 +78,8 @@ export class EncryptedIndex {
   readonly #state: IndexState;
   /** Lets go of this handle's share of the index (the last handle closes it). */
   readonly #release: () => Promise<void>;
+  /** Where the index's key lives, from its catalog entry. */
+  readonly #keySource: KeySource;
   /** This handle was closed (by itself or its Client); other handles of the index may still be open. */
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -88,9 +91,10 @@ export class EncryptedIndex {
    * @internal Built by `Client` after the key check. Several handles (one per
    * Client that loaded the index) may share one state.
    */
-  constructor(state: IndexState, release: () => Promise<void>) {
+  constructor(state: IndexState, release: () => Promise<void>, keySource: KeySource = { provider: 'none' }) {
     this.#state = state;
     this.#release = release;
+    this.#keySource = keySource;
   }
 
   /** Runs a public call on the shared state, after checking this handle is open. */
@@ -116,6 +120,20 @@ export class EncryptedIndex {
   /** The index's name, as given to `createIndex`. */
   getIndexName(): string {
     return this.#state.name;
+  }
+
+  /**
+   * Where the index's key lives: `{ provider: 'none' }` for an index created with `indexKey`, or
+   * `{ provider, kmsName, keyId? }` for one created with `kmsName` (the slot, its provider and the
+   * key's id there). Never a secret. Works on a closed handle.
+   * @example
+   * ```ts
+   * index.getKeySource(); // { provider: 'aws-kms', kmsName: 'aws', keyId: 'arn:aws:kms:…' }
+   * ```
+   */
+  getKeySource(): KeySource {
+    const source = this.#keySource;
+    return source.provider === 'none' ? { provider: 'none' } : { ...source };
   }
 
   /** Vector length; `null` until the first upsert fixes it when `createIndex` left it out. */

@@ -3,6 +3,7 @@
  * any layer may import these types (they are the contract).
  */
 import type { Filter } from '../filter/types.js';
+import type { KmsProviderName, KmsRegistry } from '../keys/kms/types.js';
 
 export type { Filter } from '../filter/types.js';
 
@@ -51,14 +52,29 @@ export interface CreateIndexConfig extends IndexConfig {
 export interface ClientOptions {
   /** Directory of the store (created if absent). */
   path: string;
-  /** Reserved for KMS providers; not supported yet. */
-  kms?: unknown;
+  /**
+   * The KMS registry: slot name → slot (`pkcs11`, `aws-kms`, `aws-secrets-manager` or `custom`).
+   * An index created with `kmsName` keeps its key in that slot; see docs/key-sources.md.
+   */
+  kms?: KmsRegistry;
 }
+
+/** Where an index's key lives (`index.getKeySource()`): never a secret. */
+export type KeySource =
+  | { provider: 'none' }
+  | {
+      provider: KmsProviderName;
+      /** The registry slot named at `createIndex({ kmsName })`. */
+      kmsName: string;
+      /** The key's id at the provider (KMS key ARN, PKCS#11 URI, secret ARN, custom `keyId`), when known. */
+      keyId?: string;
+    };
 
 export interface CreateIndexParams {
   indexName: string;
   /** 32-byte key; exactly one of `indexKey` / `kmsName`. */
   indexKey?: Uint8Array;
+  /** A slot of `new Client({ kms })` that holds the index's key; exactly one of `indexKey` / `kmsName`. */
   kmsName?: string;
   /** Fixed by the first upsert when omitted. */
   dimension?: number;
@@ -71,7 +87,9 @@ export interface CreateIndexParams {
 
 export interface LoadIndexParams {
   indexName: string;
+  /** The key of an index created with `indexKey`; leave it out for a KMS-backed index (its entry names its slot). */
   indexKey?: Uint8Array;
+  /** Optional for a KMS-backed index: when given, it must be the slot the index was created with. */
   kmsName?: string;
 }
 

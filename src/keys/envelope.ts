@@ -7,7 +7,10 @@
  *
  * Formats: 1 (the first release) kept a plaintext `createdAt` in the entry and
  * used the manifest subkey also for the commit head and the digest terms; 2
- * (new indexes) has no `createdAt` and one subkey per purpose. Both are read.
+ * (new `indexKey` indexes) has no `createdAt` and one subkey per purpose; 3
+ * (new KMS-backed indexes) is 2 plus the key source: `kmsName`, `region` and
+ * `wrappedKek` (the KEK as the slot's provider wrapped it), bound into the
+ * DEK wrap's AAD with the provider and key id. All three are read.
  * Derived keys that only this module uses are wiped after use.
  */
 import { randomBytes } from 'node:crypto';
@@ -15,19 +18,27 @@ import { KEY_BYTES, open, seal } from '../crypto/aead.js';
 import { constantTimeEqual, deriveKey, frame, hmac, u64 } from '../crypto/kdf.js';
 import { IntegrityError, InvalidKeyError } from '../errors.js';
 
-/** The catalog format new indexes are written with. */
+/** The catalog format new `indexKey` indexes are written with. */
 export const FORMAT_VERSION = 2;
+/** The catalog format new KMS-backed indexes are written with (format 2 plus the key source). */
+export const KMS_FORMAT_VERSION = 3;
 /** Every catalog format this code reads. */
-const READABLE_FORMATS: readonly number[] = [1, 2];
+const READABLE_FORMATS: readonly number[] = [1, 2, 3];
 
-/** Who holds the KEK: `none` = the application passes it in; KMS providers later. */
-export interface KeyProvider {
+/** Who holds the KEK, as the catalog records it: `none` = the application passes it in. Never a secret. */
+export interface KeySourceRecord {
   provider: 'none' | string;
-  /** KMS key id / slot; null for `none`. */
+  /** The key's id at the provider (a KMS key ARN, a PKCS#11 URI, …); null for `none`. */
   keyId: string | null;
+  /** Format 3: the registry slot that holds the KEK; null for `none`. */
+  kmsName?: string | null;
+  /** Format 3: the AWS region of the slot; null otherwise. */
+  region?: string | null;
+  /** Format 3: the KEK as the slot's provider wrapped it (not secret without the provider); null for `none`. */
+  wrappedKek?: Uint8Array | null;
 }
 
-export interface CatalogEntry extends KeyProvider {
+export interface CatalogEntry extends KeySourceRecord {
   format: number;
   indexId: Uint8Array;
   salt: Uint8Array;
@@ -48,15 +59,37 @@ function verifierOf(kek: Uint8Array, salt: Uint8Array, indexName: string, indexI
 }
 
 function wrapAad(entry: Omit<CatalogEntry, 'wrappedDek' | 'verifier' | 'createdAt' | 'salt'>, indexName: string): Buffer {
-  return frame('dek', u64(entry.format), indexName, entry.indexId, u64(entry.dekGeneration), entry.provider, entry.keyId ?? '');
+  const fields: (Uint8Array | string)[] = [u64(entry.format), indexName, entry.indexId, u64(entry.dekGeneration), entry.provider, entry.keyId ?? ''];
+  if (entry.format >= 3) fields.push(entry.kmsName ?? '', entry.region ?? '');
+  return frame('dek', ...fields);
 }
 
-/** A fresh index: random id, salt and DEK; returns the entry to store and the DEK to use. */
-export function createEnvelope(kek: Uint8Array, indexName: string, provider: KeyProvider): { entry: CatalogEntry; dek: Buffer } {
-  const indexId = randomBytes(16);
+/**
+ * A fresh index: random salt and DEK, under `indexId` (random unless given:
+ * a KMS-backed index draws it first, because the KMS wrap's context binds
+ * it); returns the entry to store and the DEK to use. A `provider` other
+ * than `none` makes a format-3 entry.
+ */
+export function createEnvelope(
+  kek: Uint8Array,
+  indexName: string,
+  provider: KeySourceRecord,
+  indexId: Uint8Array = randomBytes(16),
+): { entry: CatalogEntry; dek: Buffer } {
   const salt = randomBytes(32);
   const dek = randomBytes(KEY_BYTES);
-  const base = { format: FORMAT_VERSION, indexId, dekGeneration: 1, ...provider };
+  const source: KeySourceRecord =
+    provider.provider === 'none'
+      ? { provider: 'none', keyId: provider.keyId }
+      : {
+          provider: provider.provider,
+          keyId: provider.keyId,
+          kmsName: provider.kmsName ?? null,
+          region: provider.region ?? null,
+          wrappedKek: provider.wrappedKek ?? null,
+        };
+  const format = provider.provider === 'none' ? FORMAT_VERSION : KMS_FORMAT_VERSION;
+  const base = { format, indexId, dekGeneration: 1, ...source };
   const wrapKey = deriveKey(kek, salt, 'wrap');
   let wrappedDek: Buffer;
   try {
@@ -78,7 +111,7 @@ export function createEnvelope(kek: Uint8Array, indexName: string, provider: Key
 export function openEnvelope(kek: Uint8Array, indexName: string, entry: CatalogEntry): Buffer {
   if (!READABLE_FORMATS.includes(entry.format)) {
     throw new IntegrityError(
-      `Index "${indexName}" has storage format ${entry.format}; this vecvault reads formats ${READABLE_FORMATS.join(' and ')}. Upgrade vecvault.`,
+      `Index "${indexName}" has storage format ${entry.format}; this vecvault reads formats ${READABLE_FORMATS.join(', ')}. Upgrade vecvault.`,
     );
   }
   const what = `The key envelope of index "${indexName}"`;

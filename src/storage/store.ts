@@ -197,6 +197,19 @@ export function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry 
     typeof entry.provider === 'string' &&
     (entry.keyId === null || typeof entry.keyId === 'string');
   if (!ok) throw unreadable();
+  if (entry.format >= 3) {
+    // Format 3 records the key source: a KMS slot (name, wrapped KEK) or none, never half of one.
+    const kms = entry.provider !== 'none';
+    const source =
+      (entry.region === null || typeof entry.region === 'string') &&
+      (kms
+        ? typeof entry.kmsName === 'string' && bytes(entry.wrappedKek) && (entry.wrappedKek as Uint8Array).byteLength > 0
+        : entry.kmsName === null && entry.wrappedKek === null);
+    if (!source) throw unreadable();
+    if (entry.wrappedKek instanceof Uint8Array) entry.wrappedKek = new Uint8Array(entry.wrappedKek);
+  } else if (entry.provider !== 'none') {
+    throw unreadable(); // formats 1 and 2 know no key source but the application's key
+  }
   for (const field of ['indexId', 'salt', 'verifier', 'wrappedDek'] as const) entry[field] = new Uint8Array(entry[field]);
   return entry;
 }
