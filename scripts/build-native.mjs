@@ -11,15 +11,20 @@
 //                                             (also VECVAULT_FORCE_BUILD=1, npm's --build-from-source)
 //   node scripts/build-native.mjs --prebuild  compile prebuilds/<platform>-<arch>/ with prebuildify
 //                                             and record the hash of the sources it was built from
+//   node scripts/build-native.mjs --record    record the binary already in prebuilds/<platform>-<arch>/
+//                                             (one built elsewhere from these sources)
 //   node scripts/build-native.mjs --prepack   before `npm pack`: the tarball's prebuilds are current
-//                                             (rebuilds this platform's when stale, unless
+//                                             (builds this platform's when missing or stale, unless
 //                                             VECVAULT_PREBUILD_NO_COMPILE=1)
 //   node scripts/build-native.mjs --check     exit 1 when a prebuild in prebuilds/ is stale
+//
+// prebuilds/ is build output (not in git): the package tarball carries it, so
+// an install from npm uses it; a git clone compiles.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -184,19 +189,26 @@ function prebuild() {
   const prebuildify = require.resolve('prebuildify/bin.js');
   const built = run(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc', `--target=${process.versions.node}`, `--node-gyp=${nodeGypBin()}`], env);
   if (!built) fail('prebuildify failed');
-  const binaries = readdirSync(folder).filter((f) => f.endsWith('.node'));
-  if (binaries.length !== 1) fail(`prebuildify left ${binaries.length} binaries in prebuilds/${here}`);
+  const binary = record();
+  const size = (statSync(binary).size / 1024 / 1024).toFixed(1);
+  console.log(`vecvault: prebuilds/${here}/${basename(binary)} (${size} MB) built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Writes the record of the one binary in prebuilds/<here>/: the sources it was built from, its hash. */
+function record() {
+  const folder = join(root, 'prebuilds', here);
+  const binaries = existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith('.node')) : [];
+  if (binaries.length !== 1) fail(`expected one binary in prebuilds/${here}, found ${binaries.length}`);
   const binary = join(folder, binaries[0]);
-  const record = {
+  const loaded = loads(binary);
+  if (!loaded.ok) fail(`the prebuild ${loaded.why}`);
+  const entry = {
     ...sourcesHash(),
     binary: sha256(readFileSync(binary)),
     builtWith: { node: process.versions.node, napi: 8, compiler: compilerVersion() },
   };
-  writeFileSync(join(folder, RECORD), `${JSON.stringify(record, null, 2)}\n`);
-  const loaded = loads(binary);
-  if (!loaded.ok) fail(`the new prebuild ${loaded.why}`);
-  const size = (statSync(binary).size / 1024 / 1024).toFixed(1);
-  console.log(`vecvault: prebuilds/${here}/${binaries[0]} (${size} MB) built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  writeFileSync(join(folder, RECORD), `${JSON.stringify(entry, null, 2)}\n`);
+  return binary;
 }
 
 function compilerVersion() {
@@ -237,7 +249,7 @@ function prepack() {
     const state = prebuildState(dir);
     if (state.ok) continue;
     if (dir !== here || process.env.VECVAULT_PREBUILD_NO_COMPILE === '1') {
-      console.error(`vecvault: ${state.why}; rebuild it on ${dir} with \`npm run build:prebuild\` and commit prebuilds/${dir}`);
+      console.error(`vecvault: ${state.why}; build it on ${dir} with \`npm run build:prebuild\` and copy prebuilds/${dir} here before packing`);
       process.exit(1);
     }
     prebuild();
@@ -245,21 +257,24 @@ function prepack() {
   console.log(`vecvault: prebuilds current for ${PACKED_PLATFORMS.join(', ')}`);
 }
 
+/** Every prebuild present is current (a missing one is fine: prepack builds it for the tarball). */
 function check() {
   const dirs = existsSync(join(root, 'prebuilds')) ? readdirSync(join(root, 'prebuilds')) : [];
   let stale = false;
-  for (const dir of new Set([...PACKED_PLATFORMS, ...dirs])) {
+  for (const dir of dirs) {
     const state = prebuildState(dir);
     if (state.ok) console.log(`vecvault: prebuilds/${dir} is current (sources ${state.record.sources.slice(0, 12)})`);
     else {
       stale = true;
-      console.error(`vecvault: ${state.why}; rebuild it with \`npm run build:prebuild\` (on ${dir}) and commit prebuilds/${dir}`);
+      console.error(`vecvault: ${state.why}; rebuild it with \`npm run build:prebuild\` (on ${dir})`);
     }
   }
+  if (dirs.length === 0) console.log("vecvault: no prebuilds here (npm pack builds this platform's)");
   process.exit(stale ? 1 : 0);
 }
 
 if (args.includes('--prebuild')) prebuild();
+else if (args.includes('--record')) record();
 else if (args.includes('--prepack')) prepack();
 else if (args.includes('--check')) check();
 else install();

@@ -7,8 +7,9 @@
 //
 // The package is packed from a staging copy of its files (node_modules
 // symlinked), so `prepack` (tsc → dist/) never writes into the working tree
-// while other tests read it. The prebuild must be current: a stale one fails
-// here instead of compiling (`npm run build:prebuild`).
+// while other tests read it. A current prebuild in prebuilds/ is packed as is;
+// without one, prepack builds it in the staging copy (1–4 minutes), never in
+// the working tree.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -127,9 +128,10 @@ try {
 
   const packed = run('npm', ['pack', '--json', '--pack-destination', work], {
     cwd: dir,
-    env: { ...process.env, VECVAULT_PREBUILD_NO_COMPILE: '1', npm_config_loglevel: 'warn' },
+    env: { ...process.env, npm_config_loglevel: 'warn' },
   });
-  const info = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[/m)))[0];
+  // npm's JSON report starts with a line holding only `[`; prepack's build logs (prebuildify) come before it.
+  const info = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[$/m)))[0];
   const tarball = join(work, info.filename);
   const prebuilt = info.files.filter((f) => f.path.startsWith('prebuilds/'));
   report.pack = {
