@@ -18,7 +18,6 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -26,7 +25,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it, vi } from 'vitest';
 import { KeyCacheError, ValidationError } from '../src/errors.js';
 import { generateKey } from '../src/keys/index-key.js';
-import { tempStore } from './support/helpers.js';
+import { tempStore, tsWorkerBoot } from './support/helpers.js';
 
 // Lets a test predict the library's random temp-file name (randomBytes(12)) to plant a symlink there.
 const tempName = vi.hoisted(() => ({ bytes: undefined as Buffer | undefined }));
@@ -116,15 +115,7 @@ for (let r = 0; r < rounds; r++) {
 parentPort.postMessage(out);
 `,
     );
-    // Workers do not inherit tsx's loader: register it, then load the TypeScript worker.
-    const tsxApi = createRequire(import.meta.url)
-      .resolve('tsx/esm/api')
-      .replace(/\.cjs$/, '.mjs');
-    const boot = join(dir, 'boot.mjs');
-    writeFileSync(
-      boot,
-      `import { register } from ${JSON.stringify(pathToFileURL(tsxApi).href)};\nregister();\nawait import(${JSON.stringify(pathToFileURL(file).href)});\n`,
-    );
+    const boot = tsWorkerBoot(dir, file);
     const shared = new SharedArrayBuffer(8);
     const results = await Promise.all(
       Array.from(

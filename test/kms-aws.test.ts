@@ -13,23 +13,12 @@ import { KmsError } from '../src/errors.js';
 import { awsEncryptionContext, kmsContext } from '../src/keys/kms/context.js';
 import { openProvider, type AwsKmsSlot, type AwsSecretsManagerSlot, type KeyProvider, type ProviderOptions } from '../src/keys/kms/types.js';
 import { AwsLoopback, LOOPBACK_CREDENTIALS, closedPort } from './support/aws-loopback.js';
+import { rejectsKmsError } from './support/helpers.js';
 
 const FAST: ProviderOptions = { timeoutMs: 500, maxAttempts: 1 };
 const ctx = (dekGeneration = 1, indexName = 'notes') => kmsContext({ format: 2, indexName, indexId: Buffer.alloc(16, 9), dekGeneration });
 
-async function rejectsKms(promise: Promise<unknown>, causeName?: string): Promise<KmsError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a KmsError');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KmsError);
-  expect((error as KmsError).code).toBe('VECVAULT_KMS');
-  expect((error as KmsError).cause).toBeDefined();
-  if (causeName !== undefined) expect((error as KmsError).cause).toMatchObject({ name: causeName });
-  return error as KmsError;
-}
+const rejectsKms = (promise: Promise<unknown>, causeName?: string) => rejectsKmsError(promise, causeName ?? true);
 
 let aws: AwsLoopback;
 const opened: KeyProvider[] = [];

@@ -14,7 +14,7 @@ import { Client, KmsError, type CustomSlot, type KmsRegistry } from '../src/inde
 import { catalogKey } from '../src/storage/layout.js';
 import { unpack } from '../src/storage/sealed.js';
 import { AwsLoopback, LOOPBACK_CREDENTIALS, closedPort } from './support/aws-loopback.js';
-import { rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+import { rawStore, rejectsKmsError, rejectsWithCode, tempStore } from './support/helpers.js';
 import { SOFTHSM_MODULE, SoftHsm, softHsmUnavailable } from './support/softhsm.js';
 
 /** A custom slot: AES-256-GCM under `secret`, the context as AAD. Records every key it was asked to wrap. */
@@ -38,18 +38,7 @@ function customSlot(secret: Buffer, seen: Buffer[] = [], keyId = 'app-keychain/1
   };
 }
 
-async function rejectsKms(promise: Promise<unknown>, withCause = true): Promise<KmsError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a KmsError');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KmsError);
-  expect((error as KmsError).code).toBe('VECVAULT_KMS');
-  if (withCause) expect((error as KmsError).cause).toBeDefined();
-  return error as KmsError;
-}
+const rejectsKms = (promise: Promise<unknown>, withCause = true) => rejectsKmsError(promise, withCause);
 
 /** Every file under `dir`, concatenated. */
 function allBytes(dir: string): Buffer {

@@ -11,6 +11,7 @@ import { KmsError } from '../src/errors.js';
 import { kmsContext } from '../src/keys/kms/context.js';
 import { openProvider, type KeyProvider, type Pkcs11Slot } from '../src/keys/kms/types.js';
 import { SOFTHSM_MODULE, SoftHsm, softHsmUnavailable } from './support/softhsm.js';
+import { rejectsKmsError } from './support/helpers.js';
 
 const unavailable = softHsmUnavailable();
 if (unavailable !== undefined && process.env.CI !== 'true') console.warn(`kms-pkcs11.test.ts skipped: ${unavailable}`);
@@ -20,17 +21,7 @@ const TOKEN = 'vecvault-test';
 const PIN = '1234';
 const ctx = (dekGeneration = 1, indexName = 'notes') => kmsContext({ format: 2, indexName, indexId: Buffer.alloc(16, 7), dekGeneration });
 
-async function rejectsKms(promise: Promise<unknown>): Promise<KmsError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a KmsError');
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(KmsError);
-  expect((error as KmsError).code).toBe('VECVAULT_KMS');
-  return error as KmsError;
-}
+const rejectsKms = (promise: Promise<unknown>) => rejectsKmsError(promise);
 
 describe.skipIf(skip)('pkcs11 provider on SoftHSM2', () => {
   let hsm: SoftHsm;

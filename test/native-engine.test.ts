@@ -5,11 +5,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { nativeEngine, simdCapabilities, type NativeAnnEngine } from '../src/engine/native.js';
 import type { EngineMetric, EngineOptions, EnginePrecision, SearchResult } from '../src/engine/types.js';
 import { exactTopK, randomFlat as randomVectors, recall as recallOf, seededRandom as rng } from './support/vectors.js';
+import { tsWorkerBoot } from './support/helpers.js';
 
 // ------------------------------------------------------------- helpers --
 
@@ -555,15 +555,7 @@ else { await e.close(); parentPort.postMessage(String(r.keys[0])); }
     try {
       const file = join(dir, 'worker.mts');
       writeFileSync(file, source);
-      // Workers do not inherit tsx's loader: register it, then load the TypeScript worker.
-      const tsxApi = createRequire(import.meta.url)
-        .resolve('tsx/esm/api')
-        .replace(/\.cjs$/, '.mjs');
-      const boot = join(dir, 'boot.mjs');
-      writeFileSync(
-        boot,
-        `import { register } from ${JSON.stringify(pathToFileURL(tsxApi).href)};\nregister();\nawait import(${JSON.stringify(pathToFileURL(file).href)});\n`,
-      );
+      const boot = tsWorkerBoot(dir, file);
       const run = (stall: boolean): Promise<{ message: string; worker: Worker }> =>
         new Promise((resolve, reject) => {
           const worker = new Worker(boot, { workerData: { stall } });

@@ -14,7 +14,7 @@ import { HeadFile } from '../src/storage/heads.js';
 import { catalogKey, indexRange } from '../src/storage/layout.js';
 import { unpack } from '../src/storage/sealed.js';
 import { Client } from '../src/index.js';
-import { openClient, openFresh, reopen } from './support/fixtures.js';
+import { openClient, openFresh, reopen, storedTwoRecords } from './support/fixtures.js';
 import { rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -35,18 +35,7 @@ async function headKeyOf(path: string, name: string, key: Uint8Array): Promise<{
   return { entry, headKey: Buffer.from(keys.head) };
 }
 
-async function populated(name = 'x') {
-  const { path, key, client, index } = await openFresh({ indexName: name, dimension: 2 });
-  await index.upsert({
-    ids: ['a', 'b'],
-    vectors: [
-      [1, 0],
-      [0, 1],
-    ],
-  });
-  await client.close();
-  return { path, key };
-}
+const populated = (name = 'x') => storedTwoRecords({ indexName: name });
 
 describe('4. no file vecvault writes follows a planted symlink', () => {
   it('symlinks planted at the head, its old temp name and any temp name never redirect a write; the victim is unchanged', async () => {

@@ -18,7 +18,7 @@ import { catalogKey } from '../src/storage/layout.js';
 import { openManifest, sealManifest } from '../src/storage/manifest.js';
 import { liveTags, openRecords, pack, unpack } from '../src/storage/sealed.js';
 import { Client, type EncryptedIndex } from '../src/index.js';
-import { openClient, openFresh, reopen } from './support/fixtures.js';
+import { openClient, openFresh, reopen, storedTwoRecords } from './support/fixtures.js';
 import { rawRecords, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 import { randomVectors } from './support/vectors.js';
 
@@ -233,16 +233,7 @@ describe('6. leaks the threat model did not list', () => {
   });
 
   it('(c) record keys are deterministic per index: the same ids give the same LevelDB keys in two copies (documented, inherent)', async () => {
-    const key = Client.generateKey();
-    const { path, client, index } = await openFresh({ indexName: 'k', indexKey: key, dimension: 2 });
-    await index.upsert({
-      ids: ['a', 'b'],
-      vectors: [
-        [1, 0],
-        [0, 1],
-      ],
-    });
-    await client.close();
+    const { path, key } = await storedTwoRecords({ indexName: 'k' });
     const db = await rawStore(path);
     const keys = (await rawRecords(db)).map((r) => hex(r.key));
     await db.close();
@@ -424,15 +415,7 @@ describe('7. smaller defects', () => {
   });
 
   it('(d) a new index MACs its head file and digest terms with their own subkeys, not the manifest key', async () => {
-    const { path, key, client, index } = await openFresh({ indexName: 'd', dimension: 2 });
-    await index.upsert({
-      ids: ['a', 'b'],
-      vectors: [
-        [1, 0],
-        [0, 1],
-      ],
-    });
-    await client.close();
+    const { path, key } = await storedTwoRecords({ indexName: 'd' });
     const { entry, dek } = await dekOf(path, 'd', key);
     const id = entry.indexId;
     const manifestKey = deriveKey(dek, id, 'manifest');

@@ -38,6 +38,20 @@ export async function openFresh(options: FreshOptions = {}): Promise<OpenIndex> 
   return { path, key: indexKey, client, index };
 }
 
+/** A closed store holding one 2-d index with records `a` = [1, 0] and `b` = [0, 1], one commit: for tests that then read or tamper with the files. */
+export async function storedTwoRecords(options: FreshOptions = {}): Promise<{ path: string; key: Uint8Array }> {
+  const { path, key, client, index } = await openFresh({ dimension: 2, ...options });
+  await index.upsert({
+    ids: ['a', 'b'],
+    vectors: [
+      [1, 0],
+      [0, 1],
+    ],
+  });
+  await client.close();
+  return { path, key };
+}
+
 /** A new Client on `path` with `indexName` loaded under `key` (close the previous client first). */
 export async function reopen(path: string, key: Uint8Array, indexName = 'test'): Promise<OpenIndex> {
   const client = openClient(path);

@@ -3,11 +3,14 @@
  * components only. Generated data, distances and exact search live in
  * ./vectors.ts (re-exported here for existing imports).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ClassicLevel } from 'classic-level';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
+import { KmsError } from '../../src/errors.js';
 
 export { bruteForce, cosineDistance, l2, randomVectors } from './vectors.js';
 
@@ -60,4 +63,29 @@ export async function rejectsWithCode(promise: Promise<unknown> | (() => unknown
     return error as Error;
   }
   throw new Error(`expected ${code}, but the call succeeded`);
+}
+
+/**
+ * A `.mjs` entry for `new Worker()` that runs the TypeScript module `file`:
+ * workers do not inherit tsx's loader, so it registers tsx first. Written into `dir`.
+ */
+export function tsWorkerBoot(dir: string, file: string): string {
+  const tsxApi = createRequire(import.meta.url)
+    .resolve('tsx/esm/api')
+    .replace(/\.cjs$/, '.mjs');
+  const boot = join(dir, 'boot.mjs');
+  writeFileSync(
+    boot,
+    `import { register } from ${JSON.stringify(pathToFileURL(tsxApi).href)};\nregister();\nawait import(${JSON.stringify(pathToFileURL(file).href)});\n`,
+  );
+  return boot;
+}
+
+/** Asserts a `KmsError` (`VECVAULT_KMS`); `cause`: true = it keeps a cause, a string = the cause's `name`. */
+export async function rejectsKmsError(promise: Promise<unknown>, cause: boolean | string = false): Promise<KmsError> {
+  const error = await rejectsWithCode(promise, 'VECVAULT_KMS');
+  expect(error).toBeInstanceOf(KmsError);
+  if (cause !== false) expect(error.cause).toBeDefined();
+  if (typeof cause === 'string') expect(error.cause).toMatchObject({ name: cause });
+  return error as KmsError;
 }

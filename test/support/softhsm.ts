@@ -52,42 +52,20 @@ export class SoftHsm {
   /** An AES-256 key made on the token as its owner would: sensitive, never extractable (unless `extractable`). */
   generateAesKey(tokenLabel: string, pin: string, keyLabel: string, opts: { extractable?: boolean } = {}): void {
     const flags = opts.extractable === true ? ['--extractable'] : ['--sensitive'];
-    this.run('pkcs11-tool', [
-      '--module',
-      SOFTHSM_MODULE,
-      '--token-label',
-      tokenLabel,
-      '--login',
-      '--pin',
-      pin,
-      '--keygen',
-      '--key-type',
-      'AES:32',
-      '--label',
-      keyLabel,
-      ...flags,
-    ]);
+    this.pkcs11Tool(tokenLabel, pin, '--keygen', '--key-type', 'AES:32', '--label', keyLabel, ...flags);
   }
 
   deleteKey(tokenLabel: string, pin: string, keyLabel: string): void {
-    this.run('pkcs11-tool', [
-      '--module',
-      SOFTHSM_MODULE,
-      '--token-label',
-      tokenLabel,
-      '--login',
-      '--pin',
-      pin,
-      '--delete-object',
-      '--type',
-      'secrkey',
-      '--label',
-      keyLabel,
-    ]);
+    this.pkcs11Tool(tokenLabel, pin, '--delete-object', '--type', 'secrkey', '--label', keyLabel);
+  }
+
+  /** pkcs11-tool logged in to one token of this SoftHSM2. */
+  private pkcs11Tool(tokenLabel: string, pin: string, ...args: string[]): string {
+    return this.run('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', tokenLabel, '--login', '--pin', pin, ...args]);
   }
 
   changePin(tokenLabel: string, oldPin: string, newPin: string): void {
-    this.run('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', tokenLabel, '--login', '--pin', oldPin, '--change-pin', '--new-pin', newPin]);
+    this.pkcs11Tool(tokenLabel, oldPin, '--change-pin', '--new-pin', newPin);
   }
 
   deleteToken(tokenLabel: string): void {

@@ -123,11 +123,7 @@ export function validateKmsSlot(slotName: string, input: unknown): KmsSlot {
         keyId: text(slot, at, 'keyId', 'a KMS key id, key ARN or alias'),
         region: text(slot, at, 'region', 'an AWS region'),
       };
-      const url = endpoint(slot, at);
-      const creds = credentials(slot, at);
-      if (url !== undefined) out.endpoint = url;
-      if (creds !== undefined) out.credentials = creds;
-      return out;
+      return withAwsConnection(out, slot, at);
     }
     case 'aws-secrets-manager': {
       const out: AwsSecretsManagerSlot = {
@@ -135,11 +131,7 @@ export function validateKmsSlot(slotName: string, input: unknown): KmsSlot {
         secretId: text(slot, at, 'secretId', 'a secret name or ARN'),
         region: text(slot, at, 'region', 'an AWS region'),
       };
-      const url = endpoint(slot, at);
-      const creds = credentials(slot, at);
-      if (url !== undefined) out.endpoint = url;
-      if (creds !== undefined) out.credentials = creds;
-      return out;
+      return withAwsConnection(out, slot, at);
     }
     case 'custom': {
       const out: CustomSlot = {
@@ -152,6 +144,15 @@ export function validateKmsSlot(slotName: string, input: unknown): KmsSlot {
       return out;
     }
   }
+}
+
+/** Adds an AWS slot's optional `endpoint` and `credentials`, checked, to `out`. */
+function withAwsConnection<T extends AwsKmsSlot | AwsSecretsManagerSlot>(out: T, slot: Record<string, unknown>, at: string): T {
+  const url = endpoint(slot, at);
+  const creds = credentials(slot, at);
+  if (url !== undefined) out.endpoint = url;
+  if (creds !== undefined) out.credentials = creds;
+  return out;
 }
 
 /** Checks a whole registry (`new Client({ kms })`); returns a copy with each slot checked. */
