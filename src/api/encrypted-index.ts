@@ -9,6 +9,7 @@ import type { IndexState } from '../core/index-state.js';
 import { compact, writeSnapshot } from '../core/maintenance.js';
 import { getRecords, listIds, query, type SearchMode } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
+import { CallsInFlight } from '../core/calls-in-flight.js';
 import { verifyIndex } from '../core/verify.js';
 import { ClosedError, NotSupportedError, ValidationError } from '../errors.js';
 import { compileFilter } from '../filter/index.js';
@@ -84,8 +85,7 @@ export class EncryptedIndex {
   #closed = false;
   #closing: Promise<void> | null = null;
   /** Calls through this handle started and not yet settled: its close() waits for them (not for other handles'). */
-  #inFlight = 0;
-  #whenIdle: (() => void)[] = [];
+  readonly #calls = new CallsInFlight();
 
   /**
    * @internal Built by `Client` after the key check. Several handles (one per
@@ -100,12 +100,7 @@ export class EncryptedIndex {
   /** Runs a public call on the shared state, after checking this handle is open. */
   async #call<T>(work: () => Promise<T>): Promise<T> {
     this.#assertOpen();
-    this.#inFlight++;
-    try {
-      return await this.#state.call(work);
-    } finally {
-      if (--this.#inFlight === 0) for (const resolve of this.#whenIdle.splice(0)) resolve();
-    }
+    return this.#calls.run(() => this.#state.call(work));
   }
 
   #assertOpen(): void {
@@ -431,7 +426,7 @@ export class EncryptedIndex {
    */
   close(): Promise<void> {
     this.#closed = true;
-    this.#closing ??= (this.#inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#whenIdle.push(resolve))).then(() => this.#release());
+    this.#closing ??= this.#calls.settled().then(() => this.#release());
     return this.#closing;
   }
 

@@ -8,6 +8,7 @@ import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePreci
 import { ClosedError, IntegrityError } from '../errors.js';
 import type { IndexStore } from '../storage/index-store.js';
 import type { Manifest, Metric, StoragePrecision } from '../storage/manifest.js';
+import { CallsInFlight } from './calls-in-flight.js';
 import { LiveRecords } from './live-records.js';
 import { WriteQueue } from './write-queue.js';
 
@@ -43,8 +44,7 @@ export class IndexState {
   /** A due background snapshot, waiting for writes to pause. */
   snapshotTimer: NodeJS.Timeout | undefined;
   /** Public calls started and not yet settled: a close waits for them. */
-  private callsInFlight = 0;
-  private whenNoCalls: (() => void)[] = [];
+  private readonly calls = new CallsInFlight();
 
   constructor(
     readonly store: IndexStore,
@@ -90,20 +90,14 @@ export class IndexState {
    * Runs one public call, counted from its start (after assertCallable) until
    * it settles, so a close that begins meanwhile waits for it (`callsSettled`).
    */
-  async call<T>(work: () => Promise<T>): Promise<T> {
+  call<T>(work: () => Promise<T>): Promise<T> {
     this.assertCallable();
-    this.callsInFlight++;
-    try {
-      return await work();
-    } finally {
-      if (--this.callsInFlight === 0) for (const resolve of this.whenNoCalls.splice(0)) resolve();
-    }
+    return this.calls.run(work);
   }
 
   /** Resolves once no public call is in flight. */
   callsSettled(): Promise<void> {
-    if (this.callsInFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.whenNoCalls.push(resolve));
+    return this.calls.settled();
   }
 
   /** Runs write-side work after everything queued before it, while the index is usable. */
