@@ -125,7 +125,17 @@ export class Client {
   async createIndex(params: CreateIndexParams): Promise<EncryptedIndex> {
     const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
-    this.#checkKeySource(p, true).key?.fill(0); // checked first; the copy used is taken last, so every exit below wipes it
+    const choice = this.#checkKeySource(p, true);
+    // A KMS-backed index: a random KEK, wrapped by the slot's provider below. Every exit wipes it (or the caller's key copy).
+    const kek = choice.key ?? randomBytes(32);
+    try {
+      return await this.#createIndex(p, name, choice.kmsName, kek);
+    } finally {
+      kek.fill(0);
+    }
+  }
+
+  async #createIndex(p: CreateIndexParams, name: string, kmsName: string | undefined, kek: Buffer): Promise<EncryptedIndex> {
     if (p.embeddingModel !== undefined && p.embeddingModel !== null) {
       throw new NotSupportedError('embeddingModel: vecvault does not run embedding models yet. Embed the text yourself and pass vectors.');
     }
@@ -147,11 +157,7 @@ export class Client {
         path: 'storagePrecision',
       });
     }
-    const choice = this.#checkKeySource(p, true);
-    const kmsName = choice.kmsName;
     if (kmsName !== undefined) resolveSlot(this.#kms, kmsName); // KmsError naming a missing slot, before the store is touched
-    // A KMS-backed index: a random KEK, wrapped by the slot's provider below (and wiped in the finally).
-    const kek = choice.key ?? randomBytes(32);
     return this.#catalogExclusive(async (store) => {
       if (await store.hasIndex(name)) {
         throw new IndexExistsError(`An index named "${name}" already exists. Load it with loadIndex(), or pick another name.`);
@@ -177,7 +183,7 @@ export class Client {
         (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release),
         keySourceOf(entry),
       );
-    }).finally(() => kek.fill(0));
+    });
   }
 
   /**
@@ -185,7 +191,8 @@ export class Client {
    * a handle already open in this Client is returned as is, and an index
    * another Client of this process holds open is shared (a new handle on
    * the same open index: every write is visible through both at once).
-   * @throws `VECVAULT_INVALID_KEY` for any other key; `VECVAULT_INDEX_NOT_FOUND` when there is no
+   * @throws `VECVAULT_INVALID_KEY` for any other key (or an `indexKey` for a KMS-backed index);
+   * `VECVAULT_KMS` when the index's key source is missing from the registry or fails; `VECVAULT_INDEX_NOT_FOUND` when there is no
    * such index; `VECVAULT_INTEGRITY` when stored data fails authentication, committed writes are
    * missing, or the index's catalog entry vanished while its data or commit head remain;
    * `VECVAULT_IO` when the disk refuses a read; `VECVAULT_STORE_LOCKED`; `VECVAULT_CLOSED` after `close()`.
@@ -201,8 +208,10 @@ export class Client {
     const kek = choice.key;
     return this.#catalogExclusive(async (store) => {
       const entry = await store.catalogEntry(name);
-      if (entry === undefined) await store.checkAbsent(name); // a lost catalog entry is IntegrityError, not "not found"
-      if (entry === undefined) throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
+      if (entry === undefined) {
+        await store.checkAbsent(name); // a lost catalog entry is IntegrityError, not "not found"
+        throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
+      }
       // InvalidKeyError (or KmsError) before any record is read
       const dek = entry.provider === 'none' ? this.#openWithKey(kek, name, entry, choice.kmsName) : await this.#openWithKms(kek, name, entry, choice.kmsName);
       const already = this.#open.get(name);
