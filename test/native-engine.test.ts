@@ -270,6 +270,15 @@ describe('native engine: writes', () => {
     expect(row(result, 0)[0]).toEqual({ key: 2001n, distance: 0 });
   });
 
+  it('an exact scan skips removed vectors: k hits from the live ones, none removed', async () => {
+    const { engine, data, keys } = await built(500, {}, 45);
+    const removed = keys.slice(0, 400);
+    await engine.remove(removed);
+    const result = await engine.search(data.subarray(0, engine.options.dimension), 10, { exact: true });
+    expect(result.counts[0]).toBe(10);
+    expect(row(result, 0).some((hit) => removed.includes(hit.key))).toBe(false);
+  });
+
   it('countPresent counts the keys the engine holds, on the pool', async () => {
     const { engine, keys } = await built(1000, {}, 43);
     await engine.remove(keys.subarray(5, 7));

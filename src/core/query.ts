@@ -77,8 +77,7 @@ export async function query(state: IndexState, input: QueryInput): Promise<Query
     options.exact = mode === 'exact' || (mode === 'auto' && exactWhileUntrained(state));
   }
   const k = Math.min(input.topK, candidates);
-  // An exact scan may meet removed vectors that still hold a slot until the next compaction: ask for that many more.
-  const found = await engine.search(data, options.exact && !options.allowedKeys ? k + state.deadSlots : k, options);
+  const found = await engine.search(data, k, options); // usearch's scans skip removed vectors' slots
   state.assertUsable(); // closed or deleted while the search ran
   const rows: QueryResultItem[][] = [];
   // Metadata alone is served from memory (the filter index holds it decrypted): no record read.
@@ -92,7 +91,7 @@ export async function query(state: IndexState, input: QueryInput): Promise<Query
   for (let q = 0; q < count; q++) {
     const row: QueryResultItem[] = [];
     const base = q * found.k;
-    for (let j = 0; j < counts[q]! && row.length < k; j++) {
+    for (let j = 0; j < counts[q]!; j++) {
       const key = Number(keys[base + j]);
       const id = live.idOf(key);
       if (id === undefined) continue; // deleted while the search ran
