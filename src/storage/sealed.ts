@@ -80,9 +80,10 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
   // seq || body for every record, in one allocation.
   const all = Buffer.allocUnsafe(packed.reduce((n, p) => n + SEQ_BYTES + p.byteLength, 0));
   let at = 0;
+  const seq64 = BigInt(seq);
   const plaintexts = packed.map((p) => {
     const from = at;
-    all.writeBigUInt64BE(BigInt(seq), at);
+    all.writeBigUInt64BE(seq64, at);
     all.set(p, at + SEQ_BYTES);
     at += SEQ_BYTES + p.byteLength;
     return all.subarray(from, at);
