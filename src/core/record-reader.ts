@@ -3,7 +3,9 @@
  * 'contents']` and compaction. Memory says which commit wrote each live
  * record; the store must agree, or the disk was tampered with.
  */
+import { constantTimeEqual } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
+import type { Manifest } from '../storage/manifest.js';
 import type { RecordBody } from '../storage/sealed.js';
 import type { IndexState } from './index-state.js';
 
@@ -51,4 +53,23 @@ export async function readRecords(state: IndexState, ids: string[], retried = fa
     return readRecords(state, ids, true);
   }
   return out;
+}
+
+/**
+ * Why an authenticated record does not belong to the index as `manifest`
+ * describes it, or undefined: stored under another id's key (`expectedHkey`
+ * is the hash of the id inside it), written by a commit the manifest has not
+ * reached, or of another dimension. Shared by the rebuild (which refuses) and
+ * verify (which counts).
+ */
+export function recordFault(
+  record: { seq: number; body: RecordBody },
+  hkey: Uint8Array,
+  expectedHkey: Uint8Array,
+  manifest: Manifest,
+): 'key' | 'seq' | 'dimension' | undefined {
+  if (!constantTimeEqual(expectedHkey, hkey)) return 'key';
+  if (record.seq > manifest.counter) return 'seq';
+  if (!(record.body.vector instanceof Uint8Array) || record.body.vector.byteLength !== 4 * (manifest.dimension ?? 0)) return 'dimension';
+  return undefined;
 }

@@ -16,6 +16,7 @@ import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { warn } from '../warnings.js';
 import { xorInto } from './digest.js';
 import { IndexState } from './index-state.js';
+import { recordFault } from './record-reader.js';
 import { vectorOf } from './vector-bytes.js';
 
 /** Commits the first manifest of a new index with its catalog entry. */
@@ -185,8 +186,9 @@ async function rebuild(state: IndexState): Promise<void> {
   for await (const { hkeys, values } of store.recordBatches(SLICE)) {
     const records = store.openRecords(hkeys, values);
     const expected = store.hashIds(records.map((r) => r.body.id));
-    records.forEach(({ seq, body }, i) => {
-      if (seq > m.counter || body.vector.byteLength !== 4 * (m.dimension ?? 0) || !constantTimeEqual(expected[i]!, hkeys[i]!)) {
+    records.forEach((record, i) => {
+      const { seq, body } = record;
+      if (recordFault(record, hkeys[i]!, expected[i]!, m) !== undefined) {
         throw new IntegrityError(`A record of index "${state.name}" does not belong to its manifest. Restore the store from a backup.`);
       }
       live.set(body.id, body.key, seq, body.metadata);

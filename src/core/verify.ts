@@ -17,6 +17,7 @@ import { decodeCatalogEntry } from '../storage/store.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import type { Progress, VerifyProblem, VerifyReport } from '../api/check-types.js';
 import { xorInto } from './digest.js';
+import { recordFault } from './record-reader.js';
 
 /** What verify reads, for `onProgress`: records, change-log entries and snapshot chunks, plus catalog, manifest and head. */
 export async function verifyIndex(store: IndexStore, memory: Manifest, onProgress?: (progress: Progress) => void): Promise<VerifyReport> {
@@ -71,7 +72,6 @@ export async function verifyIndex(store: IndexStore, memory: Manifest, onProgres
   const digest = new Uint8Array(32);
   let count = 0;
   const bad = { auth: 0, key: 0, seq: 0, dimension: 0 };
-  const vectorBytes = 4 * (manifest.dimension ?? 0);
   for await (const { hkeys, values } of store.recordBatches(SLICE)) {
     if (hkeys.length === 0) continue;
     const opened = openEach(store, hkeys, values);
@@ -81,9 +81,8 @@ export async function verifyIndex(store: IndexStore, memory: Manifest, onProgres
     opened.forEach((record, i) => {
       count++;
       if (record === undefined) return void bad.auth++;
-      if (!constantTimeEqual(expected[i]!, hkeys[i]!)) return void bad.key++;
-      if (record.seq > manifest.counter) return void bad.seq++;
-      if (!(record.body.vector instanceof Uint8Array) || record.body.vector.byteLength !== vectorBytes) return void bad.dimension++;
+      const fault = recordFault(record, hkeys[i]!, expected[i]!, manifest);
+      if (fault !== undefined) return void bad[fault]++;
       goodKeys.push(hkeys[i]!);
       goodSeqs.push(record.seq);
       checked.records++;
