@@ -63,6 +63,11 @@ describe('4. no file vecvault writes follows a planted symlink', () => {
     await rejectsWithCode(c2.loadIndex({ indexName: 'x', indexKey: key }), 'VECVAULT_INTEGRITY');
     await c2.close();
     expect(readFileSync(victim, 'utf8')).toBe('precious data\n');
+
+    // Negative control: a plain write through a planted name (flag 'w', as the old head code wrote) does reach the victim.
+    symlinkSync(victim, join(heads, 'control.tmp'));
+    writeFileSync(join(heads, 'control.tmp'), 'overwritten\n');
+    expect(readFileSync(victim, 'utf8')).toBe('overwritten\n');
   });
 
   it('heads/ or store/ replaced by a symlink to elsewhere → IntegrityError, nothing written there', async () => {
