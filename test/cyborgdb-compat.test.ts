@@ -9,7 +9,7 @@ import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Client, type EncryptedIndex, type QueryResultItem } from '../src/index.js';
-import { EXACT_MAX_VECTORS } from '../src/core/training.js';
+import { EXACT_MAX_VECTORS, IVF_TRAINS_AT } from '../src/core/training.js';
 import { openClient, openFresh } from './support/fixtures.js';
 import { rejectsWithCode, tempStore } from './support/helpers.js';
 import { bruteForce, cosineDistance, l2, randomVectors } from './support/vectors.js';
@@ -279,18 +279,24 @@ describe('empty upserts', () => {
 describe('untrained (exact) and trained (graph) search', () => {
   const dim = 24;
 
-  it(`is exact while the index holds at most ${EXACT_MAX_VECTORS} vectors, and says so with isTrained()`, async () => {
-    const { index } = await openFresh({ indexConfig: { type: 'ivfflat', dimension: dim }, metric: 'euclidean' });
-    const base = randomVectors(EXACT_MAX_VECTORS, dim, 11);
-    const queries = randomVectors(50, dim, 12);
-    await fill(index, base);
-    expect(index.isTrained()).toBe(false);
-    const { results } = await index.query({ queryVectors: queries, topK: 20, nProbes: 1 }); // nProbes is a hint: still exact
-    expect(recall(results, truthOf(base, queries, 20, 'euclidean'))).toBe(1);
-    // One more vector and the graph answers.
-    await index.upsert({ ids: ['extra'], vectors: [randomVectors(1, dim, 13)[0]!] });
-    expect(index.isTrained()).toBe(true);
-  });
+  // HNSW switches where the scan stops being free; CyborgDB's IVF types keep CyborgDB's own training point.
+  for (const [label, config, limit] of [
+    ['an HNSW index', { dimension: dim }, EXACT_MAX_VECTORS],
+    ["an index of CyborgDB's ivfflat type", { indexConfig: { type: 'ivfflat', dimension: dim } }, IVF_TRAINS_AT - 1],
+  ] as const) {
+    it(`${label} is exact while it holds at most ${limit} vectors, and says so with isTrained()`, async () => {
+      const { index } = await openFresh({ ...config, metric: 'euclidean' });
+      const base = randomVectors(limit, dim, 11);
+      const queries = randomVectors(50, dim, 12);
+      await fill(index, base);
+      expect(index.isTrained()).toBe(false);
+      const { results } = await index.query({ queryVectors: queries, topK: 20, nProbes: 1 }); // nProbes is a hint: still exact
+      expect(recall(results, truthOf(base, queries, 20, 'euclidean'))).toBe(1);
+      // One more vector and the graph answers.
+      await index.upsert({ ids: ['extra'], vectors: [randomVectors(1, dim, 13)[0]!] });
+      expect(index.isTrained()).toBe(true);
+    });
+  }
 
   it('train() hands a small index to the graph; exact: true and nProbes ≥ getNLists() search exactly at any size', async () => {
     const { index } = await openFresh({ indexConfig: { type: 'ivfflat', dimension: dim, nLists: 16 }, metric: 'cosine' });
@@ -298,7 +304,9 @@ describe('untrained (exact) and trained (graph) search', () => {
     const queries = randomVectors(40, dim, 22);
     const truth = truthOf(base, queries, 50, 'cosine');
     await fill(index, base);
-    expect(index.isTrained()).toBe(true); // past the exact size
+    expect(index.isTrained()).toBe(false); // below CyborgDB's training point
+    expect(await index.train()).toMatchObject({ status: 'success' });
+    expect(index.isTrained()).toBe(true);
     for (const params of [{ exact: true }, { nProbes: 16 }, { nProbes: 1000, rerankMult: 4 }]) {
       const { results } = await index.query({ queryVectors: queries, topK: 50, ...params });
       expect(recall(results, truth)).toBe(1);
