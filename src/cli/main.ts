@@ -11,11 +11,12 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { Client } from '../api/client.js';
 import type { EncryptedIndex } from '../api/encrypted-index.js';
 import { recoverIndex } from '../api/recover.js';
 import type { Filter, GetInclude, QueryInclude, VectorItem } from '../api/types.js';
+import type { KmsRegistry } from '../keys/kms/types.js';
 import { NotSupportedError, ValidationError, VecvaultError } from '../errors.js';
 import { ioError } from '../storage/io-errors.js';
 import { EXIT, progressBar, reportError, toJson } from './output.js';
@@ -43,9 +44,6 @@ const HEX_KEY = /^[0-9a-fA-F]{64}$/;
 
 /** The index key from --key-file (32 raw bytes or 64 hex characters) or VECVAULT_INDEX_KEY (hex). Never echoed. */
 function readKey(opts: Common): Uint8Array {
-  if (opts.kmsConfig !== undefined || opts.kmsName !== undefined) {
-    throw new NotSupportedError('--kms-config/--kms-name: KMS-held keys are not supported yet. Pass --key-file or VECVAULT_INDEX_KEY.');
-  }
   if (opts.keyFile !== undefined) {
     let bytes: Buffer;
     try {
@@ -67,6 +65,49 @@ function readKey(opts: Common): Uint8Array {
   throw usage('No index key: pass --key-file FILE or set VECVAULT_INDEX_KEY (64 hex characters). Make one with `vecvault keygen --out FILE`.', '--key-file');
 }
 
+/**
+ * Where the index's key comes from: a raw key, or the KMS registry of
+ * --kms-config (the JSON form of `new Client({ kms })`; `--kms-name` picks the
+ * slot for `create`, an existing index names its own). Flags beat the
+ * environment: with --kms-config, VECVAULT_INDEX_KEY is not read.
+ */
+type KeySource = { indexKey: Uint8Array; kms?: undefined } | { kms: KmsRegistry; indexKey?: undefined };
+
+function readKeySource(opts: Common): KeySource {
+  if (opts.kmsConfig === undefined) {
+    if (opts.kmsName !== undefined) throw usage('--kms-name needs --kms-config FILE, the JSON registry of KMS slots.', '--kms-config');
+    return { indexKey: readKey(opts) };
+  }
+  if (opts.keyFile !== undefined) throw usage('Pass either --key-file or --kms-config, not both.', '--key-file');
+  let text: string;
+  try {
+    text = readFileSync(opts.kmsConfig, 'utf8');
+  } catch (cause) {
+    throw ioError(`read the KMS configuration ${opts.kmsConfig}`, cause);
+  }
+  // The Client checks every slot (ValidationError paths kms.<slot>.<field>); here only the JSON and env references.
+  return { kms: resolveEnvReferences(parseJson(text, '--kms-config'), 'kms') as KmsRegistry };
+}
+
+/** `{ "env": "NAME" }` anywhere in the KMS configuration stands for that environment variable (a PIN, a secret key). */
+function resolveEnvReferences(value: unknown, path: string): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v, i) => resolveEnvReferences(v, `${path}[${i}]`));
+  const entries = Object.entries(value);
+  if (entries.length === 1 && entries[0]![0] === 'env' && typeof entries[0]![1] === 'string') {
+    const name = entries[0]![1];
+    const resolved = process.env[name];
+    if (resolved === undefined) throw usage(`${path} names the environment variable ${name}, which is not set.`, path);
+    return resolved;
+  }
+  return Object.fromEntries(entries.map(([k, v]) => [k, resolveEnvReferences(v, `${path}.${k}`)]));
+}
+
+/** The Client for this key source; raw keys are wiped once used. */
+function clientFor(path: string, source: KeySource): Client {
+  return source.kms === undefined ? new Client({ path }) : new Client({ path, kms: source.kms });
+}
+
 // ---- opening ----
 
 function need<T>(value: T | undefined, flag: string): T {
@@ -74,16 +115,25 @@ function need<T>(value: T | undefined, flag: string): T {
   return value;
 }
 
-/** Opens the index named by --path/--index with the key, runs `fn`, then closes the store whatever happens. */
+/** Opens the index named by --path/--index with its key source, runs `fn`, then closes the store whatever happens. */
 async function withIndex<T>(opts: Common, fn: (index: EncryptedIndex) => Promise<T>): Promise<T> {
   const path = need(opts.path, '--path');
   const indexName = need(opts.index, '--index');
-  const indexKey = readKey(opts);
-  if (!existsSync(join(path, 'store')))
+  const source = readKeySource(opts);
+  if (!existsSync(join(path, 'store'))) {
+    source.indexKey?.fill(0);
     throw new VecvaultError('VECVAULT_INDEX_NOT_FOUND', `${path} holds no vecvault store. Create one with \`vecvault create\`.`);
-  const client = new Client({ path });
+  }
+  const client = clientFor(path, source);
   try {
-    const index = await client.loadIndex({ indexName, indexKey }).finally(() => indexKey.fill(0));
+    const index = await client.loadIndex({ indexName, indexKey: source.indexKey }).finally(() => source.indexKey?.fill(0));
+    const held = index.getKeySource();
+    if (opts.kmsName !== undefined && (held.provider === 'none' || held.kmsName !== opts.kmsName)) {
+      throw usage(
+        `Index "${indexName}" is not held by KMS slot "${opts.kmsName}"${held.provider === 'none' ? '' : ` but by "${held.kmsName}"`}: drop --kms-name.`,
+        '--kms-name',
+      );
+    }
     return await fn(index);
   } finally {
     await client.close();
@@ -144,18 +194,19 @@ async function keygen(opts: Common & { out?: string }): Promise<void> {
 async function create(opts: Common & { dimension?: string; metric?: string; precision?: string }): Promise<void> {
   const path = need(opts.path, '--path');
   const indexName = need(opts.index, '--index');
-  const indexKey = readKey(opts);
-  const client = new Client({ path });
+  const source = readKeySource(opts);
+  const client = clientFor(path, source);
   try {
+    const keying = source.kms === undefined ? { indexKey: source.indexKey } : { kmsName: need(opts.kmsName, '--kms-name') };
     const index = await client
       .createIndex({
         indexName,
-        indexKey,
+        ...keying,
         dimension: opts.dimension === undefined ? undefined : positiveInt(opts.dimension, '--dimension'),
         metric: opts.metric as never,
         storagePrecision: opts.precision as never,
       })
-      .finally(() => indexKey.fill(0));
+      .finally(() => source.indexKey?.fill(0));
     const result = { indexName, dimension: index.getDimension(), metric: index.getMetric(), storagePrecision: index.getStoragePrecision() };
     emit(opts, result, () => `Created index "${indexName}" (dimension ${result.dimension ?? 'set by the first import'}, metric ${result.metric}).\n`);
   } finally {
@@ -292,6 +343,8 @@ async function recoverCommand(opts: Common & { to?: string; ids?: boolean; metri
   const path = need(opts.path, '--path');
   const indexName = need(opts.index, '--index');
   const to = need(opts.to, '--to');
+  if (opts.kmsConfig !== undefined)
+    throw new NotSupportedError('recover --kms-config: recovering a KMS-held index is not supported yet; the damaged store is untouched.');
   const indexKey = readKey(opts);
   const bar = progressBar('recover', opts.json === true, 'records');
   const report = await recoverIndex({
@@ -381,8 +434,8 @@ function common(command: Command, { index = true, key = true }: { index?: boolea
   if (index) command.option('--index <name>', 'the index name');
   if (key) {
     command.option('--key-file <file>', 'the index key: 32 raw bytes or 64 hex characters (or set VECVAULT_INDEX_KEY)');
-    command.addOption(new Option('--kms-config <file>', 'KMS configuration (not supported yet)').hideHelp());
-    command.addOption(new Option('--kms-name <slot>', 'KMS key slot (not supported yet)').hideHelp());
+    command.option('--kms-config <file>', 'a JSON registry of KMS slots (the `kms` option of new Client), instead of a key');
+    command.option('--kms-name <slot>', 'with create: the slot that holds the new index key');
   }
   return command.option('--json', 'print one JSON document on stdout');
 }
