@@ -1,13 +1,8 @@
 /**
- * Public data shapes of `index.verify()` and `recoverIndex()` (a leaf module
- * like `types.ts`: no imports).
+ * Public data shapes of `index.verify()` and `recoverIndex()` (type imports
+ * from `types.ts` only).
  */
-
-/** How far a long call has got: `done` of `total` units (records, chunks). */
-export interface Progress {
-  done: number;
-  total: number;
-}
+import type { Progress } from './types.js';
 
 export interface VerifyOptions {
   /** Called as verify advances (records and snapshot chunks read), at most once per batch. */

@@ -34,6 +34,7 @@ import type {
   TrainParams,
   TrainResponse,
   UpsertParams,
+  CompactOptions,
   UpsertResponse,
 } from './types.js';
 import {
@@ -262,6 +263,9 @@ export class EncryptedIndex {
    * Inserts or overwrites records by id, in one atomic, durable commit: all
    * of the call is saved or none of it.
    * Accepts `{ items }`, `{ ids, vectors, metadata?, contents? }` or a bare array of items.
+   * `onProgress({ done, total })` beside `items` or `ids` hears as the vectors join the graph
+   * (in steps of 10,000 items), for a progress bar over a large batch; it is called before the
+   * commit, so throwing from it cancels the call and nothing is written.
    * @throws `VECVAULT_VALIDATION` for bad input (wrong dimension, NaN/∞, empty or repeated ids, bad metadata); nothing is written.
    * @throws `VECVAULT_CLOSED` after close or deleteIndex.
    * @example
@@ -275,8 +279,9 @@ export class EncryptedIndex {
     return this.#call(async () => {
       // An empty batch is a success with nothing written, as in CyborgDB's SDK (no commit).
       if (isEmptyUpsert(params)) return { status: 'success', upsertedCount: 0 };
+      const onProgress = Array.isArray(params) ? undefined : checkProgressOption({ onProgress: (params as { onProgress?: unknown }).onProgress });
       const batch = await normalizeUpsert(params, state.manifest.dimension, state.manifest);
-      await state.exclusive(() => upsertRecords(state, batch));
+      await state.exclusive(() => upsertRecords(state, { ...batch, onProgress }));
       return { status: 'success', upsertedCount: batch.items.length };
     });
   }
@@ -435,15 +440,17 @@ export class EncryptedIndex {
    * vectors stop holding memory, snapshots it and drops dead values from disk.
    * Queries keep using the old graph until the swap. Also runs by itself once
    * removed vectors outnumber live ones.
-   * @throws `VECVAULT_CLOSED` after close or deleteIndex.
+   * @param options `onProgress({ done, total })`, called as live records are re-inserted.
+   * @throws `VECVAULT_VALIDATION` when `onProgress` is not a function; `VECVAULT_CLOSED` after close or deleteIndex.
    * @example
    * ```ts
-   * await index.compact();
+   * await index.compact({ onProgress: ({ done, total }) => console.log(`${done}/${total}`) });
    * ```
    */
-  async compact(): Promise<void> {
+  async compact(options: CompactOptions = {}): Promise<void> {
     const state = this.#state;
-    await this.#call(() => state.exclusive(() => compact(state)));
+    const onProgress = checkProgressOption(options);
+    await this.#call(() => state.exclusive(() => compact(state, onProgress)));
   }
 
   /**

@@ -106,14 +106,28 @@ export interface VectorItem {
   contents?: Contents;
 }
 
+/** How far a long call has got: `done` of `total` units (records, chunks, items). */
+export interface Progress {
+  done: number;
+  total: number;
+}
+
+/** Options of `index.compact()`. */
+export interface CompactOptions {
+  /** Called as live records are re-inserted into the new graph: `done` of `total` records. */
+  onProgress?: (progress: Progress) => void;
+}
+
 export interface UpsertColumns {
   ids: string[];
   vectors: VectorInput[];
   metadata?: (Metadata | undefined)[];
   contents?: (Contents | undefined)[];
+  /** Called as vectors join the graph (the long part of a large batch): `done` of `total` items. */
+  onProgress?: (progress: Progress) => void;
 }
 
-export type UpsertParams = { items: VectorItem[] } | UpsertColumns | VectorItem[];
+export type UpsertParams = { items: VectorItem[]; onProgress?: (progress: Progress) => void } | UpsertColumns | VectorItem[];
 
 export interface UpsertResponse {
   status: 'success';

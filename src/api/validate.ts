@@ -295,7 +295,6 @@ export function isEmptyUpsert(params: unknown): boolean {
   return Array.isArray(ids) && ids.length === 0 && Array.isArray(vectors) && vectors.length === 0 && none(metadata) && none(contents);
 }
 
-/** Accepts the three upsert shapes and returns checked items, or throws before anything is written. */
 /**
  * Checks an upsert and copies its vectors into one flat float32 array, row i
  * for item i: one allocation instead of one per item, and the engine reads it as is.

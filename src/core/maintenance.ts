@@ -4,6 +4,7 @@
  * warn: the data is safe (the change log covers a missing snapshot; a missed
  * compaction only costs memory).
  */
+import type { Progress } from '../api/types.js';
 import type { SnapshotTable } from '../storage/snapshot.js';
 import { encodeTable } from '../storage/snapshot.js';
 import { nextManifest } from '../storage/manifest.js';
@@ -128,7 +129,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
  * vectors stop holding memory, then snapshots it and asks the store to drop
  * dead values from disk. Queries keep using the old graph until the swap.
  */
-export async function compact(state: IndexState): Promise<void> {
+export async function compact(state: IndexState, onProgress?: (progress: Progress) => void): Promise<void> {
   const dimension = state.manifest.dimension;
   if (!state.engine || dimension === null) return;
   const fresh = state.newEngine(dimension);
@@ -145,6 +146,7 @@ export async function compact(state: IndexState): Promise<void> {
         vectors.set(vectorOf(body.vector), i * dimension);
       });
       await fresh.add(keys, vectors);
+      onProgress?.({ done: start + batch.length, total: ids.length });
     }
   } catch (error) {
     await fresh.close();

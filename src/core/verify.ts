@@ -15,7 +15,8 @@ import type { Manifest } from '../storage/manifest.js';
 import { decodeTable, hasValidWriteId } from '../storage/snapshot.js';
 import { decodeCatalogEntry } from '../storage/store.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
-import type { Progress, VerifyProblem, VerifyReport } from '../api/check-types.js';
+import type { VerifyProblem, VerifyReport } from '../api/check-types.js';
+import type { Progress } from '../api/types.js';
 import { xorInto } from './digest.js';
 import { recordFault } from './record-reader.js';
 

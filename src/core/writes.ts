@@ -3,6 +3,7 @@
  * the next manifest in one atomic batch, then bring memory (engine, live
  * tables) in line. Each runs inside the index's write queue.
  */
+import type { Progress } from '../api/types.js';
 import type { AnnEngine } from '../engine/types.js';
 import { NativeError, ValidationError } from '../errors.js';
 import { nextManifest, type Manifest } from '../storage/manifest.js';
@@ -21,10 +22,22 @@ export interface UpsertBatch {
   items: readonly { id: string; metadata?: unknown; contents?: string | Uint8Array | undefined }[];
   vectors: Float32Array;
   dimension: number;
+  /**
+   * When given, the graph takes the batch in steps of PROGRESS_STEP items and
+   * this hears of each, before the commit: if it throws, nothing is written.
+   */
+  onProgress?: ((progress: Progress) => void) | undefined;
 }
 
+/**
+ * Items per graph insert when the caller asks for progress: big enough that
+ * every pool thread has work in each step (the steps run one after another),
+ * small enough that a 100k batch reports about ten times.
+ */
+export const PROGRESS_STEP = 10_000;
+
 /** Inserts or overwrites every item in one commit. */
-export async function upsertRecords(state: IndexState, { items, vectors, dimension: given }: UpsertBatch): Promise<void> {
+export async function upsertRecords(state: IndexState, { items, vectors, dimension: given, onProgress }: UpsertBatch): Promise<void> {
   const { store } = state;
   const next = nextManifest(state.manifest);
   next.dimension ??= given;
@@ -44,7 +57,7 @@ export async function upsertRecords(state: IndexState, { items, vectors, dimensi
   // fails they are taken out again.
   const created = state.engine === null;
   const engine = (state.engine ??= state.newEngine(dimension));
-  const adding = engine.add(keys, vectors);
+  const adding = onProgress ? addInSteps(engine, keys, vectors, dimension, onProgress) : engine.add(keys, vectors);
   adding.catch(() => undefined); // awaited below; never an unhandled rejection
   try {
     const batch = store.newBatch();
@@ -75,6 +88,8 @@ export async function upsertRecords(state: IndexState, { items, vectors, dimensi
       batch.putRecords(hkeys, seq, bodies);
     }
     const ids = items.map((item) => item.id);
+    // With progress, the graph finishes before the commit, so a callback that throws cancels the whole call.
+    if (onProgress) await adding;
     await commitThenApply(state, next, batch, { upserted: ids, deleted: [] }, async () => {
       await adding;
       await publishUpsert(state, items, keys, replaced, seq);
@@ -85,6 +100,22 @@ export async function upsertRecords(state: IndexState, { items, vectors, dimensi
   }
   snapshotLaterIfDue(state);
   compactLaterIfDue(state);
+}
+
+/** The graph insert of a batch in steps, reporting each; a failure stops it (and the commit) like a single add's. */
+async function addInSteps(
+  engine: AnnEngine,
+  keys: BigUint64Array,
+  vectors: Float32Array,
+  dimension: number,
+  onProgress: (progress: Progress) => void,
+): Promise<void> {
+  const total = keys.length;
+  for (let start = 0; start < total; start += PROGRESS_STEP) {
+    const end = Math.min(total, start + PROGRESS_STEP);
+    await engine.add(keys.subarray(start, end), vectors.subarray(start * dimension, end * dimension));
+    onProgress({ done: end, total });
+  }
 }
 
 /** Deletes the live ones among `ids` in one commit; returns how many there were. */
