@@ -1,0 +1,181 @@
+/**
+ * Every ```ts block of the README and docs/ runs, and type-checks, against
+ * src/ — so the docs cannot drift from the code. A block may be marked on the
+ * line before its fence:
+ *   <!-- example: signature -->   a shape to read (a type, a call with `?`), not a program: not run
+ *   <!-- example: filters -->     one filter literal per line: each is run as `query({ filters })`
+ *   <!-- readme-example: usage … -->  run, with its printed output checked, by test/readme.test.ts
+ * Any other block runs as written, in its own module, after a prelude that
+ * provides what the docs take as given: a `client` on a fresh store, an
+ * `indexKey`, and (unless the block creates its own) an open index `index`
+ * named "notes" (dimension 3, cosine) holding records `a` (folder work, year
+ * 2025, contents 'note') and `b`. Paths './x' point into a temp directory;
+ * a block that names './damaged' gets a store there holding "notes" under
+ * `indexKey`. `import … from 'vecvault'` resolves to src/.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as vecvault from '../src/index.js';
+import { tempStore } from './support/helpers.js';
+
+interface Example {
+  file: string;
+  line: number;
+  code: string;
+  mark: string | undefined;
+}
+
+const SOURCES = ['README.md', ...readdirSync('docs').map((f) => join('docs', f))].filter((f) => f.endsWith('.md'));
+
+function examples(): Example[] {
+  const found: Example[] = [];
+  for (const file of SOURCES) {
+    const lines = readFileSync(file, 'utf8').split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      if (lines[i] !== '```ts') continue;
+      const end = lines.indexOf('```', i + 1);
+      const before = lines
+        .slice(Math.max(0, i - 2), i)
+        .reverse()
+        .find((l) => l.trim() !== '');
+      const mark = /^<!-- (example: [a-z-]+|readme-example: [a-z-]+)/.exec(before ?? '')?.[1];
+      found.push({ file, line: i + 1, code: lines.slice(i + 1, end).join('\n'), mark });
+      i = end;
+    }
+  }
+  return found;
+}
+
+const SRC = resolve('src');
+const runtimeExports = Object.keys(vecvault);
+
+/** The example as a module: hoisted imports, then the prelude and the example in a block of their own (so its names may shadow the prelude's). */
+function moduleFor(example: Example, dir: string): string {
+  const code = example.code.replaceAll("'./", `'${dir}/`).replaceAll('"./', `"${dir}/`);
+  const importLines = code.split('\n').filter((l) => /^import\s/.test(l));
+  const body = code
+    .split('\n')
+    .filter((l) => !/^import\s/.test(l))
+    .join('\n');
+  const imports = importLines.map((l) =>
+    l.replace(/from 'vecvault(\/[a-z-]+)?'/, (_, sub: string | undefined) => `from '${SRC}/${sub ? `${sub.slice(1)}/` : ''}index.js'`),
+  );
+  const imported = new Set(
+    importLines.flatMap(
+      (l) =>
+        /\{([^}]*)\}/
+          .exec(l)?.[1]
+          ?.split(',')
+          .map((n) => n.trim().replace(/^type\s+/, '')) ?? [],
+    ),
+  );
+  const used = runtimeExports.filter((name) => !imported.has(name) && new RegExp(`\\b${name}\\b`).test(body));
+  const ownIndex = /\bcreateIndex\(/.test(body);
+  const usesIndex = /\bindex\b|\bloadIndex\(/.test(body);
+  return `import * as __vecvault from '${SRC}/index.js';
+${imports.join('\n')}
+const __dir = ${JSON.stringify(dir)};
+const __client = new __vecvault.Client({ path: __dir + '/store' });
+try {
+  const { ${used.join(', ')} } = __vecvault;
+  const client = __client;
+  const storePath = __dir + '/store';
+  const indexKey = new Uint8Array(32).fill(7);
+  void storePath;
+  ${
+    body.includes(`${dir}/damaged`)
+      ? `{ const c = new __vecvault.Client({ path: __dir + '/damaged' }); const i = await c.createIndex({ indexName: 'notes', indexKey, dimension: 3 }); await i.upsert({ ids: ['a'], vectors: [[1, 0, 0]] }); await c.close(); }`
+      : ''
+  }
+  ${
+    usesIndex && !ownIndex
+      ? `const index = await client.createIndex({ indexName: 'notes', indexKey, dimension: 3, metric: 'cosine' });
+  await index.upsert({ items: [{ id: 'a', vector: [1, 0, 0], metadata: { folder: 'work', year: 2025 }, contents: 'note' }, { id: 'b', vector: [0, 1, 0] }] });`
+      : ''
+  }
+  {
+${body}
+  }
+} finally {
+  await __client.close();
+}
+export {};
+`;
+}
+
+const all = examples();
+const dir = tempStore('vecvault-docs-');
+const written: { example: Example; path: string }[] = [];
+
+describe('code examples in README.md and docs/', () => {
+  it('every ts block is marked or runnable; marks are known', () => {
+    expect(all.length).toBeGreaterThan(20);
+    for (const e of all) {
+      if (e.mark !== undefined) expect(['example: signature', 'example: filters', 'readme-example: usage'], `${e.file}:${e.line}`).toContain(e.mark);
+    }
+  });
+
+  for (const example of all.filter((e) => e.mark === 'example: filters')) {
+    it(`${example.file}:${example.line}: every filter is accepted by query()`, async () => {
+      const filters = example.code
+        .split('\n')
+        .map((line) => line.replace(/\/\/.*$/, '').trim())
+        .filter((line) => line !== '');
+      expect(filters.length).toBeGreaterThan(3);
+      const client = new vecvault.Client({ path: join(dir, 'filters') });
+      try {
+        const index = await client.createIndex({ indexName: 'f', indexKey: vecvault.Client.generateKey(), dimension: 2 });
+        await index.upsert({ ids: ['x'], vectors: [[1, 0]] });
+        // Trusted text from this repository, evaluated as the object literal it shows.
+        for (const text of filters) await index.query({ queryVectors: [1, 0], topK: 1, filters: new Function(`return (${text});`)() as vecvault.Filter });
+      } finally {
+        await client.close();
+      }
+    });
+  }
+
+  for (const example of all.filter((e) => e.mark === undefined)) {
+    it(`${example.file}:${example.line} runs`, async () => {
+      const own = join(dir, `${example.file.replace(/[/.]/g, '_')}_${example.line}`);
+      execFileSync('mkdir', ['-p', own]);
+      const path = join(own, 'example.ts');
+      writeFileSync(path, moduleFor(example, own));
+      written.push({ example, path });
+      const log = console.log;
+      const warn = console.warn;
+      console.log = () => undefined; // examples print; the output is not what is checked here
+      console.warn = () => undefined;
+      try {
+        await import(path);
+      } finally {
+        console.log = log;
+        console.warn = warn;
+      }
+    });
+  }
+
+  afterAll(() => {
+    // One tsc run over every example that ran: the docs' calls must type-check, not only run.
+    const tsconfig = join(dir, 'tsconfig.json');
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }'); // ESM, as the package is: top-level await
+    writeFileSync(
+      tsconfig,
+      // The repository's own settings (strict, lib, module), checking only these files.
+      JSON.stringify({
+        extends: resolve('tsconfig.json'),
+        compilerOptions: { noEmit: true, rootDir: '/', typeRoots: [resolve('node_modules/@types')] },
+        files: written.map((w) => w.path),
+        include: [],
+      }),
+    );
+    try {
+      execFileSync(process.execPath, [resolve('node_modules/typescript/bin/tsc'), '-p', tsconfig], { encoding: 'utf8' });
+    } catch (error) {
+      const out = (error as { stdout?: string }).stdout ?? String(error);
+      const located = out.replace(/[^\s]*\/([^/\s]+)\/example\.ts\((\d+),\d+\)/g, (_, name: string, line: string) => `${name} (module line ${line})`);
+      throw new Error(`docs examples do not type-check:\n${located}`);
+    }
+  });
+});
