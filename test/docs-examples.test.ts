@@ -12,10 +12,19 @@
  * 2025, contents 'note') and `b`. Paths './x' point into a temp directory;
  * a block that names './damaged' gets a store there holding "notes" under
  * `indexKey`. `import … from 'vecvault'` resolves to src/.
+ *
+ * Shell blocks (```sh / ```bash) run with `bash -e` in a fresh directory, with
+ * `vecvault` on PATH running src/cli/main.ts, after a prelude of the files
+ * the docs take as given unless the block makes them itself: notes.key and
+ * sift.key, ./store holding "notes" (cosine, records a and b) and "sift",
+ * ./damaged holding "notes", notes.jsonl / vectors.jsonl / query.json with
+ * vectors of the block's `--dimension` (3 if none), sift_base.fvecs. A block
+ * that cannot run here is marked `<!-- example: not-run: the reason -->`.
  */
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as vecvault from '../src/index.js';
 import { tempStore } from './support/helpers.js';
@@ -23,6 +32,7 @@ import { tempStore } from './support/helpers.js';
 interface Example {
   file: string;
   line: number;
+  lang: 'ts' | 'sh';
   code: string;
   mark: string | undefined;
 }
@@ -34,14 +44,15 @@ function examples(): Example[] {
   for (const file of SOURCES) {
     const lines = readFileSync(file, 'utf8').split('\n');
     for (let i = 0; i < lines.length; i++) {
-      if (lines[i] !== '```ts') continue;
+      const lang = lines[i] === '```ts' ? 'ts' : ['```sh', '```bash'].includes(lines[i]!) ? 'sh' : undefined;
+      if (lang === undefined) continue;
       const end = lines.indexOf('```', i + 1);
       const before = lines
         .slice(Math.max(0, i - 2), i)
         .reverse()
         .find((l) => l.trim() !== '');
-      const mark = /^<!-- (example: [a-z-]+|readme-example: [a-z-]+)/.exec(before ?? '')?.[1];
-      found.push({ file, line: i + 1, code: lines.slice(i + 1, end).join('\n'), mark });
+      const mark = /^<!-- (example: [a-z-]+|readme-example: [a-z-]+)(: .+)?/.exec(before ?? '')?.[1];
+      found.push({ file, line: i + 1, lang, code: lines.slice(i + 1, end).join('\n'), mark });
       i = end;
     }
   }
@@ -105,15 +116,81 @@ export {};
 `;
 }
 
+/** A directory holding `vecvault`, which runs src/cli/main.ts under tsx whatever the working directory. */
+let shimDir: string | undefined;
+function shim(): string {
+  if (shimDir) return shimDir;
+  shimDir = join(dir, 'bin');
+  mkdirSync(shimDir, { recursive: true });
+  const tsx = pathToFileURL(resolve('node_modules/tsx/dist/loader.mjs')).href;
+  writeFileSync(join(shimDir, 'vecvault'), `#!/bin/sh\nexec "${process.execPath}" --import "${tsx}" "${resolve('src/cli/main.ts')}" "$@"\n`);
+  chmodSync(join(shimDir, 'vecvault'), 0o755);
+  return shimDir;
+}
+
+const KEY = new Uint8Array(32).fill(7);
+
+/** The files a shell example takes as given, except those it makes itself. */
+async function shellPrelude(code: string, cwd: string): Promise<void> {
+  const makes = (pattern: RegExp) => pattern.test(code);
+  const dimension = Number(/--dimension (\d+)/.exec(code)?.[1] ?? 3);
+  const row = (i: number) => Array.from({ length: dimension }, (_, d) => (d === i % dimension ? 1 : 0.01 * (d + 1)));
+  const hex = Buffer.from(KEY).toString('hex');
+  if (!makes(/keygen --out notes\.key/)) writeFileSync(join(cwd, 'notes.key'), `${hex}\n`);
+  writeFileSync(join(cwd, 'sift.key'), `${hex}\n`);
+  const jsonl = Array.from({ length: 5 }, (_, i) =>
+    JSON.stringify({ id: `n${i}`, vector: row(i), metadata: { folder: i % 2 ? 'work' : 'home', year: 2023 + i } }),
+  ).join('\n');
+  if (!makes(/--out notes\.jsonl|> notes\.jsonl/)) writeFileSync(join(cwd, 'notes.jsonl'), jsonl);
+  writeFileSync(join(cwd, 'vectors.jsonl'), jsonl);
+  writeFileSync(join(cwd, 'query.json'), JSON.stringify(row(0)));
+  const fvecs = Buffer.alloc(10 * (4 + 4 * 8));
+  for (let r = 0; r < 10; r++) {
+    fvecs.writeInt32LE(8, r * 36);
+    for (let d = 0; d < 8; d++) fvecs.writeFloatLE(r + d / 10, r * 36 + 4 + d * 4);
+  }
+  writeFileSync(join(cwd, 'sift_base.fvecs'), fvecs);
+  const createsNotes = makes(/vecvault create [^\n]*--index notes/);
+  const store = new vecvault.Client({ path: join(cwd, 'store') });
+  try {
+    if (!createsNotes) {
+      const notes = await store.createIndex({ indexName: 'notes', indexKey: KEY, dimension, metric: 'cosine' });
+      await notes.upsert({
+        items: [
+          { id: 'a', vector: row(0), metadata: { folder: 'work', year: 2025 }, contents: 'note' },
+          { id: 'b', vector: row(1), metadata: { year: 2024 } },
+        ],
+      });
+    }
+    await store.createIndex({ indexName: 'sift', indexKey: KEY });
+  } finally {
+    await store.close();
+  }
+  const damaged = new vecvault.Client({ path: join(cwd, 'damaged') });
+  try {
+    const notes = await damaged.createIndex({ indexName: 'notes', indexKey: KEY, dimension: 3 });
+    await notes.upsert({ ids: ['a'], vectors: [[1, 0, 0]] });
+  } finally {
+    await damaged.close();
+  }
+}
+
 const all = examples();
 const dir = tempStore('vecvault-docs-');
 const written: { example: Example; path: string }[] = [];
 
 describe('code examples in README.md and docs/', () => {
   it('every ts block is marked or runnable; marks are known', () => {
-    expect(all.length).toBeGreaterThan(20);
+    expect(all.filter((e) => e.lang === 'ts').length).toBeGreaterThan(20);
+    expect(all.filter((e) => e.lang === 'sh').length).toBeGreaterThan(15);
+    const known = { ts: ['example: signature', 'example: filters', 'readme-example: usage'], sh: ['example: not-run'] };
     for (const e of all) {
-      if (e.mark !== undefined) expect(['example: signature', 'example: filters', 'readme-example: usage'], `${e.file}:${e.line}`).toContain(e.mark);
+      if (e.mark !== undefined) expect(known[e.lang], `${e.file}:${e.line}`).toContain(e.mark);
+    }
+    // Not running is the exception: each says why, on the mark.
+    for (const e of all.filter((x) => x.mark === 'example: not-run')) {
+      const text = readFileSync(e.file, 'utf8').split('\n')[e.line - 3] ?? '';
+      expect(text, `${e.file}:${e.line}`).toMatch(/not-run: \S/);
     }
   });
 
@@ -136,7 +213,22 @@ describe('code examples in README.md and docs/', () => {
     });
   }
 
-  for (const example of all.filter((e) => e.mark === undefined)) {
+  for (const example of all.filter((e) => e.mark === undefined && e.lang === 'sh')) {
+    it(`${example.file}:${example.line} (shell) runs`, async () => {
+      const cwd = join(dir, `${example.file.replace(/[/.]/g, '_')}_${example.line}`);
+      mkdirSync(cwd, { recursive: true });
+      await shellPrelude(example.code, cwd);
+      const run = spawnSync('bash', ['-e', '-c', example.code], {
+        cwd,
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${shim()}:${process.env.PATH}`, VECVAULT_INDEX_KEY: '' },
+        timeout: 120_000,
+      });
+      expect(run.status, `${example.file}:${example.line}\n${run.stderr}`).toBe(0);
+    });
+  }
+
+  for (const example of all.filter((e) => e.mark === undefined && e.lang === 'ts')) {
     it(`${example.file}:${example.line} runs`, async () => {
       const own = join(dir, `${example.file.replace(/[/.]/g, '_')}_${example.line}`);
       execFileSync('mkdir', ['-p', own]);

@@ -31,3 +31,13 @@ it('README lists every warning code, and the code emits no other', () => {
   const direct = sources.filter((f) => f !== 'warnings.ts' && readFileSync(join('src', f), 'utf8').includes('emitWarning('));
   expect(direct).toEqual([]);
 });
+
+it('the demo behind `npm start` runs: it queries, measures recall against exact ground truth, reopens and refuses a wrong key', () => {
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
+  expect(pkg.scripts.start).toBe('tsx examples/demo.ts');
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/demo.ts', '--path', join(tempStore(), 'demo')], { encoding: 'utf8' });
+  const recall = Number(/recall@10 against exact ground truth: ([\d.]+)/.exec(out)?.[1]);
+  expect(recall).toBeGreaterThanOrEqual(0.9);
+  expect(out).toMatch(/Reopened from disk in \d+ ms: \d+ records/);
+  expect(out).toContain('A wrong key gets nothing: VECVAULT_INVALID_KEY');
+});
