@@ -52,6 +52,9 @@
         "NK_DYNAMIC_DISPATCH=1",
         "USEARCH_USE_OPENMP=0",
         "NAPI_VERSION=8",
+        # A worker thread torn down mid-call: node-addon-api cannot throw into a dying environment,
+        # and without this it rethrows from its catch handler, which aborts the whole process.
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
       ],
       "cflags_cc": ["-std=c++17", "-O3", "-Wno-unknown-pragmas", "-Wno-maybe-uninitialized", "-Wno-unused-function"],
       "cflags_cc!": ["-std=gnu++17", "-fno-exceptions"],

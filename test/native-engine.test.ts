@@ -583,6 +583,42 @@ else { await e.close(); parentPort.postMessage(String(r.keys[0])); }
     }
   });
 
+  it('workers terminated while calling into the engine in a loop never abort the process (30 rounds)', async () => {
+    // Measured before the fix: the process aborted ("terminate called after throwing an instance of
+    // 'Napi::Error'") within 25–50 such rounds; node-addon-api rethrew into the dying environment.
+    const nativeTs = fileURLToPath(new URL('../src/engine/native.ts', import.meta.url));
+    const source = `import { parentPort } from 'node:worker_threads';
+import { nativeEngine } from ${JSON.stringify(nativeTs)};
+const e = nativeEngine.create({ dimension: 8, metric: 'cos', precision: 'f16', connectivity: 8, expansionAdd: 32, expansionSearch: 32 });
+const keys = BigUint64Array.from({ length: 3000 }, (_, j) => BigInt(j + 1));
+const vectors = Float32Array.from({ length: 3000 * 8 }, () => Math.random() - 0.5);
+await e.add(keys, vectors);
+parentPort.postMessage('busy');
+for (;;) {
+  const calls = [e.add(keys.map((k) => k + 10000n), vectors), e.search(vectors.subarray(8, 16), 1), e.remove(keys.subarray(0, 100))];
+  for (const c of calls) c.catch(() => undefined);
+  await Promise.race(calls).catch(() => undefined);
+}
+`;
+    const dir = mkdtempSync(join(tmpdir(), 'vecvault-worker-'));
+    try {
+      const file = join(dir, 'worker.mts');
+      writeFileSync(file, source);
+      const boot = tsWorkerBoot(dir, file);
+      for (let round = 0; round < 30; round++) {
+        const worker = new Worker(boot);
+        await new Promise((resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        });
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20));
+        await worker.terminate();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('garbage-collected engines that were never closed (some mid-search) do not crash the process', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vecvault-gc-'));
     try {
