@@ -4,6 +4,8 @@
  * and failures that write nothing. Real store, real engine, the test's own
  * deterministic embedding function.
  */
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Client, EmbeddingError, type EncryptedIndex } from '../src/index.js';
 import { openClient, openFresh } from './support/fixtures.js';
@@ -112,6 +114,21 @@ describe('createIndex({ embedding })', () => {
     await rejectsWithCode(client.createIndex({ indexName: 'd', indexKey, embedding: { name: 'e' } as never }), 'VECVAULT_VALIDATION');
     await rejectsWithCode(client.createIndex({ indexName: 'd', indexKey, embedding: { name: 'e', embed, batchSize: 0 } }), 'VECVAULT_VALIDATION');
     expect(await client.listIndexes()).toEqual([]);
+  });
+
+  it('records the embedding name inside the encrypted manifest: no store file holds it in the clear (with a negative control)', async () => {
+    const name = `model-${Date.now().toString(36)}-MARK`;
+    const { path, client, index } = await openFresh({ metric: 'cosine', embedding: { ...countingEmbedding({ dimension: 16 }), name } });
+    await index.upsert(items(NOTES));
+    await client.close();
+    const files = readdirSync(path, { recursive: true, encoding: 'utf8' })
+      .map((f) => join(path, f))
+      .filter((f) => statSync(f).isFile());
+    const holding = () => files.filter((f) => readFileSync(f).includes(name) || readFileSync(f).includes(NOTES[0]!));
+    expect(files.length).toBeGreaterThan(3);
+    expect(holding()).toEqual([]);
+    writeFileSync(files[0]!, Buffer.concat([readFileSync(files[0]!), Buffer.from(name)])); // the scan sees a plaintext name
+    expect(holding()).toEqual([files[0]]);
   });
 
   it('embeddingModel (a model name vecvault would have to download) stays NotSupportedError and points to embedding', async () => {
