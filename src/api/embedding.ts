@@ -108,7 +108,7 @@ export async function embedTexts(
   if (dimension !== null && embedding.dimension !== undefined && embedding.dimension !== dimension) {
     throw new EmbeddingError(`Embedding "${embedding.name}" declares dimension ${embedding.dimension}; the index has ${dimension}.`);
   }
-  let data = new Float32Array(0);
+  let data = dim === null ? null : new Float32Array(texts.length * dim);
   for (let start = 0; start < texts.length; start += embedding.batchSize) {
     const batch = texts.slice(start, start + embedding.batchSize);
     const rows = await callEmbedding(embedding, batch, asQuery);
@@ -116,23 +116,19 @@ export async function embedTexts(
       const i = start + j;
       let row: Float32Array;
       try {
-        row = toVector(rows[j], dim, `vector ${i}`, space);
+        row = toVector(rows[j], dim, 'vector', space);
       } catch (error) {
         if (!(error instanceof ValidationError)) throw error;
-        throw new EmbeddingError(`Embedding "${embedding.name}" returned an unusable ${error.message.replace(/^vector \d+/, `vector for text ${i}:`)}`, {
-          cause: error,
-        });
+        throw new EmbeddingError(`Embedding "${embedding.name}" returned an unusable vector for text ${i}: ${error.message}`, { cause: error });
       }
-      if (dim === null) {
-        dim = row.length;
-        data = new Float32Array(texts.length * dim);
-      } else if (data.length === 0) {
+      if (data === null) {
+        dim = row.length; // neither the index nor the embedding fixed it: the first vector does
         data = new Float32Array(texts.length * dim);
       }
-      data.set(row, i * dim);
+      data.set(row, i * dim!);
     }
   }
-  return { data, dimension: dim! };
+  return { data: data ?? new Float32Array(0), dimension: dim! };
 }
 
 /** One call of the caller's function, its failure wrapped with `cause`, its result checked to be one row per text. */
