@@ -7,12 +7,12 @@
  *
  *   npx tsx examples/rag-notes/main.ts [--path DIR] [--key-file F] [--question "…"]… [--json]
  *
- * Without --path the store goes to a temporary directory, under a key that
- * lives only for the run. With --key-file, the key is read from F (created,
+ * Without --path the store goes to a temporary directory (removed at exit),
+ * under a key that lives only for the run. With --key-file, the key is read from F (created,
  * mode 0600, when missing): keep it away from the store, or the encryption
  * protects nothing.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,3 +115,4 @@ if (args.json) {
   }
   console.log(`\n${storeFiles.length} store files scanned; note text found in ${plaintextFiles.length} of them.`);
 }
+if (args.path === undefined) rmSync(path, { recursive: true, force: true });
