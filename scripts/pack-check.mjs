@@ -104,6 +104,13 @@ await client.close();
 
 const { simdCapabilities, nativeEngine } = await import(pathToFileURL(join(pkgDir, 'dist', 'engine', 'native.js')).href);
 const { nativeAddonPath } = await import(pathToFileURL(join(pkgDir, 'dist', 'util', 'native-addon.js')).href);
+// vecvault/langchain resolves through the exports map; without the optional peer @langchain/core it fails to load, naming it.
+let langchainWithoutPeer = 'loaded';
+try {
+  await import('vecvault/langchain');
+} catch (error) {
+  langchainWithoutPeer = error.code === 'ERR_MODULE_NOT_FOUND' && String(error.message).includes('@langchain/core') ? 'missing-peer' : String(error.code);
+}
 const engine = nativeEngine.create({ dimension, metric: 'cos', precision: 'f32', connectivity: 16, expansionAdd: 128, expansionSearch: 64 });
 const isa = engine.isa();
 await engine.close();
@@ -118,6 +125,7 @@ console.log(JSON.stringify({
   isa,
   simd: simdCapabilities(),
   buildDirPresent: (await import('node:fs')).existsSync(join(pkgDir, 'build')),
+  langchainWithoutPeer,
 }));
 `;
 
@@ -177,6 +185,8 @@ try {
   if (!result.reopenedSame) problems.push('results after reopening differ');
   if (!result.addon.startsWith(`prebuilds/`)) problems.push(`loaded ${result.addon}, not the prebuild`);
   if (result.buildDirPresent) problems.push('the install compiled build/');
+  if (result.langchainWithoutPeer !== 'missing-peer') problems.push(`vecvault/langchain without @langchain/core: ${result.langchainWithoutPeer}`);
+  if (!info.files.some((f) => f.path === 'dist/langchain/index.js')) problems.push('the tarball lacks dist/langchain/index.js');
   if (process.arch === 'x64' && (result.isa === 'serial' || !result.simd.available.includes(result.isa) || !result.simd.compiled.includes('haswell')))
     problems.push(`no SIMD kernel active (${result.isa})`);
   if (problems.length > 0) throw new Error(`smoke test failed: ${problems.join('; ')}`);

@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'VECVAULT_NOT_SUPPORTED'
   | 'VECVAULT_NATIVE'
   | 'VECVAULT_IO'
-  | 'VECVAULT_KEY_CACHE';
+  | 'VECVAULT_KEY_CACHE'
+  | 'VECVAULT_EMBEDDING';
 
 export interface VecvaultErrorOptions {
   cause?: unknown;
@@ -142,5 +143,16 @@ export class StorageError extends VecvaultError {
 export class KeyCacheError extends VecvaultError {
   constructor(message: string, options?: VecvaultErrorOptions) {
     super('VECVAULT_KEY_CACHE', message, options);
+  }
+}
+
+/**
+ * The index's `embedding.embed` function failed (`cause` holds its error) or
+ * returned something that is not one finite vector of the index's dimension
+ * per text. Nothing was written.
+ */
+export class EmbeddingError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_EMBEDDING', message, options);
   }
 }

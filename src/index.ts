@@ -32,5 +32,6 @@ export {
   NativeError,
   StorageError,
   KeyCacheError,
+  EmbeddingError,
   type ErrorCode,
 } from './errors.js';

@@ -346,15 +346,28 @@ describe('untrained (exact) and trained (graph) search', () => {
 });
 
 describe('what is not supported says so', () => {
-  it('embeddingModel at createIndex and queryContents at query are NotSupportedError, never a silent no-op', async () => {
+  it('embeddingModel (a model name to download) is NotSupportedError pointing to embedding, never a silent no-op', async () => {
     const client = openClient();
-    await rejectsWithCode(
+    const error = await rejectsWithCode(
       client.createIndex({ indexName: 'e', indexKey: Client.generateKey(), embeddingModel: 'all-MiniLM-L6-v2', indexConfig: { type: 'ivfflat' } }),
       'VECVAULT_NOT_SUPPORTED',
     );
+    expect(error.message).toContain('embedding:');
     expect(await client.listIndexes()).toEqual([]); // nothing was created
-    const index = await client.createIndex({ indexName: 'q', indexKey: Client.generateKey(), dimension: 2 });
-    await rejectsWithCode(index.query({ queryContents: 'hello' } as never), 'VECVAULT_NOT_SUPPORTED');
+  });
+
+  it('queryContents works with the index embedding, and without one says what to pass', async () => {
+    const client = openClient();
+    const embed = async (texts: string[]) => texts.map((t) => (t.includes('hello') ? [1, 0] : [0, 1]));
+    const index = await client.createIndex({ indexName: 'q', indexKey: Client.generateKey(), metric: 'cosine', embedding: { name: 'toy', embed } });
+    await index.upsert([
+      { id: 'h', contents: 'hello there' },
+      { id: 'o', contents: 'other' },
+    ]);
+    expect((await index.query({ queryContents: 'hello', topK: 1 })).results[0]!.id).toBe('h');
+    const plain = await client.createIndex({ indexName: 'p', indexKey: Client.generateKey(), dimension: 2 });
+    const error = await rejectsWithCode(plain.query({ queryContents: 'hello' }), 'VECVAULT_VALIDATION');
+    expect(error.message).toContain('embedding');
   });
 });
 

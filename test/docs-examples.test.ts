@@ -22,12 +22,11 @@
  * that cannot run here is marked `<!-- example: not-run: the reason -->`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as vecvault from '../src/index.js';
-import { tempStore } from './support/helpers.js';
 
 interface Example {
   file: string;
@@ -83,10 +82,31 @@ function moduleFor(example: Example, dir: string): string {
     ),
   );
   const used = runtimeExports.filter((name) => !imported.has(name) && new RegExp(`\\b${name}\\b`).test(body));
+  const given = (name: string) => new RegExp(`\\b${name}\\b`).test(body) && !new RegExp(`\\b(const|let)\\s+${name}\\b`).test(body);
+  const extras: string[] = [];
+  const extraImports: string[] = [];
+  if (given('myModel')) {
+    // A stand-in model: 384 numbers per text from its characters.
+    extras.push(
+      `const myModel = { embed: async (texts: string[]) => texts.map((t) => Array.from({ length: 384 }, (_, i) => ((t.charCodeAt(i % t.length) * (i + 1)) % 17) - 8)) };`,
+    );
+  }
+  if (given('embeddings') || given('docs') || given('store')) {
+    extraImports.push(
+      `import { SyntheticEmbeddings as __Synthetic } from '@langchain/core/utils/testing';`,
+      `import { Document as __Document } from '@langchain/core/documents';`,
+      `import { VecvaultStore as __Store } from '${SRC}/langchain/index.js';`,
+    );
+    extras.push(`const embeddings = new __Synthetic({ vectorSize: 16 });`);
+    extras.push(
+      `const docs = [new __Document({ pageContent: 'budget meeting notes', metadata: { folder: 'work', year: 2025 } }), new __Document({ pageContent: 'garden plan', metadata: { folder: 'home', year: 2024 } })];`,
+    );
+    if (given('store')) extras.push(`const store = await __Store.fromDocuments(docs, embeddings, { client, indexName: 'lc', indexKey });`);
+  }
   const ownIndex = /\bcreateIndex\(/.test(body);
   const usesIndex = /\bindex\b|\bloadIndex\(/.test(body);
   return `import * as __vecvault from '${SRC}/index.js';
-${imports.join('\n')}
+${[...imports, ...extraImports].join('\n')}
 const __dir = ${JSON.stringify(dir)};
 const __client = new __vecvault.Client({ path: __dir + '/store' });
 try {
@@ -106,6 +126,7 @@ try {
   await index.upsert({ items: [{ id: 'a', vector: [1, 0, 0], metadata: { folder: 'work', year: 2025 }, contents: 'note' }, { id: 'b', vector: [0, 1, 0] }] });`
       : ''
   }
+  ${extras.join('\n  ')}
   {
 ${body}
   }
@@ -176,14 +197,17 @@ async function shellPrelude(code: string, cwd: string): Promise<void> {
 }
 
 const all = examples();
-const dir = tempStore('vecvault-docs-');
+// Inside the project (under node_modules/.cache), so an example's own imports such as @langchain/core resolve.
+mkdirSync(resolve('node_modules/.cache'), { recursive: true });
+const dir = mkdtempSync(join(resolve('node_modules/.cache'), 'vecvault-docs-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const written: { example: Example; path: string }[] = [];
 
 describe('code examples in README.md and docs/', () => {
   it('every ts block is marked or runnable; marks are known', () => {
     expect(all.filter((e) => e.lang === 'ts').length).toBeGreaterThan(20);
     expect(all.filter((e) => e.lang === 'sh').length).toBeGreaterThan(15);
-    const known = { ts: ['example: signature', 'example: filters', 'readme-example: usage'], sh: ['example: not-run'] };
+    const known = { ts: ['example: signature', 'example: filters', 'readme-example: usage', 'readme-example: langchain'], sh: ['example: not-run'] };
     for (const e of all) {
       if (e.mark !== undefined) expect(known[e.lang], `${e.file}:${e.line}`).toContain(e.mark);
     }

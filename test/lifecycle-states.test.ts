@@ -257,6 +257,12 @@ const INDEX_OPS: IndexOp[] = [
     expected: { open: 'ok', closing: 'ok', closed: 'ok', deleted: 'ok' },
   },
   {
+    name: 'getEmbedding',
+    run: (index) => index.getEmbedding(),
+    value: (v) => expect(v).toBeNull(), // the fixture's index has no embedding (test/embedding.test.ts covers one that does)
+    expected: { open: 'ok', closing: 'ok', closed: 'ok', deleted: 'ok' },
+  },
+  {
     name: 'getNLists',
     run: (index) => index.getNLists(),
     value: (v) => expect(v).toBeGreaterThanOrEqual(1),

@@ -21,12 +21,25 @@ let code = '';
 try { await index.upsert([{ id: '', vector: [1, 2] }]); } catch (e) { code = e instanceof ValidationError ? e.code : 'wrong class'; }
 await client.close();
 const vecvault = await import('vecvault');
-console.log(JSON.stringify({ results, code, engine: 'ok', encryptedIndexValue: 'EncryptedIndex' in vecvault }));
+const { VecvaultStore, fromLangChainEmbeddings } = await import('vecvault/langchain');
+const { SyntheticEmbeddings } = await import('@langchain/core/utils/testing');
+const lcClient = new Client({ path: ${JSON.stringify(join(dir, 'lc'))} });
+const store = await VecvaultStore.fromTexts(['hello world'], {}, new SyntheticEmbeddings({ vectorSize: 4 }), { client: lcClient, indexName: 'lc', indexKey: Client.generateKey() });
+const [doc] = await store.asRetriever(1).invoke('hello world');
+await lcClient.close();
+const langchain = { type: store._vectorstoreType(), pageContent: doc.pageContent, adapter: typeof fromLangChainEmbeddings };
+console.log(JSON.stringify({ results, code, engine: 'ok', encryptedIndexValue: 'EncryptedIndex' in vecvault, langchain }));
 `,
   );
   try {
     const out = execFileSync(process.execPath, [script], { encoding: 'utf8' });
-    expect(JSON.parse(out)).toEqual({ results: [{ id: 'x', contents: 'hi' }], code: 'VECVAULT_VALIDATION', engine: 'ok', encryptedIndexValue: false });
+    expect(JSON.parse(out)).toEqual({
+      results: [{ id: 'x', contents: 'hi' }],
+      code: 'VECVAULT_VALIDATION',
+      engine: 'ok',
+      encryptedIndexValue: false,
+      langchain: { type: 'vecvault', pageContent: 'hello world', adapter: 'function' },
+    });
   } finally {
     rmSync(script, { force: true });
   }
@@ -58,6 +71,15 @@ it('the public .d.ts shows the documented surface only: no private fields, no in
   expect(index).toContain('export type { WarningCode }');
   const encryptedIndex = files.get(join(process.cwd(), 'dist', 'api', 'encrypted-index.d.ts'))!;
   expect(encryptedIndex).not.toMatch(/constructor|isUsable|static /);
+  // vecvault/langchain: its own entry, built on the public API only (and the main entry never loads LangChain).
+  const langchain = publicDeclarations(join(process.cwd(), 'dist', 'langchain', 'index.d.ts'));
+  for (const [file, text] of langchain) {
+    expect(text, file).not.toMatch(/^\s*(private|protected)\s|@internal/m);
+    expect(text, file).not.toMatch(/\b(IndexState|IndexStore|KvStore|Manifest|IndexKeys|NativeIndexHandle|MetadataIndex)\b/);
+  }
+  expect(langchain.get(join(process.cwd(), 'dist', 'langchain', 'index.d.ts'))).toMatch(/export declare class VecvaultStore extends VectorStore/);
+  for (const file of files.keys()) expect(readFileSync(file, 'utf8'), file).not.toContain('@langchain');
+  expect(readFileSync(join(process.cwd(), 'dist', 'index.js'), 'utf8')).not.toContain('langchain');
   // The negative control: the same scan finds the internals in a file users never reach.
   expect(readFileSync(join(process.cwd(), 'dist', 'core', 'index-state.d.ts'), 'utf8')).toMatch(/^\s*(private|protected)\s/m);
 });

@@ -1,24 +1,42 @@
 /** The README's usage example runs as written (with 'vecvault' pointed at src/), so the docs cannot drift. */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { tempStore } from './support/helpers.js';
 import { WARNING_CODES } from '../src/warnings.js';
 
-it('README usage example runs and prints what its comments say', () => {
+/** Runs a README block marked `<!-- readme-example: NAME … -->` with 'vecvault' (and 'vecvault/langchain') pointed at src/, and checks each console.log line against its `// …` comment. */
+function runReadmeExample(name: string): void {
   const readme = readFileSync('README.md', 'utf8');
-  const block = /<!-- readme-example: usage[^>]*-->\s*```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-  expect(block).toBeDefined();
+  const block = new RegExp(`<!-- readme-example: ${name}[^>]*-->\\s*\`\`\`ts\\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1];
+  expect(block, name).toBeDefined();
   const dir = tempStore();
-  const source = `const storePath = ${JSON.stringify(join(dir, 'store'))};\n${block!.replace("from 'vecvault'", `from ${JSON.stringify(resolve('src/index.ts'))}`)}`;
-  const file = join(dir, 'example.mts');
+  const code = block!
+    .replace("from 'vecvault/langchain'", `from ${JSON.stringify(resolve('src/langchain/index.ts'))}`)
+    .replace("from 'vecvault'", `from ${JSON.stringify(resolve('src/index.ts'))}`);
+  const source = `const storePath = ${JSON.stringify(join(dir, 'store'))};\n${code}`;
+  // Inside the project, so the block's own imports (e.g. @langchain/core) resolve from its node_modules.
+  const file = join(resolve('test'), `.readme-example-${name}-${process.pid}.mts`);
   writeFileSync(file, source);
-  const out = execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8' }).trim().split('\n');
+  let out: string[];
+  try {
+    out = execFileSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8' }).trim().split('\n');
+  } finally {
+    rmSync(file, { force: true });
+  }
   const expected = [...block!.matchAll(/console\.log\(.*?\);\s*\/\/ (.*)$/gm)].map((m) => m[1]!.trim());
   expect(out.length).toBe(expected.length);
   const norm = (s: string) => s.replace(/[\s"']/g, '');
   out.forEach((line, i) => expect(norm(line)).toBe(norm(expected[i]!)));
+}
+
+it('README usage example runs and prints what its comments say', () => {
+  runReadmeExample('usage');
+});
+
+it('README LangChain.js and embedding example runs and prints what its comments say', () => {
+  runReadmeExample('langchain');
 });
 
 it('README lists every warning code, and the code emits no other', () => {

@@ -19,7 +19,8 @@ import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type
 import type { Store } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
-import { EncryptedIndex } from './encrypted-index.js';
+import { attachEmbedding, EncryptedIndex } from './encrypted-index.js';
+import { checkEmbedding, type CheckedEmbedding } from './embedding.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
 import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
@@ -137,8 +138,11 @@ export class Client {
 
   async #createIndex(p: CreateIndexParams, name: string, kmsName: string | undefined, kek: Buffer): Promise<EncryptedIndex> {
     if (p.embeddingModel !== undefined && p.embeddingModel !== null) {
-      throw new NotSupportedError('embeddingModel: vecvault does not run embedding models yet. Embed the text yourself and pass vectors.');
+      throw new NotSupportedError(
+        'embeddingModel: vecvault downloads and runs no embedding models. Pass createIndex({ embedding: { name, embed(texts) } }) with your own model instead.',
+      );
     }
+    const embedding = p.embedding === undefined ? undefined : checkEmbedding(p.embedding);
     const metric = p.metric === undefined ? 'euclidean' : checkOneOf(p.metric, METRICS, 'metric');
     const precision = p.storagePrecision === undefined ? 'float32' : checkOneOf(p.storagePrecision, PRECISIONS, 'storagePrecision');
     let dimension = p.dimension === undefined || p.dimension === null ? null : checkPositiveInt(p.dimension, 'dimension', 65_536);
@@ -150,6 +154,14 @@ export class Client {
         });
       }
       dimension = configDimension;
+    }
+    if (embedding?.dimension !== undefined) {
+      if (dimension !== null && dimension !== embedding.dimension) {
+        throw new ValidationError(`embedding.dimension (${embedding.dimension}) differs from dimension (${dimension}); pass one of them.`, {
+          path: 'embedding.dimension',
+        });
+      }
+      dimension = embedding.dimension;
     }
     if (precision === 'int8' && metric !== 'cosine') {
       // usearch rescales int8 vectors to unit length: only angular distances survive it.
@@ -178,11 +190,14 @@ export class Client {
         snapshot: null,
       };
       if (requested !== undefined) manifest.requested = requested;
-      return this.#handle(
+      if (embedding !== undefined) manifest.embedding = { name: embedding.name, dimension };
+      const index = await this.#handle(
         name,
         (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release),
         keySourceOf(entry),
       );
+      if (embedding !== undefined) attachEmbedding(index, embedding);
+      return index;
     });
   }
 
@@ -206,6 +221,13 @@ export class Client {
     const name = checkIndexName(p.indexName);
     const choice = this.#checkKeySource(p, false);
     const kek = choice.key;
+    let embedding: CheckedEmbedding | undefined;
+    try {
+      embedding = p.embedding === undefined ? undefined : checkEmbedding(p.embedding);
+    } catch (error) {
+      kek?.fill(0);
+      throw error;
+    }
     return this.#catalogExclusive(async (store) => {
       const entry = await store.catalogEntry(name);
       if (entry === undefined) {
@@ -217,20 +239,32 @@ export class Client {
       const already = this.#open.get(name);
       if (already?.isUsable()) {
         dek.fill(0);
+        if (embedding !== undefined) attachEmbedding(already, embedding); // the same handle, now able to embed
         return already;
       }
       // Open through another Client of this process: share its state, with a handle of our own.
       const held = this.#sharedStore().indexes.get(name);
+      let index: EncryptedIndex;
       if (held && held.state.isUsable() && Buffer.from(held.state.store.indexId).equals(Buffer.from(entry.indexId))) {
         dek.fill(0);
-        return this.#attach(name, held, keySourceOf(entry));
+        index = this.#attach(name, held, keySourceOf(entry));
+      } else {
+        if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
+        const indexStore = this.#indexStore(store, name, entry, dek);
+        index = await this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry)).catch((error: unknown) => {
+          wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
+          throw error;
+        });
       }
-      if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
-      const indexStore = this.#indexStore(store, name, entry, dek);
-      return this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry)).catch((error: unknown) => {
-        wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
-        throw error;
-      });
+      if (embedding !== undefined) {
+        try {
+          attachEmbedding(index, embedding); // the name the manifest records, known only once it is open
+        } catch (error) {
+          await index.close();
+          throw error;
+        }
+      }
+      return index;
     }).finally(() => kek?.fill(0));
   }
 

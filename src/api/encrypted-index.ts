@@ -11,11 +11,13 @@ import { getRecords, listIds, query, type SearchMode } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
 import { CallsInFlight } from '../core/calls-in-flight.js';
 import { verifyIndex } from '../core/verify.js';
-import { ClosedError, NotSupportedError, ValidationError } from '../errors.js';
+import { ClosedError, ValidationError } from '../errors.js';
+import { checkEmbeddingMatches, checkQueryContents, embedTexts, embedUpsert, noEmbeddingError, type CheckedEmbedding } from './embedding.js';
 import { compileFilter } from '../filter/index.js';
 import type {
   DeleteParams,
   DeleteResponse,
+  EmbeddingInfo,
   Filter,
   GetInclude,
   GetParams,
@@ -59,6 +61,12 @@ const MAX_TOP_K = 10_000;
 const DEFAULT_TOP_K = 100;
 
 /**
+ * @internal Gives a handle the embedding `loadIndex` was passed, after checking it matches the one the
+ * index records (a handle already open in a Client is handed out again by `loadIndex`).
+ */
+export let attachEmbedding: (index: EncryptedIndex, embedding: CheckedEmbedding) => void;
+
+/**
  * An encrypted index, opened with its key. Get one from
  * {@link Client.createIndex} or {@link Client.loadIndex}; it stays usable
  * until `close()` (of the index or its Client) or `deleteIndex()`, after which
@@ -87,6 +95,16 @@ export class EncryptedIndex {
   #closing: Promise<void> | null = null;
   /** Calls through this handle started and not yet settled: its close() waits for them (not for other handles'). */
   readonly #calls = new CallsInFlight();
+  /** The function that embeds text for this handle (`createIndex`/`loadIndex({ embedding })`); null without one. */
+  #embedding: CheckedEmbedding | null = null;
+
+  static {
+    attachEmbedding = (index, embedding) => {
+      const state = index.#state;
+      checkEmbeddingMatches(embedding, state.manifest.embedding, state.manifest.dimension, state.name);
+      index.#embedding = embedding;
+    };
+  }
 
   /**
    * @internal Built by `Client` after the key check. Several handles (one per
@@ -135,6 +153,21 @@ export class EncryptedIndex {
   /** Vector length; `null` until the first upsert fixes it when `createIndex` left it out. */
   getDimension(): number | null {
     return this.#state.manifest.dimension;
+  }
+
+  /**
+   * The embedding the index was created with: its name, the index's
+   * dimension, and whether this handle holds the function (`attached`: text
+   * upserts and `queryContents` work); `null` for an index created without one.
+   * Works on a closed handle.
+   * @example
+   * ```ts
+   * index.getEmbedding(); // { name: 'all-MiniLM-L6-v2', dimension: 384, attached: true }
+   * ```
+   */
+  getEmbedding(): EmbeddingInfo | null {
+    const ref = this.#state.manifest.embedding;
+    return ref === undefined ? null : { name: ref.name, dimension: this.#state.manifest.dimension, attached: this.#embedding !== null };
   }
 
   /** The distance metric chosen at `createIndex`. */
@@ -266,7 +299,12 @@ export class EncryptedIndex {
    * `onProgress({ done, total })` beside `items` or `ids` hears as the vectors join the graph
    * (in steps of 10,000 items), for a progress bar over a large batch; it is called before the
    * commit, so throwing from it cancels the call and nothing is written.
-   * @throws `VECVAULT_VALIDATION` for bad input (wrong dimension, NaN/∞, empty or repeated ids, bad metadata); nothing is written.
+   * With an embedding (`createIndex`/`loadIndex({ embedding })`), an item with
+   * string `contents` and no `vector` gets its vector from it: one `embed`
+   * call per `batchSize` such items, all before the commit.
+   * @throws `VECVAULT_VALIDATION` for bad input (wrong dimension, NaN/∞, empty or repeated ids, bad metadata,
+   * an item without a vector on a handle with no embedding); nothing is written.
+   * @throws `VECVAULT_EMBEDDING` when the embedding fails or returns unusable vectors (`cause` says why); nothing is written.
    * @throws `VECVAULT_CLOSED` after close or deleteIndex.
    * @example
    * ```ts
@@ -280,7 +318,9 @@ export class EncryptedIndex {
       // An empty batch is a success with nothing written, as in CyborgDB's SDK (no commit).
       if (isEmptyUpsert(params)) return { status: 'success', upsertedCount: 0 };
       const onProgress = Array.isArray(params) ? undefined : checkProgressOption({ onProgress: (params as { onProgress?: unknown }).onProgress });
-      const batch = await normalizeUpsert(params, state.manifest.dimension, state.manifest);
+      const m = state.manifest;
+      const embedded = await embedUpsert(params, this.#embedding, m.embedding, state.name, m.dimension, m);
+      const batch = await normalizeUpsert(embedded, state.manifest.dimension, state.manifest);
       await state.exclusive(() => upsertRecords(state, { ...batch, onProgress }));
       return { status: 'success', upsertedCount: batch.items.length };
     });
@@ -335,7 +375,10 @@ export class EncryptedIndex {
   /**
    * Nearest neighbours of one vector (flat results) or of a batch (one list
    * per query). With `filters`, the true filtered top-k. Lower distance is closer.
-   * @throws `VECVAULT_VALIDATION` for a bad vector, `topK`, `include` or filter (`err.path` names it).
+   * `queryContents` (text, with the index's embedding) stands in for `queryVectors`.
+   * @throws `VECVAULT_VALIDATION` for a bad vector, `topK`, `include` or filter (`err.path` names it), or
+   * `queryContents` on a handle without the index's embedding.
+   * @throws `VECVAULT_EMBEDDING` when the embedding fails or returns an unusable vector.
    * @throws `VECVAULT_CLOSED` after close or deleteIndex.
    * @example
    * ```ts
@@ -344,6 +387,8 @@ export class EncryptedIndex {
    */
   query(params: QueryParams & { queryVectors: number[] }): Promise<QueryResponse<QueryResultItem[]>>;
   query(params: QueryParams & { queryVectors: number[][] }): Promise<QueryResponse<QueryResultItem[][]>>;
+  query(params: QueryParams & { queryContents: string }): Promise<QueryResponse<QueryResultItem[]>>;
+  query(params: QueryParams & { queryContents: string[] }): Promise<QueryResponse<QueryResultItem[][]>>;
   query(params: QueryParams): Promise<QueryResponse>;
   async query(params: QueryParams): Promise<QueryResponse> {
     const state = this.#state;
@@ -353,10 +398,7 @@ export class EncryptedIndex {
       const include = checkInclude(params.include, QUERY_INCLUDE, NO_INCLUDE);
       let expansionSearch = params.expansionSearch === undefined ? undefined : checkPositiveInt(params.expansionSearch, 'expansionSearch', 65_536);
       const filter = params.filters === undefined ? undefined : compileFilter(params.filters);
-      const hints = params as QueryParams & { queryContents?: unknown };
-      if (hints.queryContents !== undefined) {
-        throw new NotSupportedError('queryContents needs an embedding model, which vecvault does not run yet: embed the text yourself and pass queryVectors.');
-      }
+      const hints = params;
       if (hints.exact !== undefined && typeof hints.exact !== 'boolean') throw new ValidationError('exact must be a boolean.', { path: 'exact' });
       if (hints.greedy !== undefined && typeof hints.greedy !== 'boolean') throw new ValidationError('greedy must be a boolean.', { path: 'greedy' });
       const nProbes = hints.nProbes === undefined ? undefined : checkPositiveInt(hints.nProbes, 'nProbes', 2 ** 32);
@@ -368,9 +410,22 @@ export class EncryptedIndex {
       let mode: SearchMode = 'auto';
       if (hints.exact !== undefined) mode = hints.exact ? 'exact' : 'graph';
       else if (nProbes !== undefined && nProbes >= nListsOf(state)) mode = 'exact';
-      const vectors = normalizeQueryVectors(params.queryVectors, state.manifest.dimension, params.dimension, state.manifest);
+      const vectors =
+        params.queryContents === undefined
+          ? normalizeQueryVectors(params.queryVectors, state.manifest.dimension, params.dimension, state.manifest)
+          : await this.#embedQuery(params);
       return query(state, { ...vectors, topK, include, expansionSearch, filter, mode });
     });
+  }
+
+  /** `queryContents` embedded into query rows, checked like `queryVectors`. */
+  async #embedQuery(params: QueryParams): Promise<{ data: Float32Array; count: number; batch: boolean }> {
+    const state = this.#state;
+    if (params.queryVectors !== undefined) throw new ValidationError('Pass queryVectors or queryContents, not both.', { path: 'queryContents' });
+    const { texts, batch } = checkQueryContents(params.queryContents);
+    if (this.#embedding === null) throw noEmbeddingError(state.manifest.embedding, state.name, 'queryContents');
+    const { data } = await embedTexts(this.#embedding, texts, state.manifest.dimension, state.manifest, true);
+    return { data, count: texts.length, batch };
   }
 
   /**

@@ -81,8 +81,53 @@ export interface CreateIndexParams {
   metric?: Metric;
   storagePrecision?: StoragePrecision;
   indexConfig?: CreateIndexConfig;
-  /** CyborgDB's automatic embeddings: not supported yet (`NotSupportedError`), never silently ignored. */
+  /**
+   * Turns text into vectors: `upsert` items with string `contents` and no
+   * `vector` are embedded, and `query({ queryContents })` works. The index
+   * records the embedding's name and dimension (encrypted, in its manifest);
+   * `loadIndex` must be given an embedding of the same name to embed text.
+   */
+  embedding?: Embedding;
+  /**
+   * CyborgDB's model name for service-side embeddings: `NotSupportedError`
+   * (vecvault downloads no models); pass `embedding` with your own function instead.
+   */
   embeddingModel?: string;
+}
+
+/**
+ * The application's embedding model, as a function: vecvault calls it and
+ * stores what it returns, and downloads or runs no model itself.
+ * A LangChain `Embeddings` object adapts in one line (see `vecvault/langchain`'s
+ * `fromLangChainEmbeddings`), and so does transformers.js's feature-extraction pipeline.
+ * @example
+ * ```ts
+ * const embedding = { name: 'all-MiniLM-L6-v2', dimension: 384, embed: (texts: string[]) => model.embedDocuments(texts) };
+ * ```
+ */
+export interface Embedding {
+  /** The model's name, recorded in the index: `loadIndex` refuses an embedding of another name (its vectors would not compare). */
+  name: string;
+  /** Vector length it returns; checked against the index's (and fixes it when `createIndex` had none). */
+  dimension?: number;
+  /**
+   * One vector per text, in order. Called with at most `batchSize` texts at a time
+   * (default 64), one call after another.
+   */
+  embed(texts: string[]): Promise<number[][] | Float32Array[]>;
+  /** Embeds a query, when the model embeds queries differently from documents (LangChain's `embedQuery`); `embed` is used otherwise. */
+  embedQuery?(text: string): Promise<number[] | Float32Array>;
+  /** Texts per `embed` call. Default 64. */
+  batchSize?: number;
+}
+
+/** `index.getEmbedding()`: the embedding an index was created with (never its function). */
+export interface EmbeddingInfo {
+  name: string;
+  /** The index's vector length; null until the first vectors fix it. */
+  dimension: number | null;
+  /** Whether this handle was given the embedding (so text upserts and `queryContents` work). */
+  attached: boolean;
 }
 
 export interface LoadIndexParams {
@@ -91,6 +136,12 @@ export interface LoadIndexParams {
   indexKey?: Uint8Array;
   /** Optional for a KMS-backed index: when given, it must be the slot the index was created with. */
   kmsName?: string;
+  /**
+   * The embedding the index was created with (same `name`), to upsert text
+   * and query with `queryContents`. Without it, vector calls work and text
+   * calls throw `VECVAULT_VALIDATION`.
+   */
+  embedding?: Embedding;
 }
 
 /** JSON-like metadata: strings, finite numbers, booleans, null, arrays and plain objects. */
@@ -118,16 +169,27 @@ export interface CompactOptions {
   onProgress?: (progress: Progress) => void;
 }
 
+/** An item without a vector: its string `contents` is embedded by the index's embedding. */
+export interface TextItem {
+  id: string;
+  vector?: null;
+  metadata?: Metadata;
+  contents: string;
+}
+
+export type UpsertItem = VectorItem | TextItem;
+
 export interface UpsertColumns {
   ids: string[];
-  vectors: VectorInput[];
+  /** One per id; may be left out (or an entry null) where `contents` holds text for the index's embedding. */
+  vectors?: (VectorInput | null | undefined)[];
   metadata?: (Metadata | undefined)[];
   contents?: (Contents | undefined)[];
   /** Called as vectors join the graph (the long part of a large batch): `done` of `total` items. */
   onProgress?: (progress: Progress) => void;
 }
 
-export type UpsertParams = { items: VectorItem[]; onProgress?: (progress: Progress) => void } | UpsertColumns | VectorItem[];
+export type UpsertParams = { items: UpsertItem[]; onProgress?: (progress: Progress) => void } | UpsertColumns | UpsertItem[];
 
 export interface UpsertResponse {
   status: 'success';
@@ -140,7 +202,12 @@ export type GetInclude = 'vector' | 'metadata' | 'contents';
 
 export interface QueryParams {
   /** One vector, a batch (arrays or typed-array rows), or a flat Float32Array / Float64Array split by `dimension` (default: the index's). */
-  queryVectors: number[] | number[][] | Float32Array | Float64Array | (Float32Array | Float64Array)[];
+  queryVectors?: number[] | number[][] | Float32Array | Float64Array | (Float32Array | Float64Array)[];
+  /**
+   * Text to search for, embedded by the index's embedding (instead of
+   * `queryVectors`): one string gives flat results, an array one list per string.
+   */
+  queryContents?: string | string[];
   /** Default 100. */
   topK?: number;
   /** Mongo-style metadata filter; see README "Filters". */

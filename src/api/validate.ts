@@ -5,7 +5,7 @@
  */
 import { ValidationError } from '../errors.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
-import type { Contents, Metadata, Metric, StoragePrecision, UpsertParams, VectorInput, VectorItem } from './types.js';
+import type { Contents, Metadata, Metric, StoragePrecision, UpsertItem, UpsertParams, VectorInput, VectorItem } from './types.js';
 
 export const MAX_ID_LENGTH = 1024;
 const MAX_METADATA_DEPTH = 32;
@@ -304,7 +304,8 @@ export async function normalizeUpsert(
   dimension: number | null,
   space: VectorSpace,
 ): Promise<{ items: NormalizedItem[]; vectors: Float32Array; dimension: number }> {
-  let items: VectorItem[];
+  // Items without vectors were given theirs by embedUpsert; any left fail checkVectorShape.
+  let items: (VectorItem | UpsertItem)[];
   let base = 'items';
   if (Array.isArray(params)) {
     items = params;

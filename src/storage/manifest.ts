@@ -31,6 +31,17 @@ export interface RequestedConfig {
   sqBits?: number;
 }
 
+/**
+ * The embedding an index was created with (`createIndex({ embedding })`):
+ * its name, and the dimension it was declared with (null: fixed by the first
+ * vectors). The function itself lives in the process; `loadIndex` must be
+ * given one of the same name to embed text.
+ */
+export interface EmbeddingRef {
+  name: string;
+  dimension: number | null;
+}
+
 /** HNSW parameters, all set (the public `IndexConfig` has them optional). */
 export interface HnswConfig {
   connectivity: number;
@@ -55,6 +66,12 @@ export interface Manifest {
    * manifests, which read as `{ type: 'hnsw' }`; older code ignores it).
    */
   requested?: RequestedConfig;
+  /**
+   * The embedding text is turned into vectors with (added after 0.1.0 like
+   * `requested`: absent in older manifests and in indexes made without one;
+   * older code ignores it).
+   */
+  embedding?: EmbeddingRef;
   /** The newest complete graph snapshot, if any. */
   snapshot: SnapshotRef | null;
 }
@@ -93,6 +110,7 @@ export function openManifest(key: Uint8Array, indexId: Uint8Array, value: Uint8A
 export function nextManifest(m: Manifest): Manifest {
   const next: Manifest = { ...m, counter: m.counter + 1, digest: new Uint8Array(m.digest), indexConfig: { ...m.indexConfig } };
   if (m.requested !== undefined) next.requested = { ...m.requested };
+  if (m.embedding !== undefined) next.embedding = { ...m.embedding };
   return next;
 }
 
@@ -108,6 +126,13 @@ function isRequested(r: unknown): boolean {
   if (typeof r !== 'object' || r === null) return false;
   const req = r as Record<string, unknown>;
   return INDEX_TYPES.includes(req.type as IndexType) && REQUESTED_NUMBERS.every((k) => req[k] === undefined || isCount(req[k]));
+}
+
+function isEmbeddingRef(e: unknown): boolean {
+  if (e === undefined) return true;
+  if (typeof e !== 'object' || e === null) return false;
+  const ref = e as Record<string, unknown>;
+  return typeof ref.name === 'string' && ref.name.length > 0 && (ref.dimension === null || isCount(ref.dimension));
 }
 
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
@@ -131,6 +156,7 @@ function isManifest(m: Manifest): boolean {
     isCount(m.indexConfig.expansionAdd) &&
     isCount(m.indexConfig.expansionSearch) &&
     isRequested(m.requested) &&
+    isEmbeddingRef(m.embedding) &&
     // A snapshot reference is checked where it is used: a bad one costs a rebuild, not the index.
     (ref === null || (typeof ref === 'object' && isCount(ref.generation) && isCount(ref.counter)))
   );
