@@ -178,7 +178,9 @@ export class Client {
       await store.checkAbsent(name); // IntegrityError when an index of that name lost its catalog entry
       // The KMS wrap happens before anything is written: a KmsError leaves the store as it was.
       const { entry, dek } =
-        kmsName === undefined ? createEnvelope(kek, name, { provider: 'none', keyId: null }, undefined, true) : await this.#createKmsEnvelope(kek, name, kmsName);
+        kmsName === undefined
+          ? createEnvelope(kek, name, { provider: 'none', keyId: null }, undefined, true)
+          : await this.#createKmsEnvelope(kek, name, kmsName);
       const manifest: Manifest = {
         counter: 0,
         nextKey: 1,
@@ -192,15 +194,12 @@ export class Client {
       };
       if (requested !== undefined) manifest.requested = requested;
       const indexStore = await this.#rootIndexStore(store, name, entry, dek, true);
-      return this.#handle(
-        name,
-        (release) => createIndexState(indexStore, this.#engines, manifest, entry, release),
-        keySourceOf(entry),
-        ROOT,
-      ).catch((error: unknown) => {
-        wipeIndexKeys(indexStore.keys);
-        throw error;
-      });
+      return this.#handle(name, (release) => createIndexState(indexStore, this.#engines, manifest, entry, release), keySourceOf(entry), ROOT).catch(
+        (error: unknown) => {
+          wipeIndexKeys(indexStore.keys);
+          throw error;
+        },
+      );
     });
   }
 

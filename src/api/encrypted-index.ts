@@ -384,7 +384,8 @@ export class EncryptedIndex {
   async createUserKey(params: CreateUserKeyParams): Promise<Uint8Array> {
     const state = this.#state;
     this.#requireRoot('createUserKey');
-    if (!isPlainObject(params)) throw new ValidationError("createUserKey takes { userId, permissions: ['read'] | ['read', 'write'], userKey? }.", { path: 'params' });
+    if (!isPlainObject(params))
+      throw new ValidationError("createUserKey takes { userId, permissions: ['read'] | ['read', 'write'], userKey? }.", { path: 'params' });
     const userId = checkUserId(params.userId);
     if (!isPermissions(params.permissions)) {
       throw new ValidationError("permissions must be ['read'] or ['read', 'write'].", { path: 'permissions' });

@@ -157,8 +157,14 @@ function sealDirectory(admin: Uint8Array, indexId: Uint8Array, dirKey: Uint8Arra
 /** Opens a directory entry (root only); anything malformed is an IntegrityError. */
 export function openDirectory(admin: Uint8Array, indexId: Uint8Array, dirKey: Uint8Array, value: Uint8Array): DirectoryEntry {
   const plain = open(admin, value, frame('users/directory', indexId, dirKey), 'A user directory entry');
-  const d = unpack(plain) as DirectoryEntry;
-  plain.fill(0);
+  try {
+    return checkDirectory(unpack(plain) as DirectoryEntry); // copies: unpacked bytes are views of `plain`
+  } finally {
+    plain.fill(0);
+  }
+}
+
+function checkDirectory(d: DirectoryEntry): DirectoryEntry {
   if (
     typeof d !== 'object' ||
     d === null ||
@@ -260,7 +266,9 @@ export function openUser(p: {
   value: Uint8Array | undefined;
 }): OpenedUser {
   const wrong = () =>
-    new InvalidKeyError(`This user key and userId do not open index "${p.indexName}" (no such user, a revoked user, or another key). Ask the index's owner for a key.`);
+    new InvalidKeyError(
+      `This user key and userId do not open index "${p.indexName}" (no such user, a revoked user, or another key). Ask the index's owner for a key.`,
+    );
   if (p.value === undefined) throw wrong();
   const e = decodeEntry(p.value);
   const wrapKey = deriveKey(p.userKey, p.indexId, 'user-wrap');
@@ -287,31 +295,36 @@ export function openUser(p: {
     const sealed = e.grants[String(p.generation)];
     if (sealed === undefined) throw new IntegrityError(`The user entry of index "${p.indexName}" holds no keys of the index's current data key.`);
     const plain = open(u, sealed, grantAad(p.indexId, p.slot, p.generation), 'A user grant');
-    const bundle = unpack(plain) as Record<string, unknown>;
-    plain.fill(0);
-    const key = (name: string, optional = false): Buffer | undefined => {
-      const v = bundle[name];
-      if (v === undefined && optional) return undefined;
-      if (!(v instanceof Uint8Array) || v.byteLength !== 32) throw new IntegrityError(`A user grant of index "${p.indexName}" is malformed.`);
-      return Buffer.from(v);
-    };
-    const keys: IndexKeys = {
-      records: key('records')!,
-      graph: key('graph')!,
-      ids: key('ids')!,
-      manifest: key('manifest')!,
-      digest: key('digest')!,
-      head: key('head')!,
-    };
-    const writer = body.permissions.includes('write');
-    if (writer) {
-      keys.recordAuth = key('recordAuth')!;
-      keys.signSeed = key('signSeed')!;
+    try {
+      return grantedKeys(unpack(plain) as Record<string, unknown>, body.permissions, body.signKey, p.indexName); // copies: unpacked bytes are views of `plain`
+    } finally {
+      plain.fill(0);
     }
-    return { permissions: [...body.permissions], signKey: Buffer.from(body.signKey), keys };
   } finally {
     u.fill(0);
   }
+}
+
+/** The keys of a grant, copied out of the unpacked bundle (a reader's without the writer keys). */
+function grantedKeys(bundle: Record<string, unknown>, permissions: Permissions, signKey: Uint8Array, indexName: string): OpenedUser {
+  const key = (name: string): Buffer => {
+    const v = bundle[name];
+    if (!(v instanceof Uint8Array) || v.byteLength !== 32) throw new IntegrityError(`A user grant of index "${indexName}" is malformed.`);
+    return Buffer.from(v);
+  };
+  const keys: IndexKeys = {
+    records: key('records'),
+    graph: key('graph'),
+    ids: key('ids'),
+    manifest: key('manifest'),
+    digest: key('digest'),
+    head: key('head'),
+  };
+  if (permissions.includes('write')) {
+    keys.recordAuth = key('recordAuth');
+    keys.signSeed = key('signSeed');
+  }
+  return { permissions: [...permissions], signKey: Buffer.from(signKey), keys };
 }
 
 /**

@@ -112,11 +112,15 @@ export function openManifest(key: Uint8Array, indexId: Uint8Array, value: Uint8A
     sealed = value.subarray(1);
   } else {
     if (value[0] !== SIGNED_VERSION || value.byteLength < SIGNED_HEADER) {
-      throw new IntegrityError(`${what} is not signed: it was written without the index's signing key (by a read-only key holder, or tampered with). Restore the store from a backup.`);
+      throw new IntegrityError(
+        `${what} is not signed: it was written without the index's signing key (by a read-only key holder, or tampered with). Restore the store from a backup.`,
+      );
     }
     sealed = value.subarray(SIGNED_HEADER);
     if (!verifyBytes(signKey, signedMessage(indexId, sealed), value.subarray(1, SIGNED_HEADER))) {
-      throw new IntegrityError(`${what} has a wrong signature: it was written without the index's signing key (by a read-only key holder, or tampered with). Restore the store from a backup.`);
+      throw new IntegrityError(
+        `${what} has a wrong signature: it was written without the index's signing key (by a read-only key holder, or tampered with). Restore the store from a backup.`,
+      );
     }
   }
   const manifest = unpack(open(key, sealed, frame('manifest', indexId), what)) as Manifest;

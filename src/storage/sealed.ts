@@ -78,14 +78,7 @@ function v2AadHead(indexId: Uint8Array): Buffer {
  * share `seq`, which is now only inside the ciphertext (format 1 kept it in
  * the clear header, which showed which records were written together).
  */
-export function sealRecords(
-  key: Uint8Array,
-  indexId: Uint8Array,
-  hkeys: Uint8Array[],
-  seq: number,
-  bodies: RecordBody[],
-  recordAuth?: Uint8Array,
-): Buffer[] {
+export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[], recordAuth?: Uint8Array): Buffer[] {
   checkHkeys(hkeys);
   const packed = bodies.map(pack);
   // seq || body for every record, in one allocation.
@@ -123,12 +116,16 @@ function recordTags(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Arr
 export function checkRecordTags(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): void {
   checkHkeys(hkeys);
   if (values.some((value) => value.byteLength < RECORD_V3_HEADER || value[0] !== RECORD_V3)) {
-    throw new IntegrityError('A record of the index is not tagged by a writer (it was written or re-sealed without the write key). Restore the store from a backup.');
+    throw new IntegrityError(
+      'A record of the index is not tagged by a writer (it was written or re-sealed without the write key). Restore the store from a backup.',
+    );
   }
   const tags = recordTags(recordAuth, indexId, hkeys, values);
   values.forEach((value, i) => {
     if (!constantTimeEqual(tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), value.subarray(1, RECORD_V3_HEADER))) {
-      throw new IntegrityError('A record of the index carries a wrong writer tag (it was forged by a key holder without write permission, or damaged). Restore the store from a backup.');
+      throw new IntegrityError(
+        'A record of the index carries a wrong writer tag (it was forged by a key holder without write permission, or damaged). Restore the store from a backup.',
+      );
     }
   });
 }

@@ -25,7 +25,13 @@ export async function makeUnsigned(path: string, name: string, key: Uint8Array):
   try {
     const entry = unpack((await db.get(catalogKey(name)))!) as CatalogEntry & { signed?: true };
     if (entry.signed !== true) return;
-    const fixed: CatalogEntry = { ...entry, indexId: new Uint8Array(entry.indexId), salt: new Uint8Array(entry.salt), verifier: new Uint8Array(entry.verifier), wrappedDek: new Uint8Array(entry.wrappedDek) };
+    const fixed: CatalogEntry = {
+      ...entry,
+      indexId: new Uint8Array(entry.indexId),
+      salt: new Uint8Array(entry.salt),
+      verifier: new Uint8Array(entry.verifier),
+      wrappedDek: new Uint8Array(entry.wrappedDek),
+    };
     const dek = openEnvelope(key, name, fixed);
     const id = fixed.indexId;
     const { signed: _signed, ...rest } = fixed;
