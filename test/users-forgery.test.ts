@@ -64,16 +64,20 @@ async function catalogOf(path: string): Promise<CatalogEntry> {
 
 /** The keys the reader's own entry yields: all a forger with a read-only key has. */
 async function readerKeys(s: Setup): Promise<IndexKeys> {
+  const keys = await userKeys(s, 'alice', s.readerKey);
+  expect(keys.recordAuth).toBeUndefined();
+  expect(keys.signSeed).toBeUndefined();
+  return keys;
+}
+
+/** The keys a user's entry yields (read while the user still has access). */
+async function userKeys(s: Setup, userId: string, userKey: Uint8Array): Promise<IndexKeys> {
   const entry = await catalogOf(s.path);
-  const slot = userSlot(s.readerKey, entry.indexId, 'alice');
+  const slot = userSlot(userKey, entry.indexId, userId);
   const db = await rawStore(s.path);
   try {
     const value = await db.get(indexKey(entry.indexId, USER, slot));
-    const { keys, permissions } = openUser({ indexId: entry.indexId, indexName: 'test', userId: 'alice', userKey: s.readerKey, generation: 1, slot, value });
-    expect(permissions).toEqual(['read']);
-    expect(keys.recordAuth).toBeUndefined();
-    expect(keys.signSeed).toBeUndefined();
-    return keys;
+    return openUser({ indexId: entry.indexId, indexName: 'test', userId, userKey, generation: 1, slot, value }).keys;
   } finally {
     await db.close();
   }
@@ -102,6 +106,7 @@ async function readManifestRaw(path: string, keys: IndexKeys, id: Uint8Array): P
  * in front of the new manifest (a version-2 value).
  */
 async function forgeCommit(path: string, keys: IndexKeys, keepSignature = false): Promise<void> {
+  // With a writer's keys (a revoked writer who kept them), the record is tagged and the manifest signed as a writer would.
   const { indexId: id } = await catalogOf(path);
   const manifest = await readManifestRaw(path, keys, id);
   const db = await rawStore(path);
@@ -112,8 +117,8 @@ async function forgeCommit(path: string, keys: IndexKeys, keepSignature = false)
     const next: Manifest = { ...manifest, counter: manifest.counter + 1, digest: new Uint8Array(manifest.digest), snapshot: null };
     xorInto(next.digest, liveTags(keys.digest, [hkey!], old!.seq));
     xorInto(next.digest, liveTags(keys.digest, [hkey!], next.counter));
-    const [forged] = sealRecords(keys.records, id, [hkey!], next.counter, [{ ...old!.body, metadata: { team: 'forged' } }]);
-    let value = sealManifest(keys.manifest, id, next);
+    const [forged] = sealRecords(keys.records, id, [hkey!], next.counter, [{ ...old!.body, metadata: { team: 'forged' } }], keys.recordAuth);
+    let value = sealManifest(keys.manifest, id, next, keys.signSeed);
     if (keepSignature) {
       const signed = (await db.get(indexKey(id, MANIFEST)))!;
       value = Buffer.concat([signed.subarray(0, 65), value.subarray(1)]);
@@ -223,6 +228,35 @@ describe("a read-only user's forged file edits", () => {
     const index = await loadRoot(s);
     expect(index.stats().openedFrom).toBe('snapshot');
     expect((await index.query({ queryVectors: [1, 0, 0], topK: 1 })).results[0]!.id).toBe('b');
+  });
+
+  it('a revoked writer who kept its keys: its signed commit → IntegrityError (the revocation renewed the signing key); the other users carry on', async () => {
+    const s = await setup();
+    const bobKeys = await userKeys(s, 'bob', s.writerKey); // bob keeps a copy of what his entry held
+    expect(bobKeys.signSeed).toBeDefined();
+    const client = openClient(s.path);
+    const root = await client.loadIndex({ indexName: 'test', indexKey: s.rootKey });
+    const carolKey = await root.createUserKey({ userId: 'carol', permissions: ['read', 'write'] });
+    const before = root.stats().commitCounter;
+    await root.revokeUser({ userId: 'bob' });
+    expect(root.stats().commitCounter).toBe(before + 1); // one commit installs the new signing key
+    await root.upsert({ items: [{ id: 'r', vector: [1, 1, 0] }] }); // signed with the new key
+    await client.close();
+    // The remaining writer and the reader open and work with the new key.
+    const c = openClient(s.path);
+    const carol = await c.loadIndex({ indexName: 'test', indexKey: carolKey, userId: 'carol' });
+    await carol.upsert({ items: [{ id: 'q', vector: [0, 1, 1] }] });
+    expect((await (await c.loadIndex({ indexName: 'test', indexKey: s.readerKey, userId: 'alice' })).listIds()).count).toBe(5);
+    await c.close();
+    await forgeCommit(s.path, bobKeys);
+    for (const open of [() => loadRoot(s), () => loadUser(s, 'alice')]) await rejectsWithCode(open(), 'VECVAULT_INTEGRITY');
+  });
+
+  it('control: the same commit by a writer who was not revoked is accepted (it is a writer)', async () => {
+    const s = await setup();
+    await forgeCommit(s.path, await userKeys(s, 'bob', s.writerKey));
+    const index = await loadRoot(s);
+    expect((await index.get({ ids: ['a'], include: ['metadata'] }))[0]!.metadata).toEqual({ team: 'forged' });
   });
 
   it("the root's signing entry deleted, or `signed` stripped from the catalog entry → IntegrityError for the root", async () => {

@@ -5,8 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { NotSupportedError, PermissionError, ValidationError } from '../errors.js';
-import { directoryKey, newUser, openDirectory, type Permissions } from '../keys/users.js';
-import { publicKeyOf } from '../crypto/sign.js';
+import { directoryKey, newUser, openDirectory, regrantUsers, type Permissions } from '../keys/users.js';
+import { generateSigningKey, publicKeyOf } from '../crypto/sign.js';
+import { nextManifest } from '../storage/manifest.js';
 import type { IndexState } from './index-state.js';
 
 function adminOf(state: IndexState): Buffer {
@@ -56,7 +57,11 @@ export async function listUsers(state: IndexState): Promise<{ userId: string; pe
 
 /**
  * Removes `userId`'s entry and directory entry and erases them from the files; open handles of
- * that user in this process are refused from now on. Returns whether there was such a user.
+ * that user in this process are refused from now on. Revoking a writer also renews the signing
+ * key in the same commit: the remaining users' bodies name the new public key, the remaining
+ * writers' grants hold the new seed, and the commit that installs it is signed with it, so the
+ * revoked writer's copy of the old seed signs nothing the index accepts. Returns whether there
+ * was such a user.
  */
 export async function revokeUser(state: IndexState, userId: string): Promise<boolean> {
   const admin = adminOf(state);
@@ -67,6 +72,37 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
   const d = openDirectory(admin, store.indexId, dirKey, raw);
   d.u.fill(0);
   state.revokedSlots.add(Buffer.from(d.slot).toString('hex'));
-  await store.removeUser(dirKey, d.slot);
+  if (!d.permissions.includes('write')) {
+    await store.removeUser(dirKey, d.slot);
+    return true;
+  }
+  const fresh = generateSigningKey();
+  try {
+    const grant = regrantUsers({
+      indexId: store.indexId,
+      oldAdmin: admin,
+      newKeys: { ...store.keys, signSeed: fresh.seed },
+      newGeneration: store.dekGeneration,
+      keepGenerations: 'all',
+      directory: (await store.directory()).filter((e) => !Buffer.from(e.dirKey).equals(dirKey)),
+      entries: await store.userEntries(), // the revoked user's entry is not in the directory: deleted
+    });
+    const next = nextManifest(state.manifest);
+    const batch = store.newBatch();
+    store.removeUserOps(batch, dirKey, d.slot);
+    store.addRegrant(batch, grant);
+    await state.queue.committing(() =>
+      store.commit(next, batch, {
+        newSigningKey: fresh,
+        durable: () => {
+          state.manifest = next;
+        },
+      }),
+    );
+  } catch (error) {
+    if (store.keys.signSeed !== fresh.seed) fresh.seed.fill(0);
+    throw error;
+  }
+  await store.eraseUser(dirKey, d.slot);
   return true;
 }

@@ -145,6 +145,10 @@ function sealGrant(u: Uint8Array, indexId: Uint8Array, slot: Uint8Array, generat
   }
 }
 
+function sealBody(u: Uint8Array, indexId: Uint8Array, slot: Uint8Array, userId: string, permissions: Permissions, signKey: Uint8Array): Buffer {
+  return seal(u, pack({ userId, permissions, signKey }), frame('users/body', indexId, slot));
+}
+
 function sealDirectory(admin: Uint8Array, indexId: Uint8Array, dirKey: Uint8Array, d: DirectoryEntry): Buffer {
   const plain = pack({ userId: d.userId, permissions: d.permissions, u: d.u, slot: d.slot });
   try {
@@ -210,7 +214,7 @@ export function newUser(p: {
     const entry: UserEntry = {
       v: 1,
       wrap: seal(wrapKey, u, frame('users/wrap', p.indexId, slot)),
-      body: seal(u, pack({ userId: p.userId, permissions: p.permissions, signKey: p.signKey }), frame('users/body', p.indexId, slot)),
+      body: sealBody(u, p.indexId, slot, p.userId, p.permissions, p.signKey),
       grants: { [String(p.generation)]: sealGrant(u, p.indexId, slot, p.generation, p.keys, p.permissions) },
     };
     const dirKey = directoryKey(p.keys.admin, p.indexId, p.userId);
@@ -327,18 +331,73 @@ function grantedKeys(bundle: Record<string, unknown>, permissions: Permissions, 
   return { permissions: [...permissions], signKey: Buffer.from(signKey), keys };
 }
 
+/** What re-granting users writes: the sealed signing seed, and puts/deletes of directory ('D') and user ('U') entries (deletes first). */
+export interface UsersRegrant {
+  signingSeed: Buffer;
+  puts: { kind: 'D' | 'U'; suffix: Buffer; value: Buffer }[];
+  dels: { kind: 'D' | 'U'; suffix: Uint8Array }[];
+}
+
 /**
- * For `rotateDataKey`: re-grants every user the keys of a new DEK generation
- * without any user's key. Takes the raw directory entries (`'I' id 'D' …`)
- * and user entries (`'I' id 'U' …`) as stored, the old root admin key (from
- * the old DEK) and the new generation's root keys (with `admin`,
- * `recordAuth`, `signSeed`); returns what to write in the batch that switches
- * the catalog entry to the new generation: the signing seed re-sealed under
- * the new admin key, every directory entry re-sealed (new directory keys, so
- * the old ones are deleted), and every user entry with the new grant added.
- * `keepGenerations` lists older grants to keep (a resumable rotation keeps
- * the old one until it finishes; `[]` drops them). Entries the directory does
- * not name (left by a crash) are deleted.
+ * Re-grants every user the keys in `newKeys` for DEK generation `newGeneration`, without any
+ * user's key (U comes from the root's directory, opened with `oldAdmin`): each directory entry is
+ * re-sealed under `newKeys.admin` (under its new directory key; the old one is deleted), each
+ * user's body is re-sealed naming the public key of `newKeys.signSeed`, each user gets a grant of
+ * `newKeys` for `newGeneration` (writers with the record-auth key and the signing seed), and the
+ * signing seed is re-sealed under the new admin key. Older grants are kept when `keepGenerations`
+ * lists them (`'all'`: every one but `newGeneration`'s, which is replaced). User entries the
+ * directory does not name (a revoked user's, or left by a crash) are deleted. Used by
+ * `grantDataKeyToUsers` (a new DEK) and by a writer's revocation (a new signing key, same DEK).
+ */
+export function regrantUsers(p: {
+  indexId: Uint8Array;
+  oldAdmin: Uint8Array;
+  newKeys: IndexKeys;
+  newGeneration: number;
+  keepGenerations?: number[] | 'all';
+  directory: { dirKey: Uint8Array; value: Uint8Array }[];
+  entries: { slot: Uint8Array; value: Uint8Array }[];
+}): UsersRegrant {
+  const { admin, signSeed } = p.newKeys;
+  if (!admin || !signSeed) throw new IntegrityError('Re-granting users needs the root keys with the signing key.');
+  const signKey = publicKeyOf(signSeed);
+  const keep = (generation: string) =>
+    generation !== String(p.newGeneration) && (p.keepGenerations === 'all' || (p.keepGenerations ?? []).map(String).includes(generation));
+  const bySlot = new Map(p.entries.map((e) => [Buffer.from(e.slot).toString('hex'), e.value]));
+  const out: UsersRegrant = { signingSeed: sealSigningSeed(admin, p.indexId, signSeed), puts: [], dels: [] };
+  const named = new Set<string>();
+  for (const { dirKey, value } of p.directory) {
+    const d = openDirectory(p.oldAdmin, p.indexId, dirKey, value);
+    try {
+      const slotHex = Buffer.from(d.slot).toString('hex');
+      named.add(slotHex);
+      out.dels.push({ kind: 'D', suffix: dirKey });
+      const newDirKey = directoryKey(admin, p.indexId, d.userId);
+      out.puts.push({ kind: 'D', suffix: newDirKey, value: sealDirectory(admin, p.indexId, newDirKey, d) });
+      const raw = bySlot.get(slotHex);
+      if (raw === undefined) continue; // the user's entry was lost: the root can revoke and re-create the user
+      const e = decodeEntry(raw);
+      const grants: Record<string, Uint8Array> = {};
+      for (const [g, v] of Object.entries(e.grants)) if (keep(g)) grants[g] = v;
+      grants[String(p.newGeneration)] = sealGrant(d.u, p.indexId, d.slot, p.newGeneration, p.newKeys, d.permissions);
+      const body = sealBody(d.u, p.indexId, d.slot, d.userId, d.permissions, signKey);
+      out.puts.push({ kind: 'U', suffix: Buffer.from(d.slot), value: pack({ ...e, body, grants }) });
+    } finally {
+      d.u.fill(0);
+    }
+  }
+  for (const e of p.entries) if (!named.has(Buffer.from(e.slot).toString('hex'))) out.dels.push({ kind: 'U', suffix: e.slot });
+  return out;
+}
+
+/**
+ * For `rotateDataKey`: re-grants every user the keys of a new DEK generation without any user's
+ * key. `oldAdmin` is the admin key of the old DEK (`rootUserKeys(oldDek, id).admin`); `newKeys`
+ * the new generation's root keys (`deriveIndexKeys(newDek, …)` plus `rootUserKeys(newDek, …)`
+ * plus the signing seed: the same one, or a new one to also renew the signing key). Write the
+ * result in the batch that switches the catalog entry to the new generation
+ * (`IndexStore.grantUsersDataKey` does). `keepGenerations`: older grants to keep while a
+ * resumable rotation needs them; `[]` (the default) drops them.
  */
 export function grantDataKeyToUsers(p: {
   indexId: Uint8Array;
@@ -348,31 +407,6 @@ export function grantDataKeyToUsers(p: {
   keepGenerations?: number[];
   directory: { dirKey: Uint8Array; value: Uint8Array }[];
   entries: { slot: Uint8Array; value: Uint8Array }[];
-}): { signingSeed: Buffer; puts: { kind: 'D' | 'U'; suffix: Buffer; value: Buffer }[]; dels: { kind: 'D' | 'U'; suffix: Uint8Array }[] } {
-  const { admin, signSeed } = p.newKeys;
-  if (!admin || !signSeed) throw new IntegrityError('Re-granting users needs the new generation root keys with the signing key.');
-  const keep = new Set((p.keepGenerations ?? []).map(String));
-  const bySlot = new Map(p.entries.map((e) => [Buffer.from(e.slot).toString('hex'), e.value]));
-  const puts: { kind: 'D' | 'U'; suffix: Buffer; value: Buffer }[] = [];
-  const dels: { kind: 'D' | 'U'; suffix: Uint8Array }[] = [];
-  const named = new Set<string>();
-  for (const { dirKey, value } of p.directory) {
-    const d = openDirectory(p.oldAdmin, p.indexId, dirKey, value);
-    const slotHex = Buffer.from(d.slot).toString('hex');
-    named.add(slotHex);
-    const raw = bySlot.get(slotHex);
-    dels.push({ kind: 'D', suffix: dirKey });
-    const newDirKey = directoryKey(admin, p.indexId, d.userId);
-    puts.push({ kind: 'D', suffix: newDirKey, value: sealDirectory(admin, p.indexId, newDirKey, d) });
-    if (raw !== undefined) {
-      const e = decodeEntry(raw);
-      const grants: Record<string, Uint8Array> = {};
-      for (const [g, v] of Object.entries(e.grants)) if (keep.has(g)) grants[g] = v;
-      grants[String(p.newGeneration)] = sealGrant(d.u, p.indexId, d.slot, p.newGeneration, p.newKeys, d.permissions);
-      puts.push({ kind: 'U', suffix: Buffer.from(d.slot), value: pack({ ...e, grants }) });
-    }
-    d.u.fill(0);
-  }
-  for (const e of p.entries) if (!named.has(Buffer.from(e.slot).toString('hex'))) dels.push({ kind: 'U', suffix: e.slot });
-  return { signingSeed: sealSigningSeed(admin, p.indexId, signSeed), puts, dels };
+}): UsersRegrant {
+  return regrantUsers(p);
 }

@@ -8,7 +8,7 @@
 import { constantTimeEqual, u64 } from '../crypto/kdf.js';
 import { IntegrityError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
-import { grantDataKeyToUsers, sealSigningSeed, type UserWrites } from '../keys/users.js';
+import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrites } from '../keys/users.js';
 import { warn } from '../warnings.js';
 import type { HeadFile } from './heads.js';
 import type { BatchOp, KvStore } from './kv-store.js';
@@ -56,20 +56,29 @@ export class IndexStore {
     readonly keys: IndexKeys,
     private readonly head: HeadFile,
     /**
-     * The Ed25519 public key this opener trusts for the index's commits (the root: the catalog
-     * entry's, bound to the DEK wrap; a user: the one sealed in its own entry); null for an
-     * unsigned index (created before signed commits).
+     * The Ed25519 public key this opener trusts for the index's commits (the root: the one of the
+     * seed in its admin entry, which only the DEK opens; a user: the one sealed in its own entry);
+     * null for an unsigned index (created before signed commits).
      */
-    readonly signKey: Uint8Array | null = null,
+    signKey: Uint8Array | null = null,
     /** The DEK generation the keys belong to (user grants are per generation). */
     readonly dekGeneration = 1,
-  ) {}
+  ) {
+    this.#signKey = signKey;
+  }
+
+  #signKey: Uint8Array | null;
+
+  /** The public key commits are checked against (changes when a writer's revocation renews the signing key). */
+  get signKey(): Uint8Array | null {
+    return this.#signKey;
+  }
 
   // ---- signing (per-user keys) ----
 
   /** Commits here are signed and records carry writer tags. */
   get signed(): boolean {
-    return this.signKey !== null;
+    return this.#signKey !== null;
   }
 
   /** Whether this opener can commit: any unsigned index, or a signed one with the signing and record-auth keys. */
@@ -89,8 +98,8 @@ export class IndexStore {
    * same process shares one state per index). The trusted public keys must agree.
    */
   adoptKeys(keys: IndexKeys, signKey: Uint8Array | null): void {
-    if (this.signKey === null && signKey === null) return;
-    if (this.signKey === null || signKey === null || !constantTimeEqual(signKey, this.signKey)) {
+    if (this.#signKey === null && signKey === null) return;
+    if (this.#signKey === null || signKey === null || !constantTimeEqual(signKey, this.#signKey)) {
       throw new IntegrityError(`Index "${this.indexName}" is open under another signing key than this key trusts. Restore the store from a backup.`);
     }
     for (const field of ['recordAuth', 'signSeed', 'admin'] as const) {
@@ -139,7 +148,7 @@ export class IndexStore {
   async readManifest({ checkHead = true }: { checkHead?: boolean } = {}): Promise<Manifest> {
     const raw = await this.kv.get(this.manifestKey());
     if (raw === undefined) throw new IntegrityError(`The manifest of index "${this.indexName}" is missing. Restore the store from a backup.`);
-    const manifest = openManifest(this.keys.manifest, this.indexId, raw, this.indexName, this.signKey ?? undefined);
+    const manifest = openManifest(this.keys.manifest, this.indexId, raw, this.indexName, this.#signKey ?? undefined);
     if (!checkHead) return manifest; // recovery reads what it can from a damaged store
     const acknowledged = this.head.read(this.indexName);
     if (manifest.counter < acknowledged) {
@@ -159,12 +168,23 @@ export class IndexStore {
    * given) and the sealed manifest `next`; then the commit head moves forward.
    * `durable` runs as soon as the batch is on disk, before the head's fsyncs.
    */
-  async commit(next: Manifest, batch: CommitBatch, { change, durable }: { change?: ChangeEntry; durable?: () => void } = {}): Promise<void> {
-    const seed = this.signingSeed(); // a read-only opener writes nothing
+  async commit(
+    next: Manifest,
+    batch: CommitBatch,
+    { change, durable, newSigningKey }: { change?: ChangeEntry; durable?: () => void; newSigningKey?: { seed: Buffer; publicKey: Buffer } } = {},
+  ): Promise<void> {
+    this.signingSeed(); // a read-only opener writes nothing
+    // A renewed signing key (a writer's revocation) signs the commit that installs it.
+    const seed = newSigningKey?.seed ?? this.signingSeed();
     const ops = batch.ops;
     if (change) ops.push({ type: 'put', key: this.changeKey(next.counter), value: sealChange(this.keys.records, this.indexId, next.counter, change) });
     ops.push({ type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, next, seed) });
     await this.kv.batch(ops);
+    if (newSigningKey) {
+      this.keys.signSeed?.fill(0);
+      this.keys.signSeed = newSigningKey.seed;
+      this.#signKey = newSigningKey.publicKey;
+    }
     durable?.();
     try {
       await this.head.update(next.counter);
@@ -374,17 +394,41 @@ export class IndexStore {
 
   /**
    * Deletes a user's entry and directory entry in one synced batch, then erases them from
-   * LevelDB's files as `destroy` does for an index (`KvStore.shred`): resolves once the user's
-   * wraps are gone from disk.
+   * LevelDB's files (`eraseUser`).
    */
   async removeUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
-    const keys = [indexKey(this.indexId, USER, slot), indexKey(this.indexId, USER_DIR, dirKey)];
-    await this.kv.batch(keys.map((key) => ({ type: 'del' as const, key })));
+    await this.kv.batch(this.userKeys(dirKey, slot).map((key) => ({ type: 'del' as const, key })));
+    await this.eraseUser(dirKey, slot);
+  }
+
+  /** Adds the deletes of a user's entry and directory entry to `batch`. */
+  removeUserOps(batch: CommitBatch, dirKey: Uint8Array, slot: Uint8Array): void {
+    for (const key of this.userKeys(dirKey, slot)) batch.ops.push({ type: 'del', key });
+  }
+
+  /**
+   * Erases a deleted user's entry and directory entry from LevelDB's files, as `destroy` does for
+   * an index (`KvStore.shred`): resolves once the user's wraps are gone from disk.
+   */
+  async eraseUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
+    const keys = this.userKeys(dirKey, slot);
     await this.kv.shred(
       keys.map((key) => ({ gte: key, lt: Buffer.concat([key, Buffer.of(0)]) })),
       keys,
       keys[0]!,
     );
+  }
+
+  private userKeys(dirKey: Uint8Array, slot: Uint8Array): Buffer[] {
+    return [indexKey(this.indexId, USER, slot), indexKey(this.indexId, USER_DIR, dirKey)];
+  }
+
+  /** Adds a users' re-grant (keys/users.ts `regrantUsers`) to `batch`: deletes first, then puts and the sealed signing seed. */
+  addRegrant(batch: CommitBatch, grant: UsersRegrant): void {
+    const kind = (k: 'D' | 'U') => (k === 'D' ? USER_DIR : USER);
+    for (const d of grant.dels) batch.ops.push({ type: 'del', key: indexKey(this.indexId, kind(d.kind), d.suffix) });
+    for (const u of grant.puts) batch.ops.push({ type: 'put', key: indexKey(this.indexId, kind(u.kind), u.suffix), value: u.value });
+    batch.ops.push({ type: 'put', key: indexKey(this.indexId, USERS_ADMIN), value: grant.signingSeed });
   }
 
   /**
@@ -399,11 +443,7 @@ export class IndexStore {
     p: { oldAdmin: Uint8Array; newKeys: IndexKeys; newGeneration: number; keepGenerations?: number[] },
   ): Promise<void> {
     if (!this.signed) return;
-    const grant = grantDataKeyToUsers({ indexId: this.indexId, ...p, directory: await this.directory(), entries: await this.userEntries() });
-    const kind = (k: 'D' | 'U') => (k === 'D' ? USER_DIR : USER);
-    for (const d of grant.dels) batch.ops.push({ type: 'del', key: indexKey(this.indexId, kind(d.kind), d.suffix) });
-    for (const u of grant.puts) batch.ops.push({ type: 'put', key: indexKey(this.indexId, kind(u.kind), u.suffix), value: u.value });
-    batch.ops.push({ type: 'put', key: indexKey(this.indexId, USERS_ADMIN), value: grant.signingSeed });
+    this.addRegrant(batch, grantDataKeyToUsers({ indexId: this.indexId, ...p, directory: await this.directory(), entries: await this.userEntries() }));
   }
 
   private manifestKey(): Buffer {
