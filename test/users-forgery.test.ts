@@ -206,6 +206,17 @@ describe("a read-only user's forged file edits", () => {
     }
   });
 
+  it('the root joining an index a reader opened first in this process checks every writer tag (the reader could not)', async () => {
+    const s = await setup();
+    await forgeRecordInPlace(s.path, await readerKeys(s));
+    const c1 = openClient(s.path);
+    const alice = await c1.loadIndex({ indexName: 'test', indexKey: s.readerKey, userId: 'alice' });
+    expect((await alice.get({ ids: ['a'], include: ['metadata'] }))[0]!.metadata).toEqual({ team: 'forged' }); // a reader cannot tell
+    const c2 = openClient(s.path);
+    await rejectsWithCode(c2.loadIndex({ indexName: 'test', indexKey: s.rootKey }), 'VECVAULT_INTEGRITY');
+    await rejectsWithCode(c2.loadIndex({ indexName: 'test', indexKey: s.writerKey, userId: 'bob' }), 'VECVAULT_INTEGRITY');
+  });
+
   it('control: the same in-place re-seal on an unsigned index is accepted and served', async () => {
     const s = await setup();
     await forgeRecordInPlace(s.path, await unsignedControl(s));

@@ -255,7 +255,7 @@ export class Client {
       const held = this.#sharedStore().indexes.get(name);
       if (held && held.state.isUsable() && Buffer.from(held.state.store.indexId).equals(Buffer.from(entry.indexId))) {
         try {
-          held.state.store.adoptKeys(keys, signKey); // a root or writer brings the keys a reader's state lacks
+          await held.state.store.adoptKeys(keys, signKey); // a root or writer brings the keys a reader's state lacks
         } finally {
           wipeIndexKeys(keys);
         }

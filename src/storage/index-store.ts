@@ -97,10 +97,15 @@ export class IndexStore {
    * Gives a state opened by a weaker key holder the keys a root or writer handle brought (the
    * same process shares one state per index). The trusted public keys must agree.
    */
-  adoptKeys(keys: IndexKeys, signKey: Uint8Array | null): void {
+  async adoptKeys(keys: IndexKeys, signKey: Uint8Array | null): Promise<void> {
     if (this.#signKey === null && signKey === null) return;
     if (this.#signKey === null || signKey === null || !constantTimeEqual(signKey, this.#signKey)) {
       throw new IntegrityError(`Index "${this.indexName}" is open under another signing key than this key trusts. Restore the store from a backup.`);
+    }
+    if (this.keys.recordAuth === undefined && keys.recordAuth !== undefined) {
+      // A reader opened this state and could not check writer tags of the records it loaded (a rebuild or a
+      // replay): check every record's tag now, as the root's or a writer's own open would have.
+      for await (const { hkeys, values } of this.recordBatches(4096)) checkRecordTags(keys.recordAuth, this.indexId, hkeys, values);
     }
     for (const field of ['recordAuth', 'signSeed', 'admin'] as const) {
       if (this.keys[field] === undefined && keys[field] !== undefined) this.keys[field] = Buffer.from(keys[field]);
