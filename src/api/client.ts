@@ -21,10 +21,11 @@ import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type
 import type { Store } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
-import { checkUserId, EncryptedIndex, type HandleAccess } from './encrypted-index.js';
+import type { HandleAccess } from './access.js';
+import { EncryptedIndex } from './encrypted-index.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
-import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
+import { checkIndexName, checkOneOf, checkPositiveInt, checkUserId, isPlainObject } from './validate.js';
 
 export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
 

@@ -15,6 +15,7 @@ import { ClosedError, NotSupportedError, PermissionError, ValidationError } from
 import { createUser, listUsers, revokeUser } from '../core/users.js';
 import { checkIndexKey } from '../keys/index-key.js';
 import { isPermissions, type Permissions } from '../keys/users.js';
+import type { HandleAccess } from './access.js';
 import { compileFilter } from '../filter/index.js';
 import type {
   DeleteParams,
@@ -47,6 +48,7 @@ import {
   checkInclude,
   checkPositiveInt,
   checkProgressOption,
+  checkUserId,
   isEmptyUpsert,
   isPlainObject,
   normalizeQueryVectors,
@@ -55,12 +57,6 @@ import {
 import { requestedConfig } from '../storage/manifest.js';
 import { exactWhileUntrained, nListsOf } from '../core/training.js';
 import type { VerifyOptions, VerifyReport } from './check-types.js';
-
-/**
- * @internal Who opened a handle: the root key source (the index key or KMS slot) or a user key.
- * `slot` (hex) identifies the user's entry, so a revocation reaches its open handles.
- */
-export type HandleAccess = { role: 'root' } | { role: 'user'; userId: string; permissions: Permissions; slot: string };
 
 const QUERY_INCLUDE: readonly QueryInclude[] = ['distance', 'metadata', 'vector', 'contents'];
 const GET_INCLUDE: readonly GetInclude[] = ['vector', 'metadata', 'contents'];
@@ -593,12 +589,4 @@ export class EncryptedIndex {
     const state = this.#state;
     return this.#call(() => state.exclusive(() => verifyIndex(state.store, state.manifest, onProgress)));
   }
-}
-
-/** A user id: a string of 1 to 256 characters. */
-export function checkUserId(value: unknown, path = 'userId'): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
-    throw new ValidationError('userId must be a string of 1 to 256 characters.', { path });
-  }
-  return value;
 }
