@@ -11,7 +11,7 @@ import type { EngineFactory } from '../engine/types.js';
 import { ClosedError, IndexExistsError, IndexNotFoundError, InvalidKeyError, KmsError, NotSupportedError, ValidationError } from '../errors.js';
 import { createEnvelope, deriveIndexKeys, KMS_FORMAT_VERSION, openEnvelope, wipeIndexKeys, type CatalogEntry, type IndexKeys } from '../keys/envelope.js';
 import { openSigningSeed, openUser, rootUserKeys, userSlot } from '../keys/users.js';
-import { generateSigningKey, publicKeyOf } from '../crypto/sign.js';
+import { generateSigningKey } from '../crypto/sign.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
 import { kmsContext } from '../keys/kms/context.js';
 import { openProvider, resolveSlot, type KeyProvider, type KmsProviderName, type KmsRegistry } from '../keys/kms/types.js';

@@ -30,7 +30,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { KEY_BYTES, open, seal } from '../crypto/aead.js';
-import { constantTimeEqual, deriveKey, frame, hmac, u64 } from '../crypto/kdf.js';
+import { deriveKey, frame, hmac, u64 } from '../crypto/kdf.js';
 import { publicKeyOf, SIGN_PUBLIC_BYTES, SIGN_SEED_BYTES } from '../crypto/sign.js';
 import { IntegrityError, InvalidKeyError } from '../errors.js';
 import { Packr } from 'msgpackr';

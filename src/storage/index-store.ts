@@ -360,16 +360,6 @@ export class IndexStore {
 
   // ---- per-user keys (keys/users.ts) ----
 
-  /** The root's sealed signing seed; undefined when gone. */
-  readSigningSeed(): Promise<Uint8Array | undefined> {
-    return this.kv.get(indexKey(this.indexId, USERS_ADMIN));
-  }
-
-  /** A user's entry by slot; undefined when there is none. */
-  readUser(slot: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.kv.get(indexKey(this.indexId, USER, slot));
-  }
-
   /** A directory entry by its key; undefined when there is none. */
   readDirectoryEntry(dirKey: Uint8Array): Promise<Uint8Array | undefined> {
     return this.kv.get(indexKey(this.indexId, USER_DIR, dirKey));
