@@ -237,8 +237,19 @@ describe('per-user keys', () => {
     await client.close();
     const c = openClient(path);
     await rejectsWithCode(c.loadIndex({ indexName: 'test', indexKey: aliceKey, userId: 'alice' }), 'VECVAULT_INVALID_KEY');
-    expect((await (await c.loadIndex({ indexName: 'test', indexKey: bobKey, userId: 'bob' })).listIds()).count).toBe(3);
+    const bob = await c.loadIndex({ indexName: 'test', indexKey: bobKey, userId: 'bob' });
+    expect((await bob.listIds()).count).toBe(3);
     await c.close();
+    // A writer's revocation (one commit that also renews the signing key) erases its entry the same way.
+    const bobEntry = kvBefore.get(hex(indexKey(entry.indexId, USER, userSlot(bobKey, entry.indexId, 'bob'))))!;
+    const bobNeedle = bobEntry.subarray(bobEntry.byteLength - 40, bobEntry.byteLength - 16);
+    const c1 = openClient(path);
+    const root1 = await c1.loadIndex({ indexName: 'test', indexKey: key });
+    expect(allBytes(join(path, 'store')).includes(bobNeedle)).toBe(true);
+    await root1.revokeUser({ userId: 'bob' });
+    expect(allBytes(join(path, 'store')).includes(bobNeedle)).toBe(false);
+    expect(await root1.listUsers()).toEqual([]);
+    await c1.close();
     // Re-created, alice gets a new key; the old one stays refused.
     const root = openClient(path);
     const again = await root.loadIndex({ indexName: 'test', indexKey: key });
