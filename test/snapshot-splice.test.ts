@@ -23,6 +23,7 @@ import { IndexStore } from '../src/storage/index-store.js';
 import { KvStore } from '../src/storage/kv-store.js';
 import { indexKey, MANIFEST } from '../src/storage/layout.js';
 import { sealManifest, type SnapshotRef } from '../src/storage/manifest.js';
+import { makeUnsigned } from './support/unsigned.js';
 import { clearGeneration, writeSection } from '../src/storage/snapshot.js';
 import { Store } from '../src/storage/store.js';
 import { openFresh, reopen } from './support/fixtures.js';
@@ -104,8 +105,13 @@ const early = records('a', 2000, 1);
 const middle = records('b', 900, 2);
 const late = records('c', 100, 3);
 
-/** The store of a closed index, bound to it with its key (the module functions the Client uses). */
+/**
+ * The store of a closed index, bound to it with its key (the module functions the Client uses).
+ * Snapshots without write ids come from releases before signed commits, so the index is first
+ * turned into the unsigned index such a release made (support/unsigned.ts).
+ */
 async function indexStoreOf(path: string, key: Uint8Array, name = 'test'): Promise<{ store: Store; index: IndexStore }> {
+  await makeUnsigned(path, name, key);
   const store = await Store.open(path);
   const entry = (await store.catalogEntry(name))!;
   const dek = openEnvelope(key, name, entry);

@@ -16,6 +16,7 @@ import { deriveKey, frame, hmac, u64 } from '../src/crypto/kdf.js';
 import { openEnvelope, type CatalogEntry } from '../src/keys/envelope.js';
 import { catalogKey } from '../src/storage/layout.js';
 import { openManifest, sealManifest } from '../src/storage/manifest.js';
+import { asUnsignedManifest, makeUnsigned } from './support/unsigned.js';
 import { liveTags, openRecords, pack, unpack } from '../src/storage/sealed.js';
 import { Client, type EncryptedIndex } from '../src/index.js';
 import { openClient, openFresh, reopen, storedTwoRecords } from './support/fixtures.js';
@@ -100,6 +101,7 @@ async function dekOf(path: string, name: string, key: Uint8Array): Promise<{ ent
  * key, no snapshot (the next open rebuilds from the records).
  */
 async function rewriteAsFormat1(path: string, name: string, key: Uint8Array): Promise<void> {
+  await makeUnsigned(path, name, key); // the previous release signed nothing
   const { entry, dek } = await dekOf(path, name, key);
   const id = entry.indexId;
   const records = deriveKey(dek, id, 'records');
@@ -177,9 +179,10 @@ describe('6. leaks the threat model did not list', () => {
     const values = (await rawRecords(db)).map((r) => Buffer.from(r.value));
     await db.close();
     expect(values).toHaveLength(6);
-    expect(values.every((v) => v[0] === 2)).toBe(true); // record format 2
-    // Format 1 had u64(seq) at bytes 1..9, shared by every record of a commit; now those bytes are the random nonce.
+    expect(values.every((v) => v[0] === 3)).toBe(true); // record format 3: format 2 with a writer tag (a new index is signed)
+    // Format 1 had u64(seq) at bytes 1..9, shared by every record of a commit; now those bytes are the writer tag, then the random nonce.
     expect(new Set(values.map((v) => hex(v.subarray(1, 9)))).size).toBe(6);
+    expect(new Set(values.map((v) => hex(v.subarray(33, 41)))).size).toBe(6);
     for (const seq of [1, 2]) expect(values.some((v) => v.includes(u64(seq)))).toBe(false);
   });
 
@@ -220,7 +223,8 @@ describe('6. leaks the threat model did not list', () => {
     await rejectsWithCode(check.index.get({ ids: ['a', 'b'] }), 'VECVAULT_INTEGRITY');
     await check.client.close();
 
-    for (const version of [1, 3]) {
+    for (const version of [1, 2]) {
+      // Record format 3 with its version byte edited to 1 or 2 (the tag then parses as a header or a nonce).
       db = await rawStore(path);
       const edited = Buffer.from(current[0]!.value);
       edited[0] = version;
@@ -425,7 +429,7 @@ describe('7. smaller defects', () => {
 
     const db = await rawStore(path);
     const records = await rawRecords(db);
-    const manifest = openManifest(manifestKey, id, (await db.get(Buffer.concat([Buffer.of(0x49), id, Buffer.of(0x4d)])))!, 'd');
+    const manifest = openManifest(manifestKey, id, asUnsignedManifest((await db.get(Buffer.concat([Buffer.of(0x49), id, Buffer.of(0x4d)])))!), 'd');
     await db.close();
     const digestWith = (k: Uint8Array) => {
       const out = Buffer.alloc(32);

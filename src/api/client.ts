@@ -9,7 +9,9 @@ import { resolve } from 'node:path';
 import { nativeEngine } from '../engine/native.js';
 import type { EngineFactory } from '../engine/types.js';
 import { ClosedError, IndexExistsError, IndexNotFoundError, InvalidKeyError, KmsError, NotSupportedError, ValidationError } from '../errors.js';
-import { createEnvelope, deriveIndexKeys, KMS_FORMAT_VERSION, openEnvelope, wipeIndexKeys, type CatalogEntry } from '../keys/envelope.js';
+import { createEnvelope, deriveIndexKeys, KMS_FORMAT_VERSION, openEnvelope, wipeIndexKeys, type CatalogEntry, type IndexKeys } from '../keys/envelope.js';
+import { openSigningSeed, openUser, rootUserKeys, userSlot } from '../keys/users.js';
+import { generateSigningKey } from '../crypto/sign.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
 import { kmsContext } from '../keys/kms/context.js';
 import { openProvider, resolveSlot, type KeyProvider, type KmsProviderName, type KmsRegistry } from '../keys/kms/types.js';
@@ -19,13 +21,25 @@ import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type
 import type { Store } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
+import type { HandleAccess } from './access.js';
 import { attachEmbedding, EncryptedIndex } from './encrypted-index.js';
 import { checkEmbedding, type CheckedEmbedding } from './embedding.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
-import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
+import { checkIndexName, checkOneOf, checkPositiveInt, checkUserId, isPlainObject } from './validate.js';
 
 export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
+
+const ROOT: HandleAccess = { role: 'root' };
+
+/** Who a handle belongs to: a Client hands out one handle per index and key holder. */
+function principalOf(access: HandleAccess): string {
+  return access.role === 'root' ? 'root' : `user:${access.slot}`;
+}
+
+function handleKey(name: string, principal: string): string {
+  return `${principal}\u0000${name}`;
+}
 
 /** What `createIndex`/`loadIndex` were given: the application's key (a copy, wiped by the caller) or a registry slot. */
 type KeyChoice = { key: Buffer; kmsName?: undefined } | { key?: undefined; kmsName: string } | { key?: undefined; kmsName?: undefined };
@@ -177,7 +191,9 @@ export class Client {
       await store.checkAbsent(name); // IntegrityError when an index of that name lost its catalog entry
       // The KMS wrap happens before anything is written: a KmsError leaves the store as it was.
       const { entry, dek } =
-        kmsName === undefined ? createEnvelope(kek, name, { provider: 'none', keyId: null }) : await this.#createKmsEnvelope(kek, name, kmsName);
+        kmsName === undefined
+          ? createEnvelope(kek, name, { provider: 'none', keyId: null }, undefined, true)
+          : await this.#createKmsEnvelope(kek, name, kmsName);
       const manifest: Manifest = {
         counter: 0,
         nextKey: 1,
@@ -191,11 +207,16 @@ export class Client {
       };
       if (requested !== undefined) manifest.requested = requested;
       if (embedding !== undefined) manifest.embedding = { name: embedding.name, dimension };
+      const indexStore = await this.#rootIndexStore(store, name, entry, dek, true);
       const index = await this.#handle(
         name,
-        (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release),
+        (release) => createIndexState(indexStore, this.#engines, manifest, entry, release),
         keySourceOf(entry),
-      );
+        ROOT,
+      ).catch((error: unknown) => {
+        wipeIndexKeys(indexStore.keys);
+        throw error;
+      });
       if (embedding !== undefined) attachEmbedding(index, embedding);
       return index;
     });
@@ -219,6 +240,12 @@ export class Client {
   async loadIndex(params: LoadIndexParams): Promise<EncryptedIndex> {
     const p = this.#checkParams(params);
     const name = checkIndexName(p.indexName);
+    const userId = p.userId === undefined ? undefined : checkUserId(p.userId);
+    if (userId !== undefined && (p.indexKey === undefined || p.kmsName !== undefined)) {
+      throw new ValidationError('A user opens an index with { indexName, indexKey: userKey, userId }: pass the user key as indexKey, and no kmsName.', {
+        path: 'indexKey',
+      });
+    }
     const choice = this.#checkKeySource(p, false);
     const kek = choice.key;
     let embedding: CheckedEmbedding | undefined;
@@ -235,26 +262,41 @@ export class Client {
         throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
       }
       // InvalidKeyError (or KmsError) before any record is read
-      const dek = entry.provider === 'none' ? this.#openWithKey(kek, name, entry, choice.kmsName) : await this.#openWithKms(kek, name, entry, choice.kmsName);
-      const already = this.#open.get(name);
+      let opened: { keys: IndexKeys; signKey: Uint8Array | null; access: HandleAccess };
+      if (userId !== undefined) {
+        opened = await this.#openAsUser(store, kek!, name, entry, userId);
+      } else {
+        const dek = entry.provider === 'none' ? this.#openWithKey(kek, name, entry, choice.kmsName) : await this.#openWithKms(kek, name, entry, choice.kmsName);
+        const indexStore = await this.#rootIndexStore(store, name, entry, dek);
+        opened = { keys: indexStore.keys, signKey: indexStore.signKey, access: ROOT };
+      }
+      const { keys, signKey, access } = opened;
+      const principal = principalOf(access);
+      const already = this.#open.get(handleKey(name, principal));
       if (already?.isUsable()) {
-        dek.fill(0);
+        wipeIndexKeys(keys);
         if (embedding !== undefined) attachEmbedding(already, embedding); // the same handle, now able to embed
         return already;
       }
-      // Open through another Client of this process: share its state, with a handle of our own.
+      // Open through another Client of this process (or by another key holder): share its state, with a handle of our own.
       const held = this.#sharedStore().indexes.get(name);
       let index: EncryptedIndex;
       if (held && held.state.isUsable() && Buffer.from(held.state.store.indexId).equals(Buffer.from(entry.indexId))) {
-        dek.fill(0);
-        index = this.#attach(name, held, keySourceOf(entry));
+        try {
+          await held.state.store.adoptKeys(keys, signKey); // a root or writer brings the keys a reader's state lacks
+        } finally {
+          wipeIndexKeys(keys);
+        }
+        index = this.#attach(name, held, keySourceOf(entry), access);
       } else {
         if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
-        const indexStore = this.#indexStore(store, name, entry, dek);
-        index = await this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry)).catch((error: unknown) => {
-          wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
-          throw error;
-        });
+        const indexStore = store.forIndex(name, entry.indexId, keys, signKey, entry.dekGeneration);
+        index = await this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry), access).catch(
+          (error: unknown) => {
+            wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
+            throw error;
+          },
+        );
       }
       if (embedding !== undefined) {
         try {
@@ -363,38 +405,90 @@ export class Client {
     return run;
   }
 
-  /** The store bound to one index: its id, subkeys (as its catalog format derives them) and commit head. Wipes the DEK once they are derived. */
-  #indexStore(store: Store, name: string, entry: CatalogEntry, dek: Buffer): IndexStore {
+  /**
+   * The store bound to one index as its root opens it: its id, subkeys (as its catalog format
+   * derives them) and commit head; for a signed index also the admin and record-auth keys and the
+   * signing seed (`create`: a fresh one, sealed by `IndexStore.create`), whose public key the root
+   * trusts. Wipes the DEK once the keys are derived.
+   */
+  async #rootIndexStore(store: Store, name: string, entry: CatalogEntry, dek: Buffer, create = false): Promise<IndexStore> {
+    let keys: IndexKeys | undefined;
     try {
-      return store.forIndex(name, entry.indexId, deriveIndexKeys(dek, entry.indexId, entry.format));
+      keys = deriveIndexKeys(dek, entry.indexId, entry.format);
+      if (entry.signed !== true) return store.forIndex(name, entry.indexId, keys, null, entry.dekGeneration);
+      Object.assign(keys, rootUserKeys(dek, entry.indexId));
+      let signKey: Buffer;
+      if (create) {
+        const pair = generateSigningKey();
+        keys.signSeed = pair.seed;
+        signKey = pair.publicKey;
+      } else {
+        const opened = openSigningSeed(keys.admin!, entry.indexId, await store.readIndexValue(entry.indexId, 'admin'), name);
+        keys.signSeed = opened.seed;
+        signKey = opened.publicKey;
+      }
+      return store.forIndex(name, entry.indexId, keys, signKey, entry.dekGeneration);
+    } catch (error) {
+      if (keys) wipeIndexKeys(keys);
+      throw error;
     } finally {
       dek.fill(0);
     }
   }
 
+  /**
+   * A user's open: the user's entry (found by an HMAC of the user key and id) unwraps U, which
+   * opens the user's permissions, the public key the user trusts and the grant of the index's
+   * current DEK generation. No KMS call: a user key is raw whatever the index's key source.
+   */
+  async #openAsUser(
+    store: Store,
+    userKey: Buffer,
+    name: string,
+    entry: CatalogEntry,
+    userId: string,
+  ): Promise<{ keys: IndexKeys; signKey: Uint8Array; access: HandleAccess }> {
+    if (entry.signed !== true) {
+      throw new InvalidKeyError(`Index "${name}" has no users (it was created before per-user keys): open it with its indexKey or KMS slot.`);
+    }
+    const slot = userSlot(userKey, entry.indexId, userId);
+    const user = openUser({
+      indexId: entry.indexId,
+      indexName: name,
+      userId,
+      userKey,
+      generation: entry.dekGeneration,
+      slot,
+      value: await store.readIndexValue(entry.indexId, 'user', slot),
+    });
+    return { keys: user.keys, signKey: user.signKey, access: { role: 'user', userId, permissions: user.permissions, slot: slot.toString('hex') } };
+  }
+
   /** Opens an index through `open`, shares its state with the other Clients of the store, and hands out this Client's handle. */
-  async #handle(name: string, open: (release: () => void) => Promise<IndexState>, keySource: KeySource): Promise<EncryptedIndex> {
+  async #handle(name: string, open: (release: () => void) => Promise<IndexState>, keySource: KeySource, access: HandleAccess): Promise<EncryptedIndex> {
     const shared = this.#sharedStore();
     let state: IndexState | undefined;
     state = await open(() => {
       if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
     });
-    return this.#attach(name, shared.track(name, state), keySource);
+    return this.#attach(name, shared.track(name, state), keySource, access);
   }
 
   /** A handle of this Client on a shared index state; closing it lets go of this Client's share only. */
-  #attach(name: string, held: SharedIndex, keySource: KeySource): EncryptedIndex {
+  #attach(name: string, held: SharedIndex, keySource: KeySource, access: HandleAccess): EncryptedIndex {
     const shared = this.#sharedStore();
+    const key = handleKey(name, principalOf(access));
     held.handles++;
     const index: EncryptedIndex = new EncryptedIndex(
       held.state,
       () => {
-        if (this.#open.get(name) === index) this.#open.delete(name);
+        if (this.#open.get(key) === index) this.#open.delete(key);
         return shared.releaseHandle(held);
       },
       keySource,
+      access,
     );
-    this.#open.set(name, index);
+    this.#open.set(key, index);
     return index;
   }
 
@@ -450,6 +544,7 @@ export class Client {
           wrappedKek: new Uint8Array(wrapped),
         },
         indexId,
+        true,
       );
     } finally {
       await provider.close();

@@ -11,8 +11,12 @@ import { getRecords, listIds, query, type SearchMode } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
 import { CallsInFlight } from '../core/calls-in-flight.js';
 import { verifyIndex } from '../core/verify.js';
-import { ClosedError, ValidationError } from '../errors.js';
+import { ClosedError, NotSupportedError, PermissionError, ValidationError } from '../errors.js';
 import { checkEmbeddingMatches, checkQueryContents, embedTexts, embedUpsert, noEmbeddingError, type CheckedEmbedding } from './embedding.js';
+import { createUser, listUsers, revokeUser } from '../core/users.js';
+import { checkIndexKey } from '../keys/index-key.js';
+import { isPermissions, type Permissions } from '../keys/users.js';
+import type { HandleAccess } from './access.js';
 import { compileFilter } from '../filter/index.js';
 import type {
   DeleteParams,
@@ -25,8 +29,11 @@ import type {
   IndexConfigInfo,
   IndexStats,
   IndexType,
+  CreateUserKeyParams,
   KeySource,
   ListIdsResponse,
+  RevokeUserParams,
+  UserInfo,
   Metric,
   QueryInclude,
   QueryParams,
@@ -44,6 +51,7 @@ import {
   checkInclude,
   checkPositiveInt,
   checkProgressOption,
+  checkUserId,
   isEmptyUpsert,
   isPlainObject,
   normalizeQueryVectors,
@@ -95,6 +103,9 @@ export class EncryptedIndex {
   #closing: Promise<void> | null = null;
   /** Calls through this handle started and not yet settled: its close() waits for them (not for other handles'). */
   readonly #calls = new CallsInFlight();
+  /** Opened with the root key source, or as a user (and with which permissions). */
+  readonly #access: HandleAccess;
+
   /** The function that embeds text for this handle (`createIndex`/`loadIndex({ embedding })`); null without one. */
   #embedding: CheckedEmbedding | null = null;
 
@@ -110,16 +121,39 @@ export class EncryptedIndex {
    * @internal Built by `Client` after the key check. Several handles (one per
    * Client that loaded the index) may share one state.
    */
-  constructor(state: IndexState, release: () => Promise<void>, keySource: KeySource = { provider: 'none' }) {
+  constructor(state: IndexState, release: () => Promise<void>, keySource: KeySource = { provider: 'none' }, access: HandleAccess = { role: 'root' }) {
     this.#state = state;
     this.#release = release;
     this.#keySource = keySource;
+    this.#access = access;
   }
 
-  /** Runs a public call on the shared state, after checking this handle is open. */
+  /** Runs a public call on the shared state, after checking this handle is open (and its user not revoked). */
   async #call<T>(work: () => Promise<T>): Promise<T> {
     this.#assertOpen();
+    const access = this.#access;
+    if (access.role === 'user' && this.#state.revokedSlots.has(access.slot)) {
+      throw new PermissionError(`User "${access.userId}" was revoked from index "${this.#state.name}".`);
+    }
     return this.#calls.run(() => this.#state.call(work));
+  }
+
+  /** A write: the root, or a user with `write`. Checked before anything else, so nothing is written. */
+  #requireWrite(method: string): void {
+    const access = this.#access;
+    if (access.role === 'user' && !access.permissions.includes('write')) {
+      throw new PermissionError(`${method}() needs write permission; user "${access.userId}" of index "${this.#state.name}" may only read.`);
+    }
+  }
+
+  /** User administration and deletion: only a handle opened with the root key source. */
+  #requireRoot(method: string): void {
+    const access = this.#access;
+    if (access.role === 'user') {
+      throw new PermissionError(
+        `${method}() needs the index's root key source (its indexKey or KMS slot); this handle was opened with the user key of "${access.userId}".`,
+      );
+    }
   }
 
   #assertOpen(): void {
@@ -237,6 +271,7 @@ export class EncryptedIndex {
    */
   async train(params: TrainParams = {}): Promise<TrainResponse> {
     const state = this.#state;
+    this.#requireWrite('train');
     return this.#call(async () => {
       if (!isPlainObject(params)) throw new ValidationError('train takes { nLists?, batchSize?, maxIters?, tolerance?, maxMemory? }.', { path: 'train' });
       const known = new Set(['nLists', 'batchSize', 'maxIters', 'tolerance', 'maxMemory']);
@@ -314,6 +349,7 @@ export class EncryptedIndex {
    */
   async upsert(params: UpsertParams): Promise<UpsertResponse> {
     const state = this.#state;
+    this.#requireWrite('upsert');
     return this.#call(async () => {
       // An empty batch is a success with nothing written, as in CyborgDB's SDK (no commit).
       if (isEmptyUpsert(params)) return { status: 'success', upsertedCount: 0 };
@@ -337,6 +373,7 @@ export class EncryptedIndex {
    */
   async delete(params: DeleteParams): Promise<DeleteResponse> {
     const state = this.#state;
+    this.#requireWrite('delete');
     return this.#call(async () => {
       const ids = checkIds((params as DeleteParams | undefined)?.ids, 'ids', true);
       const deletedCount = await state.exclusive(() => deleteRecords(state, ids));
@@ -355,6 +392,7 @@ export class EncryptedIndex {
    */
   async deleteIndex(): Promise<void> {
     const state = this.#state;
+    this.#requireRoot('deleteIndex');
     await this.#call(() =>
       state.exclusive(async () => {
         let removed = false;
@@ -368,6 +406,73 @@ export class EncryptedIndex {
         }
       }),
     );
+  }
+
+  // ---- users (per-user keys; docs/key-sources.md) ----
+
+  /**
+   * Creates a user of this index and returns the user's 32-byte key (a fresh one, or `userKey` when
+   * given). The user opens the index with `client.loadIndex({ indexName, indexKey: userKey, userId })`;
+   * `['read']` may query and read, `['read', 'write']` also write. Only the wraps of what the user
+   * may hold are stored. Needs a handle opened with the root key source.
+   * @throws `VECVAULT_PERMISSION` on a user's handle; `VECVAULT_VALIDATION` for a bad `userId`,
+   * `permissions` or `userKey`, or a `userId` that already exists; `VECVAULT_NOT_SUPPORTED` for an
+   * index created before signed commits; `VECVAULT_CLOSED`.
+   * @example
+   * ```ts
+   * const aliceKey = await index.createUserKey({ userId: 'alice', permissions: ['read'] });
+   * ```
+   */
+  async createUserKey(params: CreateUserKeyParams): Promise<Uint8Array> {
+    const state = this.#state;
+    this.#requireRoot('createUserKey');
+    if (!isPlainObject(params))
+      throw new ValidationError("createUserKey takes { userId, permissions: ['read'] | ['read', 'write'], userKey? }.", { path: 'params' });
+    const userId = checkUserId(params.userId);
+    if (!isPermissions(params.permissions)) {
+      throw new ValidationError("permissions must be ['read'] or ['read', 'write'].", { path: 'permissions' });
+    }
+    const permissions: Permissions = params.permissions.includes('write') ? ['read', 'write'] : ['read'];
+    const given = params.userKey === undefined ? undefined : checkIndexKey(params.userKey, 'userKey');
+    try {
+      return await this.#call(() => state.exclusive(() => createUser(state, userId, permissions, given)));
+    } finally {
+      given?.fill(0);
+    }
+  }
+
+  /**
+   * The users of this index and their permissions, sorted by `userId`. Needs the root key source.
+   * @throws `VECVAULT_PERMISSION` on a user's handle; `VECVAULT_CLOSED`.
+   * @example
+   * ```ts
+   * const users = await index.listUsers(); // [{ userId: 'alice', permissions: ['read'] }]
+   * ```
+   */
+  async listUsers(): Promise<UserInfo[]> {
+    const state = this.#state;
+    this.#requireRoot('listUsers');
+    return this.#call(() => state.exclusive(() => listUsers(state)));
+  }
+
+  /**
+   * Revokes a user at once: the user's wraps are deleted and erased from the store's files before
+   * this resolves, later `loadIndex` calls with that user's key fail with `VECVAULT_INVALID_KEY`, and
+   * the user's open handles in this process get `VECVAULT_PERMISSION`. A user who copied keys or
+   * files before can still decrypt what was sealed under the current data key: `rotateDataKey()`
+   * afterwards (docs/key-sources.md). An unknown `userId` is not an error. Needs the root key source.
+   * @throws `VECVAULT_PERMISSION` on a user's handle; `VECVAULT_VALIDATION` for a bad `userId`; `VECVAULT_CLOSED`.
+   * @example
+   * ```ts
+   * await index.revokeUser({ userId: 'alice' });
+   * ```
+   */
+  async revokeUser(params: RevokeUserParams): Promise<void> {
+    const state = this.#state;
+    this.#requireRoot('revokeUser');
+    if (!isPlainObject(params)) throw new ValidationError('revokeUser takes { userId }.', { path: 'params' });
+    const userId = checkUserId(params.userId);
+    await this.#call(() => state.exclusive(() => revokeUser(state, userId)));
   }
 
   // ---- reads ----
@@ -504,6 +609,7 @@ export class EncryptedIndex {
    */
   async compact(options: CompactOptions = {}): Promise<void> {
     const state = this.#state;
+    this.#requireWrite('compact');
     const onProgress = checkProgressOption(options);
     await this.#call(() => state.exclusive(() => compact(state, onProgress)));
   }
@@ -519,6 +625,7 @@ export class EncryptedIndex {
    */
   async snapshot(): Promise<void> {
     const state = this.#state;
+    this.#requireWrite('snapshot');
     await this.#call(() => state.exclusive(() => writeSnapshot(state)));
   }
 

@@ -13,6 +13,10 @@ import { vectorOf } from '../core/vector-bytes.js';
 import { constantTimeEqual } from '../crypto/kdf.js';
 import { IndexNotFoundError, IntegrityError, ValidationError } from '../errors.js';
 import { deriveIndexKeys, openEnvelope, wipeIndexKeys } from '../keys/envelope.js';
+import { openSigningSeed, rootUserKeys } from '../keys/users.js';
+
+/** A public key no signature verifies under: a signed index whose signing key is gone has no manifest to trust. */
+const UNTRUSTED_SIGN_KEY = Buffer.alloc(32);
 import { checkIndexKey } from '../keys/index-key.js';
 import { KvStore } from '../storage/kv-store.js';
 import { METRICS, type Manifest } from '../storage/manifest.js';
@@ -82,12 +86,27 @@ export async function recoverIndex(options: RecoverOptions): Promise<RecoverRepo
       throw new IndexNotFoundError(`No index named "${name}" in ${from} (its catalog entry, which holds the wrapped data key, is gone).`);
     const dek = openEnvelope(kek, name, entry);
     let keys;
+    let signKey: Buffer | null = null;
     try {
       keys = deriveIndexKeys(dek, entry.indexId, entry.format);
+      if (entry.signed === true) {
+        // A signed index: records must carry writer tags, the manifest the root's signature (if its signing key is still there).
+        const { admin, recordAuth } = rootUserKeys(dek, entry.indexId);
+        keys.recordAuth = recordAuth;
+        try {
+          const opened = openSigningSeed(admin, entry.indexId, await store.readIndexValue(entry.indexId, 'admin'), name);
+          opened.seed.fill(0);
+          signKey = opened.publicKey;
+        } catch {
+          // the signing key is lost: the manifest cannot be trusted below, the tagged records still can
+        } finally {
+          admin.fill(0);
+        }
+      }
     } finally {
       dek.fill(0);
     }
-    const indexStore = store.forIndex(name, entry.indexId, keys);
+    const indexStore = store.forIndex(name, entry.indexId, keys, signKey ?? (entry.signed === true ? UNTRUSTED_SIGN_KEY : null), entry.dekGeneration);
     try {
       let manifest: Manifest | null = null;
       try {

@@ -142,6 +142,33 @@ export interface LoadIndexParams {
    * calls throw `VECVAULT_VALIDATION`.
    */
   embedding?: Embedding;
+  /**
+   * Opens the index as this user: `indexKey` is then the user key `createUserKey` returned (for an
+   * `indexKey` or a KMS-backed index alike). The handle can do what the user's permissions allow.
+   */
+  userId?: string;
+}
+
+/** A user's permission on an index: `['read']` or `['read', 'write']`. */
+export type UserPermission = 'read' | 'write';
+
+export interface CreateUserKeyParams {
+  /** The user's name, 1 to 256 characters; stored only sealed or as an HMAC. */
+  userId: string;
+  /** `['read']` (queries and reads) or `['read', 'write']` (also upsert, delete, compact, snapshot, train). */
+  permissions: UserPermission[];
+  /** A 32-byte key to use instead of a fresh one (e.g. one the user generated). */
+  userKey?: Uint8Array;
+}
+
+/** One user of an index, as `listUsers()` reports it. */
+export interface UserInfo {
+  userId: string;
+  permissions: UserPermission[];
+}
+
+export interface RevokeUserParams {
+  userId: string;
 }
 
 /** JSON-like metadata: strings, finite numbers, booleans, null, arrays and plain objects. */

@@ -401,3 +401,11 @@ export function checkProgressOption(options: unknown): ((progress: { done: numbe
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new ValidationError('onProgress must be a function.', { path: 'onProgress' });
   return onProgress as ((progress: { done: number; total: number }) => void) | undefined;
 }
+
+/** A user id (per-user keys): a string of 1 to 256 characters. */
+export function checkUserId(value: unknown, path = 'userId'): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
+    throw new ValidationError('userId must be a string of 1 to 256 characters.', { path });
+  }
+  return value;
+}

@@ -43,6 +43,8 @@ export class IndexState {
   readonly background = new Set<MaintenanceKind>();
   /** A due background snapshot, waiting for writes to pause. */
   snapshotTimer: NodeJS.Timeout | undefined;
+  /** Slots (hex) of users revoked while this state is open: their handles are refused at once. */
+  readonly revokedSlots = new Set<string>();
   /** Public calls started and not yet settled: a close waits for them. */
   private readonly calls = new CallsInFlight();
 

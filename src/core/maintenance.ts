@@ -48,6 +48,7 @@ export function compactionDue(dead: number, live: number): boolean {
 
 /** Queues a snapshot once enough has changed since the last one. */
 export function snapshotLaterIfDue(state: IndexState): void {
+  if (!state.store.canCommit) return; // opened with a read-only key: writes nothing, not even a snapshot
   const due = snapshotDue(state.changedSinceSnapshot, state.live.size);
   if (due === 'no') return;
   clearTimeout(state.snapshotTimer);
@@ -167,7 +168,8 @@ export async function closeIndex(state: IndexState): Promise<void> {
   state.detach(); // loadIndex from now on opens a fresh handle
   await state
     .exclusive(async () => {
-      if (state.changedSinceSnapshot > 0) {
+      // A state only read-only keys opened cannot sign a snapshot: the change log stays, as after a crash.
+      if (state.changedSinceSnapshot > 0 && state.store.canCommit) {
         try {
           await writeSnapshot(state);
           // Flush LevelDB's memtable now: otherwise the next open replays the whole snapshot from the log.

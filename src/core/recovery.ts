@@ -9,7 +9,7 @@ import type { EngineFactory } from '../engine/types.js';
 import { IntegrityError, VecvaultError } from '../errors.js';
 import { constantTimeEqual } from '../crypto/kdf.js';
 import type { CatalogEntry } from '../keys/envelope.js';
-import type { IndexStore } from '../storage/index-store.js';
+import { ForgedSnapshotError, type IndexStore } from '../storage/index-store.js';
 import type { Manifest } from '../storage/manifest.js';
 import { decodeTable, hasValidWriteId } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
@@ -48,7 +48,12 @@ export async function loadIndexState(store: IndexStore, engines: EngineFactory, 
       void state.live.finishRestoreInBackground(() => state.isOpen);
       return state;
     } catch (error) {
-      if (!(error instanceof VecvaultError)) throw error;
+      // A signed snapshot whose chunks are not the signed ones was forged: report it, never paper over it with a rebuild.
+      if (!(error instanceof VecvaultError) || error instanceof ForgedSnapshotError) {
+        await state.engine?.close();
+        state.engine = null;
+        throw error;
+      }
       // Records are authenticated on their own: rebuilding from them is slower but sound.
       warn(
         'VECVAULT_SNAPSHOT_REBUILD',

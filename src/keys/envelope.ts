@@ -47,6 +47,13 @@ export interface CatalogEntry extends KeySourceRecord {
   wrappedDek: Uint8Array;
   /** Format 1 only: creation time in the clear (milliseconds). Never written now; ignored when read. */
   createdAt?: number;
+  /**
+   * `true`: every commit's manifest is signed (Ed25519) and records carry writer tags (per-user
+   * keys, keys/users.ts); the root finds the signing key in its sealed admin entry. Written for
+   * indexes created since signed commits and bound into the DEK wrap's AAD, so it cannot be
+   * removed without the root key. Absent: an unsigned (older) index.
+   */
+  signed?: true;
 }
 
 function verifierOf(kek: Uint8Array, salt: Uint8Array, indexName: string, indexId: Uint8Array): Buffer {
@@ -61,6 +68,8 @@ function verifierOf(kek: Uint8Array, salt: Uint8Array, indexName: string, indexI
 function wrapAad(entry: Omit<CatalogEntry, 'wrappedDek' | 'verifier' | 'createdAt' | 'salt'>, indexName: string): Buffer {
   const fields: (Uint8Array | string)[] = [u64(entry.format), indexName, entry.indexId, u64(entry.dekGeneration), entry.provider, entry.keyId ?? ''];
   if (entry.format >= 3) fields.push(entry.kmsName ?? '', entry.region ?? '');
+  // Appended only when present, so entries written before signing keep their AAD (and a stripped key breaks the wrap).
+  if (entry.signed === true) fields.push('signed');
   return frame('dek', ...fields);
 }
 
@@ -75,6 +84,7 @@ export function createEnvelope(
   indexName: string,
   provider: KeySourceRecord,
   indexId: Uint8Array = randomBytes(16),
+  signed = false,
 ): { entry: CatalogEntry; dek: Buffer } {
   const salt = randomBytes(32);
   const dek = randomBytes(KEY_BYTES);
@@ -89,7 +99,8 @@ export function createEnvelope(
           wrappedKek: provider.wrappedKek ?? null,
         };
   const format = provider.provider === 'none' ? FORMAT_VERSION : KMS_FORMAT_VERSION;
-  const base = { format, indexId, dekGeneration: 1, ...source };
+  const base: Omit<CatalogEntry, 'wrappedDek' | 'verifier' | 'salt'> = { format, indexId, dekGeneration: 1, ...source };
+  if (signed) base.signed = true;
   const wrapKey = deriveKey(kek, salt, 'wrap');
   let wrappedDek: Buffer;
   try {
@@ -155,6 +166,15 @@ export interface IndexKeys {
   digest: Buffer;
   /** HMAC: the commit-head file. Format 1: the manifest key itself. */
   head: Buffer;
+  /**
+   * Signed indexes only (keys/users.ts), held by the root and writers, never by readers: HMAC key
+   * of the writer tag on every record, so a reader's re-sealed record does not pass.
+   */
+  recordAuth?: Buffer;
+  /** Signed indexes, root and writers: the Ed25519 seed that signs each commit's manifest. */
+  signSeed?: Buffer;
+  /** Signed indexes, root only: seals the signing key and the user directory (keys/users.ts). */
+  admin?: Buffer;
 }
 
 /**

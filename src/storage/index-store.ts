@@ -5,16 +5,23 @@
  * layout or which key seals what stays below this seam (a second backend
  * implements the same class shape over its own tables).
  */
-import { u64 } from '../crypto/kdf.js';
-import { IntegrityError } from '../errors.js';
+import { constantTimeEqual, u64 } from '../crypto/kdf.js';
+import { IntegrityError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
+import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrites } from '../keys/users.js';
 import { warn } from '../warnings.js';
 import type { HeadFile } from './heads.js';
 import type { BatchOp, KvStore } from './kv-store.js';
-import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT } from './layout.js';
+import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT, USER, USER_DIR, USERS_ADMIN } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
-import { hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
-import { clearGeneration, dropSnapshotOps, newSnapshotWrite, readSection, writeSection, type SnapshotSection } from './snapshot.js';
+import { checkRecordTags, hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
+import { clearGeneration, dropSnapshotOps, newSnapshotWrite, readSection, sectionHash, writeSection, type SnapshotSection } from './snapshot.js';
+
+/**
+ * A snapshot of a signed index whose chunks authenticate under the graph key but are not the ones
+ * the signed manifest names: re-sealed by a key holder who cannot sign. Never answered by a rebuild.
+ */
+export class ForgedSnapshotError extends IntegrityError {}
 
 /** A record as read back: the commit that wrote it and its decrypted body. */
 export interface OpenedRecord {
@@ -31,7 +38,7 @@ export class CommitBatch {
 
   /** Seals `bodies` under their id hashes, all written by commit `seq`. */
   putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): void {
-    const values = sealRecords(this.store.keys.records, this.store.indexId, hkeys, seq, bodies);
+    const values = sealRecords(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey());
     hkeys.forEach((hkey, i) => this.ops.push({ type: 'put', key: indexKey(this.store.indexId, RECORD, hkey), value: values[i]! }));
   }
 
@@ -48,7 +55,68 @@ export class IndexStore {
     /** @internal */
     readonly keys: IndexKeys,
     private readonly head: HeadFile,
-  ) {}
+    /**
+     * The Ed25519 public key this opener trusts for the index's commits (the root: the one of the
+     * seed in its admin entry, which only the DEK opens; a user: the one sealed in its own entry);
+     * null for an unsigned index (created before signed commits).
+     */
+    signKey: Uint8Array | null = null,
+    /** The DEK generation the keys belong to (user grants are per generation). */
+    readonly dekGeneration = 1,
+  ) {
+    this.#signKey = signKey;
+  }
+
+  #signKey: Uint8Array | null;
+
+  /** The public key commits are checked against (changes when a writer's revocation renews the signing key). */
+  get signKey(): Uint8Array | null {
+    return this.#signKey;
+  }
+
+  // ---- signing (per-user keys) ----
+
+  /** Commits here are signed and records carry writer tags. */
+  get signed(): boolean {
+    return this.#signKey !== null;
+  }
+
+  /** Whether this opener can commit: any unsigned index, or a signed one with the signing and record-auth keys. */
+  get canCommit(): boolean {
+    return !this.signed || (this.keys.signSeed !== undefined && this.keys.recordAuth !== undefined);
+  }
+
+  /** @internal The record-auth key when this index is signed (undefined: records are written untagged). */
+  writerTagKey(): Uint8Array | undefined {
+    if (!this.signed) return undefined;
+    if (!this.keys.recordAuth) throw new PermissionError(`Index "${this.indexName}" was opened with a read-only key: it cannot write.`);
+    return this.keys.recordAuth;
+  }
+
+  /**
+   * Gives a state opened by a weaker key holder the keys a root or writer handle brought (the
+   * same process shares one state per index). The trusted public keys must agree.
+   */
+  async adoptKeys(keys: IndexKeys, signKey: Uint8Array | null): Promise<void> {
+    if (this.#signKey === null && signKey === null) return;
+    if (this.#signKey === null || signKey === null || !constantTimeEqual(signKey, this.#signKey)) {
+      throw new IntegrityError(`Index "${this.indexName}" is open under another signing key than this key trusts. Restore the store from a backup.`);
+    }
+    if (this.keys.recordAuth === undefined && keys.recordAuth !== undefined) {
+      // A reader opened this state and could not check writer tags of the records it loaded (a rebuild or a
+      // replay): check every record's tag now, as the root's or a writer's own open would have.
+      for await (const { hkeys, values } of this.recordBatches(4096)) checkRecordTags(keys.recordAuth, this.indexId, hkeys, values);
+    }
+    for (const field of ['recordAuth', 'signSeed', 'admin'] as const) {
+      if (this.keys[field] === undefined && keys[field] !== undefined) this.keys[field] = Buffer.from(keys[field]);
+    }
+  }
+
+  private signingSeed(): Uint8Array | undefined {
+    if (!this.signed) return undefined;
+    if (!this.keys.signSeed) throw new PermissionError(`Index "${this.indexName}" was opened with a read-only key: it cannot write.`);
+    return this.keys.signSeed;
+  }
 
   // ---- ids and the live-record digest ----
 
@@ -67,10 +135,15 @@ export class IndexStore {
   /** The first commit of a new index: its head, then the manifest and the catalog entry in one batch. */
   async create(manifest: Manifest, catalogEntry: CatalogEntry): Promise<void> {
     await this.head.create(manifest.counter);
-    await this.kv.batch([
+    const ops: BatchOp[] = [
       { type: 'put', key: catalogKey(this.indexName), value: pack(catalogEntry) },
-      { type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, manifest) },
-    ]);
+      { type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, manifest, this.signingSeed()) },
+    ];
+    if (this.signed) {
+      if (!this.keys.admin || !this.keys.signSeed) throw new IntegrityError('A signed index is created with its root keys.');
+      ops.push({ type: 'put', key: indexKey(this.indexId, USERS_ADMIN), value: sealSigningSeed(this.keys.admin, this.indexId, this.keys.signSeed) });
+    }
+    await this.kv.batch(ops);
   }
 
   /**
@@ -80,7 +153,7 @@ export class IndexStore {
   async readManifest({ checkHead = true }: { checkHead?: boolean } = {}): Promise<Manifest> {
     const raw = await this.kv.get(this.manifestKey());
     if (raw === undefined) throw new IntegrityError(`The manifest of index "${this.indexName}" is missing. Restore the store from a backup.`);
-    const manifest = openManifest(this.keys.manifest, this.indexId, raw, this.indexName);
+    const manifest = openManifest(this.keys.manifest, this.indexId, raw, this.indexName, this.#signKey ?? undefined);
     if (!checkHead) return manifest; // recovery reads what it can from a damaged store
     const acknowledged = this.head.read(this.indexName);
     if (manifest.counter < acknowledged) {
@@ -100,11 +173,23 @@ export class IndexStore {
    * given) and the sealed manifest `next`; then the commit head moves forward.
    * `durable` runs as soon as the batch is on disk, before the head's fsyncs.
    */
-  async commit(next: Manifest, batch: CommitBatch, { change, durable }: { change?: ChangeEntry; durable?: () => void } = {}): Promise<void> {
+  async commit(
+    next: Manifest,
+    batch: CommitBatch,
+    { change, durable, newSigningKey }: { change?: ChangeEntry; durable?: () => void; newSigningKey?: { seed: Buffer; publicKey: Buffer } } = {},
+  ): Promise<void> {
+    this.signingSeed(); // a read-only opener writes nothing
+    // A renewed signing key (a writer's revocation) signs the commit that installs it.
+    const seed = newSigningKey?.seed ?? this.signingSeed();
     const ops = batch.ops;
     if (change) ops.push({ type: 'put', key: this.changeKey(next.counter), value: sealChange(this.keys.records, this.indexId, next.counter, change) });
-    ops.push({ type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, next) });
+    ops.push({ type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, next, seed) });
     await this.kv.batch(ops);
+    if (newSigningKey) {
+      this.keys.signSeed?.fill(0);
+      this.keys.signSeed = newSigningKey.seed;
+      this.#signKey = newSigningKey.publicKey;
+    }
     durable?.();
     try {
       await this.head.update(next.counter);
@@ -121,8 +206,13 @@ export class IndexStore {
     return this.kv.getMany(hkeys.map((hkey) => indexKey(this.indexId, RECORD, hkey)));
   }
 
-  /** Authenticates and decodes sealed records; any failure is an IntegrityError. */
+  /**
+   * Authenticates and decodes sealed records; any failure is an IntegrityError. In a signed index,
+   * an opener holding the record-auth key (root, writers) also checks every record's writer tag;
+   * readers cannot (docs/key-sources.md, what a read-only key can do).
+   */
   openRecords(hkeys: Uint8Array[], values: Uint8Array[]): OpenedRecord[] {
+    if (this.signed && this.keys.recordAuth) checkRecordTags(this.keys.recordAuth, this.indexId, hkeys, values);
     return openRecords(this.keys.records, this.indexId, hkeys, values);
   }
 
@@ -188,11 +278,19 @@ export class IndexStore {
    * the generation and write id (the returned reference, plus its counter).
    */
   async writeSnapshot(generation: number, graph: () => Promise<Uint8Array>, table: () => Promise<Uint8Array>): Promise<Omit<SnapshotRef, 'counter'>> {
+    this.signingSeed(); // a read-only opener writes nothing
     const write = newSnapshotWrite(generation);
     await clearGeneration(this.kv, this.indexId, generation);
-    const graphChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'graph', await graph());
-    const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table());
-    return { ...write, graphChunks, tableChunks };
+    const graphDigests: Buffer[] = [];
+    const tableDigests: Buffer[] = [];
+    const graphChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'graph', await graph(), graphDigests);
+    const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table(), tableDigests);
+    const ref: Omit<SnapshotRef, 'counter'> = { ...write, graphChunks, tableChunks };
+    if (this.signed) {
+      ref.graphHash = sectionHash(graphDigests);
+      ref.tableHash = sectionHash(tableDigests);
+    }
+    return ref;
   }
 
   /**
@@ -208,9 +306,19 @@ export class IndexStore {
   }
 
   /** The authenticated chunks of one section of snapshot `ref` (its generation and write id), in order. */
-  readSnapshot(ref: SnapshotRef, section: SnapshotSection): Promise<Uint8Array[]> {
+  async readSnapshot(ref: SnapshotRef, section: SnapshotSection): Promise<Uint8Array[]> {
     const chunks = section === 'graph' ? ref.graphChunks : ref.tableChunks;
-    return readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks);
+    if (!this.signed) return readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks);
+    // Signed: the chunks must be the ones the signed manifest names, not merely authentic under the graph key.
+    const digests: Buffer[] = [];
+    const opened = await readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks, digests);
+    const expected = section === 'graph' ? ref.graphHash : ref.tableHash;
+    if (!(expected instanceof Uint8Array) || !constantTimeEqual(sectionHash(digests), expected)) {
+      throw new ForgedSnapshotError(
+        `The ${section} snapshot of index "${this.indexName}" is not the one its signed manifest names: it was re-sealed by a key holder who cannot sign (a read-only key), or tampered with. Restore the store from a backup.`,
+      );
+    }
+    return opened;
   }
 
   // ---- maintenance and removal ----
@@ -248,6 +356,89 @@ export class IndexStore {
     const brackets = [catalog, ...(ops.length > 1 ? [ops[1]!.key, ops[ops.length - 1]!.key] : [])];
     await this.kv.shred([range, { gte: catalog, lt: catalog }], brackets, range.gte);
     this.head.remove();
+  }
+
+  // ---- per-user keys (keys/users.ts) ----
+
+  /** A directory entry by its key; undefined when there is none. */
+  readDirectoryEntry(dirKey: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.kv.get(indexKey(this.indexId, USER_DIR, dirKey));
+  }
+
+  /** Every directory entry (sealed under the admin key), with its key. */
+  async directory(): Promise<{ dirKey: Uint8Array; value: Uint8Array }[]> {
+    const out: { dirKey: Uint8Array; value: Uint8Array }[] = [];
+    for await (const [key, value] of this.kv.entries(kindRange(this.indexId, USER_DIR))) out.push({ dirKey: keySuffix(key), value });
+    return out;
+  }
+
+  /** Every user entry, with its slot. */
+  async userEntries(): Promise<{ slot: Uint8Array; value: Uint8Array }[]> {
+    const out: { slot: Uint8Array; value: Uint8Array }[] = [];
+    for await (const [key, value] of this.kv.entries(kindRange(this.indexId, USER))) out.push({ slot: keySuffix(key), value });
+    return out;
+  }
+
+  /** Writes a new user's entry and directory entry in one synced batch. */
+  async putUser(writes: UserWrites): Promise<void> {
+    await this.kv.batch([
+      { type: 'put', key: indexKey(this.indexId, USER, writes.slot), value: writes.entry },
+      { type: 'put', key: indexKey(this.indexId, USER_DIR, writes.dirKey), value: writes.directory },
+    ]);
+  }
+
+  /**
+   * Deletes a user's entry and directory entry in one synced batch, then erases them from
+   * LevelDB's files (`eraseUser`).
+   */
+  async removeUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
+    await this.kv.batch(this.userKeys(dirKey, slot).map((key) => ({ type: 'del' as const, key })));
+    await this.eraseUser(dirKey, slot);
+  }
+
+  /** Adds the deletes of a user's entry and directory entry to `batch`. */
+  removeUserOps(batch: CommitBatch, dirKey: Uint8Array, slot: Uint8Array): void {
+    for (const key of this.userKeys(dirKey, slot)) batch.ops.push({ type: 'del', key });
+  }
+
+  /**
+   * Erases a deleted user's entry and directory entry from LevelDB's files, as `destroy` does for
+   * an index (`KvStore.shred`): resolves once the user's wraps are gone from disk.
+   */
+  async eraseUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
+    const keys = this.userKeys(dirKey, slot);
+    await this.kv.shred(
+      keys.map((key) => ({ gte: key, lt: Buffer.concat([key, Buffer.of(0)]) })),
+      keys,
+      keys[0]!,
+    );
+  }
+
+  private userKeys(dirKey: Uint8Array, slot: Uint8Array): Buffer[] {
+    return [indexKey(this.indexId, USER, slot), indexKey(this.indexId, USER_DIR, dirKey)];
+  }
+
+  /** Adds a users' re-grant (keys/users.ts `regrantUsers`) to `batch`: deletes first, then puts and the sealed signing seed. */
+  addRegrant(batch: CommitBatch, grant: UsersRegrant): void {
+    const kind = (k: 'D' | 'U') => (k === 'D' ? USER_DIR : USER);
+    for (const d of grant.dels) batch.ops.push({ type: 'del', key: indexKey(this.indexId, kind(d.kind), d.suffix) });
+    for (const u of grant.puts) batch.ops.push({ type: 'put', key: indexKey(this.indexId, kind(u.kind), u.suffix), value: u.value });
+    batch.ops.push({ type: 'put', key: indexKey(this.indexId, USERS_ADMIN), value: grant.signingSeed });
+  }
+
+  /**
+   * For `rotateDataKey`: adds to `batch` (the commit that switches the index to DEK generation
+   * `newGeneration`) every user's grant of the new generation's keys, the directory and the
+   * signing seed re-sealed under the new admin key. Needs the old DEK's admin key and the new
+   * generation's root keys (`admin`, `recordAuth`, `signSeed` set), never a user's key. See
+   * `grantDataKeyToUsers` in keys/users.ts. No-op for an unsigned index.
+   */
+  async grantUsersDataKey(
+    batch: CommitBatch,
+    p: { oldAdmin: Uint8Array; newKeys: IndexKeys; newGeneration: number; keepGenerations?: number[] },
+  ): Promise<void> {
+    if (!this.signed) return;
+    this.addRegrant(batch, grantDataKeyToUsers({ indexId: this.indexId, ...p, directory: await this.directory(), entries: await this.userEntries() }));
   }
 
   private manifestKey(): Buffer {

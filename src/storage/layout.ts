@@ -6,6 +6,9 @@
  *   'I' id 'R' HMAC(idKey, id)    encrypted record (id, vector, metadata, contents)
  *   'I' id 'S' gen(8) sec(1) chunk(4)  encrypted snapshot chunks (sec: 'G' graph, 'T' table)
  *   'I' id 'L' seq(8)             encrypted change log since the last snapshot
+ *   'I' id 'A'                    users: the root's sealed signing key (per-user keys, keys/users.ts)
+ *   'I' id 'D' HMAC(dirKey, userId)   users: the root's sealed directory entry of one user
+ *   'I' id 'U' slot(32)           users: one user's entry (its key's wrap and grants), slot from the user key and id
  */
 import type { RangeOptions } from './kv-store.js';
 
@@ -15,6 +18,9 @@ export const MANIFEST = 0x4d; // 'M'
 export const RECORD = 0x52; // 'R'
 export const SNAPSHOT = 0x53; // 'S'
 export const CHANGELOG = 0x4c; // 'L'
+export const USERS_ADMIN = 0x41; // 'A'
+export const USER_DIR = 0x44; // 'D'
+export const USER = 0x55; // 'U'
 
 export function catalogKey(indexName: string): Buffer {
   return Buffer.concat([Buffer.of(CATALOG), Buffer.from(indexName, 'utf8')]);

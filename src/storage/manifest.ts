@@ -3,9 +3,13 @@
  * commit counter and the digest over its live records. Every commit rewrites
  * it in the same atomic batch as the records it changes.
  * Layout: version(1) || sealed msgpack, AAD = frame('manifest', index id).
+ * Signed indexes (per-user keys, keys/users.ts) write version 2:
+ * `0x02 || Ed25519 signature (64) || seal`, the signature over
+ * frame('manifest-signature', index id, seal); unsigned indexes keep version 1.
  */
 import { open, seal } from '../crypto/aead.js';
 import { frame } from '../crypto/kdf.js';
+import { SIGNATURE_BYTES, signBytes, verifyBytes } from '../crypto/sign.js';
 import { IntegrityError } from '../errors.js';
 import { pack, unpack, VALUE_VERSION } from './sealed.js';
 
@@ -90,17 +94,53 @@ export interface SnapshotRef {
   tableChunks: number;
   /** Manifest counter the snapshot reflects. */
   counter: number;
+  /**
+   * Signed indexes: SHA-256 over the SHA-256 of each sealed chunk of the section, in order. The
+   * manifest's signature covers them, so a key holder who cannot sign (a reader) cannot swap in
+   * re-sealed chunks of their own.
+   */
+  graphHash?: Uint8Array;
+  tableHash?: Uint8Array;
 }
 
-export function sealManifest(key: Uint8Array, indexId: Uint8Array, manifest: Manifest): Buffer {
-  return Buffer.concat([Buffer.of(VALUE_VERSION), seal(key, pack(manifest), frame('manifest', indexId))]);
+/** Version byte of a signed manifest. */
+const SIGNED_VERSION = 2;
+const SIGNED_HEADER = 1 + SIGNATURE_BYTES;
+
+const signedMessage = (indexId: Uint8Array, sealed: Uint8Array) => frame('manifest-signature', indexId, sealed);
+
+/** Seals a manifest; with `signSeed` (a signed index) as version 2, signed. */
+export function sealManifest(key: Uint8Array, indexId: Uint8Array, manifest: Manifest, signSeed?: Uint8Array): Buffer {
+  const sealed = seal(key, pack(manifest), frame('manifest', indexId));
+  if (signSeed === undefined) return Buffer.concat([Buffer.of(VALUE_VERSION), sealed]);
+  return Buffer.concat([Buffer.of(SIGNED_VERSION), signBytes(signSeed, signedMessage(indexId, sealed)), sealed]);
 }
 
-/** Authenticates and decodes a manifest; anything that does not parse as one is an IntegrityError. */
-export function openManifest(key: Uint8Array, indexId: Uint8Array, value: Uint8Array, indexName: string): Manifest {
+/**
+ * Authenticates and decodes a manifest; anything that does not parse as one is an IntegrityError.
+ * With `signKey` (a signed index: the public key this opener trusts) only a version-2 manifest
+ * whose signature verifies is accepted; without it, only version 1.
+ */
+export function openManifest(key: Uint8Array, indexId: Uint8Array, value: Uint8Array, indexName: string, signKey?: Uint8Array): Manifest {
   const what = `The manifest of index "${indexName}"`;
-  if (value[0] !== VALUE_VERSION) throw new IntegrityError(`${what} has an unknown format.`);
-  const manifest = unpack(open(key, value.subarray(1), frame('manifest', indexId), what)) as Manifest;
+  let sealed: Uint8Array;
+  if (signKey === undefined) {
+    if (value[0] !== VALUE_VERSION) throw new IntegrityError(`${what} has an unknown format.`);
+    sealed = value.subarray(1);
+  } else {
+    if (value[0] !== SIGNED_VERSION || value.byteLength < SIGNED_HEADER) {
+      throw new IntegrityError(
+        `${what} is not signed: it was written without the index's signing key (by a read-only key holder, or tampered with). Restore the store from a backup.`,
+      );
+    }
+    sealed = value.subarray(SIGNED_HEADER);
+    if (!verifyBytes(signKey, signedMessage(indexId, sealed), value.subarray(1, SIGNED_HEADER))) {
+      throw new IntegrityError(
+        `${what} has a wrong signature: it was written without the index's signing key (by a read-only key holder, or tampered with). Restore the store from a backup.`,
+      );
+    }
+  }
+  const manifest = unpack(open(key, sealed, frame('manifest', indexId), what)) as Manifest;
   if (!isManifest(manifest)) throw new IntegrityError(`${what} has an unknown format.`);
   manifest.digest = new Uint8Array(manifest.digest);
   return manifest;

@@ -9,7 +9,7 @@
 import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
 import { hmacMany, openMany, sealMany } from '../crypto/bulk.js';
-import { frame, lengthPrefix, u64 } from '../crypto/kdf.js';
+import { constantTimeEqual, frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
 /** Version byte of the manifest (manifest.ts). */
@@ -18,6 +18,10 @@ export const VALUE_VERSION = 1;
 const RECORD_V1 = 1;
 /** Record format 2 (written): seq inside the ciphertext, so records of one commit are not linkable by their bytes. */
 const RECORD_V2 = 2;
+/** Record format 3 (written in signed indexes): format 2 with a writer tag, `3 || tag (32) || seal`. */
+const RECORD_V3 = 3;
+const TAG_BYTES = 32;
+const RECORD_V3_HEADER = 1 + TAG_BYTES;
 // Plain maps, no shared structures: every value decodes on its own.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
@@ -74,7 +78,7 @@ function v2AadHead(indexId: Uint8Array): Buffer {
  * share `seq`, which is now only inside the ciphertext (format 1 kept it in
  * the clear header, which showed which records were written together).
  */
-export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): Buffer[] {
+export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[], recordAuth?: Uint8Array): Buffer[] {
   checkHkeys(hkeys);
   const packed = bodies.map(pack);
   // seq || body for every record, in one allocation.
@@ -88,9 +92,42 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
     at += SEQ_BYTES + p.byteLength;
     return all.subarray(from, at);
   });
-  const sealed = sealMany(key, plaintexts, { head: v2AadHead(indexId), parts: hkeys }, Buffer.of(RECORD_V2));
+  const prefix = recordAuth === undefined ? Buffer.of(RECORD_V2) : Buffer.concat([Buffer.of(RECORD_V3), Buffer.alloc(TAG_BYTES)]);
+  const sealed = sealMany(key, plaintexts, { head: v2AadHead(indexId), parts: hkeys }, prefix);
   all.fill(0); // the plaintext copy: vectors, metadata, contents
+  if (recordAuth !== undefined) {
+    const tags = recordTags(recordAuth, indexId, hkeys, sealed);
+    sealed.forEach((value, i) => value.set(tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), 1));
+  }
   return sealed;
+}
+
+/**
+ * Record format 3's writer tag: HMAC(record-auth key, frame('record-auth', index id) || hkey || seal).
+ * The record-auth key is held by the root and writers only (keys/users.ts): a reader holds the
+ * records key and can re-seal a record, but cannot tag it.
+ */
+function recordTags(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): Buffer {
+  const head = Buffer.concat([frame('record-auth', indexId), lengthPrefix(HKEY_BYTES)]);
+  return hmacMany(recordAuth, { head, parts: values.map((value, i) => Buffer.concat([hkeys[i]!, value.subarray(RECORD_V3_HEADER)])) });
+}
+
+/** Every value must be format 3 with a valid writer tag (signed indexes, read by the root or a writer); else IntegrityError. */
+export function checkRecordTags(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): void {
+  checkHkeys(hkeys);
+  if (values.some((value) => value.byteLength < RECORD_V3_HEADER || value[0] !== RECORD_V3)) {
+    throw new IntegrityError(
+      'A record of the index is not tagged by a writer (it was written or re-sealed without the write key). Restore the store from a backup.',
+    );
+  }
+  const tags = recordTags(recordAuth, indexId, hkeys, values);
+  values.forEach((value, i) => {
+    if (!constantTimeEqual(tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), value.subarray(1, RECORD_V3_HEADER))) {
+      throw new IntegrityError(
+        'A record of the index carries a wrong writer tag (it was forged by a key holder without write permission, or damaged). Restore the store from a backup.',
+      );
+    }
+  });
 }
 
 /**
@@ -104,9 +141,11 @@ export function openRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
   const out = new Array<{ seq: number; body: RecordBody }>(values.length);
   const v1: number[] = [];
   const v2: number[] = [];
+  const v3: number[] = [];
   values.forEach((value, i) => {
     if (value.byteLength >= RECORD_V1_HEADER && value[0] === RECORD_V1) v1.push(i);
     else if (value.byteLength >= RECORD_V2_HEADER && value[0] === RECORD_V2) v2.push(i);
+    else if (value.byteLength >= RECORD_V3_HEADER && value[0] === RECORD_V3) v3.push(i);
     else throw new IntegrityError('A record of the index has an unknown format or was truncated.');
   });
   const what = () => 'A record of the index';
@@ -122,16 +161,21 @@ export function openRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
     );
     v1.forEach((i, j) => (out[i] = { seq: seqs[j]!, body: unpack(plain[j]!) as RecordBody }));
   }
-  if (v2.length > 0) {
-    const aad = { head: v2AadHead(indexId), parts: v2.map((i) => hkeys[i]!) };
+  // Formats 2 and 3 differ only in the header the seal follows (format 3's tag is checked by the caller, who may hold its key).
+  for (const [group, header] of [
+    [v2, RECORD_V2_HEADER],
+    [v3, RECORD_V3_HEADER],
+  ] as const) {
+    if (group.length === 0) continue;
+    const aad = { head: v2AadHead(indexId), parts: group.map((i) => hkeys[i]!) };
     const plain = openMany(
       key,
-      v2.map((i) => values[i]!),
-      RECORD_V2_HEADER,
+      group.map((i) => values[i]!),
+      header,
       aad,
       what,
     );
-    v2.forEach((i, j) => {
+    group.forEach((i, j) => {
       const bytes = plain[j]!;
       if (bytes.byteLength < SEQ_BYTES) throw new IntegrityError('A record of the index is malformed.');
       out[i] = { seq: Number(bytes.readBigUInt64BE(0)), body: unpack(bytes.subarray(SEQ_BYTES)) as RecordBody };

@@ -10,7 +10,7 @@
  * next write reuses). Two sections let an open hand the graph to the engine
  * (which loads it on the pool) while it decodes the table.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { openInPlaceAsync, sealAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
@@ -164,6 +164,8 @@ export async function writeSection(
   write: SnapshotWrite,
   section: SnapshotSection,
   payload: Uint8Array,
+  /** Filled with the SHA-256 of each sealed chunk, in order (signed indexes: `sectionHash`). */
+  digests?: Buffer[],
 ): Promise<number> {
   const chunks = Math.max(1, Math.ceil(payload.byteLength / CHUNK_BYTES));
   for (let start = 0; start < chunks; start += WRITE_GROUP) {
@@ -174,9 +176,17 @@ export async function writeSection(
       bodies,
       numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1)),
     );
+    if (digests) numbers.forEach((i, j) => (digests[i] = createHash('sha256').update(sealed[j]!).digest()));
     await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, i), value: sealed[j]! })));
   }
   return chunks;
+}
+
+/** A section's hash in a signed manifest: SHA-256 over its chunks' SHA-256s, in order. */
+export function sectionHash(digests: Buffer[]): Buffer {
+  const hash = createHash('sha256');
+  for (const digest of digests) hash.update(digest);
+  return hash.digest();
 }
 
 /** Removes whatever an interrupted earlier write left under `generation` (it was never committed). */
@@ -206,6 +216,8 @@ export async function readSection(
   write: SnapshotWrite,
   section: SnapshotSection,
   chunks: number,
+  /** Filled with the SHA-256 of each sealed chunk as read, in order (signed indexes: `sectionHash`). */
+  digests?: Buffer[],
 ): Promise<Uint8Array[]> {
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
@@ -218,6 +230,7 @@ export async function readSection(
       .then((values) => {
         const missing = values.findIndex((value) => value === undefined);
         if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
+        if (digests) numbers.forEach((i, j) => (digests[i] = createHash('sha256').update(values[j]!).digest()));
         const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
         return openInPlaceAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
       });

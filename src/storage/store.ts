@@ -12,7 +12,7 @@ import { HeadFile, peekHeads, removeHead, removeStaleTemps, type HeadPeek } from
 import { IndexStore } from './index-store.js';
 import { ioError } from './io-errors.js';
 import { KvStore, type RangeOptions } from './kv-store.js';
-import { catalogKey, catalogRange, indexNameOfCatalogKey, indexRange } from './layout.js';
+import { catalogKey, catalogRange, indexKey, indexNameOfCatalogKey, indexRange, USER, USERS_ADMIN } from './layout.js';
 import { unpack } from './sealed.js';
 
 export class Store {
@@ -152,6 +152,14 @@ export class Store {
     return raw === undefined ? undefined : decodeCatalogEntry(raw, name);
   }
 
+  /**
+   * A per-user-keys value of an index, read before the index is open (its key check): the root's
+   * sealed signing seed (`admin`) or a user's entry by slot (`user`). Undefined when absent.
+   */
+  readIndexValue(indexId: Uint8Array, kind: 'admin' | 'user', slot?: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.kv.get(kind === 'admin' ? indexKey(indexId, USERS_ADMIN) : indexKey(indexId, USER, slot!));
+  }
+
   async hasIndex(name: string): Promise<boolean> {
     return (await this.kv.get(catalogKey(name))) !== undefined;
   }
@@ -163,9 +171,12 @@ export class Store {
     return names;
   }
 
-  /** The store bound to one index: its id, subkeys and commit head. */
-  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys): IndexStore {
-    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head, name));
+  /**
+   * The store bound to one index: its id, subkeys and commit head; for a signed index, the public
+   * key this opener trusts and the DEK generation of the keys.
+   */
+  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey: Uint8Array | null = null, dekGeneration = 1): IndexStore {
+    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head, name), signKey, dekGeneration);
   }
 
   close(): Promise<void> {
@@ -195,7 +206,8 @@ export function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry 
     Number.isSafeInteger(entry.dekGeneration) &&
     entry.dekGeneration >= 0 &&
     typeof entry.provider === 'string' &&
-    (entry.keyId === null || typeof entry.keyId === 'string');
+    (entry.keyId === null || typeof entry.keyId === 'string') &&
+    (entry.signed === undefined || entry.signed === true);
   if (!ok) throw unreadable();
   if (entry.format >= 3) {
     // Format 3 records the key source: a KMS slot (name, wrapped KEK) or none, never half of one.
