@@ -16,12 +16,13 @@ import { openProvider, resolveSlot, type KeyProvider, type KmsProviderName, type
 import { validateKmsRegistry } from '../keys/kms/validate.js';
 import type { IndexStore } from '../storage/index-store.js';
 import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type Manifest, type RequestedConfig } from '../storage/manifest.js';
-import type { Store } from '../storage/store.js';
+import { Store, type CatalogStore } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import { EncryptedIndex } from './encrypted-index.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
+import { checkPostgresOptions } from './store-options.js';
 import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
 
 export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
@@ -54,7 +55,10 @@ function keySourceOf(entry: CatalogEntry): KeySource {
  * ```
  */
 export class Client {
+  /** The store's path, or for PostgreSQL `postgres:<schema>@<connection string>` (Clients of one process on it share it). */
   readonly #root: string;
+  /** Opens the store (once per process and root: SharedStore). */
+  readonly #open_: () => Promise<CatalogStore>;
   readonly #engines: EngineFactory;
   /** The KMS registry (`new Client({ kms })`), each slot checked; undefined without one. */
   readonly #kms: KmsRegistry | undefined;
@@ -75,11 +79,20 @@ export class Client {
    * @throws `VECVAULT_VALIDATION` without a `path`, or for a malformed `kms` slot (`path` = `kms.<slot>.<field>`).
    */
   constructor(options: ClientOptions) {
-    if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
-      throw new ValidationError('new Client({ path }) needs the directory of the store.', { path: 'path' });
+    if (isPlainObject(options) && options.store !== undefined) {
+      if (options.path !== undefined) throw new ValidationError('Pass either path or store, not both.', { path: 'store' });
+      const pg = checkPostgresOptions(options.store);
+      this.#root = `postgres:${pg.schema ?? 'vecvault'}@${pg.connectionString}`;
+      this.#open_ = async () => (await import('../storage/postgres/pg-store.js')).PgStore.open(pg);
+    } else {
+      if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
+        throw new ValidationError('new Client({ path }) needs the directory of the store.', { path: 'path' });
+      }
+      const root = resolve(options.path);
+      this.#root = root;
+      this.#open_ = () => Store.open(root);
     }
     this.#kms = options.kms === undefined ? undefined : validateKmsRegistry(options.kms);
-    this.#root = resolve(options.path);
     this.#engines = nativeEngine;
   }
 
@@ -301,7 +314,7 @@ export class Client {
   /** This Client's reference to the store of its path, shared with the other Clients of this process on it. */
   #sharedStore(): SharedStore {
     if (!this.#shared) {
-      const shared = SharedStore.acquire(this.#root);
+      const shared = SharedStore.acquire(this.#root, this.#open_);
       this.#shared = shared;
       // A failed open (e.g. locked by another process) may be retried by a later call.
       shared.store.catch(() => {
@@ -314,13 +327,13 @@ export class Client {
     return this.#shared;
   }
 
-  #openStore(): Promise<Store> {
+  #openStore(): Promise<CatalogStore> {
     if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
     return this.#sharedStore().store;
   }
 
   /** Catalog changes (create/load/delete) run one at a time, over every Client of the store. */
-  #catalogExclusive<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  #catalogExclusive<T>(fn: (store: CatalogStore) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
     const run = this.#sharedStore().exclusive(fn);
     this.#catalogCalls.add(run);
@@ -330,7 +343,7 @@ export class Client {
   }
 
   /** The store bound to one index: its id, subkeys (as its catalog format derives them) and commit head. Wipes the DEK once they are derived. */
-  #indexStore(store: Store, name: string, entry: CatalogEntry, dek: Buffer): IndexStore {
+  #indexStore(store: CatalogStore, name: string, entry: CatalogEntry, dek: Buffer): IndexStore {
     try {
       return store.forIndex(name, entry.indexId, deriveIndexKeys(dek, entry.indexId, entry.format));
     } finally {

@@ -10,7 +10,7 @@ import { IntegrityError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { warn } from '../warnings.js';
 import type { HeadFile } from './heads.js';
-import type { BatchOp, KvStore } from './kv-store.js';
+import type { BatchOp, KvBackend } from './kv-store.js';
 import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
 import { hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
@@ -40,14 +40,30 @@ export class CommitBatch {
   }
 }
 
+/** The commit head's operations (HeadFile on disk; a shared backend keeps one per process in memory). */
+export type CommitHead = Pick<HeadFile, 'create' | 'read' | 'update' | 'markDeleting' | 'remove'>;
+
+/**
+ * Commits written by other processes (a shared backend only): the newest
+ * counter in the store, and a wake-up when another process commits.
+ */
+export interface RemoteCommits {
+  counter(): Promise<number>;
+  /** Calls `wake` (with the counter, when known) after a remote commit; returns the unsubscribe. */
+  subscribe(wake: (counter?: number) => void): () => void;
+}
+
 export class IndexStore {
+  /** Set by a backend shared between processes: the index core then follows commits made elsewhere. */
+  remote: RemoteCommits | null = null;
+
   constructor(
-    private readonly kv: KvStore,
+    protected readonly kv: KvBackend,
     readonly indexName: string,
     readonly indexId: Uint8Array,
     /** @internal */
     readonly keys: IndexKeys,
-    private readonly head: HeadFile,
+    protected readonly head: CommitHead,
   ) {}
 
   // ---- ids and the live-record digest ----
@@ -67,10 +83,13 @@ export class IndexStore {
   /** The first commit of a new index: its head, then the manifest and the catalog entry in one batch. */
   async create(manifest: Manifest, catalogEntry: CatalogEntry): Promise<void> {
     await this.head.create(manifest.counter);
-    await this.kv.batch([
-      { type: 'put', key: catalogKey(this.indexName), value: pack(catalogEntry) },
-      { type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, manifest) },
-    ]);
+    await this.kv.batch(
+      [
+        { type: 'put', key: catalogKey(this.indexName), value: pack(catalogEntry) },
+        { type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, manifest) },
+      ],
+      { guard: { key: this.manifestKey(), counter: manifest.counter } },
+    );
   }
 
   /**
@@ -104,7 +123,7 @@ export class IndexStore {
     const ops = batch.ops;
     if (change) ops.push({ type: 'put', key: this.changeKey(next.counter), value: sealChange(this.keys.records, this.indexId, next.counter, change) });
     ops.push({ type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, next) });
-    await this.kv.batch(ops);
+    await this.kv.batch(ops, { guard: { key: this.manifestKey(), counter: next.counter } });
     durable?.();
     try {
       await this.head.update(next.counter);
@@ -250,7 +269,7 @@ export class IndexStore {
     this.head.remove();
   }
 
-  private manifestKey(): Buffer {
+  protected manifestKey(): Buffer {
     return indexKey(this.indexId, MANIFEST);
   }
 

@@ -15,7 +15,17 @@ import { KvStore, type RangeOptions } from './kv-store.js';
 import { catalogKey, catalogRange, indexNameOfCatalogKey, indexRange } from './layout.js';
 import { unpack } from './sealed.js';
 
-export class Store {
+/** What the Client needs of an open store: the catalog, and one IndexStore per index (Store; PgStore in storage/postgres/). */
+export interface CatalogStore {
+  checkAbsent(name: string): Promise<void>;
+  catalogEntry(name: string): Promise<CatalogEntry | undefined>;
+  hasIndex(name: string): Promise<boolean>;
+  indexNames(): Promise<string[]>;
+  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys): IndexStore;
+  close(): Promise<void>;
+}
+
+export class Store implements CatalogStore {
   private constructor(
     private readonly kv: KvStore,
     private readonly headsDir: string,
