@@ -18,6 +18,7 @@ import type { IndexStore } from '../storage/index-store.js';
 import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type Manifest, type RequestedConfig } from '../storage/manifest.js';
 import { Store, type CatalogStore } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
+import { follow } from '../core/follow.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import { EncryptedIndex } from './encrypted-index.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
@@ -358,6 +359,7 @@ export class Client {
     state = await open(() => {
       if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
     });
+    follow(state); // a shared (PostgreSQL) store: apply other processes' commits as they come
     return this.#attach(name, shared.track(name, state), keySource);
   }
 

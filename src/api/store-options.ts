@@ -11,7 +11,9 @@ export function checkPostgresOptions(store: unknown): PostgresStoreOptions {
     throw new ValidationError("store must be { kind: 'postgres', connectionString, schema? } (or pass path for a local store).", { path: 'store.kind' });
   }
   if (typeof store.connectionString !== 'string' || store.connectionString.length === 0) {
-    throw new ValidationError('store.connectionString must be a PostgreSQL connection URL, e.g. postgres://user@host:5432/db.', { path: 'store.connectionString' });
+    throw new ValidationError('store.connectionString must be a PostgreSQL connection URL, e.g. postgres://user@host:5432/db.', {
+      path: 'store.connectionString',
+    });
   }
   if (store.schema !== undefined && (typeof store.schema !== 'string' || !SCHEMA.test(store.schema))) {
     throw new ValidationError('store.schema must be a schema name of letters, digits and underscores (up to 63), starting with a letter or underscore.', {

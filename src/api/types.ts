@@ -175,6 +175,12 @@ export interface QueryParams {
   rerankMult?: number;
   /** CyborgDB hint (faster approximate search): accepted and ignored; the graph search is already the fast path. */
   greedy?: boolean;
+  /**
+   * A store shared through PostgreSQL: `'strong'` (default) first applies every commit other
+   * processes made before this call (one round trip when there are none); `'eventual'` answers from
+   * what this process has applied so far (at most about a second behind). A local store ignores it.
+   */
+  consistency?: 'strong' | 'eventual';
 }
 
 /** `train()` arguments: CyborgDB's, accepted and checked. `nLists` is recorded for `getNLists()`; the rest have nothing to tune in HNSW. */

@@ -111,9 +111,13 @@ export class PgCluster {
   }
 
   psql(sql: string, database = 'postgres'): string {
-    return execFileSync('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', database, '-c', sql], {
-      encoding: 'utf8',
-    });
+    return execFileSync(
+      'psql',
+      ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-d', database, '-c', sql],
+      {
+        encoding: 'utf8',
+      },
+    );
   }
 
   createDatabase(name: string): string {

@@ -130,9 +130,14 @@ export class PgKv implements KvBackend {
           const puts = rest.filter((op): op is Extract<BatchOp, { type: 'put' }> => op.type === 'put');
           const res = await c.query(
             `INSERT INTO ${this.table} (key, value, counter) SELECT k, v, CASE WHEN k = $3 THEN 0 END FROM unnest($1::bytea[], $2::bytea[]) AS t(k, v) ON CONFLICT (key) DO NOTHING`,
-            [[guard.key, ...puts.map((p) => p.key)].map((k) => Buffer.from(k)), [manifest.value, ...puts.map((p) => p.value)].map((v) => Buffer.from(v)), Buffer.from(guard.key)],
+            [
+              [guard.key, ...puts.map((p) => p.key)].map((k) => Buffer.from(k)),
+              [manifest.value, ...puts.map((p) => p.value)].map((v) => Buffer.from(v)),
+              Buffer.from(guard.key),
+            ],
           );
-          if (res.rowCount !== puts.length + 1) throw new ConflictError('Another process created an index of this name (or id) meanwhile. Load it with loadIndex().');
+          if (res.rowCount !== puts.length + 1)
+            throw new ConflictError('Another process created an index of this name (or id) meanwhile. Load it with loadIndex().');
           return;
         }
         const res = await c.query(`UPDATE ${this.table} SET value = $2, counter = $3 WHERE key = $1 AND counter = $4`, [
@@ -148,7 +153,8 @@ export class PgKv implements KvBackend {
         }
       }
       await applyOps(c, this.table, rest);
-      if (guard) await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.schema}:${Buffer.from(guard.key).subarray(1, 17).toString('hex')}:${guard.counter}`]);
+      if (guard)
+        await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.schema}:${Buffer.from(guard.key).subarray(1, 17).toString('hex')}:${guard.counter}`]);
     });
   }
 
@@ -172,10 +178,11 @@ export class PgKv implements KvBackend {
     let from: Buffer = Buffer.from(range.gte);
     let op = '>=';
     for (;;) {
-      const rows = await this.query<{ key: Buffer }>('read from the store', `SELECT key FROM ${this.table} WHERE key ${op} $1 AND key < $2 ORDER BY key LIMIT ${PAGE * 8}`, [
-        from,
-        Buffer.from(range.lt),
-      ]);
+      const rows = await this.query<{ key: Buffer }>(
+        'read from the store',
+        `SELECT key FROM ${this.table} WHERE key ${op} $1 AND key < $2 ORDER BY key LIMIT ${PAGE * 8}`,
+        [from, Buffer.from(range.lt)],
+      );
       for (const row of rows) yield row.key;
       if (rows.length < PAGE * 8) return;
       from = rows[rows.length - 1]!.key;
@@ -193,7 +200,9 @@ export class PgKv implements KvBackend {
 
   /** The manifest row's counter (the newest commit), without reading or opening its value; -1 when absent. */
   async counter(manifestKey: Bytes): Promise<number> {
-    const rows = await this.query<{ counter: string | null }>('read from the store', `SELECT counter FROM ${this.table} WHERE key = $1`, [Buffer.from(manifestKey)]);
+    const rows = await this.query<{ counter: string | null }>('read from the store', `SELECT counter FROM ${this.table} WHERE key = $1`, [
+      Buffer.from(manifestKey),
+    ]);
     return rows[0]?.counter == null ? -1 : Number(rows[0].counter);
   }
 
@@ -228,7 +237,8 @@ async function applyOps(c: PoolClient, table: string, ops: BatchOp[]): Promise<v
     const run = ops.slice(i, j);
     if (type === 'put') {
       const last = new Map<string, { key: Buffer; value: Buffer }>();
-      for (const op of run as Extract<BatchOp, { type: 'put' }>[]) last.set(Buffer.from(op.key).toString('hex'), { key: Buffer.from(op.key), value: Buffer.from(op.value) });
+      for (const op of run as Extract<BatchOp, { type: 'put' }>[])
+        last.set(Buffer.from(op.key).toString('hex'), { key: Buffer.from(op.key), value: Buffer.from(op.value) });
       const rows = [...last.values()];
       await c.query(
         `INSERT INTO ${table} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, counter = NULL`,

@@ -28,7 +28,6 @@ import { decodeCatalogEntry } from '../store.js';
 import type { ChangeEntry } from '../sealed.js';
 import { CHANNEL, PgKv, pgFailure } from './pg-kv.js';
 
-
 type PgModule = typeof import('pg');
 
 async function loadPg(): Promise<PgModule> {
@@ -223,11 +222,7 @@ class PgIndexStore extends IndexStore {
     this.known = next.counter;
   }
 
-  override async writeSnapshot(
-    generation: number,
-    graph: () => Promise<Uint8Array>,
-    table: () => Promise<Uint8Array>,
-  ): Promise<Omit<SnapshotRef, 'counter'>> {
+  override async writeSnapshot(generation: number, graph: () => Promise<Uint8Array>, table: () => Promise<Uint8Array>): Promise<Omit<SnapshotRef, 'counter'>> {
     await this.lockSnapshots();
     try {
       // Only on top of the newest commit: a stale writer would clear the chunks of a generation another process committed.
