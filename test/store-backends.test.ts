@@ -82,7 +82,15 @@ describe.each(backends)('store behaviours: $name', ({ make, skip }) => {
     const key = Client.generateKey();
     const a = backend.client('a');
     const index = await a.createIndex({ indexName: 'o', indexKey: key, dimension: 3 });
-    await index.upsert({ ids: ['a', 'b', 'c'], vectors: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], metadata: [{ v: 1 }, { v: 1 }, { v: 1 }] });
+    await index.upsert({
+      ids: ['a', 'b', 'c'],
+      vectors: [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+      ],
+      metadata: [{ v: 1 }, { v: 1 }, { v: 1 }],
+    });
     await index.upsert({ ids: ['a'], vectors: [[0, 0, 5]], metadata: [{ v: 2 }] });
     expect(await index.delete({ ids: ['b', 'zzz', 'b'] })).toEqual({ status: 'success', deletedCount: 1 });
     const check = async (ix: typeof index) => {

@@ -19,7 +19,7 @@
  *   in any process; `consistency: 'eventual'` skips that round trip and reads
  *   what the background follower has applied (at most ~POLL_MS behind).
  */
-import { ConflictError, IntegrityError, NativeError } from '../errors.js';
+import { ClosedError, ConflictError, IntegrityError, NativeError } from '../errors.js';
 import { constantTimeEqual } from '../crypto/kdf.js';
 import type { Manifest } from '../storage/manifest.js';
 import type { OpenedRecord } from '../storage/index-store.js';
@@ -38,7 +38,14 @@ type Final = { hkey: Uint8Array; record: OpenedRecord | null };
 export async function catchUp(state: IndexState): Promise<void> {
   const remote = state.store.remote;
   if (!remote) return;
-  if ((await remote.counter()) <= state.manifest.counter) return;
+  const counter = await remote.counter();
+  if (counter < 0) throw new ClosedError(`Index "${state.name}" was deleted (by another process).`);
+  if (counter < state.manifest.counter) {
+    throw new IntegrityError(
+      `Index "${state.name}" in the database is at commit ${counter}, older than commit ${state.manifest.counter} this process saw: the database was rolled back or restored from an older backup. Restore the database from its newest backup.`,
+    );
+  }
+  if (counter === state.manifest.counter) return;
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const next = await state.store.readManifest();
     if (next.counter <= state.manifest.counter) return;

@@ -18,6 +18,8 @@ export interface RawKv {
 
 export interface Backend {
   kind: 'leveldb' | 'postgres';
+  /** PostgreSQL: the schema of this test's table. */
+  schema?: string;
   /**
    * A new Client on this test's store, closed after the test. With PostgreSQL
    * each distinct `tag` is a separate connection string (application_name),
@@ -61,6 +63,7 @@ export function postgresBackend(cluster: PgCluster): Backend {
   const url = (tag: string) => `${cluster.connectionString}?application_name=${encodeURIComponent(tag)}`;
   return {
     kind: 'postgres',
+    schema,
     client(tag = 'main') {
       const client = new Client({ store: { kind: 'postgres', connectionString: url(tag), schema } });
       onCleanup(() => client.close());
