@@ -32,5 +32,6 @@ export {
   NativeError,
   StorageError,
   KeyCacheError,
+  ConflictError,
   type ErrorCode,
 } from './errors.js';

@@ -194,7 +194,9 @@ export async function retryOnConflict<T>(state: IndexState, write: () => Promise
 
 /** The read consistency of a query: 'strong' (default) catches up first; 'eventual' reads what memory holds. */
 export async function catchUpForRead(state: IndexState, consistency: 'strong' | 'eventual' = 'strong'): Promise<void> {
-  if (!state.store.remote || consistency === 'eventual') return;
+  const remote = state.store.remote;
+  if (!remote || consistency === 'eventual') return;
+  if ((await remote.counter()) === state.manifest.counter) return; // the common case: one round trip, no queueing behind writes
   await state.exclusive(() => catchUp(state));
 }
 
