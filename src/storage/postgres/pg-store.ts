@@ -110,6 +110,8 @@ class Listener {
   private drop(client: PgClient): void {
     if (this.client === client) this.client = null;
     client.end().catch(() => undefined);
+    // Listen again once the server is back (polling covers the gap).
+    if (!this.closed && [...this.subscribers.values()].some((set) => set.size > 0)) setTimeout(() => this.ensure(), 1000).unref();
   }
 
   async close(): Promise<void> {
