@@ -9,6 +9,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type EncryptedIndex } from '../src/index.js';
+import { PgKv } from '../src/storage/postgres/pg-kv.js';
 import { postgresBackend, type Backend } from './support/backends.js';
 import { rejectsWithCode } from './support/helpers.js';
 import { PgCluster, skipPostgres } from './support/postgres.js';
@@ -70,6 +71,8 @@ describe.skipIf(skip)('PostgreSQL: one index, several openers', () => {
     // A third opener rebuilds from the rows: the manifest's count and digest add up.
     const fresh = await backend.client('c').loadIndex({ indexName: 'shared', indexKey: key });
     expect((await fresh.listIds()).count).toBe(81);
+    await a.upsert({ items: [{ id: 'last', vector: [5, 5] }] });
+    expect((await b.verify()).ok).toBe(true); // b catches up first: it checks the newest commit
   });
 
   it('a stale commit is refused by the compare-and-set (ConflictError) and an upsert retries on its own', async () => {
@@ -88,6 +91,22 @@ describe.skipIf(skip)('PostgreSQL: one index, several openers', () => {
     const res = await db.query(`UPDATE "${backend.schema}".vecvault_kv SET counter = counter + 1 WHERE key = $1 AND counter = $2`, [manifest.key, 0]);
     await db.end();
     expect(res.rowCount).toBe(0);
+    // The backend itself: a second commit of the same number is refused with ConflictError and writes nothing.
+    const kv = new PgKv(new pg.Pool({ connectionString: cluster.connectionString, max: 2 }), `${backend.schema}_cas`);
+    await kv.init();
+    const mkey = Buffer.from('I0123456789abcdefM');
+    const put = (key: string, value: string) => ({ type: 'put' as const, key: Buffer.from(key), value: Buffer.from(value) });
+    await kv.batch([{ type: 'put', key: mkey, value: Buffer.from('m0') }], { guard: { key: mkey, counter: 0 } });
+    await kv.batch([put('rec-1', 'one'), { type: 'put', key: mkey, value: Buffer.from('m1') }], { guard: { key: mkey, counter: 1 } });
+    await rejectsWithCode(
+      kv.batch([put('rec-2', 'two'), { type: 'put', key: mkey, value: Buffer.from('m1b') }], { guard: { key: mkey, counter: 1 } }),
+      'VECVAULT_CONFLICT',
+    );
+    await rejectsWithCode(kv.batch([{ type: 'put', key: mkey, value: Buffer.from('again') }], { guard: { key: mkey, counter: 0 } }), 'VECVAULT_CONFLICT');
+    expect(await kv.get(Buffer.from('rec-2'))).toBeUndefined();
+    expect(Buffer.from((await kv.get(mkey))!).toString()).toBe('m1');
+    expect(await kv.counter(mkey)).toBe(1);
+    await kv.close();
   });
 
   it('a snapshot written by one opener is what a late opener loads; the others keep serving meanwhile', async () => {

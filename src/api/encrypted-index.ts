@@ -9,7 +9,7 @@ import type { IndexState } from '../core/index-state.js';
 import { compact, writeSnapshot } from '../core/maintenance.js';
 import { getRecords, listIds, query, type SearchMode } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
-import { catchUpForRead } from '../core/follow.js';
+import { catchUp, catchUpForRead } from '../core/follow.js';
 import { CallsInFlight } from '../core/calls-in-flight.js';
 import { verifyIndex } from '../core/verify.js';
 import { ClosedError, NotSupportedError, ValidationError } from '../errors.js';
@@ -493,7 +493,12 @@ export class EncryptedIndex {
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     const onProgress = checkProgressOption(options);
     const state = this.#state;
-    return this.#call(() => state.exclusive(() => verifyIndex(state.store, state.manifest, onProgress)));
+    return this.#call(() =>
+      state.exclusive(async () => {
+        await catchUp(state); // a shared store: check the newest commit, not this process's view of an older one
+        return verifyIndex(state.store, state.manifest, onProgress);
+      }),
+    );
   }
 }
 

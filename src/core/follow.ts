@@ -30,7 +30,14 @@ import { vectorOf } from './vector-bytes.js';
 
 /** The background follower's polling period (the fallback when NOTIFY is lost). */
 export const POLL_MS = 1000;
-const ATTEMPTS = 8;
+/** Catch-up reads before giving up while other processes keep committing. */
+const ATTEMPTS = 30;
+/**
+ * Commits a write tries before ConflictError reaches the caller. A loser
+ * retries right after catching up, so a run of losses needs the other side to
+ * commit inside that one round trip every time.
+ */
+const WRITE_ATTEMPTS = 50;
 
 type Final = { hkey: Uint8Array; record: OpenedRecord | null };
 
@@ -51,7 +58,7 @@ export async function catchUp(state: IndexState): Promise<void> {
     if (next.counter <= state.manifest.counter) return;
     const finals = await changedSince(state, next);
     if (finals && (await applyIfConsistent(state, next, finals))) return;
-    await new Promise((r) => setTimeout(r, 2 + Math.random() * 10 * (attempt + 1)));
+    await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * (attempt + 1))));
   }
   throw new ConflictError(`Index "${state.name}" could not catch up with the commits of other processes (they kept changing it); retry the call.`);
 }
@@ -186,8 +193,8 @@ export async function retryOnConflict<T>(state: IndexState, write: () => Promise
     try {
       return await write();
     } catch (error) {
-      if (!(error instanceof ConflictError) || attempt >= ATTEMPTS) throw error;
-      await new Promise((r) => setTimeout(r, Math.random() * 5 * (attempt + 1)));
+      if (!(error instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw error;
+      await new Promise((r) => setTimeout(r, Math.random() * 2));
     }
   }
 }
