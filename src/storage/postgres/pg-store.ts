@@ -134,6 +134,8 @@ export class PgStore implements CatalogStore {
 
   static async open(options: PostgresStoreOptions): Promise<PgStore> {
     const pg = await loadPg();
+    // Open connections keep the host process alive until client.close() (README). pg's allowExitOnIdle
+    // was tried: child processes then exited mid-call with code 13 (an unsettled top-level await).
     const pool: Pool = new pg.Pool({ connectionString: options.connectionString, max: 4, idleTimeoutMillis: 10_000 });
     pool.on('error', () => undefined); // an idle connection dropped by the server: the next query reconnects
     const kv = new PgKv(pool, options.schema ?? 'vecvault');
