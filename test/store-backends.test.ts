@@ -2,9 +2,10 @@
  * The acceptance behaviours of a store, run against both backends from one
  * suite: LevelDB (a directory) and PostgreSQL (a throwaway cluster, a fresh
  * schema per test). Round trip through a new Client, overwrite and delete,
- * filters, tampering with stored rows (with an untouched control), a wrong
- * key. PostgreSQL runs when its server binaries are found (always in CI).
+ * filters, tampering with stored rows (with an untouched control), a writer
+ * killed mid-stream, a wrong key. PostgreSQL runs when its server binaries are found (always in CI).
  */
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type Metadata } from '../src/index.js';
 import { levelBackend, postgresBackend, recordRows, type Backend } from './support/backends.js';
@@ -149,6 +150,41 @@ describe.each(backends)('store behaviours: $name', ({ make, skip }) => {
     await tamper(async (raw, [row]) => raw.del(row!.key));
     await rejectsWithCode(loadAndReadAll(backend, key, 40, 'deleted'), 'VECVAULT_INTEGRITY');
   });
+
+  it.skipIf(skip)(
+    'a writer killed with SIGKILL mid-stream: every acknowledged write is there and the index opens whole',
+    async () => {
+      const backend = make();
+      const key = await populated(backend, 5); // closed: LevelDB's lock is free for the child
+      const proc = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'test/support/child-backend.ts', JSON.stringify(backend.options('doomed')), Buffer.from(key).toString('hex'), 'k'],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      const acks: string[] = [];
+      let buffer = '';
+      await new Promise<void>((resolve) => {
+        proc.stdout.on('data', (chunk: Buffer) => {
+          buffer += chunk.toString('utf8');
+          const lines = buffer.split('\n');
+          buffer = lines.pop()!;
+          for (const line of lines) acks.push((JSON.parse(line) as { ack: string }).ack);
+          if (acks.length >= 12) resolve();
+        });
+      });
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.on('exit', r));
+      const client = backend.client('after-crash');
+      const index = await client.loadIndex({ indexName: 'docs', indexKey: key });
+      const ids = new Set((await index.listIds()).ids);
+      for (const id of acks) expect(ids.has(id)).toBe(true);
+      expect(ids.size - 5 - acks.length).toBeLessThanOrEqual(1); // at most the write in flight, committed but not acknowledged
+      expect((await index.get({ ids: [acks[3]!], include: ['contents'] }))[0]!.contents).toBe('text 3');
+    },
+    60_000,
+  );
 
   it.skipIf(skip)('a wrong key is VECVAULT_INVALID_KEY and reads nothing', async () => {
     const backend = make();

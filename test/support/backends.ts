@@ -5,7 +5,7 @@
  * rows of the PostgreSQL table) for tampering.
  */
 import pg from 'pg';
-import { Client } from '../../src/index.js';
+import { Client, type ClientOptions } from '../../src/index.js';
 import { onCleanup, rawStore, tempStore } from './helpers.js';
 import type { PgCluster } from './postgres.js';
 
@@ -26,6 +26,8 @@ export interface Backend {
    * so it opens its own copy of each index, as another process would.
    */
   client(tag?: string): Client;
+  /** The options a Client in another process passes to open this store. */
+  options(tag?: string): ClientOptions;
   /** Raw key → value access (LevelDB: only while no Client holds the store). */
   raw(): Promise<RawKv>;
 }
@@ -34,6 +36,7 @@ export function levelBackend(): Backend {
   const path = tempStore();
   return {
     kind: 'leveldb',
+    options: () => ({ path }),
     client() {
       const client = new Client({ path });
       onCleanup(() => client.close());
@@ -64,6 +67,7 @@ export function postgresBackend(cluster: PgCluster): Backend {
   return {
     kind: 'postgres',
     schema,
+    options: (tag = 'main') => ({ store: { kind: 'postgres', connectionString: url(tag), schema } }),
     client(tag = 'main') {
       const client = new Client({ store: { kind: 'postgres', connectionString: url(tag), schema } });
       onCleanup(() => client.close());
