@@ -30,6 +30,33 @@ async function twoOpeners(backend: Backend, dimension = 2): Promise<{ key: Uint8
   return { key, a, b };
 }
 
+describe('new Client({ store })', () => {
+  it('checks the store option before touching anything', () => {
+    const path = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (error) {
+        return [(error as { code?: string }).code, (error as { path?: string }).path];
+      }
+      return 'no error';
+    };
+    expect(path(() => new Client({ store: { kind: 'mysql' } as never }))).toEqual(['VECVAULT_VALIDATION', 'store.kind']);
+    expect(path(() => new Client({ store: { kind: 'postgres', connectionString: '' } }))).toEqual(['VECVAULT_VALIDATION', 'store.connectionString']);
+    expect(path(() => new Client({ store: { kind: 'postgres', connectionString: 'postgres://x', schema: 'a"; drop' } }))).toEqual([
+      'VECVAULT_VALIDATION',
+      'store.schema',
+    ]);
+    expect(path(() => new Client({ path: '/tmp/x', store: { kind: 'postgres', connectionString: 'postgres://x' } }))).toEqual(['VECVAULT_VALIDATION', 'store']);
+    expect(path(() => new Client({ store: { kind: 'postgres', connectionString: 'postgres://127.0.0.1:1/none' } }))).toBe('no error'); // lazy: nothing connects yet
+  });
+
+  it('an unreachable database is VECVAULT_IO on first use', async () => {
+    const client = new Client({ store: { kind: 'postgres', connectionString: 'postgres://postgres@127.0.0.1:1/none' } });
+    await rejectsWithCode(client.listIndexes(), 'VECVAULT_IO');
+    await client.close();
+  });
+});
+
 describe.skipIf(skip)('PostgreSQL: one index, several openers', () => {
   it('a write through one opener is seen by the other at once (strong reads), and within the polling bound with eventual reads', async () => {
     const { a, b } = await twoOpeners(postgresBackend(cluster));
