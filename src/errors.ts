@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'VECVAULT_NATIVE'
   | 'VECVAULT_IO'
   | 'VECVAULT_KEY_CACHE'
-  | 'VECVAULT_EMBEDDING';
+  | 'VECVAULT_EMBEDDING'
+  | 'VECVAULT_CONFLICT';
 
 export interface VecvaultErrorOptions {
   cause?: unknown;
@@ -154,5 +155,18 @@ export class KeyCacheError extends VecvaultError {
 export class EmbeddingError extends VecvaultError {
   constructor(message: string, options?: VecvaultErrorOptions) {
     super('VECVAULT_EMBEDDING', message, options);
+  }
+}
+
+/**
+ * Another process committed to the same index (through a shared PostgreSQL
+ * store) between this call reading the index and committing: nothing of this
+ * call was written. Upserts and deletes retry on their own; this reaches the
+ * caller only when they keep losing (or for a snapshot or create), and
+ * retrying the call is safe.
+ */
+export class ConflictError extends VecvaultError {
+  constructor(message: string, options?: VecvaultErrorOptions) {
+    super('VECVAULT_CONFLICT', message, options);
   }
 }

@@ -33,5 +33,6 @@ export {
   StorageError,
   KeyCacheError,
   EmbeddingError,
+  ConflictError,
   type ErrorCode,
 } from './errors.js';

@@ -18,14 +18,16 @@ import { openProvider, resolveSlot, type KeyProvider, type KmsProviderName, type
 import { validateKmsRegistry } from '../keys/kms/validate.js';
 import type { IndexStore } from '../storage/index-store.js';
 import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type Manifest, type RequestedConfig } from '../storage/manifest.js';
-import type { Store } from '../storage/store.js';
+import { Store, type CatalogStore } from '../storage/store.js';
 import type { IndexState } from '../core/index-state.js';
+import { follow } from '../core/follow.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import type { HandleAccess } from './access.js';
 import { attachEmbedding, EncryptedIndex } from './encrypted-index.js';
 import { checkEmbedding, type CheckedEmbedding } from './embedding.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
+import { checkPostgresOptions } from './store-options.js';
 import { checkIndexName, checkOneOf, checkPositiveInt, checkUserId, isPlainObject } from './validate.js';
 
 export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 200 } as const;
@@ -69,7 +71,10 @@ function keySourceOf(entry: CatalogEntry): KeySource {
  * ```
  */
 export class Client {
+  /** The store's path, or for PostgreSQL `postgres:<schema>@<connection string>` (Clients of one process on it share it). */
   readonly #root: string;
+  /** Opens the store (once per process and root: SharedStore). */
+  readonly #open_: () => Promise<CatalogStore>;
   readonly #engines: EngineFactory;
   /** The KMS registry (`new Client({ kms })`), each slot checked; undefined without one. */
   readonly #kms: KmsRegistry | undefined;
@@ -90,11 +95,20 @@ export class Client {
    * @throws `VECVAULT_VALIDATION` without a `path`, or for a malformed `kms` slot (`path` = `kms.<slot>.<field>`).
    */
   constructor(options: ClientOptions) {
-    if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
-      throw new ValidationError('new Client({ path }) needs the directory of the store.', { path: 'path' });
+    if (isPlainObject(options) && options.store !== undefined) {
+      if (options.path !== undefined) throw new ValidationError('Pass either path or store, not both.', { path: 'store' });
+      const pg = checkPostgresOptions(options.store);
+      this.#root = `postgres:${pg.schema ?? 'vecvault'}@${pg.connectionString}`;
+      this.#open_ = async () => (await import('../storage/postgres/pg-store.js')).PgStore.open(pg);
+    } else {
+      if (!isPlainObject(options) || typeof options.path !== 'string' || options.path.length === 0) {
+        throw new ValidationError('new Client({ path }) needs the directory of the store.', { path: 'path' });
+      }
+      const root = resolve(options.path);
+      this.#root = root;
+      this.#open_ = () => Store.open(root);
     }
     this.#kms = options.kms === undefined ? undefined : validateKmsRegistry(options.kms);
-    this.#root = resolve(options.path);
     this.#engines = nativeEngine;
   }
 
@@ -377,7 +391,7 @@ export class Client {
   /** This Client's reference to the store of its path, shared with the other Clients of this process on it. */
   #sharedStore(): SharedStore {
     if (!this.#shared) {
-      const shared = SharedStore.acquire(this.#root);
+      const shared = SharedStore.acquire(this.#root, this.#open_);
       this.#shared = shared;
       // A failed open (e.g. locked by another process) may be retried by a later call.
       shared.store.catch(() => {
@@ -390,13 +404,13 @@ export class Client {
     return this.#shared;
   }
 
-  #openStore(): Promise<Store> {
+  #openStore(): Promise<CatalogStore> {
     if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
     return this.#sharedStore().store;
   }
 
   /** Catalog changes (create/load/delete) run one at a time, over every Client of the store. */
-  #catalogExclusive<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  #catalogExclusive<T>(fn: (store: CatalogStore) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new ClosedError('This Client is closed. Create a new Client to open the store again.'));
     const run = this.#sharedStore().exclusive(fn);
     this.#catalogCalls.add(run);
@@ -411,7 +425,7 @@ export class Client {
    * signing seed (`create`: a fresh one, sealed by `IndexStore.create`), whose public key the root
    * trusts. Wipes the DEK once the keys are derived.
    */
-  async #rootIndexStore(store: Store, name: string, entry: CatalogEntry, dek: Buffer, create = false): Promise<IndexStore> {
+  async #rootIndexStore(store: CatalogStore, name: string, entry: CatalogEntry, dek: Buffer, create = false): Promise<IndexStore> {
     let keys: IndexKeys | undefined;
     try {
       keys = deriveIndexKeys(dek, entry.indexId, entry.format);
@@ -442,7 +456,7 @@ export class Client {
    * current DEK generation. No KMS call: a user key is raw whatever the index's key source.
    */
   async #openAsUser(
-    store: Store,
+    store: CatalogStore,
     userKey: Buffer,
     name: string,
     entry: CatalogEntry,
@@ -471,6 +485,7 @@ export class Client {
     state = await open(() => {
       if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
     });
+    follow(state); // a shared (PostgreSQL) store: apply other processes' commits as they come
     return this.#attach(name, shared.track(name, state), keySource, access);
   }
 

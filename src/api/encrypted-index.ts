@@ -9,6 +9,7 @@ import type { IndexState } from '../core/index-state.js';
 import { compact, writeSnapshot } from '../core/maintenance.js';
 import { getRecords, listIds, query, type SearchMode } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
+import { catchUp, catchUpForRead } from '../core/follow.js';
 import { CallsInFlight } from '../core/calls-in-flight.js';
 import { verifyIndex } from '../core/verify.js';
 import { ClosedError, NotSupportedError, PermissionError, ValidationError } from '../errors.js';
@@ -515,6 +516,8 @@ export class EncryptedIndex {
       let mode: SearchMode = 'auto';
       if (hints.exact !== undefined) mode = hints.exact ? 'exact' : 'graph';
       else if (nProbes !== undefined && nProbes >= nListsOf(state)) mode = 'exact';
+      const consistency = checkConsistency(params.consistency);
+      await catchUpForRead(state, consistency); // a shared store: every commit acknowledged before this call, unless 'eventual'
       const vectors =
         params.queryContents === undefined
           ? normalizeQueryVectors(params.queryVectors, state.manifest.dimension, params.dimension, state.manifest)
@@ -548,6 +551,7 @@ export class EncryptedIndex {
     return this.#call(async () => {
       const ids = checkIds((params as GetParams | undefined)?.ids, 'ids', true);
       const include = checkInclude(params.include, GET_INCLUDE, GET_INCLUDE);
+      await catchUpForRead(state);
       return getRecords(state, ids, include);
     });
   }
@@ -565,6 +569,7 @@ export class EncryptedIndex {
     const state = this.#state;
     return this.#call(async () => {
       const filter = params?.filters === undefined ? undefined : compileFilter(params.filters);
+      await catchUpForRead(state);
       return listIds(state, filter);
     });
   }
@@ -650,6 +655,18 @@ export class EncryptedIndex {
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     const onProgress = checkProgressOption(options);
     const state = this.#state;
-    return this.#call(() => state.exclusive(() => verifyIndex(state.store, state.manifest, onProgress)));
+    return this.#call(() =>
+      state.exclusive(async () => {
+        await catchUp(state); // a shared store: check the newest commit, not this process's view of an older one
+        return verifyIndex(state.store, state.manifest, onProgress);
+      }),
+    );
   }
+}
+
+/** `query({ consistency })`: 'strong' (default) or 'eventual'. */
+function checkConsistency(value: unknown): 'strong' | 'eventual' {
+  if (value === undefined) return 'strong';
+  if (value !== 'strong' && value !== 'eventual') throw new ValidationError("consistency must be 'strong' or 'eventual'.", { path: 'consistency' });
+  return value;
 }

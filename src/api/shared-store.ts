@@ -10,7 +10,7 @@
  */
 import type { IndexState } from '../core/index-state.js';
 import { closeIndex } from '../core/maintenance.js';
-import { Store } from '../storage/store.js';
+import type { CatalogStore } from '../storage/store.js';
 
 /** One open index and how many handles (over every Client of the store) hold it. */
 export interface SharedIndex {
@@ -24,26 +24,29 @@ export class SharedStore {
   /** Stores whose last Client is closing them: a new open waits until LevelDB's lock is free. */
   static readonly #closing = new Map<string, Promise<void>>();
 
-  readonly store: Promise<Store>;
+  readonly store: Promise<CatalogStore>;
   /** Open indexes by name; an entry leaves when its state is released (closed, deleted, broken). */
   readonly indexes = new Map<string, SharedIndex>();
   #clients = 0;
   #catalogTail: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly root: string) {
+  private constructor(
+    readonly root: string,
+    open: () => Promise<CatalogStore>,
+  ) {
     const previous = SharedStore.#closing.get(root) ?? Promise.resolve();
-    this.store = previous.then(() => Store.open(root));
+    this.store = previous.then(open);
     // A failed open (e.g. locked by another process) is not kept: the next acquire tries again.
     this.store.catch(() => {
       if (SharedStore.#open.get(root) === this) SharedStore.#open.delete(root);
     });
   }
 
-  /** A reference to the store at `root`, opening it (lazily, once) if no Client of this process has. */
-  static acquire(root: string): SharedStore {
+  /** A reference to the store at `root` (a path, or a PostgreSQL store's key), opening it with `open` (lazily, once) if no Client of this process has. */
+  static acquire(root: string, open: () => Promise<CatalogStore>): SharedStore {
     let shared = SharedStore.#open.get(root);
     if (!shared) {
-      shared = new SharedStore(root);
+      shared = new SharedStore(root, open);
       SharedStore.#open.set(root, shared);
     }
     shared.#clients++;
@@ -66,7 +69,7 @@ export class SharedStore {
   }
 
   /** Catalog changes (create/load/delete) run one at a time over every Client of the store. */
-  exclusive<T>(fn: (store: Store) => Promise<T>): Promise<T> {
+  exclusive<T>(fn: (store: CatalogStore) => Promise<T>): Promise<T> {
     const run = this.#catalogTail.then(async () => fn(await this.store));
     this.#catalogTail = run.catch(() => undefined);
     return run;

@@ -50,13 +50,27 @@ export interface CreateIndexConfig extends IndexConfig {
 }
 
 export interface ClientOptions {
-  /** Directory of the store (created if absent). */
-  path: string;
+  /** Directory of the store (created if absent). Pass this or `store`. */
+  path?: string;
+  /**
+   * A store shared by many processes and hosts instead of a directory: PostgreSQL (needs the `pg`
+   * package). PostgreSQL holds only HMAC'd keys and ciphertext; see the README, "PostgreSQL".
+   */
+  store?: PostgresStoreOptions;
   /**
    * The KMS registry: slot name → slot (`pkcs11`, `aws-kms`, `aws-secrets-manager` or `custom`).
    * An index created with `kmsName` keeps its key in that slot; see docs/key-sources.md.
    */
   kms?: KmsRegistry;
+}
+
+/** `new Client({ store })`: an index store in PostgreSQL, shared by every process that opens it. */
+export interface PostgresStoreOptions {
+  kind: 'postgres';
+  /** A connection URL, e.g. `postgres://user:password@host:5432/db?sslmode=require`. */
+  connectionString: string;
+  /** The schema holding vecvault's table (created if absent); default `'vecvault'`. */
+  schema?: string;
 }
 
 /** Where an index's key lives (`index.getKeySource()`): never a secret. */
@@ -255,6 +269,12 @@ export interface QueryParams {
   rerankMult?: number;
   /** CyborgDB hint (faster approximate search): accepted and ignored; the graph search is already the fast path. */
   greedy?: boolean;
+  /**
+   * A store shared through PostgreSQL: `'strong'` (default) first applies every commit other
+   * processes made before this call (one round trip when there are none); `'eventual'` answers from
+   * what this process has applied so far (at most about a second behind). A local store ignores it.
+   */
+  consistency?: 'strong' | 'eventual';
 }
 
 /** `train()` arguments: CyborgDB's, accepted and checked. `nLists` is recorded for `getNLists()`; the rest have nothing to tune in HNSW. */

@@ -8,6 +8,7 @@ import type { Progress } from '../api/types.js';
 import type { SnapshotTable } from '../storage/snapshot.js';
 import { encodeTable } from '../storage/snapshot.js';
 import { nextManifest } from '../storage/manifest.js';
+import { catchUp } from './follow.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { warn } from '../warnings.js';
 import type { IndexState, MaintenanceKind } from './index-state.js';
@@ -94,6 +95,7 @@ function inBackground(state: IndexState, kind: MaintenanceKind, task: () => Prom
  * change log it covers in the same batch.
  */
 export async function writeSnapshot(state: IndexState): Promise<void> {
+  await catchUp(state); // a shared store: snapshot the newest commit, never a stale one
   const engine = state.engine;
   if (!engine) return; // nothing to snapshot before the first vector
   const next = nextManifest(state.manifest);

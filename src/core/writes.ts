@@ -12,6 +12,7 @@ import type { ChangeEntry, RecordBody } from '../storage/sealed.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { xorInto } from './digest.js';
 import { engineKey } from './engine-keys.js';
+import { retryOnConflict } from './follow.js';
 import type { IndexState } from './index-state.js';
 import type { LiveEntry } from './live-records.js';
 import { compactLaterIfDue, snapshotLaterIfDue } from './maintenance.js';
@@ -36,8 +37,12 @@ export interface UpsertBatch {
  */
 export const PROGRESS_STEP = 10_000;
 
-/** Inserts or overwrites every item in one commit. */
-export async function upsertRecords(state: IndexState, { items, vectors, dimension: given, onProgress }: UpsertBatch): Promise<void> {
+/** Inserts or overwrites every item in one commit (recomputed and retried when another process committed first: follow.ts). */
+export function upsertRecords(state: IndexState, batch: UpsertBatch): Promise<void> {
+  return retryOnConflict(state, () => upsertOnce(state, batch));
+}
+
+async function upsertOnce(state: IndexState, { items, vectors, dimension: given, onProgress }: UpsertBatch): Promise<void> {
   const { store } = state;
   const next = nextManifest(state.manifest);
   next.dimension ??= given;
@@ -118,8 +123,12 @@ async function addInSteps(
   }
 }
 
-/** Deletes the live ones among `ids` in one commit; returns how many there were. */
-export async function deleteRecords(state: IndexState, ids: string[]): Promise<number> {
+/** Deletes the live ones among `ids` in one commit; returns how many there were (retried like upserts). */
+export function deleteRecords(state: IndexState, ids: string[]): Promise<number> {
+  return retryOnConflict(state, () => deleteOnce(state, ids));
+}
+
+async function deleteOnce(state: IndexState, ids: string[]): Promise<number> {
   const { store } = state;
   const next = nextManifest(state.manifest);
   const gone = new Map<string, LiveEntry>();

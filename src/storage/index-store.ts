@@ -11,7 +11,7 @@ import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrites } from '../keys/users.js';
 import { warn } from '../warnings.js';
 import type { HeadFile } from './heads.js';
-import type { BatchOp, KvStore } from './kv-store.js';
+import type { BatchOp, KvBackend } from './kv-store.js';
 import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT, USER, USER_DIR, USERS_ADMIN } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
 import { checkRecordTags, hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
@@ -47,14 +47,30 @@ export class CommitBatch {
   }
 }
 
+/** The commit head's operations (HeadFile on disk; a shared backend keeps one per process in memory). */
+export type CommitHead = Pick<HeadFile, 'create' | 'read' | 'update' | 'markDeleting' | 'remove'>;
+
+/**
+ * Commits written by other processes (a shared backend only): the newest
+ * counter in the store, and a wake-up when another process commits.
+ */
+export interface RemoteCommits {
+  counter(): Promise<number>;
+  /** Calls `wake` (with the counter, when known) after a remote commit; returns the unsubscribe. */
+  subscribe(wake: (counter?: number) => void): () => void;
+}
+
 export class IndexStore {
+  /** Set by a backend shared between processes: the index core then follows commits made elsewhere. */
+  remote: RemoteCommits | null = null;
+
   constructor(
-    private readonly kv: KvStore,
+    protected readonly kv: KvBackend,
     readonly indexName: string,
     readonly indexId: Uint8Array,
     /** @internal */
     readonly keys: IndexKeys,
-    private readonly head: HeadFile,
+    protected readonly head: CommitHead,
     /**
      * The Ed25519 public key this opener trusts for the index's commits (the root: the one of the
      * seed in its admin entry, which only the DEK opens; a user: the one sealed in its own entry);
@@ -143,7 +159,7 @@ export class IndexStore {
       if (!this.keys.admin || !this.keys.signSeed) throw new IntegrityError('A signed index is created with its root keys.');
       ops.push({ type: 'put', key: indexKey(this.indexId, USERS_ADMIN), value: sealSigningSeed(this.keys.admin, this.indexId, this.keys.signSeed) });
     }
-    await this.kv.batch(ops);
+    await this.kv.batch(ops, { guard: { key: this.manifestKey(), counter: manifest.counter } });
   }
 
   /**
@@ -184,7 +200,7 @@ export class IndexStore {
     const ops = batch.ops;
     if (change) ops.push({ type: 'put', key: this.changeKey(next.counter), value: sealChange(this.keys.records, this.indexId, next.counter, change) });
     ops.push({ type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, next, seed) });
-    await this.kv.batch(ops);
+    await this.kv.batch(ops, { guard: { key: this.manifestKey(), counter: next.counter } });
     if (newSigningKey) {
       this.keys.signSeed?.fill(0);
       this.keys.signSeed = newSigningKey.seed;
@@ -441,7 +457,7 @@ export class IndexStore {
     this.addRegrant(batch, grantDataKeyToUsers({ indexId: this.indexId, ...p, directory: await this.directory(), entries: await this.userEntries() }));
   }
 
-  private manifestKey(): Buffer {
+  protected manifestKey(): Buffer {
     return indexKey(this.indexId, MANIFEST);
   }
 

@@ -19,7 +19,32 @@ export interface RangeOptions {
   lt: Bytes;
 }
 
-export class KvStore {
+/**
+ * A commit's compare-and-set: the batch applies only if the manifest under
+ * `key` is still at commit `counter - 1` (or, for `counter` 0, absent). One
+ * process holds a LevelDB store, so KvStore has nothing to compare; a shared
+ * backend (PostgreSQL) refuses a stale batch with ConflictError.
+ */
+export interface CommitGuard {
+  key: Bytes;
+  counter: number;
+}
+
+/** What the store and the per-index store need of a key-value backend (KvStore; PgKv in storage/postgres/). */
+export interface KvBackend {
+  get(key: Bytes): Promise<Bytes | undefined>;
+  getMany(keys: Bytes[], options?: { fillCache?: boolean }): Promise<(Bytes | undefined)[]>;
+  batch(ops: BatchOp[], options?: { sync?: boolean; guard?: CommitGuard }): Promise<void>;
+  entries(range: RangeOptions): AsyncGenerator<[Bytes, Bytes]>;
+  keys(range: RangeOptions): AsyncGenerator<Bytes>;
+  firstKey(range: RangeOptions): Promise<Bytes | undefined>;
+  compactRange(range: RangeOptions): Promise<void>;
+  fence(range: RangeOptions): void;
+  shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class KvStore implements KvBackend {
   /**
    * The first failed write. After it LevelDB's log may end in a torn or
    * doubtful record (a failed fsync even fails every later write inside
@@ -108,7 +133,7 @@ export class KvStore {
    * writes through this handle (see `failed`); the batch is then either
    * wholly in the store after the next open or not at all.
    */
-  async batch(ops: BatchOp[], { sync = true }: { sync?: boolean } = {}): Promise<void> {
+  async batch(ops: BatchOp[], { sync = true }: { sync?: boolean; guard?: CommitGuard } = {}): Promise<void> {
     if (ops.length === 0) return;
     this.checkWritable(ops);
     try {

@@ -15,7 +15,7 @@ import { openInPlaceAsync, sealAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
-import type { BatchOp, KvStore } from './kv-store.js';
+import type { BatchOp, KvBackend as KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
 import type { SnapshotRef } from './manifest.js';
 import { decodeIdList, encodeIdList, pack, unpack } from './sealed.js';

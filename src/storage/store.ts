@@ -15,7 +15,19 @@ import { KvStore, type RangeOptions } from './kv-store.js';
 import { catalogKey, catalogRange, indexKey, indexNameOfCatalogKey, indexRange, USER, USERS_ADMIN } from './layout.js';
 import { unpack } from './sealed.js';
 
-export class Store {
+/** What the Client needs of an open store: the catalog, and one IndexStore per index (Store; PgStore in storage/postgres/). */
+export interface CatalogStore {
+  checkAbsent(name: string): Promise<void>;
+  catalogEntry(name: string): Promise<CatalogEntry | undefined>;
+  hasIndex(name: string): Promise<boolean>;
+  indexNames(): Promise<string[]>;
+  /** A per-user-keys value of an index, read before the index is open: the root's sealed signing seed, or a user's entry. */
+  readIndexValue(indexId: Uint8Array, kind: 'admin' | 'user', slot?: Uint8Array): Promise<Uint8Array | undefined>;
+  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey?: Uint8Array | null, dekGeneration?: number): IndexStore;
+  close(): Promise<void>;
+}
+
+export class Store implements CatalogStore {
   private constructor(
     private readonly kv: KvStore,
     private readonly headsDir: string,
