@@ -17,9 +17,10 @@ import { validateKmsRegistry } from '../keys/kms/validate.js';
 import type { IndexStore } from '../storage/index-store.js';
 import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type Manifest, type RequestedConfig } from '../storage/manifest.js';
 import type { Store } from '../storage/store.js';
-import type { IndexState } from '../core/index-state.js';
+import type { IndexState, RootKeys } from '../core/index-state.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import { EncryptedIndex } from './encrypted-index.js';
+import { keySourceOf } from './key-rotation.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
 import { checkIndexName, checkOneOf, checkPositiveInt, isPlainObject } from './validate.js';
@@ -28,14 +29,6 @@ export const DEFAULT_INDEX_CONFIG = { connectivity: 16, expansionAdd: 128, expan
 
 /** What `createIndex`/`loadIndex` were given: the application's key (a copy, wiped by the caller) or a registry slot. */
 type KeyChoice = { key: Buffer; kmsName?: undefined } | { key?: undefined; kmsName: string } | { key?: undefined; kmsName?: undefined };
-
-/** The key source an index's catalog entry names (`index.getKeySource()`): never a secret. */
-function keySourceOf(entry: CatalogEntry): KeySource {
-  if (entry.provider === 'none') return { provider: 'none' };
-  const out: { provider: KmsProviderName; kmsName: string; keyId?: string } = { provider: entry.provider as KmsProviderName, kmsName: entry.kmsName ?? '' };
-  if (entry.keyId !== null) out.keyId = entry.keyId;
-  return out;
-}
 
 /**
  * A store directory and the indexes in it. Opening is lazy: the first call
@@ -178,10 +171,13 @@ export class Client {
         snapshot: null,
       };
       if (requested !== undefined) manifest.requested = requested;
+      // The handle keeps copies of the KEK and DEK for rotation (wiped at release).
+      const root: RootKeys = { kek: Buffer.from(kek), dek: Buffer.from(dek), entry };
       return this.#handle(
         name,
         (release) => createIndexState(this.#indexStore(store, name, entry, dek), this.#engines, manifest, entry, release),
         keySourceOf(entry),
+        root,
       );
     });
   }
@@ -213,21 +209,30 @@ export class Client {
         throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
       }
       // InvalidKeyError (or KmsError) before any record is read
-      const dek = entry.provider === 'none' ? this.#openWithKey(kek, name, entry, choice.kmsName) : await this.#openWithKms(kek, name, entry, choice.kmsName);
+      const { dek, kek: rootKek } =
+        entry.provider === 'none'
+          ? { dek: this.#openWithKey(kek, name, entry, choice.kmsName), kek: Buffer.from(kek!) }
+          : await this.#openWithKms(kek, name, entry, choice.kmsName);
+      const wipe = () => {
+        dek.fill(0);
+        rootKek.fill(0);
+      };
       const already = this.#open.get(name);
       if (already?.isUsable()) {
-        dek.fill(0);
+        wipe();
         return already;
       }
       // Open through another Client of this process: share its state, with a handle of our own.
       const held = this.#sharedStore().indexes.get(name);
       if (held && held.state.isUsable() && Buffer.from(held.state.store.indexId).equals(Buffer.from(entry.indexId))) {
-        dek.fill(0);
+        wipe();
         return this.#attach(name, held, keySourceOf(entry));
       }
       if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
-      const indexStore = this.#indexStore(store, name, entry, dek);
-      return this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry)).catch((error: unknown) => {
+      const indexStore = this.#indexStore(store, name, entry, Buffer.from(dek));
+      // The handle keeps the KEK and DEK for rotation (wiped at release).
+      const root: RootKeys = { kek: rootKek, dek, entry };
+      return this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry), root).catch((error: unknown) => {
         wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
         throw error;
       });
@@ -339,12 +344,19 @@ export class Client {
   }
 
   /** Opens an index through `open`, shares its state with the other Clients of the store, and hands out this Client's handle. */
-  async #handle(name: string, open: (release: () => void) => Promise<IndexState>, keySource: KeySource): Promise<EncryptedIndex> {
+  async #handle(name: string, open: (release: () => void) => Promise<IndexState>, keySource: KeySource, root: RootKeys): Promise<EncryptedIndex> {
     const shared = this.#sharedStore();
     let state: IndexState | undefined;
-    state = await open(() => {
-      if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
-    });
+    try {
+      state = await open(() => {
+        if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
+      });
+    } catch (error) {
+      root.kek.fill(0);
+      root.dek.fill(0);
+      throw error;
+    }
+    state.holdRoot(root);
     return this.#attach(name, shared.track(name, state), keySource);
   }
 
@@ -359,6 +371,7 @@ export class Client {
         return shared.releaseHandle(held);
       },
       keySource,
+      this.#kms,
     );
     this.#open.set(name, index);
     return index;
@@ -438,7 +451,7 @@ export class Client {
    * the entry's context, yields the KEK, which then opens the envelope as an `indexKey` would. An
    * `indexKey` passed for it is refused (`InvalidKeyError`) without contacting the KMS.
    */
-  async #openWithKms(key: Buffer | undefined, name: string, entry: CatalogEntry, kmsName: string | undefined): Promise<Buffer> {
+  async #openWithKms(key: Buffer | undefined, name: string, entry: CatalogEntry, kmsName: string | undefined): Promise<{ dek: Buffer; kek: Buffer }> {
     if (key !== undefined) {
       throw new InvalidKeyError(`Index "${name}" is held by KMS slot "${entry.kmsName ?? ''}": load it without indexKey, { indexName }.`);
     }
@@ -461,7 +474,7 @@ export class Client {
       kek = await provider.unwrap(entry.wrappedKek, context);
       if (kek.byteLength !== 32) throw new KmsError(`KMS slot "${slotName}" returned a ${kek.byteLength}-byte key for index "${name}"; a key is 32 bytes.`);
       try {
-        return openEnvelope(kek, name, entry);
+        return { dek: openEnvelope(kek, name, entry), kek: Buffer.from(kek) };
       } catch (error) {
         if (error instanceof InvalidKeyError) {
           throw new KmsError(`KMS slot "${slotName}" returned a key that does not open index "${name}": the slot's key was replaced.`, { cause: error });

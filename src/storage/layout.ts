@@ -6,6 +6,7 @@
  *   'I' id 'R' HMAC(idKey, id)    encrypted record (id, vector, metadata, contents)
  *   'I' id 'S' gen(8) sec(1) chunk(4)  encrypted snapshot chunks (sec: 'G' graph, 'T' table)
  *   'I' id 'L' seq(8)             encrypted change log since the last snapshot
+ *   'I' id 'P'                    a data-key rotation in progress: target index id (clear) || sealed new DEK and cursor
  */
 import type { RangeOptions } from './kv-store.js';
 
@@ -15,6 +16,7 @@ export const MANIFEST = 0x4d; // 'M'
 export const RECORD = 0x52; // 'R'
 export const SNAPSHOT = 0x53; // 'S'
 export const CHANGELOG = 0x4c; // 'L'
+export const ROTATION = 0x50; // 'P'
 
 export function catalogKey(indexName: string): Buffer {
   return Buffer.concat([Buffer.of(CATALOG), Buffer.from(indexName, 'utf8')]);
