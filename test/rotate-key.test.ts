@@ -208,7 +208,8 @@ describe('rotateKey through real key sources', () => {
       expect(after.format).toBe('kmsName' in step ? 3 : 2);
       const again = new Client({ path, kms });
       if ('indexKey' in current) await rejectsWithCode(again.loadIndex({ indexName: 'n', indexKey: current.indexKey }), 'VECVAULT_INVALID_KEY');
-      if ('indexKey' in step) await rejectsWithCode(again.loadIndex({ indexName: 'n' }), 'VECVAULT_VALIDATION'); // no KMS slot opens it any more
+      if ('indexKey' in step)
+        await rejectsWithCode(again.loadIndex({ indexName: 'n' }), 'VECVAULT_VALIDATION'); // no KMS slot opens it any more
       else await rejectsWithCode(again.loadIndex({ indexName: 'n', indexKey: Client.generateKey() }), 'VECVAULT_INVALID_KEY');
       expect(await contentsOf(await load(again, step), IDS)).toEqual(reference);
       await again.close();

@@ -33,7 +33,8 @@ export function checkRotateKeyParams(params: unknown): { key: Buffer } | { kmsNa
     throw new ValidationError('Pass exactly one of indexKey (a new 32-byte key) or kmsName (a slot of new Client({ kms })).', { path: 'indexKey' });
   }
   if (kmsName !== undefined) {
-    if (typeof kmsName !== 'string' || kmsName.length === 0) throw new ValidationError('kmsName must be the name of a slot in new Client({ kms }).', { path: 'kmsName' });
+    if (typeof kmsName !== 'string' || kmsName.length === 0)
+      throw new ValidationError('kmsName must be the name of a slot in new Client({ kms }).', { path: 'kmsName' });
     return { kmsName };
   }
   return { key: checkIndexKey(indexKey) };
@@ -113,7 +114,9 @@ export function rotationKeys(registry: KmsRegistry | undefined, indexName: strin
       const slotName = root.entry.kmsName ?? '';
       const slot = resolveSlot(registry, slotName);
       if (slot.provider !== root.entry.provider) {
-        throw new KmsError(`KMS slot "${slotName}" is a ${slot.provider} slot, but index "${indexName}" is held by a ${root.entry.provider} slot of that name.`);
+        throw new KmsError(
+          `KMS slot "${slotName}" is a ${slot.provider} slot, but index "${indexName}" is held by a ${root.entry.provider} slot of that name.`,
+        );
       }
       return sealEnvelope(root.kek, indexName, await kmsSource(registry, slotName, root.kek, indexName, targetId, dekGeneration), target);
     },

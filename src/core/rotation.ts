@@ -55,7 +55,9 @@ export interface RotationKeys {
 
 function rootOf(state: IndexState): RootKeys {
   if (!state.root) {
-    throw new PermissionError(`This handle of index "${state.name}" was not opened with its root key source; key rotation needs the index key or its KMS slot.`);
+    throw new PermissionError(
+      `This handle of index "${state.name}" was not opened with its root key source; key rotation needs the index key or its KMS slot.`,
+    );
   }
   return state.root;
 }

@@ -314,18 +314,24 @@ export class IndexStore {
     const bad = () => new IntegrityError(`The data-key rotation record of index "${this.indexName}" failed authentication. Restore the store from a backup.`);
     if (raw.byteLength <= 17 || raw[0] !== ROTATION_VERSION) throw bad();
     const targetId = new Uint8Array(raw.subarray(1, 17));
-    let body: { dek: Uint8Array; counter: number; copied: number; cursor: Uint8Array | null };
+    let plain: Buffer;
     try {
-      const plain = open(this.keys.records, Buffer.from(raw).subarray(17), frame('rotation', this.indexId, targetId), 'rotation record');
-      body = unpack(plain) as typeof body;
-      plain.fill(0);
+      plain = open(this.keys.records, Buffer.from(raw).subarray(17), frame('rotation', this.indexId, targetId), 'rotation record');
     } catch {
       throw bad();
     }
-    if (!(body.dek instanceof Uint8Array) || body.dek.byteLength !== 32 || !Number.isSafeInteger(body.counter) || !Number.isSafeInteger(body.copied)) throw bad();
-    const dek = Buffer.from(body.dek);
-    body.dek.fill(0);
-    return { targetId, dek, counter: body.counter, copied: body.copied, cursor: body.cursor instanceof Uint8Array ? new Uint8Array(body.cursor) : null };
+    try {
+      // msgpack's byte strings are views into `plain`: copy them out before it is wiped.
+      const body = unpack(plain) as { dek?: unknown; counter?: unknown; copied?: unknown; cursor?: unknown };
+      const { dek, counter, copied, cursor } = body;
+      if (!(dek instanceof Uint8Array) || dek.byteLength !== 32 || !Number.isSafeInteger(counter) || !Number.isSafeInteger(copied)) throw bad();
+      if (cursor !== null && !(cursor instanceof Uint8Array)) throw bad();
+      return { targetId, dek: Buffer.from(dek), counter: counter as number, copied: copied as number, cursor: cursor ? new Uint8Array(cursor) : null };
+    } catch (error) {
+      throw error instanceof IntegrityError ? error : bad();
+    } finally {
+      plain.fill(0);
+    }
   }
 
   private rotationOp(p: PendingRotation): BatchOp {
@@ -366,7 +372,13 @@ export class IndexStore {
     const ops: BatchOp[] = [];
     for (const [seq, at] of bySeq) {
       const keys = at.map((i) => hkeys[i]!);
-      const values = sealRecords(target.keys.records, target.indexId, keys, seq, at.map((i) => bodies[i]!));
+      const values = sealRecords(
+        target.keys.records,
+        target.indexId,
+        keys,
+        seq,
+        at.map((i) => bodies[i]!),
+      );
       keys.forEach((hkey, j) => ops.push({ type: 'put', key: indexKey(target.indexId, RECORD, hkey), value: values[j]! }));
     }
     ops.push(this.rotationOp(p));
@@ -378,9 +390,9 @@ export class IndexStore {
    * then one atomic batch deletes every key of this index (records, change
    * log, snapshot, manifest, the rotation record), writes `entry` (the
    * target's catalog entry) and `target`'s manifest `next`; `durable` runs
-   * once it is on disk. Then this head goes and LevelDB's files are rewritten
-   * so no value of this index nor the old catalog entry remains
-   * (`KvStore.shred`). A crash before the batch leaves this index as it was
+   * once it is on disk. Then LevelDB's files are rewritten so no value of
+   * this index nor the old catalog entry remains (`KvStore.shred`), and this
+   * head goes. A crash before the batch leaves this index as it was
    * (its head's `deleting` mark is overwritten by its next commit); after it,
    * the next open's `Store.recover` removes the head and erases the range.
    */
@@ -395,8 +407,8 @@ export class IndexStore {
     const brackets: Uint8Array[] = batch.ops.length > from ? [batch.ops[from]!.key, batch.ops[batch.ops.length - 1]!.key] : [];
     await target.commit(next, batch, { durable });
     this.kv.fence(range);
-    this.head.remove();
     await this.kv.shred([range, { gte: catalog, lt: catalog }], brackets, range.gte, [{ type: 'put', key: catalog, value: pack(entry) }]);
+    this.head.remove(); // last: until then a crash leaves the `deleting` head, and the next open erases the range again
   }
 
   private rotationKey(): Buffer {

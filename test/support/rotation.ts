@@ -45,7 +45,7 @@ export function filesUnder(dir: string, out: string[] = []): string[] {
 }
 
 /** How many of `needles` occur in some file under `dir`. */
-export function countFound(dir: string, needles: Uint8Array[]): number {
+export function countFound(dir: string, needles: Buffer[]): number {
   const contents = filesUnder(dir).map((file) => readFileSync(file));
   return needles.filter((needle) => contents.some((bytes) => bytes.includes(needle))).length;
 }
