@@ -11,7 +11,7 @@ import { getRecords, listIds, query, type SearchMode } from '../core/query.js';
 import { deleteRecords, upsertRecords } from '../core/writes.js';
 import { CallsInFlight } from '../core/calls-in-flight.js';
 import { verifyIndex } from '../core/verify.js';
-import { rotateDataKey, rotateKey, type RotationProgress } from '../core/rotation.js';
+import { rotateDataKey, rotateKey } from '../core/rotation.js';
 import type { KmsRegistry } from '../keys/kms/types.js';
 import { checkRotateKeyParams, keySourceOf, rotatedKeyEntry, rotationKeys } from './key-rotation.js';
 import { ClosedError, NotSupportedError, ValidationError } from '../errors.js';
@@ -33,6 +33,8 @@ import type {
   QueryParams,
   QueryResponse,
   QueryResultItem,
+  RotateDataKeyOptions,
+  RotateKeyParams,
   StoragePrecision,
   TrainParams,
   TrainResponse,
@@ -488,7 +490,7 @@ export class EncryptedIndex {
    * await index.rotateKey({ indexKey: newKey }); // or { kmsName: 'hsm' }
    * ```
    */
-  async rotateKey(params: { indexKey: Uint8Array } | { kmsName: string }): Promise<void> {
+  async rotateKey(params: RotateKeyParams): Promise<void> {
     const choice = checkRotateKeyParams(params);
     const state = this.#state;
     try {
@@ -517,7 +519,7 @@ export class EncryptedIndex {
    * await index.rotateDataKey({ onProgress: ({ done, total }) => console.log(`${done}/${total}`) });
    * ```
    */
-  async rotateDataKey(options: { onProgress?: (progress: RotationProgress) => void } = {}): Promise<void> {
+  async rotateDataKey(options: RotateDataKeyOptions = {}): Promise<void> {
     const onProgress = checkProgressOption(options);
     const state = this.#state;
     await this.#call(() => state.exclusive(() => rotateDataKey(state, rotationKeys(this.#kms, state.name), onProgress)));
