@@ -24,7 +24,7 @@ import { rawStore, tempStore } from './support/helpers.js';
 import { countFound, sampleGeneration } from './support/rotation.js';
 
 const LONG = process.env.VECVAULT_ROTATE_LONG === '1';
-const KEY_KILLS = 56;
+const KEY_KILLS = 51;
 const DATA_RECORDS = LONG ? 100_000 : 3_000;
 const DATA_KILLS = LONG ? 6 : 6;
 const DIM = 4;
@@ -128,8 +128,8 @@ describe('kill -9 during rotateKey', () => {
       await client.close();
       rmSync(path, { recursive: true, force: true });
     };
-    // Two at a time: most of each round is the child starting up.
-    for (let n = 0; n < KEY_KILLS; n += 2) await Promise.all([one(n), one(n + 1)]);
+    // Three at a time: most of each round is the child starting up.
+    for (let n = 0; n < KEY_KILLS; n += 3) await Promise.all([one(n), one(n + 1), one(n + 2)]);
     // The kills landed on both sides of the commit, and after completed rotations.
     expect(opened.old).toBeGreaterThan(0);
     expect(opened.new).toBeGreaterThan(0);
