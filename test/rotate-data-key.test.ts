@@ -122,7 +122,20 @@ describe('rotateDataKey', () => {
         })(),
       );
     }
-    await Promise.all([rotation, write, ...reads]);
+    // loadIndex through other Clients while it runs (before, across and after the switch to the new index id) opens the shared index.
+    const loads: Promise<void>[] = [];
+    for (let i = 0; i < 10; i++) {
+      loads.push(
+        (async () => {
+          await new Promise((resolve) => setTimeout(resolve, i * 10));
+          const c = new Client({ path });
+          const loaded = await c.loadIndex({ indexName: 'n', indexKey: key });
+          expect(await contentsOf(loaded, LIVE.slice(0, 20))).toEqual(before.slice(0, 20));
+          await c.close();
+        })(),
+      );
+    }
+    await Promise.all([rotation, write, ...reads, ...loads]);
     expect((await index.get({ ids: ['during'] }))[0]!.contents).toBe('written during rotation');
     await client.close();
     const c2 = new Client({ path });
@@ -222,6 +235,38 @@ describe('rotateDataKey on KMS-backed indexes', () => {
     const c2 = new Client({ path, kms: { app: slot } });
     expect(await contentsOf(await c2.loadIndex({ indexName: 'n' }), LIVE)).toEqual(before);
     await c2.close();
+  });
+
+  it('a loadIndex that read the catalog entry before the switch (its KMS unwrap still running) opens the rotated index, not the deleted generation', async () => {
+    const path = tempStore();
+    const inner = customSlot(randomBytes(32));
+    let gate: Promise<void> | undefined;
+    let unwrapping: () => void = () => undefined;
+    const unwrapStarted = new Promise<void>((resolve) => (unwrapping = resolve));
+    const slot: CustomSlot = {
+      ...inner,
+      async unwrapKey(w, ctx) {
+        if (gate) {
+          unwrapping();
+          await gate;
+        }
+        return inner.unwrapKey(w, ctx);
+      },
+    };
+    const { client, index } = await layered(path, { kmsName: 'app' }, { app: slot });
+    const before = await contentsOf(index, LIVE);
+    let release: () => void = () => undefined;
+    gate = new Promise((resolve) => (release = resolve));
+    const other = new Client({ path, kms: { app: slot } });
+    const loading = other.loadIndex({ indexName: 'n' }); // reads the entry of generation 1, then waits in unwrapKey
+    await unwrapStarted;
+    gate = undefined;
+    await index.rotateDataKey(); // switches to a new index id meanwhile
+    release();
+    const loaded = await loading;
+    expect(await contentsOf(loaded, LIVE)).toEqual(before);
+    await other.close();
+    await client.close();
   });
 
   it('aws-kms: the old generation wrap and values are gone; the index reopens through KMS; rotateKey then works from the new generation', async () => {

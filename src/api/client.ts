@@ -202,7 +202,7 @@ export class Client {
     const name = checkIndexName(p.indexName);
     const choice = this.#checkKeySource(p, false);
     const kek = choice.key;
-    return this.#catalogExclusive(async (store) => {
+    const opened = await this.#catalogExclusive(async (store): Promise<EncryptedIndex | 'rotated'> => {
       const entry = await store.catalogEntry(name);
       if (entry === undefined) {
         await store.checkAbsent(name); // a lost catalog entry is IntegrityError, not "not found"
@@ -228,6 +228,12 @@ export class Client {
         wipe();
         return this.#attach(name, held, keySourceOf(entry));
       }
+      if (held && held.state.isUsable() && held.state.root && !Buffer.from(held.state.root.entry.indexId).equals(Buffer.from(entry.indexId))) {
+        // A data-key rotation of the open index switched to a new index id after this call read the entry: read it again.
+        wipe();
+        await held.state.queue.settled();
+        return 'rotated';
+      }
       if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
       const indexStore = this.#indexStore(store, name, entry, Buffer.from(dek));
       // The handle keeps the KEK and DEK for rotation (wiped at release).
@@ -237,6 +243,7 @@ export class Client {
         throw error;
       });
     }).finally(() => kek?.fill(0));
+    return opened === 'rotated' ? this.loadIndex(params) : opened;
   }
 
   /**
