@@ -32,7 +32,7 @@ import type { IndexState, RootKeys } from './index-state.js';
 import { snapshotTable } from './maintenance.js';
 
 /** Records re-sealed per batch: one LevelDB batch and a yield to the event loop each. */
-const COPY_BATCH = 1_024;
+const COPY_BATCH = 512;
 
 export interface RotationProgress {
   done: number;
@@ -87,6 +87,8 @@ export async function rotateKey(state: IndexState, makeEntry: (root: RootKeys) =
 export async function rotateDataKey(state: IndexState, keys: RotationKeys, onProgress?: (p: RotationProgress) => void): Promise<void> {
   const root = rootOf(state);
   const source = state.store;
+  // Just after an open from a snapshot, the live tables are still being listed: finish that in slices, not in one go below.
+  await state.live.finishRestoreInBackground(() => true);
   const total = state.live.size;
   const pending = await source.readRotation();
   let fresh = pending === undefined;
@@ -137,8 +139,8 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
     // The new generation's digest over the same live records (same commit sequences), from memory, in slices.
     next.digest = new Uint8Array(32);
     const all = [...state.live.byId];
-    for (let start = 0; start < all.length; start += 16 * SLICE) {
-      const slice = all.slice(start, start + 16 * SLICE);
+    for (let start = 0; start < all.length; start += 4 * SLICE) {
+      const slice = all.slice(start, start + 4 * SLICE);
       xorInto(
         next.digest,
         target.liveTags(
