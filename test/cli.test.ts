@@ -8,7 +8,9 @@ import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rawStore, tempStore } from './support/helpers.js';
+import { rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+import { Client } from '../src/index.js';
+import { AwsLoopback, LOOPBACK_CREDENTIALS } from './support/aws-loopback.js';
 import { rowVector } from './support/child-writer.js';
 
 interface Run {
@@ -206,8 +208,11 @@ describe('vecvault CLI', () => {
       [['export', ...common], 2, 'VECVAULT_VALIDATION'],
       [['stats', '--path', path, '--index', 'docs'], 2, 'VECVAULT_VALIDATION'],
       [['stats', '--path', path, '--index', 'docs'], 2, 'VECVAULT_VALIDATION', { VECVAULT_INDEX_KEY: 'abc' }],
-      [['rotate-key', ...common], 9, 'VECVAULT_NOT_SUPPORTED'],
-      [['rotate-data-key', ...common], 9, 'VECVAULT_NOT_SUPPORTED'],
+      [['rotate-key', ...common], 2, 'VECVAULT_VALIDATION'], // no new key source
+      [['rotate-key', ...common, '--new-key-file', keyFile, '--new-kms-name', 'hsm'], 2, 'VECVAULT_VALIDATION'],
+      [['rotate-key', ...common, '--new-kms-name', 'hsm'], 2, 'VECVAULT_VALIDATION'], // without --kms-config
+      [['rotate-key', ...common, '--new-key-file', join(dir, 'missing.key')], 8, 'VECVAULT_IO'],
+      [['rotate-data-key', '--path', path, '--index', 'docs', '--kms-name', 'hsm'], 2, 'VECVAULT_VALIDATION'],
       [['frobnicate'], 2, 'VECVAULT_VALIDATION'],
     ];
     mkdirSync(join(dir, 'dir.fvecs'));
@@ -219,6 +224,52 @@ describe('vecvault CLI', () => {
       expect(run.stdout + run.stderr).not.toContain(Buffer.alloc(32, 9).toString('hex'));
     });
   });
+
+  it('rotate-key (new key file, then a KMS slot of --kms-config and back) and rotate-data-key: the old key stops opening, every record stays', async () => {
+    const { dir, common, path, keyFile } = setup();
+    const jsonl = join(dir, 'docs.jsonl');
+    writeFileSync(jsonl, Array.from({ length: 30 }, (_, i) => JSON.stringify({ id: `d${i}`, vector: rowVector(i), contents: `doc ${i}` })).join('\n'));
+    ok(['import', jsonl, ...common]);
+    const newKeyFile = join(dir, 'new.key');
+    writeFileSync(newKeyFile, Buffer.alloc(32, 7).toString('hex'));
+    expect(ok(['rotate-key', ...common, '--new-key-file', newKeyFile])).toEqual({ status: 'success', keySource: { provider: 'none' } });
+    // Checked in process (each CLI run costs a second or two): the old key no longer opens the index, the new one does.
+    {
+      const client = new Client({ path });
+      await rejectsWithCode(
+        client.loadIndex({ indexName: 'docs', indexKey: Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'hex') }),
+        'VECVAULT_INVALID_KEY',
+      );
+      expect((await (await client.loadIndex({ indexName: 'docs', indexKey: Buffer.alloc(32, 7) })).listIds()).count).toBe(30);
+      await client.close();
+    }
+    const rotated = ['--path', path, '--index', 'docs', '--key-file', newKeyFile];
+
+    // To an aws-kms slot (loopback server in this process: the CLI runs asynchronously so it can answer) and back.
+    const aws = await new AwsLoopback('eu-west-1').start();
+    try {
+      const config = join(dir, 'kms.json');
+      const slot = { provider: 'aws-kms', keyId: aws.createKey(), region: aws.region, endpoint: aws.endpoint, credentials: LOOPBACK_CREDENTIALS };
+      writeFileSync(config, JSON.stringify({ aws: slot }));
+      const toKms = await vecvaultAsync(['rotate-key', ...rotated, '--kms-config', config, '--new-kms-name', 'aws', '--json']);
+      expect(toKms.status, toKms.stderr).toBe(0);
+      expect(JSON.parse(toKms.stdout)).toMatchObject({ status: 'success', keySource: { provider: 'aws-kms', kmsName: 'aws' } });
+      const viaKms = ['--path', path, '--index', 'docs', '--kms-config', config];
+      const again = await vecvaultAsync(['rotate-data-key', ...viaKms, '--json']);
+      expect(again.status, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout)).toEqual({ status: 'success', records: 30 });
+      const back = await vecvaultAsync(['rotate-key', ...viaKms, '--new-key-file', keyFile, '--json']);
+      expect(back.status, back.stderr).toBe(0);
+    } finally {
+      await aws.close();
+    }
+    const client = new Client({ path });
+    const index = await client.loadIndex({ indexName: 'docs', indexKey: Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'hex') });
+    const records = await index.get({ ids: Array.from({ length: 30 }, (_, i) => `d${i}`), include: ['contents'] });
+    expect(records.map((r) => r.contents)).toEqual(Array.from({ length: 30 }, (_, i) => `doc ${i}`));
+    expect((await index.verify()).ok).toBe(true);
+    await client.close();
+  }, 120_000);
 
   it('a tampered store: verify exits 6 and reports the problem; recover copies what authenticates and exits 11', async () => {
     const { dir, common, path, keyFile } = setup();

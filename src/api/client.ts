@@ -19,12 +19,13 @@ import { validateKmsRegistry } from '../keys/kms/validate.js';
 import type { IndexStore } from '../storage/index-store.js';
 import { INDEX_TYPES, METRICS, PRECISIONS, type HnswConfig, type IndexType, type Manifest, type RequestedConfig } from '../storage/manifest.js';
 import { Store, type CatalogStore } from '../storage/store.js';
-import type { IndexState } from '../core/index-state.js';
+import type { IndexState, RootKeys } from '../core/index-state.js';
 import { follow } from '../core/follow.js';
 import { createIndexState, loadIndexState } from '../core/recovery.js';
 import type { HandleAccess } from './access.js';
 import { attachEmbedding, EncryptedIndex } from './encrypted-index.js';
 import { checkEmbedding, type CheckedEmbedding } from './embedding.js';
+import { keySourceOf } from './key-rotation.js';
 import { SharedStore, type SharedIndex } from './shared-store.js';
 import type { ClientOptions, CreateIndexParams, KeySource, LoadIndexParams } from './types.js';
 import { checkPostgresOptions } from './store-options.js';
@@ -45,14 +46,6 @@ function handleKey(name: string, principal: string): string {
 
 /** What `createIndex`/`loadIndex` were given: the application's key (a copy, wiped by the caller) or a registry slot. */
 type KeyChoice = { key: Buffer; kmsName?: undefined } | { key?: undefined; kmsName: string } | { key?: undefined; kmsName?: undefined };
-
-/** The key source an index's catalog entry names (`index.getKeySource()`): never a secret. */
-function keySourceOf(entry: CatalogEntry): KeySource {
-  if (entry.provider === 'none') return { provider: 'none' };
-  const out: { provider: KmsProviderName; kmsName: string; keyId?: string } = { provider: entry.provider as KmsProviderName, kmsName: entry.kmsName ?? '' };
-  if (entry.keyId !== null) out.keyId = entry.keyId;
-  return out;
-}
 
 /**
  * A store directory and the indexes in it. Opening is lazy: the first call
@@ -221,12 +214,15 @@ export class Client {
       };
       if (requested !== undefined) manifest.requested = requested;
       if (embedding !== undefined) manifest.embedding = { name: embedding.name, dimension };
+      // The handle keeps copies of the KEK and DEK for rotation (wiped at release).
+      const root: RootKeys = { kek: Buffer.from(kek), dek: Buffer.from(dek), entry };
       const indexStore = await this.#rootIndexStore(store, name, entry, dek, true);
       const index = await this.#handle(
         name,
         (release) => createIndexState(indexStore, this.#engines, manifest, entry, release),
         keySourceOf(entry),
         ROOT,
+        root,
       ).catch((error: unknown) => {
         wipeIndexKeys(indexStore.keys);
         throw error;
@@ -269,26 +265,36 @@ export class Client {
       kek?.fill(0);
       throw error;
     }
-    return this.#catalogExclusive(async (store) => {
+    const loaded = await this.#catalogExclusive(async (store): Promise<EncryptedIndex | 'rotated'> => {
       const entry = await store.catalogEntry(name);
       if (entry === undefined) {
         await store.checkAbsent(name); // a lost catalog entry is IntegrityError, not "not found"
         throw new IndexNotFoundError(`No index named "${name}" in ${this.#root}. Create it with createIndex(), or check the name.`);
       }
       // InvalidKeyError (or KmsError) before any record is read
-      let opened: { keys: IndexKeys; signKey: Uint8Array | null; access: HandleAccess };
+      let opened: { keys: IndexKeys; signKey: Uint8Array | null; access: HandleAccess; root: RootKeys | null };
       if (userId !== undefined) {
-        opened = await this.#openAsUser(store, kek!, name, entry, userId);
+        opened = { ...(await this.#openAsUser(store, kek!, name, entry, userId)), root: null }; // users cannot rotate: no root keys
       } else {
-        const dek = entry.provider === 'none' ? this.#openWithKey(kek, name, entry, choice.kmsName) : await this.#openWithKms(kek, name, entry, choice.kmsName);
+        const { dek, kek: rootKek } =
+          entry.provider === 'none'
+            ? { dek: this.#openWithKey(kek, name, entry, choice.kmsName), kek: Buffer.from(kek!) }
+            : await this.#openWithKms(kek, name, entry, choice.kmsName);
+        // A root handle keeps copies of the KEK and DEK for rotation (wiped at release).
+        const root: RootKeys = { kek: rootKek, dek: Buffer.from(dek), entry };
         const indexStore = await this.#rootIndexStore(store, name, entry, dek);
-        opened = { keys: indexStore.keys, signKey: indexStore.signKey, access: ROOT };
+        opened = { keys: indexStore.keys, signKey: indexStore.signKey, access: ROOT, root };
       }
-      const { keys, signKey, access } = opened;
+      const { keys, signKey, access, root } = opened;
+      const wipeRoot = () => {
+        root?.kek.fill(0);
+        root?.dek.fill(0);
+      };
       const principal = principalOf(access);
       const already = this.#open.get(handleKey(name, principal));
       if (already?.isUsable()) {
         wipeIndexKeys(keys);
+        wipeRoot();
         if (embedding !== undefined) attachEmbedding(already, embedding); // the same handle, now able to embed
         return already;
       }
@@ -301,11 +307,19 @@ export class Client {
         } finally {
           wipeIndexKeys(keys);
         }
+        if (root && !held.state.root) held.state.holdRoot(root); // a root joining a state a user opened brings rotation's keys
+        else wipeRoot();
         index = this.#attach(name, held, keySourceOf(entry), access);
+      } else if (held && held.state.isUsable() && held.state.root && !Buffer.from(held.state.root.entry.indexId).equals(Buffer.from(entry.indexId))) {
+        // A data-key rotation of the open index switched to a new index id after this call read the entry: read it again.
+        wipeIndexKeys(keys);
+        wipeRoot();
+        await held.state.queue.settled();
+        return 'rotated';
       } else {
         if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
         const indexStore = store.forIndex(name, entry.indexId, keys, signKey, entry.dekGeneration);
-        index = await this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry), access).catch(
+        index = await this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry), access, root).catch(
           (error: unknown) => {
             wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
             throw error;
@@ -322,6 +336,7 @@ export class Client {
       }
       return index;
     }).finally(() => kek?.fill(0));
+    return loaded === 'rotated' ? this.loadIndex(params) : loaded;
   }
 
   /**
@@ -479,12 +494,25 @@ export class Client {
   }
 
   /** Opens an index through `open`, shares its state with the other Clients of the store, and hands out this Client's handle. */
-  async #handle(name: string, open: (release: () => void) => Promise<IndexState>, keySource: KeySource, access: HandleAccess): Promise<EncryptedIndex> {
+  async #handle(
+    name: string,
+    open: (release: () => void) => Promise<IndexState>,
+    keySource: KeySource,
+    access: HandleAccess,
+    root: RootKeys | null,
+  ): Promise<EncryptedIndex> {
     const shared = this.#sharedStore();
     let state: IndexState | undefined;
-    state = await open(() => {
-      if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
-    });
+    try {
+      state = await open(() => {
+        if (state !== undefined) shared.forget(name, state); // closed, deleted or broken: the next loadIndex opens afresh
+      });
+    } catch (error) {
+      root?.kek.fill(0);
+      root?.dek.fill(0);
+      throw error;
+    }
+    if (root) state.holdRoot(root);
     follow(state); // a shared (PostgreSQL) store: apply other processes' commits as they come
     return this.#attach(name, shared.track(name, state), keySource, access);
   }
@@ -502,6 +530,7 @@ export class Client {
       },
       keySource,
       access,
+      this.#kms,
     );
     this.#open.set(key, index);
     return index;
@@ -582,7 +611,7 @@ export class Client {
    * the entry's context, yields the KEK, which then opens the envelope as an `indexKey` would. An
    * `indexKey` passed for it is refused (`InvalidKeyError`) without contacting the KMS.
    */
-  async #openWithKms(key: Buffer | undefined, name: string, entry: CatalogEntry, kmsName: string | undefined): Promise<Buffer> {
+  async #openWithKms(key: Buffer | undefined, name: string, entry: CatalogEntry, kmsName: string | undefined): Promise<{ dek: Buffer; kek: Buffer }> {
     if (key !== undefined) {
       throw new InvalidKeyError(`Index "${name}" is held by KMS slot "${entry.kmsName ?? ''}": load it without indexKey, { indexName }.`);
     }
@@ -605,7 +634,7 @@ export class Client {
       kek = await provider.unwrap(entry.wrappedKek, context);
       if (kek.byteLength !== 32) throw new KmsError(`KMS slot "${slotName}" returned a ${kek.byteLength}-byte key for index "${name}"; a key is 32 bytes.`);
       try {
-        return openEnvelope(kek, name, entry);
+        return { dek: openEnvelope(kek, name, entry), kek: Buffer.from(kek) };
       } catch (error) {
         if (error instanceof InvalidKeyError) {
           throw new KmsError(`KMS slot "${slotName}" returned a key that does not open index "${name}": the slot's key was replaced.`, { cause: error });

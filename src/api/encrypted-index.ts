@@ -18,6 +18,9 @@ import { createUser, listUsers, revokeUser } from '../core/users.js';
 import { checkIndexKey } from '../keys/index-key.js';
 import { isPermissions, type Permissions } from '../keys/users.js';
 import type { HandleAccess } from './access.js';
+import { rotateDataKey, rotateKey } from '../core/rotation.js';
+import type { KmsRegistry } from '../keys/kms/types.js';
+import { checkRotateKeyParams, keySourceOf, rotatedKeyEntry, rotationKeys } from './key-rotation.js';
 import { compileFilter } from '../filter/index.js';
 import type {
   DeleteParams,
@@ -40,6 +43,8 @@ import type {
   QueryParams,
   QueryResponse,
   QueryResultItem,
+  RotateDataKeyOptions,
+  RotateKeyParams,
   StoragePrecision,
   TrainParams,
   TrainResponse,
@@ -99,6 +104,8 @@ export class EncryptedIndex {
   readonly #release: () => Promise<void>;
   /** Where the index's key lives, from its catalog entry. */
   readonly #keySource: KeySource;
+  /** The KMS registry of the Client that gave out this handle: rotation resolves slots in it. */
+  readonly #kms: KmsRegistry | undefined;
   /** This handle was closed (by itself or its Client); other handles of the index may still be open. */
   #closed = false;
   #closing: Promise<void> | null = null;
@@ -122,11 +129,18 @@ export class EncryptedIndex {
    * @internal Built by `Client` after the key check. Several handles (one per
    * Client that loaded the index) may share one state.
    */
-  constructor(state: IndexState, release: () => Promise<void>, keySource: KeySource = { provider: 'none' }, access: HandleAccess = { role: 'root' }) {
+  constructor(
+    state: IndexState,
+    release: () => Promise<void>,
+    keySource: KeySource = { provider: 'none' },
+    access: HandleAccess = { role: 'root' },
+    kms?: KmsRegistry,
+  ) {
     this.#state = state;
     this.#release = release;
     this.#keySource = keySource;
     this.#access = access;
+    this.#kms = kms;
   }
 
   /** Runs a public call on the shared state, after checking this handle is open (and its user not revoked). */
@@ -181,7 +195,9 @@ export class EncryptedIndex {
    * ```
    */
   getKeySource(): KeySource {
-    const source = this.#keySource;
+    // The entry in force (rotateKey through any handle of the index changes it), else the one it was opened with.
+    const entry = this.#state.root?.entry;
+    const source = entry ? keySourceOf(entry) : this.#keySource;
     return source.provider === 'none' ? { provider: 'none' } : { ...source };
   }
 
@@ -632,6 +648,61 @@ export class EncryptedIndex {
     const state = this.#state;
     this.#requireWrite('snapshot');
     await this.#call(() => state.exclusive(() => writeSnapshot(state)));
+  }
+
+  /**
+   * Re-wraps the index's data key under a new key source: `{ indexKey }` (a
+   * new 32-byte key) or `{ kmsName }` (a slot of this handle's Client's
+   * `kms` registry). One atomic, synced replacement of the catalog entry,
+   * whatever the index size; a crash leaves the old key source or the new one
+   * in force, never both or neither. From then on the old key is an
+   * `InvalidKeyError` (the old KMS wrap is gone), and the replaced entry is
+   * erased from LevelDB's files before the call resolves. Every handle of the
+   * index in this process keeps working. SDK → KMS, KMS → SDK, KMS → KMS and
+   * SDK → SDK.
+   * @throws `VECVAULT_VALIDATION` unless exactly one of `indexKey`/`kmsName` (the key 32 bytes);
+   * `VECVAULT_KMS` when the slot is missing or its provider fails (nothing is changed);
+   * `VECVAULT_NOT_SUPPORTED` for `{ kmsName }` on a format-1 index (run `rotateDataKey()` first);
+   * `VECVAULT_PERMISSION` on a handle not opened with the root key source; `VECVAULT_CLOSED`.
+   * @example
+   * ```ts
+   * const newKey = Client.generateKey();
+   * await index.rotateKey({ indexKey: newKey }); // or { kmsName: 'hsm' }
+   * ```
+   */
+  async rotateKey(params: RotateKeyParams): Promise<void> {
+    const choice = checkRotateKeyParams(params);
+    const state = this.#state;
+    try {
+      await this.#call(() => state.exclusive(() => rotateKey(state, (root) => rotatedKeyEntry(this.#kms, state.name, root, choice))));
+    } finally {
+      if ('key' in choice) choice.key.fill(0);
+    }
+  }
+
+  /**
+   * A new data key: every record, the change log and the snapshot are
+   * re-sealed under a new DEK generation (new subkeys, new record keys, a new
+   * index id), and the catalog entry switches to it in one atomic batch.
+   * Writes wait for it; reads go on. A crash midway leaves the index as it
+   * was (it opens and serves every record from the old generation); the next
+   * `rotateDataKey()` continues the copy (or starts it over if the index was
+   * written meanwhile). When it resolves, no value sealed under the old DEK
+   * and not the old wrapped DEK remain in the store's files. A KMS-backed
+   * index makes one `wrap` call with the new generation's context.
+   * @param options.onProgress called with `{ done, total }` records as the copy advances.
+   * @throws `VECVAULT_KMS` when the index's slot fails (before anything is written);
+   * `VECVAULT_PERMISSION` on a handle not opened with the root key source;
+   * `VECVAULT_INTEGRITY` when a stored record does not match the index; `VECVAULT_IO`; `VECVAULT_CLOSED`.
+   * @example
+   * ```ts
+   * await index.rotateDataKey({ onProgress: ({ done, total }) => console.log(`${done}/${total}`) });
+   * ```
+   */
+  async rotateDataKey(options: RotateDataKeyOptions = {}): Promise<void> {
+    const onProgress = checkProgressOption(options);
+    const state = this.#state;
+    await this.#call(() => state.exclusive(() => rotateDataKey(state, rotationKeys(this.#kms, state.name), onProgress)));
   }
 
   /**

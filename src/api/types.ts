@@ -84,6 +84,14 @@ export type KeySource =
       keyId?: string;
     };
 
+/** `index.rotateKey()`: the new key source, exactly one of a new 32-byte `indexKey` or a `kmsName` (a slot of `new Client({ kms })`). */
+export type RotateKeyParams = { indexKey: Uint8Array; kmsName?: undefined } | { kmsName: string; indexKey?: undefined };
+
+/** `index.rotateDataKey()`: `onProgress` is called with `{ done, total }` records as they are re-sealed. */
+export interface RotateDataKeyOptions {
+  onProgress?: (progress: { done: number; total: number }) => void;
+}
+
 export interface CreateIndexParams {
   indexName: string;
   /** 32-byte key; exactly one of `indexKey` / `kmsName`. */

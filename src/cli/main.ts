@@ -42,51 +42,61 @@ function emit(opts: Common, value: unknown, text: () => string): void {
 
 const HEX_KEY = /^[0-9a-fA-F]{64}$/;
 
-/** The index key from --key-file (32 raw bytes or 64 hex characters) or VECVAULT_INDEX_KEY (hex). Never echoed. */
-function readKey(opts: Common): Uint8Array {
-  if (opts.keyFile !== undefined) {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(opts.keyFile);
-    } catch (cause) {
-      throw ioError(`read the key file ${opts.keyFile}`, cause);
-    }
-    if (bytes.byteLength === 32) return new Uint8Array(bytes);
-    const text = bytes.toString('latin1').trim();
-    bytes.fill(0);
-    if (HEX_KEY.test(text)) return new Uint8Array(Buffer.from(text, 'hex'));
-    throw usage(`The key file ${opts.keyFile} must hold 32 raw bytes or 64 hex characters.`, '--key-file');
+/** A key file: 32 raw bytes or 64 hex characters (a trailing newline is fine). Never echoed. */
+function readKeyFile(file: string, flag: string): Uint8Array {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (cause) {
+    throw ioError(`read the key file ${file}`, cause);
   }
+  if (bytes.byteLength === 32) return new Uint8Array(bytes);
+  const text = bytes.toString('latin1').trim();
+  bytes.fill(0);
+  if (HEX_KEY.test(text)) return new Uint8Array(Buffer.from(text, 'hex'));
+  throw usage(`The key file ${file} must hold 32 raw bytes or 64 hex characters.`, flag);
+}
+
+/** The index key from --key-file or VECVAULT_INDEX_KEY (hex), or undefined when neither is given. Never echoed. */
+function optionalKey(opts: Common): Uint8Array | undefined {
+  if (opts.keyFile !== undefined) return readKeyFile(opts.keyFile, '--key-file');
   const env = process.env.VECVAULT_INDEX_KEY;
   if (env !== undefined && env !== '') {
     if (HEX_KEY.test(env.trim())) return new Uint8Array(Buffer.from(env.trim(), 'hex'));
     throw usage('VECVAULT_INDEX_KEY must be 64 hex characters (32 bytes).', 'VECVAULT_INDEX_KEY');
   }
+  return undefined;
+}
+
+/** The index key from --key-file (32 raw bytes or 64 hex characters) or VECVAULT_INDEX_KEY (hex). Never echoed. */
+function readKey(opts: Common): Uint8Array {
+  const key = optionalKey(opts);
+  if (key) return key;
   throw usage('No index key: pass --key-file FILE or set VECVAULT_INDEX_KEY (64 hex characters). Make one with `vecvault keygen --out FILE`.', '--key-file');
 }
 
 /**
- * Where the index's key comes from: a raw key, or the KMS registry of
- * --kms-config (the JSON form of `new Client({ kms })`; `--kms-name` picks the
- * slot for `create`, an existing index names its own). Flags beat the
- * environment: with --kms-config, VECVAULT_INDEX_KEY is not read.
+ * The KMS registry of --kms-config: a JSON file `{ "<slot>": { "provider": "pkcs11" | "aws-kms" |
+ * "aws-secrets-manager", … } }` with the slot fields of docs/key-sources.md (a `custom` slot needs
+ * code: use the API). Undefined without the flag; --kms-name needs it.
  */
-type KeySource = { indexKey: Uint8Array; kms?: undefined } | { kms: KmsRegistry; indexKey?: undefined };
-
-function readKeySource(opts: Common): KeySource {
+function readKmsConfig(opts: Common): KmsRegistry | undefined {
   if (opts.kmsConfig === undefined) {
-    if (opts.kmsName !== undefined) throw usage('--kms-name needs --kms-config FILE, the JSON registry of KMS slots.', '--kms-config');
-    return { indexKey: readKey(opts) };
+    if (opts.kmsName !== undefined) throw usage('--kms-name needs --kms-config FILE (the JSON registry of KMS slots).', '--kms-config');
+    return undefined;
   }
-  if (opts.keyFile !== undefined) throw usage('Pass either --key-file or --kms-config, not both.', '--key-file');
   let text: string;
   try {
     text = readFileSync(opts.kmsConfig, 'utf8');
   } catch (cause) {
     throw ioError(`read the KMS configuration ${opts.kmsConfig}`, cause);
   }
-  // The Client checks every slot (ValidationError paths kms.<slot>.<field>); here only the JSON and env references.
-  return { kms: resolveEnvReferences(parseJson(text, '--kms-config'), 'kms') as KmsRegistry };
+  // `{ "env": "NAME" }` stands for an environment variable, so a PIN or secret need not sit in the file.
+  const registry = resolveEnvReferences(parseJson(text, '--kms-config'), 'kms');
+  if (typeof registry !== 'object' || registry === null || Array.isArray(registry)) {
+    throw usage(`${opts.kmsConfig} must hold a JSON object: slot name → { "provider": …, … }.`, '--kms-config');
+  }
+  return registry as KmsRegistry;
 }
 
 /** `{ "env": "NAME" }` anywhere in the KMS configuration stands for that environment variable (a PIN, a secret key). */
@@ -103,9 +113,16 @@ function resolveEnvReferences(value: unknown, path: string): unknown {
   return Object.fromEntries(entries.map(([k, v]) => [k, resolveEnvReferences(v, `${path}.${k}`)]));
 }
 
-/** The Client for this key source; raw keys are wiped once used. */
-function clientFor(path: string, source: KeySource): Client {
-  return source.kms === undefined ? new Client({ path }) : new Client({ path, kms: source.kms });
+/** How the command opens (or creates) its index: with the key, or through a KMS slot of --kms-config. */
+function keySource(opts: Common): { kms?: KmsRegistry; indexKey?: Uint8Array; kmsName?: string } {
+  const kms = readKmsConfig(opts);
+  if (kms === undefined) return { indexKey: readKey(opts) };
+  const indexKey = optionalKey(opts);
+  if (indexKey && opts.kmsName !== undefined) {
+    indexKey.fill(0);
+    throw usage('Pass the index key (--key-file / VECVAULT_INDEX_KEY) or --kms-name, not both.', '--kms-name');
+  }
+  return { kms, ...(indexKey ? { indexKey } : {}), ...(opts.kmsName !== undefined ? { kmsName: opts.kmsName } : {}) };
 }
 
 // ---- opening ----
@@ -115,28 +132,28 @@ function need<T>(value: T | undefined, flag: string): T {
   return value;
 }
 
-/** Opens the index named by --path/--index with its key source, runs `fn`, then closes the store whatever happens. */
-async function withIndex<T>(opts: Common, fn: (index: EncryptedIndex) => Promise<T>): Promise<T> {
+/**
+ * Opens the index named by --path/--index with the key (or, with --kms-config, through the KMS slot
+ * its catalog entry names), runs `fn`, then closes the store whatever happens.
+ */
+async function withIndex<T>(opts: Common, fn: (index: EncryptedIndex, client: Client) => Promise<T>): Promise<T> {
   const path = need(opts.path, '--path');
   const indexName = need(opts.index, '--index');
-  const source = readKeySource(opts);
-  if (!existsSync(join(path, 'store'))) {
-    source.indexKey?.fill(0);
-    throw new VecvaultError('VECVAULT_INDEX_NOT_FOUND', `${path} holds no vecvault store. Create one with \`vecvault create\`.`);
-  }
-  const client = clientFor(path, source);
+  const source = keySource(opts);
+  const indexKey = source.indexKey;
   try {
-    const index = await client.loadIndex({ indexName, indexKey: source.indexKey }).finally(() => source.indexKey?.fill(0));
-    const held = index.getKeySource();
-    if (opts.kmsName !== undefined && (held.provider === 'none' || held.kmsName !== opts.kmsName)) {
-      throw usage(
-        `Index "${indexName}" is not held by KMS slot "${opts.kmsName}"${held.provider === 'none' ? '' : ` but by "${held.kmsName}"`}: drop --kms-name.`,
-        '--kms-name',
-      );
+    if (!existsSync(join(path, 'store')))
+      throw new VecvaultError('VECVAULT_INDEX_NOT_FOUND', `${path} holds no vecvault store. Create one with \`vecvault create\`.`);
+    const client = new Client({ path, ...(source.kms ? { kms: source.kms } : {}) });
+    try {
+      const index = await client.loadIndex(indexKey ? { indexName, indexKey } : { indexName, ...(source.kmsName ? { kmsName: source.kmsName } : {}) });
+      indexKey?.fill(0);
+      return await fn(index, client);
+    } finally {
+      await client.close();
     }
-    return await fn(index);
   } finally {
-    await client.close();
+    indexKey?.fill(0);
   }
 }
 
@@ -194,19 +211,23 @@ async function keygen(opts: Common & { out?: string }): Promise<void> {
 async function create(opts: Common & { dimension?: string; metric?: string; precision?: string }): Promise<void> {
   const path = need(opts.path, '--path');
   const indexName = need(opts.index, '--index');
-  const source = readKeySource(opts);
-  const client = clientFor(path, source);
+  const source = keySource(opts);
+  const indexKey = source.indexKey;
+  if (indexKey === undefined && source.kmsName === undefined) {
+    throw usage('create needs the index key (--key-file / VECVAULT_INDEX_KEY) or --kms-name with --kms-config.', '--key-file');
+  }
+  const client = new Client({ path, ...(source.kms ? { kms: source.kms } : {}) });
   try {
     const keying = source.kms === undefined ? { indexKey: source.indexKey } : { kmsName: need(opts.kmsName, '--kms-name') };
     const index = await client
       .createIndex({
         indexName,
-        ...keying,
+        ...(indexKey ? { indexKey } : { kmsName: source.kmsName! }),
         dimension: opts.dimension === undefined ? undefined : positiveInt(opts.dimension, '--dimension'),
         metric: opts.metric as never,
         storagePrecision: opts.precision as never,
       })
-      .finally(() => source.indexKey?.fill(0));
+      .finally(() => indexKey?.fill(0));
     const result = { indexName, dimension: index.getDimension(), metric: index.getMetric(), storagePrecision: index.getStoragePrecision() };
     emit(opts, result, () => `Created index "${indexName}" (dimension ${result.dimension ?? 'set by the first import'}, metric ${result.metric}).\n`);
   } finally {
@@ -423,8 +444,45 @@ function bench(args: string[]): number {
   return run.status ?? EXIT.internal;
 }
 
-function notYet(command: string): never {
-  throw new NotSupportedError(`${command}: key rotation is not supported yet. The index keeps its key; see docs/cli.md.`);
+async function rotateKeyCommand(opts: Common & { newKeyFile?: string; newKmsName?: string }): Promise<void> {
+  if ((opts.newKeyFile === undefined) === (opts.newKmsName === undefined)) {
+    throw usage('rotate-key needs exactly one new key source: --new-key-file FILE or --new-kms-name SLOT (with --kms-config).', '--new-key-file');
+  }
+  if (opts.newKmsName !== undefined && opts.kmsConfig === undefined) throw usage('--new-kms-name needs --kms-config FILE.', '--kms-config');
+  const newKey = opts.newKeyFile === undefined ? undefined : readKeyFile(opts.newKeyFile, '--new-key-file');
+  try {
+    await withIndex(opts, async (index) => {
+      await index.rotateKey(newKey ? { indexKey: newKey } : { kmsName: opts.newKmsName! });
+      const keySource = index.getKeySource();
+      emit(opts, { status: 'success', keySource }, () =>
+        keySource.provider === 'none'
+          ? `Index "${index.getIndexName()}" now opens with the new key only; the old key no longer opens it.\n`
+          : `Index "${index.getIndexName()}" is now held by KMS slot "${keySource.kmsName}" (${keySource.provider}); the old key no longer opens it.\n`,
+      );
+    });
+  } finally {
+    newKey?.fill(0);
+  }
+}
+
+async function rotateDataKeyCommand(opts: Common): Promise<void> {
+  await withIndex(opts, async (index) => {
+    const bar = progressBar('rotate', opts.json === true, 'records');
+    let records = 0;
+    await index
+      .rotateDataKey({
+        onProgress: ({ done, total }) => {
+          records = total;
+          bar.update(done, total);
+        },
+      })
+      .finally(() => bar.stop());
+    emit(
+      opts,
+      { status: 'success', records },
+      () => `Re-sealed ${records} records of index "${index.getIndexName()}" under a new data key; nothing under the old one remains in the store's files.\n`,
+    );
+  });
 }
 
 // ---- the program ----
@@ -434,8 +492,8 @@ function common(command: Command, { index = true, key = true }: { index?: boolea
   if (index) command.option('--index <name>', 'the index name');
   if (key) {
     command.option('--key-file <file>', 'the index key: 32 raw bytes or 64 hex characters (or set VECVAULT_INDEX_KEY)');
-    command.option('--kms-config <file>', 'a JSON registry of KMS slots (the `kms` option of new Client), instead of a key');
-    command.option('--kms-name <slot>', 'with create: the slot that holds the new index key');
+    command.option('--kms-config <file>', 'KMS slots as JSON (docs/cli.md): a KMS-held index opens through the slot its catalog entry names');
+    command.option('--kms-name <slot>', 'with create: the slot of --kms-config that holds the new index key');
   }
   return command.option('--json', 'print one JSON document on stdout');
 }
@@ -495,8 +553,11 @@ function program(setExit: (code: number) => void): Command {
     .allowUnknownOption()
     .argument('[args...]')
     .action(run((args: string[]) => bench(args)));
-  common(cli.command('rotate-key').description('not supported yet')).action(run(() => notYet('rotate-key')));
-  common(cli.command('rotate-data-key').description('not supported yet')).action(run(() => notYet('rotate-data-key')));
+  common(cli.command('rotate-key').description('re-wrap the data key under a new index key or KMS slot (O(1); the old key stops opening the index)'))
+    .option('--new-key-file <file>', 'the new index key: 32 raw bytes or 64 hex characters')
+    .option('--new-kms-name <slot>', 'the slot of --kms-config to hold the key from now on')
+    .action(run(rotateKeyCommand));
+  common(cli.command('rotate-data-key').description('re-seal every record under a new data key (resumable)')).action(run(rotateDataKeyCommand));
   return cli;
 }
 

@@ -6,6 +6,7 @@
  */
 import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision } from '../engine/types.js';
 import { ClosedError, IntegrityError } from '../errors.js';
+import type { CatalogEntry } from '../keys/envelope.js';
 import type { IndexStore } from '../storage/index-store.js';
 import type { Manifest, Metric, StoragePrecision } from '../storage/manifest.js';
 import { CallsInFlight } from './calls-in-flight.js';
@@ -14,6 +15,18 @@ import { WriteQueue } from './write-queue.js';
 
 const ENGINE_METRIC: Record<Metric, EngineMetric> = { euclidean: 'l2sq', squared_euclidean: 'l2sq', cosine: 'cos', ip: 'ip' };
 const ENGINE_PRECISION: Record<StoragePrecision, EnginePrecision> = { float32: 'f32', float16: 'f16', int8: 'i8' };
+
+/**
+ * What rotation needs beyond the subkeys, held while the index is open and
+ * wiped at release: the KEK the index was opened with (the application's key,
+ * or the one its KMS slot unwrapped), the DEK, and the catalog entry now in
+ * force. It exposes nothing new: the subkeys it yields are held anyway.
+ */
+export interface RootKeys {
+  kek: Buffer;
+  dek: Buffer;
+  entry: CatalogEntry;
+}
 
 export type OpenedFrom = 'create' | 'snapshot' | 'rebuild';
 export type MaintenanceKind = 'snapshot' | 'compaction';
@@ -48,8 +61,12 @@ export class IndexState {
   /** Public calls started and not yet settled: a close waits for them. */
   private readonly calls = new CallsInFlight();
 
+  /** Set by the Client after the key check (null until then, and after release). */
+  root: RootKeys | null = null;
+
   constructor(
-    readonly store: IndexStore,
+    /** Replaced, with new subkeys and index id, when a data-key rotation switches over. */
+    public store: IndexStore,
     readonly engines: EngineFactory,
     manifest: Manifest,
     /** Tells the Client this handle is gone (closed, deleted or broken). */
@@ -132,6 +149,18 @@ export class IndexState {
     return this.manifest.metric === 'euclidean' ? Math.sqrt(Math.max(0, raw)) : raw;
   }
 
+  /** Takes the KEK and DEK (the caller's copies, wiped at release) and the entry now in force. */
+  holdRoot(root: RootKeys): void {
+    this.wipeRoot();
+    this.root = root;
+  }
+
+  private wipeRoot(): void {
+    this.root?.kek.fill(0);
+    this.root?.dek.fill(0);
+    this.root = null;
+  }
+
   /**
    * Frees memory, wipes the index's subkeys and ends the handle: every later
    * call gets ClosedError. Runs inside the write queue (no write, snapshot or
@@ -146,6 +175,7 @@ export class IndexState {
     const engine = this.engine;
     this.engine = null;
     for (const key of Object.values(this.store.keys)) key.fill(0);
+    this.wipeRoot();
     this.onRelease();
     await engine?.close();
   }

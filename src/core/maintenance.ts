@@ -7,7 +7,7 @@
 import type { Progress } from '../api/types.js';
 import type { SnapshotTable } from '../storage/snapshot.js';
 import { encodeTable } from '../storage/snapshot.js';
-import { nextManifest } from '../storage/manifest.js';
+import { nextManifest, type Manifest } from '../storage/manifest.js';
 import { catchUp } from './follow.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { warn } from '../warnings.js';
@@ -99,19 +99,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   const engine = state.engine;
   if (!engine) return; // nothing to snapshot before the first vector
   const next = nextManifest(state.manifest);
-  const ids: string[] = [];
-  const keys: number[] = [];
-  const seqs: number[] = [];
-  const metadata: unknown[] = [];
-  const filterIndex = state.live.filterIndex();
-  for (const [id, entry] of state.live.byId) {
-    if (ids.length > 0 && ids.length % (16 * SLICE) === 0) await yieldToEventLoop();
-    ids.push(id);
-    keys.push(entry.key);
-    seqs.push(entry.seq);
-    metadata.push(filterIndex.get(entry.key) ?? null);
-  }
-  const table: SnapshotTable = { counter: next.counter, count: state.live.byId.size, digest: next.digest, ids, keys, seqs, metadata };
+  const table = await snapshotTable(state, next);
   const previous = next.snapshot;
   const generation = (previous?.generation ?? 0) + 1;
   // The store picks a fresh write id: chunks a failed earlier write of this generation left never authenticate under `next.snapshot`.
@@ -125,6 +113,23 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     state.manifest = next;
   });
   state.changedSinceSnapshot = 0;
+}
+
+/** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */
+export async function snapshotTable(state: IndexState, next: Manifest): Promise<SnapshotTable> {
+  const ids: string[] = [];
+  const keys: number[] = [];
+  const seqs: number[] = [];
+  const metadata: unknown[] = [];
+  const filterIndex = state.live.filterIndex();
+  for (const [id, entry] of state.live.byId) {
+    if (ids.length > 0 && ids.length % (16 * SLICE) === 0) await yieldToEventLoop();
+    ids.push(id);
+    keys.push(entry.key);
+    seqs.push(entry.seq);
+    metadata.push(filterIndex.get(entry.key) ?? null);
+  }
+  return { counter: next.counter, count: state.live.byId.size, digest: next.digest, ids, keys, seqs, metadata };
 }
 
 /**

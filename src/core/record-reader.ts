@@ -16,15 +16,21 @@ import type { IndexState } from './index-state.js';
  */
 export async function readRecords(state: IndexState, ids: string[], retried = false): Promise<Map<string, RecordBody>> {
   const out = new Map<string, RecordBody>();
-  const hkeys = state.store.hashIds(ids);
+  // One store for the whole read: a data-key rotation may replace it (new keys, new index id) meanwhile.
+  const store = state.store;
+  const hkeys = store.hashIds(ids);
   const mark = state.queue.mark();
-  const values = await state.store.getRecords(hkeys);
+  const values = await store.getRecords(hkeys);
   state.assertUsable(); // closed or deleted while the read ran: memory is gone, say so rather than blame the disk
+  if (state.store !== store) {
+    if (retried) throw new IntegrityError(`The records of index "${state.name}" moved twice during one read. Retry the call.`);
+    return readRecords(state, ids, true); // rotated meanwhile (its old subkeys are wiped): read again from the new store
+  }
   // Disk and memory may disagree only while a write is between its commit and its memory update.
   const racing = state.queue.racedSince(mark);
   let raced = false;
   const present = ids.flatMap((_, i) => (values[i] === undefined ? [] : [i]));
-  const opened = state.store.openRecords(
+  const opened = store.openRecords(
     present.map((i) => hkeys[i]!),
     present.map((i) => values[i]!),
   );

@@ -86,8 +86,36 @@ export function createEnvelope(
   indexId: Uint8Array = randomBytes(16),
   signed = false,
 ): { entry: CatalogEntry; dek: Buffer } {
-  const salt = randomBytes(32);
   const dek = randomBytes(KEY_BYTES);
+  return { entry: sealEnvelope(kek, indexName, provider, { indexId, dek, dekGeneration: 1, signed }), dek };
+}
+
+/** The catalog format an entry for this key source is written in (formats 2 and 3 derive the same subkeys). */
+export function formatFor(source: KeySourceRecord): number {
+  return source.provider === 'none' ? FORMAT_VERSION : KMS_FORMAT_VERSION;
+}
+
+/**
+ * A catalog entry wrapping a given `dek` of generation `dekGeneration` under
+ * `kek`, with a fresh salt and verifier: what `createEnvelope` stores, and
+ * what rotation writes (`rotateKey`: same DEK, new KEK; `rotateDataKey`: new
+ * DEK, index id and generation). `format` defaults to the key source's
+ * (`formatFor`); a format-1 index keeps format 1 through `rotateKey`, since
+ * its subkeys are derived the format-1 way.
+ */
+export function sealEnvelope(
+  kek: Uint8Array,
+  indexName: string,
+  provider: KeySourceRecord,
+  {
+    indexId,
+    dek,
+    dekGeneration,
+    format = formatFor(provider),
+    signed = false,
+  }: { indexId: Uint8Array; dek: Uint8Array; dekGeneration: number; format?: number; signed?: boolean },
+): CatalogEntry {
+  const salt = randomBytes(32);
   const source: KeySourceRecord =
     provider.provider === 'none'
       ? { provider: 'none', keyId: provider.keyId }
@@ -98,8 +126,9 @@ export function createEnvelope(
           region: provider.region ?? null,
           wrappedKek: provider.wrappedKek ?? null,
         };
-  const format = provider.provider === 'none' ? FORMAT_VERSION : KMS_FORMAT_VERSION;
-  const base: Omit<CatalogEntry, 'wrappedDek' | 'verifier' | 'salt'> = { format, indexId, dekGeneration: 1, ...source };
+  // Format 3 records the key source even for `none` (decodeCatalogEntry wants both fields null then).
+  if (format >= 3 && provider.provider === 'none') Object.assign(source, { kmsName: null, region: null, wrappedKek: null });
+  const base: Omit<CatalogEntry, 'wrappedDek' | 'verifier' | 'salt'> = { format, indexId, dekGeneration, ...source };
   if (signed) base.signed = true;
   const wrapKey = deriveKey(kek, salt, 'wrap');
   let wrappedDek: Buffer;
@@ -108,8 +137,7 @@ export function createEnvelope(
   } finally {
     wrapKey.fill(0);
   }
-  const entry: CatalogEntry = { ...base, salt, verifier: verifierOf(kek, salt, indexName, indexId), wrappedDek };
-  return { entry, dek };
+  return { ...base, salt, verifier: verifierOf(kek, salt, indexName, indexId), wrappedDek };
 }
 
 /**

@@ -262,6 +262,11 @@ export class HeadFile {
     return counter;
   }
 
+  /** The head of another index of the same name in the same directory (the target of a data-key rotation). */
+  sibling(indexId: Uint8Array, headKey: Uint8Array): HeadFile {
+    return new HeadFile(this.dir, indexId, headKey, this.indexName);
+  }
+
   /** Removes the head once its index is gone. */
   remove(): void {
     removeHead(this.dir, this.hex);

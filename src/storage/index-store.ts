@@ -5,16 +5,17 @@
  * layout or which key seals what stays below this seam (a second backend
  * implements the same class shape over its own tables).
  */
-import { constantTimeEqual, u64 } from '../crypto/kdf.js';
+import { open, seal } from '../crypto/aead.js';
+import { constantTimeEqual, frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrites } from '../keys/users.js';
 import { warn } from '../warnings.js';
 import type { HeadFile } from './heads.js';
 import type { BatchOp, KvBackend } from './kv-store.js';
-import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT, USER, USER_DIR, USERS_ADMIN } from './layout.js';
+import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, ROTATION, SNAPSHOT, USER, USER_DIR, USERS_ADMIN } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
-import { checkRecordTags, hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
+import { checkRecordTags, hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, unpack, type ChangeEntry, type RecordBody } from './sealed.js';
 import { clearGeneration, dropSnapshotOps, newSnapshotWrite, readSection, sectionHash, writeSection, type SnapshotSection } from './snapshot.js';
 
 /**
@@ -28,6 +29,23 @@ export interface OpenedRecord {
   seq: number;
   body: RecordBody;
 }
+
+/**
+ * A data-key rotation in progress (`rotateDataKey`), stored under the index
+ * being rotated ('P'), sealed under its records key: the index the records
+ * are copied into, its new DEK, the commit counter the copy started from
+ * (a later write makes the copy stale: it starts over), how many records
+ * were copied and the last source record key copied.
+ */
+export interface PendingRotation {
+  targetId: Uint8Array;
+  dek: Buffer;
+  counter: number;
+  copied: number;
+  cursor: Uint8Array | null;
+}
+
+const ROTATION_VERSION = 1;
 
 /** The writes of one commit, gathered before it (records put or removed). */
 export class CommitBatch {
@@ -48,7 +66,9 @@ export class CommitBatch {
 }
 
 /** The commit head's operations (HeadFile on disk; a shared backend keeps one per process in memory). */
-export type CommitHead = Pick<HeadFile, 'create' | 'read' | 'update' | 'markDeleting' | 'remove'>;
+export type CommitHead = Pick<HeadFile, 'create' | 'read' | 'update' | 'markDeleting' | 'remove'> & {
+  sibling(indexId: Uint8Array, headKey: Uint8Array): CommitHead;
+};
 
 /**
  * Commits written by other processes (a shared backend only): the newest
@@ -232,11 +252,14 @@ export class IndexStore {
     return openRecords(this.keys.records, this.indexId, hkeys, values);
   }
 
-  /** Every stored record, still sealed, in batches of up to `size`. */
-  async *recordBatches(size: number): AsyncGenerator<{ hkeys: Uint8Array[]; values: Uint8Array[] }> {
+  /** Every stored record, still sealed, in batches of up to `size` (in key order; only keys after `after` when given). */
+  async *recordBatches(size: number, after?: Uint8Array): AsyncGenerator<{ hkeys: Uint8Array[]; values: Uint8Array[] }> {
     let hkeys: Uint8Array[] = [];
     let values: Uint8Array[] = [];
-    for await (const [key, value] of this.kv.entries(kindRange(this.indexId, RECORD))) {
+    const range = kindRange(this.indexId, RECORD);
+    // Just after `after`: the key followed by a zero byte is the least key greater than it.
+    if (after) range.gte = Buffer.concat([indexKey(this.indexId, RECORD, after), Buffer.of(0)]);
+    for await (const [key, value] of this.kv.entries(range)) {
       hkeys.push(keySuffix(key));
       values.push(value);
       if (hkeys.length === size) {
@@ -363,14 +386,22 @@ export class IndexStore {
     await this.head.markDeleting();
     const range = indexRange(this.indexId);
     const catalog = catalogKey(this.indexName);
+    // A data-key rotation in progress has copied records under its target index id: they go too.
+    const staging = await this.rotationTarget();
+    const ranges = [range, ...(staging ? [indexRange(staging)] : [])];
     const ops: BatchOp[] = [{ type: 'del', key: catalog }];
-    for await (const key of this.kv.keys(range)) ops.push({ type: 'del', key });
+    const brackets: Uint8Array[] = [catalog];
+    for (const r of ranges) {
+      const from = ops.length;
+      for await (const key of this.kv.keys(r)) ops.push({ type: 'del', key });
+      // Keys come in order: the first and last keys of each range bracket every value that was deleted.
+      if (ops.length > from) brackets.push(ops[from]!.key, ops[ops.length - 1]!.key);
+    }
     await this.kv.batch(ops);
     removed?.(); // the index is gone for readers now, whatever the erasure below does
-    this.kv.fence(range);
-    // Keys come in order: the first and last index keys bracket every value that was deleted.
-    const brackets = [catalog, ...(ops.length > 1 ? [ops[1]!.key, ops[ops.length - 1]!.key] : [])];
-    await this.kv.shred([range, { gte: catalog, lt: catalog }], brackets, range.gte);
+    for (const r of ranges) this.kv.fence(r);
+    await this.kv.shred([...ranges, { gte: catalog, lt: catalog }], brackets, range.gte);
+    if (staging) this.head.sibling(staging, this.keys.head).remove();
     this.head.remove();
   }
 
@@ -455,6 +486,142 @@ export class IndexStore {
   ): Promise<void> {
     if (!this.signed) return;
     this.addRegrant(batch, grantDataKeyToUsers({ indexId: this.indexId, ...p, directory: await this.directory(), entries: await this.userEntries() }));
+  }
+
+  // ---- key rotation (core/rotation.ts) ----
+
+  /** rotateKey: the catalog entry (the same DEK under a new key source) replaced in one synced batch. */
+  async replaceCatalogEntry(entry: CatalogEntry): Promise<void> {
+    await this.kv.batch([{ type: 'put', key: catalogKey(this.indexName), value: pack(entry) }]);
+  }
+
+  /**
+   * Erases the catalog entry's earlier values (the wraps under a key source
+   * rotated away from) from LevelDB's files, as `destroy` erases an index:
+   * `entry`, the current value, is written again as the bracket.
+   */
+  async eraseOldCatalogEntries(entry: CatalogEntry): Promise<void> {
+    const key = catalogKey(this.indexName);
+    await this.kv.shred([{ gte: key, lt: key }], [], indexRange(this.indexId).gte, [{ type: 'put', key, value: pack(entry) }]);
+  }
+
+  /** The store of the index a data-key rotation copies this one into: same name, store and heads directory. */
+  sibling(indexId: Uint8Array, keys: IndexKeys): IndexStore {
+    return new IndexStore(this.kv, this.indexName, indexId, keys, this.head.sibling(indexId, keys.head), this.signKey, this.dekGeneration + 1);
+  }
+
+  /** The target index id of a rotation in progress (stored in the clear), without opening it. */
+  private async rotationTarget(): Promise<Uint8Array | undefined> {
+    const raw = await this.kv.get(this.rotationKey());
+    return raw !== undefined && raw.byteLength > 17 && raw[0] === ROTATION_VERSION ? new Uint8Array(raw.subarray(1, 17)) : undefined;
+  }
+
+  /** The rotation in progress, authenticated; undefined when none is. */
+  async readRotation(): Promise<PendingRotation | undefined> {
+    const raw = await this.kv.get(this.rotationKey());
+    if (raw === undefined) return undefined;
+    const bad = () => new IntegrityError(`The data-key rotation record of index "${this.indexName}" failed authentication. Restore the store from a backup.`);
+    if (raw.byteLength <= 17 || raw[0] !== ROTATION_VERSION) throw bad();
+    const targetId = new Uint8Array(raw.subarray(1, 17));
+    let plain: Buffer;
+    try {
+      plain = open(this.keys.records, Buffer.from(raw).subarray(17), frame('rotation', this.indexId, targetId), 'rotation record');
+    } catch {
+      throw bad();
+    }
+    try {
+      // msgpack's byte strings are views into `plain`: copy them out before it is wiped.
+      const body = unpack(plain) as { dek?: unknown; counter?: unknown; copied?: unknown; cursor?: unknown };
+      const { dek, counter, copied, cursor } = body;
+      if (!(dek instanceof Uint8Array) || dek.byteLength !== 32 || !Number.isSafeInteger(counter) || !Number.isSafeInteger(copied)) throw bad();
+      if (cursor !== null && !(cursor instanceof Uint8Array)) throw bad();
+      return { targetId, dek: Buffer.from(dek), counter: counter as number, copied: copied as number, cursor: cursor ? new Uint8Array(cursor) : null };
+    } catch (error) {
+      throw error instanceof IntegrityError ? error : bad();
+    } finally {
+      plain.fill(0);
+    }
+  }
+
+  private rotationOp(p: PendingRotation): BatchOp {
+    const plain = pack({ dek: p.dek, counter: p.counter, copied: p.copied, cursor: p.cursor });
+    try {
+      const sealed = seal(this.keys.records, plain, frame('rotation', this.indexId, p.targetId));
+      return { type: 'put', key: this.rotationKey(), value: Buffer.concat([Buffer.of(ROTATION_VERSION), p.targetId, sealed]) };
+    } finally {
+      plain.fill(0);
+    }
+  }
+
+  /** Records (or restarts) a rotation into `target`: nothing copied yet; any earlier copy under the target's id is cleared. */
+  async startRotation(p: PendingRotation, target: IndexStore): Promise<void> {
+    const ops: BatchOp[] = [];
+    for await (const key of this.kv.keys(indexRange(target.indexId))) ops.push({ type: 'del', key });
+    ops.push(this.rotationOp(p));
+    await this.kv.batch(ops);
+  }
+
+  /** The staging head of a rotation's target (`creating` until the switch), counter `counter`. */
+  createHead(counter: number): Promise<void> {
+    return this.head.create(counter);
+  }
+
+  /**
+   * Writes copies of records into `target` (sealed under its keys and id,
+   * each with the commit sequence that wrote it) and the rotation's new
+   * progress `p`, in one batch.
+   */
+  async stageRecords(target: IndexStore, hkeys: Uint8Array[], seqs: number[], bodies: RecordBody[], p: PendingRotation): Promise<void> {
+    const bySeq = new Map<number, number[]>();
+    seqs.forEach((seq, i) => {
+      const group = bySeq.get(seq);
+      if (group) group.push(i);
+      else bySeq.set(seq, [i]);
+    });
+    const ops: BatchOp[] = [];
+    for (const [seq, at] of bySeq) {
+      const keys = at.map((i) => hkeys[i]!);
+      const values = sealRecords(
+        target.keys.records,
+        target.indexId,
+        keys,
+        seq,
+        at.map((i) => bodies[i]!),
+      );
+      keys.forEach((hkey, j) => ops.push({ type: 'put', key: indexKey(target.indexId, RECORD, hkey), value: values[j]! }));
+    }
+    ops.push(this.rotationOp(p));
+    await this.kv.batch(ops);
+  }
+
+  /**
+   * The switch of a data-key rotation: marks this index's head `deleting`,
+   * then one atomic batch deletes every key of this index (records, change
+   * log, snapshot, manifest, the rotation record), writes `entry` (the
+   * target's catalog entry) and `target`'s manifest `next`; `durable` runs
+   * once it is on disk. Then LevelDB's files are rewritten so no value of
+   * this index nor the old catalog entry remains (`KvStore.shred`), and this
+   * head goes. A crash before the batch leaves this index as it was
+   * (its head's `deleting` mark is overwritten by its next commit); after it,
+   * the next open's `Store.recover` removes the head and erases the range.
+   */
+  async switchTo(target: IndexStore, next: Manifest, entry: CatalogEntry, durable: () => void): Promise<void> {
+    await this.head.markDeleting();
+    const range = indexRange(this.indexId);
+    const catalog = catalogKey(this.indexName);
+    const batch = target.newBatch();
+    batch.ops.push({ type: 'put', key: catalog, value: pack(entry) });
+    const from = batch.ops.length;
+    for await (const key of this.kv.keys(range)) batch.ops.push({ type: 'del', key });
+    const brackets: Uint8Array[] = batch.ops.length > from ? [batch.ops[from]!.key, batch.ops[batch.ops.length - 1]!.key] : [];
+    await target.commit(next, batch, { durable });
+    this.kv.fence(range);
+    await this.kv.shred([range, { gte: catalog, lt: catalog }], brackets, range.gte, [{ type: 'put', key: catalog, value: pack(entry) }]);
+    this.head.remove(); // last: until then a crash leaves the `deleting` head, and the next open erases the range again
+  }
+
+  private rotationKey(): Buffer {
+    return indexKey(this.indexId, ROTATION);
   }
 
   protected manifestKey(): Buffer {

@@ -40,7 +40,7 @@ export interface KvBackend {
   firstKey(range: RangeOptions): Promise<Bytes | undefined>;
   compactRange(range: RangeOptions): Promise<void>;
   fence(range: RangeOptions): void;
-  shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes): Promise<void>;
+  shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes, rewrites?: BatchOp[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -241,14 +241,14 @@ export class KvStore implements KvBackend {
    * second compaction then merges each such table down and drops the values.
    * The flushes also retire the .log files that held them. `probe` (a key
    * that holds no value) is deleted last, synced: LevelDB reports a failed
-   * compaction only on the next write.
+   * compaction only on the next write. `rewrites` are puts of keys that
+   * stay (a catalog entry replaced by rotation): written again with their
+   * current value, they bracket like a tombstone, and the second compaction
+   * drops their overwritten values.
    */
-  async shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes): Promise<void> {
+  async shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes, rewrites: BatchOp[] = []): Promise<void> {
     for (const range of ranges) await this.compactRange(range);
-    await this.batch(
-      brackets.map((key) => ({ type: 'del', key })),
-      { sync: true },
-    );
+    await this.batch([...brackets.map((key): BatchOp => ({ type: 'del', key })), ...rewrites], { sync: true });
     for (const range of ranges) await this.compactRange(range);
     await this.batch([{ type: 'del', key: probe }], { sync: true });
   }

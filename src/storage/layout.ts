@@ -9,6 +9,7 @@
  *   'I' id 'A'                    users: the root's sealed signing key (per-user keys, keys/users.ts)
  *   'I' id 'D' HMAC(dirKey, userId)   users: the root's sealed directory entry of one user
  *   'I' id 'U' slot(32)           users: one user's entry (its key's wrap and grants), slot from the user key and id
+ *   'I' id 'P'                    a data-key rotation in progress: target index id (clear) || sealed new DEK and cursor
  */
 import type { RangeOptions } from './kv-store.js';
 
@@ -21,6 +22,7 @@ export const CHANGELOG = 0x4c; // 'L'
 export const USERS_ADMIN = 0x41; // 'A'
 export const USER_DIR = 0x44; // 'D'
 export const USER = 0x55; // 'U'
+export const ROTATION = 0x50; // 'P'
 
 export function catalogKey(indexName: string): Buffer {
   return Buffer.concat([Buffer.of(CATALOG), Buffer.from(indexName, 'utf8')]);

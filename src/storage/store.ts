@@ -11,7 +11,7 @@ import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { HeadFile, peekHeads, removeHead, removeStaleTemps, type HeadPeek } from './heads.js';
 import { IndexStore } from './index-store.js';
 import { ioError } from './io-errors.js';
-import { KvStore, type RangeOptions } from './kv-store.js';
+import { KvStore, type BatchOp, type RangeOptions } from './kv-store.js';
 import { catalogKey, catalogRange, indexKey, indexNameOfCatalogKey, indexRange, USER, USERS_ADMIN } from './layout.js';
 import { unpack } from './sealed.js';
 
@@ -114,12 +114,20 @@ export class Store implements CatalogStore {
         const range = indexRange(Buffer.from(head.indexId, 'hex'));
         const ranges = [range];
         const brackets = [range.gte, range.lt];
+        const rewrites: BatchOp[] = [];
+        const key = catalogKey(head.name);
         if (!names.has(head.name)) {
-          const key = catalogKey(head.name);
           ranges.push({ gte: key, lt: key });
           brackets.push(key);
+        } else {
+          // The name lives on under another index id (a data-key rotation switched over): erase the entry's older values.
+          const value = await this.kv.get(key);
+          if (value !== undefined) {
+            ranges.push({ gte: key, lt: key });
+            rewrites.push({ type: 'put', key, value });
+          }
         }
-        await this.kv.shred(ranges, brackets, range.gte);
+        await this.kv.shred(ranges, brackets, range.gte, rewrites);
       }
       removeHead(this.headsDir, head.indexId);
     }

@@ -58,6 +58,9 @@ class MemoryHead implements CommitHead {
   remove(): void {
     this.heads.delete(this.id);
   }
+  sibling(indexId: Uint8Array): MemoryHead {
+    return new MemoryHead(this.heads, Buffer.from(indexId).toString('hex'));
+  }
 }
 
 /** Routes NOTIFY payloads (`schema:index id:counter`) to the indexes open in this process. */
