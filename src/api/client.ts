@@ -282,7 +282,17 @@ export class Client {
             : await this.#openWithKms(kek, name, entry, choice.kmsName);
         // A root handle keeps copies of the KEK and DEK for rotation (wiped at release).
         const root: RootKeys = { kek: rootKek, dek: Buffer.from(dek), entry };
-        const indexStore = await this.#rootIndexStore(store, name, entry, dek);
+        let indexStore: IndexStore;
+        try {
+          indexStore = await this.#rootIndexStore(store, name, entry, dek);
+        } catch (error) {
+          root.kek.fill(0);
+          root.dek.fill(0);
+          // A data-key rotation switched the index to a new id (and erased this one's values) after the entry was read: read it again.
+          const now = await store.catalogEntry(name);
+          if (now !== undefined && !Buffer.from(now.indexId).equals(Buffer.from(entry.indexId))) return 'rotated';
+          throw error;
+        }
         opened = { keys: indexStore.keys, signKey: indexStore.signKey, access: ROOT, root };
       }
       const { keys, signKey, access, root } = opened;
@@ -307,7 +317,8 @@ export class Client {
         } finally {
           wipeIndexKeys(keys);
         }
-        if (root && !held.state.root) held.state.holdRoot(root); // a root joining a state a user opened brings rotation's keys
+        if (root && !held.state.root)
+          held.state.holdRoot(root); // a root joining a state a user opened brings rotation's keys
         else wipeRoot();
         index = this.#attach(name, held, keySourceOf(entry), access);
       } else if (held && held.state.isUsable() && held.state.root && !Buffer.from(held.state.root.entry.indexId).equals(Buffer.from(entry.indexId))) {

@@ -671,6 +671,7 @@ export class EncryptedIndex {
    * ```
    */
   async rotateKey(params: RotateKeyParams): Promise<void> {
+    this.#requireRoot('rotateKey'); // the state may hold the root's keys for another handle: this one must be the root's
     const choice = checkRotateKeyParams(params);
     const state = this.#state;
     try {
@@ -700,6 +701,7 @@ export class EncryptedIndex {
    * ```
    */
   async rotateDataKey(options: RotateDataKeyOptions = {}): Promise<void> {
+    this.#requireRoot('rotateDataKey');
     const onProgress = checkProgressOption(options);
     const state = this.#state;
     await this.#call(() => state.exclusive(() => rotateDataKey(state, rotationKeys(this.#kms, state.name), onProgress)));

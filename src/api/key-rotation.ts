@@ -9,6 +9,7 @@ import type { RotationKeys } from '../core/rotation.js';
 import { KmsError, NotSupportedError, ValidationError } from '../errors.js';
 import { deriveIndexKeys, FORMAT_VERSION, KMS_FORMAT_VERSION, sealEnvelope, type CatalogEntry, type KeySourceRecord } from '../keys/envelope.js';
 import { checkIndexKey } from '../keys/index-key.js';
+import { rootUserKeys } from '../keys/users.js';
 import { kmsContext } from '../keys/kms/context.js';
 import { openProvider, resolveSlot, type KmsProviderName, type KmsRegistry } from '../keys/kms/types.js';
 import type { KeySource } from './types.js';
@@ -108,9 +109,10 @@ export async function rotatedKeyEntry(
 export function rotationKeys(registry: KmsRegistry | undefined, indexName: string): RotationKeys {
   return {
     random: (bytes) => randomBytes(bytes),
-    deriveKeys: (dek, indexId, format) => deriveIndexKeys(dek, indexId, format),
+    // A signed index's new generation also gets the root's admin and record-auth keys of the new DEK.
+    deriveKeys: (dek, indexId, format, signed) => ({ ...deriveIndexKeys(dek, indexId, format), ...(signed ? rootUserKeys(dek, indexId) : {}) }),
     async entryFor(root, targetId, dek, dekGeneration) {
-      const target = { indexId: targetId, dek, dekGeneration };
+      const target = { indexId: targetId, dek, dekGeneration, signed: root.entry.signed === true };
       if (root.entry.provider === 'none') return sealEnvelope(root.kek, indexName, { provider: 'none', keyId: null }, target);
       const slotName = root.entry.kmsName ?? '';
       const slot = resolveSlot(registry, slotName);

@@ -21,7 +21,7 @@
  * The envelope and KMS work (keys/) is the caller's (api/key-rotation.ts):
  * this module gets it through `RotationKeys`.
  */
-import { IntegrityError, PermissionError } from '../errors.js';
+import { IntegrityError, NotSupportedError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import type { IndexStore, PendingRotation } from '../storage/index-store.js';
 import { nextManifest } from '../storage/manifest.js';
@@ -43,7 +43,8 @@ export interface RotationProgress {
 export interface RotationKeys {
   /** 32 random bytes (a new DEK) and 16 (a new index id). */
   random(bytes: number): Buffer;
-  deriveKeys(dek: Uint8Array, indexId: Uint8Array, format: number): IndexKeys;
+  /** The subkeys of a generation; for a signed index (`signed`) also the root's admin and record-auth keys. */
+  deriveKeys(dek: Uint8Array, indexId: Uint8Array, format: number, signed: boolean): IndexKeys;
   /**
    * The catalog entry of the new generation: the DEK wrapped under the
    * current KEK with a fresh salt, and for a KMS-backed index the KEK wrapped
@@ -87,6 +88,17 @@ export async function rotateKey(state: IndexState, makeEntry: (root: RootKeys) =
 export async function rotateDataKey(state: IndexState, keys: RotationKeys, onProgress?: (p: RotationProgress) => void): Promise<void> {
   const root = rootOf(state);
   const source = state.store;
+  if (source.remote) {
+    throw new NotSupportedError(
+      `rotateDataKey of index "${state.name}" in a shared (PostgreSQL) store is not supported yet: other processes follow the index by its id, which a data-key rotation changes.`,
+    );
+  }
+  // User entries are bound to the index id (their slot derives from it) and a rotation moves the index to a new id.
+  if (source.signed && (await source.directory()).length > 0) {
+    throw new NotSupportedError(
+      `Index "${state.name}" has user keys, which a data-key rotation cannot carry over yet. Revoke its users (listUsers, revokeUser), rotate, then create their keys again.`,
+    );
+  }
   // Just after an open from a snapshot, the live tables are still being listed: finish that in slices, not in one go below.
   await state.live.finishRestoreInBackground(() => true);
   const total = state.live.size;
@@ -98,7 +110,10 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
   try {
     const generation = root.entry.dekGeneration + 1;
     const entry = await keys.entryFor(root, p.targetId, p.dek, generation);
-    target = source.sibling(p.targetId, keys.deriveKeys(p.dek, p.targetId, entry.format));
+    const targetKeys = keys.deriveKeys(p.dek, p.targetId, entry.format, source.signed);
+    // The same signing key: users and the root keep trusting its public key (sealed in their entries).
+    if (source.signed) targetKeys.signSeed = Buffer.from(source.keys.signSeed!);
+    target = source.sibling(p.targetId, targetKeys);
     if (p.counter !== state.manifest.counter) {
       // Written since the copy began (the process stopped, then the index was written): start the copy over.
       Object.assign(p, { counter: state.manifest.counter, copied: 0, cursor: null });

@@ -13,9 +13,35 @@ import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrite
 import { warn } from '../warnings.js';
 import type { HeadFile } from './heads.js';
 import type { BatchOp, KvBackend } from './kv-store.js';
-import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, ROTATION, SNAPSHOT, USER, USER_DIR, USERS_ADMIN } from './layout.js';
+import {
+  catalogKey,
+  CHANGELOG,
+  indexKey,
+  indexRange,
+  keySuffix,
+  kindRange,
+  MANIFEST,
+  RECORD,
+  ROTATION,
+  SNAPSHOT,
+  USER,
+  USER_DIR,
+  USERS_ADMIN,
+} from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
-import { checkRecordTags, hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, unpack, type ChangeEntry, type RecordBody } from './sealed.js';
+import {
+  checkRecordTags,
+  hashIds,
+  liveTags,
+  openChange,
+  openRecords,
+  pack,
+  sealChange,
+  sealRecords,
+  unpack,
+  type ChangeEntry,
+  type RecordBody,
+} from './sealed.js';
 import { clearGeneration, dropSnapshotOps, newSnapshotWrite, readSection, sectionHash, writeSection, type SnapshotSection } from './snapshot.js';
 
 /**
@@ -587,6 +613,7 @@ export class IndexStore {
         keys,
         seq,
         at.map((i) => bodies[i]!),
+        target.writerTagKey(), // a signed index's records carry the new generation's writer tags
       );
       keys.forEach((hkey, j) => ops.push({ type: 'put', key: indexKey(target.indexId, RECORD, hkey), value: values[j]! }));
     }
@@ -611,6 +638,15 @@ export class IndexStore {
     const catalog = catalogKey(this.indexName);
     const batch = target.newBatch();
     batch.ops.push({ type: 'put', key: catalog, value: pack(entry) });
+    if (target.signed) {
+      // The root finds the (unchanged) signing seed under the new generation's admin key.
+      if (!target.keys.admin || !target.keys.signSeed) throw new IntegrityError('A signed index switches generation with its root keys.');
+      batch.ops.push({
+        type: 'put',
+        key: indexKey(target.indexId, USERS_ADMIN),
+        value: sealSigningSeed(target.keys.admin, target.indexId, target.keys.signSeed),
+      });
+    }
     const from = batch.ops.length;
     for await (const key of this.kv.keys(range)) batch.ops.push({ type: 'del', key });
     const brackets: Uint8Array[] = batch.ops.length > from ? [batch.ops[from]!.key, batch.ops[batch.ops.length - 1]!.key] : [];
