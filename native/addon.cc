@@ -34,6 +34,10 @@
 
 #include <string>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace vecvault_crypto {
 Napi::Object Define(Napi::Env env);  // native/crypto.cc: batched AES-GCM and HMAC
 }
@@ -47,10 +51,22 @@ Napi::Value SimdInfo(Napi::CallbackInfo const& info) {
     return out;
 }
 
+// Hands freed heap pages back to the OS (glibc keeps them otherwise: after a
+// snapshot or an open, tens of MB of freed chunks stayed resident). False
+// where there is no malloc_trim (musl, macOS, Windows): nothing to do there.
+Napi::Value TrimMemory(Napi::CallbackInfo const& info) {
+#if defined(__GLIBC__)
+    return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+    return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("NativeIndex", NativeIndex::Define(env));
     exports.Set("crypto", vecvault_crypto::Define(env));
     exports.Set("simdInfo", Napi::Function::New(env, SimdInfo));
+    exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
     exports.Set("usearchVersion", Napi::String::New(env, std::to_string(USEARCH_VERSION_MAJOR) + "." +
                                                              std::to_string(USEARCH_VERSION_MINOR) + "." +
                                                              std::to_string(USEARCH_VERSION_PATCH)));

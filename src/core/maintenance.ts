@@ -8,6 +8,7 @@ import type { SnapshotTable } from '../storage/snapshot.js';
 import { encodeTable } from '../storage/snapshot.js';
 import { nextManifest } from '../storage/manifest.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { returnFreedMemory } from '../util/memory.js';
 import { warn } from '../warnings.js';
 import type { IndexState, MaintenanceKind } from './index-state.js';
 import { readRecords } from './record-reader.js';
@@ -113,7 +114,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   // The store picks a fresh write id: chunks a failed earlier write of this generation left never authenticate under `next.snapshot`.
   const written = await state.store.writeSnapshot(
     generation,
-    () => engine.serialize(),
+    (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
     () => encodeTable(table),
   );
   next.snapshot = { ...written, counter: next.counter };
@@ -121,6 +122,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     state.manifest = next;
   });
   state.changedSinceSnapshot = 0;
+  returnFreedMemory(); // the table's encoding and the sealed chunks were transient
 }
 
 /**

@@ -13,6 +13,7 @@ import type { IndexStore } from '../storage/index-store.js';
 import type { Manifest } from '../storage/manifest.js';
 import { decodeTable, hasValidWriteId } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { returnFreedMemory } from '../util/memory.js';
 import { warn } from '../warnings.js';
 import { xorInto } from './digest.js';
 import { IndexState } from './index-state.js';
@@ -45,6 +46,7 @@ export async function loadIndexState(store: IndexStore, engines: EngineFactory, 
     try {
       await restoreSnapshot(state);
       state.openedFrom = 'snapshot';
+      returnFreedMemory(); // the snapshot chunks and the table were transient
       void state.live.finishRestoreInBackground(() => state.isOpen);
       return state;
     } catch (error) {
@@ -77,8 +79,11 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
     throw new IntegrityError(`The snapshot of index "${state.name}" has an unknown format.`);
   const tableRead = store.readSnapshot(ref, 'table');
   tableRead.catch(() => undefined); // awaited below, after the graph
-  // The engine loads the graph on the pool while this thread decodes the table.
-  const loading = state.engines.deserialize(await store.readSnapshot(ref, 'graph'), state.engineOptions(m.dimension!));
+  // The engine loads the graph on the pool, pulling chunks as they are read and
+  // decrypted (a few ahead, each released once used), while this thread decodes the table.
+  const graph = store.snapshotStream(ref, 'graph');
+  const loading = state.engines.deserializeFrom(graph.chunks, state.engineOptions(m.dimension!), { bound: graph.bound, release: true });
+  loading.catch(() => undefined); // awaited below
   let digest: Uint8Array;
   let tableKeys: Float64Array;
   try {

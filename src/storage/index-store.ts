@@ -14,7 +14,18 @@ import type { BatchOp, KvStore } from './kv-store.js';
 import { catalogKey, CHANGELOG, indexKey, indexRange, keySuffix, kindRange, MANIFEST, RECORD, SNAPSHOT } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
 import { hashIds, liveTags, openChange, openRecords, pack, sealChange, sealRecords, type ChangeEntry, type RecordBody } from './sealed.js';
-import { clearGeneration, dropSnapshotOps, newSnapshotWrite, readSection, writeSection, type SnapshotSection } from './snapshot.js';
+import {
+  clearGeneration,
+  CHUNK_BYTES,
+  dropSnapshotOps,
+  newSnapshotWrite,
+  readSection,
+  readSectionStream,
+  writeSection,
+  writeSectionStream,
+  type SectionSink,
+  type SnapshotSection,
+} from './snapshot.js';
 
 /** A record as read back: the commit that wrote it and its decrypted body. */
 export interface OpenedRecord {
@@ -186,11 +197,18 @@ export class IndexStore {
    * commit, after clearing whatever an interrupted earlier write left there,
    * under a fresh random write id. Unreachable until `commitSnapshot` names
    * the generation and write id (the returned reference, plus its counter).
+   * The graph is streamed: `graph(chunkBytes, sink)` hands its bytes to the
+   * sink chunk by chunk (AnnEngine.serializeTo), each sealed and written as
+   * it comes, so no whole copy of the graph is ever made.
    */
-  async writeSnapshot(generation: number, graph: () => Promise<Uint8Array>, table: () => Promise<Uint8Array>): Promise<Omit<SnapshotRef, 'counter'>> {
+  async writeSnapshot(
+    generation: number,
+    graph: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
+    table: () => Promise<Uint8Array>,
+  ): Promise<Omit<SnapshotRef, 'counter'>> {
     const write = newSnapshotWrite(generation);
     await clearGeneration(this.kv, this.indexId, generation);
-    const graphChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'graph', await graph());
+    const graphChunks = await writeSectionStream(this.kv, this.keys.graph, this.indexId, write, 'graph', graph);
     const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table());
     return { ...write, graphChunks, tableChunks };
   }
@@ -211,6 +229,17 @@ export class IndexStore {
   readSnapshot(ref: SnapshotRef, section: SnapshotSection): Promise<Uint8Array[]> {
     const chunks = section === 'graph' ? ref.graphChunks : ref.tableChunks;
     return readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks);
+  }
+
+  /**
+   * The authenticated chunks of one section of snapshot `ref`, streamed (a
+   * group or two read and decrypted ahead, never the whole section); each
+   * chunk owns its ArrayBuffer. `bound` is an upper bound on the section's
+   * plaintext length.
+   */
+  snapshotStream(ref: SnapshotRef, section: SnapshotSection): { chunks: AsyncIterable<Uint8Array>; bound: number } {
+    const chunks = section === 'graph' ? ref.graphChunks : ref.tableChunks;
+    return { chunks: readSectionStream(this.kv, this.keys.graph, this.indexId, ref, section, chunks), bound: chunks * CHUNK_BYTES };
   }
 
   // ---- maintenance and removal ----

@@ -19,6 +19,16 @@ export interface RangeOptions {
   lt: Bytes;
 }
 
+/**
+ * LevelDB's own memory, bounded and stated (docs/performance.md, "Memory"):
+ * an 8 MiB block cache (snapshot chunks and bulk scans bypass it,
+ * `fillCache: false`), a 4 MiB write buffer (memtable; at most two exist, one
+ * being flushed), and at most 500 open table files, whose index blocks and
+ * handles are LevelDB's table cache. These equal classic-level's defaults
+ * except the file count (1,000), named here so a change is deliberate.
+ */
+export const LEVELDB_MEMORY = { cacheSize: 8 << 20, writeBufferSize: 4 << 20, maxOpenFiles: 500 } as const;
+
 export class KvStore {
   /**
    * The first failed write. After it LevelDB's log may end in a torn or
@@ -44,7 +54,7 @@ export class KvStore {
     // No compression: values are ciphertext, which does not compress.
     const db = new ClassicLevel<Bytes, Bytes>(location, { keyEncoding: 'view', valueEncoding: 'view' });
     try {
-      await db.open({ compression: false });
+      await db.open({ compression: false, ...LEVELDB_MEMORY });
     } catch (error) {
       const failure = levelFailure(error, `open the store at ${location}`);
       if (failure === 'locked') {

@@ -23,6 +23,8 @@ import { decodeIdList, encodeIdList, pack, unpack } from './sealed.js';
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
 const READ_GROUP = 8;
+/** Chunks per read and decrypt task when streaming into the engine (one group read ahead of the one being used). */
+const STREAM_GROUP = 4;
 /** Chunks per seal task and LevelDB batch when writing. */
 const WRITE_GROUP = 4;
 /** Metadata entries per msgpack frame in the table: each frame packs or unpacks in well under a millisecond or two. */
@@ -179,6 +181,79 @@ export async function writeSection(
   return chunks;
 }
 
+/** Receives the chunks of a streamed section in order (see AnnEngine.serializeTo); `chunk` may be reused once the promise resolves. */
+export type SectionSink = (chunk: Uint8Array, index: number, last: boolean) => Promise<void>;
+
+/**
+ * `writeSection` for bytes produced as a stream: `produce` hands chunks of
+ * exactly CHUNK_BYTES (the last may be shorter) to the sink, which seals each
+ * group of WRITE_GROUP on the libuv pool, releases their buffers (the promises
+ * resolve) and writes the group as one synced batch, one group at a time. The
+ * producer can fill the next group meanwhile, so at most a few groups of the
+ * section exist outside it at once, never the whole section. Same chunks,
+ * keys and AADs as `writeSection`.
+ */
+export async function writeSectionStream(
+  store: KvStore,
+  key: Uint8Array,
+  indexId: Uint8Array,
+  write: SnapshotWrite,
+  section: SnapshotSection,
+  produce: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
+): Promise<number> {
+  interface Pending {
+    chunk: Uint8Array;
+    index: number;
+    last: boolean;
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }
+  let group: Pending[] = [];
+  let chain: Promise<void> = Promise.resolve();
+  let failure: unknown;
+  let chunks = 0;
+  let sawLast = false;
+  const flush = (items: Pending[]) => {
+    chain = chain
+      .then(async () => {
+        if (failure !== undefined) throw failure;
+        const sealed = await sealAsync(
+          key,
+          items.map((item) => item.chunk),
+          items.map((item) => chunkAad(indexId, write, section, item.index, item.last)),
+        );
+        for (const item of items) item.resolve(); // sealed: the producer may reuse these chunks now
+        await store.batch(items.map((item, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, item.index), value: sealed[j]! })));
+      })
+      .catch((error: unknown) => {
+        failure ??= error;
+        for (const item of items) item.reject(error); // no-op for those already resolved
+      });
+  };
+  const sink: SectionSink = (chunk, index, last) =>
+    new Promise<void>((resolve, reject) => {
+      if (failure !== undefined) return reject(failure);
+      if (index !== chunks || sawLast || (!last && chunk.byteLength !== CHUNK_BYTES) || chunk.byteLength > CHUNK_BYTES) {
+        return reject(new RangeError(`snapshot ${section} chunk ${index} out of order or of the wrong size`));
+      }
+      chunks++;
+      sawLast = last;
+      group.push({ chunk, index, last, resolve, reject });
+      if (group.length === WRITE_GROUP || last) {
+        flush(group);
+        group = [];
+      }
+    });
+  try {
+    await produce(CHUNK_BYTES, sink);
+  } finally {
+    await chain;
+  }
+  if (failure !== undefined) throw failure;
+  if (!sawLast) throw new RangeError(`snapshot ${section} stream ended without its last chunk`);
+  return chunks;
+}
+
 /** Removes whatever an interrupted earlier write left under `generation` (it was never committed). */
 export async function clearGeneration(store: KvStore, indexId: Uint8Array, generation: number): Promise<void> {
   const range = { gte: indexKey(indexId, SNAPSHOT, u64(generation)), lt: indexKey(indexId, SNAPSHOT, u64(generation + 1)) };
@@ -209,20 +284,64 @@ export async function readSection(
 ): Promise<Uint8Array[]> {
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
-    const numbers = Array.from({ length: Math.min(READ_GROUP, chunks - start) }, (_, i) => start + i);
-    const group = store
-      .getMany(
-        numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
-        { fillCache: false },
-      )
-      .then((values) => {
-        const missing = values.findIndex((value) => value === undefined);
-        if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
-        const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
-        return openInPlaceAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
-      });
+    const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start));
     group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
     groups.push(group);
   }
   return (await Promise.all(groups)).flat();
+}
+
+/**
+ * `readSection` as a stream: yields the authenticated chunks in order while
+ * the next group is read and decrypted on the pool, so only about two groups
+ * are held at once, never the whole section. Each yielded chunk is the
+ * plaintext view of a buffer that holds nothing else (its ArrayBuffer may be
+ * handed over and detached by the consumer). Stopping early is safe.
+ */
+export async function* readSectionStream(
+  store: KvStore,
+  key: Uint8Array,
+  indexId: Uint8Array,
+  write: SnapshotWrite,
+  section: SnapshotSection,
+  chunks: number,
+): AsyncGenerator<Uint8Array> {
+  const group = (start: number) => {
+    const read = readGroup(store, key, indexId, write, section, chunks, start, Math.min(STREAM_GROUP, chunks - start), true);
+    read.catch(() => undefined); // awaited in turn below, or abandoned when the consumer stops
+    return read;
+  };
+  let ahead = chunks > 0 ? group(0) : undefined;
+  for (let start = 0; start < chunks; start += STREAM_GROUP) {
+    const current = ahead!;
+    ahead = start + STREAM_GROUP < chunks ? group(start + STREAM_GROUP) : undefined;
+    for (const chunk of await current) yield chunk;
+  }
+}
+
+/** Reads and authenticates `count` chunks from `start` in one LevelDB read and one pool task. */
+async function readGroup(
+  store: KvStore,
+  key: Uint8Array,
+  indexId: Uint8Array,
+  write: SnapshotWrite,
+  section: SnapshotSection,
+  chunks: number,
+  start: number,
+  count: number,
+  owned = false,
+): Promise<Uint8Array[]> {
+  const numbers = Array.from({ length: count }, (_, i) => start + i);
+  const values = await store.getMany(
+    numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
+    { fillCache: false },
+  );
+  const missing = values.findIndex((value) => value === undefined);
+  if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
+  // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
+  const sealed = (values as Uint8Array[]).map((value) =>
+    owned && (value.byteOffset !== 0 || value.buffer.byteLength !== value.byteLength) ? new Uint8Array(value) : value,
+  );
+  const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
+  return openInPlaceAsync(key, sealed, aads, (j) => `Snapshot ${section} chunk ${start + j}`);
 }
