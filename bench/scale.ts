@@ -50,14 +50,16 @@ export interface PhaseResult {
   /** Steady RSS growth after the open, MiB. */
   afterOpenMiB?: number;
   getRecordsPerSec?: number;
-  /** Diagnostics: where the memory is after the phase. */
+  /** Diagnostics: where the memory is after the phase (growth of anonymous and file-backed RSS, MiB). */
+  anonMiB?: number;
+  fileMiB?: number;
   heapUsedMiB?: number;
   externalMiB?: number;
 }
 
 const mib = (bytes: number) => bytes / (1024 * 1024);
 
-function status(field: 'VmRSS' | 'VmHWM'): number {
+function status(field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }
@@ -110,6 +112,9 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
   const data = building ? normalized(clusteredVectors(n, DIM, { seed: 42 })).data : null;
   const query = normalized(clusteredVectors(1, DIM, { seed: 7 })).data;
   const baseline = await settle();
+  const baseAnon = status('RssAnon');
+  const baseFile = status('RssFile');
+  const split = () => ({ anonMiB: status('RssAnon') - baseAnon, fileMiB: status('RssFile') - baseFile });
   const out: PhaseResult = { phase, baselineMiB: baseline };
   resetPeak();
   if (phase === 'raw-build') {
@@ -155,6 +160,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     // No pause here: an idle index would take its snapshot in the background, and close() below is meant to write it.
     (globalThis as { gc?: () => void }).gc?.();
     out.afterBuildMiB = status('VmRSS') - baseline;
+    Object.assign(out, split());
     resetPeak();
     const { value: closeMs, delay: closeDelay } = await withLoopDelay(async () => {
       const t0 = performance.now();
@@ -174,6 +180,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     out.openMs = performance.now() - t0;
     out.peakOpenMiB = status('VmHWM') - baseline;
     out.afterOpenMiB = (await settle()) - baseline;
+    Object.assign(out, split());
     if (index.size() !== n) throw new Error('raw load lost vectors');
   } else {
     const { value, delay } = await withLoopDelay(async () => {
@@ -187,7 +194,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     out.openStall = delay;
     out.peakOpenMiB = status('VmHWM') - baseline;
     out.afterOpenMiB = (await settle()) - baseline;
-    Object.assign(out, heapDiag());
+    Object.assign(out, heapDiag(), split());
     // 1,000 random ids with their vectors, in calls of 100 (ids as a caller would hold them).
     let seed = 12345;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n;
@@ -277,7 +284,9 @@ export async function runScale(n: number, reps = 1): Promise<void> {
       `| RSS growth after the open (steady), MiB | ${f(rawOpen.after)} | ${f(vvOpen.after)} | ${ratio(vvOpen.after, rawOpen.after)} |`,
       `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vvOpen.get)} | |`,
       '',
-      `Diagnostics after vecvault's build: V8 heap used ${f(vvBuild.heapUsedMiB)} MiB, external ${f(vvBuild.externalMiB)} MiB; after its open: heap used ${f(med(vvOpens, (r) => r.heapUsedMiB))} MiB, external ${f(med(vvOpens, (r) => r.externalMiB))} MiB.`,
+      `Diagnostics after vecvault's build: V8 heap used ${f(vvBuild.heapUsedMiB)} MiB, external ${f(vvBuild.externalMiB)} MiB, RSS growth ${f(vvBuild.anonMiB)} MiB anonymous + ${f(vvBuild.fileMiB)} MiB file-backed; ` +
+        `after its open: heap used ${f(med(vvOpens, (r) => r.heapUsedMiB))} MiB, external ${f(med(vvOpens, (r) => r.externalMiB))} MiB, RSS growth ${f(med(vvOpens, (r) => r.anonMiB))} MiB anonymous + ${f(med(vvOpens, (r) => r.fileMiB))} MiB file-backed ` +
+        `(raw usearch after its open: ${f(med(rawOpens, (r) => r.anonMiB))} + ${f(med(rawOpens, (r) => r.fileMiB))}).`,
       '',
     ];
     const outDir = join(projectRoot(), 'bench', 'results');

@@ -8,7 +8,6 @@ import type { SnapshotTable } from '../storage/snapshot.js';
 import { encodeTable } from '../storage/snapshot.js';
 import { nextManifest } from '../storage/manifest.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
-import { returnFreedMemory } from '../util/memory.js';
 import { warn } from '../warnings.js';
 import type { IndexState, MaintenanceKind } from './index-state.js';
 import { readRecords } from './record-reader.js';
@@ -122,7 +121,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     state.manifest = next;
   });
   state.changedSinceSnapshot = 0;
-  returnFreedMemory(); // the table's encoding and the sealed chunks were transient
+  state.store.releaseMemory(); // the table's encoding and the sealed chunks were transient
 }
 
 /**
@@ -159,6 +158,7 @@ export async function compact(state: IndexState): Promise<void> {
   state.changedSinceSnapshot = Math.max(1, state.changedSinceSnapshot);
   await writeSnapshot(state);
   await state.store.compactAll();
+  state.store.releaseMemory(); // the old graph, and the tables the compaction read
 }
 
 /** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. */
@@ -172,6 +172,7 @@ export async function closeIndex(state: IndexState): Promise<void> {
           await writeSnapshot(state);
           // Flush LevelDB's memtable now: otherwise the next open replays the whole snapshot from the log.
           await state.store.compactSnapshots();
+          state.store.releaseMemory(); // the tables the compaction read stay mapped otherwise
         } catch (error) {
           // Every write is in the change log: the next open replays it. Say so rather than fail the close.
           warn(

@@ -13,7 +13,6 @@ import type { IndexStore } from '../storage/index-store.js';
 import type { Manifest } from '../storage/manifest.js';
 import { decodeTable, hasValidWriteId } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
-import { returnFreedMemory } from '../util/memory.js';
 import { warn } from '../warnings.js';
 import { xorInto } from './digest.js';
 import { IndexState } from './index-state.js';
@@ -46,7 +45,7 @@ export async function loadIndexState(store: IndexStore, engines: EngineFactory, 
     try {
       await restoreSnapshot(state);
       state.openedFrom = 'snapshot';
-      returnFreedMemory(); // the snapshot chunks and the table were transient
+      store.releaseMemory(); // the snapshot chunks read (and mapped by LevelDB) and the table were transient
       void state.live.finishRestoreInBackground(() => state.isOpen);
       return state;
     } catch (error) {
@@ -62,6 +61,7 @@ export async function loadIndexState(store: IndexStore, engines: EngineFactory, 
     }
   }
   await rebuild(state);
+  store.releaseMemory(); // every record was read (and mapped by LevelDB)
   state.openedFrom = 'rebuild';
   state.changedSinceSnapshot = state.live.size;
   return state;

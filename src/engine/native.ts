@@ -131,8 +131,10 @@ interface NativeAddon {
   /** Batched AES-GCM and HMAC (native/crypto.cc), typed and used by src/crypto/bulk.ts. */
   crypto: object;
   simdInfo(): { compiled: string; available: string };
-  /** glibc's malloc_trim(0): false where there is none. */
+  /** glibc's malloc_trim(0): false where there is none (src/util/memory.ts). */
   trimMemory(): boolean;
+  /** Unmaps this process's resident pages of shared read-only file mappings under a directory (src/util/memory.ts). */
+  releaseMappedPages(dir: string): number;
   usearchVersion: string;
 }
 
@@ -175,7 +177,14 @@ type NativeIndexMethodsCheck = Assert<ListsEveryKey<NativeIndexHandle, typeof NA
  * `NATIVE_INDEX_METHODS`.
  * @internal
  */
-export const NATIVE_ADDON_EXPORTS = ['NativeIndex', 'crypto', 'simdInfo', 'trimMemory', 'usearchVersion'] as const satisfies readonly (keyof NativeAddon)[];
+export const NATIVE_ADDON_EXPORTS = [
+  'NativeIndex',
+  'crypto',
+  'simdInfo',
+  'trimMemory',
+  'releaseMappedPages',
+  'usearchVersion',
+] as const satisfies readonly (keyof NativeAddon)[];
 type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;
 
 /** Loads the addon on first use (never at import time). */

@@ -244,6 +244,11 @@ export class IndexStore {
 
   // ---- maintenance and removal ----
 
+  /** Returns memory left from large transient work (snapshot chunks written or read) to the OS (KvStore.releaseMemory). */
+  releaseMemory(): void {
+    this.kv.releaseMemory();
+  }
+
   /** Asks LevelDB to rewrite the snapshot chunks now (after a close: the next open then reads tables, not the log). */
   compactSnapshots(): Promise<void> {
     return this.kv.compactRange(kindRange(this.indexId, SNAPSHOT));

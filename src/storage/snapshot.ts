@@ -11,7 +11,8 @@
  * (which loads it on the pool) while it decodes the table.
  */
 import { randomBytes } from 'node:crypto';
-import { openInPlaceAsync, sealAsync } from '../crypto/bulk.js';
+import { SEAL_OVERHEAD } from '../crypto/aead.js';
+import { openInPlaceAsync, sealAsync, sealIntoAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -209,6 +210,8 @@ export async function writeSectionStream(
     reject: (error: unknown) => void;
   }
   let group: Pending[] = [];
+  // One output buffer for every group: each is sealed only after the previous group's batch was written (LevelDB copies values).
+  const out = new Uint8Array(WRITE_GROUP * (CHUNK_BYTES + SEAL_OVERHEAD));
   let chain: Promise<void> = Promise.resolve();
   let failure: unknown;
   let chunks = 0;
@@ -217,13 +220,15 @@ export async function writeSectionStream(
     chain = chain
       .then(async () => {
         if (failure !== undefined) throw failure;
-        const sealed = await sealAsync(
+        const sealed = await sealIntoAsync(
           key,
           items.map((item) => item.chunk),
           items.map((item) => chunkAad(indexId, write, section, item.index, item.last)),
+          out,
         );
         for (const item of items) item.resolve(); // sealed: the producer may reuse these chunks now
         await store.batch(items.map((item, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, item.index), value: sealed[j]! })));
+        store.releaseMappedPages(); // the tables LevelDB flushed and re-read meanwhile
       })
       .catch((error: unknown) => {
         failure ??= error;
@@ -336,6 +341,8 @@ async function readGroup(
     numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
     { fillCache: false },
   );
+  // LevelDB read these through mmap: without this, every chunk of the section stays resident twice until the open ends.
+  if (owned) store.releaseMappedPages();
   const missing = values.findIndex((value) => value === undefined);
   if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
   // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
