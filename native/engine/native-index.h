@@ -279,6 +279,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                             throw Napi::TypeError::New(i.Env(), "chunks must be Uint8Arrays");
                         auto chunk = item.As<Napi::Uint8Array>();
                         flow->held.push_back(Napi::Persistent(item.As<Napi::Object>()));
+                        flow->bases.push_back(chunk.ArrayBuffer().Data());
                         {
                             std::lock_guard<std::mutex> lock(flow->mutex);
                             flow->chunks.emplace_back(chunk.Data(), chunk.ByteLength());

@@ -145,6 +145,7 @@ struct StreamFlow {
     bool ended = false;
     // loadStream, JS thread only: references that keep the pushed chunks alive until used up.
     std::vector<Napi::ObjectReference> held;
+    std::vector<void const*> bases; // each held chunk's ArrayBuffer memory
     std::size_t released = 0;
     bool detach = false;
 };
@@ -318,7 +319,11 @@ class LoadStreamWorker : public PromiseWorker {
             StreamFlow& flow = *c->flow;
             for (; flow.released < std::min(c->count, flow.held.size()); ++flow.released) {
                 Napi::ObjectReference& ref = flow.held[flow.released];
-                if (flow.detach && !ref.IsEmpty()) {
+                // Never detach memory a chunk still waiting to be read lives in (views of one buffer).
+                bool shared = false;
+                for (std::size_t later = flow.released + 1; later < flow.bases.size() && !shared; ++later)
+                    shared = flow.bases[later] == flow.bases[flow.released];
+                if (flow.detach && !shared && !ref.IsEmpty()) {
                     Napi::Value chunk = ref.Value();
                     if (chunk.IsTypedArray())
                         napi_detach_arraybuffer(env, chunk.As<Napi::TypedArray>().ArrayBuffer()); // best effort

@@ -491,7 +491,7 @@ class NativeEngine implements NativeAnnEngine {
   serializeTo(chunkBytes: number, sink: ChunkSink): Promise<number> {
     return this.#guard(() => {
       checkInteger(chunkBytes, 'chunkBytes', 1, 2 ** 30);
-      return this.#write(() => nativeCall('serialize', () => this.#serializeStream(chunkBytes, sink)));
+      return this.#write(() => this.#serializeStream(chunkBytes, sink));
     });
   }
 
@@ -526,10 +526,10 @@ class NativeEngine implements NativeAnnEngine {
       }
     });
     try {
-      await control.done;
+      await nativeCall('serialize', () => control.done);
     } catch (error) {
       await sinking;
-      throw failure ?? error;
+      throw failure ?? error; // the sink's own error when it stopped the stream
     }
     await end; // every chunk event delivered
     await sinking;
