@@ -192,7 +192,9 @@ export type SectionSink = (chunk: Uint8Array, index: number, last: boolean) => P
  * resolve) and writes the group as one synced batch, one group at a time. The
  * producer can fill the next group meanwhile, so at most a few groups of the
  * section exist outside it at once, never the whole section. Same chunks,
- * keys and AADs as `writeSection`.
+ * keys and AADs as `writeSection`. A chunk's promise resolves only once its
+ * group is complete: the producer must be able to hand over WRITE_GROUP
+ * chunks without waiting (the engine cycles through 8 buffers).
  */
 export async function writeSectionStream(
   store: KvStore,
@@ -232,12 +234,18 @@ export async function writeSectionStream(
       })
       .catch((error: unknown) => {
         failure ??= error;
-        for (const item of items) item.reject(error); // no-op for those already resolved
+        // No-op for those already resolved; chunks waiting for a group that will never be written fail too.
+        for (const item of [...items, ...group]) item.reject(error);
+        group = [];
       });
   };
   const sink: SectionSink = (chunk, index, last) =>
     new Promise<void>((resolve, reject) => {
-      if (failure !== undefined) return reject(failure);
+      if (failure !== undefined) {
+        for (const item of group) item.reject(failure);
+        group = [];
+        return reject(failure);
+      }
       if (index !== chunks || sawLast || (!last && chunk.byteLength !== CHUNK_BYTES) || chunk.byteLength > CHUNK_BYTES) {
         return reject(new RangeError(`snapshot ${section} chunk ${index} out of order or of the wrong size`));
       }
