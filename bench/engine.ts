@@ -7,6 +7,9 @@
  *   - rebuild (upsert) time ÷ open time,
  *   - the worst event-loop stall while vecvault upserts and answers queries.
  * Medians over repetitions; writes bench/results/ENGINE.md.
+ *
+ * `npm run bench:engine -- --scale N [--reps R]`: the scale bench instead (bench/scale.ts),
+ * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,8 +21,14 @@ import { clusteredVectors, type VectorSet } from '../test/support/vectors.js';
 import { Client, type Metric } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, withLoopDelay } from './lib/measure.js';
+import { runScale } from './scale.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, reps: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, reps: { type: 'string' }, scale: { type: 'string' } } });
+if (args.scale !== undefined) {
+  // The scale bench (bench/scale.ts): memory, stalls and open at N vectors, each phase in its own process.
+  await runScale(Number(args.scale), Number(args.reps ?? 3));
+  process.exit(0);
+}
 const REPS = Number(args.reps ?? (args.quick ? 3 : 5));
 const OPENS = 5;
 const CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };

@@ -434,6 +434,79 @@ describe('native engine: serialization', () => {
   });
 });
 
+describe('native engine: streamed serialize and load', () => {
+  /** Chunks of `bytes` as separate buffers (each owning its memory, as snapshot chunks do). */
+  async function* chunksOf(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+    for (let at = 0; at < bytes.length; at += size) yield new Uint8Array(bytes.subarray(at, at + size));
+  }
+
+  it('serializeTo hands out the same bytes as serialize(), in full chunks but the last; deserializeFrom loads them to the same graph', async () => {
+    const { engine, data } = await built(2000, {}, 101);
+    const whole = Buffer.from(await engine.serialize());
+    const parts: Buffer[] = [];
+    const lasts: boolean[] = [];
+    // A slow sink: the addon must wait for acks (it has 8 buffers), not overwrite unsealed chunks.
+    const total = await engine.serializeTo(4096, async (chunk, index, last) => {
+      expect(index).toBe(parts.length);
+      parts.push(Buffer.from(chunk));
+      lasts.push(last);
+      if (index % 7 === 0) await new Promise((r) => setTimeout(r, 1));
+    });
+    expect(total).toBe(whole.length);
+    expect(Buffer.concat(parts).equals(whole)).toBe(true);
+    expect(parts.slice(0, -1).every((p) => p.length === 4096)).toBe(true);
+    expect(lasts.filter(Boolean)).toHaveLength(1);
+    expect(lasts.at(-1)).toBe(true);
+    const copy = track(await nativeEngine.deserializeFrom(chunksOf(whole, 4096), engine.options, { bound: whole.length, release: true }));
+    expect(Buffer.from(await copy.serialize()).equals(whole)).toBe(true);
+    const q = queriesOf(data, 16, [0, 5, 9]);
+    expect((await copy.search(q, 10)).keys).toEqual((await engine.search(q, 10)).keys);
+  });
+
+  it('a failing sink stops the stream with its error, and the engine keeps working', async () => {
+    const { engine } = await built(1000, {}, 102);
+    const stop = new Error('disk full');
+    let calls = 0;
+    await expect(
+      engine.serializeTo(1024, async () => {
+        if (++calls === 3) throw stop;
+      }),
+    ).rejects.toBe(stop);
+    expect(calls).toBeLessThan(12); // stopped within the buffers already filled
+    await engine.add(sequentialKeys(10, 50_000), randomVectors(10, 16, 103)); // the read hold was released
+    expect(engine.size()).toBe(1010);
+  });
+
+  it('deserializeFrom refuses truncated, trailing, oversized and corrupted streams, and rethrows a failing source', async () => {
+    const { engine } = await built(500, {}, 104);
+    const bytes = await engine.serialize();
+    const o = engine.options;
+    const load = (input: Uint8Array, bound = input.length) => nativeEngine.deserializeFrom(chunksOf(input, 1000), o, { bound });
+    for (const cut of [1, 9, 500 * 64 + 8 + 64 + 20, bytes.length - 1]) {
+      await expect(load(bytes.subarray(0, cut)), `cut ${cut}`).rejects.toMatchObject({ code: 'VECVAULT_NATIVE' });
+    }
+    await expect(load(Buffer.concat([bytes, new Uint8Array(1)]))).rejects.toMatchObject({ code: 'VECVAULT_NATIVE' });
+    await expect(load(bytes, 100)).rejects.toMatchObject({ code: 'VECVAULT_NATIVE' }); // the header claims more than the bound
+    await expect(nativeEngine.deserializeFrom(chunksOf(bytes, 1000), options({ dimension: 17 }), { bound: bytes.length })).rejects.toMatchObject({
+      code: 'VECVAULT_NATIVE',
+    });
+    // A neighbour slot out of range in the last node: caught as that node streams past.
+    const bad = bytes.slice();
+    new DataView(bad.buffer).setUint32(bad.length - 4, 0xfffffff0, true);
+    const neighbourCount = new DataView(bad.buffer).getUint32(bad.length - 4 - 4 * 31, true); // base level: count, then 32 slots
+    if (neighbourCount === 32) await expect(load(bad)).rejects.toMatchObject({ code: 'VECVAULT_NATIVE' });
+    const failure = new Error('chunk 2 does not authenticate');
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      let i = 0;
+      for await (const chunk of chunksOf(bytes, 1000)) {
+        if (i++ === 2) throw failure;
+        yield chunk;
+      }
+    }
+    await expect(nativeEngine.deserializeFrom(failing(), o, { bound: bytes.length })).rejects.toBe(failure);
+  });
+});
+
 describe('native engine: concurrency and the event loop', () => {
   it('keeps the event loop free while adding 30k × 64 vectors', async () => {
     const n = 30_000;

@@ -15,8 +15,10 @@ import {
   hasValidWriteId,
   newSnapshotWrite,
   readSection,
+  readSectionStream,
   unpackMetadataFrame,
   writeSection,
+  writeSectionStream,
   type SnapshotTable,
 } from '../src/storage/snapshot.js';
 import { openFresh, reopen } from './support/fixtures.js';
@@ -48,6 +50,47 @@ beforeEach(async () => {
 afterEach(() => store.close());
 
 const read = (claimed = chunks) => readSection(store, key, indexId, gen5, 'graph', claimed);
+
+/** Hands `bytes` to a sink in CHUNK_BYTES pieces through 8 reused buffers, as the engine's serializeTo does (a buffer is refilled once its chunk's promise resolved). */
+function producerOf(bytes: Uint8Array) {
+  return async (chunkBytes: number, sink: (chunk: Uint8Array, index: number, last: boolean) => Promise<void>) => {
+    const buffers = Array.from({ length: 8 }, () => ({ bytes: new Uint8Array(chunkBytes), free: Promise.resolve() }));
+    const pending: Promise<void>[] = [];
+    for (let at = 0, i = 0; at < bytes.length; at += chunkBytes, i++) {
+      const slot = buffers[i % 8]!;
+      await slot.free;
+      const piece = bytes.subarray(at, at + chunkBytes);
+      slot.bytes.set(piece);
+      slot.free = sink(slot.bytes.subarray(0, piece.length), i, at + chunkBytes >= bytes.length);
+      pending.push(slot.free);
+    }
+    await Promise.all(pending);
+  };
+}
+
+describe('streamed snapshot sections', () => {
+  it('writeSectionStream writes the same chunks as writeSection; readSectionStream yields them, each owning its buffer', async () => {
+    const written = await writeSectionStream(store, key, indexId, gen6, 'graph', producerOf(graph));
+    expect(written).toBe(chunks);
+    const streamed: Uint8Array[] = [];
+    for await (const chunk of readSectionStream(store, key, indexId, gen6, 'graph', written)) streamed.push(chunk);
+    expect(Buffer.compare(Buffer.concat(streamed), graph)).toBe(0);
+    expect(new Set(streamed.map((c) => c.buffer)).size).toBe(streamed.length);
+    expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, gen6, 'graph', written)), graph)).toBe(0);
+  });
+
+  it('a tampered chunk fails the stream with IntegrityError; a failing write rejects instead of hanging', async () => {
+    const stored = await storedChunks();
+    await store.batch([{ type: 'put', key: stored[2]!.key, value: Buffer.from(stored[2]!.value).fill(1, 40, 41) }]);
+    const reading = (async () => {
+      for await (const chunk of readSectionStream(store, key, indexId, gen5, 'graph', chunks)) void chunk;
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY' });
+    const other = await KvStore.open(join(tempStore(), 'store'));
+    await other.close(); // every write now fails
+    await expect(writeSectionStream(other, key, indexId, gen6, 'graph', producerOf(graph))).rejects.toBeDefined();
+  });
+});
 
 describe('encrypted snapshot chunks', () => {
   it('round-trip the graph bytes exactly', async () => {

@@ -63,6 +63,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                                InstanceMethod("searchSync", &NativeIndex::SearchSync),
                                InstanceMethod("serialize", &NativeIndex::Serialize),
                                InstanceMethod("load", &NativeIndex::Load),
+                               InstanceMethod("serializeStream", &NativeIndex::SerializeStream),
+                               InstanceMethod("loadStream", &NativeIndex::LoadStream),
                                InstanceMethod("close", &NativeIndex::Close),
                            });
     }
@@ -220,6 +222,80 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     Napi::Value Serialize(Napi::CallbackInfo const& info) { return Start<SerializeWorker>(info.Env()); }
     Napi::Value Load(Napi::CallbackInfo const& info) {
         return Start<LoadWorker>(info.Env(), info[0]);
+    }
+
+    // Starts a stream task and returns { done, ...controls } (see snapshot-workers.h).
+    template <typename Worker, typename... Args>
+    Napi::Object StartStream(Napi::Env env, std::shared_ptr<StreamFlow> const& flow, Args&&... args) {
+        live(env);
+        auto* task = new Worker(env, core_, std::forward<Args>(args)..., flow);
+        Napi::Promise promise = task->Promise();
+        task->Queue();
+        auto control = Napi::Object::New(env);
+        control.Set("done", promise);
+        control.Set("cancel", Napi::Function::New(env, [flow](Napi::CallbackInfo const& i) {
+                        {
+                            std::lock_guard<std::mutex> lock(flow->mutex);
+                            flow->cancelled = true;
+                        }
+                        flow->changed.notify_all();
+                        return i.Env().Undefined();
+                    }));
+        return control;
+    }
+    // serializeStream(buffers[], onEvent) → { done, ack(buffer), cancel() }
+    Napi::Value SerializeStream(Napi::CallbackInfo const& info) {
+        Napi::Env env = info.Env();
+        if (!info[0].IsArray() || !info[1].IsFunction())
+            throw Napi::TypeError::New(env, "serializeStream(buffers, onEvent)");
+        auto flow = std::make_shared<StreamFlow>();
+        std::uint32_t count = info[0].As<Napi::Array>().Length();
+        Napi::Object control = StartStream<SerializeStreamWorker>(env, flow, info[0].As<Napi::Array>(), info[1].As<Napi::Function>());
+        control.Set("ack", Napi::Function::New(env, [flow, count](Napi::CallbackInfo const& i) {
+                        std::uint32_t buffer = i[0].As<Napi::Number>().Uint32Value();
+                        if (buffer >= count)
+                            throw Napi::RangeError::New(i.Env(), "no such buffer");
+                        {
+                            std::lock_guard<std::mutex> lock(flow->mutex);
+                            flow->free_buffers.push_back(buffer);
+                        }
+                        flow->changed.notify_all();
+                        return i.Env().Undefined();
+                    }));
+        return control;
+    }
+    // loadStream(bound, onConsumed, detach) → { done, push(chunk), end(), cancel() }; for a fresh index only.
+    Napi::Value LoadStream(Napi::CallbackInfo const& info) {
+        Napi::Env env = info.Env();
+        if (!info[0].IsNumber() || !info[1].IsFunction())
+            throw Napi::TypeError::New(env, "loadStream(bound, onConsumed, detach)");
+        auto flow = std::make_shared<StreamFlow>();
+        flow->detach = info[2].ToBoolean().Value();
+        auto bound = static_cast<std::uint64_t>(info[0].As<Napi::Number>().Int64Value());
+        Napi::Object control = StartStream<LoadStreamWorker>(env, flow, bound, info[1].As<Napi::Function>());
+        control.Set("push", Napi::Function::New(env, [flow](Napi::CallbackInfo const& i) {
+                        Napi::Value item = i[0];
+                        if (!item.IsTypedArray() || item.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+                            throw Napi::TypeError::New(i.Env(), "chunks must be Uint8Arrays");
+                        auto chunk = item.As<Napi::Uint8Array>();
+                        flow->held.push_back(Napi::Persistent(item.As<Napi::Object>()));
+                        flow->bases.push_back(chunk.ArrayBuffer().Data());
+                        {
+                            std::lock_guard<std::mutex> lock(flow->mutex);
+                            flow->chunks.emplace_back(chunk.Data(), chunk.ByteLength());
+                        }
+                        flow->changed.notify_all();
+                        return i.Env().Undefined();
+                    }));
+        control.Set("end", Napi::Function::New(env, [flow](Napi::CallbackInfo const& i) {
+                        {
+                            std::lock_guard<std::mutex> lock(flow->mutex);
+                            flow->ended = true;
+                        }
+                        flow->changed.notify_all();
+                        return i.Env().Undefined();
+                    }));
+        return control;
     }
 
     // Frees the index now. native.ts calls this only once no work is in

@@ -76,10 +76,9 @@ using level_t = std::int16_t;
 using slot_t = std::uint32_t;
 constexpr std::size_t max_levels = 64;
 
-std::string check_dense_head(Reader& r, Config const& c, std::uint64_t rows, std::uint64_t& deleted) {
+std::string check_dense_head(std::uint8_t const* buffer_bytes, Config const& c, std::uint64_t rows, std::uint64_t& deleted) {
     index_dense_head_buffer_t buffer;
-    if (!r.read(buffer, sizeof(buffer)))
-        return "truncated: missing the index header";
+    std::memcpy(buffer, buffer_bytes, sizeof(buffer));
     index_dense_head_t head{buffer};
     if (std::memcmp(buffer, default_magic(), std::strlen(default_magic())) != 0)
         return "not a usearch index (magic mismatch)";
@@ -149,57 +148,169 @@ std::string check_node(std::uint8_t const* node, std::size_t slot, std::vector<l
     return {};
 }
 
+// Checks the serialized index as it streams past, in the order usearch's
+// loader reads it (vector matrix, dense header, graph header, level table,
+// nodes): each unit is checked as soon as its last byte is fed, so when the
+// loader pulls its input through `feed` (LoadStreamWorker) no unit reaches
+// usearch before it passed. `bound` is an upper bound on the total length:
+// counts that could not fit are refused before anything is sized by them.
+class StreamValidator {
+  public:
+    StreamValidator(Config const& c, std::uint64_t bound) : config_(c), bound_(bound) { expect(Stage::matrix, sizeof(std::uint32_t) * 2); }
+
+    // Feeds the next bytes; false once they are invalid (see error()).
+    bool feed(std::uint8_t const* p, std::size_t n) {
+        if (!error_.empty())
+            return false;
+        offset_ += n;
+        while (n != 0) {
+            if (stage_ == Stage::done)
+                return fail("trailing bytes after the index");
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(n, need_ - have_));
+            if (stage_ != Stage::vectors)
+                std::memcpy(unit_.data() + have_, p, take);
+            have_ += take;
+            p += take;
+            n -= take;
+            if (have_ == need_ && !complete())
+                return false;
+        }
+        return true;
+    }
+    // After the last byte: the stream must end exactly where the index does.
+    bool finish() {
+        if (!error_.empty())
+            return false;
+        switch (stage_) {
+        case Stage::matrix: return fail("truncated: missing the vector matrix header");
+        case Stage::vectors: return fail("truncated: vectors missing");
+        case Stage::dense_head: return fail("truncated: missing the index header");
+        case Stage::graph_head: return fail("truncated: missing the graph header");
+        case Stage::levels: return fail("truncated: level table missing");
+        case Stage::nodes: return fail("truncated: graph nodes missing");
+        case Stage::done: break;
+        }
+        if (free_nodes_ != deleted_)
+            return fail("deleted-node count does not match the header");
+        return true;
+    }
+    std::string const& error() const { return error_; }
+
+  private:
+    enum class Stage { matrix, vectors, dense_head, graph_head, levels, nodes, done };
+
+    bool fail(std::string message) {
+        error_ = std::move(message);
+        return false;
+    }
+    void expect(Stage stage, std::uint64_t bytes) {
+        stage_ = stage;
+        need_ = bytes;
+        have_ = 0;
+        if (stage != Stage::vectors && stage != Stage::done)
+            unit_.resize(static_cast<std::size_t>(bytes));
+    }
+    std::size_t node_bytes(std::size_t slot) const {
+        std::size_t base = sizeof(std::uint32_t) + g_.connectivity_base * sizeof(slot_t);
+        std::size_t upper = sizeof(std::uint32_t) + g_.connectivity * sizeof(slot_t);
+        return sizeof(key_t) + sizeof(level_t) + base + upper * static_cast<std::size_t>(levels_[slot]);
+    }
+    // The unit just filled is whole: check it and say what comes next (skipping empty units).
+    bool complete() {
+        switch (stage_) {
+        case Stage::matrix: {
+            std::uint32_t matrix[2];
+            std::memcpy(matrix, unit_.data(), sizeof(matrix));
+            rows_ = matrix[0];
+            std::uint64_t cols = matrix[1];
+            if (cols != make_metric(config_).bytes_per_vector())
+                return fail("vector width in the bytes does not match the options");
+            if (rows_ > bound_ / (cols ? cols : 1))
+                return fail("truncated: vectors missing");
+            expect(Stage::vectors, rows_ * cols);
+            if (need_ == 0)
+                return complete();
+            return true;
+        }
+        case Stage::vectors:
+            expect(Stage::dense_head, sizeof(index_dense_head_buffer_t));
+            return true;
+        case Stage::dense_head: {
+            std::string error = check_dense_head(unit_.data(), config_, rows_, deleted_);
+            if (!error.empty())
+                return fail(error);
+            expect(Stage::graph_head, sizeof(GraphHead));
+            return true;
+        }
+        case Stage::graph_head: {
+            std::memcpy(&g_, unit_.data(), sizeof(g_));
+            std::string error = check_graph_head(g_, rows_, config_);
+            if (!error.empty())
+                return fail(error);
+            if (g_.size > bound_ / sizeof(level_t))
+                return fail("truncated: level table missing");
+            // usearch reads no level table for an empty graph.
+            if (g_.size == 0) {
+                expect(Stage::done, 0);
+                return true;
+            }
+            expect(Stage::levels, g_.size * sizeof(level_t));
+            return true;
+        }
+        case Stage::levels: {
+            levels_.resize(static_cast<std::size_t>(g_.size));
+            std::memcpy(levels_.data(), unit_.data(), unit_.size());
+            bool entry_on_top = false;
+            for (std::size_t i = 0; i != levels_.size(); ++i) {
+                if (levels_[i] < 0 || static_cast<std::uint64_t>(levels_[i]) > g_.max_level)
+                    return fail("node level out of range");
+                if (i == g_.entry_slot)
+                    entry_on_top = static_cast<std::uint64_t>(levels_[i]) == g_.max_level;
+            }
+            if (!entry_on_top)
+                return fail("graph entry point is not on the top level");
+            node_ = 0;
+            expect(Stage::nodes, node_bytes(0));
+            return true;
+        }
+        case Stage::nodes: {
+            std::string error = check_node(unit_.data(), node_, levels_, g_, free_nodes_);
+            if (!error.empty())
+                return fail(error);
+            if (++node_ == g_.size)
+                expect(Stage::done, 0);
+            else
+                expect(Stage::nodes, node_bytes(node_));
+            return true;
+        }
+        case Stage::done: break;
+        }
+        return fail("trailing bytes after the index");
+    }
+
+    Config config_;
+    std::uint64_t bound_;
+    Stage stage_ = Stage::matrix;
+    std::uint64_t need_ = 0, have_ = 0, offset_ = 0;
+    std::vector<std::uint8_t> unit_; // the unit being filled (not the vectors: they are only counted)
+    std::uint64_t rows_ = 0, deleted_ = 0, free_nodes_ = 0;
+    GraphHead g_{};
+    std::vector<level_t> levels_;
+    std::size_t node_ = 0;
+    std::string error_;
+};
+
+// Validates whole serialized bytes held in parts (one pass of the streaming check).
 std::string validate_bytes(std::vector<Part> const& parts, Config const& c) {
-    Reader r(parts);
-    std::uint32_t matrix[2];
-    if (!r.read(matrix, sizeof(matrix)))
-        return "truncated: missing the vector matrix header";
-    std::uint64_t rows = matrix[0], cols = matrix[1];
-    if (cols != make_metric(c).bytes_per_vector())
-        return "vector width in the bytes does not match the options";
-    if (rows > r.remaining() / (cols ? cols : 1) || !r.skip(rows * cols))
-        return "truncated: vectors missing";
-    std::uint64_t deleted = 0;
-    std::string error = check_dense_head(r, c, rows, deleted);
-    if (!error.empty())
-        return error;
-    GraphHead g;
-    if (!r.read(&g, sizeof(g)))
-        return "truncated: missing the graph header";
-    error = check_graph_head(g, rows, c);
-    if (!error.empty())
-        return error;
-    if (g.size > r.remaining() / sizeof(level_t))
-        return "truncated: level table missing";
-    std::vector<level_t> levels(g.size);
-    r.read(levels.data(), g.size * sizeof(level_t));
-    std::size_t base_bytes = sizeof(std::uint32_t) + g.connectivity_base * sizeof(slot_t);
-    std::size_t upper_bytes = sizeof(std::uint32_t) + g.connectivity * sizeof(slot_t);
-    bool entry_on_top = g.size == 0;
-    for (std::size_t i = 0; i != g.size; ++i) {
-        if (levels[i] < 0 || static_cast<std::uint64_t>(levels[i]) > g.max_level)
-            return "node level out of range";
-        if (i == g.entry_slot)
-            entry_on_top = static_cast<std::uint64_t>(levels[i]) == g.max_level;
-    }
-    if (!entry_on_top)
-        return "graph entry point is not on the top level";
-    std::uint64_t free_nodes = 0;
-    std::vector<std::uint8_t> node;  // one node at a time: it may straddle two parts
-    for (std::size_t i = 0; i != g.size; ++i) {
-        std::size_t node_bytes = sizeof(key_t) + sizeof(level_t) + base_bytes + upper_bytes * levels[i];
-        node.resize(node_bytes);
-        if (!r.read(node.data(), node_bytes))
-            return "truncated: graph nodes missing";
-        error = check_node(node.data(), i, levels, g, free_nodes);
-        if (!error.empty())
-            return error;
-    }
-    if (free_nodes != deleted)
-        return "deleted-node count does not match the header";
-    if (r.remaining() != 0)
-        return "trailing bytes after the index";
-    return {};
+    std::uint64_t total = 0;
+    for (auto const& part : parts)
+        total += part.second;
+    StreamValidator v(c, total);
+    for (auto const& part : parts)
+        if (!v.feed(part.first, part.second))
+            return v.error();
+    v.finish();
+    return v.error();
 }
 
 } // namespace

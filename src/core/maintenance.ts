@@ -105,7 +105,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   // The store picks a fresh write id: chunks a failed earlier write of this generation left never authenticate under `next.snapshot`.
   const written = await state.store.writeSnapshot(
     generation,
-    () => engine.serialize(),
+    (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
     () => encodeTable(table),
   );
   next.snapshot = { ...written, counter: next.counter };
@@ -113,6 +113,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     state.manifest = next;
   });
   state.changedSinceSnapshot = 0;
+  state.store.releaseMemory(); // the table's encoding and the sealed chunks were transient
 }
 
 /** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */
@@ -167,6 +168,7 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   state.changedSinceSnapshot = Math.max(1, state.changedSinceSnapshot);
   await writeSnapshot(state);
   await state.store.compactAll();
+  state.store.releaseMemory(); // the old graph, and the tables the compaction read
 }
 
 /** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. */
@@ -181,6 +183,7 @@ export async function closeIndex(state: IndexState): Promise<void> {
           await writeSnapshot(state);
           // Flush LevelDB's memtable now: otherwise the next open replays the whole snapshot from the log.
           await state.store.compactSnapshots();
+          state.store.releaseMemory(); // the tables the compaction read stay mapped otherwise
         } catch (error) {
           // Every write is in the change log: the next open replays it. Say so rather than fail the close.
           warn(

@@ -45,6 +45,7 @@ export async function loadIndexState(store: IndexStore, engines: EngineFactory, 
     try {
       await restoreSnapshot(state);
       state.openedFrom = 'snapshot';
+      store.releaseMemory(); // the snapshot chunks read (and mapped by LevelDB) and the table were transient
       void state.live.finishRestoreInBackground(() => state.isOpen);
       return state;
     } catch (error) {
@@ -65,6 +66,7 @@ export async function loadIndexState(store: IndexStore, engines: EngineFactory, 
     }
   }
   await rebuild(state);
+  store.releaseMemory(); // every record was read (and mapped by LevelDB)
   state.openedFrom = 'rebuild';
   state.changedSinceSnapshot = state.live.size;
   return state;
@@ -82,8 +84,11 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
     throw new IntegrityError(`The snapshot of index "${state.name}" has an unknown format.`);
   const tableRead = store.readSnapshot(ref, 'table');
   tableRead.catch(() => undefined); // awaited below, after the graph
-  // The engine loads the graph on the pool while this thread decodes the table.
-  const loading = state.engines.deserialize(await store.readSnapshot(ref, 'graph'), state.engineOptions(m.dimension!));
+  // The engine loads the graph on the pool, pulling chunks as they are read and
+  // decrypted (a few ahead, each released once used), while this thread decodes the table.
+  const graph = store.snapshotStream(ref, 'graph');
+  const loading = state.engines.deserializeFrom(graph.chunks, state.engineOptions(m.dimension!), { bound: graph.bound, release: true });
+  loading.catch(() => undefined); // awaited below
   let digest: Uint8Array;
   let tableKeys: Float64Array;
   try {

@@ -172,7 +172,7 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
       const table = await snapshotTable(state, next);
       const written = await target.writeSnapshot(
         1,
-        () => engine.serialize(),
+        (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
         () => encodeTable(table),
       );
       next.snapshot = { ...written, counter: next.counter };

@@ -18,6 +18,7 @@ interface NativeCrypto {
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[]): Promise<void>;
   sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer>;
+  sealIntoAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], out: Uint8Array): Promise<void>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -71,6 +72,20 @@ export async function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads:
   checkKey(key);
   if (aads.length !== plaintexts.length) throw new RangeError('one AAD per plaintext');
   return slices(await native().sealAsync(key, plaintexts, aads), plaintexts, (p) => SEAL_OVERHEAD + p.byteLength);
+}
+
+/**
+ * `sealAsync` into the caller's `out` (reused across calls by a stream, so no
+ * fresh buffer per call is left for the GC): resolves to views of `out`, one
+ * sealed value per plaintext. `out` must hold their sealed sizes and stay
+ * untouched until this settles; the views are valid until `out` is reused.
+ */
+export async function sealIntoAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], out: Uint8Array): Promise<Uint8Array[]> {
+  checkKey(key);
+  if (aads.length !== plaintexts.length) throw new RangeError('one AAD per plaintext');
+  await native().sealIntoAsync(key, plaintexts, aads, out);
+  let at = 0;
+  return plaintexts.map((p) => out.subarray(at, (at += SEAL_OVERHEAD + p.byteLength)));
 }
 
 /**

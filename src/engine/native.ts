@@ -56,7 +56,17 @@ import { availableParallelism } from 'node:os';
 
 import { ClosedError, NativeError, ValidationError } from '../errors.js';
 import { loadNativeAddon } from '../util/native-addon.js';
-import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision, SearchOptions, SearchResult } from './types.js';
+import type {
+  AnnEngine,
+  ChunkSink,
+  EngineFactory,
+  EngineMetric,
+  EngineOptions,
+  EnginePrecision,
+  SearchOptions,
+  SearchResult,
+  StreamLoadOptions,
+} from './types.js';
 
 // ------------------------------------------------------------ the addon --
 
@@ -87,7 +97,25 @@ interface NativeIndexHandle {
   searchSync(queries: Float32Array, k: number, expansion: number): ArrayBuffer | null;
   serialize(): Promise<Uint8Array>;
   load(bytes: Uint8Array | Uint8Array[]): Promise<void>;
+  /** Streams serialize() through `buffers` (reused, acked by JS); events: (0, total), (1, buffer, bytes) per chunk, (2) at the end, (3) to ignore. */
+  serializeStream(buffers: Uint8Array[], onEvent: (kind: number, a: number, b: number) => void): SerializeStreamControl;
+  /** Loads from chunks pushed in order; `onConsumed(n)`: the first n chunks are used up (and released). */
+  loadStream(bound: number, onConsumed: (count: number) => void, detach: boolean): LoadStreamControl;
   close(): void;
+}
+
+interface SerializeStreamControl {
+  /** Settles once the pool thread let go of the index (events may still be on their way). */
+  done: Promise<void>;
+  ack(buffer: number): void;
+  cancel(): void;
+}
+
+interface LoadStreamControl {
+  done: Promise<void>;
+  push(chunk: Uint8Array): void;
+  end(): void;
+  cancel(): void;
 }
 
 /** The addon module's exports (native/addon.cc `Init`), declared by hand; see `NATIVE_ADDON_EXPORTS`. */
@@ -103,6 +131,10 @@ interface NativeAddon {
   /** Batched AES-GCM and HMAC (native/crypto.cc), typed and used by src/crypto/bulk.ts. */
   crypto: object;
   simdInfo(): { compiled: string; available: string };
+  /** glibc's malloc_trim(0): false where there is none (src/util/memory.ts). */
+  trimMemory(): boolean;
+  /** Unmaps this process's resident pages of shared read-only file mappings under a directory (src/util/memory.ts). */
+  releaseMappedPages(dir: string): number;
   usearchVersion: string;
 }
 
@@ -133,6 +165,8 @@ export const NATIVE_INDEX_METHODS = [
   'searchSync',
   'serialize',
   'load',
+  'serializeStream',
+  'loadStream',
   'close',
 ] as const satisfies readonly (keyof NativeIndexHandle)[];
 type NativeIndexMethodsCheck = Assert<ListsEveryKey<NativeIndexHandle, typeof NATIVE_INDEX_METHODS>>;
@@ -143,7 +177,14 @@ type NativeIndexMethodsCheck = Assert<ListsEveryKey<NativeIndexHandle, typeof NA
  * `NATIVE_INDEX_METHODS`.
  * @internal
  */
-export const NATIVE_ADDON_EXPORTS = ['NativeIndex', 'crypto', 'simdInfo', 'usearchVersion'] as const satisfies readonly (keyof NativeAddon)[];
+export const NATIVE_ADDON_EXPORTS = [
+  'NativeIndex',
+  'crypto',
+  'simdInfo',
+  'trimMemory',
+  'releaseMappedPages',
+  'usearchVersion',
+] as const satisfies readonly (keyof NativeAddon)[];
 type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;
 
 /** Loads the addon on first use (never at import time). */
@@ -203,6 +244,7 @@ export interface NativeAnnEngine extends AnnEngine {
 export interface NativeEngineFactory extends EngineFactory {
   create(options: EngineOptions): NativeAnnEngine;
   deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<NativeAnnEngine>;
+  deserializeFrom(chunks: AsyncIterable<Uint8Array>, options: EngineOptions, stream: StreamLoadOptions): Promise<NativeAnnEngine>;
 }
 
 // ----------------------------------------------------------- validation --
@@ -289,6 +331,11 @@ async function nativeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
 }
 
 // --------------------------------------------------------------- engine --
+
+/** Buffers a streamed serialize cycles through: two sealing groups' worth (see storage/snapshot.ts). */
+const SERIALIZE_BUFFERS = 8;
+/** Chunks pushed ahead of a streamed load. */
+const LOAD_AHEAD = 4;
 
 /** libuv's pool size: the addon reserves one usearch thread slot per pool thread. */
 function threadPoolSize(): number {
@@ -441,6 +488,56 @@ class NativeEngine implements NativeAnnEngine {
     return this.#guard(() => this.#write(() => nativeCall('serialize', () => this.#handle.serialize())));
   }
 
+  serializeTo(chunkBytes: number, sink: ChunkSink): Promise<number> {
+    return this.#guard(() => {
+      checkInteger(chunkBytes, 'chunkBytes', 1, 2 ** 30);
+      return this.#write(() => this.#serializeStream(chunkBytes, sink));
+    });
+  }
+
+  async #serializeStream(chunkBytes: number, sink: ChunkSink): Promise<number> {
+    // The addon fills these in turn; a buffer is refilled once the sink's promise for it resolved.
+    const buffers = Array.from({ length: SERIALIZE_BUFFERS }, () => new Uint8Array(chunkBytes));
+    let total = -1;
+    let offset = 0;
+    let index = 0;
+    let failure: unknown;
+    let ended!: () => void;
+    const end = new Promise<void>((resolve) => (ended = resolve));
+    let sinking: Promise<unknown> = Promise.resolve();
+    const control: SerializeStreamControl = this.#handle.serializeStream(buffers, (kind, a, b) => {
+      if (kind === 0) total = a;
+      else if (kind === 2) ended();
+      else if (kind === 1) {
+        const chunk = buffers[a]!.subarray(0, b);
+        const at = index++;
+        offset += b;
+        const last = offset === total;
+        const step = Promise.resolve()
+          .then(() => sink(chunk, at, last))
+          .then(
+            () => control.ack(a),
+            (error: unknown) => {
+              failure ??= error;
+              control.cancel();
+            },
+          );
+        sinking = Promise.all([sinking, step]);
+      }
+    });
+    try {
+      await nativeCall('serialize', () => control.done);
+    } catch (error) {
+      await sinking;
+      throw failure ?? error; // the sink's own error when it stopped the stream
+    }
+    await end; // every chunk event delivered
+    await sinking;
+    if (failure !== undefined) throw failure;
+    if (offset !== total) throw new NativeError('the serialized stream ended early');
+    return total;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -452,6 +549,47 @@ class NativeEngine implements NativeAnnEngine {
   /** Only the loader calls this, before the engine is handed out. */
   load(bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
     return nativeCall('deserialize', () => this.#handle.load(bytes as Uint8Array | Uint8Array[]));
+  }
+
+  /** Only the loader calls this, before the engine is handed out: pulls chunks a few ahead of the addon. */
+  async loadFrom(chunks: AsyncIterable<Uint8Array>, { bound, release = false }: StreamLoadOptions): Promise<void> {
+    checkInteger(bound, 'bound', 0, Number.MAX_SAFE_INTEGER);
+    let consumed = 0;
+    let pushed = 0;
+    let finished = false;
+    let wake: (() => void) | undefined;
+    const control = this.#handle.loadStream(
+      bound,
+      (count) => {
+        consumed = Math.max(consumed, count);
+        wake?.();
+      },
+      release,
+    );
+    const done = nativeCall('deserialize', () => control.done).finally(() => {
+      finished = true;
+      wake?.();
+    });
+    done.catch(() => undefined); // awaited below
+    let failure: unknown;
+    try {
+      for await (const chunk of chunks) {
+        while (!finished && pushed - consumed >= LOAD_AHEAD) await new Promise<void>((resolve) => (wake = resolve));
+        if (finished) break; // the addon stopped early (invalid bytes): stop reading
+        control.push(chunk);
+        pushed++;
+      }
+      control.end();
+    } catch (error) {
+      failure = error;
+      control.cancel();
+    }
+    try {
+      await done;
+    } catch (error) {
+      throw failure ?? error;
+    }
+    if (failure !== undefined) throw failure;
   }
 
   async #addAll(keys: BigUint64Array, vectors: Float32Array): Promise<void> {
@@ -598,6 +736,18 @@ export const nativeEngine: NativeEngineFactory = {
     const engine = new NativeEngine(newHandle(checked), checked);
     try {
       await engine.load(bytes);
+    } catch (error) {
+      await engine.close();
+      throw error;
+    }
+    return engine;
+  },
+
+  async deserializeFrom(chunks: AsyncIterable<Uint8Array>, options: EngineOptions, stream: StreamLoadOptions): Promise<NativeAnnEngine> {
+    const checked = checkOptions(options);
+    const engine = new NativeEngine(newHandle(checked), checked);
+    try {
+      await engine.loadFrom(chunks, stream);
     } catch (error) {
       await engine.close();
       throw error;

@@ -54,10 +54,33 @@ export interface AnnEngine {
   countPresent(keys: BigUint64Array | Float64Array): Promise<number>;
   /** The whole graph and its vectors as bytes, to be encrypted by the caller. */
   serialize(): Promise<Uint8Array>;
+  /**
+   * The same bytes as `serialize()`, streamed: `sink` gets them in order in
+   * chunks of `chunkBytes` (the last may be shorter, `last` says which), and
+   * at most a few chunks exist outside the engine at once (a chunk's memory
+   * is reused once its promise resolves: copy or seal it before that).
+   * Resolves to the total length; a sink rejection stops the stream and
+   * rejects with it.
+   */
+  serializeTo(chunkBytes: number, sink: ChunkSink): Promise<number>;
   /** Bytes of memory held by the engine (best effort where the binding cannot tell). */
   memoryUsage(): number;
   /** Frees native memory; waits for work in flight. Further calls reject. */
   close(): Promise<void>;
+}
+
+/** Receives one chunk of a streamed `serializeTo`; the chunk's bytes are valid until the promise resolves. */
+export type ChunkSink = (chunk: Uint8Array, index: number, last: boolean) => Promise<void>;
+
+export interface StreamLoadOptions {
+  /** An upper bound on the total length (e.g. chunks × chunk size): counts in the bytes that could not fit are refused before anything is sized by them. */
+  bound: number;
+  /**
+   * The caller gives up each chunk: once the engine has used it up, the
+   * chunk's whole ArrayBuffer is detached, so its memory is freed at once
+   * rather than at a later GC. Only for chunks that own their ArrayBuffer.
+   */
+  release?: boolean;
 }
 
 export interface EngineFactory {
@@ -68,4 +91,11 @@ export interface EngineFactory {
    * caller), whole or as consecutive parts (joined off the main thread).
    */
   deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<AnnEngine>;
+  /**
+   * Rebuilds an engine from `serialize()` bytes pulled from `chunks` (each
+   * already authenticated by the caller) while they are still being read: only
+   * a few chunks are taken ahead of the engine, and every structural unit is
+   * checked before the engine uses it.
+   */
+  deserializeFrom(chunks: AsyncIterable<Uint8Array>, options: EngineOptions, stream: StreamLoadOptions): Promise<AnnEngine>;
 }

@@ -42,7 +42,19 @@ import {
   type ChangeEntry,
   type RecordBody,
 } from './sealed.js';
-import { clearGeneration, dropSnapshotOps, newSnapshotWrite, readSection, sectionHash, writeSection, type SnapshotSection } from './snapshot.js';
+import {
+  clearGeneration,
+  CHUNK_BYTES,
+  dropSnapshotOps,
+  newSnapshotWrite,
+  readSection,
+  readSectionStream,
+  sectionHash,
+  writeSection,
+  writeSectionStream,
+  type SectionSink,
+  type SnapshotSection,
+} from './snapshot.js';
 
 /**
  * A snapshot of a signed index whose chunks authenticate under the graph key but are not the ones
@@ -341,14 +353,21 @@ export class IndexStore {
    * commit, after clearing whatever an interrupted earlier write left there,
    * under a fresh random write id. Unreachable until `commitSnapshot` names
    * the generation and write id (the returned reference, plus its counter).
+   * The graph is streamed: `graph(chunkBytes, sink)` hands its bytes to the
+   * sink chunk by chunk (AnnEngine.serializeTo), each sealed and written as
+   * it comes, so no whole copy of the graph is ever made.
    */
-  async writeSnapshot(generation: number, graph: () => Promise<Uint8Array>, table: () => Promise<Uint8Array>): Promise<Omit<SnapshotRef, 'counter'>> {
+  async writeSnapshot(
+    generation: number,
+    graph: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
+    table: () => Promise<Uint8Array>,
+  ): Promise<Omit<SnapshotRef, 'counter'>> {
     this.signingSeed(); // a read-only opener writes nothing
     const write = newSnapshotWrite(generation);
     await clearGeneration(this.kv, this.indexId, generation);
     const graphDigests: Buffer[] = [];
     const tableDigests: Buffer[] = [];
-    const graphChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'graph', await graph(), graphDigests);
+    const graphChunks = await writeSectionStream(this.kv, this.keys.graph, this.indexId, write, 'graph', graph, graphDigests);
     const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table(), tableDigests);
     const ref: Omit<SnapshotRef, 'counter'> = { ...write, graphChunks, tableChunks };
     if (this.signed) {
@@ -377,16 +396,39 @@ export class IndexStore {
     // Signed: the chunks must be the ones the signed manifest names, not merely authentic under the graph key.
     const digests: Buffer[] = [];
     const opened = await readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks, digests);
+    this.checkSectionHash(ref, section, digests);
+    return opened;
+  }
+
+  /**
+   * The authenticated chunks of one section of snapshot `ref`, streamed (a
+   * group or two read and decrypted ahead, never the whole section); each
+   * chunk owns its ArrayBuffer. `bound` is an upper bound on the section's
+   * plaintext length.
+   */
+  snapshotStream(ref: SnapshotRef, section: SnapshotSection): { chunks: AsyncIterable<Uint8Array>; bound: number } {
+    const chunks = section === 'graph' ? ref.graphChunks : ref.tableChunks;
+    // Signed: the chunks must be the ones the signed manifest names, checked before the last of them is handed out.
+    const digests: Buffer[] = [];
+    const verify = this.signed ? { digests, allRead: () => this.checkSectionHash(ref, section, digests) } : undefined;
+    return { chunks: readSectionStream(this.kv, this.keys.graph, this.indexId, ref, section, chunks, verify), bound: chunks * CHUNK_BYTES };
+  }
+
+  private checkSectionHash(ref: SnapshotRef, section: SnapshotSection, digests: Buffer[]): void {
     const expected = section === 'graph' ? ref.graphHash : ref.tableHash;
     if (!(expected instanceof Uint8Array) || !constantTimeEqual(sectionHash(digests), expected)) {
       throw new ForgedSnapshotError(
         `The ${section} snapshot of index "${this.indexName}" is not the one its signed manifest names: it was re-sealed by a key holder who cannot sign (a read-only key), or tampered with. Restore the store from a backup.`,
       );
     }
-    return opened;
   }
 
   // ---- maintenance and removal ----
+
+  /** Returns memory left from large transient work (snapshot chunks written or read) to the OS (KvStore.releaseMemory). */
+  releaseMemory(): void {
+    this.kv.releaseMemory();
+  }
 
   /** Asks LevelDB to rewrite the snapshot chunks now (after a close: the next open then reads tables, not the log). */
   compactSnapshots(): Promise<void> {

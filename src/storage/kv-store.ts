@@ -4,9 +4,10 @@
  * Every logical operation is one atomic, fsync'd batch.
  */
 import { ClassicLevel } from 'classic-level';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { ClosedError, IntegrityError, StorageError, StoreLockedError } from '../errors.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { releaseMappedPages, releaseMemory } from '../util/memory.js';
 import { ioError, levelFailure } from './io-errors.js';
 
 export type Bytes = Uint8Array;
@@ -18,6 +19,16 @@ export interface RangeOptions {
   gte: Bytes;
   lt: Bytes;
 }
+
+/**
+ * LevelDB's own memory, bounded and stated (docs/performance.md, "Memory"):
+ * an 8 MiB block cache (snapshot chunks and bulk scans bypass it,
+ * `fillCache: false`), a 4 MiB write buffer (memtable; at most two exist, one
+ * being flushed), and at most 500 open table files, whose index blocks and
+ * handles are LevelDB's table cache. These equal classic-level's defaults
+ * except the file count (1,000), named here so a change is deliberate.
+ */
+export const LEVELDB_MEMORY = { cacheSize: 8 << 20, writeBufferSize: 4 << 20, maxOpenFiles: 500 } as const;
 
 /**
  * A commit's compare-and-set: the batch applies only if the manifest under
@@ -41,6 +52,10 @@ export interface KvBackend {
   compactRange(range: RangeOptions): Promise<void>;
   fence(range: RangeOptions): void;
   shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes, rewrites?: BatchOp[]): Promise<void>;
+  /** Returns freed memory to the OS after large transient work (LevelDB's mapped tables, glibc's heap); a no-op where it means nothing. */
+  releaseMemory(): void;
+  /** Drops LevelDB's mapped table pages from this process's resident set (they stay in the page cache). */
+  releaseMappedPages(): void;
   close(): Promise<void>;
 }
 
@@ -54,7 +69,26 @@ export class KvStore implements KvBackend {
   /** Key ranges of deleted indexes: a put into one (a handle that outlived its index) is refused. */
   private readonly fences: RangeOptions[] = [];
 
-  private constructor(private readonly db: ClassicLevel<Bytes, Bytes>) {}
+  private constructor(
+    private readonly db: ClassicLevel<Bytes, Bytes>,
+    /** The directory's real path, as /proc/self/maps names LevelDB's mapped files. */
+    private readonly realLocation: string,
+  ) {}
+
+  /**
+   * Returns memory left over from large transient work (a snapshot written,
+   * a snapshot read at open, a compaction) to the OS: the heap pages glibc
+   * kept (malloc_trim) and this process's resident pages of LevelDB's mapped
+   * table files (they stay in the page cache; see util/memory.ts).
+   */
+  releaseMemory(): void {
+    releaseMemory(this.realLocation);
+  }
+
+  /** Only the mapped table pages (cheap: one read of /proc/self/maps), for use between the groups of a long stream. */
+  releaseMappedPages(): void {
+    releaseMappedPages(this.realLocation);
+  }
 
   /**
    * Opens (creating, mode 0700) the LevelDB directory: a held LOCK becomes
@@ -69,7 +103,7 @@ export class KvStore implements KvBackend {
     // No compression: values are ciphertext, which does not compress.
     const db = new ClassicLevel<Bytes, Bytes>(location, { keyEncoding: 'view', valueEncoding: 'view' });
     try {
-      await db.open({ compression: false });
+      await db.open({ compression: false, ...LEVELDB_MEMORY });
     } catch (error) {
       const failure = levelFailure(error, `open the store at ${location}`);
       if (failure === 'locked') {
@@ -81,7 +115,13 @@ export class KvStore implements KvBackend {
       if (failure) throw failure;
       throw new IntegrityError(`Could not open the store at ${location}: ${(error as Error).message}`, { cause: error });
     }
-    return new KvStore(db);
+    let real = location;
+    try {
+      real = realpathSync(location);
+    } catch {
+      // only used to find LevelDB's mappings; the open itself succeeded
+    }
+    return new KvStore(db, real);
   }
 
   /**

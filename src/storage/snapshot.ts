@@ -11,7 +11,8 @@
  * (which loads it on the pool) while it decodes the table.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { openInPlaceAsync, sealAsync } from '../crypto/bulk.js';
+import { SEAL_OVERHEAD } from '../crypto/aead.js';
+import { openInPlaceAsync, sealAsync, sealIntoAsync } from '../crypto/bulk.js';
 import { frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -23,6 +24,8 @@ import { decodeIdList, encodeIdList, pack, unpack } from './sealed.js';
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
 const READ_GROUP = 8;
+/** Chunks per read and decrypt task when streaming into the engine (one group read ahead of the one being used). */
+const STREAM_GROUP = 4;
 /** Chunks per seal task and LevelDB batch when writing. */
 const WRITE_GROUP = 4;
 /** Metadata entries per msgpack frame in the table: each frame packs or unpacks in well under a millisecond or two. */
@@ -189,6 +192,94 @@ export function sectionHash(digests: Buffer[]): Buffer {
   return hash.digest();
 }
 
+/** Receives the chunks of a streamed section in order (see AnnEngine.serializeTo); `chunk` may be reused once the promise resolves. */
+export type SectionSink = (chunk: Uint8Array, index: number, last: boolean) => Promise<void>;
+
+/**
+ * `writeSection` for bytes produced as a stream: `produce` hands chunks of
+ * exactly CHUNK_BYTES (the last may be shorter) to the sink, which seals each
+ * group of WRITE_GROUP on the libuv pool, releases their buffers (the promises
+ * resolve) and writes the group as one synced batch, one group at a time. The
+ * producer can fill the next group meanwhile, so at most a few groups of the
+ * section exist outside it at once, never the whole section. Same chunks,
+ * keys and AADs as `writeSection`. A chunk's promise resolves only once its
+ * group is complete: the producer must be able to hand over WRITE_GROUP
+ * chunks without waiting (the engine cycles through 8 buffers).
+ */
+export async function writeSectionStream(
+  store: KvStore,
+  key: Uint8Array,
+  indexId: Uint8Array,
+  write: SnapshotWrite,
+  section: SnapshotSection,
+  produce: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
+  /** Filled with the SHA-256 of each sealed chunk, in order (signed indexes: `sectionHash`). */
+  digests?: Buffer[],
+): Promise<number> {
+  interface Pending {
+    chunk: Uint8Array;
+    index: number;
+    last: boolean;
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }
+  let group: Pending[] = [];
+  // One output buffer for every group: each is sealed only after the previous group's batch was written (LevelDB copies values).
+  const out = new Uint8Array(WRITE_GROUP * (CHUNK_BYTES + SEAL_OVERHEAD));
+  let chain: Promise<void> = Promise.resolve();
+  let failure: unknown;
+  let chunks = 0;
+  let sawLast = false;
+  const flush = (items: Pending[]) => {
+    chain = chain
+      .then(async () => {
+        if (failure !== undefined) throw failure;
+        const sealed = await sealIntoAsync(
+          key,
+          items.map((item) => item.chunk),
+          items.map((item) => chunkAad(indexId, write, section, item.index, item.last)),
+          out,
+        );
+        if (digests) items.forEach((item, j) => (digests[item.index] = createHash('sha256').update(sealed[j]!).digest()));
+        for (const item of items) item.resolve(); // sealed: the producer may reuse these chunks now
+        await store.batch(items.map((item, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, item.index), value: sealed[j]! })));
+        store.releaseMappedPages(); // the tables LevelDB flushed and re-read meanwhile
+      })
+      .catch((error: unknown) => {
+        failure ??= error;
+        // No-op for those already resolved; chunks waiting for a group that will never be written fail too.
+        for (const item of [...items, ...group]) item.reject(error);
+        group = [];
+      });
+  };
+  const sink: SectionSink = (chunk, index, last) =>
+    new Promise<void>((resolve, reject) => {
+      if (failure !== undefined) {
+        for (const item of group) item.reject(failure);
+        group = [];
+        return reject(failure);
+      }
+      if (index !== chunks || sawLast || (!last && chunk.byteLength !== CHUNK_BYTES) || chunk.byteLength > CHUNK_BYTES) {
+        return reject(new RangeError(`snapshot ${section} chunk ${index} out of order or of the wrong size`));
+      }
+      chunks++;
+      sawLast = last;
+      group.push({ chunk, index, last, resolve, reject });
+      if (group.length === WRITE_GROUP || last) {
+        flush(group);
+        group = [];
+      }
+    });
+  try {
+    await produce(CHUNK_BYTES, sink);
+  } finally {
+    await chain;
+  }
+  if (failure !== undefined) throw failure;
+  if (!sawLast) throw new RangeError(`snapshot ${section} stream ended without its last chunk`);
+  return chunks;
+}
+
 /** Removes whatever an interrupted earlier write left under `generation` (it was never committed). */
 export async function clearGeneration(store: KvStore, indexId: Uint8Array, generation: number): Promise<void> {
   const range = { gte: indexKey(indexId, SNAPSHOT, u64(generation)), lt: indexKey(indexId, SNAPSHOT, u64(generation + 1)) };
@@ -221,21 +312,73 @@ export async function readSection(
 ): Promise<Uint8Array[]> {
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
-    const numbers = Array.from({ length: Math.min(READ_GROUP, chunks - start) }, (_, i) => start + i);
-    const group = store
-      .getMany(
-        numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
-        { fillCache: false },
-      )
-      .then((values) => {
-        const missing = values.findIndex((value) => value === undefined);
-        if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
-        if (digests) numbers.forEach((i, j) => (digests[i] = createHash('sha256').update(values[j]!).digest()));
-        const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
-        return openInPlaceAsync(key, values as Uint8Array[], aads, (j) => `Snapshot ${section} chunk ${start + j}`);
-      });
+    const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start), false, digests);
     group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
     groups.push(group);
   }
   return (await Promise.all(groups)).flat();
+}
+
+/**
+ * `readSection` as a stream: yields the authenticated chunks in order while
+ * the next group is read and decrypted on the pool, so only about two groups
+ * are held at once, never the whole section. Each yielded chunk is the
+ * plaintext view of a buffer that holds nothing else (its ArrayBuffer may be
+ * handed over and detached by the consumer). Stopping early is safe.
+ */
+export async function* readSectionStream(
+  store: KvStore,
+  key: Uint8Array,
+  indexId: Uint8Array,
+  write: SnapshotWrite,
+  section: SnapshotSection,
+  chunks: number,
+  /** Signed indexes: each sealed chunk's SHA-256, and a check run once every chunk is read, before the last group is yielded. */
+  verify?: { digests: Buffer[]; allRead: () => void },
+): AsyncGenerator<Uint8Array> {
+  const group = (start: number) => {
+    const read = readGroup(store, key, indexId, write, section, chunks, start, Math.min(STREAM_GROUP, chunks - start), true, verify?.digests);
+    read.catch(() => undefined); // awaited in turn below, or abandoned when the consumer stops
+    return read;
+  };
+  let ahead = chunks > 0 ? group(0) : undefined;
+  for (let start = 0; start < chunks; start += STREAM_GROUP) {
+    const current = ahead!;
+    ahead = start + STREAM_GROUP < chunks ? group(start + STREAM_GROUP) : undefined;
+    const opened = await current;
+    if (ahead === undefined) verify?.allRead(); // the consumer never sees the last bytes of a section that is not the signed one
+    for (const chunk of opened) yield chunk;
+  }
+}
+
+/** Reads and authenticates `count` chunks from `start` in one LevelDB read and one pool task. */
+async function readGroup(
+  store: KvStore,
+  key: Uint8Array,
+  indexId: Uint8Array,
+  write: SnapshotWrite,
+  section: SnapshotSection,
+  chunks: number,
+  start: number,
+  count: number,
+  owned = false,
+  digests?: Buffer[],
+): Promise<Uint8Array[]> {
+  const numbers = Array.from({ length: count }, (_, i) => start + i);
+  const values = await store.getMany(
+    numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
+    { fillCache: false },
+  );
+  // LevelDB read these through mmap: without this, every chunk of the section stays resident twice until the open ends.
+  if (owned) store.releaseMappedPages();
+  const missing = values.findIndex((value) => value === undefined);
+  if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
+  // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
+  const sealed = (values as Uint8Array[]).map((value) =>
+    owned && (value.byteOffset !== 0 || value.buffer.byteLength !== value.byteLength) ? new Uint8Array(value) : value,
+  );
+  // Hashed as sealed (before the in-place decryption): a signed manifest names these (`sectionHash`).
+  if (digests) numbers.forEach((i, j) => (digests[i] = createHash('sha256').update(sealed[j]!).digest()));
+  const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
+  return openInPlaceAsync(key, sealed, aads, (j) => `Snapshot ${section} chunk ${start + j}`);
 }

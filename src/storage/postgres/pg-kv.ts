@@ -220,6 +220,11 @@ export class PgKv implements KvBackend {
    */
   async shred(): Promise<void> {}
 
+  /** Nothing mapped here: PostgreSQL's pages live in its own processes. */
+  releaseMemory(): void {}
+
+  releaseMappedPages(): void {}
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -22,6 +22,7 @@ import type { PostgresStoreOptions } from '../../api/types.js';
 import type { CatalogEntry, IndexKeys } from '../../keys/envelope.js';
 import { IndexStore, type CommitBatch, type CommitHead, type RemoteCommits } from '../index-store.js';
 import { catalogKey, catalogRange, indexKey, indexNameOfCatalogKey, USER, USERS_ADMIN } from '../layout.js';
+import type { SectionSink } from '../snapshot.js';
 import type { Manifest, SnapshotRef } from '../manifest.js';
 import type { CatalogStore } from '../store.js';
 import { decodeCatalogEntry } from '../store.js';
@@ -235,7 +236,11 @@ class PgIndexStore extends IndexStore {
     this.known = next.counter;
   }
 
-  override async writeSnapshot(generation: number, graph: () => Promise<Uint8Array>, table: () => Promise<Uint8Array>): Promise<Omit<SnapshotRef, 'counter'>> {
+  override async writeSnapshot(
+    generation: number,
+    graph: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
+    table: () => Promise<Uint8Array>,
+  ): Promise<Omit<SnapshotRef, 'counter'>> {
     await this.lockSnapshots();
     try {
       // Only on top of the newest commit: a stale writer would clear the chunks of a generation another process committed.

@@ -1,0 +1,333 @@
+/**
+ * `npm run bench:engine -- --scale N`: vecvault beside raw usearch (the stock
+ * binding) at N synthetic clustered 96-d cosine vectors, each phase in a fresh
+ * child process after the same data was generated, so resident-set figures
+ * are not polluted by the other system or an earlier phase:
+ *
+ *   raw-build   add all N, then save(file)          vv-build   upsert N (10k per call), then close() (the final snapshot)
+ *   raw-open    load(file) + first query            vv-open    loadIndex + first query, then get 1,000 random ids with vectors
+ *
+ * Memory is Linux's view: RSS growth over the child's baseline (taken after
+ * the data exists and the modules are loaded), and the peak of each phase from
+ * VmHWM, reset between phases through /proc/self/clear_refs. Steady state is
+ * the RSS after a full GC (and 2 s after an open: a build is measured at once,
+ * before an idle index would take its snapshot in the background, which close() takes).
+ */
+import { fork } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { machineInfo, projectRoot } from './lib/machine.js';
+import { medianOf, sleep, withLoopDelay, type LoopDelay } from './lib/measure.js';
+
+const DIM = 96;
+const CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
+const UPSERT_CHUNK = 10_000;
+const GETS = 1_000;
+
+type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open';
+
+export interface PhaseResult {
+  phase: Phase;
+  baselineMiB: number;
+  /** Build (raw add / vecvault upsert) */
+  buildMs?: number;
+  buildStall?: LoopDelay;
+  /** Steady RSS growth after the build, MiB. */
+  afterBuildMiB?: number;
+  peakBuildMiB?: number;
+  /** Anonymous-RSS peaks (growth over the baseline's anonymous RSS), MiB. */
+  anonPeakBuildMiB?: number;
+  anonPeakPersistMiB?: number;
+  anonPeakOpenMiB?: number;
+  /** raw save / vecvault close (final snapshot) */
+  persistMs?: number;
+  persistStall?: LoopDelay;
+  peakPersistMiB?: number;
+  afterPersistMiB?: number;
+  diskBytes?: number;
+  openMs?: number;
+  openStall?: LoopDelay;
+  peakOpenMiB?: number;
+  /** Steady RSS growth after the open, MiB. */
+  afterOpenMiB?: number;
+  getRecordsPerSec?: number;
+  /** Diagnostics: where the memory is after the phase (growth of anonymous and file-backed RSS, MiB). */
+  anonMiB?: number;
+  fileMiB?: number;
+  heapUsedMiB?: number;
+  externalMiB?: number;
+}
+
+const mib = (bytes: number) => bytes / (1024 * 1024);
+
+function status(field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/**
+ * Peak of anonymous RSS, sampled every 5 ms: memory the process owns, without
+ * LevelDB's mapped table pages (page cache), which VmHWM also counts. Only
+ * meaningful while the event loop runs (vecvault's phases; raw usearch blocks
+ * it, so its peaks are VmHWM's, and it maps no files).
+ */
+let anonPeak = 0;
+const sampler = setInterval(() => (anonPeak = Math.max(anonPeak, status('RssAnon'))), 5);
+sampler.unref();
+
+/** Starts a new peak window (VmHWM := VmRSS, anonymous peak := now). */
+function resetPeak(): void {
+  writeFileSync('/proc/self/clear_refs', '5');
+  anonPeak = status('RssAnon');
+}
+const anonPeakNow = () => Math.max(anonPeak, status('RssAnon'));
+
+async function settle(): Promise<number> {
+  (globalThis as { gc?: () => void }).gc?.();
+  await sleep(2000);
+  (globalThis as { gc?: () => void }).gc?.();
+  return status('VmRSS');
+}
+
+function duBytes(path: string): number {
+  let total = 0;
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    const p = join(path, entry.name);
+    total += entry.isDirectory() ? duBytes(p) : statSync(p).size;
+  }
+  return total;
+}
+
+function heapDiag(): Pick<PhaseResult, 'heapUsedMiB' | 'externalMiB'> {
+  const m = process.memoryUsage();
+  return { heapUsedMiB: mib(m.heapUsed), externalMiB: mib(m.external) };
+}
+
+async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResult> {
+  const { clusteredVectors, normalized } = await import('../test/support/vectors.js');
+  const usearch = (await import('usearch')).default;
+  const { Client } = await import('../src/index.js');
+  const rawFile = join(dir, 'raw.usearch');
+  const store = join(dir, 'vv');
+  const key = Buffer.from(readFileSync(join(dir, 'key')));
+  const rawIndex = () =>
+    new usearch.Index({
+      dimensions: DIM,
+      metric: usearch.MetricKind.Cos,
+      quantization: usearch.ScalarKind.F32,
+      connectivity: CONFIG.connectivity,
+      expansion_add: CONFIG.expansionAdd,
+      expansion_search: CONFIG.expansionSearch,
+      multi: false,
+    });
+  const building = phase.endsWith('build');
+  // Build phases hold the data, as an app importing it would; open phases only a query.
+  const data = building ? normalized(clusteredVectors(n, DIM, { seed: 42 })).data : null;
+  const query = normalized(clusteredVectors(1, DIM, { seed: 7 })).data;
+  const baseline = await settle();
+  const baseAnon = status('RssAnon');
+  const baseFile = status('RssFile');
+  const split = () => ({ anonMiB: status('RssAnon') - baseAnon, fileMiB: status('RssFile') - baseFile });
+  const out: PhaseResult = { phase, baselineMiB: baseline };
+  resetPeak();
+  if (phase === 'raw-build') {
+    const index = rawIndex();
+    const keys = BigUint64Array.from({ length: n }, (_, i) => BigInt(i));
+    const { value: ms, delay } = await withLoopDelay(async () => {
+      const t0 = performance.now();
+      index.add(keys, data!, 0);
+      return performance.now() - t0;
+    });
+    out.buildMs = ms;
+    out.buildStall = delay;
+    out.peakBuildMiB = status('VmHWM') - baseline;
+    (globalThis as { gc?: () => void }).gc?.();
+    out.afterBuildMiB = status('VmRSS') - baseline;
+    resetPeak();
+    const t0 = performance.now();
+    index.save(rawFile);
+    out.persistMs = performance.now() - t0;
+    out.peakPersistMiB = status('VmHWM') - baseline;
+    out.afterPersistMiB = (await settle()) - baseline;
+    out.diskBytes = statSync(rawFile).size;
+  } else if (phase === 'vv-build') {
+    const client = new Client({ path: store });
+    const index = await client.createIndex({ indexName: 'scale', indexKey: key, dimension: DIM, metric: 'cosine', indexConfig: CONFIG });
+    const ids = Array.from({ length: n }, (_, i) => String(i));
+    const { value: ms, delay } = await withLoopDelay(async () => {
+      const t0 = performance.now();
+      for (let start = 0; start < n; start += UPSERT_CHUNK) {
+        const end = Math.min(n, start + UPSERT_CHUNK);
+        // A flat Float32Array per call: the cheapest input shape the API takes.
+        await index.upsert({
+          ids: ids.slice(start, end),
+          vectors: Array.from({ length: end - start }, (_, j) => data!.subarray((start + j) * DIM, (start + j + 1) * DIM)),
+        });
+      }
+      return performance.now() - t0;
+    });
+    out.buildMs = ms;
+    out.buildStall = delay;
+    out.peakBuildMiB = status('VmHWM') - baseline;
+    out.anonPeakBuildMiB = anonPeakNow() - baseAnon;
+    Object.assign(out, heapDiag());
+    // No pause here: an idle index would take its snapshot in the background, and close() below is meant to write it.
+    (globalThis as { gc?: () => void }).gc?.();
+    out.afterBuildMiB = status('VmRSS') - baseline;
+    Object.assign(out, split());
+    resetPeak();
+    const { value: closeMs, delay: closeDelay } = await withLoopDelay(async () => {
+      const t0 = performance.now();
+      await client.close();
+      return performance.now() - t0;
+    });
+    out.persistMs = closeMs;
+    out.persistStall = closeDelay;
+    out.peakPersistMiB = status('VmHWM') - baseline;
+    out.anonPeakPersistMiB = anonPeakNow() - baseAnon;
+    out.afterPersistMiB = (await settle()) - baseline;
+    out.diskBytes = duBytes(store);
+  } else if (phase === 'raw-open') {
+    const t0 = performance.now();
+    const index = rawIndex();
+    index.load(rawFile);
+    index.search(query, 10, 1);
+    out.openMs = performance.now() - t0;
+    out.peakOpenMiB = status('VmHWM') - baseline;
+    out.afterOpenMiB = (await settle()) - baseline;
+    Object.assign(out, split());
+    if (index.size() !== n) throw new Error('raw load lost vectors');
+  } else {
+    const { value, delay } = await withLoopDelay(async () => {
+      const t0 = performance.now();
+      const client = new Client({ path: store });
+      const index = await client.loadIndex({ indexName: 'scale', indexKey: key });
+      await index.query({ queryVectors: Array.from(query), topK: 10 });
+      return { ms: performance.now() - t0, client, index };
+    });
+    out.openMs = value.ms;
+    out.openStall = delay;
+    out.peakOpenMiB = status('VmHWM') - baseline;
+    out.anonPeakOpenMiB = anonPeakNow() - baseAnon;
+    out.afterOpenMiB = (await settle()) - baseline;
+    Object.assign(out, heapDiag(), split());
+    // 1,000 random ids with their vectors, in calls of 100 (ids as a caller would hold them).
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n;
+    const ids = Array.from({ length: GETS }, () => String(Math.floor(rand())));
+    const t0 = performance.now();
+    let got = 0;
+    for (let i = 0; i < GETS; i += 100) {
+      const items = await value.index.get({ ids: ids.slice(i, i + 100), include: ['vector'] });
+      got += items.filter((item) => item.vector !== undefined).length;
+    }
+    out.getRecordsPerSec = (got * 1000) / (performance.now() - t0);
+    if (got !== GETS) throw new Error(`get returned ${got} of ${GETS} vectors`);
+    await value.client.close();
+  }
+  return out;
+}
+
+function runChild(phase: Phase, n: number, dir: string): Promise<PhaseResult> {
+  const require = createRequire(import.meta.url);
+  const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), ['--scale-child', phase, String(n), dir], {
+      execArgv: ['--import', tsxLoader, '--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: PhaseResult | undefined;
+    child.once('message', (m) => (result = m as PhaseResult));
+    child.once('exit', (code) => (result ? resolve(result) : reject(new Error(`${phase} child exited with ${code}`))));
+  });
+}
+
+const f = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits));
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '—' : (a / b).toFixed(2) + '×');
+
+/** Runs the four children (twice each for the open phases, medians) and writes bench/results/SCALE-<n>.md. */
+export async function runScale(n: number, reps = 1): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'vecvault-bench-scale-'));
+  writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
+  try {
+    const log = (r: PhaseResult) => console.log(`  ${r.phase}: ${JSON.stringify(r, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`);
+    const rawBuild = await runChild('raw-build', n, dir);
+    log(rawBuild);
+    const vvBuild = await runChild('vv-build', n, dir);
+    log(vvBuild);
+    const rawOpens: PhaseResult[] = [];
+    const vvOpens: PhaseResult[] = [];
+    for (let rep = 0; rep < Math.max(1, reps); rep++) {
+      // Alternated, page cache warm for both after the first pair.
+      for (const phase of rep % 2 === 0 ? (['raw-open', 'vv-open'] as const) : (['vv-open', 'raw-open'] as const)) {
+        const r = await runChild(phase, n, dir);
+        log(r);
+        (phase === 'raw-open' ? rawOpens : vvOpens).push(r);
+      }
+    }
+    const med = (rs: PhaseResult[], pick: (r: PhaseResult) => number | undefined) => medianOf(rs.map(pick).filter((x): x is number => x !== undefined));
+    const rawOpen = { openMs: med(rawOpens, (r) => r.openMs), peak: med(rawOpens, (r) => r.peakOpenMiB), after: med(rawOpens, (r) => r.afterOpenMiB) };
+    const vvOpen = {
+      openMs: med(vvOpens, (r) => r.openMs),
+      peak: med(vvOpens, (r) => r.peakOpenMiB),
+      anonPeak: med(vvOpens, (r) => r.anonPeakOpenMiB),
+      after: med(vvOpens, (r) => r.afterOpenMiB),
+      stall: Math.max(...vvOpens.map((r) => r.openStall?.maxMs ?? 0)),
+      p99: med(vvOpens, (r) => r.openStall?.p99Ms),
+      get: med(vvOpens, (r) => r.getRecordsPerSec),
+    };
+    const machine = machineInfo();
+    const rawVector = DIM * 4;
+    const lines = [
+      `# Scale: ${n.toLocaleString('en-US')} × ${DIM} cosine (synthetic clustered), vecvault vs raw usearch`,
+      '',
+      `Command: \`npm run bench:engine -- --scale ${n}${reps > 1 ? ` --reps ${reps}` : ''}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+      '',
+      `HNSW M=${CONFIG.connectivity}, ef_add=${CONFIG.expansionAdd}. Each phase ran in its own child process after the same data was generated; memory is resident-set growth over that child's baseline (MiB); peaks from VmHWM reset per phase; steady = after a full GC (and, after an open, 2 s). Open figures are medians of ${rawOpens.length} alternated runs.`,
+      '',
+      '| figure | raw usearch | vecvault | ratio (vecvault ÷ raw) |',
+      '|---|---|---|---|',
+      `| build: raw \`add\` (one call, all threads) / upsert (${UPSERT_CHUNK.toLocaleString('en-US')} per call, durable), vectors/s | ${f((n * 1000) / rawBuild.buildMs!)} | ${f((n * 1000) / vvBuild.buildMs!)} | ${ratio(rawBuild.buildMs!, vvBuild.buildMs!)} (throughput) |`,
+      `| worst / p99 event-loop stall during the build, ms | ${f(rawBuild.buildStall?.maxMs)} / — (blocks) | ${f(vvBuild.buildStall?.maxMs, 1)} / ${f(vvBuild.buildStall?.p99Ms, 1)} | |`,
+      `| RSS growth after the build (steady), MiB | ${f(rawBuild.afterBuildMiB)} | ${f(vvBuild.afterBuildMiB)} | ${ratio(vvBuild.afterBuildMiB, rawBuild.afterBuildMiB)} |`,
+      `| peak RSS growth during the build, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawBuild.peakBuildMiB)} | ${f(vvBuild.peakBuildMiB)} (${f(vvBuild.anonPeakBuildMiB)}) | ${ratio(vvBuild.peakBuildMiB, rawBuild.peakBuildMiB)} (${ratio(vvBuild.anonPeakBuildMiB, rawBuild.peakBuildMiB)}) |`,
+      `| persist: raw \`save(file)\` / \`close()\` (final encrypted snapshot), ms | ${f(rawBuild.persistMs)} | ${f(vvBuild.persistMs)} | ${ratio(vvBuild.persistMs, rawBuild.persistMs)} |`,
+      `| worst / p99 event-loop stall during close, ms | — (blocks) | ${f(vvBuild.persistStall?.maxMs, 1)} / ${f(vvBuild.persistStall?.p99Ms, 1)} | |`,
+      `| peak RSS growth during save / close (over the pre-build baseline), MiB (VmHWM; anonymous in brackets) | ${f(rawBuild.peakPersistMiB)} | ${f(vvBuild.peakPersistMiB)} (${f(vvBuild.anonPeakPersistMiB)}) | ${ratio(vvBuild.peakPersistMiB, rawBuild.peakPersistMiB)} (${ratio(vvBuild.anonPeakPersistMiB, rawBuild.peakPersistMiB)}) |`,
+      `| disk bytes per vector (raw vector: ${rawVector} B) | ${f(rawBuild.diskBytes! / n)} | ${f(vvBuild.diskBytes! / n)} | ${ratio(vvBuild.diskBytes, rawBuild.diskBytes)} |`,
+      `| open + first query, ms | ${f(rawOpen.openMs)} | ${f(vvOpen.openMs)} | ${ratio(vvOpen.openMs, rawOpen.openMs)} |`,
+      `| worst / p99 event-loop stall during the open, ms | — (blocks) | ${f(vvOpen.stall, 1)} / ${f(vvOpen.p99, 1)} | |`,
+      `| peak RSS growth during the open, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawOpen.peak)} | ${f(vvOpen.peak)} (${f(vvOpen.anonPeak)}) | ${ratio(vvOpen.peak, rawOpen.peak)} (${ratio(vvOpen.anonPeak, rawOpen.peak)}) |`,
+      `| RSS growth after the open (steady), MiB | ${f(rawOpen.after)} | ${f(vvOpen.after)} | ${ratio(vvOpen.after, rawOpen.after)} |`,
+      `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vvOpen.get)} | |`,
+      '',
+      `Diagnostics after vecvault's build: V8 heap used ${f(vvBuild.heapUsedMiB)} MiB, external ${f(vvBuild.externalMiB)} MiB, RSS growth ${f(vvBuild.anonMiB)} MiB anonymous + ${f(vvBuild.fileMiB)} MiB file-backed; ` +
+        `after its open: heap used ${f(med(vvOpens, (r) => r.heapUsedMiB))} MiB, external ${f(med(vvOpens, (r) => r.externalMiB))} MiB, RSS growth ${f(med(vvOpens, (r) => r.anonMiB))} MiB anonymous + ${f(med(vvOpens, (r) => r.fileMiB))} MiB file-backed ` +
+        `(raw usearch after its open: ${f(med(rawOpens, (r) => r.anonMiB))} + ${f(med(rawOpens, (r) => r.fileMiB))}).`,
+      '',
+    ];
+    const outDir = join(projectRoot(), 'bench', 'results');
+    mkdirSync(outDir, { recursive: true });
+    const file = join(outDir, `SCALE-${n}.md`);
+    writeFileSync(file, lines.join('\n'));
+    console.log(lines.join('\n'));
+    console.log(`wrote ${file}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === '--scale-child') {
+  process.once('disconnect', () => process.exit(1));
+  const [phase, n, dir] = process.argv.slice(3) as [Phase, string, string];
+  runPhase(phase, Number(n), dir).then(
+    (r) => process.send!(r, undefined, {}, () => process.exit(0)),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
