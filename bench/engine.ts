@@ -10,7 +10,13 @@
  *
  * `npm run bench:engine -- --scale N [--reps R]`: the scale bench instead (bench/scale.ts),
  * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md.
+ *
+ * `npm run bench:engine -- --postgres [--count N] [--reps R]`: the PostgreSQL row instead
+ * (bench/postgres.ts, also `npm run bench:postgres`): the PostgreSQL store beside the LevelDB
+ * store on the same data, upsert throughput, open + first query and QPS with their ratios;
+ * writes bench/results/POSTGRES.md.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +29,21 @@ import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, withLoopDelay } from './lib/measure.js';
 import { runScale } from './scale.js';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, reps: { type: 'string' }, scale: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    scale: { type: 'string' },
+    postgres: { type: 'boolean' },
+    count: { type: 'string' },
+  },
+});
+if (args.postgres) {
+  // Its own process: it starts (and stops) a throwaway PostgreSQL cluster.
+  const pass = [...(args.count ? ['--count', args.count] : []), ...(args.reps ? ['--reps', args.reps] : [])];
+  const run = spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot(), 'bench', 'postgres.ts'), ...pass], { stdio: 'inherit' });
+  process.exit(run.status ?? 1);
+}
 if (args.scale !== undefined) {
   // The scale bench (bench/scale.ts): memory, stalls and open at N vectors, each phase in its own process.
   await runScale(Number(args.scale), Number(args.reps ?? 3));
