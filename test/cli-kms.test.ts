@@ -5,30 +5,15 @@
  * (test/support/aws-loopback.ts) through the official SDK, from child
  * processes, so the calls are asynchronous and the server answers.
  */
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CreateKeyCommand, DisableKeyCommand, EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AwsLoopback, LOOPBACK_CREDENTIALS } from './support/aws-loopback.js';
+import { vecvaultAsync } from './support/cli.js';
 import { tempStore } from './support/helpers.js';
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function vecvault(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
-      { encoding: 'utf8', env: { ...process.env, VECVAULT_INDEX_KEY: '', ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ status: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr }),
-    );
-  });
-}
+const vecvault = vecvaultAsync;
 
 let aws: AwsLoopback;
 let sdk: KMSClient;
@@ -77,10 +62,10 @@ describe('vecvault CLI with --kms-config', () => {
     const query = await vecvault(['query', ...common, '--vector', '[1,0,0]', '--top-k', '1', '--json'], SECRET_ENV);
     expect(query.status).toBe(0);
     expect(JSON.parse(query.stdout).results.map((r: { id: string }) => r.id)).toEqual(['a']);
-    // --kms-name on an existing index must name the slot that holds it.
+    // --kms-name on an existing index must name the slot that holds it: another name is a slot this registry lacks.
     const wrong = await vecvault(['stats', ...common, '--kms-name', 'other', '--json'], SECRET_ENV);
-    expect(wrong.status).toBe(2);
-    expect(wrong.stderr).toMatch(/^VECVAULT_VALIDATION: Index "notes" is not held by KMS slot "other" but by "aws"/m);
+    expect(wrong.status).toBe(10);
+    expect(wrong.stderr).toMatch(/^VECVAULT_KMS: .*other/m);
     // A raw key does not open a KMS-held index.
     const keyFile = join(dir, 'raw.key');
     writeFileSync(keyFile, 'ab'.repeat(32));
@@ -100,11 +85,13 @@ describe('vecvault CLI with --kms-config', () => {
   });
 
   it('refuses ambiguous or incomplete key flags before the store is touched, and never prints the secret', async () => {
-    const { config, path, common } = await kmsSetup();
+    const { dir, config, path, common } = await kmsSetup();
+    const keyFile = join(dir, 'raw.key');
+    writeFileSync(keyFile, 'cd'.repeat(32));
     const cases: [string[], Record<string, string>, RegExp][] = [
       [['create', '--path', path, '--index', 'n', '--kms-name', 'aws'], SECRET_ENV, /--kms-name needs --kms-config/],
-      [['create', ...common, '--key-file', config, '--kms-name', 'aws'], SECRET_ENV, /either --key-file or --kms-config/],
-      [['create', ...common], SECRET_ENV, /--kms-name is required/],
+      [['create', ...common, '--key-file', keyFile, '--kms-name', 'aws'], SECRET_ENV, /or --kms-name, not both/],
+      [['create', ...common], SECRET_ENV, /create needs the index key .* or --kms-name with --kms-config/],
       [['create', ...common, '--kms-name', 'aws'], QUIET, /kms\.aws\.credentials\.secretAccessKey names the environment variable TEST_AWS_SECRET/],
     ];
     for (const [args, env, message] of cases) {

@@ -4,31 +4,17 @@
  * the package's `bin`). Exit codes and error codes are the contract of
  * docs/cli.md; stdout under --json is exactly one JSON document.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { vecvaultAsync, type CliRun } from './support/cli.js';
 import { rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 import { Client } from '../src/index.js';
 import { AwsLoopback, LOOPBACK_CREDENTIALS } from './support/aws-loopback.js';
 import { rowVector } from './support/child-writer.js';
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function vecvaultAsync(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', ...args],
-      { encoding: 'utf8', env: { ...process.env, VECVAULT_INDEX_KEY: '', ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ status: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr }),
-    );
-  });
-}
+type Run = CliRun;
 
 function vecvault(args: string[], env: Record<string, string> = {}): Run {
   const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {

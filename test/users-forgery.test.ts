@@ -20,7 +20,7 @@ import { openManifest, sealManifest, type Manifest } from '../src/storage/manife
 import { hashIds, liveTags, openRecords, pack, sealRecords, unpack } from '../src/storage/sealed.js';
 import { decodeTable, encodeTable, readSection, unpackMetadataFrame, writeSection } from '../src/storage/snapshot.js';
 import { openClient, openFresh } from './support/fixtures.js';
-import { rawStore, rejectsWithCode } from './support/helpers.js';
+import { rawCatalogEntry, rawStore, rejectsWithCode } from './support/helpers.js';
 import { asUnsignedManifest, makeUnsigned } from './support/unsigned.js';
 
 const items = [
@@ -46,21 +46,7 @@ async function setup(): Promise<Setup> {
   return { path, rootKey: key, readerKey, writerKey };
 }
 
-async function catalogOf(path: string): Promise<CatalogEntry> {
-  const db = await rawStore(path);
-  try {
-    const e = unpack((await db.get(catalogKey('test')))!) as CatalogEntry;
-    return {
-      ...e,
-      indexId: new Uint8Array(e.indexId),
-      salt: new Uint8Array(e.salt),
-      verifier: new Uint8Array(e.verifier),
-      wrappedDek: new Uint8Array(e.wrappedDek),
-    };
-  } finally {
-    await db.close();
-  }
-}
+const catalogOf = (path: string): Promise<CatalogEntry> => rawCatalogEntry(path, 'test');
 
 /** The keys the reader's own entry yields: all a forger with a read-only key has. */
 async function readerKeys(s: Setup): Promise<IndexKeys> {

@@ -22,7 +22,7 @@ import { KvStore } from '../src/storage/kv-store.js';
 import { catalogKey, indexKey, indexRange, USER, USER_DIR } from '../src/storage/layout.js';
 import { pack, unpack } from '../src/storage/sealed.js';
 import { openClient, openFresh } from './support/fixtures.js';
-import { rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+import { rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 
 const items = [
   { id: 'a', vector: [1, 0, 0], metadata: { team: 'red' }, contents: 'alpha' },
@@ -45,21 +45,7 @@ function allBytes(dir: string): Buffer {
   return Buffer.concat(out);
 }
 
-async function catalogOf(path: string, name: string): Promise<CatalogEntry> {
-  const db = await rawStore(path);
-  try {
-    const e = unpack((await db.get(catalogKey(name)))!) as CatalogEntry;
-    return {
-      ...e,
-      indexId: new Uint8Array(e.indexId),
-      salt: new Uint8Array(e.salt),
-      verifier: new Uint8Array(e.verifier),
-      wrappedDek: new Uint8Array(e.wrappedDek),
-    };
-  } finally {
-    await db.close();
-  }
-}
+const catalogOf = rawCatalogEntry;
 
 /** Every call a handle offers that writes, with arguments. */
 const writes: [string, (index: EncryptedIndex) => Promise<unknown>][] = [

@@ -11,6 +11,9 @@ import { pathToFileURL } from 'node:url';
 import { ClassicLevel } from 'classic-level';
 import { afterEach, expect } from 'vitest';
 import { KmsError } from '../../src/errors.js';
+import type { CatalogEntry } from '../../src/keys/envelope.js';
+import { catalogKey } from '../../src/storage/layout.js';
+import { unpack } from '../../src/storage/sealed.js';
 
 export { bruteForce, cosineDistance, l2, randomVectors } from './vectors.js';
 
@@ -88,4 +91,21 @@ export async function rejectsKmsError(promise: Promise<unknown>, cause: boolean 
   if (cause !== false) expect(error.cause).toBeDefined();
   if (typeof cause === 'string') expect(error.cause).toMatchObject({ name: cause });
   return error as KmsError;
+}
+
+/** Index `name`'s catalog entry as stored, decoded without checks (byte fields as plain Uint8Arrays), from a closed store. */
+export async function rawCatalogEntry(path: string, name: string): Promise<CatalogEntry> {
+  const db = await rawStore(path);
+  try {
+    const e = unpack((await db.get(catalogKey(name)))!) as CatalogEntry;
+    return {
+      ...e,
+      indexId: new Uint8Array(e.indexId),
+      salt: new Uint8Array(e.salt),
+      verifier: new Uint8Array(e.verifier),
+      wrappedDek: new Uint8Array(e.wrappedDek),
+    };
+  } finally {
+    await db.close();
+  }
 }
