@@ -3,6 +3,7 @@
  * the codes they name exist, every error code and public method is documented,
  * and every relative link in README.md and docs/*.md leads to a file.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,5 +83,15 @@ describe('relative links in README.md and docs/*.md', () => {
       if (!existsSync(resolve(root, dirname(file), path))) broken.push(target);
     }
     expect(broken, `${file}: links to missing files`).toEqual([]);
+  });
+});
+
+describe('no merge leftovers', () => {
+  it('no tracked text file holds a merge-conflict marker', () => {
+    const files = execFileSync('git', ['ls-files', '-z'], { encoding: 'utf8' })
+      .split('\0')
+      .filter((f) => /\.(ts|mts|mjs|js|json|md|cc|h|gyp|yml|yaml)$/.test(f) || f === '.ci/run');
+    const marked = files.filter((f) => existsSync(f) && /^(<{7}|>{7}) |^={7}$/m.test(readFileSync(f, 'utf8')));
+    expect(marked).toEqual([]);
   });
 });
