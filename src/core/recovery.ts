@@ -39,6 +39,21 @@ export async function createIndexState(
  * none or it fails authentication.
  */
 export async function loadIndexState(store: IndexStore, engines: EngineFactory, onRelease: () => void): Promise<IndexState> {
+  // A shared (PostgreSQL) store: other processes may commit while this open reads, and a record newer than the manifest
+  // read first is their commit, not tampering. Open again from the newer manifest; a fault seen while nothing was
+  // committed meanwhile (or after a few tries) is the IntegrityError it says.
+  for (let attempt = 1; ; attempt++) {
+    const before = store.remote ? await store.remote.counter() : undefined;
+    try {
+      return await loadOnce(store, engines, onRelease);
+    } catch (error) {
+      if (!store.remote || !(error instanceof IntegrityError) || error instanceof ForgedSnapshotError || attempt >= 5) throw error;
+      if ((await store.remote.counter()) === before) throw error;
+    }
+  }
+}
+
+async function loadOnce(store: IndexStore, engines: EngineFactory, onRelease: () => void): Promise<IndexState> {
   const manifest = await store.readManifest();
   const state = new IndexState(store, engines, manifest, onRelease);
   if (manifest.snapshot && manifest.dimension !== null) {
