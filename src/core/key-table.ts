@@ -35,6 +35,17 @@ export class KeyTable {
     return table;
   }
 
+  /** `from`, a slice at a time with `between()` awaited between slices (a snapshot's table at open). */
+  static async fromSliced(keys: ArrayLike<number>, ids: readonly string[], between: () => Promise<void>, slice = 32_768): Promise<KeyTable> {
+    const table = new KeyTable(keys.length);
+    for (let start = 0; start < keys.length; start += slice) {
+      if (start > 0) await between();
+      const end = Math.min(keys.length, start + slice);
+      for (let i = start; i < end; i++) table.set(keys[i]!, ids[i]!);
+    }
+    return table;
+  }
+
   get(key: number): string | undefined {
     for (let slot = (key % 2 ** 32) & this.mask; ; slot = (slot + 1) & this.mask) {
       const at = this.keys[slot]!;

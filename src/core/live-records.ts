@@ -80,9 +80,9 @@ export class LiveRecords {
   }
 
   /** Takes over a snapshot's table: search hits resolve at once; the id map and metadata follow lazily. */
-  restore(table: DecodedTable): void {
+  async restore(table: DecodedTable): Promise<void> {
     const { ids, keys, seqs } = table;
-    this.keyTable = KeyTable.from(keys, ids);
+    this.keyTable = await KeyTable.fromSliced(keys, ids, yieldToEventLoop); // 1M keys in one go would hold the event loop
     this.unlisted = ids.length > 0 ? { ids, keys, seqs, next: 0 } : null;
     this.unindexed = table.metadataFrames.length > 0 ? { keys, frames: table.metadataFrames, next: 0, offset: 0 } : null;
   }

@@ -11,7 +11,7 @@ import { constantTimeEqual } from '../crypto/kdf.js';
 import type { CatalogEntry } from '../keys/envelope.js';
 import { ForgedSnapshotError, type IndexStore } from '../storage/index-store.js';
 import type { Manifest } from '../storage/manifest.js';
-import { decodeTable, hasValidWriteId } from '../storage/snapshot.js';
+import { decodeTableSliced, hasValidWriteId } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { warn } from '../warnings.js';
 import { xorInto } from './digest.js';
@@ -107,10 +107,10 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   let digest: Uint8Array;
   let tableKeys: Float64Array;
   try {
-    const table = decodeTable(Buffer.concat(await tableRead));
+    const table = await decodeTableSliced(Buffer.concat(await tableRead));
     if (table.counter !== ref.counter || table.ids.length !== table.count)
       throw new IntegrityError(`The snapshot of index "${state.name}" does not match its manifest.`);
-    live.restore(table);
+    await live.restore(table);
     digest = table.digest;
     tableKeys = table.keys;
     state.engine = await loading;

@@ -221,13 +221,29 @@ export function encodeIdList(ids: string[]): Buffer {
 
 /** Decodes `encodeIdList` bytes holding `n` ids; throws on any length mismatch. */
 export function decodeIdList(bytes: Buffer, n: number): string[] {
-  if (bytes.byteLength < 4 * n) throw new Error('id list is truncated');
-  const lengths = new Uint32Array(n);
-  new Uint8Array(lengths.buffer).set(bytes.subarray(0, 4 * n)); // copied: the offset may not be 4-byte aligned
-  const joined = bytes.toString('utf8', 4 * n);
-  const ids = new Array<string>(n);
+  const { ids, lengths, joined } = startIdList(bytes, n);
   let from = 0;
   for (let i = 0; i < n; i++) ids[i] = joined.slice(from, (from += lengths[i]!));
   if (from !== joined.length) throw new Error('id list lengths do not match its bytes');
   return ids;
+}
+
+/** `decodeIdList` a slice at a time, letting the event loop run between slices (a snapshot's table at open: 1M ids). */
+export async function decodeIdListSliced(bytes: Buffer, n: number, between: () => Promise<void>, slice = 32_768): Promise<string[]> {
+  const { ids, lengths, joined } = startIdList(bytes, n);
+  let from = 0;
+  for (let start = 0; start < n; start += slice) {
+    if (start > 0) await between();
+    const end = Math.min(n, start + slice);
+    for (let i = start; i < end; i++) ids[i] = joined.slice(from, (from += lengths[i]!));
+  }
+  if (from !== joined.length) throw new Error('id list lengths do not match its bytes');
+  return ids;
+}
+
+function startIdList(bytes: Buffer, n: number): { ids: string[]; lengths: Uint32Array; joined: string } {
+  if (bytes.byteLength < 4 * n) throw new Error('id list is truncated');
+  const lengths = new Uint32Array(n);
+  new Uint8Array(lengths.buffer).set(bytes.subarray(0, 4 * n)); // copied: the offset may not be 4-byte aligned
+  return { ids: new Array<string>(n), lengths, joined: bytes.toString('utf8', 4 * n) };
 }

@@ -19,7 +19,7 @@ import { yieldToEventLoop } from '../util/event-loop.js';
 import type { BatchOp, KvBackend as KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
 import type { SnapshotRef } from './manifest.js';
-import { decodeIdList, encodeIdList, pack, unpack } from './sealed.js';
+import { decodeIdList, decodeIdListSliced, encodeIdList, pack, unpack } from './sealed.js';
 
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
@@ -118,33 +118,57 @@ export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
 
 export function decodeTable(bytes: Buffer): DecodedTable {
   try {
-    const headLength = bytes.readUInt32BE(0);
-    const head = unpack(bytes.subarray(4, 4 + headLength)) as {
-      counter: number;
-      count: number;
-      digest: Uint8Array;
-      n: number;
-      idBytes: number;
-      frames: number[];
-    };
-    const { n } = head;
-    let at = 4 + headLength;
-    // Copies: the column offsets are not 8-byte aligned inside the buffer.
-    const column = (out: Float64Array): Float64Array => {
-      new Uint8Array(out.buffer).set(bytes.subarray(at, (at += out.byteLength)));
-      return out;
-    };
-    const keys = column(new Float64Array(n));
-    const seqs = column(new Float64Array(n));
-    const ids = decodeIdList(bytes.subarray(at, (at += head.idBytes)), n);
-    const metadataFrames = head.frames.map((length) => bytes.subarray(at, (at += length)));
-    if (at !== bytes.byteLength) throw new Error('trailing bytes');
-    return { counter: head.counter, count: head.count, digest: new Uint8Array(head.digest), ids, keys, seqs, metadataFrames };
+    const { head, at, keys, seqs } = tableColumns(bytes);
+    return tableRest(bytes, head, at, keys, seqs, decodeIdList(bytes.subarray(at, at + head.idBytes), head.n));
   } catch (cause) {
-    // Authenticated bytes that do not parse: written by a different format, never by us.
-    throw new IntegrityError('The snapshot table of the index is malformed.', { cause });
+    throw malformedTable(cause);
   }
 }
+
+/** `decodeTable` for an open: the ids (one string each) are cut a slice at a time, between the host's own work. */
+export async function decodeTableSliced(bytes: Buffer): Promise<DecodedTable> {
+  try {
+    const { head, at, keys, seqs } = tableColumns(bytes);
+    const ids = await decodeIdListSliced(bytes.subarray(at, at + head.idBytes), head.n, yieldToEventLoop);
+    return tableRest(bytes, head, at, keys, seqs, ids);
+  } catch (cause) {
+    throw malformedTable(cause);
+  }
+}
+
+interface TableHead {
+  counter: number;
+  count: number;
+  digest: Uint8Array;
+  n: number;
+  idBytes: number;
+  frames: number[];
+}
+
+function tableColumns(bytes: Buffer): { head: TableHead; at: number; keys: Float64Array; seqs: Float64Array } {
+  const headLength = bytes.readUInt32BE(0);
+  const head = unpack(bytes.subarray(4, 4 + headLength)) as TableHead;
+  let at = 4 + headLength;
+  // Copies: the column offsets are not 8-byte aligned inside the buffer.
+  const column = (out: Float64Array): Float64Array => {
+    new Uint8Array(out.buffer).set(bytes.subarray(at, (at += out.byteLength)));
+    return out;
+  };
+  const keys = column(new Float64Array(head.n));
+  const seqs = column(new Float64Array(head.n));
+  return { head, at, keys, seqs };
+}
+
+/** The metadata frames after the ids, and the decoded table. */
+function tableRest(bytes: Buffer, head: TableHead, idsAt: number, keys: Float64Array, seqs: Float64Array, ids: string[]): DecodedTable {
+  let at = idsAt + head.idBytes;
+  const metadataFrames = head.frames.map((length) => bytes.subarray(at, (at += length)));
+  if (at !== bytes.byteLength) throw new Error('trailing bytes');
+  return { counter: head.counter, count: head.count, digest: new Uint8Array(head.digest), ids, keys, seqs, metadataFrames };
+}
+
+// Authenticated bytes that do not parse: written by a different format, never by us.
+const malformedTable = (cause: unknown) => new IntegrityError('The snapshot table of the index is malformed.', { cause });
 
 /** Metadata of one frame, in record order. */
 export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
