@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClassicLevel } from 'classic-level';
+import { unpack } from '../src/storage/sealed.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, type Contents, type EncryptedIndex, type Filter, type Metadata, type Metric, type StoragePrecision } from '../src/index.js';
 
@@ -37,9 +38,11 @@ const DISTANCE_TOLERANCE: Record<StoragePrecision, number> = { float32: 1e-4, fl
  * The whole suite for one fixture: `writtenBy` is the commit that wrote it.
  * golden-v1: 0.1.0 (ad18a31), record/catalog/head format 1, snapshots without
  * write ids. golden-v2: after the trust fixes (record format 2, catalog format
- * 2, head format 2, snapshot write ids).
+ * 2, head format 2, snapshot write ids). golden-v3: signed indexes (record
+ * format 3 with writer tags, manifest version 2 with an Ed25519 signature,
+ * catalog `signed`, snapshot chunk hashes), streamed snapshots.
  */
-function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: number; head: number }): void {
+function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: number; head: number; signed: boolean }): void {
   const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', fixture);
 
   const expected = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as {
@@ -180,12 +183,17 @@ function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: numb
       const dir = copyStore();
       const db = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, 'store'), { keyEncoding: 'view', valueEncoding: 'view' });
       const recordVersions = new Set<number>();
+      const signed = new Set<boolean>();
       try {
-        for await (const [key, value] of db.iterator()) if (key[0] === 0x49 && key[17] === 0x52) recordVersions.add(value[0]!);
+        for await (const [key, value] of db.iterator()) {
+          if (key[0] === 0x49 && key[17] === 0x52) recordVersions.add(value[0]!);
+          if (key[0] === 0x43) signed.add((unpack(value) as { signed?: boolean }).signed === true); // catalog entries
+        }
       } finally {
         await db.close();
       }
       expect([...recordVersions]).toEqual([formats.record]);
+      expect([...signed]).toEqual([formats.signed]);
       const headVersions = new Set(readdirSync(join(dir, 'heads')).map((file) => readFileSync(join(dir, 'heads', file))[0]));
       expect([...headVersions]).toEqual([formats.head]);
     });
@@ -343,5 +351,6 @@ function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: numb
   });
 }
 
-goldenSuite('golden-v1', /^ad18a31/, { record: 1, head: 1 });
-goldenSuite('golden-v2', /^ebbd7e1/, { record: 2, head: 2 });
+goldenSuite('golden-v1', /^ad18a31/, { record: 1, head: 1, signed: false });
+goldenSuite('golden-v2', /^ebbd7e1/, { record: 2, head: 2, signed: false });
+goldenSuite('golden-v3', /^3be32ea/, { record: 3, head: 2, signed: true });
