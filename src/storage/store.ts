@@ -11,7 +11,7 @@ import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { HeadFile, peekHeads, removeHead, removeStaleTemps, type HeadPeek } from './heads.js';
 import { IndexStore } from './index-store.js';
 import { ioError } from './io-errors.js';
-import { KvStore, type BatchOp, type RangeOptions } from './kv-store.js';
+import { KvStore, type BatchOp, type KvBackend, type RangeOptions } from './kv-store.js';
 import { catalogKey, catalogRange, indexKey, indexNameOfCatalogKey, indexRange, USER, USERS_ADMIN } from './layout.js';
 import { unpack } from './sealed.js';
 
@@ -27,11 +27,42 @@ export interface CatalogStore {
   close(): Promise<void>;
 }
 
-export class Store implements CatalogStore {
+/** The catalog reads every store makes the same way over its key-value backend (LevelDB here, PostgreSQL in storage/postgres/). */
+export abstract class KvCatalog<K extends KvBackend> {
+  protected constructor(protected readonly kv: K) {}
+
+  async catalogEntry(name: string): Promise<CatalogEntry | undefined> {
+    const raw = await this.kv.get(catalogKey(name));
+    return raw === undefined ? undefined : decodeCatalogEntry(raw, name);
+  }
+
+  /**
+   * A per-user-keys value of an index, read before the index is open (its key check): the root's
+   * sealed signing seed (`admin`) or a user's entry by slot (`user`). Undefined when absent.
+   */
+  readIndexValue(indexId: Uint8Array, kind: 'admin' | 'user', slot?: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.kv.get(kind === 'admin' ? indexKey(indexId, USERS_ADMIN) : indexKey(indexId, USER, slot!));
+  }
+
+  async hasIndex(name: string): Promise<boolean> {
+    return (await this.kv.get(catalogKey(name))) !== undefined;
+  }
+
+  /** Names of every index, in byte order. */
+  async indexNames(): Promise<string[]> {
+    const names: string[] = [];
+    for await (const key of this.kv.keys(catalogRange())) names.push(indexNameOfCatalogKey(key));
+    return names;
+  }
+}
+
+export class Store extends KvCatalog<KvStore> implements CatalogStore {
   private constructor(
-    private readonly kv: KvStore,
+    kv: KvStore,
     private readonly headsDir: string,
-  ) {}
+  ) {
+    super(kv);
+  }
 
   /**
    * Opens (creating) the store under `root`; a held lock is StoreLockedError,
@@ -167,29 +198,6 @@ export class Store implements CatalogStore {
   }
 
   /** The catalog entry of `name`, shape-checked; undefined when there is no such index. */
-  async catalogEntry(name: string): Promise<CatalogEntry | undefined> {
-    const raw = await this.kv.get(catalogKey(name));
-    return raw === undefined ? undefined : decodeCatalogEntry(raw, name);
-  }
-
-  /**
-   * A per-user-keys value of an index, read before the index is open (its key check): the root's
-   * sealed signing seed (`admin`) or a user's entry by slot (`user`). Undefined when absent.
-   */
-  readIndexValue(indexId: Uint8Array, kind: 'admin' | 'user', slot?: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.kv.get(kind === 'admin' ? indexKey(indexId, USERS_ADMIN) : indexKey(indexId, USER, slot!));
-  }
-
-  async hasIndex(name: string): Promise<boolean> {
-    return (await this.kv.get(catalogKey(name))) !== undefined;
-  }
-
-  /** Names of every index, in byte order. */
-  async indexNames(): Promise<string[]> {
-    const names: string[] = [];
-    for await (const key of this.kv.keys(catalogRange())) names.push(indexNameOfCatalogKey(key));
-    return names;
-  }
 
   /**
    * The store bound to one index: its id, subkeys and commit head; for a signed index, the public

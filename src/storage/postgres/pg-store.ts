@@ -21,11 +21,9 @@ import { ConflictError, NotSupportedError, StorageError } from '../../errors.js'
 import type { PostgresStoreOptions } from '../../api/types.js';
 import type { CatalogEntry, IndexKeys } from '../../keys/envelope.js';
 import { IndexStore, type CommitBatch, type CommitHead, type RemoteCommits } from '../index-store.js';
-import { catalogKey, catalogRange, indexKey, indexNameOfCatalogKey, USER, USERS_ADMIN } from '../layout.js';
 import type { SectionSink } from '../snapshot.js';
 import type { Manifest, SnapshotRef } from '../manifest.js';
-import type { CatalogStore } from '../store.js';
-import { decodeCatalogEntry } from '../store.js';
+import { KvCatalog, type CatalogStore } from '../store.js';
 import type { ChangeEntry } from '../sealed.js';
 import { CHANNEL, PgKv, pgFailure } from './pg-kv.js';
 
@@ -127,14 +125,16 @@ class Listener {
   }
 }
 
-export class PgStore implements CatalogStore {
+export class PgStore extends KvCatalog<PgKv> implements CatalogStore {
   /** Per-process commit heads by index id (hex): a reload in this process still sees a rollback. */
   private readonly heads = new Map<string, number>();
 
   private constructor(
-    readonly kv: PgKv,
+    kv: PgKv,
     private readonly listener: Listener,
-  ) {}
+  ) {
+    super(kv);
+  }
 
   static async open(options: PostgresStoreOptions): Promise<PgStore> {
     const pg = await loadPg();
@@ -158,25 +158,6 @@ export class PgStore implements CatalogStore {
    * only from tampering (which the per-index checks do not cover by name).
    */
   async checkAbsent(): Promise<void> {}
-
-  async catalogEntry(name: string): Promise<CatalogEntry | undefined> {
-    const raw = await this.kv.get(catalogKey(name));
-    return raw === undefined ? undefined : decodeCatalogEntry(raw, name);
-  }
-
-  async hasIndex(name: string): Promise<boolean> {
-    return (await this.kv.get(catalogKey(name))) !== undefined;
-  }
-
-  async indexNames(): Promise<string[]> {
-    const names: string[] = [];
-    for await (const key of this.kv.keys(catalogRange())) names.push(indexNameOfCatalogKey(key));
-    return names;
-  }
-
-  readIndexValue(indexId: Uint8Array, kind: 'admin' | 'user', slot?: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.kv.get(kind === 'admin' ? indexKey(indexId, USERS_ADMIN) : indexKey(indexId, USER, slot!));
-  }
 
   forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey: Uint8Array | null = null, dekGeneration = 1): IndexStore {
     const hex = Buffer.from(indexId).toString('hex');
