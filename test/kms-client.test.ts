@@ -6,7 +6,7 @@
  * `pkcs11` on SoftHSM2. Failures of the key source are `KmsError` and write
  * nothing; no KEK or secret reaches the store's files.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,28 +15,8 @@ import { catalogKey } from '../src/storage/layout.js';
 import { unpack } from '../src/storage/sealed.js';
 import { AwsLoopback, LOOPBACK_CREDENTIALS, closedPort } from './support/aws-loopback.js';
 import { rawStore, rejectsKmsError, rejectsWithCode, tempStore } from './support/helpers.js';
+import { customSlot } from './support/rotation.js';
 import { SOFTHSM_MODULE, SoftHsm, softHsmUnavailable } from './support/softhsm.js';
-
-/** A custom slot: AES-256-GCM under `secret`, the context as AAD. Records every key it was asked to wrap. */
-function customSlot(secret: Buffer, seen: Buffer[] = [], keyId = 'app-keychain/1'): CustomSlot {
-  return {
-    provider: 'custom',
-    keyId,
-    async wrapKey(key, context) {
-      seen.push(Buffer.from(key));
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', secret, iv).setAAD(context);
-      const body = Buffer.concat([cipher.update(key), cipher.final()]);
-      return Buffer.concat([iv, body, cipher.getAuthTag()]);
-    },
-    async unwrapKey(wrapped, context) {
-      const w = Buffer.from(wrapped);
-      const decipher = createDecipheriv('aes-256-gcm', secret, w.subarray(0, 12)).setAAD(context);
-      decipher.setAuthTag(w.subarray(w.length - 16));
-      return Buffer.concat([decipher.update(w.subarray(12, w.length - 16)), decipher.final()]);
-    },
-  };
-}
 
 const rejectsKms = (promise: Promise<unknown>, withCause = true) => rejectsKmsError(promise, withCause);
 
@@ -88,7 +68,7 @@ describe('custom provider through Client', () => {
   it('creates, upserts, queries and reopens without a key; getKeySource names the slot', async () => {
     const path = tempStore();
     const seen: Buffer[] = [];
-    const kms = { mine: customSlot(secret, seen) };
+    const kms = { mine: customSlot(secret, { seen }) };
     await roundTrip(path, kms, 'mine');
     expect(seen).toHaveLength(1); // one wrap at create
 

@@ -12,13 +12,14 @@ import { catalogKey, indexRange } from '../../src/storage/layout.js';
 import { unpack } from '../../src/storage/sealed.js';
 import { rawStore } from './helpers.js';
 
-/** A custom slot; `fail` makes wrapKey throw (a refusing key source). */
-export function customSlot(secret: Buffer = randomBytes(32), opts: { keyId?: string; fail?: () => boolean } = {}): CustomSlot {
+/** A custom slot; `fail` makes wrapKey throw (a refusing key source); `seen` records every key it was asked to wrap. */
+export function customSlot(secret: Buffer = randomBytes(32), opts: { keyId?: string; fail?: () => boolean; seen?: Buffer[] } = {}): CustomSlot {
   return {
     provider: 'custom',
     keyId: opts.keyId ?? 'app-keychain/1',
     async wrapKey(key, context) {
       if (opts.fail?.()) throw new Error('keychain locked');
+      opts.seen?.push(Buffer.from(key));
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', secret, iv).setAAD(context);
       const body = Buffer.concat([cipher.update(key), cipher.final()]);
