@@ -7,7 +7,7 @@
  * the controls show the scan finds them when LevelDB only got tombstones, or
  * one plain compactRange.
  */
-import { cpSync, readdirSync, readFileSync, lstatSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { describe, expect, it, vi } from 'vitest';
@@ -17,21 +17,10 @@ import { KvStore } from '../src/storage/kv-store.js';
 import { unpack } from '../src/storage/sealed.js';
 import { Client, StorageError } from '../src/index.js';
 import { openClient, openFresh, reopen } from './support/fixtures.js';
-import { rejectsWithCode, tempStore } from './support/helpers.js';
+import { filesUnder, rejectsWithCode, tempStore } from './support/helpers.js';
 import { randomVectors } from './support/vectors.js';
 
 type Raw = ClassicLevel<Uint8Array, Uint8Array>;
-
-/** Every regular file under `dir`, recursively (symlinks not followed). */
-function filesUnder(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const full = join(dir, name);
-    const st = lstatSync(full);
-    if (st.isDirectory()) filesUnder(full, out);
-    else if (st.isFile()) out.push(full);
-  }
-  return out;
-}
 
 /** How many of `needles` occur in some file under `dir`. */
 function countFound(dir: string, needles: Buffer[]): number {

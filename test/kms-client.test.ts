@@ -7,32 +7,18 @@
  * nothing; no KEK or secret reaches the store's files.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, KmsError, type CustomSlot, type KmsRegistry } from '../src/index.js';
+import { Client, type CustomSlot, type KmsRegistry } from '../src/index.js';
 import { catalogKey } from '../src/storage/layout.js';
 import { unpack } from '../src/storage/sealed.js';
 import { AwsLoopback, LOOPBACK_CREDENTIALS, closedPort } from './support/aws-loopback.js';
-import { rawStore, rejectsKmsError, rejectsWithCode, tempStore } from './support/helpers.js';
+import { allBytes, rawStore, rejectsKmsError, rejectsWithCode, tempStore } from './support/helpers.js';
 import { customSlot } from './support/rotation.js';
 import { SOFTHSM_MODULE, SoftHsm, softHsmUnavailable } from './support/softhsm.js';
 
 const rejectsKms = (promise: Promise<unknown>, withCause = true) => rejectsKmsError(promise, withCause);
-
-/** Every file under `dir`, concatenated. */
-function allBytes(dir: string): Buffer {
-  const out: Buffer[] = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(readFileSync(p));
-    }
-  };
-  walk(dir);
-  return Buffer.concat(out);
-}
 
 async function catalogOf(path: string, name: string): Promise<Record<string, unknown>> {
   const db = await rawStore(path);

@@ -4,7 +4,7 @@
  * SyntheticEmbeddings / FakeEmbeddings) on a real encrypted store.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Document } from '@langchain/core/documents';
 import { Embeddings } from '@langchain/core/embeddings';
@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { Client, type Metric } from '../src/index.js';
 import { fromLangChainEmbeddings, VecvaultStore } from '../src/langchain/index.js';
 import { openClient } from './support/fixtures.js';
-import { rejectsWithCode, tempStore } from './support/helpers.js';
+import { filesUnder, rejectsWithCode, tempStore } from './support/helpers.js';
 import { wordVector } from './support/word-embedding.js';
 
 const NOTES = [
@@ -288,10 +288,4 @@ function orthonormal(rows: number[][]): number[][] {
     out.push(v.map((x) => x / norm));
   }
   return out;
-}
-
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((name) => join(dir, name))
-    .filter((file) => statSync(file).isFile());
 }

@@ -7,7 +7,7 @@
  * and a new data key generation (`grantDataKeyToUsers`, what rotateDataKey
  * calls). The forgery tests are in users-forgery.test.ts.
  */
-import { cpSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,34 +16,19 @@ import { Client, type CustomSlot, type EncryptedIndex } from '../src/index.js';
 import { seal } from '../src/crypto/aead.js';
 import { deriveKey, frame, u64 } from '../src/crypto/kdf.js';
 import { generateSigningKey } from '../src/crypto/sign.js';
-import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../src/keys/envelope.js';
+import { deriveIndexKeys, openEnvelope } from '../src/keys/envelope.js';
 import { directoryKey, grantDataKeyToUsers, newUser, openDirectory, openUser, rootUserKeys, userSlot } from '../src/keys/users.js';
 import { KvStore } from '../src/storage/kv-store.js';
 import { catalogKey, indexKey, indexRange, USER, USER_DIR } from '../src/storage/layout.js';
-import { pack, unpack } from '../src/storage/sealed.js';
+import { pack } from '../src/storage/sealed.js';
 import { openClient, openFresh } from './support/fixtures.js';
-import { rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+import { allBytes, rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 
 const items = [
   { id: 'a', vector: [1, 0, 0], metadata: { team: 'red' }, contents: 'alpha' },
   { id: 'b', vector: [0, 1, 0], metadata: { team: 'blue' } },
   { id: 'c', vector: [0, 0, 1], metadata: { team: 'red' } },
 ];
-
-/** Every regular file under `dir`, concatenated. */
-function allBytes(dir: string): Buffer {
-  const out: Buffer[] = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const full = join(d, name);
-      const st = lstatSync(full);
-      if (st.isDirectory()) walk(full);
-      else if (st.isFile()) out.push(readFileSync(full));
-    }
-  };
-  walk(dir);
-  return Buffer.concat(out);
-}
 
 const catalogOf = rawCatalogEntry;
 

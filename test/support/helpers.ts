@@ -3,7 +3,7 @@
  * components only. Generated data, distances and exact search live in
  * ./vectors.ts (re-exported here for existing imports).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,4 +108,20 @@ export async function rawCatalogEntry(path: string, name: string): Promise<Catal
   } finally {
     await db.close();
   }
+}
+
+/** Every regular file under `dir`, recursively (symlinks not followed). */
+export function filesUnder(dir: string, out: string[] = []): string[] {
+  for (const name of readdirSync(dir)) {
+    const full = join(dir, name);
+    const st = lstatSync(full);
+    if (st.isDirectory()) filesUnder(full, out);
+    else if (st.isFile()) out.push(full);
+  }
+  return out;
+}
+
+/** Every regular file under `dir`, concatenated: for byte scans of a store. */
+export function allBytes(dir: string): Buffer {
+  return Buffer.concat(filesUnder(dir).map((file) => readFileSync(file)));
 }

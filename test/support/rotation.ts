@@ -4,13 +4,14 @@
  * store, raw reads of its catalog entry and of every value of one index.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { CatalogEntry } from '../../src/keys/envelope.js';
 import type { CustomSlot, EncryptedIndex } from '../../src/index.js';
 import { catalogKey, indexRange } from '../../src/storage/layout.js';
 import { unpack } from '../../src/storage/sealed.js';
-import { rawStore } from './helpers.js';
+import { filesUnder, rawStore } from './helpers.js';
+
+export { filesUnder };
 
 /** A custom slot; `fail` makes wrapKey throw (a refusing key source); `seen` records every key it was asked to wrap. */
 export function customSlot(secret: Buffer = randomBytes(32), opts: { keyId?: string; fail?: () => boolean; seen?: Buffer[] } = {}): CustomSlot {
@@ -32,17 +33,6 @@ export function customSlot(secret: Buffer = randomBytes(32), opts: { keyId?: str
       return Buffer.concat([decipher.update(w.subarray(12, w.length - 16)), decipher.final()]);
     },
   };
-}
-
-/** Every regular file under `dir`, recursively (symlinks not followed). */
-export function filesUnder(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const full = join(dir, name);
-    const st = lstatSync(full);
-    if (st.isDirectory()) filesUnder(full, out);
-    else if (st.isFile()) out.push(full);
-  }
-  return out;
 }
 
 /** How many of `needles` occur in some file under `dir`. */
