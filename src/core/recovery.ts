@@ -40,21 +40,22 @@ export async function createIndexState(
  */
 export async function loadIndexState(store: IndexStore, engines: EngineFactory, onRelease: () => void): Promise<IndexState> {
   // A shared (PostgreSQL) store: other processes may commit while this open reads, and a record newer than the manifest
-  // read first is their commit, not tampering. Open again from the newer manifest; a fault seen while nothing was
-  // committed meanwhile (or after a few tries) is the IntegrityError it says.
+  // read first is their commit, not tampering. Open again from the newer manifest; a fault when nothing newer than
+  // the manifest read was committed (or after a few tries) is the IntegrityError it says.
   for (let attempt = 1; ; attempt++) {
-    const before = store.remote ? await store.remote.counter() : undefined;
+    const read = { counter: -1 }; // the manifest counter this attempt opened at
     try {
-      return await loadOnce(store, engines, onRelease);
+      return await loadOnce(store, engines, onRelease, read);
     } catch (error) {
       if (!store.remote || !(error instanceof IntegrityError) || error instanceof ForgedSnapshotError || attempt >= 5) throw error;
-      if ((await store.remote.counter()) === before) throw error;
+      if (read.counter < 0 || (await store.remote.counter()) <= read.counter) throw error; // the manifest itself failed, or nothing newer came
     }
   }
 }
 
-async function loadOnce(store: IndexStore, engines: EngineFactory, onRelease: () => void): Promise<IndexState> {
+async function loadOnce(store: IndexStore, engines: EngineFactory, onRelease: () => void, read: { counter: number }): Promise<IndexState> {
   const manifest = await store.readManifest();
+  read.counter = manifest.counter;
   const state = new IndexState(store, engines, manifest, onRelease);
   if (manifest.snapshot && manifest.dimension !== null) {
     try {
