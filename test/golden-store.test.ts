@@ -45,7 +45,9 @@ const DISTANCE_TOLERANCE: Record<StoragePrecision, number> = { float32: 1e-4, fl
  * write ids. golden-v2: after the trust fixes (record format 2, catalog format
  * 2, head format 2, snapshot write ids). golden-v3: signed indexes (record
  * format 3 with writer tags, manifest version 2 with an Ed25519 signature,
- * catalog `signed`, snapshot chunk hashes), streamed snapshots.
+ * catalog `signed`, snapshot chunk hashes), streamed snapshots. golden-v4: the
+ * same formats, plus per-user entries, an embedding in a manifest and a
+ * data-key rotation stopped mid-copy (the formats of those, frozen).
  */
 function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: number; head: number; signed: boolean }): void {
   const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', fixture);
@@ -461,3 +463,4 @@ function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: numb
 goldenSuite('golden-v1', /^ad18a31/, { record: 1, head: 1, signed: false });
 goldenSuite('golden-v2', /^ebbd7e1/, { record: 2, head: 2, signed: false });
 goldenSuite('golden-v3', /^3be32ea/, { record: 3, head: 2, signed: true });
+goldenSuite('golden-v4', /^ab819be/, { record: 3, head: 2, signed: true });
