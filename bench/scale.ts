@@ -6,6 +6,7 @@
  *
  *   raw-build   add all N, then save(file)          vv-build   upsert N (10k per call), then close() (the final snapshot)
  *   raw-open    load(file) + first query            vv-open    loadIndex + first query, then get 1,000 random ids with vectors
+ *                                                   vv-compact (last: it changes the store) delete every 20th id, then compact()
  *
  * Memory is Linux's view: RSS growth over the child's baseline (taken after
  * the data exists and the modules are loaded), and the peak of each phase from
@@ -27,7 +28,7 @@ const CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
 const UPSERT_CHUNK = 10_000;
 const GETS = 1_000;
 
-type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open';
+type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open' | 'vv-compact';
 
 export interface PhaseResult {
   phase: Phase;
@@ -54,6 +55,11 @@ export interface PhaseResult {
   /** Steady RSS growth after the open, MiB. */
   afterOpenMiB?: number;
   getRecordsPerSec?: number;
+  /** vv-compact: compact() after deleting every 20th record (a rebuild of the graph from the live records). */
+  compactMs?: number;
+  compactStall?: LoopDelay;
+  peakCompactMiB?: number;
+  anonPeakCompactMiB?: number;
   /** Diagnostics: where the memory is after the phase (growth of anonymous and file-backed RSS, MiB). */
   anonMiB?: number;
   fileMiB?: number;
@@ -200,6 +206,24 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     out.afterOpenMiB = (await settle()) - baseline;
     Object.assign(out, split());
     if (index.size() !== n) throw new Error('raw load lost vectors');
+  } else if (phase === 'vv-compact') {
+    const client = new Client({ path: store });
+    const index = await client.loadIndex({ indexName: 'scale', indexKey: key });
+    const doomed = Array.from({ length: Math.floor(n / 20) }, (_, i) => String(i * 20));
+    for (let i = 0; i < doomed.length; i += UPSERT_CHUNK) await index.delete({ ids: doomed.slice(i, i + UPSERT_CHUNK) });
+    await settle();
+    resetPeak();
+    const { value: ms, delay } = await withLoopDelay(async () => {
+      const t0 = performance.now();
+      await index.compact();
+      return performance.now() - t0;
+    });
+    out.compactMs = ms;
+    out.compactStall = delay;
+    out.peakCompactMiB = status('VmHWM') - baseline;
+    out.anonPeakCompactMiB = anonPeakNow() - baseAnon;
+    if (index.stats().count !== n - doomed.length) throw new Error('compact lost records');
+    await client.close();
   } else {
     const { value, delay } = await withLoopDelay(async () => {
       const t0 = performance.now();
@@ -268,6 +292,8 @@ export async function runScale(n: number, reps = 1): Promise<void> {
         (phase === 'raw-open' ? rawOpens : vvOpens).push(r);
       }
     }
+    const vvCompact = await runChild('vv-compact', n, dir);
+    log(vvCompact);
     const med = (rs: PhaseResult[], pick: (r: PhaseResult) => number | undefined) => medianOf(rs.map(pick).filter((x): x is number => x !== undefined));
     const rawOpen = { openMs: med(rawOpens, (r) => r.openMs), peak: med(rawOpens, (r) => r.peakOpenMiB), after: med(rawOpens, (r) => r.afterOpenMiB) };
     const vvOpen = {
@@ -303,6 +329,9 @@ export async function runScale(n: number, reps = 1): Promise<void> {
       `| peak RSS growth during the open, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawOpen.peak)} | ${f(vvOpen.peak)} (${f(vvOpen.anonPeak)}) | ${ratio(vvOpen.peak, rawOpen.peak)} (${ratio(vvOpen.anonPeak, rawOpen.peak)}) |`,
       `| RSS growth after the open (steady), MiB | ${f(rawOpen.after)} | ${f(vvOpen.after)} | ${ratio(vvOpen.after, rawOpen.after)} |`,
       `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vvOpen.get)} | |`,
+      `| compact() after deleting every 20th record (graph rebuilt from the live records), ms | — | ${f(vvCompact.compactMs)} | |`,
+      `| worst / p99 event-loop stall during compact(), ms | — | ${f(vvCompact.compactStall?.maxMs, 1)} / ${f(vvCompact.compactStall?.p99Ms, 1)} | |`,
+      `| peak RSS growth during compact(), MiB (VmHWM; anonymous in brackets) | — | ${f(vvCompact.peakCompactMiB)} (${f(vvCompact.anonPeakCompactMiB)}) | ${ratio(vvCompact.peakCompactMiB, rawOpen.after)} of raw's index |`,
       '',
       `Diagnostics after vecvault's build: V8 heap used ${f(vvBuild.heapUsedMiB)} MiB, external ${f(vvBuild.externalMiB)} MiB, RSS growth ${f(vvBuild.anonMiB)} MiB anonymous + ${f(vvBuild.fileMiB)} MiB file-backed; ` +
         `after its open: heap used ${f(med(vvOpens, (r) => r.heapUsedMiB))} MiB, external ${f(med(vvOpens, (r) => r.externalMiB))} MiB, RSS growth ${f(med(vvOpens, (r) => r.anonMiB))} MiB anonymous + ${f(med(vvOpens, (r) => r.fileMiB))} MiB file-backed ` +
