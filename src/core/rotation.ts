@@ -93,12 +93,6 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
       `rotateDataKey of index "${state.name}" in a shared (PostgreSQL) store is not supported yet: other processes follow the index by its id, which a data-key rotation changes.`,
     );
   }
-  // User entries are bound to the index id (their slot derives from it) and a rotation moves the index to a new id.
-  if (source.signed && (await source.directory()).length > 0) {
-    throw new NotSupportedError(
-      `Index "${state.name}" has user keys, which a data-key rotation cannot carry over yet. Revoke its users (listUsers, revokeUser), rotate, then create their keys again.`,
-    );
-  }
   // Just after an open from a snapshot, the live tables are still being listed: finish that in slices, not in one go below.
   await state.live.finishRestoreInBackground(() => true);
   const total = state.live.size;

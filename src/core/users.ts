@@ -25,12 +25,12 @@ function adminOf(state: IndexState): Buffer {
 export async function createUser(state: IndexState, userId: string, permissions: Permissions, given?: Uint8Array): Promise<Uint8Array> {
   const admin = adminOf(state);
   const { store } = state;
-  if ((await store.readDirectoryEntry(directoryKey(admin, store.indexId, userId))) !== undefined) {
+  if ((await store.readDirectoryEntry(directoryKey(admin, store.usersId, userId))) !== undefined) {
     throw new ValidationError(`Index "${state.name}" already has a user "${userId}": revokeUser({ userId }) first to give them a new key.`, { path: 'userId' });
   }
   const userKey = given === undefined ? randomBytes(32) : Buffer.from(given);
   const writes = newUser({
-    indexId: store.indexId,
+    usersId: store.usersId,
     userId,
     permissions,
     userKey,
@@ -48,7 +48,7 @@ export async function listUsers(state: IndexState): Promise<{ userId: string; pe
   const admin = adminOf(state);
   const { store } = state;
   const users = (await store.directory()).map(({ dirKey, value }) => {
-    const d = openDirectory(admin, store.indexId, dirKey, value);
+    const d = openDirectory(admin, store.usersId, dirKey, value);
     d.u.fill(0);
     return { userId: d.userId, permissions: d.permissions };
   });
@@ -66,10 +66,10 @@ export async function listUsers(state: IndexState): Promise<{ userId: string; pe
 export async function revokeUser(state: IndexState, userId: string): Promise<boolean> {
   const admin = adminOf(state);
   const { store } = state;
-  const dirKey = directoryKey(admin, store.indexId, userId);
+  const dirKey = directoryKey(admin, store.usersId, userId);
   const raw = await store.readDirectoryEntry(dirKey);
   if (raw === undefined) return false;
-  const d = openDirectory(admin, store.indexId, dirKey, raw);
+  const d = openDirectory(admin, store.usersId, dirKey, raw);
   d.u.fill(0);
   state.revokedSlots.add(Buffer.from(d.slot).toString('hex'));
   if (!d.permissions.includes('write')) {
@@ -80,6 +80,7 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
   try {
     const grant = regrantUsers({
       indexId: store.indexId,
+      usersId: store.usersId,
       oldAdmin: admin,
       newKeys: { ...store.keys, signSeed: fresh.seed },
       newGeneration: store.dekGeneration,

@@ -137,6 +137,8 @@ export class IndexStore {
     signKey: Uint8Array | null = null,
     /** The DEK generation the keys belong to (user grants are per generation). */
     readonly dekGeneration = 1,
+    /** What user material is bound to (keys/envelope.ts `usersIdOf`): kept by a data-key rotation, unlike the index id. */
+    readonly usersId: Uint8Array = indexId,
   ) {
     this.#signKey = signKey;
   }
@@ -541,21 +543,6 @@ export class IndexStore {
     batch.ops.push({ type: 'put', key: indexKey(this.indexId, USERS_ADMIN), value: grant.signingSeed });
   }
 
-  /**
-   * For `rotateDataKey`: adds to `batch` (the commit that switches the index to DEK generation
-   * `newGeneration`) every user's grant of the new generation's keys, the directory and the
-   * signing seed re-sealed under the new admin key. Needs the old DEK's admin key and the new
-   * generation's root keys (`admin`, `recordAuth`, `signSeed` set), never a user's key. See
-   * `grantDataKeyToUsers` in keys/users.ts. No-op for an unsigned index.
-   */
-  async grantUsersDataKey(
-    batch: CommitBatch,
-    p: { oldAdmin: Uint8Array; newKeys: IndexKeys; newGeneration: number; keepGenerations?: number[] },
-  ): Promise<void> {
-    if (!this.signed) return;
-    this.addRegrant(batch, grantDataKeyToUsers({ indexId: this.indexId, ...p, directory: await this.directory(), entries: await this.userEntries() }));
-  }
-
   // ---- key rotation (core/rotation.ts) ----
 
   /** rotateKey: the catalog entry (the same DEK under a new key source) replaced in one synced batch. */
@@ -575,7 +562,7 @@ export class IndexStore {
 
   /** The store of the index a data-key rotation copies this one into: same name, store and heads directory. */
   sibling(indexId: Uint8Array, keys: IndexKeys): IndexStore {
-    return new IndexStore(this.kv, this.indexName, indexId, keys, this.head.sibling(indexId, keys.head), this.signKey, this.dekGeneration + 1);
+    return new IndexStore(this.kv, this.indexName, indexId, keys, this.head.sibling(indexId, keys.head), this.signKey, this.dekGeneration + 1, this.usersId);
   }
 
   /** The target index id of a rotation in progress (stored in the clear), without opening it. */
@@ -681,13 +668,22 @@ export class IndexStore {
     const batch = target.newBatch();
     batch.ops.push({ type: 'put', key: catalog, value: pack(entry) });
     if (target.signed) {
-      // The root finds the (unchanged) signing seed under the new generation's admin key.
-      if (!target.keys.admin || !target.keys.signSeed) throw new IntegrityError('A signed index switches generation with its root keys.');
-      batch.ops.push({
-        type: 'put',
-        key: indexKey(target.indexId, USERS_ADMIN),
-        value: sealSigningSeed(target.keys.admin, target.indexId, target.keys.signSeed),
+      // The root finds the (unchanged) signing seed under the new generation's admin key, and every user a grant of the
+      // new generation under the new index id (same slot: user material is bound to the users id, which is kept).
+      if (!this.keys.admin || !target.keys.admin || !target.keys.signSeed) throw new IntegrityError('A signed index switches generation with its root keys.');
+      const grant = grantDataKeyToUsers({
+        indexId: target.indexId,
+        usersId: target.usersId,
+        oldAdmin: this.keys.admin,
+        newKeys: target.keys,
+        newGeneration: target.dekGeneration,
+        directory: await this.directory(),
+        entries: await this.userEntries(),
       });
+      const kind = (k: 'D' | 'U') => (k === 'D' ? USER_DIR : USER);
+      // Only puts: the old entries (and any the directory does not name) go with this index's range below.
+      for (const u of grant.puts) batch.ops.push({ type: 'put', key: indexKey(target.indexId, kind(u.kind), u.suffix), value: u.value });
+      batch.ops.push({ type: 'put', key: indexKey(target.indexId, USERS_ADMIN), value: grant.signingSeed });
     }
     const from = batch.ops.length;
     for await (const key of this.kv.keys(range)) batch.ops.push({ type: 'del', key });

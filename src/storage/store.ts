@@ -23,7 +23,7 @@ export interface CatalogStore {
   indexNames(): Promise<string[]>;
   /** A per-user-keys value of an index, read before the index is open: the root's sealed signing seed, or a user's entry. */
   readIndexValue(indexId: Uint8Array, kind: 'admin' | 'user', slot?: Uint8Array): Promise<Uint8Array | undefined>;
-  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey?: Uint8Array | null, dekGeneration?: number): IndexStore;
+  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey?: Uint8Array | null, dekGeneration?: number, usersId?: Uint8Array): IndexStore;
   close(): Promise<void>;
 }
 
@@ -203,8 +203,15 @@ export class Store extends KvCatalog<KvStore> implements CatalogStore {
    * The store bound to one index: its id, subkeys and commit head; for a signed index, the public
    * key this opener trusts and the DEK generation of the keys.
    */
-  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey: Uint8Array | null = null, dekGeneration = 1): IndexStore {
-    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head, name), signKey, dekGeneration);
+  forIndex(
+    name: string,
+    indexId: Uint8Array,
+    keys: IndexKeys,
+    signKey: Uint8Array | null = null,
+    dekGeneration = 1,
+    usersId: Uint8Array = indexId,
+  ): IndexStore {
+    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head, name), signKey, dekGeneration, usersId);
   }
 
   close(): Promise<void> {
@@ -235,7 +242,8 @@ export function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry 
     entry.dekGeneration >= 0 &&
     typeof entry.provider === 'string' &&
     (entry.keyId === null || typeof entry.keyId === 'string') &&
-    (entry.signed === undefined || entry.signed === true);
+    (entry.signed === undefined || entry.signed === true) &&
+    (entry.usersId === undefined || (entry.signed === true && bytes(entry.usersId, 16)));
   if (!ok) throw unreadable();
   if (entry.format >= 3) {
     // Format 3 records the key source: a KMS slot (name, wrapped KEK) or none, never half of one.
@@ -251,5 +259,6 @@ export function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry 
     throw unreadable(); // formats 1 and 2 know no key source but the application's key
   }
   for (const field of ['indexId', 'salt', 'verifier', 'wrappedDek'] as const) entry[field] = new Uint8Array(entry[field]);
+  if (entry.usersId !== undefined) entry.usersId = new Uint8Array(entry.usersId);
   return entry;
 }
