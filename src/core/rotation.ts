@@ -23,7 +23,7 @@
  */
 import { IntegrityError, NotSupportedError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
-import type { IndexStore, PendingRotation } from '../storage/index-store.js';
+import type { IndexStore, PendingErasure, PendingRotation } from '../storage/index-store.js';
 import { nextManifest } from '../storage/manifest.js';
 import { encodeTable } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
@@ -72,8 +72,9 @@ function rootOf(state: IndexState): RootKeys {
 export async function rotateKey(state: IndexState, makeEntry: (root: RootKeys) => Promise<{ entry: CatalogEntry; kek: Buffer }>): Promise<void> {
   const root = rootOf(state);
   const { entry, kek } = await makeEntry(root); // any KMS call happens here, before the batch
+  let pending: PendingErasure;
   try {
-    await state.store.replaceCatalogEntry(entry);
+    pending = await state.store.replaceCatalogEntry(entry); // records the erasure below: the next open finishes it after a crash
   } catch (error) {
     kek.fill(0);
     throw error;
@@ -81,7 +82,7 @@ export async function rotateKey(state: IndexState, makeEntry: (root: RootKeys) =
   root.kek.fill(0);
   root.kek = kek;
   root.entry = entry;
-  await state.store.eraseOldCatalogEntries(entry);
+  await state.store.eraseOldCatalogEntries(pending);
 }
 
 /** See the module comment. Resolves once the switch committed and the old generation is erased from the files. */

@@ -8,6 +8,7 @@ import { NotSupportedError, PermissionError, ValidationError } from '../errors.j
 import { directoryKey, newUser, openDirectory, regrantUsers, type Permissions } from '../keys/users.js';
 import { generateSigningKey, publicKeyOf } from '../crypto/sign.js';
 import { nextManifest } from '../storage/manifest.js';
+import type { PendingErasure } from '../storage/index-store.js';
 import type { IndexState } from './index-state.js';
 
 function adminOf(state: IndexState): Buffer {
@@ -77,6 +78,7 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
     return true;
   }
   const fresh = generateSigningKey();
+  let pending: PendingErasure;
   try {
     const grant = regrantUsers({
       indexId: store.indexId,
@@ -90,7 +92,7 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
     });
     const next = nextManifest(state.manifest);
     const batch = store.newBatch();
-    store.removeUserOps(batch, dirKey, d.slot);
+    pending = store.removeUserOps(batch, dirKey, d.slot);
     store.addRegrant(batch, grant);
     await state.queue.committing(() =>
       store.commit(next, batch, {
@@ -104,6 +106,6 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
     if (store.keys.signSeed !== fresh.seed) fresh.seed.fill(0);
     throw error;
   }
-  await store.eraseUser(dirKey, d.slot);
+  await store.eraseUser(pending);
   return true;
 }

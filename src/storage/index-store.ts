@@ -11,6 +11,7 @@ import { IntegrityError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrites } from '../keys/users.js';
 import { warn } from '../warnings.js';
+import { erase, pendingErasure, type Erasure } from './erasure.js';
 import type { HeadFile } from './heads.js';
 import type { BatchOp, KvBackend } from './kv-store.js';
 import {
@@ -84,6 +85,12 @@ export interface PendingRotation {
 }
 
 const ROTATION_VERSION = 1;
+
+/** An erasure recorded in a batch (erasure.ts): its marker key and what it erases. */
+export interface PendingErasure {
+  key: Uint8Array;
+  erasure: Erasure;
+}
 
 /** The writes of one commit, gathered before it (records put or removed). */
 export class CommitBatch {
@@ -505,34 +512,32 @@ export class IndexStore {
   }
 
   /**
-   * Deletes a user's entry and directory entry in one synced batch, then erases them from
-   * LevelDB's files (`eraseUser`).
+   * Deletes a user's entry and directory entry in one synced batch (with a pending erasure of
+   * them, erasure.ts), then erases them from LevelDB's files (`eraseUser`).
    */
   async removeUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
-    await this.kv.batch(this.userKeys(dirKey, slot).map((key) => ({ type: 'del' as const, key })));
-    await this.eraseUser(dirKey, slot);
+    const batch = this.newBatch();
+    const pending = this.removeUserOps(batch, dirKey, slot);
+    await this.kv.batch(batch.ops);
+    await this.eraseUser(pending);
   }
 
-  /** Adds the deletes of a user's entry and directory entry to `batch`. */
-  removeUserOps(batch: CommitBatch, dirKey: Uint8Array, slot: Uint8Array): void {
-    for (const key of this.userKeys(dirKey, slot)) batch.ops.push({ type: 'del', key });
+  /** Adds the deletes of a user's entry and directory entry to `batch`, and their pending erasure (finished by `eraseUser`, or the next open). */
+  removeUserOps(batch: CommitBatch, dirKey: Uint8Array, slot: Uint8Array): PendingErasure {
+    const keys = [indexKey(this.indexId, USER, slot), indexKey(this.indexId, USER_DIR, dirKey)];
+    for (const key of keys) batch.ops.push({ type: 'del', key });
+    const erasure: Erasure = { ranges: keys.map((key) => ({ gte: key, lt: Buffer.concat([key, Buffer.of(0)]) })), brackets: keys, rewrite: [] };
+    const { key, op } = pendingErasure(erasure);
+    batch.ops.push(op);
+    return { key, erasure };
   }
 
   /**
    * Erases a deleted user's entry and directory entry from LevelDB's files, as `destroy` does for
    * an index (`KvStore.shred`): resolves once the user's wraps are gone from disk.
    */
-  async eraseUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
-    const keys = this.userKeys(dirKey, slot);
-    await this.kv.shred(
-      keys.map((key) => ({ gte: key, lt: Buffer.concat([key, Buffer.of(0)]) })),
-      keys,
-      keys[0]!,
-    );
-  }
-
-  private userKeys(dirKey: Uint8Array, slot: Uint8Array): Buffer[] {
-    return [indexKey(this.indexId, USER, slot), indexKey(this.indexId, USER_DIR, dirKey)];
+  async eraseUser(pending: PendingErasure): Promise<void> {
+    await erase(this.kv, pending.key, pending.erasure);
   }
 
   /** Adds a users' re-grant (keys/users.ts `regrantUsers`) to `batch`: deletes first, then puts and the sealed signing seed. */
@@ -545,19 +550,26 @@ export class IndexStore {
 
   // ---- key rotation (core/rotation.ts) ----
 
-  /** rotateKey: the catalog entry (the same DEK under a new key source) replaced in one synced batch. */
-  async replaceCatalogEntry(entry: CatalogEntry): Promise<void> {
-    await this.kv.batch([{ type: 'put', key: catalogKey(this.indexName), value: pack(entry) }]);
+  /**
+   * rotateKey: the catalog entry (the same DEK under a new key source) replaced in one synced
+   * batch, with a pending erasure of its older values (erasure.ts): a crash before
+   * `eraseOldCatalogEntries` is finished by the next open.
+   */
+  async replaceCatalogEntry(entry: CatalogEntry): Promise<PendingErasure> {
+    const key = catalogKey(this.indexName);
+    const erasure: Erasure = { ranges: [{ gte: key, lt: key }], brackets: [], rewrite: [key] };
+    const pending = pendingErasure(erasure);
+    await this.kv.batch([{ type: 'put', key, value: pack(entry) }, pending.op]);
+    return { key: pending.key, erasure };
   }
 
   /**
    * Erases the catalog entry's earlier values (the wraps under a key source
    * rotated away from) from LevelDB's files, as `destroy` erases an index:
-   * `entry`, the current value, is written again as the bracket.
+   * the current value is written again as the bracket. Then the pending erasure goes.
    */
-  async eraseOldCatalogEntries(entry: CatalogEntry): Promise<void> {
-    const key = catalogKey(this.indexName);
-    await this.kv.shred([{ gte: key, lt: key }], [], indexRange(this.indexId).gte, [{ type: 'put', key, value: pack(entry) }]);
+  async eraseOldCatalogEntries(pending: PendingErasure): Promise<void> {
+    await erase(this.kv, pending.key, pending.erasure);
   }
 
   /** The store of the index a data-key rotation copies this one into: same name, store and heads directory. */

@@ -8,6 +8,7 @@ import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { IntegrityError, StorageError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
+import { finishErasures } from './erasure.js';
 import { HeadFile, peekHeads, removeHead, removeStaleTemps, type HeadPeek } from './heads.js';
 import { IndexStore } from './index-store.js';
 import { ioError } from './io-errors.js';
@@ -129,7 +130,8 @@ export class Store extends KvCatalog<KvStore> implements CatalogStore {
 
   /**
    * Finishes what a crash interrupted (the lock is held, nothing else runs):
-   * removes head temp files, and heads left by an interrupted create
+   * pending erasures (erasure.ts: a rotateKey's replaced catalog entry, a
+   * revoked user's entries), removes head temp files, and heads left by an interrupted create
    * (`creating`) or delete (`deleting`) whose index has neither a catalog
    * entry nor keys; for a delete, first erases the deleted values from
    * LevelDB's files, as `deleteIndex` would have. Heads still backed by a
@@ -137,6 +139,7 @@ export class Store extends KvCatalog<KvStore> implements CatalogStore {
    */
   private async recover(): Promise<void> {
     removeStaleTemps(this.headsDir);
+    await finishErasures(this.kv); // a rotateKey or a revocation interrupted between its batch and its erasure
     if (!peekHeads(this.headsDir).some((h) => h.version === 2 && h.state !== 'live')) return;
     const { catalogIds, names, keyIds, heads } = await this.survey();
     for (const head of heads) {
