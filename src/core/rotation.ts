@@ -11,8 +11,10 @@
  * progress under the old index ('P', sealed under the old records key); then
  * a fresh snapshot is written for the new id through the ordinary snapshot
  * path, and one atomic batch switches over: the catalog entry names the new
- * id, generation and wrapped DEK, the new manifest is written, and every key
- * of the old id is deleted. Until that batch the old index is whole and is
+ * id, generation and wrapped DEK, the new manifest is written, every user is
+ * re-granted the new generation under the new id (user material is bound to
+ * the index's users id, which the rotation keeps), and every key of the old
+ * id is deleted. Until that batch the old index is whole and is
  * what opens (a crash leaves a staging copy that is invisible to readers and
  * that the next `rotateDataKey()` continues); after it, only the new one
  * exists. Then LevelDB's files are rewritten so no value of the old

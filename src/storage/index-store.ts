@@ -665,8 +665,10 @@ export class IndexStore {
   /**
    * The switch of a data-key rotation: marks this index's head `deleting`,
    * then one atomic batch deletes every key of this index (records, change
-   * log, snapshot, manifest, the rotation record), writes `entry` (the
-   * target's catalog entry) and `target`'s manifest `next`; `durable` runs
+   * log, snapshot, manifest, the rotation record, user entries), writes
+   * `entry` (the target's catalog entry), `target`'s manifest `next` and, for
+   * a signed index, the signing seed and every user's grant of the target's
+   * generation under the target id (`grantDataKeyToUsers`); `durable` runs
    * once it is on disk. Then LevelDB's files are rewritten so no value of
    * this index nor the old catalog entry remains (`KvStore.shred`), and this
    * head goes. A crash before the batch leaves this index as it was
