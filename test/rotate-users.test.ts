@@ -99,6 +99,8 @@ describe('rotation of a signed index with users', () => {
     const raw = await rawStore(path);
     const slot = userSlot(reader, entry.usersId!, 'r');
     const value = await raw.get(indexKey(entry.indexId, USER, slot));
+    // Control: bound to the (new) index id instead of the users id, the reader's key would find no entry.
+    expect(await raw.get(indexKey(entry.indexId, USER, userSlot(reader, entry.indexId, 'r')))).toBeUndefined();
     await raw.close();
     const opened = openUser({ usersId: entry.usersId!, indexName: 'n', userId: 'r', userKey: reader, generation: 2, slot, value });
     expect(opened.permissions).toEqual(['read']);
@@ -138,6 +140,26 @@ describe('rotation of a signed index with users', () => {
     expect((await r3.listUsers()).map((u) => u.userId)).toEqual(['w']);
     expect((await r3.verify()).ok).toBe(true);
     expect((await rawCatalogEntryClosed(third, path)).dekGeneration).toBe(4);
+  });
+
+  it('revokeUser called while rotateDataKey runs waits for it, then revokes: the revoked user is out, the other keeps working', async () => {
+    const { path, key, client, index } = await openFresh({ indexName: 'n', dimension: 3 });
+    await index.upsert({ items: Array.from({ length: 2_000 }, (_, i) => ({ id: `r${i}`, vector: [i % 7, i % 11, 1] })) });
+    const reader = await index.createUserKey({ userId: 'r', permissions: ['read'] });
+    const writer = await index.createUserKey({ userId: 'w', permissions: ['read', 'write'] });
+    let progressed = 0;
+    const rotating = index.rotateDataKey({ onProgress: () => progressed++ });
+    const revoking = index.revokeUser({ userId: 'w' }); // a writer: the revocation commits and renews the signing key
+    await Promise.all([rotating, revoking]);
+    expect(progressed).toBeGreaterThan(2);
+    await client.close();
+
+    const again = openClient(path);
+    await rejectsWithCode(again.loadIndex({ indexName: 'n', indexKey: writer, userId: 'w' }), 'VECVAULT_INVALID_KEY');
+    expect((await (await again.loadIndex({ indexName: 'n', indexKey: reader, userId: 'r' })).listIds()).count).toBe(2_000);
+    const root = await again.loadIndex({ indexName: 'n', indexKey: key });
+    expect(await root.listUsers()).toEqual([{ userId: 'r', permissions: ['read'] }]);
+    expect((await root.verify()).ok).toBe(true);
   });
 
   it('the users id is bound into the data key wrap: stripped or replaced in the catalog entry, the root open fails (control: untouched, it opens)', async () => {
