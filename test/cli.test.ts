@@ -310,4 +310,33 @@ describe('vecvault CLI', () => {
     expect(count).toBeGreaterThan(0);
     expect(count).toBeLessThan(960);
   });
+
+  it('--user-id: a reader queries, gets and lists with its own key, and a write is VECVAULT_PERMISSION (exit 12); a writer imports; revoke-user ends access; users survive rotate-data-key', () => {
+    const { dir, common, path } = setup();
+    const rows = join(dir, 'rows.jsonl');
+    writeFileSync(rows, ['a', 'b', 'c'].map((id, i) => JSON.stringify({ id, vector: rowVector(i), metadata: { i } })).join('\n'));
+    ok(['import', rows, ...common]);
+    const readerFile = join(dir, 'reader.key');
+    const writerFile = join(dir, 'writer.key');
+    expect(ok(['create-user-key', 'ann', ...common, '--out', readerFile])).toEqual({ userId: 'ann', permissions: ['read'], out: readerFile });
+    expect(ok(['create-user-key', 'wes', ...common, '--permissions', 'read,write', '--out', writerFile]).permissions).toEqual(['read', 'write']);
+    expect(ok(['list-users', ...common]).users).toEqual([
+      { userId: 'ann', permissions: ['read'] },
+      { userId: 'wes', permissions: ['read', 'write'] },
+    ]);
+    const asReader = ['--path', path, '--index', 'docs', '--key-file', readerFile, '--user-id', 'ann'];
+    const asWriter = ['--path', path, '--index', 'docs', '--key-file', writerFile, '--user-id', 'wes'];
+    expect(ok(['query', ...asReader, '--vector', JSON.stringify(rowVector(1)), '--top-k', '1']).results[0].id).toBe('b');
+    expect(ok(['get', ...asReader, '--ids', 'c', '--include', 'metadata']).records).toEqual([{ id: 'c', metadata: { i: 2 } }]);
+    const denied = fails(['delete', ...asReader, '--ids', 'a'], 12, 'VECVAULT_PERMISSION');
+    expect(denied.stderr).toMatch(/may only read/);
+    fails(['list-users', ...asWriter], 12, 'VECVAULT_PERMISSION'); // user administration is the root's
+    writeFileSync(rows, JSON.stringify({ id: 'd', vector: rowVector(3) }));
+    expect(ok(['import', rows, ...asWriter])).toEqual({ imported: 1, format: 'jsonl' });
+    // The same user keys after a data-key rotation (by the root), then the reader revoked.
+    ok(['rotate-data-key', ...common]);
+    expect(ok(['list', ...asReader]).count).toBe(4);
+    ok(['revoke-user', 'ann', ...common]);
+    fails(['stats', ...asReader], 3, 'VECVAULT_INVALID_KEY');
+  }, 120_000);
 });

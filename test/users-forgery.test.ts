@@ -63,7 +63,7 @@ async function userKeys(s: Setup, userId: string, userKey: Uint8Array): Promise<
   const db = await rawStore(s.path);
   try {
     const value = await db.get(indexKey(entry.indexId, USER, slot));
-    return openUser({ indexId: entry.indexId, indexName: 'test', userId, userKey, generation: 1, slot, value }).keys;
+    return openUser({ usersId: entry.indexId, indexName: 'test', userId, userKey, generation: 1, slot, value }).keys;
   } finally {
     await db.close();
   }

@@ -17,7 +17,17 @@ import { seal } from '../src/crypto/aead.js';
 import { deriveKey, frame, u64 } from '../src/crypto/kdf.js';
 import { generateSigningKey } from '../src/crypto/sign.js';
 import { deriveIndexKeys, openEnvelope } from '../src/keys/envelope.js';
-import { directoryKey, grantDataKeyToUsers, newUser, openDirectory, openUser, rootUserKeys, userSlot } from '../src/keys/users.js';
+import {
+  directoryKey,
+  grantDataKeyToUsers,
+  newUser,
+  openDirectory,
+  openSigningSeed,
+  openUser,
+  regrantUsers,
+  rootUserKeys,
+  userSlot,
+} from '../src/keys/users.js';
 import { KvStore } from '../src/storage/kv-store.js';
 import { catalogKey, indexKey, indexRange, USER, USER_DIR } from '../src/storage/layout.js';
 import { pack } from '../src/storage/sealed.js';
@@ -360,23 +370,26 @@ describe('users survive key rotation', () => {
     await c.close();
   });
 
-  it('grantDataKeyToUsers re-grants every user a new DEK generation from the old and new DEK alone (what rotateDataKey calls)', () => {
+  it('grantDataKeyToUsers re-grants every user a new DEK generation and index id from the old and new DEK alone (what rotateDataKey calls)', () => {
     const indexId = randomBytes(16);
+    const newIndexId = randomBytes(16); // a data-key rotation moves the index; user material stays bound to the users id
+    const usersId = indexId;
     const oldDek = randomBytes(32);
     const newDek = randomBytes(32);
     const signing = generateSigningKey();
-    const rootKeys = (dek: Buffer) => ({ ...deriveIndexKeys(dek, indexId, 2), ...rootUserKeys(dek, indexId), signSeed: signing.seed });
-    const oldKeys = rootKeys(oldDek);
+    const rootKeys = (dek: Buffer, id: Uint8Array) => ({ ...deriveIndexKeys(dek, id, 2), ...rootUserKeys(dek, id), signSeed: signing.seed });
+    const oldKeys = rootKeys(oldDek, indexId);
     const users = [
       { userId: 'alice', permissions: ['read'] as ['read'], key: randomBytes(32) },
       { userId: 'bob', permissions: ['read', 'write'] as ['read', 'write'], key: randomBytes(32) },
     ];
     const written = users.map((u) =>
-      newUser({ indexId, userId: u.userId, permissions: u.permissions, userKey: u.key, generation: 1, keys: oldKeys, signKey: signing.publicKey }),
+      newUser({ usersId, userId: u.userId, permissions: u.permissions, userKey: u.key, generation: 1, keys: oldKeys, signKey: signing.publicKey }),
     );
-    const newKeys = rootKeys(newDek);
-    const grant = grantDataKeyToUsers({
-      indexId,
+    const newKeys = rootKeys(newDek, newIndexId);
+    const grant = regrantUsers({
+      indexId: newIndexId,
+      usersId,
       oldAdmin: oldKeys.admin,
       newKeys,
       newGeneration: 2,
@@ -385,10 +398,11 @@ describe('users survive key rotation', () => {
       entries: [...written.map((w) => ({ slot: w.slot, value: w.entry })), { slot: randomBytes(32), value: written[0]!.entry }], // plus a stray entry
     });
     expect(grant.dels.filter((d) => d.kind === 'U')).toHaveLength(1); // the stray one
+    expect(openSigningSeed(newKeys.admin, newIndexId, grant.signingSeed, 'n').seed.equals(signing.seed)).toBe(true);
     for (const [i, u] of users.entries()) {
       const entry = grant.puts.find((p) => p.kind === 'U' && p.suffix.equals(written[i]!.slot))!.value;
       for (const generation of [1, 2]) {
-        const opened = openUser({ indexId, indexName: 'n', userId: u.userId, userKey: u.key, generation, slot: written[i]!.slot, value: entry });
+        const opened = openUser({ usersId, indexName: 'n', userId: u.userId, userKey: u.key, generation, slot: written[i]!.slot, value: entry });
         const expected = generation === 1 ? oldKeys : newKeys;
         expect(opened.permissions).toEqual(u.permissions);
         expect(opened.keys.records.equals(expected.records)).toBe(true);
@@ -398,14 +412,15 @@ describe('users survive key rotation', () => {
         expect(opened.keys.admin).toBeUndefined();
       }
       // The directory is re-sealed under the new admin key, under a new directory key.
-      const dirKey = directoryKey(newKeys.admin, indexId, u.userId);
+      const dirKey = directoryKey(newKeys.admin, usersId, u.userId);
       const dir = grant.puts.find((p) => p.kind === 'D' && p.suffix.equals(dirKey))!;
-      expect(openDirectory(newKeys.admin, indexId, dirKey, dir.value)).toMatchObject({ userId: u.userId, permissions: u.permissions });
-      expect(() => openDirectory(oldKeys.admin, indexId, dirKey, dir.value)).toThrow();
+      expect(openDirectory(newKeys.admin, usersId, dirKey, dir.value)).toMatchObject({ userId: u.userId, permissions: u.permissions });
+      expect(() => openDirectory(oldKeys.admin, usersId, dirKey, dir.value)).toThrow();
     }
-    // Without keepGenerations the old grant is dropped.
+    // grantDataKeyToUsers (the rotation's) drops the old grant.
     const only = grantDataKeyToUsers({
-      indexId,
+      indexId: newIndexId,
+      usersId,
       oldAdmin: oldKeys.admin,
       newKeys,
       newGeneration: 2,
@@ -414,8 +429,11 @@ describe('users survive key rotation', () => {
     });
     const aliceEntry = only.puts.find((p) => p.kind === 'U' && p.suffix.equals(written[0]!.slot))!.value;
     expect(() =>
-      openUser({ indexId, indexName: 'n', userId: 'alice', userKey: users[0]!.key, generation: 1, slot: written[0]!.slot, value: aliceEntry }),
+      openUser({ usersId, indexName: 'n', userId: 'alice', userKey: users[0]!.key, generation: 1, slot: written[0]!.slot, value: aliceEntry }),
     ).toThrow(/current data key/);
+    expect(
+      openUser({ usersId, indexName: 'n', userId: 'alice', userKey: users[0]!.key, generation: 2, slot: written[0]!.slot, value: aliceEntry }).permissions,
+    ).toEqual(['read']);
   });
 });
 

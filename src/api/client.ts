@@ -9,7 +9,16 @@ import { resolve } from 'node:path';
 import { nativeEngine } from '../engine/native.js';
 import type { EngineFactory } from '../engine/types.js';
 import { ClosedError, IndexExistsError, IndexNotFoundError, InvalidKeyError, KmsError, NotSupportedError, ValidationError } from '../errors.js';
-import { createEnvelope, deriveIndexKeys, KMS_FORMAT_VERSION, openEnvelope, wipeIndexKeys, type CatalogEntry, type IndexKeys } from '../keys/envelope.js';
+import {
+  createEnvelope,
+  deriveIndexKeys,
+  KMS_FORMAT_VERSION,
+  openEnvelope,
+  usersIdOf,
+  wipeIndexKeys,
+  type CatalogEntry,
+  type IndexKeys,
+} from '../keys/envelope.js';
 import { openSigningSeed, openUser, rootUserKeys, userSlot } from '../keys/users.js';
 import { generateSigningKey } from '../crypto/sign.js';
 import { checkIndexKey, generateKey, type GenerateKeyOptions } from '../keys/index-key.js';
@@ -329,7 +338,7 @@ export class Client {
         return 'rotated';
       } else {
         if (held?.state.closing) await held.state.closing.catch(() => undefined); // its close snapshot first, then a fresh open
-        const indexStore = store.forIndex(name, entry.indexId, keys, signKey, entry.dekGeneration);
+        const indexStore = store.forIndex(name, entry.indexId, keys, signKey, entry.dekGeneration, usersIdOf(entry));
         index = await this.#handle(name, (release) => loadIndexState(indexStore, this.#engines, release), keySourceOf(entry), access, root).catch(
           (error: unknown) => {
             wipeIndexKeys(indexStore.keys); // a failed open leaves no handle to wipe them
@@ -467,7 +476,7 @@ export class Client {
         keys.signSeed = opened.seed;
         signKey = opened.publicKey;
       }
-      return store.forIndex(name, entry.indexId, keys, signKey, entry.dekGeneration);
+      return store.forIndex(name, entry.indexId, keys, signKey, entry.dekGeneration, usersIdOf(entry));
     } catch (error) {
       if (keys) wipeIndexKeys(keys);
       throw error;
@@ -491,9 +500,10 @@ export class Client {
     if (entry.signed !== true) {
       throw new InvalidKeyError(`Index "${name}" has no users (it was created before per-user keys): open it with its indexKey or KMS slot.`);
     }
-    const slot = userSlot(userKey, entry.indexId, userId);
+    // User material is bound to the users id (the index id until a data-key rotation), the entry itself lives under the index id.
+    const slot = userSlot(userKey, usersIdOf(entry), userId);
     const user = openUser({
-      indexId: entry.indexId,
+      usersId: usersIdOf(entry),
       indexName: name,
       userId,
       userKey,

@@ -477,7 +477,7 @@ export class EncryptedIndex {
    * this resolves, later `loadIndex` calls with that user's key fail with `VECVAULT_INVALID_KEY`, and
    * the user's open handles in this process get `VECVAULT_PERMISSION`. A user who copied keys or
    * files before can still decrypt what was sealed under the current data key: `rotateDataKey()`
-   * afterwards (docs/key-sources.md). An unknown `userId` is not an error. Needs the root key source.
+   * afterwards (docs/key-sources.md; the other users keep their keys). An unknown `userId` is not an error. Needs the root key source.
    * @throws `VECVAULT_PERMISSION` on a user's handle; `VECVAULT_VALIDATION` for a bad `userId`; `VECVAULT_CLOSED`.
    * @example
    * ```ts
@@ -690,7 +690,8 @@ export class EncryptedIndex {
    * `rotateDataKey()` continues the copy (or starts it over if the index was
    * written meanwhile). When it resolves, no value sealed under the old DEK
    * and not the old wrapped DEK remain in the store's files. A KMS-backed
-   * index makes one `wrap` call with the new generation's context.
+   * index makes one `wrap` call with the new generation's context. Users keep
+   * their keys and permissions: the switch re-grants each the new generation.
    * @param options.onProgress called with `{ done, total }` records as the copy advances.
    * @throws `VECVAULT_KMS` when the index's slot fails (before anything is written);
    * `VECVAULT_PERMISSION` on a handle not opened with the root key source;

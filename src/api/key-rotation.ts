@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { RootKeys } from '../core/index-state.js';
 import type { RotationKeys } from '../core/rotation.js';
 import { KmsError, NotSupportedError, ValidationError } from '../errors.js';
-import { deriveIndexKeys, FORMAT_VERSION, KMS_FORMAT_VERSION, sealEnvelope, type CatalogEntry, type KeySourceRecord } from '../keys/envelope.js';
+import { deriveIndexKeys, FORMAT_VERSION, KMS_FORMAT_VERSION, sealEnvelope, usersIdOf, type CatalogEntry, type KeySourceRecord } from '../keys/envelope.js';
 import { checkIndexKey } from '../keys/index-key.js';
 import { rootUserKeys } from '../keys/users.js';
 import { kmsContext } from '../keys/kms/context.js';
@@ -83,8 +83,8 @@ export async function rotatedKeyEntry(
   choice: { key: Buffer } | { kmsName: string },
 ): Promise<{ entry: CatalogEntry; kek: Buffer }> {
   const { indexId, dekGeneration, format } = root.entry;
-  // A signed index stays signed: the flag is bound into the wrap's AAD, and users and signatures do not change.
-  const target = { indexId, dek: root.dek, dekGeneration, signed: root.entry.signed === true };
+  // A signed index stays signed: the flag (and the users id) is bound into the wrap's AAD, and users and signatures do not change.
+  const target = { indexId, dek: root.dek, dekGeneration, signed: root.entry.signed === true, usersId: usersIdOf(root.entry) };
   if ('key' in choice) {
     const kek = Buffer.from(choice.key);
     // Format 1 derives its subkeys its own way: it stays format 1 (rotateDataKey upgrades it).
@@ -112,7 +112,8 @@ export function rotationKeys(registry: KmsRegistry | undefined, indexName: strin
     // A signed index's new generation also gets the root's admin and record-auth keys of the new DEK.
     deriveKeys: (dek, indexId, format, signed) => ({ ...deriveIndexKeys(dek, indexId, format), ...(signed ? rootUserKeys(dek, indexId) : {}) }),
     async entryFor(root, targetId, dek, dekGeneration) {
-      const target = { indexId: targetId, dek, dekGeneration, signed: root.entry.signed === true };
+      // The new index id, the same users id: every user's wrap and slot stay valid (keys/users.ts).
+      const target = { indexId: targetId, dek, dekGeneration, signed: root.entry.signed === true, usersId: usersIdOf(root.entry) };
       if (root.entry.provider === 'none') return sealEnvelope(root.kek, indexName, { provider: 'none', keyId: null }, target);
       const slotName = root.entry.kmsName ?? '';
       const slot = resolveSlot(registry, slotName);

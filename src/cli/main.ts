@@ -8,7 +8,7 @@
  * `--out`, whose output is the key.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
@@ -17,6 +17,7 @@ import type { EncryptedIndex } from '../api/encrypted-index.js';
 import { recoverIndex } from '../api/recover.js';
 import type { Filter, GetInclude, QueryInclude, VectorItem } from '../api/types.js';
 import type { KmsRegistry } from '../keys/kms/types.js';
+import type { Permission } from '../keys/users.js';
 import { NotSupportedError, ValidationError, VecvaultError } from '../errors.js';
 import { ioError } from '../storage/io-errors.js';
 import { EXIT, progressBar, reportError, toJson } from './output.js';
@@ -28,6 +29,8 @@ interface Common {
   keyFile?: string;
   kmsConfig?: string;
   kmsName?: string;
+  /** Open as this user: the key (--key-file / VECVAULT_INDEX_KEY) is the user's key. */
+  userId?: string;
   json?: boolean;
 }
 
@@ -115,6 +118,14 @@ function resolveEnvReferences(value: unknown, path: string): unknown {
 
 /** How the command opens (or creates) its index: with the key, or through a KMS slot of --kms-config. */
 function keySource(opts: Common): { kms?: KmsRegistry; indexKey?: Uint8Array; kmsName?: string } {
+  if (opts.userId !== undefined) {
+    // A user key is raw whatever the index's key source: no KMS call (docs/key-sources.md, per-user keys).
+    if (opts.userId === '') throw usage('--user-id must not be empty.', '--user-id');
+    if (opts.kmsName !== undefined || opts.kmsConfig !== undefined) {
+      throw usage("--user-id opens with the user's key (--key-file / VECVAULT_INDEX_KEY): leave out --kms-config and --kms-name.", '--user-id');
+    }
+    return { indexKey: readKey(opts) };
+  }
   const kms = readKmsConfig(opts);
   if (kms === undefined) return { indexKey: readKey(opts) };
   const indexKey = optionalKey(opts);
@@ -134,7 +145,8 @@ function need<T>(value: T | undefined, flag: string): T {
 
 /**
  * Opens the index named by --path/--index with the key (or, with --kms-config, through the KMS slot
- * its catalog entry names), runs `fn`, then closes the store whatever happens.
+ * its catalog entry names; with --user-id, as that user with the user's key), runs `fn`, then
+ * closes the store whatever happens.
  */
 async function withIndex<T>(opts: Common, fn: (index: EncryptedIndex, client: Client) => Promise<T>): Promise<T> {
   const path = need(opts.path, '--path');
@@ -146,7 +158,13 @@ async function withIndex<T>(opts: Common, fn: (index: EncryptedIndex, client: Cl
       throw new VecvaultError('VECVAULT_INDEX_NOT_FOUND', `${path} holds no vecvault store. Create one with \`vecvault create\`.`);
     const client = new Client({ path, ...(source.kms ? { kms: source.kms } : {}) });
     try {
-      const index = await client.loadIndex(indexKey ? { indexName, indexKey } : { indexName, ...(source.kmsName ? { kmsName: source.kmsName } : {}) });
+      const index = await client.loadIndex(
+        opts.userId !== undefined
+          ? { indexName, indexKey: indexKey!, userId: opts.userId }
+          : indexKey
+            ? { indexName, indexKey }
+            : { indexName, ...(source.kmsName ? { kmsName: source.kmsName } : {}) },
+      );
       indexKey?.fill(0);
       return await fn(index, client);
     } finally {
@@ -208,7 +226,13 @@ async function keygen(opts: Common & { out?: string }): Promise<void> {
   emit(opts, { out: opts.out }, () => `Wrote a new index key to ${opts.out} (mode 0600). Keep it safe: without it the index cannot be read.\n`);
 }
 
+/** Commands that need the root key source (creating an index, recovering one) refuse --user-id before anything is opened. */
+function rootOnly(opts: Common, command: string): void {
+  if (opts.userId !== undefined) throw usage(`${command} needs the index's root key source, not a user key: leave out --user-id.`, '--user-id');
+}
+
 async function create(opts: Common & { dimension?: string; metric?: string; precision?: string }): Promise<void> {
+  rootOnly(opts, 'create');
   const path = need(opts.path, '--path');
   const indexName = need(opts.index, '--index');
   const source = keySource(opts);
@@ -361,6 +385,7 @@ async function verifyCommand(opts: Common): Promise<number> {
 }
 
 async function recoverCommand(opts: Common & { to?: string; ids?: boolean; metric?: string }): Promise<number> {
+  rootOnly(opts, 'recover');
   const path = need(opts.path, '--path');
   const indexName = need(opts.index, '--index');
   const to = need(opts.to, '--to');
@@ -485,6 +510,57 @@ async function rotateDataKeyCommand(opts: Common): Promise<void> {
   });
 }
 
+const PERMISSIONS: Record<string, Permission[]> = { read: ['read'], 'read,write': ['read', 'write'], 'write,read': ['read', 'write'] };
+
+async function createUserKeyCommand(userId: string, opts: Common & { permissions: string; out?: string }): Promise<void> {
+  const permissions = PERMISSIONS[opts.permissions.replaceAll(' ', '')];
+  if (permissions === undefined) throw usage('--permissions is read or read,write.', '--permissions');
+  const fd = opts.out === undefined ? undefined : createPrivateFile(opts.out); // before the user exists: a taken file changes nothing
+  let written = false;
+  try {
+    await withIndex(opts, async (index) => {
+      const key = await index.createUserKey({ userId, permissions });
+      const hex = Buffer.from(key).toString('hex');
+      key.fill(0);
+      if (fd === undefined) {
+        emit(opts, { userId, permissions, key: hex }, () => `${hex}\n`);
+        return;
+      }
+      try {
+        writeSync(fd, `${hex}\n`);
+      } catch (cause) {
+        throw ioError(`write ${opts.out}`, cause);
+      }
+      written = true;
+      emit(
+        opts,
+        { userId, permissions, out: opts.out },
+        () =>
+          `Wrote the key of user "${userId}" (${permissions.join(', ')}) to ${opts.out} (mode 0600). Open with --key-file ${opts.out} --user-id ${userId}.\n`,
+      );
+    });
+  } finally {
+    if (fd !== undefined) {
+      closeSync(fd);
+      if (!written) rmSync(opts.out!, { force: true }); // an empty key file would only mislead
+    }
+  }
+}
+
+async function listUsersCommand(opts: Common): Promise<void> {
+  await withIndex(opts, async (index) => {
+    const users = await index.listUsers();
+    emit(opts, { users }, () => users.map((u) => `${u.userId}\t${u.permissions.join(',')}\n`).join(''));
+  });
+}
+
+async function revokeUserCommand(userId: string, opts: Common): Promise<void> {
+  await withIndex(opts, async (index) => {
+    await index.revokeUser({ userId });
+    emit(opts, { status: 'success', userId }, () => `User "${userId}" is revoked from index "${index.getIndexName()}"; their key no longer opens it.\n`);
+  });
+}
+
 // ---- the program ----
 
 function common(command: Command, { index = true, key = true }: { index?: boolean; key?: boolean } = {}): Command {
@@ -494,6 +570,7 @@ function common(command: Command, { index = true, key = true }: { index?: boolea
     command.option('--key-file <file>', 'the index key: 32 raw bytes or 64 hex characters (or set VECVAULT_INDEX_KEY)');
     command.option('--kms-config <file>', 'KMS slots as JSON (docs/cli.md): a KMS-held index opens through the slot its catalog entry names');
     command.option('--kms-name <slot>', 'with create: the slot of --kms-config that holds the new index key');
+    if (index) command.option('--user-id <id>', "open as this user: the key file (or VECVAULT_INDEX_KEY) holds the user's key");
   }
   return command.option('--json', 'print one JSON document on stdout');
 }
@@ -558,6 +635,14 @@ function program(setExit: (code: number) => void): Command {
     .option('--new-kms-name <slot>', 'the slot of --kms-config to hold the key from now on')
     .action(run(rotateKeyCommand));
   common(cli.command('rotate-data-key').description('re-seal every record under a new data key (resumable)')).action(run(rotateDataKeyCommand));
+  common(cli.command('create-user-key').description("give a user their own key (needs the index's root key source)").argument('<userId>'))
+    .option('--permissions <p>', 'read | read,write', 'read')
+    .option('--out <file>', 'write the user key to FILE (mode 0600) instead of stdout')
+    .action(run(createUserKeyCommand));
+  common(cli.command('list-users').description('the users of an index and their permissions')).action(run(listUsersCommand));
+  common(cli.command('revoke-user').description('revoke a user at once; their wraps are erased from the files').argument('<userId>')).action(
+    run(revokeUserCommand),
+  );
   return cli;
 }
 

@@ -24,6 +24,8 @@ export const EXIT = {
   other: 10,
   /** `recover` wrote the new store but could not recover everything. */
   partial: 11,
+  /** VECVAULT_PERMISSION: opened with `--user-id`, a user key without the permission the command needs. */
+  permission: 12,
 } as const;
 
 const BY_CODE: Partial<Record<ErrorCode, number>> = {
@@ -36,6 +38,7 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   VECVAULT_STORE_LOCKED: EXIT.locked,
   VECVAULT_IO: EXIT.io,
   VECVAULT_NOT_SUPPORTED: EXIT.notSupported,
+  VECVAULT_PERMISSION: EXIT.permission,
 };
 
 /**

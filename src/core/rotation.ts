@@ -11,8 +11,10 @@
  * progress under the old index ('P', sealed under the old records key); then
  * a fresh snapshot is written for the new id through the ordinary snapshot
  * path, and one atomic batch switches over: the catalog entry names the new
- * id, generation and wrapped DEK, the new manifest is written, and every key
- * of the old id is deleted. Until that batch the old index is whole and is
+ * id, generation and wrapped DEK, the new manifest is written, every user is
+ * re-granted the new generation under the new id (user material is bound to
+ * the index's users id, which the rotation keeps), and every key of the old
+ * id is deleted. Until that batch the old index is whole and is
  * what opens (a crash leaves a staging copy that is invisible to readers and
  * that the next `rotateDataKey()` continues); after it, only the new one
  * exists. Then LevelDB's files are rewritten so no value of the old
@@ -23,7 +25,7 @@
  */
 import { IntegrityError, NotSupportedError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
-import type { IndexStore, PendingRotation } from '../storage/index-store.js';
+import type { IndexStore, PendingErasure, PendingRotation } from '../storage/index-store.js';
 import { nextManifest } from '../storage/manifest.js';
 import { encodeTable } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
@@ -72,8 +74,9 @@ function rootOf(state: IndexState): RootKeys {
 export async function rotateKey(state: IndexState, makeEntry: (root: RootKeys) => Promise<{ entry: CatalogEntry; kek: Buffer }>): Promise<void> {
   const root = rootOf(state);
   const { entry, kek } = await makeEntry(root); // any KMS call happens here, before the batch
+  let pending: PendingErasure;
   try {
-    await state.store.replaceCatalogEntry(entry);
+    pending = await state.store.replaceCatalogEntry(entry); // records the erasure below: the next open finishes it after a crash
   } catch (error) {
     kek.fill(0);
     throw error;
@@ -81,7 +84,7 @@ export async function rotateKey(state: IndexState, makeEntry: (root: RootKeys) =
   root.kek.fill(0);
   root.kek = kek;
   root.entry = entry;
-  await state.store.eraseOldCatalogEntries(entry);
+  await state.store.eraseOldCatalogEntries(pending);
 }
 
 /** See the module comment. Resolves once the switch committed and the old generation is erased from the files. */
@@ -91,12 +94,6 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
   if (source.remote) {
     throw new NotSupportedError(
       `rotateDataKey of index "${state.name}" in a shared (PostgreSQL) store is not supported yet: other processes follow the index by its id, which a data-key rotation changes.`,
-    );
-  }
-  // User entries are bound to the index id (their slot derives from it) and a rotation moves the index to a new id.
-  if (source.signed && (await source.directory()).length > 0) {
-    throw new NotSupportedError(
-      `Index "${state.name}" has user keys, which a data-key rotation cannot carry over yet. Revoke its users (listUsers, revokeUser), rotate, then create their keys again.`,
     );
   }
   // Just after an open from a snapshot, the live tables are still being listed: finish that in slices, not in one go below.

@@ -8,6 +8,7 @@ import { NotSupportedError, PermissionError, ValidationError } from '../errors.j
 import { directoryKey, newUser, openDirectory, regrantUsers, type Permissions } from '../keys/users.js';
 import { generateSigningKey, publicKeyOf } from '../crypto/sign.js';
 import { nextManifest } from '../storage/manifest.js';
+import type { PendingErasure } from '../storage/index-store.js';
 import type { IndexState } from './index-state.js';
 
 function adminOf(state: IndexState): Buffer {
@@ -25,12 +26,12 @@ function adminOf(state: IndexState): Buffer {
 export async function createUser(state: IndexState, userId: string, permissions: Permissions, given?: Uint8Array): Promise<Uint8Array> {
   const admin = adminOf(state);
   const { store } = state;
-  if ((await store.readDirectoryEntry(directoryKey(admin, store.indexId, userId))) !== undefined) {
+  if ((await store.readDirectoryEntry(directoryKey(admin, store.usersId, userId))) !== undefined) {
     throw new ValidationError(`Index "${state.name}" already has a user "${userId}": revokeUser({ userId }) first to give them a new key.`, { path: 'userId' });
   }
   const userKey = given === undefined ? randomBytes(32) : Buffer.from(given);
   const writes = newUser({
-    indexId: store.indexId,
+    usersId: store.usersId,
     userId,
     permissions,
     userKey,
@@ -48,7 +49,7 @@ export async function listUsers(state: IndexState): Promise<{ userId: string; pe
   const admin = adminOf(state);
   const { store } = state;
   const users = (await store.directory()).map(({ dirKey, value }) => {
-    const d = openDirectory(admin, store.indexId, dirKey, value);
+    const d = openDirectory(admin, store.usersId, dirKey, value);
     d.u.fill(0);
     return { userId: d.userId, permissions: d.permissions };
   });
@@ -66,10 +67,10 @@ export async function listUsers(state: IndexState): Promise<{ userId: string; pe
 export async function revokeUser(state: IndexState, userId: string): Promise<boolean> {
   const admin = adminOf(state);
   const { store } = state;
-  const dirKey = directoryKey(admin, store.indexId, userId);
+  const dirKey = directoryKey(admin, store.usersId, userId);
   const raw = await store.readDirectoryEntry(dirKey);
   if (raw === undefined) return false;
-  const d = openDirectory(admin, store.indexId, dirKey, raw);
+  const d = openDirectory(admin, store.usersId, dirKey, raw);
   d.u.fill(0);
   state.revokedSlots.add(Buffer.from(d.slot).toString('hex'));
   if (!d.permissions.includes('write')) {
@@ -77,9 +78,11 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
     return true;
   }
   const fresh = generateSigningKey();
+  let pending: PendingErasure;
   try {
     const grant = regrantUsers({
       indexId: store.indexId,
+      usersId: store.usersId,
       oldAdmin: admin,
       newKeys: { ...store.keys, signSeed: fresh.seed },
       newGeneration: store.dekGeneration,
@@ -89,7 +92,7 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
     });
     const next = nextManifest(state.manifest);
     const batch = store.newBatch();
-    store.removeUserOps(batch, dirKey, d.slot);
+    pending = store.removeUserOps(batch, dirKey, d.slot);
     store.addRegrant(batch, grant);
     await state.queue.committing(() =>
       store.commit(next, batch, {
@@ -103,6 +106,6 @@ export async function revokeUser(state: IndexState, userId: string): Promise<boo
     if (store.keys.signSeed !== fresh.seed) fresh.seed.fill(0);
     throw error;
   }
-  await store.eraseUser(dirKey, d.slot);
+  await store.eraseUser(pending);
   return true;
 }

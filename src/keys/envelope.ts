@@ -54,6 +54,19 @@ export interface CatalogEntry extends KeySourceRecord {
    * removed without the root key. Absent: an unsigned (older) index.
    */
   signed?: true;
+  /**
+   * Signed indexes: the id per-user material is bound to (keys/users.ts: wraps, slots, grants,
+   * directory), 16 bytes. Absent: the index id (every index until its first data-key rotation,
+   * and every store written before this field). `rotateDataKey` moves the index to a new index id
+   * and writes the previous users id here, so users keep their keys. Bound into the DEK wrap's
+   * AAD when present.
+   */
+  usersId?: Uint8Array;
+}
+
+/** The id an index's per-user material is bound to: `usersId` when recorded, else the index id. */
+export function usersIdOf(entry: Pick<CatalogEntry, 'indexId' | 'usersId'>): Uint8Array {
+  return entry.usersId ?? entry.indexId;
 }
 
 function verifierOf(kek: Uint8Array, salt: Uint8Array, indexName: string, indexId: Uint8Array): Buffer {
@@ -70,6 +83,7 @@ function wrapAad(entry: Omit<CatalogEntry, 'wrappedDek' | 'verifier' | 'createdA
   if (entry.format >= 3) fields.push(entry.kmsName ?? '', entry.region ?? '');
   // Appended only when present, so entries written before signing keep their AAD (and a stripped key breaks the wrap).
   if (entry.signed === true) fields.push('signed');
+  if (entry.usersId !== undefined) fields.push('users-id', entry.usersId);
   return frame('dek', ...fields);
 }
 
@@ -113,7 +127,8 @@ export function sealEnvelope(
     dekGeneration,
     format = formatFor(provider),
     signed = false,
-  }: { indexId: Uint8Array; dek: Uint8Array; dekGeneration: number; format?: number; signed?: boolean },
+    usersId,
+  }: { indexId: Uint8Array; dek: Uint8Array; dekGeneration: number; format?: number; signed?: boolean; usersId?: Uint8Array },
 ): CatalogEntry {
   const salt = randomBytes(32);
   const source: KeySourceRecord =
@@ -130,6 +145,8 @@ export function sealEnvelope(
   if (format >= 3 && provider.provider === 'none') Object.assign(source, { kmsName: null, region: null, wrappedKek: null });
   const base: Omit<CatalogEntry, 'wrappedDek' | 'verifier' | 'salt'> = { format, indexId, dekGeneration, ...source };
   if (signed) base.signed = true;
+  // Recorded only when it differs from the index id (after a data-key rotation): other entries stay as they were.
+  if (signed && usersId !== undefined && !Buffer.from(usersId).equals(Buffer.from(indexId))) base.usersId = new Uint8Array(usersId);
   const wrapKey = deriveKey(kek, salt, 'wrap');
   let wrappedDek: Buffer;
   try {

@@ -22,6 +22,13 @@
  * key: `grantDataKeyToUsers` does that from the old and new DEK alone (U comes
  * from the root's directory), without the users' keys.
  *
+ * What a user's key touches (the wrap of U and the slot) cannot be redone
+ * without that key, so user material is bound to the index's **users id**
+ * (`usersIdOf` in keys/envelope.ts), not to its index id: a data-key rotation
+ * moves the index to a new index id but keeps the users id, so every user's
+ * wrap and slot stay valid. The signing seed's entry is the root's alone and
+ * stays bound to the index id.
+ *
  * Readers never receive the DEK, the admin key, the record-auth key or the
  * signing seed, so a reader cannot sign a manifest, tag a record, or read or
  * change the directory. The slot of a user's entry is an HMAC under a key
@@ -76,9 +83,9 @@ export function openSigningSeed(admin: Uint8Array, indexId: Uint8Array, value: U
 
 // ---- where entries live ----
 
-/** The LevelDB key suffix of a user's entry: HMAC under a key derived from the user's key, of the user id. */
-export function userSlot(userKey: Uint8Array, indexId: Uint8Array, userId: string): Buffer {
-  const key = deriveKey(userKey, indexId, 'user-slot');
+/** The LevelDB key suffix of a user's entry: HMAC under a key derived from the user's key (and the users id), of the user id. */
+export function userSlot(userKey: Uint8Array, usersId: Uint8Array, userId: string): Buffer {
+  const key = deriveKey(userKey, usersId, 'user-slot');
   try {
     return hmac(key, frame('user-slot', userId));
   } finally {
@@ -87,8 +94,8 @@ export function userSlot(userKey: Uint8Array, indexId: Uint8Array, userId: strin
 }
 
 /** The LevelDB key suffix of a user's directory entry: HMAC under a key derived from the admin key. */
-export function directoryKey(admin: Uint8Array, indexId: Uint8Array, userId: string): Buffer {
-  const key = deriveKey(admin, indexId, 'user-directory');
+export function directoryKey(admin: Uint8Array, usersId: Uint8Array, userId: string): Buffer {
+  const key = deriveKey(admin, usersId, 'user-directory');
   try {
     return hmac(key, frame('user-directory', userId));
   } finally {
@@ -127,9 +134,9 @@ export interface UserWrites {
   directory: Buffer;
 }
 
-const grantAad = (indexId: Uint8Array, slot: Uint8Array, generation: number) => frame('users/grant', indexId, slot, u64(generation));
+const grantAad = (usersId: Uint8Array, slot: Uint8Array, generation: number) => frame('users/grant', usersId, slot, u64(generation));
 
-function sealGrant(u: Uint8Array, indexId: Uint8Array, slot: Uint8Array, generation: number, keys: IndexKeys, permissions: Permissions): Buffer {
+function sealGrant(u: Uint8Array, usersId: Uint8Array, slot: Uint8Array, generation: number, keys: IndexKeys, permissions: Permissions): Buffer {
   const bundle: Record<string, Uint8Array> = {};
   for (const name of READER_KEYS) bundle[name] = keys[name];
   if (permissions.includes('write')) {
@@ -139,28 +146,28 @@ function sealGrant(u: Uint8Array, indexId: Uint8Array, slot: Uint8Array, generat
   }
   const plain = pack(bundle);
   try {
-    return seal(u, plain, grantAad(indexId, slot, generation));
+    return seal(u, plain, grantAad(usersId, slot, generation));
   } finally {
     plain.fill(0);
   }
 }
 
-function sealBody(u: Uint8Array, indexId: Uint8Array, slot: Uint8Array, userId: string, permissions: Permissions, signKey: Uint8Array): Buffer {
-  return seal(u, pack({ userId, permissions, signKey }), frame('users/body', indexId, slot));
+function sealBody(u: Uint8Array, usersId: Uint8Array, slot: Uint8Array, userId: string, permissions: Permissions, signKey: Uint8Array): Buffer {
+  return seal(u, pack({ userId, permissions, signKey }), frame('users/body', usersId, slot));
 }
 
-function sealDirectory(admin: Uint8Array, indexId: Uint8Array, dirKey: Uint8Array, d: DirectoryEntry): Buffer {
+function sealDirectory(admin: Uint8Array, usersId: Uint8Array, dirKey: Uint8Array, d: DirectoryEntry): Buffer {
   const plain = pack({ userId: d.userId, permissions: d.permissions, u: d.u, slot: d.slot });
   try {
-    return seal(admin, plain, frame('users/directory', indexId, dirKey));
+    return seal(admin, plain, frame('users/directory', usersId, dirKey));
   } finally {
     plain.fill(0);
   }
 }
 
 /** Opens a directory entry (root only); anything malformed is an IntegrityError. */
-export function openDirectory(admin: Uint8Array, indexId: Uint8Array, dirKey: Uint8Array, value: Uint8Array): DirectoryEntry {
-  const plain = open(admin, value, frame('users/directory', indexId, dirKey), 'A user directory entry');
+export function openDirectory(admin: Uint8Array, usersId: Uint8Array, dirKey: Uint8Array, value: Uint8Array): DirectoryEntry {
+  const plain = open(admin, value, frame('users/directory', usersId, dirKey), 'A user directory entry');
   try {
     return checkDirectory(unpack(plain) as DirectoryEntry); // copies: unpacked bytes are views of `plain`
   } finally {
@@ -198,7 +205,7 @@ export function isPermissions(value: unknown): value is Permissions {
  * the root's directory entry. `keys` must be the root's (it holds `admin`).
  */
 export function newUser(p: {
-  indexId: Uint8Array;
+  usersId: Uint8Array;
   userId: string;
   permissions: Permissions;
   userKey: Uint8Array;
@@ -208,17 +215,17 @@ export function newUser(p: {
 }): UserWrites {
   if (!p.keys.admin) throw new IntegrityError('User administration needs the root keys.');
   const u = randomBytes(KEY_BYTES);
-  const wrapKey = deriveKey(p.userKey, p.indexId, 'user-wrap');
+  const wrapKey = deriveKey(p.userKey, p.usersId, 'user-wrap');
   try {
-    const slot = userSlot(p.userKey, p.indexId, p.userId);
+    const slot = userSlot(p.userKey, p.usersId, p.userId);
     const entry: UserEntry = {
       v: 1,
-      wrap: seal(wrapKey, u, frame('users/wrap', p.indexId, slot)),
-      body: sealBody(u, p.indexId, slot, p.userId, p.permissions, p.signKey),
-      grants: { [String(p.generation)]: sealGrant(u, p.indexId, slot, p.generation, p.keys, p.permissions) },
+      wrap: seal(wrapKey, u, frame('users/wrap', p.usersId, slot)),
+      body: sealBody(u, p.usersId, slot, p.userId, p.permissions, p.signKey),
+      grants: { [String(p.generation)]: sealGrant(u, p.usersId, slot, p.generation, p.keys, p.permissions) },
     };
-    const dirKey = directoryKey(p.keys.admin, p.indexId, p.userId);
-    const directory = sealDirectory(p.keys.admin, p.indexId, dirKey, { userId: p.userId, permissions: p.permissions, u, slot });
+    const dirKey = directoryKey(p.keys.admin, p.usersId, p.userId);
+    const directory = sealDirectory(p.keys.admin, p.usersId, dirKey, { userId: p.userId, permissions: p.permissions, u, slot });
     return { slot, entry: pack(entry), dirKey, directory };
   } finally {
     wrapKey.fill(0);
@@ -261,7 +268,7 @@ export interface OpenedUser {
  * the index); once the wrap opened, anything else failing is an IntegrityError.
  */
 export function openUser(p: {
-  indexId: Uint8Array;
+  usersId: Uint8Array;
   indexName: string;
   userId: string;
   userKey: Uint8Array;
@@ -275,17 +282,17 @@ export function openUser(p: {
     );
   if (p.value === undefined) throw wrong();
   const e = decodeEntry(p.value);
-  const wrapKey = deriveKey(p.userKey, p.indexId, 'user-wrap');
+  const wrapKey = deriveKey(p.userKey, p.usersId, 'user-wrap');
   let u: Buffer;
   try {
-    u = open(wrapKey, e.wrap, frame('users/wrap', p.indexId, p.slot), 'A user entry');
+    u = open(wrapKey, e.wrap, frame('users/wrap', p.usersId, p.slot), 'A user entry');
   } catch {
     throw wrong();
   } finally {
     wrapKey.fill(0);
   }
   try {
-    const body = unpack(open(u, e.body, frame('users/body', p.indexId, p.slot), 'A user entry')) as { userId: unknown; permissions: unknown; signKey: unknown };
+    const body = unpack(open(u, e.body, frame('users/body', p.usersId, p.slot), 'A user entry')) as { userId: unknown; permissions: unknown; signKey: unknown };
     if (
       typeof body !== 'object' ||
       body === null ||
@@ -298,7 +305,7 @@ export function openUser(p: {
     }
     const sealed = e.grants[String(p.generation)];
     if (sealed === undefined) throw new IntegrityError(`The user entry of index "${p.indexName}" holds no keys of the index's current data key.`);
-    const plain = open(u, sealed, grantAad(p.indexId, p.slot, p.generation), 'A user grant');
+    const plain = open(u, sealed, grantAad(p.usersId, p.slot, p.generation), 'A user grant');
     try {
       return grantedKeys(unpack(plain) as Record<string, unknown>, body.permissions, body.signKey, p.indexName); // copies: unpacked bytes are views of `plain`
     } finally {
@@ -344,13 +351,17 @@ export interface UsersRegrant {
  * re-sealed under `newKeys.admin` (under its new directory key; the old one is deleted), each
  * user's body is re-sealed naming the public key of `newKeys.signSeed`, each user gets a grant of
  * `newKeys` for `newGeneration` (writers with the record-auth key and the signing seed), and the
- * signing seed is re-sealed under the new admin key. Older grants are kept when `keepGenerations`
- * lists them (`'all'`: every one but `newGeneration`'s, which is replaced). User entries the
- * directory does not name (a revoked user's, or left by a crash) are deleted. Used by
+ * signing seed is re-sealed under the new admin key for index id `indexId`. Older grants are kept
+ * when `keepGenerations` lists them (`'all'`: every one but `newGeneration`'s, which is replaced).
+ * User entries the directory does not name (a revoked user's, or left by a crash) are deleted. A
+ * user's wrap of U is carried over as it is (it needs the user's key). Used by
  * `grantDataKeyToUsers` (a new DEK) and by a writer's revocation (a new signing key, same DEK).
  */
 export function regrantUsers(p: {
+  /** The index id the signing seed is sealed for (a data-key rotation: the new one). */
   indexId: Uint8Array;
+  /** The users id every user's material is bound to (unchanged by rotations). */
+  usersId: Uint8Array;
   oldAdmin: Uint8Array;
   newKeys: IndexKeys;
   newGeneration: number;
@@ -367,20 +378,20 @@ export function regrantUsers(p: {
   const out: UsersRegrant = { signingSeed: sealSigningSeed(admin, p.indexId, signSeed), puts: [], dels: [] };
   const named = new Set<string>();
   for (const { dirKey, value } of p.directory) {
-    const d = openDirectory(p.oldAdmin, p.indexId, dirKey, value);
+    const d = openDirectory(p.oldAdmin, p.usersId, dirKey, value);
     try {
       const slotHex = Buffer.from(d.slot).toString('hex');
       named.add(slotHex);
       out.dels.push({ kind: 'D', suffix: dirKey });
-      const newDirKey = directoryKey(admin, p.indexId, d.userId);
-      out.puts.push({ kind: 'D', suffix: newDirKey, value: sealDirectory(admin, p.indexId, newDirKey, d) });
+      const newDirKey = directoryKey(admin, p.usersId, d.userId);
+      out.puts.push({ kind: 'D', suffix: newDirKey, value: sealDirectory(admin, p.usersId, newDirKey, d) });
       const raw = bySlot.get(slotHex);
       if (raw === undefined) continue; // the user's entry was lost: the root can revoke and re-create the user
       const e = decodeEntry(raw);
       const grants: Record<string, Uint8Array> = {};
       for (const [g, v] of Object.entries(e.grants)) if (keep(g)) grants[g] = v;
-      grants[String(p.newGeneration)] = sealGrant(d.u, p.indexId, d.slot, p.newGeneration, p.newKeys, d.permissions);
-      const body = sealBody(d.u, p.indexId, d.slot, d.userId, d.permissions, signKey);
+      grants[String(p.newGeneration)] = sealGrant(d.u, p.usersId, d.slot, p.newGeneration, p.newKeys, d.permissions);
+      const body = sealBody(d.u, p.usersId, d.slot, d.userId, d.permissions, signKey);
       out.puts.push({ kind: 'U', suffix: Buffer.from(d.slot), value: pack({ ...e, body, grants }) });
     } finally {
       d.u.fill(0);
@@ -392,21 +403,21 @@ export function regrantUsers(p: {
 
 /**
  * For `rotateDataKey`: re-grants every user the keys of a new DEK generation without any user's
- * key. `oldAdmin` is the admin key of the old DEK (`rootUserKeys(oldDek, id).admin`); `newKeys`
- * the new generation's root keys (`deriveIndexKeys(newDek, …)` plus `rootUserKeys(newDek, …)`
- * plus the signing seed: the same one, or a new one to also renew the signing key). Write the
- * result in the batch that switches the catalog entry to the new generation
- * (`IndexStore.grantUsersDataKey` does). `keepGenerations`: older grants to keep while a
- * resumable rotation needs them; `[]` (the default) drops them.
+ * key. `oldAdmin` is the admin key of the old DEK; `newKeys` the new generation's root keys
+ * (`deriveIndexKeys(newDek, newIndexId, …)` plus `rootUserKeys(newDek, newIndexId)` plus the
+ * signing seed); `indexId` the new index id (the signing seed's entry is bound to it), `usersId`
+ * the index's users id, which the rotation keeps. Old generations' grants are dropped. The
+ * rotation writes the puts under the new index id in the batch that switches the catalog entry
+ * (`IndexStore.switchTo`); the old entries go with the old index id's range.
  */
 export function grantDataKeyToUsers(p: {
   indexId: Uint8Array;
+  usersId: Uint8Array;
   oldAdmin: Uint8Array;
   newKeys: IndexKeys;
   newGeneration: number;
-  keepGenerations?: number[];
   directory: { dirKey: Uint8Array; value: Uint8Array }[];
   entries: { slot: Uint8Array; value: Uint8Array }[];
 }): UsersRegrant {
-  return regrantUsers(p);
+  return regrantUsers({ ...p, keepGenerations: [] });
 }

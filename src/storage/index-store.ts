@@ -11,6 +11,7 @@ import { IntegrityError, PermissionError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrites } from '../keys/users.js';
 import { warn } from '../warnings.js';
+import { erase, pendingErasure, type Erasure } from './erasure.js';
 import type { HeadFile } from './heads.js';
 import type { BatchOp, KvBackend } from './kv-store.js';
 import {
@@ -85,6 +86,12 @@ export interface PendingRotation {
 
 const ROTATION_VERSION = 1;
 
+/** An erasure recorded in a batch (erasure.ts): its marker key and what it erases. */
+export interface PendingErasure {
+  key: Uint8Array;
+  erasure: Erasure;
+}
+
 /** The writes of one commit, gathered before it (records put or removed). */
 export class CommitBatch {
   /** @internal */
@@ -137,6 +144,8 @@ export class IndexStore {
     signKey: Uint8Array | null = null,
     /** The DEK generation the keys belong to (user grants are per generation). */
     readonly dekGeneration = 1,
+    /** What user material is bound to (keys/envelope.ts `usersIdOf`): kept by a data-key rotation, unlike the index id. */
+    readonly usersId: Uint8Array = indexId,
   ) {
     this.#signKey = signKey;
   }
@@ -503,34 +512,32 @@ export class IndexStore {
   }
 
   /**
-   * Deletes a user's entry and directory entry in one synced batch, then erases them from
-   * LevelDB's files (`eraseUser`).
+   * Deletes a user's entry and directory entry in one synced batch (with a pending erasure of
+   * them, erasure.ts), then erases them from LevelDB's files (`eraseUser`).
    */
   async removeUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
-    await this.kv.batch(this.userKeys(dirKey, slot).map((key) => ({ type: 'del' as const, key })));
-    await this.eraseUser(dirKey, slot);
+    const batch = this.newBatch();
+    const pending = this.removeUserOps(batch, dirKey, slot);
+    await this.kv.batch(batch.ops);
+    await this.eraseUser(pending);
   }
 
-  /** Adds the deletes of a user's entry and directory entry to `batch`. */
-  removeUserOps(batch: CommitBatch, dirKey: Uint8Array, slot: Uint8Array): void {
-    for (const key of this.userKeys(dirKey, slot)) batch.ops.push({ type: 'del', key });
+  /** Adds the deletes of a user's entry and directory entry to `batch`, and their pending erasure (finished by `eraseUser`, or the next open). */
+  removeUserOps(batch: CommitBatch, dirKey: Uint8Array, slot: Uint8Array): PendingErasure {
+    const keys = [indexKey(this.indexId, USER, slot), indexKey(this.indexId, USER_DIR, dirKey)];
+    for (const key of keys) batch.ops.push({ type: 'del', key });
+    const erasure: Erasure = { ranges: keys.map((key) => ({ gte: key, lt: Buffer.concat([key, Buffer.of(0)]) })), brackets: keys, rewrite: [] };
+    const { key, op } = pendingErasure(erasure);
+    batch.ops.push(op);
+    return { key, erasure };
   }
 
   /**
    * Erases a deleted user's entry and directory entry from LevelDB's files, as `destroy` does for
    * an index (`KvStore.shred`): resolves once the user's wraps are gone from disk.
    */
-  async eraseUser(dirKey: Uint8Array, slot: Uint8Array): Promise<void> {
-    const keys = this.userKeys(dirKey, slot);
-    await this.kv.shred(
-      keys.map((key) => ({ gte: key, lt: Buffer.concat([key, Buffer.of(0)]) })),
-      keys,
-      keys[0]!,
-    );
-  }
-
-  private userKeys(dirKey: Uint8Array, slot: Uint8Array): Buffer[] {
-    return [indexKey(this.indexId, USER, slot), indexKey(this.indexId, USER_DIR, dirKey)];
+  async eraseUser(pending: PendingErasure): Promise<void> {
+    await erase(this.kv, pending.key, pending.erasure);
   }
 
   /** Adds a users' re-grant (keys/users.ts `regrantUsers`) to `batch`: deletes first, then puts and the sealed signing seed. */
@@ -541,41 +548,33 @@ export class IndexStore {
     batch.ops.push({ type: 'put', key: indexKey(this.indexId, USERS_ADMIN), value: grant.signingSeed });
   }
 
-  /**
-   * For `rotateDataKey`: adds to `batch` (the commit that switches the index to DEK generation
-   * `newGeneration`) every user's grant of the new generation's keys, the directory and the
-   * signing seed re-sealed under the new admin key. Needs the old DEK's admin key and the new
-   * generation's root keys (`admin`, `recordAuth`, `signSeed` set), never a user's key. See
-   * `grantDataKeyToUsers` in keys/users.ts. No-op for an unsigned index.
-   */
-  async grantUsersDataKey(
-    batch: CommitBatch,
-    p: { oldAdmin: Uint8Array; newKeys: IndexKeys; newGeneration: number; keepGenerations?: number[] },
-  ): Promise<void> {
-    if (!this.signed) return;
-    this.addRegrant(batch, grantDataKeyToUsers({ indexId: this.indexId, ...p, directory: await this.directory(), entries: await this.userEntries() }));
-  }
-
   // ---- key rotation (core/rotation.ts) ----
 
-  /** rotateKey: the catalog entry (the same DEK under a new key source) replaced in one synced batch. */
-  async replaceCatalogEntry(entry: CatalogEntry): Promise<void> {
-    await this.kv.batch([{ type: 'put', key: catalogKey(this.indexName), value: pack(entry) }]);
+  /**
+   * rotateKey: the catalog entry (the same DEK under a new key source) replaced in one synced
+   * batch, with a pending erasure of its older values (erasure.ts): a crash before
+   * `eraseOldCatalogEntries` is finished by the next open.
+   */
+  async replaceCatalogEntry(entry: CatalogEntry): Promise<PendingErasure> {
+    const key = catalogKey(this.indexName);
+    const erasure: Erasure = { ranges: [{ gte: key, lt: key }], brackets: [], rewrite: [key] };
+    const pending = pendingErasure(erasure);
+    await this.kv.batch([{ type: 'put', key, value: pack(entry) }, pending.op]);
+    return { key: pending.key, erasure };
   }
 
   /**
    * Erases the catalog entry's earlier values (the wraps under a key source
    * rotated away from) from LevelDB's files, as `destroy` erases an index:
-   * `entry`, the current value, is written again as the bracket.
+   * the current value is written again as the bracket. Then the pending erasure goes.
    */
-  async eraseOldCatalogEntries(entry: CatalogEntry): Promise<void> {
-    const key = catalogKey(this.indexName);
-    await this.kv.shred([{ gte: key, lt: key }], [], indexRange(this.indexId).gte, [{ type: 'put', key, value: pack(entry) }]);
+  async eraseOldCatalogEntries(pending: PendingErasure): Promise<void> {
+    await erase(this.kv, pending.key, pending.erasure);
   }
 
   /** The store of the index a data-key rotation copies this one into: same name, store and heads directory. */
   sibling(indexId: Uint8Array, keys: IndexKeys): IndexStore {
-    return new IndexStore(this.kv, this.indexName, indexId, keys, this.head.sibling(indexId, keys.head), this.signKey, this.dekGeneration + 1);
+    return new IndexStore(this.kv, this.indexName, indexId, keys, this.head.sibling(indexId, keys.head), this.signKey, this.dekGeneration + 1, this.usersId);
   }
 
   /** The target index id of a rotation in progress (stored in the clear), without opening it. */
@@ -666,8 +665,10 @@ export class IndexStore {
   /**
    * The switch of a data-key rotation: marks this index's head `deleting`,
    * then one atomic batch deletes every key of this index (records, change
-   * log, snapshot, manifest, the rotation record), writes `entry` (the
-   * target's catalog entry) and `target`'s manifest `next`; `durable` runs
+   * log, snapshot, manifest, the rotation record, user entries), writes
+   * `entry` (the target's catalog entry), `target`'s manifest `next` and, for
+   * a signed index, the signing seed and every user's grant of the target's
+   * generation under the target id (`grantDataKeyToUsers`); `durable` runs
    * once it is on disk. Then LevelDB's files are rewritten so no value of
    * this index nor the old catalog entry remains (`KvStore.shred`), and this
    * head goes. A crash before the batch leaves this index as it was
@@ -681,13 +682,22 @@ export class IndexStore {
     const batch = target.newBatch();
     batch.ops.push({ type: 'put', key: catalog, value: pack(entry) });
     if (target.signed) {
-      // The root finds the (unchanged) signing seed under the new generation's admin key.
-      if (!target.keys.admin || !target.keys.signSeed) throw new IntegrityError('A signed index switches generation with its root keys.');
-      batch.ops.push({
-        type: 'put',
-        key: indexKey(target.indexId, USERS_ADMIN),
-        value: sealSigningSeed(target.keys.admin, target.indexId, target.keys.signSeed),
+      // The root finds the (unchanged) signing seed under the new generation's admin key, and every user a grant of the
+      // new generation under the new index id (same slot: user material is bound to the users id, which is kept).
+      if (!this.keys.admin || !target.keys.admin || !target.keys.signSeed) throw new IntegrityError('A signed index switches generation with its root keys.');
+      const grant = grantDataKeyToUsers({
+        indexId: target.indexId,
+        usersId: target.usersId,
+        oldAdmin: this.keys.admin,
+        newKeys: target.keys,
+        newGeneration: target.dekGeneration,
+        directory: await this.directory(),
+        entries: await this.userEntries(),
       });
+      const kind = (k: 'D' | 'U') => (k === 'D' ? USER_DIR : USER);
+      // Only puts: the old entries (and any the directory does not name) go with this index's range below.
+      for (const u of grant.puts) batch.ops.push({ type: 'put', key: indexKey(target.indexId, kind(u.kind), u.suffix), value: u.value });
+      batch.ops.push({ type: 'put', key: indexKey(target.indexId, USERS_ADMIN), value: grant.signingSeed });
     }
     const from = batch.ops.length;
     for await (const key of this.kv.keys(range)) batch.ops.push({ type: 'del', key });

@@ -10,11 +10,14 @@
  *   'I' id 'D' HMAC(dirKey, userId)   users: the root's sealed directory entry of one user
  *   'I' id 'U' slot(32)           users: one user's entry (its key's wrap and grants), slot from the user key and id
  *   'I' id 'P'                    a data-key rotation in progress: target index id (clear) || sealed new DEK and cursor
+ *   'E' random(16)                a pending erasure (erasure.ts): key ranges whose replaced or deleted values
+ *                                 must still be erased from LevelDB's files (key names only, nothing secret)
  */
 import type { RangeOptions } from './kv-store.js';
 
 const CATALOG = 0x43; // 'C'
 const INDEX = 0x49; // 'I'
+const ERASURE = 0x45; // 'E'
 export const MANIFEST = 0x4d; // 'M'
 export const RECORD = 0x52; // 'R'
 export const SNAPSHOT = 0x53; // 'S'
@@ -53,4 +56,13 @@ export function kindRange(indexId: Uint8Array, kind: number): RangeOptions {
 /** The suffix after 'I' id kind. */
 export function keySuffix(key: Uint8Array): Uint8Array {
   return key.subarray(1 + 16 + 1);
+}
+
+export function erasureKey(id: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.of(ERASURE), id]);
+}
+
+/** Every pending erasure. */
+export function erasureRange(): RangeOptions {
+  return { gte: Buffer.of(ERASURE), lt: Buffer.of(ERASURE + 1) };
 }

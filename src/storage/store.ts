@@ -8,6 +8,7 @@ import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { IntegrityError, StorageError } from '../errors.js';
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
+import { finishErasures } from './erasure.js';
 import { HeadFile, peekHeads, removeHead, removeStaleTemps, type HeadPeek } from './heads.js';
 import { IndexStore } from './index-store.js';
 import { ioError } from './io-errors.js';
@@ -23,7 +24,7 @@ export interface CatalogStore {
   indexNames(): Promise<string[]>;
   /** A per-user-keys value of an index, read before the index is open: the root's sealed signing seed, or a user's entry. */
   readIndexValue(indexId: Uint8Array, kind: 'admin' | 'user', slot?: Uint8Array): Promise<Uint8Array | undefined>;
-  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey?: Uint8Array | null, dekGeneration?: number): IndexStore;
+  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey?: Uint8Array | null, dekGeneration?: number, usersId?: Uint8Array): IndexStore;
   close(): Promise<void>;
 }
 
@@ -129,7 +130,8 @@ export class Store extends KvCatalog<KvStore> implements CatalogStore {
 
   /**
    * Finishes what a crash interrupted (the lock is held, nothing else runs):
-   * removes head temp files, and heads left by an interrupted create
+   * pending erasures (erasure.ts: a rotateKey's replaced catalog entry, a
+   * revoked user's entries), removes head temp files, and heads left by an interrupted create
    * (`creating`) or delete (`deleting`) whose index has neither a catalog
    * entry nor keys; for a delete, first erases the deleted values from
    * LevelDB's files, as `deleteIndex` would have. Heads still backed by a
@@ -137,6 +139,7 @@ export class Store extends KvCatalog<KvStore> implements CatalogStore {
    */
   private async recover(): Promise<void> {
     removeStaleTemps(this.headsDir);
+    await finishErasures(this.kv); // a rotateKey or a revocation interrupted between its batch and its erasure
     if (!peekHeads(this.headsDir).some((h) => h.version === 2 && h.state !== 'live')) return;
     const { catalogIds, names, keyIds, heads } = await this.survey();
     for (const head of heads) {
@@ -203,8 +206,15 @@ export class Store extends KvCatalog<KvStore> implements CatalogStore {
    * The store bound to one index: its id, subkeys and commit head; for a signed index, the public
    * key this opener trusts and the DEK generation of the keys.
    */
-  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey: Uint8Array | null = null, dekGeneration = 1): IndexStore {
-    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head, name), signKey, dekGeneration);
+  forIndex(
+    name: string,
+    indexId: Uint8Array,
+    keys: IndexKeys,
+    signKey: Uint8Array | null = null,
+    dekGeneration = 1,
+    usersId: Uint8Array = indexId,
+  ): IndexStore {
+    return new IndexStore(this.kv, name, indexId, keys, new HeadFile(this.headsDir, indexId, keys.head, name), signKey, dekGeneration, usersId);
   }
 
   close(): Promise<void> {
@@ -235,7 +245,8 @@ export function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry 
     entry.dekGeneration >= 0 &&
     typeof entry.provider === 'string' &&
     (entry.keyId === null || typeof entry.keyId === 'string') &&
-    (entry.signed === undefined || entry.signed === true);
+    (entry.signed === undefined || entry.signed === true) &&
+    (entry.usersId === undefined || (entry.signed === true && bytes(entry.usersId, 16)));
   if (!ok) throw unreadable();
   if (entry.format >= 3) {
     // Format 3 records the key source: a KMS slot (name, wrapped KEK) or none, never half of one.
@@ -251,5 +262,6 @@ export function decodeCatalogEntry(raw: Uint8Array, name: string): CatalogEntry 
     throw unreadable(); // formats 1 and 2 know no key source but the application's key
   }
   for (const field of ['indexId', 'salt', 'verifier', 'wrappedDek'] as const) entry[field] = new Uint8Array(entry[field]);
+  if (entry.usersId !== undefined) entry.usersId = new Uint8Array(entry.usersId);
   return entry;
 }

@@ -159,9 +159,27 @@ export class PgStore extends KvCatalog<PgKv> implements CatalogStore {
    */
   async checkAbsent(): Promise<void> {}
 
-  forIndex(name: string, indexId: Uint8Array, keys: IndexKeys, signKey: Uint8Array | null = null, dekGeneration = 1): IndexStore {
+  forIndex(
+    name: string,
+    indexId: Uint8Array,
+    keys: IndexKeys,
+    signKey: Uint8Array | null = null,
+    dekGeneration = 1,
+    usersId: Uint8Array = indexId,
+  ): IndexStore {
     const hex = Buffer.from(indexId).toString('hex');
-    return new PgIndexStore(this.kv, name, indexId, keys, new MemoryHead(this.heads, hex), this.listener, `${this.kv.schema}:${hex}`, signKey, dekGeneration);
+    return new PgIndexStore(
+      this.kv,
+      name,
+      indexId,
+      keys,
+      new MemoryHead(this.heads, hex),
+      this.listener,
+      `${this.kv.schema}:${hex}`,
+      signKey,
+      dekGeneration,
+      usersId,
+    );
   }
 
   async close(): Promise<void> {
@@ -191,8 +209,9 @@ class PgIndexStore extends IndexStore {
     topic: string,
     signKey: Uint8Array | null,
     dekGeneration: number,
+    usersId: Uint8Array,
   ) {
-    super(pgKv, indexName, indexId, keys, head, signKey, dekGeneration);
+    super(pgKv, indexName, indexId, keys, head, signKey, dekGeneration, usersId);
     const remote: RemoteCommits = {
       counter: () => pgKv.counter(this.manifestKey()),
       subscribe: (wake) => listener.subscribe(topic, wake),
