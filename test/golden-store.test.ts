@@ -348,7 +348,15 @@ function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: numb
         const writers = live.filter((u) => u.permissions.includes('write')).map((u) => `by-${u.userId}`);
         expect((await index.get({ ids: writers })).every((g) => g.vector !== undefined)).toBe(true);
         expect(index.stats().count).toBe(e.count + writers.length);
+        // Users written before catalog entries recorded a users id keep their keys through a data-key rotation.
+        await index.rotateDataKey();
         await again.close();
+        for (const u of live) {
+          const c = new Client({ path });
+          const asUser = await c.loadIndex({ indexName: e.name, indexKey: userKeys.get(`${e.name}/${u.userId}`)!, userId: u.userId });
+          expect((await asUser.get({ ids: [e.records[1]!.id], include: ['vector'] }))[0]!.vector).toEqual(e.records[1]!.vector);
+          await c.close();
+        }
       },
     );
 
