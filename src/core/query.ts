@@ -11,7 +11,7 @@ import type { GetInclude, GetResultItem, ListIdsResponse, Metadata, MetadataValu
 import type { IndexState } from './index-state.js';
 import { readRecords } from './record-reader.js';
 import { exactWhileUntrained } from './training.js';
-import { vectorOf } from './vector-bytes.js';
+import { vectorNumbers } from './vector-bytes.js';
 
 /**
  * Filtered queries brute-force the matching vectors when at most this many
@@ -176,7 +176,7 @@ function copyValue(value: MetadataValue): MetadataValue {
 }
 
 function copyFields(item: QueryResultItem | GetResultItem, body: RecordBody, include: ReadonlySet<string>): void {
-  if (include.has('vector')) item.vector = Array.from(vectorOf(body.vector));
+  if (include.has('vector')) item.vector = vectorNumbers(body.vector);
   if (include.has('metadata') && body.metadata !== undefined) item.metadata = body.metadata as Metadata;
   if (include.has('contents') && body.contents !== undefined) {
     item.contents = typeof body.contents === 'string' ? body.contents : new Uint8Array(body.contents);
