@@ -6,7 +6,10 @@
  *
  *   raw-build   add all N, then save(file)          vv-build   upsert N (10k per call), then close() (the final snapshot)
  *   raw-open    load(file) + first query            vv-open    loadIndex + first query, then get 1,000 random ids with vectors
- *                                                   vv-compact (last: it changes the store) delete every 20th id, then compact()
+ *   query       both opened in one process (memory is not measured there): single and batched QPS
+ *               at the same ef, alternated pass by pass, with recall@10 against exact ground truth
+ *               on QUERIES held-out vectors; `get` of 1,000 random ids with vectors in calls of 10 and 100
+ *   vv-compact  (last: it changes the store) delete every 20th id, then compact()
  *
  * Memory is Linux's view: RSS growth over the child's baseline (taken after
  * the data exists and the modules are loaded), and the peak of each phase from
@@ -21,14 +24,39 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { machineInfo, projectRoot } from './lib/machine.js';
-import { medianOf, sleep, withLoopDelay, type LoopDelay } from './lib/measure.js';
+import { medianOf, sleep, timedPass, withLoopDelay, type LoopDelay } from './lib/measure.js';
 
 const DIM = 96;
 const CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
 const UPSERT_CHUNK = 10_000;
 const GETS = 1_000;
 
-type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open' | 'vv-compact';
+type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open' | 'query' | 'vv-compact';
+/** Held-out queries of the query phase (the rows after the N indexed ones, same clusters). */
+const QUERIES = 200;
+const BATCH = 100;
+const K = 10;
+/** Alternated passes per system in the query phase, each at least PASS_MS. */
+const QUERY_PASSES = 5;
+const PASS_MS = 300;
+
+/** The query phase's figures: both systems in one process, alternated pass by pass. */
+export interface QueryFigures {
+  ef: number;
+  rawRecall: number;
+  vvRecall: number;
+  rawBatchRecall: number;
+  vvBatchRecall: number;
+  rawSingleQps: number;
+  vvSingleQps: number;
+  /** Median of per-pass ratios (vecvault ÷ raw), robust to load drifting between pairs. */
+  singleRatio: number;
+  rawBatchQps: number;
+  vvBatchQps: number;
+  batchRatio: number;
+  getPerSec10: number;
+  getPerSec100: number;
+}
 
 export interface PhaseResult {
   phase: Phase;
@@ -60,6 +88,7 @@ export interface PhaseResult {
   compactStall?: LoopDelay;
   peakCompactMiB?: number;
   anonPeakCompactMiB?: number;
+  query?: QueryFigures;
   /** Diagnostics: where the memory is after the phase (growth of anonymous and file-backed RSS, MiB). */
   anonMiB?: number;
   fileMiB?: number;
@@ -112,7 +141,129 @@ function heapDiag(): Pick<PhaseResult, 'heapUsedMiB' | 'externalMiB'> {
   return { heapUsedMiB: mib(m.heapUsed), externalMiB: mib(m.external) };
 }
 
+/** Recall@K of `found` rows (ids as numbers) against `truth` (K per query). */
+function recallOf(found: ArrayLike<number>[], truth: BigUint64Array): number {
+  let hits = 0;
+  found.forEach((row, q) => {
+    const want = new Set(Array.from(truth.subarray(q * K, (q + 1) * K), Number));
+    for (let j = 0; j < Math.min(K, row.length); j++) if (want.has(row[j]!)) hits++;
+  });
+  return hits / (found.length * K);
+}
+
+/**
+ * Raw usearch (loaded from its file) and vecvault (loadIndex) in one process at the same ef:
+ * recall@10 of each against exact neighbours, then alternated single and batched passes.
+ */
+async function runQueries(n: number, dir: string): Promise<QueryFigures> {
+  const { clusteredVectors, normalized } = await import('../test/support/vectors.js');
+  const usearch = (await import('usearch')).default;
+  const { Client } = await import('../src/index.js');
+  // The build used the first n rows of this generator; the QUERIES after them are held out.
+  const all = normalized(clusteredVectors(n + QUERIES, DIM, { seed: 42 })).data;
+  const data = all.subarray(0, n * DIM);
+  const queries = all.slice(n * DIM);
+  const row = (q: number) => queries.subarray(q * DIM, (q + 1) * DIM);
+  const exact = usearch.exactSearch(data, queries, DIM, K, usearch.MetricKind.Cos, 0) as unknown as { keys: BigUint64Array };
+  const raw = new usearch.Index({
+    dimensions: DIM,
+    metric: usearch.MetricKind.Cos,
+    quantization: usearch.ScalarKind.F32,
+    connectivity: CONFIG.connectivity,
+    expansion_add: CONFIG.expansionAdd,
+    expansion_search: CONFIG.expansionSearch,
+    multi: false,
+  });
+  raw.load(join(dir, 'raw.usearch'));
+  const client = new Client({ path: join(dir, 'vv') });
+  const index = await client.loadIndex({ indexName: 'scale', indexKey: Buffer.from(readFileSync(join(dir, 'key'))) });
+  const ef = CONFIG.expansionSearch;
+  const rawOne = (q: number) => Array.from(raw.search(row(q), K, 1).keys, Number);
+  const vvOne = async (q: number) =>
+    ((await index.query({ queryVectors: row(q), topK: K, expansionSearch: ef })).results as { id: string }[]).map((r) => Number(r.id));
+  const batchOf = (b: number) => queries.subarray(b * BATCH * DIM, (b + 1) * BATCH * DIM);
+  const batches = QUERIES / BATCH;
+  const rawBatch = (b: number) => {
+    const m = raw.search(batchOf(b), K, 0) as unknown as { keys: BigUint64Array; counts: BigUint64Array };
+    return Array.from({ length: BATCH }, (_, q) => Array.from(m.keys.subarray(q * K, q * K + Number(m.counts[q])), Number));
+  };
+  const vvBatch = async (b: number) =>
+    ((await index.query({ queryVectors: batchOf(b), dimension: DIM, topK: K, expansionSearch: ef })).results as { id: string }[][]).map((r) =>
+      r.map((x) => Number(x.id)),
+    );
+  // Correct before timed.
+  const rawRows: number[][] = [];
+  const vvRows: number[][] = [];
+  for (let q = 0; q < QUERIES; q++) {
+    rawRows.push(rawOne(q));
+    vvRows.push(await vvOne(q));
+  }
+  const rawBatchRows = Array.from({ length: batches }, (_, b) => rawBatch(b)).flat();
+  const vvBatchRows: number[][] = [];
+  for (let b = 0; b < batches; b++) vvBatchRows.push(...(await vvBatch(b)));
+  const single = { raw: [] as number[], vv: [] as number[], ratio: [] as number[] };
+  const batch = { raw: [] as number[], vv: [] as number[], ratio: [] as number[] };
+  for (let pass = 0; pass < QUERY_PASSES; pass++) {
+    // Order alternated pass by pass, so neither system always runs first.
+    const order = pass % 2 === 0 ? (['raw', 'vv'] as const) : (['vv', 'raw'] as const);
+    for (const who of order) {
+      const qps =
+        who === 'raw'
+          ? await timedPass(PASS_MS, (i) => void raw.search(row(i % QUERIES), K, 1))
+          : await timedPass(PASS_MS, async (i) => void (await index.query({ queryVectors: row(i % QUERIES), topK: K, expansionSearch: ef })));
+      single[who].push(qps);
+    }
+    single.ratio.push(single.vv.at(-1)! / single.raw.at(-1)!);
+    for (const who of order) {
+      const calls =
+        who === 'raw'
+          ? await timedPass(PASS_MS, (i) => void raw.search(batchOf(i % batches), K, 0))
+          : await timedPass(
+              PASS_MS,
+              async (i) => void (await index.query({ queryVectors: batchOf(i % batches), dimension: DIM, topK: K, expansionSearch: ef })),
+            );
+      batch[who].push(calls * BATCH);
+    }
+    batch.ratio.push(batch.vv.at(-1)! / batch.raw.at(-1)!);
+  }
+  // get: 1,000 random ids with their vectors, in calls of 10 and of 100.
+  let seed = 777;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n;
+  const ids = Array.from({ length: GETS }, () => String(Math.floor(rand())));
+  const getRate = async (per: number) => {
+    const t0 = performance.now();
+    let got = 0;
+    for (let i = 0; i < GETS; i += per) {
+      const items = await index.get({ ids: ids.slice(i, i + per), include: ['vector'] });
+      got += items.filter((item) => item.vector !== undefined).length;
+    }
+    if (got !== GETS) throw new Error(`get returned ${got} of ${GETS} vectors`);
+    return (got * 1000) / (performance.now() - t0);
+  };
+  await getRate(100); // warm the block cache and the JIT as a running app's would be
+  await getRate(10);
+  const get10 = medianOf([await getRate(10), await getRate(10), await getRate(10)]);
+  const get100 = medianOf([await getRate(100), await getRate(100), await getRate(100)]);
+  await client.close();
+  return {
+    ef,
+    rawRecall: recallOf(rawRows, exact.keys),
+    vvRecall: recallOf(vvRows, exact.keys),
+    rawBatchRecall: recallOf(rawBatchRows, exact.keys),
+    vvBatchRecall: recallOf(vvBatchRows, exact.keys),
+    rawSingleQps: medianOf(single.raw),
+    vvSingleQps: medianOf(single.vv),
+    singleRatio: medianOf(single.ratio),
+    rawBatchQps: medianOf(batch.raw),
+    vvBatchQps: medianOf(batch.vv),
+    batchRatio: medianOf(batch.ratio),
+    getPerSec10: get10,
+    getPerSec100: get100,
+  };
+}
+
 async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResult> {
+  if (phase === 'query') return { phase, baselineMiB: status('VmRSS'), query: await runQueries(n, dir) };
   const { clusteredVectors, normalized } = await import('../test/support/vectors.js');
   const usearch = (await import('usearch')).default;
   const { Client } = await import('../src/index.js');
@@ -292,6 +443,9 @@ export async function runScale(n: number, reps = 1): Promise<void> {
         (phase === 'raw-open' ? rawOpens : vvOpens).push(r);
       }
     }
+    const queryRun = await runChild('query', n, dir);
+    log(queryRun);
+    const qf = queryRun.query!;
     const vvCompact = await runChild('vv-compact', n, dir);
     log(vvCompact);
     const med = (rs: PhaseResult[], pick: (r: PhaseResult) => number | undefined) => medianOf(rs.map(pick).filter((x): x is number => x !== undefined));
@@ -329,6 +483,9 @@ export async function runScale(n: number, reps = 1): Promise<void> {
       `| peak RSS growth during the open, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawOpen.peak)} | ${f(vvOpen.peak)} (${f(vvOpen.anonPeak)}) | ${ratio(vvOpen.peak, rawOpen.peak)} (${ratio(vvOpen.anonPeak, rawOpen.peak)}) |`,
       `| RSS growth after the open (steady), MiB | ${f(rawOpen.after)} | ${f(vvOpen.after)} | ${ratio(vvOpen.after, rawOpen.after)} |`,
       `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vvOpen.get)} | |`,
+      `| single-query QPS at ef ${qf.ef}, one process, alternated passes (recall@10 on ${QUERIES} held-out queries: raw ${f(qf.rawRecall, 3)}, vecvault ${f(qf.vvRecall, 3)}) | ${f(qf.rawSingleQps)} | ${f(qf.vvSingleQps)} | ${f(qf.singleRatio, 2)}× (median per pass) |`,
+      `| batched QPS, ${BATCH} queries per call at ef ${qf.ef} (raw: \`search(…, threads 0)\`; recall@10 raw ${f(qf.rawBatchRecall, 3)}, vecvault ${f(qf.vvBatchRecall, 3)}) | ${f(qf.rawBatchQps)} | ${f(qf.vvBatchQps)} | ${f(qf.batchRatio, 2)}× (median per pass) |`,
+      `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors, calls of 10 / of 100 (query process, warm cache), records/s | — | ${f(qf.getPerSec10)} / ${f(qf.getPerSec100)} | |`,
       `| compact() after deleting every 20th record (graph rebuilt from the live records), ms | — | ${f(vvCompact.compactMs)} | |`,
       `| worst / p99 event-loop stall during compact(), ms | — | ${f(vvCompact.compactStall?.maxMs, 1)} / ${f(vvCompact.compactStall?.p99Ms, 1)} | |`,
       `| peak RSS growth during compact(), MiB (VmHWM; anonymous in brackets) | — | ${f(vvCompact.peakCompactMiB)} (${f(vvCompact.anonPeakCompactMiB)}) | ${ratio(vvCompact.peakCompactMiB, rawOpen.after)} of raw's index |`,

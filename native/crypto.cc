@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -122,11 +123,12 @@ class Hmac {
         EVP_MAC_CTX_free(ctx_);
         EVP_MAC_free(mac_);
     }
-    bool sign(Span head, Span part, Span tail, std::uint8_t* out) {
+    bool sign(Span head, Span part, Span tail, std::uint8_t* out) { return sign({head, part, tail}, out); }
+    bool sign(std::initializer_list<Span> pieces, std::uint8_t* out) {
         std::size_t length = 0;
         if (EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1)
             return false;
-        for (Span s : {head, part, tail})
+        for (Span s : pieces)
             if (s.size != 0 && EVP_MAC_update(ctx_, s.data, s.size) != 1)
                 return false;
         return EVP_MAC_final(ctx_, out, &length, mac_bytes) == 1 && length == mac_bytes;
@@ -137,18 +139,42 @@ class Hmac {
     EVP_MAC_CTX* ctx_ = nullptr;
 };
 
-// hmacMany(key, head, parts[], tail) → Buffer of parts.length × 32 bytes.
+// hmacMany(key, head, parts[], tail[, seconds[], skip]) → Buffer of parts.length × 32 bytes:
+// HMAC(head || parts[i] || tail), or with `seconds`, HMAC(head || parts[i] || seconds[i][skip..] || tail),
+// so a caller MACing a key and a stored value together need not concatenate them first.
 Napi::Value HmacMany(Napi::CallbackInfo const& info) {
     Napi::Env env = info.Env();
     Span key = key_arg(env, info[0]);
     Span head = bytes_arg(env, info[1], "head");
     Parts parts(env, info[2], "parts");
     Span tail = bytes_arg(env, info[3], "tail");
+    bool paired = info.Length() > 4 && !info[4].IsUndefined();
+    std::unique_ptr<Parts> seconds;
+    std::size_t skip = 0;
+    if (paired) {
+        seconds = std::make_unique<Parts>(env, info[4], "seconds");
+        if (!info[5].IsNumber() || info[5].As<Napi::Number>().DoubleValue() < 0)
+            throw Napi::TypeError::New(env, "skip must be a non-negative number");
+        skip = static_cast<std::size_t>(info[5].As<Napi::Number>().Int64Value());
+        if (seconds->size() != parts.size())
+            throw Napi::RangeError::New(env, "one second part per part");
+        for (std::size_t i = 0; i != seconds->size(); ++i)
+            if ((*seconds)[i].size < skip)
+                throw Napi::RangeError::New(env, "a second part is shorter than skip");
+    }
     auto out = Napi::Buffer<std::uint8_t>::New(env, parts.size() * mac_bytes);
     Hmac hmac(env, key);
-    for (std::size_t i = 0; i != parts.size(); ++i)
-        if (!hmac.sign(head, parts[i], tail, out.Data() + i * mac_bytes))
+    for (std::size_t i = 0; i != parts.size(); ++i) {
+        bool ok;
+        if (paired) {
+            Span second = (*seconds)[i];
+            ok = hmac.sign({head, parts[i], Span{second.data + skip, second.size - skip}, tail}, out.Data() + i * mac_bytes);
+        } else {
+            ok = hmac.sign(head, parts[i], tail, out.Data() + i * mac_bytes);
+        }
+        if (!ok)
             throw Napi::Error::New(env, "HMAC-SHA256 failed");
+    }
     return out;
 }
 

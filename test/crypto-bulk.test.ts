@@ -4,7 +4,7 @@ import { gcm } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
-import { hmacMany, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
+import { hmacMany, hmacManyPaired, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -27,6 +27,36 @@ describe('hmacMany', () => {
 
   it('rejects keys that are not 32 bytes', () => {
     expect(() => hmacMany(new Uint8Array(16), { parts: ['a'] })).toThrow(RangeError);
+  });
+});
+
+describe('hmacManyPaired', () => {
+  it('equals node:crypto HMAC-SHA256 of head || part || second from skip || tail (no concatenation by the caller)', () => {
+    fc.assert(
+      fc.property(
+        key32,
+        bytes(40),
+        bytes(20),
+        fc.integer({ min: 0, max: 8 }),
+        fc.array(fc.tuple(bytes(40), bytes(120)), { maxLength: 20 }),
+        (key, head, tail, skip, pairs) => {
+          const parts = pairs.map(([a]) => a);
+          const seconds = pairs.map(([, b]) => new Uint8Array([...new Uint8Array(skip).fill(7), ...b]));
+          const macs = hmacManyPaired(key, { head, parts, tail }, seconds, skip);
+          pairs.forEach(([a, b], i) => {
+            const expected = createHmac('sha256', key).update(head).update(a).update(b).update(tail).digest();
+            expect(macs.subarray(i * 32, (i + 1) * 32)).toEqual(expected);
+          });
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('rejects mismatched lists and seconds shorter than skip', () => {
+    const key = randomBytes(32);
+    expect(() => hmacManyPaired(key, { parts: [new Uint8Array(1)] }, [], 0)).toThrow(RangeError);
+    expect(() => hmacManyPaired(key, { parts: [new Uint8Array(1)] }, [new Uint8Array(2)], 3)).toThrow(RangeError);
   });
 });
 

@@ -150,10 +150,11 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         return Start<SearchWorker>(info.Env(), search_request(info));
     }
 
-    // searchSync(queries, k, expansion) → ArrayBuffer (a ResultBlock) computed
-    // on the calling thread, or null when it could not start without waiting
-    // (an insert row, a remove batch or a growth holds the index; native.ts
-    // then uses the pool). Plain graph search only: no filter, not exact.
+    // searchSync(queries, k, expansion[, exact]) → ArrayBuffer (a ResultBlock)
+    // computed on the calling thread, or null when it could not start without
+    // waiting (an insert row, a remove batch or a growth holds the index;
+    // native.ts then uses the pool). No filter; exact only when native.ts
+    // bounded its cost (a small index).
     // Reads the caller's queries in place (nothing else runs meanwhile) and
     // writes the results straight into the returned buffer: no copies.
     Napi::Value SearchSync(Napi::CallbackInfo const& info) {
@@ -163,6 +164,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         SearchParams params;
         params.k = as_size(info[1]);
         params.expansion = as_size(info[2]);
+        params.exact = info.Length() > 3 && info[3].ToBoolean().Value();
         std::size_t dims = core.config.dimensions;
         std::size_t count = queries.ElementLength() / dims;
         if (params.k == 0 || count * dims != queries.ElementLength())

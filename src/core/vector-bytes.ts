@@ -10,3 +10,17 @@ export function vectorOf(bytes: Uint8Array): Float32Array {
   const copy = new Uint8Array(bytes);
   return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
 }
+
+/** A record's vector bytes as plain numbers (what `get` and `query` return), read in one pass without an intermediate copy. */
+export function vectorNumbers(bytes: Uint8Array): number[] {
+  const n = bytes.byteLength >> 2;
+  const out: number[] = [];
+  if ((bytes.byteOffset & 3) === 0) {
+    const values = new Float32Array(bytes.buffer, bytes.byteOffset, n);
+    for (let i = 0; i < n; i++) out.push(values[i]!);
+  } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < n; i++) out.push(view.getFloat32(4 * i, true));
+  }
+  return out;
+}

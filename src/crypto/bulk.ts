@@ -13,7 +13,7 @@ import { KEY_BYTES, NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES, tampered } from './ae
 type Part = Uint8Array | string;
 
 interface NativeCrypto {
-  hmacMany(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array): Buffer;
+  hmacMany(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array, seconds?: Uint8Array[], skip?: number): Buffer;
   sealMany(key: Uint8Array, prefix: Uint8Array, plaintexts: Uint8Array[], aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[]): Promise<void>;
@@ -41,6 +41,16 @@ function checkKey(key: Uint8Array): void {
 export function hmacMany(key: Uint8Array, message: FramedParts): Buffer {
   checkKey(key);
   return native().hmacMany(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY);
+}
+
+/**
+ * HMAC-SHA256(key, head || part || seconds[i] from byte `skip` || tail) per part: `hmacMany` over a
+ * pair of buffers without concatenating them first (a copy of each stored value, ~1 µs a record).
+ */
+export function hmacManyPaired(key: Uint8Array, message: FramedParts, seconds: Uint8Array[], skip: number): Buffer {
+  checkKey(key);
+  if (seconds.length !== message.parts.length) throw new RangeError('one second part per part');
+  return native().hmacMany(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY, seconds, skip);
 }
 
 /** Seals each plaintext as `prefix || nonce || ciphertext || tag` (aead.ts `seal` after `prefix`), fresh random nonces. */

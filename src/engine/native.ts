@@ -8,9 +8,11 @@
  * - Every operation that costs more than a hash lookup (`add`, `remove`,
  *   `search`, `serialize`, `reserve`, `deserialize`) runs on the libuv pool
  *   and returns a Promise; the main thread's event loop never waits on it.
- *   The one exception is a single plain query (one vector, k and ef ≤ 1024,
- *   no `allowedKeys`, not `exact`): it runs on the calling thread, because
- *   its tens to hundreds of µs cost less than a pool round trip. It never
+ *   The one exception is a single small query (one vector, k and ef ≤ 1024,
+ *   no `allowedKeys`, and if `exact` an index of at most 2^21 numbers): it
+ *   runs on the calling thread, because its tens to hundreds of µs (an exact
+ *   scan of 2^21 numbers: about a millisecond) cost less than a pool round
+ *   trip (~30–50 µs on a busy 2-core machine). It never
  *   waits there: if an insert row, a remove batch or a capacity growth holds
  *   the index, the query goes to the pool like any other.
  * - Writes (`add`, `remove`, `reserve`) and `serialize` run one at a time,
@@ -94,7 +96,7 @@ interface NativeIndexHandle {
    * small query: cheaper than a pool round trip. Null when it could not start
    * without waiting.
    */
-  searchSync(queries: Float32Array, k: number, expansion: number): ArrayBuffer | null;
+  searchSync(queries: Float32Array, k: number, expansion: number, exact: boolean): ArrayBuffer | null;
   serialize(): Promise<Uint8Array>;
   load(bytes: Uint8Array | Uint8Array[]): Promise<void>;
   /** Streams serialize() through `buffers` (reused, acked by JS); events: (0, total), (1, buffer, bytes) per chunk, (2) at the end, (3) to ignore. */
@@ -346,6 +348,8 @@ function threadPoolSize(): number {
 /** A single query runs on the calling thread when it is this small (well under a millisecond). */
 const SYNC_MAX_K = 1024;
 const SYNC_MAX_EF = 1024;
+/** An exact single query runs on the calling thread while the index holds at most this many numbers (size × dimension). */
+const SYNC_EXACT_MAX_VALUES = 1 << 21;
 
 /** Most queries per search task: a big batch must not hold a pool thread for long (~50 ms at 200 µs a query). */
 const SEARCH_CHUNK_QUERIES = 256;
@@ -468,14 +472,21 @@ class NativeEngine implements NativeAnnEngine {
       }
       checkVectors(queries, queries.length / dimension, dimension, 'queries');
       exact = options.exact ?? false;
-      if (queries.length === dimension && k <= SYNC_MAX_K && ef <= SYNC_MAX_EF && allowed === null && !exact) {
+      if (
+        queries.length === dimension &&
+        k <= SYNC_MAX_K &&
+        ef <= SYNC_MAX_EF &&
+        allowed === null &&
+        (!exact || this.#handle.size() * dimension <= SYNC_EXACT_MAX_VALUES)
+      ) {
         // One plain graph query costs tens to hundreds of µs: less than a pool
-        // round trip. Filtered and exact searches can take far longer (a
-        // filtered walk at 1% selectivity visits most of the graph), so they
-        // always go to the pool; so does this one if the addon cannot start
+        // round trip; so does an exact scan of a small index (an untrained one
+        // holds at most 2,000 vectors). Filtered searches and larger exact scans
+        // can take far longer (a filtered walk at 1% selectivity visits most of
+        // the graph), so they always go to the pool; so does this one if the addon cannot start
         // it without waiting (an insert row, remove batch or growth running).
         // Not tracked for close(): it has finished when it returns.
-        const direct = this.#searchDirect(queries, k, ef);
+        const direct = this.#searchDirect(queries, k, ef, exact);
         if (direct) return Promise.resolve(direct);
       }
     } catch (error) {
@@ -618,10 +629,10 @@ class NativeEngine implements NativeAnnEngine {
     if (rejected) throw mapNativeError(rejected.reason, 'add');
   }
 
-  #searchDirect(query: Float32Array, k: number, ef: number): SearchResult | null {
+  #searchDirect(query: Float32Array, k: number, ef: number, exact: boolean): SearchResult | null {
     let block: ArrayBuffer | null;
     try {
-      block = this.#handle.searchSync(query, k, ef);
+      block = this.#handle.searchSync(query, k, ef, exact);
     } catch (error) {
       throw mapNativeError(error, 'search');
     }

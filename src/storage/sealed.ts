@@ -8,7 +8,7 @@
  */
 import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
-import { hmacMany, openMany, sealMany } from '../crypto/bulk.js';
+import { hmacMany, hmacManyPaired, openMany, sealMany } from '../crypto/bulk.js';
 import { constantTimeEqual, frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
@@ -109,7 +109,7 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
  */
 function recordTags(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): Buffer {
   const head = Buffer.concat([frame('record-auth', indexId), lengthPrefix(HKEY_BYTES)]);
-  return hmacMany(recordAuth, { head, parts: values.map((value, i) => Buffer.concat([hkeys[i]!, value.subarray(RECORD_V3_HEADER)])) });
+  return hmacManyPaired(recordAuth, { head, parts: hkeys }, values, RECORD_V3_HEADER); // hkey || seal, fed without a copy
 }
 
 /** Every value must be format 3 with a valid writer tag (signed indexes, read by the root or a writer); else IntegrityError. */
