@@ -31,14 +31,11 @@ export function hashId(id: string): number {
   return hash ^ (hash >>> 15);
 }
 
-/**
- * Engine keys are integers below 2^53 (engineKey() spreads counters over 48
- * bits, so their low bits differ): the low 32 bits, mixed once, pick the slot.
- */
+/** Engine keys are integers below 2^53: both halves, multiplied and folded so the low bits (the slot) depend on all of them. */
 function hashKey(key: number): number {
-  const low = key % 2 ** 32 | 0;
-  const high = (key / 2 ** 32) | 0;
-  return Math.imul(low ^ high, 0x9e3779b1) ^ low;
+  const high = Math.floor(key / 2 ** 32);
+  const hash = Math.imul((key - high * 2 ** 32) ^ high, 0x9e3779b1);
+  return hash ^ (hash >>> 16);
 }
 
 /** A power of two with room for `entries` below the load limit. */
