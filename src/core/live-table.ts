@@ -81,13 +81,7 @@ export class LiveTable {
    * over without copying. The key → row table is filled `slice` rows at a
    * time with `between()` awaited between slices; the id → row table later.
    */
-  static async restore(
-    ids: string[],
-    keys: Float64Array,
-    seqs: Float64Array,
-    between: () => Promise<void>,
-    slice = 32_768,
-  ): Promise<LiveTable> {
+  static async restore(ids: string[], keys: Float64Array, seqs: Float64Array, between: () => Promise<void>, slice = 32_768): Promise<LiveTable> {
     const table = new LiveTable();
     const n = ids.length;
     if (keys.length !== n || seqs.length !== n) throw new RangeError('restored columns differ in length');

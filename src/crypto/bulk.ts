@@ -82,7 +82,13 @@ export async function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads:
  * With `digests` (32 bytes per plaintext), the SHA-256 of each sealed value
  * is written there by the same pool task.
  */
-export async function sealIntoAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], out: Uint8Array, digests?: Uint8Array): Promise<Uint8Array[]> {
+export async function sealIntoAsync(
+  key: Uint8Array,
+  plaintexts: Uint8Array[],
+  aads: Uint8Array[],
+  out: Uint8Array,
+  digests?: Uint8Array,
+): Promise<Uint8Array[]> {
   checkKey(key);
   if (aads.length !== plaintexts.length) throw new RangeError('one AAD per plaintext');
   await native().sealIntoAsync(key, plaintexts, aads, out, digests);
