@@ -296,21 +296,39 @@ Napi::Value OpenMany(Napi::CallbackInfo const& info) {
 }
 
 // A pool task over a key and two lists (items and their AADs), each held
-// until the task is destroyed (see Parts).
+// until the task is destroyed (see Parts), and optionally an output for one
+// SHA-256 per sealed item (signed snapshots name them): hashed in the same
+// task, so the main thread never reads the bytes.
 class ItemsTask : public vecvault::PromiseTask {
   public:
-    ItemsTask(Napi::Env env, Napi::Value key, Napi::Value items, Napi::Value aads, char const* what)
+    ItemsTask(Napi::Env env, Napi::Value key, Napi::Value items, Napi::Value aads, char const* what, Napi::Value digests)
         : PromiseTask(env, "vecvault:crypto"), key_(key_arg(env, key)), keep_key_(Napi::Persistent(key.As<Napi::Object>())),
           items_(env, items, what, true), aads_(env, aads, "aads", true) {
         if (aads_.size() != items_.size())
             throw Napi::RangeError::New(env, "aads must have one entry per item");
+        if (!digests.IsUndefined()) {
+            digests_ = bytes_arg(env, digests, "digests");
+            keep_digests_ = Napi::Persistent(digests.As<Napi::Object>());
+            if (digests_.size != mac_bytes * items_.size())
+                throw Napi::RangeError::New(env, "digests must hold 32 bytes per item");
+        }
     }
 
   protected:
+    // SHA-256 of `sealed` into digest slot i; false on an OpenSSL failure.
+    bool digest(std::size_t i, Span sealed) {
+        if (digests_.data == nullptr)
+            return true;
+        auto* out = const_cast<std::uint8_t*>(digests_.data) + mac_bytes * i;
+        return EVP_Digest(sealed.data, sealed.size, out, nullptr, EVP_sha256(), nullptr) == 1;
+    }
+
     Span key_;
     Napi::ObjectReference keep_key_;
     Parts items_;
     Parts aads_;
+    Span digests_;
+    Napi::ObjectReference keep_digests_;
     std::string error_;
 };
 
@@ -321,7 +339,8 @@ class ItemsTask : public vecvault::PromiseTask {
 // the rejection names the item (`.index`).
 class OpenInPlaceTask : public ItemsTask {
   public:
-    OpenInPlaceTask(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads) : ItemsTask(env, key, sealed, aads, "sealed") {}
+    OpenInPlaceTask(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads, Napi::Value digests)
+        : ItemsTask(env, key, sealed, aads, "sealed", digests) {}
 
   protected:
     void Execute() override {
@@ -331,6 +350,10 @@ class OpenInPlaceTask : public ItemsTask {
             return;
         }
         for (std::size_t i = 0; i != items_.size(); ++i) {
+            if (!digest(i, items_[i])) {  // as sealed, before the bytes change
+                error_ = "SHA-256 failed";
+                return;
+            }
             // GCM decrypts in place (OpenSSL allows out == in for stream modes).
             if (!open_one(c.ctx, items_[i], 0, Span{}, aads_[i], Span{}, plain_of(items_[i]))) {
                 for (std::size_t j = 0; j <= i; ++j)
@@ -360,7 +383,8 @@ class OpenInPlaceTask : public ItemsTask {
 // (nonce || ciphertext || tag) back to back in one Buffer the caller slices.
 class SealTask : public ItemsTask {
   public:
-    SealTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads) : ItemsTask(env, key, plaintexts, aads, "plaintexts") {}
+    SealTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads)
+        : ItemsTask(env, key, plaintexts, aads, "plaintexts", env.Undefined()) {}
 
   protected:
     void Execute() override {
@@ -386,14 +410,23 @@ class SealTask : public ItemsTask {
 // per group for the GC (snapshot writes: tens of MB of garbage at a time).
 class SealIntoTask : public ItemsTask {
   public:
-    SealIntoTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads, Napi::Value out)
-        : ItemsTask(env, key, plaintexts, aads, "plaintexts"), out_(bytes_arg(env, out, "out")), keep_out_(Napi::Persistent(out.As<Napi::Object>())) {
+    SealIntoTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads, Napi::Value out, Napi::Value digests)
+        : ItemsTask(env, key, plaintexts, aads, "plaintexts", digests), out_(bytes_arg(env, out, "out")), keep_out_(Napi::Persistent(out.As<Napi::Object>())) {
         if (out_.size < sealed_size(Span{}, items_))
             throw Napi::RangeError::New(env, "out is too small for the sealed values");
     }
 
   protected:
-    void Execute() override { error_ = seal_all(key_, Span{}, items_, Span{}, aads_, Span{}, const_cast<std::uint8_t*>(out_.data)); }
+    void Execute() override {
+        error_ = seal_all(key_, Span{}, items_, Span{}, aads_, Span{}, const_cast<std::uint8_t*>(out_.data));
+        std::size_t at = 0;
+        for (std::size_t i = 0; error_.empty() && i != items_.size(); ++i) {
+            std::size_t size = nonce_bytes + items_[i].size + tag_bytes;
+            if (!digest(i, Span{out_.data + at, size}))
+                error_ = "SHA-256 failed";
+            at += size;
+        }
+    }
     void Settle(Napi::Env env) override {
         if (!error_.empty())
             return deferred_.Reject(Napi::Error::New(env, error_).Value());
@@ -406,11 +439,11 @@ class SealIntoTask : public ItemsTask {
 };
 
 Napi::Value SealIntoAsync(Napi::CallbackInfo const& info) {
-    return vecvault::queue_task<SealIntoTask>(info.Env(), info[0], info[1], info[2], info[3]);
+    return vecvault::queue_task<SealIntoTask>(info.Env(), info[0], info[1], info[2], info[3], info[4]);
 }
 
 Napi::Value OpenInPlaceAsync(Napi::CallbackInfo const& info) {
-    return vecvault::queue_task<OpenInPlaceTask>(info.Env(), info[0], info[1], info[2]);
+    return vecvault::queue_task<OpenInPlaceTask>(info.Env(), info[0], info[1], info[2], info[3]);
 }
 
 Napi::Value SealAsync(Napi::CallbackInfo const& info) {

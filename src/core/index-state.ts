@@ -52,6 +52,8 @@ export class IndexState {
   trainedLists: number | undefined;
   /** Vectors removed from the engine since it was built; they hold memory until a compaction. */
   deadSlots = 0;
+  /** Records written since the heap was last trimmed (see trimAfterWrites in writes.ts). */
+  writtenSinceTrim = 0;
   /** Maintenance queued or running (at most one of each kind). */
   readonly background = new Set<MaintenanceKind>();
   /** A due background snapshot, waiting for writes to pause. */

@@ -1,14 +1,16 @@
 /**
  * The live records of an open index, in memory only: id → (engine key,
- * commit), engine key → id for search hits, and the decrypted metadata for
- * filters. An open from a snapshot fills the id map and the metadata lazily
- * (a background task, or whoever needs them first), so the open does not wait.
+ * commit), engine key → id for search hits (both in one compact LiveTable),
+ * and the decrypted metadata for filters. An open from a snapshot takes the
+ * snapshot's columns over as the table and indexes its ids and metadata
+ * lazily (a background task, or whoever needs them first), so the open does
+ * not wait.
  */
 import { MetadataIndex } from '../filter/index.js';
 import type { DecodedTable } from '../storage/snapshot.js';
 import { unpackMetadataFrame } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
-import { KeyTable } from './key-table.js';
+import { LiveTable } from './live-table.js';
 
 /** Where a live record sits: its engine key and the commit that wrote it. */
 export interface LiveEntry {
@@ -17,37 +19,45 @@ export interface LiveEntry {
 }
 
 export class LiveRecords {
-  /** Use `byId`, which first finishes listing a restored snapshot. */
-  private readonly listed = new Map<string, LiveEntry>();
-  /**
-   * Records of a restored snapshot not in `listed` yet: queries only need
-   * `idOf`, so the open does not wait for this map.
-   */
-  private unlisted: { ids: string[]; keys: Float64Array; seqs: Float64Array; next: number } | null = null;
-  private keyTable = new KeyTable();
-  /** Use `filterIndex()`, which first indexes restored metadata. */
-  private readonly metadata = new MetadataIndex();
+  private table = new LiveTable();
+  /** Use `filterIndex()`, which first indexes restored metadata. Records without metadata cost it nothing: the table is its key set. */
+  private readonly metadata: MetadataIndex;
   /** Metadata restored from a snapshot, still packed in frames. */
   private unindexed: { keys: Float64Array; frames: Uint8Array[]; next: number; offset: number } | null = null;
+  /** The records as a read-only Map view, for callers that iterate them. */
+  readonly byId: ReadonlyMap<string, LiveEntry> = new LiveView(() => this.table);
 
-  /** How many records are live (no listing needed). */
+  constructor() {
+    const live = this;
+    this.metadata = new MetadataIndex({
+      allKeys: {
+        get size() {
+          return live.table.size;
+        },
+        has: (key) => live.table.rowOfKey(key) >= 0,
+        keys: () => live.table.liveKeys(),
+      },
+    });
+  }
+
+  /** How many records are live. */
   get size(): number {
-    return this.keyTable.size;
+    return this.table.size;
+  }
+
+  /** The engine keys of the live records. */
+  keys(): Iterable<number> {
+    return this.table.liveKeys();
   }
 
   /** The id behind an engine key, if it is live. */
   idOf(key: number): string | undefined {
-    return this.keyTable.get(key);
-  }
-
-  /** Live records by id. */
-  get byId(): ReadonlyMap<string, LiveEntry> {
-    while (this.unlisted) this.listNextSlice();
-    return this.listed;
+    return this.table.idOf(key);
   }
 
   get(id: string): LiveEntry | undefined {
-    return this.byId.get(id);
+    const row = this.table.rowOfId(id);
+    return row < 0 ? undefined : { key: this.table.keyAt(row), seq: this.table.seqAt(row) };
   }
 
   /** The metadata filter index, complete. */
@@ -59,71 +69,97 @@ export class LiveRecords {
   /** Makes `id` live at `key`, replacing its earlier entry in every table. */
   set(id: string, key: number, seq: number, metadata: unknown): void {
     const filterIndex = this.filterIndex();
-    const old = this.byId.get(id);
-    if (old) {
-      this.keyTable.delete(old.key);
-      filterIndex.delete(old.key);
-    }
-    this.listed.set(id, { key, seq });
-    this.keyTable.set(key, id);
+    const row = this.table.rowOfId(id);
+    if (row >= 0) filterIndex.delete(this.table.keyAt(row)); // before the table forgets that key
+    this.table.set(id, key, seq);
     filterIndex.set(key, metadata);
   }
 
   /** Takes `id` out of every table; returns the entry it had. */
   remove(id: string): LiveEntry | undefined {
-    const old = this.byId.get(id);
-    if (!old) return undefined;
-    this.listed.delete(id);
-    this.keyTable.delete(old.key);
-    this.filterIndex().delete(old.key);
-    return old;
+    const row = this.table.rowOfId(id);
+    if (row < 0) return undefined;
+    this.filterIndex().delete(this.table.keyAt(row));
+    return this.table.remove(id);
   }
 
-  /** Takes over a snapshot's table: search hits resolve at once; the id map and metadata follow lazily. */
+  /** Takes over a snapshot's table: search hits resolve at once; the id index and metadata follow lazily. */
   async restore(table: DecodedTable): Promise<void> {
     const { ids, keys, seqs } = table;
-    this.keyTable = await KeyTable.fromSliced(keys, ids, yieldToEventLoop); // 1M keys in one go would hold the event loop
-    this.unlisted = ids.length > 0 ? { ids, keys, seqs, next: 0 } : null;
+    this.table = await LiveTable.restore(ids, keys, seqs, yieldToEventLoop); // 1M keys in one go would hold the event loop
     this.unindexed = table.metadataFrames.length > 0 ? { keys, frames: table.metadataFrames, next: 0, offset: 0 } : null;
   }
 
-  /** Lists the records and indexes the metadata a slice at a time, between the host's own work, while `wanted()`. */
+  /** Indexes the restored ids and metadata a slice at a time, between the host's own work, while `wanted()`. */
   async finishRestoreInBackground(wanted: () => boolean): Promise<void> {
-    while ((this.unlisted || this.unindexed) && wanted()) {
+    while ((!this.table.idsComplete || this.unindexed) && wanted()) {
       await yieldToEventLoop();
       if (!wanted()) return;
-      if (this.unlisted) this.listNextSlice();
+      if (!this.table.idsComplete) this.table.indexIdsSlice(16 * SLICE);
       else if (this.unindexed) this.indexNextMetadataFrame();
     }
   }
 
   memoryUsage(): number {
-    return this.metadata.memoryUsage();
+    return this.metadata.memoryUsage() + this.table.memoryUsage();
   }
 
   clear(): void {
-    this.unlisted = null;
-    this.listed.clear();
-    this.keyTable.clear();
+    this.table.clear();
     this.metadata.clear();
     this.unindexed = null;
   }
 
-  /** Moves one slice of restored records into `listed`. */
-  private listNextSlice(): void {
-    const pending = this.unlisted!;
-    const end = Math.min(pending.ids.length, pending.next + 16 * SLICE);
-    for (let i = pending.next; i < end; i++) this.listed.set(pending.ids[i]!, { key: pending.keys[i]!, seq: pending.seqs[i]! });
-    pending.next = end;
-    if (end === pending.ids.length) this.unlisted = null;
-  }
-
-  /** Unpacks one frame of snapshot metadata into the filter index. */
+  /** Unpacks one frame of snapshot metadata into the filter index (records without metadata need no entry). */
   private indexNextMetadataFrame(): void {
     const pending = this.unindexed!;
     const frame = unpackMetadataFrame(pending.frames[pending.next++]!);
-    for (let i = 0; i < frame.length; i++) this.metadata.set(pending.keys[pending.offset + i]!, frame[i] ?? undefined);
+    for (let i = 0; i < frame.length; i++) {
+      const metadata = frame[i];
+      if (metadata !== null && metadata !== undefined) this.metadata.set(pending.keys[pending.offset + i]!, metadata);
+    }
     pending.offset += frame.length;
     if (pending.next === pending.frames.length) this.unindexed = null;
+  }
+}
+
+/** The live records as a read-only Map (id → entry), in insertion order; entries are fresh objects. */
+class LiveView implements ReadonlyMap<string, LiveEntry> {
+  constructor(private readonly table: () => LiveTable) {}
+
+  get size(): number {
+    return this.table().size;
+  }
+
+  get(id: string): LiveEntry | undefined {
+    const table = this.table();
+    const row = table.rowOfId(id);
+    return row < 0 ? undefined : { key: table.keyAt(row), seq: table.seqAt(row) };
+  }
+
+  has(id: string): boolean {
+    return this.table().rowOfId(id) >= 0;
+  }
+
+  *entries(): MapIterator<[string, LiveEntry]> {
+    const table = this.table();
+    for (const row of table.liveRows()) yield [table.idAt(row), { key: table.keyAt(row), seq: table.seqAt(row) }];
+  }
+
+  *keys(): MapIterator<string> {
+    const table = this.table();
+    for (const row of table.liveRows()) yield table.idAt(row);
+  }
+
+  *values(): MapIterator<LiveEntry> {
+    for (const [, entry] of this.entries()) yield entry;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, LiveEntry]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: LiveEntry, key: string, map: ReadonlyMap<string, LiveEntry>) => void, thisArg?: unknown): void {
+    for (const [id, entry] of this.entries()) callback.call(thisArg, entry, id, this);
   }
 }

@@ -118,19 +118,23 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
 
 /** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */
 export async function snapshotTable(state: IndexState, next: Manifest): Promise<SnapshotTable> {
-  const ids: string[] = [];
-  const keys: number[] = [];
-  const seqs: number[] = [];
-  const metadata: unknown[] = [];
+  const count = state.live.size;
+  const ids = new Array<string>(count);
+  // Typed columns: a number[] of engine keys (above 2^31) boxes every one of them.
+  const keys = new Float64Array(count);
+  const seqs = new Float64Array(count);
+  const metadata = new Array<unknown>(count);
   const filterIndex = state.live.filterIndex();
+  let n = 0;
   for (const [id, entry] of state.live.byId) {
-    if (ids.length > 0 && ids.length % (16 * SLICE) === 0) await yieldToEventLoop();
-    ids.push(id);
-    keys.push(entry.key);
-    seqs.push(entry.seq);
-    metadata.push(filterIndex.get(entry.key) ?? null);
+    if (n > 0 && n % (16 * SLICE) === 0) await yieldToEventLoop();
+    ids[n] = id;
+    keys[n] = entry.key;
+    seqs[n] = entry.seq;
+    metadata[n] = filterIndex.get(entry.key) ?? null;
+    n++;
   }
-  return { counter: next.counter, count: state.live.byId.size, digest: next.digest, ids, keys, seqs, metadata };
+  return { counter: next.counter, count, digest: next.digest, ids, keys, seqs, metadata };
 }
 
 /**

@@ -106,7 +106,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   const loading = state.engines.deserializeFrom(graph.chunks, state.engineOptions(m.dimension!), { bound: graph.bound, release: true });
   loading.catch(() => undefined); // awaited below
   let digest: Uint8Array;
-  let tableKeys: Float64Array;
+  let tableKeys: Float64Array; // becomes the live table's key column: the replay below may change it
   try {
     const table = await decodeTableSliced(Buffer.concat(await tableRead));
     if (table.counter !== ref.counter || table.ids.length !== table.count)
@@ -169,7 +169,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
     });
     await engine.add(keys, vectors);
   }
-  await checkEngineKeys(state, tableKeys, added);
+  await checkEngineKeys(state, tableKeys, m.counter !== ref.counter);
 }
 
 /**
@@ -178,25 +178,24 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
  * the graph is sealed apart from it, and a graph that authenticates but came
  * from another write (a snapshot from before write ids, spliced with the
  * chunks of a failed write of the same generation) would otherwise answer
- * queries without the records it lacks. Each live key is a table key still
- * live or one the replay added; all of them present and the sizes equal
- * means the two key sets are equal. The lookups run on the pool (one task).
+ * queries without the records it lacks. All live keys present and the sizes
+ * equal means the two key sets are equal. The lookups run on the pool (one task).
  */
-async function checkEngineKeys(state: IndexState, tableKeys: Float64Array, added: ReadonlyMap<string, { key: number }>): Promise<void> {
+async function checkEngineKeys(state: IndexState, tableKeys: Float64Array, replayed: boolean): Promise<void> {
   const { engine, live } = state;
   const mismatch = () => new IntegrityError(`The graph snapshot of index "${state.name}" does not hold the records of its table.`);
   if (!engine || engine.size() !== live.size) throw mismatch();
-  // After a clean close nothing was replayed: the live keys are the table's key column, as is.
+  // After a clean close nothing was replayed: the live keys are the table's key column, as restored.
+  // Otherwise the replay may have changed that column in place: read the live keys instead.
   let keys = tableKeys;
-  if (added.size > 0 || live.size !== tableKeys.length) {
+  if (replayed) {
     keys = new Float64Array(live.size);
     let n = 0;
-    for (let i = 0; i < tableKeys.length; i++) {
-      if (i > 0 && i % (64 * SLICE) === 0) await yieldToEventLoop();
-      const key = tableKeys[i]!;
-      if (live.idOf(key) !== undefined && n < keys.length) keys[n++] = key;
+    for (const key of live.keys()) {
+      if (n > 0 && n % (64 * SLICE) === 0) await yieldToEventLoop();
+      if (n < keys.length) keys[n] = key;
+      n++;
     }
-    for (const { key } of added.values()) if (n < keys.length) keys[n++] = key;
     if (n !== live.size) throw mismatch();
   }
   if ((await engine.countPresent(keys)) !== live.size) throw mismatch();

@@ -37,6 +37,14 @@ export interface UpsertBatch {
  */
 export const PROGRESS_STEP = 10_000;
 
+/**
+ * Records written between two heap trims. Sealing and committing a batch
+ * leaves its buffers (records, msgpack, LevelDB's batch copy) to the GC, and
+ * glibc keeps the freed pages: at 100k × 96 built 10k per call, 41 MiB of
+ * resident memory that one malloc_trim (4 ms) gives back.
+ */
+const TRIM_EVERY = 8_192;
+
 /** Inserts or overwrites every item in one commit (recomputed and retried when another process committed first: follow.ts). */
 export function upsertRecords(state: IndexState, batch: UpsertBatch): Promise<void> {
   return retryOnConflict(state, () => upsertOnce(state, batch));
@@ -105,6 +113,15 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
   }
   snapshotLaterIfDue(state);
   compactLaterIfDue(state);
+  trimAfterWrites(state, items.length);
+}
+
+/** Trims the heap once TRIM_EVERY records were written since the last trim (the earlier batches' buffers are garbage by now). */
+function trimAfterWrites(state: IndexState, written: number): void {
+  state.writtenSinceTrim += written;
+  if (state.writtenSinceTrim < TRIM_EVERY) return;
+  state.writtenSinceTrim = 0;
+  state.store.releaseMemory();
 }
 
 /** The graph insert of a batch in steps, reporting each; a failure stops it (and the commit) like a single add's. */

@@ -25,7 +25,7 @@ import { EqualityPostings, MISSING, type PostingKey } from './equality-postings.
 import { HASH_ENTRY, HASH_TABLE_HEADER, estimateValueBytes } from './memory-estimate.js';
 import { isScalar } from './metadata-values.js';
 import type { CompareNode, FieldNode, FilterNode, NodeTest } from './nodes.js';
-import { DEFAULT_REBUILD_BACKLOG, RangeIndex } from './range-index.js';
+import { DEFAULT_REBUILD_BACKLOG, RangeIndex, type RecordView } from './range-index.js';
 
 /** Paths with postings (and, separately, with range indexes); filters on further paths scan. */
 const MAX_INDEXED_PATHS = 64;
@@ -45,12 +45,31 @@ export interface MetadataIndexOptions {
   andScanShare?: number;
   /** Writes a range index absorbs before re-sorting (at least 1/16 of the records). */
   rangeRebuildBacklog?: number;
+  /**
+   * The set of record keys, when the caller keeps it anyway (the live-record
+   * table): then records without metadata are not stored here at all, where
+   * each would otherwise cost a Map entry and a boxed key (~50 B). The
+   * caller must add a key to it before `set(key, …)` and take it out after
+   * `delete(key)`.
+   */
+  allKeys?: KeyUniverse;
+}
+
+/** Every record key, kept by the caller (see MetadataIndexOptions.allKeys). */
+export interface KeyUniverse {
+  readonly size: number;
+  has(key: number): boolean;
+  keys(): Iterable<number>;
 }
 
 export class MetadataIndex {
   readonly #andScanShare: number;
   readonly #rangeRebuildBacklog: number;
+  readonly #allKeys: KeyUniverse | undefined;
+  /** Metadata by key: every record's, or with `allKeys` only the records that have some. */
   readonly #records = new Map<number, unknown>();
+  /** What scans and range indexes read: every record with its metadata (undefined when none). */
+  readonly #view: RecordView;
   readonly #postingsByPath = new Map<string, EqualityPostings>();
   readonly #rangesByPath = new Map<string, RangeIndex>();
   /** Insertion order doubles as least-recently-used order. */
@@ -60,10 +79,24 @@ export class MetadataIndex {
   constructor(options: MetadataIndexOptions = {}) {
     this.#andScanShare = options.andScanShare ?? 0.25;
     this.#rangeRebuildBacklog = options.rangeRebuildBacklog ?? DEFAULT_REBUILD_BACKLOG;
+    const allKeys = (this.#allKeys = options.allKeys);
+    const records = this.#records;
+    this.#view =
+      allKeys === undefined
+        ? records
+        : {
+            get size() {
+              return allKeys.size;
+            },
+            get: (key) => records.get(key),
+            *entries() {
+              for (const key of allKeys.keys()) yield [key, records.get(key)];
+            },
+          };
   }
 
   get size(): number {
-    return this.#records.size;
+    return this.#view.size;
   }
 
   /** The metadata stored for `key` (`undefined` when absent or stored without metadata). */
@@ -72,7 +105,7 @@ export class MetadataIndex {
   }
 
   has(key: number): boolean {
-    return this.#records.has(key);
+    return this.#allKeys?.has(key) ?? this.#records.has(key);
   }
 
   /** Adds or replaces the metadata of `key` (`undefined`: a record without metadata). */
@@ -80,24 +113,31 @@ export class MetadataIndex {
     if (!Number.isSafeInteger(key) || key < 0) {
       throw new ValidationError('MetadataIndex keys must be non-negative safe integers.', { path: 'key' });
     }
-    if (this.#records.has(key)) this.delete(key);
+    if (this.#allKeys !== undefined) this.#forget(key);
+    else if (this.#records.has(key)) this.delete(key);
     this.#cache.clear();
-    this.#records.set(key, metadata);
-    this.#metadataBytes += estimateValueBytes(metadata);
+    if (this.#allKeys === undefined || metadata !== undefined) {
+      this.#records.set(key, metadata);
+      this.#metadataBytes += estimateValueBytes(metadata);
+    }
     for (const postings of this.#postingsByPath.values()) postings.add(key, metadata);
     for (const range of this.#rangesByPath.values()) range.noteSet(key);
   }
 
   /** Removes `key`; returns whether it was present. */
   delete(key: number): boolean {
-    if (!this.#records.has(key)) return false;
+    if (!this.has(key)) return false;
+    this.#forget(key);
+    return true;
+  }
+
+  /** Takes `key` out of the postings, range indexes and metadata (a no-op for most when it is absent). */
+  #forget(key: number): void {
     this.#cache.clear();
     const metadata = this.#records.get(key);
     for (const postings of this.#postingsByPath.values()) postings.remove(key, metadata);
     for (const range of this.#rangesByPath.values()) range.noteDelete(key);
-    this.#metadataBytes -= estimateValueBytes(metadata);
-    this.#records.delete(key);
-    return true;
+    if (this.#records.delete(key)) this.#metadataBytes -= estimateValueBytes(metadata);
   }
 
   clear(): void {
@@ -127,11 +167,11 @@ export class MetadataIndex {
   }
 
   #evaluate(filter: CompiledFilter): ReadonlySet<number> {
-    if (filter.matchesEverything) return new Set(this.#records.keys());
+    if (filter.matchesEverything) return new Set(this.#allKeys?.keys() ?? this.#records.keys());
     const planned = this.#plan(filter.root);
     if (planned !== undefined) return planned.owned ? planned.keys : new Set(planned.keys);
     const keys = new Set<number>();
-    for (const [key, metadata] of this.#records) {
+    for (const [key, metadata] of this.#view.entries()) {
       if (filter(metadata)) keys.add(key);
     }
     return keys;
@@ -150,7 +190,7 @@ export class MetadataIndex {
   #estimate(node: FilterNode): number | undefined {
     switch (node.kind) {
       case 'compare':
-        return this.#rangeFor(node)?.estimate(this.#records, node.operator, node.value);
+        return this.#rangeFor(node)?.estimate(this.#view, node.operator, node.value);
       case 'and': {
         const estimates = node.children.map((child) => this.#estimate(child)).filter((n) => n !== undefined);
         return estimates.length === 0 ? undefined : Math.min(...estimates);
@@ -178,7 +218,7 @@ export class MetadataIndex {
     switch (node.kind) {
       case 'compare': {
         const range = this.#rangeFor(node);
-        return range && { keys: range.lookup(this.#records, node.operator, node.value, node.test), owned: true };
+        return range && { keys: range.lookup(this.#view, node.operator, node.value, node.test), owned: true };
       }
       case 'or':
         return this.#planOr(node.children);
@@ -226,7 +266,7 @@ export class MetadataIndex {
       }
     }
     // Checking most records one by one is slower than a plain scan.
-    if (best === undefined || bestEstimate > this.#records.size * this.#andScanShare) return undefined;
+    if (best === undefined || bestEstimate > this.size * this.#andScanShare) return undefined;
     const planned = this.#plan(best);
     if (planned === undefined) return undefined;
     const checks: NodeTest[] = children.filter((child) => child !== best).map((child) => child.test);
@@ -242,7 +282,7 @@ export class MetadataIndex {
     const existing = this.#postingsByPath.get(node.path);
     if (existing !== undefined || this.#postingsByPath.size >= MAX_INDEXED_PATHS) return existing;
     const postings = new EqualityPostings(node.segments);
-    for (const [key, metadata] of this.#records) postings.add(key, metadata);
+    for (const [key, metadata] of this.#view.entries()) postings.add(key, metadata);
     this.#postingsByPath.set(node.path, postings);
     return postings;
   }

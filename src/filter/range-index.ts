@@ -14,6 +14,13 @@ import type { ComparisonOperator, NodeTest } from './nodes.js';
 /** By default, rebuild when the side sets exceed this many keys, or 1/16 of the records. */
 export const DEFAULT_REBUILD_BACKLOG = 1024;
 
+/** The records an index is built over: a Map of key → metadata, or a view with the same reads. */
+export interface RecordView {
+  readonly size: number;
+  get(key: number): unknown;
+  entries(): Iterable<[number, unknown]>;
+}
+
 interface Sorted<T> {
   readonly values: readonly T[];
   readonly keys: Float64Array;
@@ -58,14 +65,14 @@ export class RangeIndex {
   }
 
   /** An upper bound on the number of matching records (entries in range plus fresh keys). */
-  estimate(records: ReadonlyMap<number, unknown>, operator: ComparisonOperator, operand: number | string): number {
+  estimate(records: RecordView, operator: ComparisonOperator, operand: number | string): number {
     this.#ensureBuilt(records);
     const [from, to] = this.#range(operator, operand);
     return to - from + this.#fresh.size;
   }
 
   /** Keys of records with some value at this path satisfying `operator operand`. */
-  lookup(records: ReadonlyMap<number, unknown>, operator: ComparisonOperator, operand: number | string, test: NodeTest): Set<number> {
+  lookup(records: RecordView, operator: ComparisonOperator, operand: number | string, test: NodeTest): Set<number> {
     this.#ensureBuilt(records);
     const [from, to] = this.#range(operator, operand);
     const keys = typeof operand === 'number' ? this.#numbers.keys : this.#strings.keys;
@@ -105,12 +112,12 @@ export class RangeIndex {
     }
   }
 
-  #ensureBuilt(records: ReadonlyMap<number, unknown>): void {
+  #ensureBuilt(records: RecordView): void {
     const backlog = this.#stale.size + this.#fresh.size;
     if (!this.#needsBuild && backlog <= Math.max(this.#rebuildBacklog, records.size / 16)) return;
     const numbers: Unsorted<number> = { values: [], keys: [] };
     const strings: Unsorted<string> = { values: [], keys: [] };
-    for (const [key, metadata] of records) collectComparables(metadata, this.#segments, key, numbers, strings);
+    for (const [key, metadata] of records.entries()) collectComparables(metadata, this.#segments, key, numbers, strings);
     this.#numbers = sortByValue(numbers, (x, y) => x - y);
     this.#strings = sortByValue(strings, (x, y) => (x < y ? -1 : x > y ? 1 : 0));
     this.#stringBytes = strings.values.reduce((sum, value) => sum + 16 + value.length * 2, 0);

@@ -13,6 +13,15 @@ import { ioError, levelFailure } from './io-errors.js';
 export type Bytes = Uint8Array;
 /** Bytes copied into a batch between two yields (~1–2 ms of memcpy). */
 const SLICE_BYTES = 4 << 20;
+/**
+ * A batch of at most SLICE operations and this many bytes is handed over in
+ * one call (a few ms of copying). classic-level frees that copy as soon as
+ * it is written; a chained batch keeps its copy until the GC finalizes the
+ * JS object (classic-level's `_close` is a no-op), and V8 does not see that
+ * memory: a snapshot's 4 MiB chunk groups, written as chained batches, held
+ * ~80 MiB at close at 100k × 96 (docs/performance.md, "Memory").
+ */
+const ONE_CALL_BYTES = 8 << 20;
 export type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
 
 export interface RangeOptions {
@@ -212,7 +221,7 @@ export class KvStore implements KvBackend {
   private async write(ops: BatchOp[], sync: boolean): Promise<void> {
     let bytes = 0;
     for (const op of ops) bytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
-    if (ops.length <= SLICE && bytes <= SLICE_BYTES) return this.db.batch(ops, { sync });
+    if (ops.length <= SLICE && bytes <= ONE_CALL_BYTES) return this.db.batch(ops, { sync });
     const batch = this.db.batch();
     try {
       let count = 0;

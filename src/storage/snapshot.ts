@@ -113,7 +113,8 @@ export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
     frames.push(pack(table.metadata.slice(start, start + METADATA_FRAME)));
   }
   const head = pack({ counter: table.counter, count: table.count, digest: table.digest, n, idBytes: ids.byteLength, frames: frames.map((f) => f.byteLength) });
-  return Buffer.concat([u32(head.byteLength), head, bytesOf(Float64Array.from(table.keys)), bytesOf(Float64Array.from(table.seqs)), ids, ...frames]);
+  const column = (values: ArrayLike<number>) => bytesOf(values instanceof Float64Array ? values : Float64Array.from(values));
+  return Buffer.concat([u32(head.byteLength), head, column(table.keys), column(table.seqs), ids, ...frames]);
 }
 
 export function decodeTable(bytes: Buffer): DecodedTable {
@@ -258,13 +259,15 @@ export async function writeSectionStream(
     chain = chain
       .then(async () => {
         if (failure !== undefined) throw failure;
+        const hashes = digests && Buffer.alloc(32 * items.length); // filled on the pool, beside the sealing
         const sealed = await sealIntoAsync(
           key,
           items.map((item) => item.chunk),
           items.map((item) => chunkAad(indexId, write, section, item.index, item.last)),
           out,
+          hashes,
         );
-        if (digests) items.forEach((item, j) => (digests[item.index] = createHash('sha256').update(sealed[j]!).digest()));
+        if (digests) items.forEach((item, j) => (digests[item.index] = hashes!.subarray(32 * j, 32 * (j + 1))));
         for (const item of items) item.resolve(); // sealed: the producer may reuse these chunks now
         await store.batch(items.map((item, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, item.index), value: sealed[j]! })));
         store.releaseMappedPages(); // the tables LevelDB flushed and re-read meanwhile
@@ -401,8 +404,10 @@ async function readGroup(
   const sealed = (values as Uint8Array[]).map((value) =>
     owned && (value.byteOffset !== 0 || value.buffer.byteLength !== value.byteLength) ? new Uint8Array(value) : value,
   );
-  // Hashed as sealed (before the in-place decryption): a signed manifest names these (`sectionHash`).
-  if (digests) numbers.forEach((i, j) => (digests[i] = createHash('sha256').update(sealed[j]!).digest()));
+  // Hashed as sealed (before the in-place decryption, in the same pool task): a signed manifest names these (`sectionHash`).
+  const hashes = digests && Buffer.alloc(32 * count);
   const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
-  return openInPlaceAsync(key, sealed, aads, (j) => `Snapshot ${section} chunk ${start + j}`);
+  const opened = await openInPlaceAsync(key, sealed, aads, (j) => `Snapshot ${section} chunk ${start + j}`, hashes);
+  if (digests) numbers.forEach((i, j) => (digests[i] = hashes!.subarray(32 * j, 32 * (j + 1))));
+  return opened;
 }

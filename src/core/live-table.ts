@@ -1,0 +1,326 @@
+/**
+ * The live records of an open index as compact columns: one row per record
+ * (id, engine key, commit seq, id hash) and two open-addressing hash tables
+ * over the rows, id → row and engine key → row, each an Int32Array of row
+ * numbers. A Map<string, { key, seq }> cost a Map entry, an object and two
+ * boxed doubles per record (~120 B), and the key → id table and the filter
+ * index's per-record entries as much again: ~45 MiB of V8 heap at 200k
+ * records. Here a record costs its id string plus ~60 B of typed arrays,
+ * none of it garbage the GC has to trace.
+ *
+ * Rows are appended in insertion order and never reused, so iteration order
+ * is a Map's (an overwrite keeps its row); removed rows are holes, squeezed
+ * out (rows renumbered, both hash tables rebuilt) once they outnumber the
+ * live ones. Removals leave tombstones in the hash tables; a table is rebuilt
+ * from the row columns when live entries plus tombstones pass half its slots.
+ *
+ * A restored snapshot's columns become the table as they are: the key → row
+ * table is filled a slice at a time at open (search hits need it), the
+ * id → row table later (`indexIdsSlice`), or at once by the first call that
+ * looks an id up.
+ */
+const EMPTY = -1;
+const TOMBSTONE = -2;
+const MAX_LOAD = 0.5;
+const MIN_ROWS = 16;
+
+/** 32-bit FNV-1a over UTF-16 code units. */
+export function hashId(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  return hash ^ (hash >>> 15);
+}
+
+/** Engine keys are integers below 2^53: both halves, multiplied and folded so the low bits (the slot) depend on all of them. */
+function hashKey(key: number): number {
+  const high = Math.floor(key / 2 ** 32);
+  const hash = Math.imul((key - high * 2 ** 32) ^ high, 0x9e3779b1);
+  return hash ^ (hash >>> 16);
+}
+
+/** A power of two with room for `entries` below the load limit. */
+function slotsFor(entries: number): number {
+  let slots = 16;
+  while (slots * MAX_LOAD < entries + 1) slots *= 2;
+  return slots;
+}
+
+function emptySlots(entries: number): Int32Array {
+  return new Int32Array(slotsFor(entries)).fill(EMPTY);
+}
+
+function grown<T extends Float64Array | Int32Array>(column: T, capacity: number): T {
+  const bigger = new (column.constructor as new (n: number) => T)(capacity);
+  bigger.set(column);
+  return bigger;
+}
+
+export class LiveTable {
+  /** Row columns. `ids[row] === undefined` marks a removed row. */
+  private ids: (string | undefined)[] = [];
+  private keys: Float64Array = new Float64Array(MIN_ROWS);
+  private seqs: Float64Array = new Float64Array(MIN_ROWS);
+  /** hashId(ids[row]), for probing and rehashing without touching the strings. */
+  private hashes = new Int32Array(MIN_ROWS);
+  /** Rows in use, removed ones included. */
+  private rows = 0;
+  /** Live rows. */
+  size = 0;
+  private idSlots = emptySlots(0);
+  /** Live entries plus tombstones in `idSlots`: what probing walks over. */
+  private idUsed = 0;
+  private keySlots = emptySlots(0);
+  private keyUsed = 0;
+  /** Rows [0, idsIndexed) are in `idSlots`; a restored table indexes its ids after the open. */
+  private idsIndexed = 0;
+  /** Bumped whenever rows are renumbered: an iteration across it stops with an error rather than skip or repeat rows. */
+  private generation = 0;
+
+  /**
+   * A table over a snapshot's columns (ids distinct, keys distinct), taken
+   * over without copying. The key → row table is filled `slice` rows at a
+   * time with `between()` awaited between slices; the id → row table later.
+   */
+  static async restore(ids: string[], keys: Float64Array, seqs: Float64Array, between: () => Promise<void>, slice = 32_768): Promise<LiveTable> {
+    const table = new LiveTable();
+    const n = ids.length;
+    if (keys.length !== n || seqs.length !== n) throw new RangeError('restored columns differ in length');
+    table.ids = ids;
+    table.keys = keys;
+    table.seqs = seqs;
+    table.hashes = new Int32Array(n);
+    table.rows = table.size = n;
+    // Sized for all n rows: filling them never triggers a rebuild midway.
+    table.keySlots = emptySlots(n);
+    table.idSlots = emptySlots(n);
+    for (let start = 0; start < n; start += slice) {
+      if (start > 0) await between();
+      const end = Math.min(n, start + slice);
+      for (let row = start; row < end; row++) table.insertKeySlot(keys[row]!, row);
+    }
+    return table;
+  }
+
+  /** Whether every id is in the id → row table yet. */
+  get idsComplete(): boolean {
+    return this.idsIndexed === this.rows;
+  }
+
+  /** Adds up to `count` more restored ids to the id → row table; returns whether all are in. */
+  indexIdsSlice(count: number): boolean {
+    const end = Math.min(this.rows, this.idsIndexed + count);
+    for (let row = this.idsIndexed; row < end; row++) {
+      const hash = hashId(this.ids[row]!);
+      this.hashes[row] = hash;
+      this.idsIndexed = row + 1; // before the insert: a rebuild it triggers re-inserts rows below idsIndexed
+      this.insertIdSlot(hash, row);
+    }
+    return end === this.rows;
+  }
+
+  /** The row of `id`, or -1. */
+  rowOfId(id: string): number {
+    if (this.idsIndexed < this.rows) this.indexIdsSlice(this.rows);
+    const hash = hashId(id);
+    const mask = this.idSlots.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const row = this.idSlots[slot]!;
+      if (row === EMPTY) return -1;
+      if (row >= 0 && this.hashes[row] === hash && this.ids[row] === id) return row;
+    }
+  }
+
+  /** The row of engine key `key`, or -1. */
+  rowOfKey(key: number): number {
+    const mask = this.keySlots.length - 1;
+    for (let slot = hashKey(key) & mask; ; slot = (slot + 1) & mask) {
+      const row = this.keySlots[slot]!;
+      if (row === EMPTY) return -1;
+      if (row >= 0 && this.keys[row] === key) return row;
+    }
+  }
+
+  /** The id behind engine key `key`, if it is live. */
+  idOf(key: number): string | undefined {
+    const row = this.rowOfKey(key);
+    return row < 0 ? undefined : this.ids[row];
+  }
+
+  idAt(row: number): string {
+    return this.ids[row]!;
+  }
+
+  keyAt(row: number): number {
+    return this.keys[row]!;
+  }
+
+  seqAt(row: number): number {
+    return this.seqs[row]!;
+  }
+
+  /**
+   * Makes `id` live at `key` (a key no other live record has), replacing its
+   * earlier key and seq; returns the row's earlier key, or -1 for a new id.
+   */
+  set(id: string, key: number, seq: number): number {
+    let row = this.rowOfId(id);
+    if (row >= 0) {
+      const old = this.keys[row]!;
+      this.seqs[row] = seq;
+      if (old !== key) {
+        this.removeKeySlot(old, row);
+        this.keys[row] = key;
+        this.insertKeySlot(key, row);
+      }
+      return old;
+    }
+    row = this.rows;
+    if (row === this.keys.length) {
+      const capacity = Math.max(MIN_ROWS, row * 2);
+      this.keys = grown(this.keys, capacity);
+      this.seqs = grown(this.seqs, capacity);
+      this.hashes = grown(this.hashes, capacity);
+    }
+    const hash = hashId(id);
+    this.ids[row] = id;
+    this.keys[row] = key;
+    this.seqs[row] = seq;
+    this.hashes[row] = hash;
+    this.rows++;
+    this.idsIndexed = this.rows; // rowOfId above completed the index
+    this.size++;
+    this.insertIdSlot(hash, row);
+    this.insertKeySlot(key, row);
+    return -1;
+  }
+
+  /** Takes `id` out; returns its row's key and seq, or undefined when it was not live. */
+  remove(id: string): { key: number; seq: number } | undefined {
+    const row = this.rowOfId(id);
+    if (row < 0) return undefined;
+    const entry = { key: this.keys[row]!, seq: this.seqs[row]! };
+    this.removeIdSlot(this.hashes[row]!, row);
+    this.removeKeySlot(entry.key, row);
+    this.ids[row] = undefined;
+    this.size--;
+    if (this.rows > 64 && this.rows - this.size > this.size) this.squeeze();
+    return entry;
+  }
+
+  clear(): void {
+    this.ids = [];
+    this.keys = new Float64Array(MIN_ROWS);
+    this.seqs = new Float64Array(MIN_ROWS);
+    this.hashes = new Int32Array(MIN_ROWS);
+    this.rows = this.size = this.idsIndexed = 0;
+    this.idSlots = emptySlots(0);
+    this.keySlots = emptySlots(0);
+    this.idUsed = this.keyUsed = 0;
+    this.generation++;
+  }
+
+  /** Live rows in insertion order. Writes during the iteration are seen as a Map's iteration would see them. */
+  *liveRows(): Generator<number> {
+    const generation = this.generation;
+    for (let row = 0; row < this.rows; row++) {
+      if (this.generation !== generation) throw new Error('the live-record table was compacted during an iteration');
+      if (this.ids[row] !== undefined) yield row;
+    }
+  }
+
+  /** Live engine keys, in insertion order. */
+  *liveKeys(): Generator<number> {
+    for (const row of this.liveRows()) yield this.keys[row]!;
+  }
+
+  /** Bytes held by the columns and hash tables (the id strings aside). */
+  memoryUsage(): number {
+    return this.keys.byteLength + this.seqs.byteLength + this.hashes.byteLength + this.idSlots.byteLength + this.keySlots.byteLength + 8 * this.ids.length;
+  }
+
+  private insertIdSlot(hash: number, row: number): void {
+    const mask = this.idSlots.length - 1;
+    let slot = hash & mask;
+    while (this.idSlots[slot]! >= 0) slot = (slot + 1) & mask;
+    if (this.idSlots[slot] === EMPTY) this.idUsed++;
+    this.idSlots[slot] = row;
+    if (this.idUsed > this.idSlots.length * MAX_LOAD) this.rebuildIdSlots();
+  }
+
+  private removeIdSlot(hash: number, row: number): void {
+    const mask = this.idSlots.length - 1;
+    let slot = hash & mask;
+    while (this.idSlots[slot] !== row) slot = (slot + 1) & mask;
+    this.idSlots[slot] = TOMBSTONE;
+  }
+
+  private insertKeySlot(key: number, row: number): void {
+    const mask = this.keySlots.length - 1;
+    let slot = hashKey(key) & mask;
+    while (this.keySlots[slot]! >= 0) slot = (slot + 1) & mask;
+    if (this.keySlots[slot] === EMPTY) this.keyUsed++;
+    this.keySlots[slot] = row;
+    if (this.keyUsed > this.keySlots.length * MAX_LOAD) this.rebuildKeySlots();
+  }
+
+  private removeKeySlot(key: number, row: number): void {
+    const mask = this.keySlots.length - 1;
+    let slot = hashKey(key) & mask;
+    while (this.keySlots[slot] !== row) slot = (slot + 1) & mask;
+    this.keySlots[slot] = TOMBSTONE;
+  }
+
+  /** Re-inserts the indexed live rows into an id table sized for twice their number, dropping tombstones. */
+  private rebuildIdSlots(): void {
+    this.idSlots = emptySlots(2 * this.size);
+    this.idUsed = 0;
+    const mask = this.idSlots.length - 1;
+    for (let row = 0; row < this.idsIndexed; row++) {
+      if (this.ids[row] === undefined) continue;
+      let slot = this.hashes[row]! & mask;
+      while (this.idSlots[slot] !== EMPTY) slot = (slot + 1) & mask;
+      this.idSlots[slot] = row;
+      this.idUsed++;
+    }
+  }
+
+  private rebuildKeySlots(): void {
+    this.keySlots = emptySlots(2 * this.size);
+    this.keyUsed = 0;
+    const mask = this.keySlots.length - 1;
+    for (let row = 0; row < this.rows; row++) {
+      if (this.ids[row] === undefined) continue;
+      let slot = hashKey(this.keys[row]!) & mask;
+      while (this.keySlots[slot] !== EMPTY) slot = (slot + 1) & mask;
+      this.keySlots[slot] = row;
+      this.keyUsed++;
+    }
+  }
+
+  /** Moves the live rows down over the removed ones (order kept) into columns sized for them, and rebuilds both tables. */
+  private squeeze(): void {
+    const capacity = Math.max(MIN_ROWS, 2 * this.size);
+    const ids: string[] = new Array<string>(this.size);
+    const keys = new Float64Array(capacity);
+    const seqs = new Float64Array(capacity);
+    const hashes = new Int32Array(capacity);
+    let to = 0;
+    for (let row = 0; row < this.rows; row++) {
+      const id = this.ids[row];
+      if (id === undefined) continue;
+      ids[to] = id;
+      keys[to] = this.keys[row]!;
+      seqs[to] = this.seqs[row]!;
+      hashes[to] = this.hashes[row]!;
+      to++;
+    }
+    this.ids = ids;
+    this.keys = keys;
+    this.seqs = seqs;
+    this.hashes = hashes;
+    this.rows = this.idsIndexed = to;
+    this.generation++;
+    this.rebuildIdSlots();
+    this.rebuildKeySlots();
+  }
+}

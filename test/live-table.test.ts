@@ -1,0 +1,150 @@
+/**
+ * LiveTable (the live records: id → engine key and seq, engine key → id)
+ * behaves like a pair of Maps under random sets, overwrites, removes, hash
+ * collisions, tombstone churn, row squeezing and a sliced restore.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { hashId, LiveTable } from '../src/core/live-table.js';
+
+const KEY_SPREAD = 0xb5297;
+const engineKey = (n: number) => (n * KEY_SPREAD) % 2 ** 48;
+
+interface Entry {
+  key: number;
+  seq: number;
+}
+
+/** Checks the table against the model: sizes, both lookups, and iteration in the Map's insertion order. */
+function expectSame(table: LiveTable, model: Map<string, Entry>): void {
+  expect(table.size).toBe(model.size);
+  for (const [id, { key, seq }] of model) {
+    const row = table.rowOfId(id);
+    expect(row).toBeGreaterThanOrEqual(0);
+    expect([table.idAt(row), table.keyAt(row), table.seqAt(row)]).toEqual([id, key, seq]);
+    expect(table.idOf(key)).toBe(id);
+  }
+  expect([...table.liveRows()].map((row) => table.idAt(row))).toEqual([...model.keys()]);
+  expect([...table.liveKeys()]).toEqual([...model.values()].map((e) => e.key));
+}
+
+/** Two distinct ids with the same hashId (found once by a birthday search over `c<n>`; the test checks they still collide). */
+const COLLIDING: [string, string] = ['c693596', 'c1170850'];
+
+describe('LiveTable', () => {
+  it('agrees with a Map on random set / overwrite / remove sequences (fresh keys per set, as upserts assign)', () => {
+    const id = fc.oneof(
+      fc.nat(40).map((n) => `id${n}`),
+      fc.string({ maxLength: 4 }),
+    );
+    const op = fc.oneof(
+      { weight: 3, arbitrary: fc.tuple(fc.constant('set' as const), id) },
+      { weight: 2, arbitrary: fc.tuple(fc.constant('remove' as const), id) },
+      { weight: 1, arbitrary: fc.tuple(fc.constant('get' as const), id) },
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 1000 }), fc.boolean(), (ops, spread) => {
+        const table = new LiveTable();
+        const model = new Map<string, Entry>();
+        let counter = 0;
+        for (const [kind, id] of ops) {
+          if (kind === 'set') {
+            const key = spread ? engineKey(counter) : counter; // spread keys, and consecutive ones (probe runs)
+            const seq = ++counter;
+            const old = table.set(id, key, seq);
+            expect(old).toBe(model.get(id)?.key ?? -1);
+            model.set(id, { key, seq });
+          } else if (kind === 'remove') {
+            expect(table.remove(id)).toEqual(model.get(id));
+            model.delete(id);
+          } else {
+            const row = table.rowOfId(id);
+            expect(row >= 0 ? table.keyAt(row) : undefined).toBe(model.get(id)?.key);
+          }
+          expect(table.size).toBe(model.size);
+        }
+        expectSame(table, model);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('keeps ids with equal hashes apart', () => {
+    const [a, b] = COLLIDING;
+    expect(hashId(a)).toBe(hashId(b));
+    const table = new LiveTable();
+    table.set(a, 1, 1);
+    table.set(b, 2, 2);
+    expect([table.keyAt(table.rowOfId(a)), table.keyAt(table.rowOfId(b))]).toEqual([1, 2]);
+    expect(table.remove(a)).toEqual({ key: 1, seq: 1 });
+    expect(table.rowOfId(a)).toBe(-1);
+    expect(table.idOf(2)).toBe(b);
+    table.set(a, 3, 3);
+    expect(table.idOf(3)).toBe(a);
+  });
+
+  it('churn: delete/reinsert and overwrite rounds through tombstones and squeezes keep lookups exact', () => {
+    const n = 6_000;
+    const table = new LiveTable();
+    const model = new Map<string, Entry>();
+    let counter = 0;
+    const put = (id: string) => {
+      const entry = { key: engineKey(counter++), seq: counter };
+      table.set(id, entry.key, entry.seq);
+      model.set(id, entry);
+    };
+    for (let i = 0; i < n; i++) put(`id${i}`);
+    for (let round = 0; round < 6; round++) {
+      let i = 0;
+      for (const id of [...model.keys()]) {
+        if (i++ % 3 === 0) {
+          expect(table.remove(id)).toEqual(model.get(id));
+          model.delete(id);
+        } else if (i % 3 === 1) put(id); // overwrite: new key, same row
+      }
+      for (let j = 0; j < n / 3; j++) put(`r${round}-${j}`); // fresh ids after the removed ones
+      expect(table.size).toBe(model.size);
+    }
+    // Most rows go, forcing a squeeze; the survivors keep their order.
+    for (const id of [...model.keys()].filter((_, i) => i % 10 !== 0)) {
+      table.remove(id);
+      model.delete(id);
+    }
+    expectSame(table, model);
+    expect(table.memoryUsage()).toBeLessThan(64 * model.size * 8);
+  });
+
+  it("restore takes a snapshot's columns over, indexes ids lazily, and then behaves as if built by set()", async () => {
+    const n = 5_000;
+    const ids = Array.from({ length: n }, (_, i) => (i % 7 === 0 ? `naïve-文書-${i}` : `doc-${i}`));
+    const keys = Float64Array.from(ids, (_, i) => engineKey(i));
+    const seqs = Float64Array.from(ids, (_, i) => i + 1);
+    let yields = 0;
+    const table = await LiveTable.restore([...ids], keys.slice(), seqs.slice(), async () => void yields++, 1_000); // copies: it takes its columns over
+    expect(yields).toBe(4);
+    expect(table.idOf(engineKey(123))).toBe(ids[123]);
+    expect(table.idOf(engineKey(n))).toBeUndefined();
+    expect(table.idsComplete).toBe(false);
+    expect(table.indexIdsSlice(1_000)).toBe(false);
+    // A lookup by id completes the index first.
+    expect(table.keyAt(table.rowOfId(ids[4_999]!))).toBe(engineKey(4_999));
+    expect(table.idsComplete).toBe(true);
+    const model = new Map(ids.map((id, i) => [id, { key: keys[i]!, seq: seqs[i]! }]));
+    table.set(ids[0]!, engineKey(n), n + 1);
+    model.set(ids[0]!, { key: engineKey(n), seq: n + 1 });
+    table.set('new', engineKey(n + 1), n + 2);
+    model.set('new', { key: engineKey(n + 1), seq: n + 2 });
+    expect(table.remove(ids[1]!)).toEqual({ key: engineKey(1), seq: 2 });
+    model.delete(ids[1]!);
+    expectSame(table, model);
+  });
+
+  it('an iteration across a squeeze fails instead of skipping rows', () => {
+    const table = new LiveTable();
+    for (let i = 0; i < 200; i++) table.set(`id${i}`, i, i);
+    const rows = table.liveRows();
+    rows.next();
+    for (let i = 0; i < 150; i++) table.remove(`id${i}`);
+    expect(() => rows.next()).toThrow(/compacted during an iteration/);
+  });
+});
