@@ -88,7 +88,8 @@ function churn(seed: number, count = 6000, dimension = 48, overwrite = 0.3, remo
     ops.push({ kind: 'remove', keys });
     return keys;
   };
-  for (let start = 0; start < count; start += 500) add(fresh.subarray(start * dimension, Math.min(count, start + 500) * dimension), Math.min(500, count - start));
+  for (let start = 0; start < count; start += 500)
+    add(fresh.subarray(start * dimension, Math.min(count, start + 500) * dimension), Math.min(500, count - start));
   const overwrites = Math.round(count * overwrite);
   fresh = randomFlat(overwrites, dimension, seed + 1000);
   for (let done = 0; done < overwrites; done += 100) {
@@ -99,6 +100,58 @@ function churn(seed: number, count = 6000, dimension = 48, overwrite = 0.3, remo
   const deletes = Math.round(count * remove);
   for (let done = 0; done < deletes; done += 60) pick(Math.min(60, deletes - done));
   return { name: `churn ${count}×${dimension} seed ${seed}`, dimension, metric: 'cos', ops, live };
+}
+
+/**
+ * The same mix as vecvault sees it: upserts of 100 items where each item
+ * overwrites a random live record with probability 0.3 (a new key is added,
+ * then the old key removed, as an encrypted-index upsert does), plus deletes
+ * of 3 % of each batch, until `count` records are live.
+ */
+function churnInterleaved(seed: number, count = 6000, dimension = 48, overwrite = 0.3, remove = 0.03): Case {
+  const rand = seededRandom(seed * 104_729);
+  const live = new Map<bigint, Float32Array>();
+  const order: bigint[] = [];
+  const ops: Op[] = [];
+  let nextId = 0;
+  const pool = randomFlat(Math.ceil(count * 2), dimension, seed + 2000);
+  let used = 0;
+  const takeRandomLive = (): bigint => {
+    for (;;) {
+      const key = order[Math.floor(rand() * order.length)]!;
+      if (live.has(key)) return key;
+    }
+  };
+  while (live.size < count) {
+    const n = Math.min(100, Math.max(1, count - live.size + 10));
+    const keys = new BigUint64Array(n);
+    const vectors = new Float32Array(n * dimension);
+    const replaced: bigint[] = [];
+    for (let i = 0; i < n; i++) {
+      if (live.size > 0 && rand() < overwrite) {
+        const old = takeRandomLive();
+        if (!replaced.includes(old)) replaced.push(old);
+      }
+      keys[i] = keyOf(nextId++);
+      vectors.set(pool.subarray((used % (pool.length / dimension)) * dimension, ((used % (pool.length / dimension)) + 1) * dimension), i * dimension);
+      used++;
+    }
+    ops.push({ kind: 'add', keys, vectors });
+    for (let i = 0; i < n; i++) {
+      live.set(keys[i]!, vectors.subarray(i * dimension, (i + 1) * dimension));
+      order.push(keys[i]!);
+    }
+    for (const old of replaced) live.delete(old);
+    if (replaced.length) ops.push({ kind: 'remove', keys: BigUint64Array.from(replaced) });
+    const deletes: bigint[] = [];
+    for (let i = 0; i < Math.round(n * remove); i++) {
+      const key = takeRandomLive();
+      if (!deletes.includes(key)) deletes.push(key);
+    }
+    for (const key of deletes) live.delete(key);
+    if (deletes.length) ops.push({ kind: 'remove', keys: BigUint64Array.from(deletes) });
+  }
+  return { name: `upsert churn ${count}×${dimension} seed ${seed}`, dimension, metric: 'cos', ops, live };
 }
 
 function flatLive(c: Case): { keys: BigUint64Array; vectors: Float32Array } {
@@ -223,7 +276,14 @@ interface ScaleRow {
 async function scaleRow(count: number): Promise<ScaleRow> {
   const dimension = 96;
   const set = clusteredVectors(count, dimension, { clusters: 256, seed: 5 });
-  const engine = nativeEngine.create({ dimension, metric: 'cos', precision: 'f32', connectivity: CONNECTIVITY, expansionAdd: EXPANSION_ADD, expansionSearch: 200 });
+  const engine = nativeEngine.create({
+    dimension,
+    metric: 'cos',
+    precision: 'f32',
+    connectivity: CONNECTIVITY,
+    expansionAdd: EXPANSION_ADD,
+    expansionSearch: 200,
+  });
   const started = performance.now();
   for (let start = 0; start < count; start += 10_000) {
     const end = Math.min(count, start + 10_000);
@@ -274,6 +334,11 @@ async function main(): Promise<void> {
       console.log(rows.at(-1));
     }
     for (let seed = 1; seed <= seeds; seed++) {
+      if (!want('upsert')) break;
+      rows.push(await measure(churnInterleaved(seed), dir));
+      console.log(rows.at(-1));
+    }
+    for (let seed = 1; seed <= seeds; seed++) {
       if (!want('build6k')) break;
       const values = randomFlat(6000, 48, 100 + seed);
       rows.push(await measure(oneShot(`random 6000×48 build seed ${seed}`, values, 6000, 48, 'cos'), dir));
@@ -303,7 +368,7 @@ function report(rows: Row[], scale: ScaleRow[], skipped: string[], load: number[
     `Machine: ${m.cpuModel}, ${m.cores} cores, Node ${m.node}, commit ${m.commit}; load average ${load.map((l) => l.toFixed(2)).join(' → ')} (2 shared cores).`,
     `HNSW M ${CONNECTIVITY}, expansionAdd ${EXPANSION_ADD}, f32. "Lost": live records whose own exact vector, searched at ef ${PROBE_EF.toLocaleString('en')} with k ${PROBE_K}, does not return them.`,
     '"Check": the native reachability check (base-layer walk from the entry point). Stock = the npm `usearch` binding\'s own `add`/`remove` (threads 0);',
-    'its saved graph is then loaded into our engine for the check and the repair. Ours = vecvault\'s engine (2 parallel add lanes).',
+    "its saved graph is then loaded into our engine for the check and the repair. Ours = vecvault's engine (2 parallel add lanes).",
     '',
     '| case | live | stock lost | stock check | stock lost after repair | ours lost | ours check | relinked | remaining | ours lost after repair | check ms | check + repair ms |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -322,7 +387,9 @@ function report(rows: Row[], scale: ScaleRow[], skipped: string[], load: number[
       '',
       '| vectors | build s | check ms | unreachable | check + repair ms | relinked | remaining |',
       '|---:|---:|---:|---:|---:|---:|---:|',
-      ...scale.map((s) => `| ${s.count} | ${s.buildS.toFixed(1)} | ${s.checkMs.toFixed(1)} | ${s.found} | ${s.repairMs.toFixed(1)} | ${s.relinked} | ${s.remaining} |`),
+      ...scale.map(
+        (s) => `| ${s.count} | ${s.buildS.toFixed(1)} | ${s.checkMs.toFixed(1)} | ${s.found} | ${s.repairMs.toFixed(1)} | ${s.relinked} | ${s.remaining} |`,
+      ),
     );
   }
   return lines.join('\n') + '\n';

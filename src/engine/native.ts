@@ -534,7 +534,15 @@ class NativeEngine implements NativeAnnEngine {
       return this.#write(async () => {
         const started = performance.now();
         const r = await nativeCall('checkGraph', () => this.#handle.checkGraph(repair, maxRounds, ef));
-        return { unreachable: r.found, relinked: r.repaired, remaining: r.remaining, checks: r.rounds, live: r.live, keys: r.keys, ms: performance.now() - started };
+        return {
+          unreachable: r.found,
+          relinked: r.repaired,
+          remaining: r.remaining,
+          checks: r.rounds,
+          live: r.live,
+          keys: r.keys,
+          ms: performance.now() - started,
+        };
       });
     });
   }
