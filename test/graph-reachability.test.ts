@@ -13,9 +13,9 @@ import { openFresh, reopen } from './support/fixtures.js';
 import { randomFlat } from './support/vectors.js';
 
 const DIM = 8;
-const COUNT = 2000;
+const COUNT = 1200;
 const OPTIONS: EngineOptions = { dimension: DIM, metric: 'l2sq', precision: 'f32', connectivity: 8, expansionAdd: 64, expansionSearch: 64 };
-const EF_ALL = 4096; // more than the graph holds: the walk covers everything reachable
+const EF_ALL = 2048; // more than the graph holds: the walk covers everything reachable
 
 const keyOf = (i: number): bigint => BigInt(i) * 7919n + 11n;
 const row = (values: Float32Array, i: number): Float32Array => values.subarray(i * DIM, (i + 1) * DIM);
@@ -80,21 +80,21 @@ describe('graph reachability check and repair (engine)', () => {
   });
 
   it('repairs after churn with slot reuse and keeps removed records out of results', async () => {
-    const values = randomFlat(COUNT + 600, DIM, 43);
+    const values = randomFlat(COUNT + 300, DIM, 43);
     const engine = nativeEngine.create(OPTIONS);
     engines.push(engine);
     await engine.add(
       BigUint64Array.from({ length: COUNT }, (_, i) => keyOf(i)),
       values.subarray(0, COUNT * DIM),
     );
-    const removed = Array.from({ length: 600 }, (_, i) => i * 3);
+    const removed = Array.from({ length: 300 }, (_, i) => i * 3);
     await engine.remove(BigUint64Array.from(removed, keyOf));
     await engine.add(
-      BigUint64Array.from({ length: 600 }, (_, i) => keyOf(COUNT + i)),
+      BigUint64Array.from({ length: 300 }, (_, i) => keyOf(COUNT + i)),
       values.subarray(COUNT * DIM),
     ); // reuses the freed slots
     const gone = new Set(removed);
-    const liveRows = Array.from({ length: COUNT + 600 }, (_, i) => i).filter((i) => !gone.has(i));
+    const liveRows = Array.from({ length: COUNT + 300 }, (_, i) => i).filter((i) => !gone.has(i));
     await orphanOne(engine, [1, 2, 4]);
     await orphanOne(engine, [COUNT + 5, COUNT + 6, COUNT + 7]);
     expect((await unfound(engine, values, liveRows)).length).toBeGreaterThanOrEqual(2);
@@ -118,7 +118,7 @@ describe('graph reachability check and repair (engine)', () => {
 describe('graph reachability on open (index)', () => {
   /** Upserts, cuts one record's node off in the live engine, closes (the snapshot keeps the cut), reopens. */
   async function snapshotWithOrphan(disableCheck: boolean) {
-    const vectors = Array.from({ length: 1500 }, (_, i) => Array.from(randomFlat(1, DIM, 1000 + i)));
+    const vectors = Array.from({ length: 1000 }, (_, i) => Array.from(randomFlat(1, DIM, 1000 + i)));
     const created: NativeAnnEngine[] = [];
     const create = nativeEngine.create;
     const deserializeFrom = nativeEngine.deserializeFrom;
@@ -131,7 +131,8 @@ describe('graph reachability on open (index)', () => {
       // The negative control: the restored engine offers no check, so nothing repairs the graph.
       nativeEngine.deserializeFrom = async (...args) => {
         const engine = await deserializeFrom.apply(nativeEngine, args);
-        return Object.assign(Object.create(engine) as NativeAnnEngine, { checkGraph: undefined });
+        (engine as { checkGraph?: unknown }).checkGraph = undefined; // shadows the method on this instance
+        return engine;
       };
     }
     try {
@@ -152,6 +153,7 @@ describe('graph reachability on open (index)', () => {
       expect(cutId).not.toBe('');
       await fresh.client.close();
       const opened = await reopen(fresh.path, fresh.key, 'g');
+      await opened.index.train(); // queries walk the graph from now on (a small untrained index is answered by an exact scan)
       return { ...opened, vectors, cutId };
     } finally {
       nativeEngine.create = create;
@@ -166,7 +168,7 @@ describe('graph reachability on open (index)', () => {
     const { client, index, vectors, cutId } = await snapshotWithOrphan(true);
     try {
       expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', graphCheck: null });
-      expect(await index.get({ ids: [cutId] })).toEqual([{ id: cutId }]);
+      expect((await index.get({ ids: [cutId] })).map((r) => r.id)).toEqual([cutId]);
       expect(await ownHits(index, vectors[Number(cutId.slice(1))]!)).not.toContain(cutId);
     } finally {
       await client.close();
