@@ -92,8 +92,35 @@ struct SlotMetric {
 struct Unreachable {
     std::vector<slot_t> slots;
     std::vector<key_t> keys;
-    std::size_t live = 0; // live nodes examined
+    std::size_t live = 0;           // live nodes examined
+    std::vector<std::uint8_t> seen; // per slot: reached from the entry point
 };
+
+// Marks everything reachable from `start` through base-layer links as seen;
+// with `in_degree`, counts each newly seen node's links into their targets.
+void mark_from(graph_t& g, slot_t start, std::vector<std::uint8_t>& seen, std::vector<std::uint32_t>* in_degree) {
+    std::size_t n = seen.size();
+    std::vector<slot_t> stack;
+    stack.reserve(1024);
+    seen[start] = 1;
+    stack.push_back(start);
+    while (!stack.empty()) {
+        slot_t s = stack.back();
+        stack.pop_back();
+        auto view = g.neighbors(s, 0);
+        for (auto it = view.begin(); it != view.end(); ++it) {
+            slot_t next = it.slot();
+            if (next >= n)
+                continue;
+            if (in_degree)
+                ++(*in_degree)[next];
+            if (!seen[next]) {
+                seen[next] = 1;
+                stack.push_back(next);
+            }
+        }
+    }
+}
 
 // Live nodes that a base-layer walk from the entry point never meets. The
 // caller holds the gate (read or stronger). Removed nodes are walked through
@@ -109,31 +136,15 @@ Unreachable find_unreachable(Core& core) {
         return out;
     key_t free_key = core.index.free_key();
     std::size_t entry = g.*private_of(entry_tag{});
-    std::vector<std::uint8_t> seen(n, 0);
-    std::vector<slot_t> stack;
-    stack.reserve(1024);
-    if (entry < n) {
-        seen[entry] = 1;
-        stack.push_back(static_cast<slot_t>(entry));
-    }
-    while (!stack.empty()) {
-        slot_t s = stack.back();
-        stack.pop_back();
-        auto view = g.neighbors(s, 0);
-        for (auto it = view.begin(); it != view.end(); ++it) {
-            slot_t next = it.slot();
-            if (next < n && !seen[next]) {
-                seen[next] = 1;
-                stack.push_back(next);
-            }
-        }
-    }
+    out.seen.assign(n, 0);
+    if (entry < n)
+        mark_from(g, static_cast<slot_t>(entry), out.seen, nullptr);
     for (std::size_t s = 0; s != n; ++s) {
         key_t key = (*g.citerator_at(static_cast<slot_t>(s))).key;
         if (key == free_key)
             continue;
         ++out.live;
-        if (!seen[s]) {
+        if (!out.seen[s]) {
             out.slots.push_back(static_cast<slot_t>(s));
             out.keys.push_back(key);
         }
@@ -141,11 +152,24 @@ Unreachable find_unreachable(Core& core) {
     return out;
 }
 
+// How many base-layer links from reached nodes point at each slot.
+std::vector<std::uint32_t> reached_in_degree(graph_t& g, std::vector<std::uint8_t> const& seen) {
+    std::vector<std::uint32_t> in_degree(seen.size(), 0);
+    for (std::size_t s = 0; s != seen.size(); ++s) {
+        if (!seen[s])
+            continue;
+        auto view = g.neighbors(static_cast<slot_t>(s), 0);
+        for (auto it = view.begin(); it != view.end(); ++it)
+            if (it.slot() < seen.size())
+                ++in_degree[it.slot()];
+    }
+    return in_degree;
+}
+
 // Relinks the live node at `slot` the way usearch relinks a reused slot: a
-// fresh search from the entry point at `expansion`, new outgoing links to its
-// nearest nodes on every level it lives on, and reverse links from them
-// (subject to usearch's pruning heuristic). Caller holds the exclusive gate
-// and the thread slot `thread`.
+// fresh search from the entry point, new outgoing links on every level and
+// reverse links under usearch's pruning heuristic. The fallback when
+// link_in finds no reachable neighbour. Caller holds the exclusive gate.
 std::string relink(Core& core, slot_t slot, key_t key, std::size_t expansion, std::size_t thread) {
     graph_t& g = graph_of(core);
     index_update_config_t config;
@@ -157,71 +181,123 @@ std::string relink(Core& core, slot_t slot, key_t key, std::size_t expansion, st
     return {};
 }
 
-// Last resort for a node the heuristic keeps pruning out of every reverse
-// list: append it to the base-layer list of its nearest out-neighbour with
-// room, or else have that neighbour's farthest link give way (that link's
-// target keeps whatever other in-links it has; the next check catches it if
-// it had none). Caller holds the exclusive gate.
-bool force_in_link(Core& core, slot_t slot) {
+// How many reached nodes link to each repaired one: more than one, so a
+// later prune of one link does not cut it off again.
+constexpr std::size_t repair_in_links = 2;
+
+// Makes the unreached node `orphan` reachable without touching its own
+// links (its out-links are often the only in-links of other unreached
+// nodes, which then come back with it): finds its nearest reached nodes by a
+// search from the entry point, adds some of them to its base-layer list if it
+// has room, and adds it to theirs — appended where a list has room, else in
+// place of the link whose target has the most in-links from reached nodes
+// (at least two, so that target stays reachable). Then marks what the orphan
+// reaches as reached. Caller holds the exclusive gate and the thread slot.
+std::string link_in(Core& core, slot_t orphan, key_t key, std::vector<std::uint8_t>& seen, std::vector<std::uint32_t>& in_degree,
+                    std::size_t expansion, std::size_t thread, bool& linked) {
     graph_t& g = graph_of(core);
     std::size_t base_limit = g.config().connectivity_base;
-    if (base_limit == 0)
-        base_limit = core.config.connectivity * 2;
+    key_t free_key = core.index.free_key();
     SlotMetric metric{&core};
-    byte_t const* mine = vector_at(core, slot);
-    std::vector<std::pair<distance_punned_t, slot_t>> near;
-    auto view = g.neighbors(slot, 0);
-    for (auto it = view.begin(); it != view.end(); ++it)
-        if (it.slot() != slot)
-            near.emplace_back(metric.f(mine, vector_at(core, it.slot())), it.slot());
-    std::sort(near.begin(), near.end());
-    for (auto const& candidate : near) {
-        auto links = links_of(g, candidate.second, 0);
-        if (links.size() < base_limit) {
-            links.push_back(slot);
-            return true;
+    index_search_config_t config;
+    config.expansion = expansion;
+    config.thread = thread;
+    auto live = [free_key](typename graph_t::member_cref_t const& m) { return static_cast<key_t>(m.key) != free_key; };
+    auto found = g.search(vector_at(core, orphan), std::min<std::size_t>(expansion, 32), metric, config, live);
+    if (!found)
+        return found.error.release();
+    std::vector<slot_t> hosts;
+    for (std::size_t i = 0; i != found.size(); ++i) {
+        slot_t s = static_cast<slot_t>(found[i].member.slot);
+        if (s != orphan && s < seen.size() && seen[s])
+            hosts.push_back(s);
+    }
+    linked = false;
+    if (hosts.empty())
+        return relink(core, orphan, key, expansion, thread);
+
+    auto own = links_of(g, orphan, 0);
+    for (std::size_t i = 0; i != hosts.size() && own.size() < base_limit && i < repair_in_links * 2; ++i) {
+        bool present = false;
+        for (std::size_t j = 0; j != own.size(); ++j)
+            present = present || own[j] == hosts[i];
+        if (!present)
+            own.push_back(hosts[i]);
+    }
+
+    std::size_t in_links = 0;
+    for (slot_t host : hosts) {
+        if (in_links == repair_in_links)
+            break;
+        auto links = links_of(g, host, 0);
+        bool present = false;
+        for (std::size_t j = 0; j != links.size(); ++j)
+            present = present || links[j] == orphan;
+        if (present) {
+            ++in_links;
+            continue;
         }
+        if (links.size() < base_limit) {
+            links.push_back(orphan);
+            ++in_degree[orphan];
+            ++in_links;
+            continue;
+        }
+        byte_t const* at = vector_at(core, host);
+        std::size_t victim = links.size();
+        std::uint32_t most = 1;
+        distance_punned_t farthest = 0;
+        for (std::size_t j = 0; j != links.size(); ++j) {
+            slot_t t = links[j];
+            if (t >= in_degree.size() || in_degree[t] < 2)
+                continue;
+            distance_punned_t d = metric.f(at, vector_at(core, t));
+            if (in_degree[t] > most || (in_degree[t] == most && d > farthest))
+                victim = j, most = in_degree[t], farthest = d;
+        }
+        if (victim == links.size())
+            continue; // every link here is some node's last: try the next host
+        slot_t evicted = links[victim];
+        links.erase_if([evicted](slot_t s) { return s == evicted; });
+        links.push_back(orphan);
+        --in_degree[evicted];
+        ++in_degree[orphan];
+        ++in_links;
     }
-    if (near.empty())
-        return false;
-    slot_t host = near.front().second;
-    auto links = links_of(g, host, 0);
-    byte_t const* at = vector_at(core, host);
-    slot_t farthest = links[0];
-    distance_punned_t worst = metric.f(at, vector_at(core, farthest));
-    for (std::size_t i = 1; i < links.size(); ++i) {
-        distance_punned_t d = metric.f(at, vector_at(core, links[i]));
-        if (d > worst)
-            worst = d, farthest = links[i];
-    }
-    links.erase_if([farthest](slot_t s) { return s == farthest; });
-    links.push_back(slot);
-    return true;
+    if (in_links == 0)
+        return relink(core, orphan, key, expansion, thread);
+    linked = true;
+    mark_from(g, orphan, seen, &in_degree);
+    return {};
 }
 
 struct RepairReport {
     std::size_t found = 0;     // unreachable live nodes at the first check
-    std::size_t repaired = 0;  // relinks performed (a node may take more than one round)
+    std::size_t repaired = 0;  // nodes linked in (a node may take more than one round)
     std::size_t remaining = 0; // unreachable at the last check
     std::size_t rounds = 0;    // checks run
     std::size_t live = 0;
     std::vector<key_t> found_keys;
 };
 
-// Check, then (if `repair`) relink what is unreachable and check again, up to
-// `max_rounds` repair rounds. Round 1 relinks through usearch's own update();
-// later rounds also force an in-link for nodes still cut off. The check holds
-// the read gate (searches go on; writes wait); each relink holds the
-// exclusive gate briefly, so searches get in between relinks.
+// Check, then (if `repair`) link in what is unreachable and check again, up
+// to `max_rounds` repair rounds. Within a round, a node that an earlier
+// repair already made reachable (through the out-links of the node just
+// linked in) is skipped. The check holds the read gate (searches go on;
+// writes are ordered around this call in JS); each link-in holds the
+// exclusive gate briefly, so searches get in between.
 std::string check_and_repair(Core& core, bool repair, std::size_t max_rounds, std::size_t expansion, RepairReport& report) {
     SlotHold thread(core.slots);
     for (std::size_t round = 0;; ++round) {
         Unreachable found;
+        std::vector<std::uint32_t> in_degree;
         {
             ReadHold hold(core.gate);
             if (core.closed)
                 return "closed";
             found = find_unreachable(core);
+            if (repair && !found.keys.empty() && round != max_rounds)
+                in_degree = reached_in_degree(graph_of(core), found.seen);
         }
         ++report.rounds;
         if (round == 0) {
@@ -233,23 +309,20 @@ std::string check_and_repair(Core& core, bool repair, std::size_t max_rounds, st
         if (!repair || found.keys.empty() || round == max_rounds)
             return {};
         for (std::size_t i = 0; i != found.slots.size(); ++i) {
+            slot_t slot = found.slots[i];
+            if (found.seen[slot])
+                continue; // reached through a node linked in before it
             ExclusiveHold hold(core.gate);
             if (core.closed)
                 return "closed";
             graph_t& g = graph_of(core);
-            slot_t slot = found.slots[i];
-            // The node may have changed since the check (a write between the holds): skip it, the next check sees it.
+            // Defensive: JS orders this call after every write, so the node is as the check saw it.
             if (slot >= g.size() || (*g.citerator_at(slot)).key != found.keys[i])
                 continue;
-            if (round == 0) {
-                std::string error = relink(core, slot, found.keys[i], expansion, thread.slot);
-                if (!error.empty())
-                    return error;
-            } else if (!force_in_link(core, slot)) {
-                std::string error = relink(core, slot, found.keys[i], expansion * 2, thread.slot);
-                if (!error.empty())
-                    return error;
-            }
+            bool linked = false;
+            std::string error = link_in(core, slot, found.keys[i], found.seen, in_degree, expansion, thread.slot, linked);
+            if (!error.empty())
+                return error;
             ++report.repaired;
         }
     }
