@@ -369,7 +369,7 @@ const SERIALIZE_BUFFERS = 8;
 /** Chunks pushed ahead of a streamed load. */
 const LOAD_AHEAD = 4;
 
-/** Repair rounds after the first check: round 1 relinks through usearch's update(), later ones also force an in-link. */
+/** Repair rounds, each followed by another check (native/engine/reachability.h: each round links in what the last check found). */
 const GRAPH_REPAIR_ROUNDS = 4;
 /** ef of a repair's relinking search, at least the index's expansionAdd. */
 const GRAPH_REPAIR_EXPANSION = 256;
