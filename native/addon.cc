@@ -30,6 +30,7 @@
 #include "engine/write-workers.h"     // prepareAdd, addChunk, remove, reserve
 #include "engine/search.h"            // result block, search_one, the search task
 #include "engine/snapshot-workers.h"  // serialize, load
+#include "engine/reachability.h"      // live nodes the graph cannot reach, and their repair
 #include "engine/native-index.h"      // the JS-facing NativeIndex class
 
 #include <string>

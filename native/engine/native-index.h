@@ -8,6 +8,7 @@
 #include "../promise-task.h"
 #include "core.h"
 #include "promise-worker.h"
+#include "reachability.h"
 #include "search.h"
 #include "snapshot-workers.h"
 #include "write-workers.h"
@@ -65,6 +66,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                                InstanceMethod("load", &NativeIndex::Load),
                                InstanceMethod("serializeStream", &NativeIndex::SerializeStream),
                                InstanceMethod("loadStream", &NativeIndex::LoadStream),
+                               InstanceMethod("checkGraph", &NativeIndex::CheckGraph),
+                               InstanceMethod("unlinkForTesting", &NativeIndex::UnlinkForTesting),
                                InstanceMethod("close", &NativeIndex::Close),
                            });
     }
@@ -222,6 +225,18 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         return req;
     }
     Napi::Value Serialize(Napi::CallbackInfo const& info) { return Start<SerializeWorker>(info.Env()); }
+    // checkGraph(repair, maxRounds, expansion) → Promise<{ found, repaired, remaining, rounds, live, keys }> (reachability.h)
+    Napi::Value CheckGraph(Napi::CallbackInfo const& info) {
+        return Start<ReachabilityWorker>(info.Env(), info[0].ToBoolean().Value(), as_size(info[1]), std::max<std::size_t>(1, as_size(info[2])));
+    }
+    // unlinkForTesting(key) → Promise<number>: cuts every link into the key's node (tests of the repair only).
+    Napi::Value UnlinkForTesting(Napi::CallbackInfo const& info) {
+        bool lossless = false;
+        key_t key = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+        if (!lossless)
+            throw Napi::RangeError::New(info.Env(), "bad key");
+        return Start<UnlinkWorker>(info.Env(), key);
+    }
     Napi::Value Load(Napi::CallbackInfo const& info) {
         return Start<LoadWorker>(info.Env(), info[0]);
     }

@@ -339,6 +339,7 @@ export class EncryptedIndex {
       snapshotGeneration: m.snapshot?.generation ?? 0,
       changesSinceSnapshot: state.changedSinceSnapshot,
       openedFrom: state.openedFrom,
+      graphCheck: state.graphCheck && { ...state.graphCheck },
     };
   }
 

@@ -374,4 +374,12 @@ export interface IndexStats {
   changesSinceSnapshot: number;
   /** How this handle got its graph: new index, snapshot (+ replay), or a rebuild from records. */
   openedFrom: 'create' | 'snapshot' | 'rebuild';
+  /**
+   * The last reachability check of the graph, run after it was rebuilt from
+   * the records, compacted or restored from a snapshot: live records no
+   * search could reach (`unreachable`), the relinks that repaired them, and
+   * how many were still unreachable after (`remaining`, normally 0). Null
+   * until one ran (a new index).
+   */
+  graphCheck: { after: 'rebuild' | 'compaction' | 'snapshot'; unreachable: number; relinked: number; remaining: number } | null;
 }

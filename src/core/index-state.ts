@@ -4,6 +4,7 @@
  * role modules beside this file (writes, recovery, maintenance, queries,
  * record reads) each work on it; only this file changes the lifecycle.
  */
+import type { GraphCheckSummary } from './graph-repair.js';
 import type { AnnEngine, EngineFactory, EngineMetric, EngineOptions, EnginePrecision } from '../engine/types.js';
 import { ClosedError, IntegrityError } from '../errors.js';
 import type { CatalogEntry } from '../keys/envelope.js';
@@ -44,6 +45,8 @@ export class IndexState {
   /** Set once a close began: the handle is no longer handed out. */
   closing: Promise<void> | null = null;
   openedFrom: OpenedFrom = 'create';
+  /** The last reachability check and repair of the graph (after a rebuild, compaction or snapshot restore). */
+  graphCheck: GraphCheckSummary | null = null;
   /** Records written since the newest snapshot; the next snapshot resets it. */
   changedSinceSnapshot = 0;
   /** `train()` was called: unfiltered queries use the graph even while the index is small (see training.ts). Not persisted. */

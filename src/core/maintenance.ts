@@ -9,6 +9,7 @@ import type { SnapshotTable } from '../storage/snapshot.js';
 import { encodeTable } from '../storage/snapshot.js';
 import { nextManifest, type Manifest } from '../storage/manifest.js';
 import { catchUp } from './follow.js';
+import { repairGraph, type GraphCheckSummary } from './graph-repair.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { warn } from '../warnings.js';
 import type { IndexState, MaintenanceKind } from './index-state.js';
@@ -146,6 +147,7 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   const dimension = state.manifest.dimension;
   if (!state.engine || dimension === null) return;
   const fresh = state.newEngine(dimension);
+  let graphCheck: GraphCheckSummary | null = null;
   try {
     const ids = [...state.live.byId.keys()];
     for (let start = 0; start < ids.length; start += COMPACT_BATCH) {
@@ -161,12 +163,14 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
       await fresh.add(keys, vectors);
       onProgress?.({ done: start + batch.length, total: ids.length });
     }
+    graphCheck = await repairGraph(fresh, 'compaction'); // before the swap: queries never see the orphans a build leaves
   } catch (error) {
     await fresh.close();
     throw error;
   }
   const old = state.engine;
   state.engine = fresh;
+  state.graphCheck = graphCheck;
   state.deadSlots = 0;
   await old.close();
   state.changedSinceSnapshot = Math.max(1, state.changedSinceSnapshot);

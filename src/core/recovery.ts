@@ -15,6 +15,7 @@ import { decodeTableSliced, hasValidWriteId } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { warn } from '../warnings.js';
 import { xorInto } from './digest.js';
+import { repairGraph } from './graph-repair.js';
 import { IndexState } from './index-state.js';
 import { recordFault } from './record-reader.js';
 import { vectorOf } from './vector-bytes.js';
@@ -170,6 +171,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
     await engine.add(keys, vectors);
   }
   await checkEngineKeys(state, tableKeys, m.counter !== ref.counter);
+  state.graphCheck = await repairGraph(engine, 'snapshot'); // a snapshot keeps what the graph had lost, and the replay may add to it
 }
 
 /**
@@ -236,4 +238,5 @@ async function rebuild(state: IndexState): Promise<void> {
   const flat = new Float32Array(vectors.length * m.dimension);
   vectors.forEach((v, i) => flat.set(v, i * m.dimension!));
   await engine.add(BigUint64Array.from(keys), flat);
+  state.graphCheck = await repairGraph(engine, 'rebuild');
 }

@@ -66,6 +66,7 @@ import type {
   EngineOptions,
   EnginePrecision,
   SearchOptions,
+  GraphCheck,
   SearchResult,
   StreamLoadOptions,
 } from './types.js';
@@ -103,7 +104,20 @@ interface NativeIndexHandle {
   serializeStream(buffers: Uint8Array[], onEvent: (kind: number, a: number, b: number) => void): SerializeStreamControl;
   /** Loads from chunks pushed in order; `onConsumed(n)`: the first n chunks are used up (and released). */
   loadStream(bound: number, onConsumed: (count: number) => void, detach: boolean): LoadStreamControl;
+  /** Lists live nodes a base-layer walk from the entry point misses and, with `repair`, relinks them (native/engine/reachability.h). */
+  checkGraph(repair: boolean, maxRounds: number, expansion: number): Promise<NativeGraphCheck>;
+  /** Tests only: removes every link into the key's node. Resolves to how many links were removed. */
+  unlinkForTesting(key: bigint): Promise<number>;
   close(): void;
+}
+
+interface NativeGraphCheck {
+  found: number;
+  repaired: number;
+  remaining: number;
+  rounds: number;
+  live: number;
+  keys: BigUint64Array;
 }
 
 interface SerializeStreamControl {
@@ -169,6 +183,8 @@ export const NATIVE_INDEX_METHODS = [
   'load',
   'serializeStream',
   'loadStream',
+  'checkGraph',
+  'unlinkForTesting',
   'close',
 ] as const satisfies readonly (keyof NativeIndexHandle)[];
 type NativeIndexMethodsCheck = Assert<ListsEveryKey<NativeIndexHandle, typeof NATIVE_INDEX_METHODS>>;
@@ -241,6 +257,22 @@ export interface NativeAnnEngine extends AnnEngine {
   reserve(capacity: number): Promise<void>;
   /** SIMD kernel serving this engine's metric and precision, e.g. 'haswell'; 'serial' means none. */
   isa(): string;
+  checkGraph(options?: GraphCheckOptions): Promise<GraphCheck>;
+  /**
+   * Tests only: cuts every link into `key`'s node, leaving it stored but
+   * unreachable, as usearch's slot reuse can. Not for the entry point.
+   * @internal
+   */
+  unlinkForTesting(key: bigint): Promise<number>;
+}
+
+export interface GraphCheckOptions {
+  /** Relink what the check finds (default true); false only counts. */
+  repair?: boolean;
+  /** Repair rounds, each followed by another check (default 4). */
+  maxRounds?: number;
+  /** ef of the relinking search (default max(256, expansionAdd)). */
+  expansion?: number;
 }
 
 export interface NativeEngineFactory extends EngineFactory {
@@ -338,6 +370,11 @@ async function nativeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
 const SERIALIZE_BUFFERS = 8;
 /** Chunks pushed ahead of a streamed load. */
 const LOAD_AHEAD = 4;
+
+/** Repair rounds, each followed by another check (native/engine/reachability.h: each round links in what the last check found). */
+const GRAPH_REPAIR_ROUNDS = 4;
+/** ef of a repair's relinking search, at least the index's expansionAdd. */
+const GRAPH_REPAIR_EXPANSION = 256;
 
 /** libuv's pool size: the addon reserves one usearch thread slot per pool thread. */
 function threadPoolSize(): number {
@@ -497,6 +534,32 @@ class NativeEngine implements NativeAnnEngine {
 
   serialize(): Promise<Uint8Array> {
     return this.#guard(() => this.#write(() => nativeCall('serialize', () => this.#handle.serialize())));
+  }
+
+  checkGraph({ repair = true, maxRounds = GRAPH_REPAIR_ROUNDS, expansion }: GraphCheckOptions = {}): Promise<GraphCheck> {
+    return this.#guard(() => {
+      if (typeof repair !== 'boolean') throw new ValidationError('repair must be a boolean', { path: 'repair' });
+      checkInteger(maxRounds, 'maxRounds', 0, 100);
+      const ef = checkInteger(expansion ?? Math.max(GRAPH_REPAIR_EXPANSION, this.options.expansionAdd), 'expansion', 1, 100_000);
+      // A write: the repair relinks nodes, and the check must not see half of an add.
+      return this.#write(async () => {
+        const started = performance.now();
+        const r = await nativeCall('checkGraph', () => this.#handle.checkGraph(repair, maxRounds, ef));
+        return {
+          unreachable: r.found,
+          relinked: r.repaired,
+          remaining: r.remaining,
+          checks: r.rounds,
+          live: r.live,
+          keys: r.keys,
+          ms: performance.now() - started,
+        };
+      });
+    });
+  }
+
+  unlinkForTesting(key: bigint): Promise<number> {
+    return this.#guard(() => this.#write(() => nativeCall('unlinkForTesting', () => this.#handle.unlinkForTesting(key))));
   }
 
   serializeTo(chunkBytes: number, sink: ChunkSink): Promise<number> {

@@ -63,10 +63,34 @@ export interface AnnEngine {
    * rejects with it.
    */
   serializeTo(chunkBytes: number, sink: ChunkSink): Promise<number>;
+  /**
+   * Finds live records the graph cannot reach (no search at any ef returns
+   * them) and, unless `repair` is false, relinks them. Optional: an engine
+   * without it is taken as fully connected.
+   */
+  checkGraph?(options?: { repair?: boolean }): Promise<GraphCheck>;
   /** Bytes of memory held by the engine (best effort where the binding cannot tell). */
   memoryUsage(): number;
   /** Frees native memory; waits for work in flight. Further calls reject. */
   close(): Promise<void>;
+}
+
+/** What `checkGraph` found and did. */
+export interface GraphCheck {
+  /** Live records unreachable from the entry point at the first check. */
+  unreachable: number;
+  /** Relinks performed (a record may need more than one). */
+  relinked: number;
+  /** Still unreachable after the last round (0 unless the round bound was hit). */
+  remaining: number;
+  /** Checks run (one per round, plus the first). */
+  checks: number;
+  /** Live records examined. */
+  live: number;
+  /** The keys found unreachable at the first check. */
+  keys: BigUint64Array;
+  /** Wall time of the whole call, ms. */
+  ms: number;
 }
 
 /** Receives one chunk of a streamed `serializeTo`; the chunk's bytes are valid until the promise resolves. */

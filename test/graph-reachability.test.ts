@@ -1,0 +1,194 @@
+/**
+ * Records the graph cannot reach (issue 13, item 6): the native check finds
+ * live nodes no search reaches, the repair relinks them, and opening an index
+ * from a snapshot runs both. Orphans are made deterministically with the
+ * engine's test hook (every link into a node removed, as usearch's slot reuse
+ * and pruning can leave one); the negative controls show such a record is
+ * not returned for its own exact vector while nothing repairs it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { nativeEngine, type NativeAnnEngine } from '../src/engine/native.js';
+import type { EngineOptions } from '../src/engine/types.js';
+import { openFresh, reopen } from './support/fixtures.js';
+import { randomFlat } from './support/vectors.js';
+
+const DIM = 8;
+const COUNT = 1200;
+const OPTIONS: EngineOptions = { dimension: DIM, metric: 'l2sq', precision: 'f32', connectivity: 8, expansionAdd: 64, expansionSearch: 64 };
+const EF_ALL = 2048; // more than the graph holds: the walk covers everything reachable
+
+const keyOf = (i: number): bigint => BigInt(i) * 7919n + 11n;
+const row = (values: Float32Array, i: number): Float32Array => values.subarray(i * DIM, (i + 1) * DIM);
+
+/** Keys of rows whose own exact vector does not bring them back (k 10 at `EF_ALL`). */
+async function unfound(engine: NativeAnnEngine, values: Float32Array, rows: number[]): Promise<bigint[]> {
+  const queries = new Float32Array(rows.length * DIM);
+  rows.forEach((r, i) => queries.set(row(values, r), i * DIM));
+  const result = await engine.search(queries, 10, { expansionSearch: EF_ALL });
+  return rows.flatMap((r, i) => (result.keys.subarray(i * 10, i * 10 + result.counts[i]!).includes(keyOf(r)) ? [] : [keyOf(r)]));
+}
+
+/** Cuts off the node of the first of `rows` that is not the entry point; returns its row. */
+async function orphanOne(engine: NativeAnnEngine, rows: number[]): Promise<number> {
+  for (const r of rows) {
+    try {
+      expect(await engine.unlinkForTesting(keyOf(r))).toBeGreaterThan(0);
+      return r;
+    } catch {
+      // the entry point: try the next
+    }
+  }
+  throw new Error('no row could be cut off');
+}
+
+const engines: NativeAnnEngine[] = [];
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.close()));
+});
+
+describe('graph reachability check and repair (engine)', () => {
+  it('finds a cut-off record that its own vector cannot find, and after the repair every live record is found', async () => {
+    const values = randomFlat(COUNT, DIM, 41);
+    const engine = nativeEngine.create(OPTIONS);
+    engines.push(engine);
+    await engine.add(
+      BigUint64Array.from({ length: COUNT }, (_, i) => keyOf(i)),
+      values,
+    );
+    const all = Array.from({ length: COUNT }, (_, i) => i);
+    const before = await engine.checkGraph({ repair: false });
+    expect(before.live).toBe(COUNT);
+
+    const cut = await orphanOne(engine, [17, 18, 19]);
+    // Negative control: no repair, so the record is stored (contains) but no search returns it.
+    expect(engine.contains(keyOf(cut))).toBe(true);
+    expect(await unfound(engine, values, [cut])).toEqual([keyOf(cut)]);
+
+    const check = await engine.checkGraph({ repair: false });
+    expect([...check.keys]).toContain(keyOf(cut));
+    expect(check.unreachable).toBe(before.unreachable + check.keys.length - before.keys.length);
+    expect(check.remaining).toBe(check.unreachable); // counting only: nothing changed
+    // Ground truth agrees with the check: exactly the reported keys are unfindable.
+    expect((await unfound(engine, values, all)).sort()).toEqual([...check.keys].sort());
+
+    const repair = await engine.checkGraph();
+    expect(repair.unreachable).toBe(check.unreachable);
+    expect(repair.relinked).toBeGreaterThanOrEqual(1);
+    expect(repair.remaining).toBe(0);
+    expect(await unfound(engine, values, all)).toEqual([]);
+    expect((await engine.checkGraph({ repair: false })).unreachable).toBe(0);
+  });
+
+  it('repairs after churn with slot reuse and keeps removed records out of results', async () => {
+    const values = randomFlat(COUNT + 300, DIM, 43);
+    const engine = nativeEngine.create(OPTIONS);
+    engines.push(engine);
+    await engine.add(
+      BigUint64Array.from({ length: COUNT }, (_, i) => keyOf(i)),
+      values.subarray(0, COUNT * DIM),
+    );
+    const removed = Array.from({ length: 300 }, (_, i) => i * 3);
+    await engine.remove(BigUint64Array.from(removed, keyOf));
+    await engine.add(
+      BigUint64Array.from({ length: 300 }, (_, i) => keyOf(COUNT + i)),
+      values.subarray(COUNT * DIM),
+    ); // reuses the freed slots
+    const gone = new Set(removed);
+    const liveRows = Array.from({ length: COUNT + 300 }, (_, i) => i).filter((i) => !gone.has(i));
+    await orphanOne(engine, [1, 2, 4]);
+    await orphanOne(engine, [COUNT + 5, COUNT + 6, COUNT + 7]);
+    expect((await unfound(engine, values, liveRows)).length).toBeGreaterThanOrEqual(2);
+    const repair = await engine.checkGraph();
+    expect(repair.live).toBe(COUNT);
+    expect(repair.remaining).toBe(0);
+    expect(await unfound(engine, values, liveRows)).toEqual([]);
+    const hits = await engine.search(values.subarray(0, 50 * DIM), 10, { expansionSearch: EF_ALL });
+    for (const key of hits.keys) expect(gone.has(Number((key - 11n) / 7919n))).toBe(false);
+  });
+
+  it('validates its options', async () => {
+    const engine = nativeEngine.create(OPTIONS);
+    engines.push(engine);
+    await expect(engine.checkGraph({ maxRounds: -1 })).rejects.toMatchObject({ code: 'VECVAULT_VALIDATION' });
+    await expect(engine.checkGraph({ repair: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'VECVAULT_VALIDATION' });
+    expect(await engine.checkGraph()).toMatchObject({ unreachable: 0, relinked: 0, remaining: 0, live: 0 });
+  });
+});
+
+describe('graph reachability on open (index)', () => {
+  /** Upserts, cuts one record's node off in the live engine, closes (the snapshot keeps the cut), reopens. */
+  async function snapshotWithOrphan(disableCheck: boolean) {
+    const vectors = Array.from({ length: 1000 }, (_, i) => Array.from(randomFlat(1, DIM, 1000 + i)));
+    const created: NativeAnnEngine[] = [];
+    const create = nativeEngine.create;
+    const deserializeFrom = nativeEngine.deserializeFrom;
+    nativeEngine.create = (options) => {
+      const engine = create.call(nativeEngine, options);
+      created.push(engine);
+      return engine;
+    };
+    if (disableCheck) {
+      // The negative control: the restored engine offers no check, so nothing repairs the graph.
+      nativeEngine.deserializeFrom = async (...args) => {
+        const engine = await deserializeFrom.apply(nativeEngine, args);
+        (engine as { checkGraph?: unknown }).checkGraph = undefined; // shadows the method on this instance
+        return engine;
+      };
+    }
+    try {
+      const fresh = await openFresh({ indexName: 'g', metric: 'euclidean', indexConfig: { connectivity: 8, expansionAdd: 64 } });
+      await fresh.index.upsert({ ids: vectors.map((_, i) => `v${i}`), vectors });
+      const engine = created.at(-1)!;
+      let cutId = '';
+      for (const i of [10, 11, 12]) {
+        const [key] = (await engine.search(Float32Array.from(vectors[i]!), 1, { expansionSearch: EF_ALL })).keys;
+        try {
+          await engine.unlinkForTesting(key!);
+          cutId = `v${i}`;
+          break;
+        } catch {
+          // the entry point: try the next
+        }
+      }
+      expect(cutId).not.toBe('');
+      await fresh.client.close();
+      const opened = await reopen(fresh.path, fresh.key, 'g');
+      await opened.index.train(); // queries walk the graph from now on (a small untrained index is answered by an exact scan)
+      return { ...opened, vectors, cutId };
+    } finally {
+      nativeEngine.create = create;
+      nativeEngine.deserializeFrom = deserializeFrom;
+    }
+  }
+
+  const ownHits = async (index: Awaited<ReturnType<typeof snapshotWithOrphan>>['index'], vector: number[]) =>
+    ((await index.query({ queryVectors: vector, topK: 10, expansionSearch: EF_ALL })).results as { id: string }[]).map((r) => r.id);
+
+  it('negative control: restored without the check, the cut-off record is stored but never returned', async () => {
+    const { client, index, vectors, cutId } = await snapshotWithOrphan(true);
+    try {
+      expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', graphCheck: null });
+      expect((await index.get({ ids: [cutId] })).map((r) => r.id)).toEqual([cutId]);
+      expect(await ownHits(index, vectors[Number(cutId.slice(1))]!)).not.toContain(cutId);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('the restore finds and relinks it: every record comes back for its own vector', async () => {
+    const { client, index, vectors, cutId } = await snapshotWithOrphan(false);
+    try {
+      const { graphCheck } = index.stats();
+      expect(graphCheck).toMatchObject({ after: 'snapshot', remaining: 0 });
+      expect(graphCheck!.unreachable).toBeGreaterThanOrEqual(1);
+      expect(graphCheck!.relinked).toBeGreaterThanOrEqual(1);
+      expect(await ownHits(index, vectors[Number(cutId.slice(1))]!)).toContain(cutId);
+      const results = (await index.query({ queryVectors: vectors, topK: 1, expansionSearch: EF_ALL })).results as { id: string }[][];
+      expect(results.map((r) => r[0]?.id)).toEqual(vectors.map((_, i) => `v${i}`));
+      await index.compact();
+      expect(index.stats().graphCheck).toMatchObject({ after: 'compaction', remaining: 0 });
+    } finally {
+      await client.close();
+    }
+  });
+});
