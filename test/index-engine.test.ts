@@ -28,7 +28,13 @@ describe('snapshots and replay', () => {
 
     ({ client, index } = await reopen(path, key, 's'));
     expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', snapshotGeneration: 1, changesSinceSnapshot: 0, count: 3000 });
-    expect(await index.query({ queryVectors: queries, topK: 10, include: ['distance'] })).toEqual(before);
+    const after = await index.query({ queryVectors: queries, topK: 10, include: ['distance'] });
+    if (!index.stats().graphCheck?.relinked) expect(after).toEqual(before);
+    else {
+      // The restore relinked records the build had left unreachable (the graph check): answers can only get closer.
+      const distances = (r: typeof before) => (r.results as { distance: number }[][]).map((hits) => hits.map((h) => h.distance));
+      distances(after).forEach((hits, q) => hits.forEach((d, rank) => expect(d).toBeLessThanOrEqual(distances(before)[q]![rank]! + 1e-6)));
+    }
     await client.close();
 
     execFileSync(process.execPath, ['--import', 'tsx', 'test/support/child-crash.ts', path, 's', Buffer.from(key).toString('hex')]);
