@@ -8,7 +8,7 @@
  *   - the worst event-loop stall while vecvault upserts and answers queries.
  * Medians over repetitions; writes bench/results/ENGINE.md.
  *
- * `npm run bench:engine -- --scale N [--reps R]`: the scale bench instead (bench/scale.ts),
+ * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR]`: the scale bench instead (bench/scale.ts),
  * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md.
  *
  * `npm run bench:engine -- --postgres [--count N] [--reps R]`: the PostgreSQL row instead
@@ -27,13 +27,15 @@ import { clusteredVectors, type VectorSet } from '../test/support/vectors.js';
 import { Client, type Metric } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, withLoopDelay } from './lib/measure.js';
-import { runScale } from './scale.js';
+import { runReopen, runScale } from './scale.js';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
     scale: { type: 'string' },
+    keep: { type: 'boolean' },
+    reopen: { type: 'string' },
     postgres: { type: 'boolean' },
     count: { type: 'string' },
   },
@@ -46,7 +48,8 @@ if (args.postgres) {
 }
 if (args.scale !== undefined) {
   // The scale bench (bench/scale.ts): memory, stalls and open at N vectors, each phase in its own process.
-  await runScale(Number(args.scale), Number(args.reps ?? 3));
+  if (args.reopen !== undefined) await runReopen(Number(args.scale), Number(args.reps ?? 3), args.reopen);
+  else await runScale(Number(args.scale), Number(args.reps ?? 3), args.keep === true);
   process.exit(0);
 }
 const REPS = Number(args.reps ?? (args.quick ? 3 : 5));

@@ -424,25 +424,79 @@ const f = (x: number | undefined, digits = 0) => (x === undefined || Number.isNa
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '—' : (a / b).toFixed(2) + '×');
 
 /** Runs the four children (twice each for the open phases, medians) and writes bench/results/SCALE-<n>.md. */
-export async function runScale(n: number, reps = 1): Promise<void> {
+const logPhase = (r: PhaseResult) =>
+  console.log(`  ${r.phase}: ${JSON.stringify(r, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`);
+
+/** The open phases, `reps` alternated pairs, on the stores in `dir`. */
+async function runOpens(n: number, reps: number, dir: string): Promise<{ rawOpens: PhaseResult[]; vvOpens: PhaseResult[] }> {
+  const rawOpens: PhaseResult[] = [];
+  const vvOpens: PhaseResult[] = [];
+  for (let rep = 0; rep < Math.max(1, reps); rep++) {
+    // Alternated, page cache warm for both after the first pair.
+    for (const phase of rep % 2 === 0 ? (['raw-open', 'vv-open'] as const) : (['vv-open', 'raw-open'] as const)) {
+      const r = await runChild(phase, n, dir);
+      logPhase(r);
+      (phase === 'raw-open' ? rawOpens : vvOpens).push(r);
+    }
+  }
+  return { rawOpens, vvOpens };
+}
+
+/**
+ * `--reopen DIR`: only the open phases, on the stores an earlier run kept with `--keep` (after a change to
+ * the open path, without building N vectors again). Writes bench/results/SCALE-<n>-reopen.md.
+ */
+export async function runReopen(n: number, reps: number, dir: string): Promise<void> {
+  const { rawOpens, vvOpens } = await runOpens(n, reps, dir);
+  const med = (rs: PhaseResult[], pick: (r: PhaseResult) => number | undefined) => medianOf(rs.map(pick).filter((x): x is number => x !== undefined));
+  const machine = machineInfo();
+  const raw = (pick: (r: PhaseResult) => number | undefined) => med(rawOpens, pick);
+  const vv = (pick: (r: PhaseResult) => number | undefined) => med(vvOpens, pick);
+  const lines = [
+    `# Scale, opens only: ${n.toLocaleString('en-US')} × ${DIM} cosine, vecvault vs raw usearch`,
+    '',
+    `Command: \`npm run bench:engine -- --scale ${n} --reps ${reps} --reopen DIR\` (stores kept by an earlier \`--keep\` run) · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+    '',
+    `Medians of ${rawOpens.length} alternated opens, each in its own child process.`,
+    '',
+    '| figure | raw usearch | vecvault | ratio (vecvault ÷ raw) |',
+    '|---|---|---|---|',
+    `| open + first query, ms | ${f(raw((r) => r.openMs))} | ${f(vv((r) => r.openMs))} | ${ratio(
+      vv((r) => r.openMs),
+      raw((r) => r.openMs),
+    )} |`,
+    `| worst / p99 event-loop stall during the open, ms | — (blocks) | ${f(Math.max(...vvOpens.map((r) => r.openStall?.maxMs ?? 0)), 1)} / ${f(
+      vv((r) => r.openStall?.p99Ms),
+      1,
+    )} | |`,
+    `| peak RSS growth during the open, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(raw((r) => r.peakOpenMiB))} | ${f(vv((r) => r.peakOpenMiB))} (${f(vv((r) => r.anonPeakOpenMiB))}) | ${ratio(
+      vv((r) => r.peakOpenMiB),
+      raw((r) => r.peakOpenMiB),
+    )} |`,
+    `| RSS growth after the open (steady), MiB | ${f(raw((r) => r.afterOpenMiB))} | ${f(vv((r) => r.afterOpenMiB))} | ${ratio(
+      vv((r) => r.afterOpenMiB),
+      raw((r) => r.afterOpenMiB),
+    )} |`,
+    `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vv((r) => r.getRecordsPerSec))} | |`,
+    '',
+  ];
+  const file = join(projectRoot(), 'bench', 'results', `SCALE-${n}-reopen.md`);
+  writeFileSync(file, lines.join('\n'));
+  console.log(lines.join('\n'));
+  console.log(`wrote ${file}`);
+}
+
+/** Runs the children (the open phases `reps` times each, medians) and writes bench/results/SCALE-<n>.md; `keep` leaves the stores for `--reopen`. */
+export async function runScale(n: number, reps = 1, keep = false): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'vecvault-bench-scale-'));
   writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
   try {
-    const log = (r: PhaseResult) => console.log(`  ${r.phase}: ${JSON.stringify(r, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`);
+    const log = logPhase;
     const rawBuild = await runChild('raw-build', n, dir);
     log(rawBuild);
     const vvBuild = await runChild('vv-build', n, dir);
     log(vvBuild);
-    const rawOpens: PhaseResult[] = [];
-    const vvOpens: PhaseResult[] = [];
-    for (let rep = 0; rep < Math.max(1, reps); rep++) {
-      // Alternated, page cache warm for both after the first pair.
-      for (const phase of rep % 2 === 0 ? (['raw-open', 'vv-open'] as const) : (['vv-open', 'raw-open'] as const)) {
-        const r = await runChild(phase, n, dir);
-        log(r);
-        (phase === 'raw-open' ? rawOpens : vvOpens).push(r);
-      }
-    }
+    const { rawOpens, vvOpens } = await runOpens(n, reps, dir);
     const queryRun = await runChild('query', n, dir);
     log(queryRun);
     const qf = queryRun.query!;
@@ -502,7 +556,8 @@ export async function runScale(n: number, reps = 1): Promise<void> {
     console.log(lines.join('\n'));
     console.log(`wrote ${file}`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (keep) console.log(`kept the stores in ${dir} (npm run bench:engine -- --scale ${n} --reopen ${dir})`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -116,8 +116,11 @@ describe('graph reachability check and repair (engine)', () => {
 });
 
 describe('graph reachability on open (index)', () => {
-  /** Upserts, cuts one record's node off in the live engine, closes (the snapshot keeps the cut), reopens. */
-  async function snapshotWithOrphan(disableCheck: boolean) {
+  /**
+   * Upserts, cuts one record's node off in the live engine, closes, reopens. With `writerChecks` false the
+   * writer's engine offers no check, as before snapshots were checked, so the snapshot keeps the cut.
+   */
+  async function snapshotWithOrphan(disableCheck: boolean, writerChecks = false) {
     const vectors = Array.from({ length: 1000 }, (_, i) => Array.from(randomFlat(1, DIM, 1000 + i)));
     const created: NativeAnnEngine[] = [];
     const create = nativeEngine.create;
@@ -151,6 +154,7 @@ describe('graph reachability on open (index)', () => {
         }
       }
       expect(cutId).not.toBe('');
+      if (!writerChecks) (engine as { checkGraph?: unknown }).checkGraph = undefined;
       await fresh.client.close();
       const opened = await reopen(fresh.path, fresh.key, 'g');
       await opened.index.train(); // queries walk the graph from now on (a small untrained index is answered by an exact scan)
@@ -170,6 +174,16 @@ describe('graph reachability on open (index)', () => {
       expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', graphCheck: null });
       expect((await index.get({ ids: [cutId] })).map((r) => r.id)).toEqual([cutId]);
       expect(await ownHits(index, vectors[Number(cutId.slice(1))]!)).not.toContain(cutId);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a snapshot is checked before it is written: the cut record is relinked at close, and found after a restore without the check', async () => {
+    const { client, index, vectors, cutId } = await snapshotWithOrphan(true, true);
+    try {
+      expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', graphCheck: null });
+      expect(await ownHits(index, vectors[Number(cutId.slice(1))]!)).toContain(cutId);
     } finally {
       await client.close();
     }

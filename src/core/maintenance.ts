@@ -99,6 +99,9 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   await catchUp(state); // a shared store: snapshot the newest commit, never a stale one
   const engine = state.engine;
   if (!engine) return; // nothing to snapshot before the first vector
+  // Persist a graph that reaches every live record: incremental builds leave a few unreachable (3,034 of 1M
+  // measured), and every open from this snapshot would otherwise find and relink them again.
+  await repairGraph(engine, 'snapshot');
   const next = nextManifest(state.manifest);
   const table = await snapshotTable(state, next);
   const previous = next.snapshot;
