@@ -11,7 +11,7 @@
  *
  * Writes bench/results/DISK-<n>.md.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,7 @@ import { ClassicLevel } from 'classic-level';
 import { Client } from '../src/index.js';
 import { clusteredVectors, normalized } from '../test/support/vectors.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
-import { medianOf } from './lib/measure.js';
+import { duBytes, medianOf } from './lib/measure.js';
 
 const { values } = parseArgs({
   options: { n: { type: 'string', default: '100000' }, dim: { type: 'string', default: '96' }, reps: { type: 'string', default: '3' } },
@@ -39,15 +39,6 @@ const KINDS: Record<string, string> = {
   U: 'users (entries)',
   P: 'rotation in progress',
 };
-
-function duBytes(path: string): number {
-  let total = 0;
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    const p = join(path, entry.name);
-    total += entry.isDirectory() ? duBytes(p) : statSync(p).size;
-  }
-  return total;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'vecvault-bench-disk-'));
 try {

@@ -18,13 +18,13 @@
  * before an idle index would take its snapshot in the background, which close() takes).
  */
 import { fork } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { machineInfo, projectRoot } from './lib/machine.js';
-import { medianOf, sleep, timedPass, withLoopDelay, type LoopDelay } from './lib/measure.js';
+import { duBytes, medianOf, sleep, timedPass, withLoopDelay, type LoopDelay } from './lib/measure.js';
 
 const DIM = 96;
 const CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
@@ -125,15 +125,6 @@ async function settle(): Promise<number> {
   await sleep(2000);
   (globalThis as { gc?: () => void }).gc?.();
   return status('VmRSS');
-}
-
-function duBytes(path: string): number {
-  let total = 0;
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    const p = join(path, entry.name);
-    total += entry.isDirectory() ? duBytes(p) : statSync(p).size;
-  }
-  return total;
 }
 
 function heapDiag(): Pick<PhaseResult, 'heapUsedMiB' | 'externalMiB'> {

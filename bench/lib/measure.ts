@@ -1,4 +1,6 @@
 /** Timing helpers: medians, time-bounded passes, event-loop delay, memory. */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 
@@ -61,6 +63,16 @@ export function peakRssMiB(): number {
 
 export function rssMiB(): number {
   return process.memoryUsage.rss() / (1024 * 1024);
+}
+
+/** Bytes of every file under `path` (what a store occupies on disk). */
+export function duBytes(path: string): number {
+  let total = 0;
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    const p = join(path, entry.name);
+    total += entry.isDirectory() ? duBytes(p) : statSync(p).size;
+  }
+  return total;
 }
 
 export { sleep, yieldToLoop };
