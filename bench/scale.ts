@@ -253,6 +253,16 @@ async function runQueries(n: number, dir: string): Promise<QueryFigures> {
   };
 }
 
+/** `op`'s wall time (ms) and the event-loop delay while it ran. */
+async function timedWithLoopDelay(op: () => unknown): Promise<{ ms: number; delay: LoopDelay }> {
+  const { value: ms, delay } = await withLoopDelay(async () => {
+    const t0 = performance.now();
+    await op();
+    return performance.now() - t0;
+  });
+  return { ms, delay };
+}
+
 async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResult> {
   if (phase === 'query') return { phase, baselineMiB: status('VmRSS'), query: await runQueries(n, dir) };
   const { clusteredVectors, normalized } = await import('../test/support/vectors.js');
@@ -284,11 +294,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
   if (phase === 'raw-build') {
     const index = rawIndex();
     const keys = BigUint64Array.from({ length: n }, (_, i) => BigInt(i));
-    const { value: ms, delay } = await withLoopDelay(async () => {
-      const t0 = performance.now();
-      index.add(keys, data!, 0);
-      return performance.now() - t0;
-    });
+    const { ms, delay } = await timedWithLoopDelay(() => index.add(keys, data!, 0));
     out.buildMs = ms;
     out.buildStall = delay;
     out.peakBuildMiB = status('VmHWM') - baseline;
@@ -305,8 +311,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     const client = new Client({ path: store });
     const index = await client.createIndex({ indexName: 'scale', indexKey: key, dimension: DIM, metric: 'cosine', indexConfig: CONFIG });
     const ids = Array.from({ length: n }, (_, i) => String(i));
-    const { value: ms, delay } = await withLoopDelay(async () => {
-      const t0 = performance.now();
+    const { ms, delay } = await timedWithLoopDelay(async () => {
       for (let start = 0; start < n; start += UPSERT_CHUNK) {
         const end = Math.min(n, start + UPSERT_CHUNK);
         // A flat Float32Array per call: the cheapest input shape the API takes.
@@ -315,7 +320,6 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
           vectors: Array.from({ length: end - start }, (_, j) => data!.subarray((start + j) * DIM, (start + j + 1) * DIM)),
         });
       }
-      return performance.now() - t0;
     });
     out.buildMs = ms;
     out.buildStall = delay;
@@ -327,11 +331,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     out.afterBuildMiB = status('VmRSS') - baseline;
     Object.assign(out, split());
     resetPeak();
-    const { value: closeMs, delay: closeDelay } = await withLoopDelay(async () => {
-      const t0 = performance.now();
-      await client.close();
-      return performance.now() - t0;
-    });
+    const { ms: closeMs, delay: closeDelay } = await timedWithLoopDelay(() => client.close());
     out.persistMs = closeMs;
     out.persistStall = closeDelay;
     out.peakPersistMiB = status('VmHWM') - baseline;
@@ -355,11 +355,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     for (let i = 0; i < doomed.length; i += UPSERT_CHUNK) await index.delete({ ids: doomed.slice(i, i + UPSERT_CHUNK) });
     await settle();
     resetPeak();
-    const { value: ms, delay } = await withLoopDelay(async () => {
-      const t0 = performance.now();
-      await index.compact();
-      return performance.now() - t0;
-    });
+    const { ms, delay } = await timedWithLoopDelay(() => index.compact());
     out.compactMs = ms;
     out.compactStall = delay;
     out.peakCompactMiB = status('VmHWM') - baseline;
