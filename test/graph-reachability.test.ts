@@ -47,6 +47,27 @@ afterEach(async () => {
 });
 
 describe('graph reachability check and repair (engine)', () => {
+  it('a repairing check right after one that left the graph whole does no walk; any change, or a plain check, walks again', async () => {
+    const values = randomFlat(COUNT, DIM, 43);
+    const engine = nativeEngine.create(OPTIONS);
+    engines.push(engine);
+    await engine.add(
+      BigUint64Array.from({ length: COUNT }, (_, i) => keyOf(i)),
+      values,
+    );
+    expect((await engine.checkGraph()).checks).toBeGreaterThan(0);
+    expect(await engine.checkGraph()).toMatchObject({ checks: 0, unreachable: 0, live: COUNT });
+    expect((await engine.checkGraph({ repair: false })).checks).toBeGreaterThan(0); // a plain check always walks
+    // A change in between: the graph is walked again, and a cut-off node is found and relinked.
+    const cut = await orphanOne(engine, [5, 6, 7]);
+    const after = await engine.checkGraph();
+    expect(after.checks).toBeGreaterThan(0);
+    expect(after.unreachable).toBeGreaterThanOrEqual(1);
+    expect(await unfound(engine, values, [cut])).toEqual([]);
+    await engine.remove(BigUint64Array.of(keyOf(9)));
+    expect((await engine.checkGraph()).checks).toBeGreaterThan(0);
+  });
+
   it('finds a cut-off record that its own vector cannot find, and after the repair every live record is found', async () => {
     const values = randomFlat(COUNT, DIM, 41);
     const engine = nativeEngine.create(OPTIONS);

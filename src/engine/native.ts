@@ -419,6 +419,10 @@ class NativeEngine implements NativeAnnEngine {
   #closed = false;
   #writes: Promise<unknown> = Promise.resolve();
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** Graph changes run so far (adds, removes), counted in write order. */
+  #changes = 0;
+  /** `#changes` when a repairing check last left every live node reachable: until the next change, another finds nothing. */
+  #reachableAt = -1;
 
   constructor(handle: NativeIndexHandle, options: Readonly<EngineOptions>) {
     this.#handle = handle;
@@ -464,7 +468,10 @@ class NativeEngine implements NativeAnnEngine {
       // Values (finite numbers, reserved or repeated keys) are checked off the
       // main thread before anything is written; a 100k × 384 batch would
       // otherwise stall the event loop for a scan and a copy.
-      return this.#write(() => this.#addAll(keys, vectors));
+      return this.#write(() => {
+        this.#changes++;
+        return this.#addAll(keys, vectors);
+      });
     });
   }
 
@@ -473,7 +480,10 @@ class NativeEngine implements NativeAnnEngine {
       checkKeys(keys, 'keys');
       if (keys.length === 0) return Promise.resolve(0);
       const copy = keys.slice();
-      return this.#write(() => nativeCall('remove', () => this.#handle.remove(copy)));
+      return this.#write(() => {
+        this.#changes++;
+        return nativeCall('remove', () => this.#handle.remove(copy));
+      });
     });
   }
 
@@ -544,7 +554,12 @@ class NativeEngine implements NativeAnnEngine {
       // A write: the repair relinks nodes, and the check must not see half of an add.
       return this.#write(async () => {
         const started = performance.now();
+        if (repair && this.#reachableAt === this.#changes) {
+          // Nothing changed since a repair left the graph whole (e.g. the snapshot right after a compaction).
+          return { unreachable: 0, relinked: 0, remaining: 0, checks: 0, live: this.#handle.size(), keys: new BigUint64Array(0), ms: 0 };
+        }
         const r = await nativeCall('checkGraph', () => this.#handle.checkGraph(repair, maxRounds, ef));
+        if (repair && r.remaining === 0) this.#reachableAt = this.#changes;
         return {
           unreachable: r.found,
           relinked: r.repaired,
@@ -559,7 +574,12 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   unlinkForTesting(key: bigint): Promise<number> {
-    return this.#guard(() => this.#write(() => nativeCall('unlinkForTesting', () => this.#handle.unlinkForTesting(key))));
+    return this.#guard(() =>
+      this.#write(() => {
+        this.#changes++;
+        return nativeCall('unlinkForTesting', () => this.#handle.unlinkForTesting(key));
+      }),
+    );
   }
 
   serializeTo(chunkBytes: number, sink: ChunkSink): Promise<number> {

@@ -83,7 +83,7 @@ export interface GraphCheck {
   relinked: number;
   /** Still unreachable after the last round (0 unless the round bound was hit). */
   remaining: number;
-  /** Checks run (one per round, plus the first). */
+  /** Checks run (one per round, plus the first); 0 when nothing changed since a repair left the graph whole. */
   checks: number;
   /** Live records examined. */
   live: number;
