@@ -34,6 +34,8 @@ const LONG = process.env.VECVAULT_ROTATE_LONG === '1';
 const KEY_KILLS = 51;
 const DATA_RECORDS = LONG ? 100_000 : 3_000;
 const DATA_KILLS = LONG ? 4 : 6;
+/** Mid-copy kills added when none of the planned ones landed in the copy (see dataKills). */
+const EXTRA_KILLS = 6;
 const USER_RECORDS = LONG ? 100_000 : 1_500;
 const USER_KILLS = 3;
 const DIM = 4;
@@ -208,11 +210,14 @@ async function dataKills(count: number, kills: number, withUsers: boolean): Prom
   const [copyStart, copyEnd] = run.copyStart >= 0 && run.copyEnd >= run.copyStart ? [run.copyStart, run.copyEnd] : [0, full];
   rmSync(timing, { recursive: true, force: true });
   const killAt = (n: number) =>
-    n < kills - 1 ? copyStart + ((n + Math.random()) / (kills - 1)) * (copyEnd - copyStart) : copyEnd + Math.random() * (full - copyEnd);
+    n < kills - 1 || n >= kills
+      ? copyStart + (((n % Math.max(1, kills - 1)) + Math.random()) / Math.max(1, kills - 1)) * (copyEnd - copyStart)
+      : copyEnd + Math.random() * (full - copyEnd);
 
   let resumed = 0;
   let finishedInChild = 0;
-  for (let n = 0; n < kills; n++) {
+  // Child start-up time varies, so a planned mid-copy kill can miss a short copy: up to EXTRA_KILLS more mid-copy kills until one lands.
+  for (let n = 0; n < kills || (resumed === 0 && n < kills + EXTRA_KILLS); n++) {
     const path = tempStore('vecvault-rotate-kill-');
     cpSync(source, path, { recursive: true });
     const { out } = await runChild(['data', path, 'n', Buffer.from(key).toString('hex')], killAt(n), count);
