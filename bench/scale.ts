@@ -7,8 +7,9 @@
  *   raw-build   add all N, then save(file)          vv-build   upsert N (10k per call), then close() (the final snapshot)
  *   raw-open    load(file) + first query            vv-open    loadIndex + first query, then get 1,000 random ids with vectors
  *   query       both opened in one process (memory is not measured there): single and batched QPS
- *               at the same ef, alternated pass by pass, with recall@10 against exact ground truth
- *               on QUERIES held-out vectors; `get` of 1,000 random ids with vectors in calls of 10 and 100
+ *               alternated pass by pass, with recall@10 against exact ground truth on QUERIES held-out
+ *               vectors, at the same ef and then each at the smallest ef reaching recall@10 0.95;
+ *               `get` of 1,000 random ids with vectors in calls of 10 and 100
  *   vv-compact  (last: it changes the store) delete every 20th id, then compact()
  *
  * Memory is Linux's view: RSS growth over the child's baseline (taken after
@@ -39,10 +40,14 @@ const K = 10;
 /** Alternated passes per system in the query phase, each at least PASS_MS. */
 const QUERY_PASSES = 5;
 const PASS_MS = 300;
+/** "QPS at recall@10 ≥ 0.95" (issue 13): each system runs at the smallest ef of the sweep that reaches it. */
+const TARGET_RECALL = 0.95;
+const EF_SWEEP = [64, 96, 128, 192, 256, 384, 512, 768, 1024];
 
-/** The query phase's figures: both systems in one process, alternated pass by pass. */
-export interface QueryFigures {
-  ef: number;
+/** Single and batched QPS of both systems in one process, alternated pass by pass, each at its own ef. */
+export interface PairedFigures {
+  rawEf: number;
+  vvEf: number;
   rawRecall: number;
   vvRecall: number;
   rawBatchRecall: number;
@@ -54,6 +59,14 @@ export interface QueryFigures {
   rawBatchQps: number;
   vvBatchQps: number;
   batchRatio: number;
+}
+
+/** The query phase's figures. */
+export interface QueryFigures {
+  /** Both at the build's ef (CONFIG.expansionSearch). */
+  atEf: PairedFigures;
+  /** Each at the smallest ef of EF_SWEEP whose single-query recall@10 reaches TARGET_RECALL (`reached` false if none did). */
+  atRecall: PairedFigures & { reached: boolean };
   getPerSec10: number;
   getPerSec100: number;
 }
@@ -143,8 +156,9 @@ function recallOf(found: ArrayLike<number>[], truth: BigUint64Array): number {
 }
 
 /**
- * Raw usearch (loaded from its file) and vecvault (loadIndex) in one process at the same ef:
- * recall@10 of each against exact neighbours, then alternated single and batched passes.
+ * Raw usearch (loaded from its file) and vecvault (loadIndex) in one process: recall@10 of each against exact
+ * neighbours and alternated single and batched passes, first at the same ef, then each at the smallest ef that
+ * reaches TARGET_RECALL (the stock binding fixes ef at construction, so raw is loaded once per ef tried).
  */
 async function runQueries(n: number, dir: string): Promise<QueryFigures> {
   const { clusteredVectors, normalized } = await import('../test/support/vectors.js');
@@ -155,68 +169,117 @@ async function runQueries(n: number, dir: string): Promise<QueryFigures> {
   const data = all.subarray(0, n * DIM);
   const queries = all.slice(n * DIM);
   const row = (q: number) => queries.subarray(q * DIM, (q + 1) * DIM);
-  const exact = usearch.exactSearch(data, queries, DIM, K, usearch.MetricKind.Cos, 0) as unknown as { keys: BigUint64Array };
-  const raw = new usearch.Index({
-    dimensions: DIM,
-    metric: usearch.MetricKind.Cos,
-    quantization: usearch.ScalarKind.F32,
-    connectivity: CONFIG.connectivity,
-    expansion_add: CONFIG.expansionAdd,
-    expansion_search: CONFIG.expansionSearch,
-    multi: false,
-  });
-  raw.load(join(dir, 'raw.usearch'));
+  const truth = (usearch.exactSearch(data, queries, DIM, K, usearch.MetricKind.Cos, 0) as unknown as { keys: BigUint64Array }).keys;
+  type Raw = InstanceType<typeof usearch.Index>;
+  const loadRaw = (ef: number): Raw => {
+    const raw = new usearch.Index({
+      dimensions: DIM,
+      metric: usearch.MetricKind.Cos,
+      quantization: usearch.ScalarKind.F32,
+      connectivity: CONFIG.connectivity,
+      expansion_add: CONFIG.expansionAdd,
+      expansion_search: ef,
+      multi: false,
+    });
+    raw.load(join(dir, 'raw.usearch'));
+    return raw;
+  };
   const client = new Client({ path: join(dir, 'vv') });
   const index = await client.loadIndex({ indexName: 'scale', indexKey: Buffer.from(readFileSync(join(dir, 'key'))) });
-  const ef = CONFIG.expansionSearch;
-  const rawOne = (q: number) => Array.from(raw.search(row(q), K, 1).keys, Number);
-  const vvOne = async (q: number) =>
-    ((await index.query({ queryVectors: row(q), topK: K, expansionSearch: ef })).results as { id: string }[]).map((r) => Number(r.id));
   const batchOf = (b: number) => queries.subarray(b * BATCH * DIM, (b + 1) * BATCH * DIM);
   const batches = QUERIES / BATCH;
-  const rawBatch = (b: number) => {
+  const rawOne = (raw: Raw, q: number) => Array.from(raw.search(row(q), K, 1).keys, Number);
+  const vvOne = async (ef: number, q: number) =>
+    ((await index.query({ queryVectors: row(q), topK: K, expansionSearch: ef })).results as { id: string }[]).map((r) => Number(r.id));
+  const rawBatch = (raw: Raw, b: number) => {
     const m = raw.search(batchOf(b), K, 0) as unknown as { keys: BigUint64Array; counts: BigUint64Array };
     return Array.from({ length: BATCH }, (_, q) => Array.from(m.keys.subarray(q * K, q * K + Number(m.counts[q])), Number));
   };
-  const vvBatch = async (b: number) =>
+  const vvBatch = async (ef: number, b: number) =>
     ((await index.query({ queryVectors: batchOf(b), dimension: DIM, topK: K, expansionSearch: ef })).results as { id: string }[][]).map((r) =>
       r.map((x) => Number(x.id)),
     );
-  // Correct before timed.
-  const rawRows: number[][] = [];
-  const vvRows: number[][] = [];
-  for (let q = 0; q < QUERIES; q++) {
-    rawRows.push(rawOne(q));
-    vvRows.push(await vvOne(q));
-  }
-  const rawBatchRows = Array.from({ length: batches }, (_, b) => rawBatch(b)).flat();
-  const vvBatchRows: number[][] = [];
-  for (let b = 0; b < batches; b++) vvBatchRows.push(...(await vvBatch(b)));
-  const single = { raw: [] as number[], vv: [] as number[], ratio: [] as number[] };
-  const batch = { raw: [] as number[], vv: [] as number[], ratio: [] as number[] };
-  for (let pass = 0; pass < QUERY_PASSES; pass++) {
-    // Order alternated pass by pass, so neither system always runs first.
-    const order = pass % 2 === 0 ? (['raw', 'vv'] as const) : (['vv', 'raw'] as const);
-    for (const who of order) {
-      const qps =
-        who === 'raw'
-          ? await timedPass(PASS_MS, (i) => void raw.search(row(i % QUERIES), K, 1))
-          : await timedPass(PASS_MS, async (i) => void (await index.query({ queryVectors: row(i % QUERIES), topK: K, expansionSearch: ef })));
-      single[who].push(qps);
+  const rawRecall = (raw: Raw) =>
+    recallOf(
+      Array.from({ length: QUERIES }, (_, q) => rawOne(raw, q)),
+      truth,
+    );
+  const vvRecall = async (ef: number) => {
+    const rows: number[][] = [];
+    for (let q = 0; q < QUERIES; q++) rows.push(await vvOne(ef, q));
+    return recallOf(rows, truth);
+  };
+
+  /** Correct before timed: recalls, then QUERY_PASSES alternated single and batched passes. */
+  const paired = async (raw: Raw, rawEf: number, vvEf: number): Promise<PairedFigures> => {
+    const vvBatchRows: number[][] = [];
+    for (let b = 0; b < batches; b++) vvBatchRows.push(...(await vvBatch(vvEf, b)));
+    const single = { raw: [] as number[], vv: [] as number[], ratio: [] as number[] };
+    const batch = { raw: [] as number[], vv: [] as number[], ratio: [] as number[] };
+    for (let pass = 0; pass < QUERY_PASSES; pass++) {
+      // Order alternated pass by pass, so neither system always runs first.
+      const order = pass % 2 === 0 ? (['raw', 'vv'] as const) : (['vv', 'raw'] as const);
+      for (const who of order) {
+        const qps =
+          who === 'raw'
+            ? await timedPass(PASS_MS, (i) => void raw.search(row(i % QUERIES), K, 1))
+            : await timedPass(PASS_MS, async (i) => void (await index.query({ queryVectors: row(i % QUERIES), topK: K, expansionSearch: vvEf })));
+        single[who].push(qps);
+      }
+      single.ratio.push(single.vv.at(-1)! / single.raw.at(-1)!);
+      for (const who of order) {
+        const calls =
+          who === 'raw'
+            ? await timedPass(PASS_MS, (i) => void raw.search(batchOf(i % batches), K, 0))
+            : await timedPass(
+                PASS_MS,
+                async (i) => void (await index.query({ queryVectors: batchOf(i % batches), dimension: DIM, topK: K, expansionSearch: vvEf })),
+              );
+        batch[who].push(calls * BATCH);
+      }
+      batch.ratio.push(batch.vv.at(-1)! / batch.raw.at(-1)!);
     }
-    single.ratio.push(single.vv.at(-1)! / single.raw.at(-1)!);
-    for (const who of order) {
-      const calls =
-        who === 'raw'
-          ? await timedPass(PASS_MS, (i) => void raw.search(batchOf(i % batches), K, 0))
-          : await timedPass(
-              PASS_MS,
-              async (i) => void (await index.query({ queryVectors: batchOf(i % batches), dimension: DIM, topK: K, expansionSearch: ef })),
-            );
-      batch[who].push(calls * BATCH);
+    return {
+      rawEf,
+      vvEf,
+      rawRecall: rawRecall(raw),
+      vvRecall: await vvRecall(vvEf),
+      rawBatchRecall: recallOf(Array.from({ length: batches }, (_, b) => rawBatch(raw, b)).flat(), truth),
+      vvBatchRecall: recallOf(vvBatchRows, truth),
+      rawSingleQps: medianOf(single.raw),
+      vvSingleQps: medianOf(single.vv),
+      singleRatio: medianOf(single.ratio),
+      rawBatchQps: medianOf(batch.raw),
+      vvBatchQps: medianOf(batch.vv),
+      batchRatio: medianOf(batch.ratio),
+    };
+  };
+
+  const ef = CONFIG.expansionSearch;
+  const atEf = await paired(loadRaw(ef), ef, ef);
+  // The sweep: the smallest ef reaching the target, for each system on its own graph.
+  let rawEf = EF_SWEEP.at(-1)!;
+  let reached = false;
+  for (const candidate of EF_SWEEP) {
+    const recall = rawRecall(loadRaw(candidate));
+    globalThis.gc?.(); // let the finalizer free the index just measured (~N × 0.6 KB)
+    if (recall >= TARGET_RECALL) {
+      rawEf = candidate;
+      reached = true;
+      break;
     }
-    batch.ratio.push(batch.vv.at(-1)! / batch.raw.at(-1)!);
   }
+  let vvEf = EF_SWEEP.at(-1)!;
+  let vvReached = false;
+  for (const candidate of EF_SWEEP) {
+    if ((await vvRecall(candidate)) >= TARGET_RECALL) {
+      vvEf = candidate;
+      vvReached = true;
+      break;
+    }
+  }
+  const atRecall = { ...(await paired(loadRaw(rawEf), rawEf, vvEf)), reached: reached && vvReached };
+
   // get: 1,000 random ids with their vectors, in calls of 10 and of 100.
   let seed = 777;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n;
@@ -236,21 +299,26 @@ async function runQueries(n: number, dir: string): Promise<QueryFigures> {
   const get10 = medianOf([await getRate(10), await getRate(10), await getRate(10)]);
   const get100 = medianOf([await getRate(100), await getRate(100), await getRate(100)]);
   await client.close();
-  return {
-    ef,
-    rawRecall: recallOf(rawRows, exact.keys),
-    vvRecall: recallOf(vvRows, exact.keys),
-    rawBatchRecall: recallOf(rawBatchRows, exact.keys),
-    vvBatchRecall: recallOf(vvBatchRows, exact.keys),
-    rawSingleQps: medianOf(single.raw),
-    vvSingleQps: medianOf(single.vv),
-    singleRatio: medianOf(single.ratio),
-    rawBatchQps: medianOf(batch.raw),
-    vvBatchQps: medianOf(batch.vv),
-    batchRatio: medianOf(batch.ratio),
-    getPerSec10: get10,
-    getPerSec100: get100,
-  };
+  return { atEf, atRecall, getPerSec10: get10, getPerSec100: get100 };
+}
+
+/** Table rows for one paired run. */
+function qpsRows(p: PairedFigures, label: string): string[] {
+  const efs = p.rawEf === p.vvEf ? `ef ${p.rawEf}` : `ef ${p.rawEf} raw / ${p.vvEf} vecvault`;
+  return [
+    `| single-query QPS ${label} (${efs}; recall@10 on ${QUERIES} held-out queries: raw ${f(p.rawRecall, 3)}, vecvault ${f(p.vvRecall, 3)}) | ${f(p.rawSingleQps)} | ${f(p.vvSingleQps)} | ${f(p.singleRatio, 2)}× (median per pass) |`,
+    `| batched QPS, ${BATCH} queries per call ${label} (${efs}; raw: \`search(…, threads 0)\`; recall@10 raw ${f(p.rawBatchRecall, 3)}, vecvault ${f(p.vvBatchRecall, 3)}) | ${f(p.rawBatchQps)} | ${f(p.vvBatchQps)} | ${f(p.batchRatio, 2)}× (median per pass) |`,
+  ];
+}
+
+/** The query phase's rows. */
+function queryRows(qf: QueryFigures): string[] {
+  const target = qf.atRecall.reached ? `at recall@10 ≥ ${TARGET_RECALL}` : `at the sweep's largest ef (recall@10 ${TARGET_RECALL} not reached)`;
+  return [
+    ...qpsRows(qf.atEf, 'at equal ef'),
+    ...qpsRows(qf.atRecall, target),
+    `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors, calls of 10 / of 100 (query process, warm cache), records/s | — | ${f(qf.getPerSec10)} / ${f(qf.getPerSec100)} | |`,
+  ];
 }
 
 /** `op`'s wall time (ms) and the event-loop delay while it ran. */
@@ -430,11 +498,13 @@ async function runOpens(n: number, reps: number, dir: string): Promise<{ rawOpen
 }
 
 /**
- * `--reopen DIR`: only the open phases, on the stores an earlier run kept with `--keep` (after a change to
+ * `--reopen DIR`: only the open and query phases, on the stores an earlier run kept with `--keep` (after a change to
  * the open path, without building N vectors again). Writes bench/results/SCALE-<n>-reopen.md.
  */
 export async function runReopen(n: number, reps: number, dir: string): Promise<void> {
   const { rawOpens, vvOpens } = await runOpens(n, reps, dir);
+  const queryRun = await runChild('query', n, dir);
+  logPhase(queryRun);
   const med = (rs: PhaseResult[], pick: (r: PhaseResult) => number | undefined) => medianOf(rs.map(pick).filter((x): x is number => x !== undefined));
   const machine = machineInfo();
   const raw = (pick: (r: PhaseResult) => number | undefined) => med(rawOpens, pick);
@@ -465,6 +535,7 @@ export async function runReopen(n: number, reps: number, dir: string): Promise<v
       raw((r) => r.afterOpenMiB),
     )} |`,
     `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vv((r) => r.getRecordsPerSec))} | |`,
+    ...queryRows(queryRun.query!),
     '',
   ];
   const file = join(projectRoot(), 'bench', 'results', `SCALE-${n}-reopen.md`);
@@ -524,9 +595,7 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
       `| peak RSS growth during the open, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawOpen.peak)} | ${f(vvOpen.peak)} (${f(vvOpen.anonPeak)}) | ${ratio(vvOpen.peak, rawOpen.peak)} (${ratio(vvOpen.anonPeak, rawOpen.peak)}) |`,
       `| RSS growth after the open (steady), MiB | ${f(rawOpen.after)} | ${f(vvOpen.after)} | ${ratio(vvOpen.after, rawOpen.after)} |`,
       `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vvOpen.get)} | |`,
-      `| single-query QPS at ef ${qf.ef}, one process, alternated passes (recall@10 on ${QUERIES} held-out queries: raw ${f(qf.rawRecall, 3)}, vecvault ${f(qf.vvRecall, 3)}) | ${f(qf.rawSingleQps)} | ${f(qf.vvSingleQps)} | ${f(qf.singleRatio, 2)}× (median per pass) |`,
-      `| batched QPS, ${BATCH} queries per call at ef ${qf.ef} (raw: \`search(…, threads 0)\`; recall@10 raw ${f(qf.rawBatchRecall, 3)}, vecvault ${f(qf.vvBatchRecall, 3)}) | ${f(qf.rawBatchQps)} | ${f(qf.vvBatchQps)} | ${f(qf.batchRatio, 2)}× (median per pass) |`,
-      `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors, calls of 10 / of 100 (query process, warm cache), records/s | — | ${f(qf.getPerSec10)} / ${f(qf.getPerSec100)} | |`,
+      ...queryRows(qf),
       `| compact() after deleting every 20th record (graph rebuilt from the live records), ms | — | ${f(vvCompact.compactMs)} | |`,
       `| worst / p99 event-loop stall during compact(), ms | — | ${f(vvCompact.compactStall?.maxMs, 1)} / ${f(vvCompact.compactStall?.p99Ms, 1)} | |`,
       `| peak RSS growth during compact(), MiB (VmHWM; anonymous in brackets) | — | ${f(vvCompact.peakCompactMiB)} (${f(vvCompact.anonPeakCompactMiB)}) | ${ratio(vvCompact.peakCompactMiB, rawOpen.after)} of raw's index |`,
