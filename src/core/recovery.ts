@@ -127,6 +127,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   const added = new Map<string, { key: number; vector: Float32Array }>();
   // Commits after the snapshot, up to the manifest's: none after a clean close.
   for await (const { seq, change } of store.changes(ref.counter, m.counter)) {
+    await live.ready(); // the replay looks ids up: index the restored ones in slices first
     const forget = (id: string, hkey?: Uint8Array) => {
       const old = live.remove(id);
       if (!old) return;

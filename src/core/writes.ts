@@ -51,6 +51,7 @@ export function upsertRecords(state: IndexState, batch: UpsertBatch): Promise<vo
 }
 
 async function upsertOnce(state: IndexState, { items, vectors, dimension: given, onProgress }: UpsertBatch): Promise<void> {
+  await state.live.ready(); // right after an open: the restored ids are indexed in slices, not by the first lookup at once
   const { store } = state;
   const next = nextManifest(state.manifest);
   next.dimension ??= given;
@@ -146,6 +147,7 @@ export function deleteRecords(state: IndexState, ids: string[]): Promise<number>
 }
 
 async function deleteOnce(state: IndexState, ids: string[]): Promise<number> {
+  await state.live.ready();
   const { store } = state;
   const next = nextManifest(state.manifest);
   const gone = new Map<string, LiveEntry>();

@@ -19,7 +19,7 @@ import { yieldToEventLoop } from '../util/event-loop.js';
 import type { BatchOp, KvBackend as KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
 import type { SnapshotRef } from './manifest.js';
-import { decodeIdList, decodeIdListSliced, encodeIdList, pack, unpack } from './sealed.js';
+import { concatSliced, decodeIdList, decodeIdListSliced, encodeIdListSliced, pack, unpack } from './sealed.js';
 
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
@@ -106,15 +106,16 @@ function bytesOf(array: Float64Array): Buffer {
  */
 export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
   const n = table.ids.length;
-  const ids = encodeIdList(table.ids);
+  const ids = await encodeIdListSliced(table.ids, yieldToEventLoop);
+  const idBytes = ids.reduce((sum, part) => sum + part.byteLength, 0);
   const frames: Buffer[] = [];
   for (let start = 0; start < n; start += METADATA_FRAME) {
     if (start > 0) await yieldToEventLoop();
     frames.push(pack(table.metadata.slice(start, start + METADATA_FRAME)));
   }
-  const head = pack({ counter: table.counter, count: table.count, digest: table.digest, n, idBytes: ids.byteLength, frames: frames.map((f) => f.byteLength) });
+  const head = pack({ counter: table.counter, count: table.count, digest: table.digest, n, idBytes, frames: frames.map((f) => f.byteLength) });
   const column = (values: ArrayLike<number>) => bytesOf(values instanceof Float64Array ? values : Float64Array.from(values));
-  return Buffer.concat([u32(head.byteLength), head, column(table.keys), column(table.seqs), ids, ...frames]);
+  return concatSliced([u32(head.byteLength), head, column(table.keys), column(table.seqs), ...ids, ...frames], yieldToEventLoop);
 }
 
 export function decodeTable(bytes: Buffer): DecodedTable {
