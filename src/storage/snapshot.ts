@@ -130,7 +130,7 @@ export function decodeTable(bytes: Buffer): DecodedTable {
 /** `decodeTable` for an open: the ids (one string each) are cut a slice at a time, between the host's own work. */
 export async function decodeTableSliced(bytes: Buffer): Promise<DecodedTable> {
   try {
-    const { head, at, keys, seqs } = tableColumns(bytes);
+    const { head, at, keys, seqs } = await tableColumnsSliced(bytes);
     const ids = await decodeIdListSliced(bytes.subarray(at, at + head.idBytes), head.n, yieldToEventLoop);
     return tableRest(bytes, head, at, keys, seqs, ids);
   } catch (cause) {
@@ -158,6 +158,26 @@ function tableColumns(bytes: Buffer): { head: TableHead; at: number; keys: Float
   };
   const keys = column(new Float64Array(head.n));
   const seqs = column(new Float64Array(head.n));
+  return { head, at, keys, seqs };
+}
+
+/** `tableColumns`, copying the two 8n-byte columns a megabyte at a time between yields (2 × 8 MB at 1M records held the loop ~15 ms). */
+async function tableColumnsSliced(bytes: Buffer): Promise<{ head: TableHead; at: number; keys: Float64Array; seqs: Float64Array }> {
+  const headLength = bytes.readUInt32BE(0);
+  const head = unpack(bytes.subarray(4, 4 + headLength)) as TableHead;
+  let at = 4 + headLength;
+  const column = async (out: Float64Array): Promise<Float64Array> => {
+    const target = new Uint8Array(out.buffer);
+    if (bytes.byteLength < at + target.byteLength) throw new Error('table is truncated');
+    for (let from = 0; from < target.byteLength; from += 1 << 20) {
+      if (from > 0) await yieldToEventLoop();
+      target.set(bytes.subarray(at + from, at + Math.min(target.byteLength, from + (1 << 20))), from);
+    }
+    at += target.byteLength;
+    return out;
+  };
+  const keys = await column(new Float64Array(head.n));
+  const seqs = await column(new Float64Array(head.n));
   return { head, at, keys, seqs };
 }
 
