@@ -227,6 +227,21 @@ describe('LiveTable', () => {
       expectSame(table, model);
     });
 
+    it('overwrites alone (no new rows) finish a migration, and misses still end their probe', () => {
+      const table = new LiveTable({ syncRebuildRows: 0 });
+      const n = 6_000;
+      for (let i = 0; i < n; i++) table.set(`o${i}`, engineKey(i), i);
+      let counter = n;
+      // Keep overwriting until a rebuild starts, then overwrite only: every insert moves rows on.
+      while (!table.rebuilding) table.set(`o${counter % n}`, engineKey(counter), ++counter);
+      for (let round = 0; round < 20 * n && table.rebuilding; round++) table.set(`o${round % n}`, engineKey(++counter), counter);
+      expect(table.rebuilding).toBe(false);
+      for (let i = 0; i < 10 * n; i++) table.set(`o${i % n}`, engineKey(++counter), counter);
+      expect(table.rowOfId('absent')).toBe(-1);
+      expect(table.rowOfKey(engineKey(0))).toBe(-1);
+      expect(table.size).toBe(n);
+    });
+
     it('a restored table grows incrementally after its ids are indexed in slices', async () => {
       const n = 3_000;
       const ids = Array.from({ length: n }, (_, i) => `r-${i}`);

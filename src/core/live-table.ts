@@ -125,6 +125,8 @@ export class RowSlots {
     if (this.inOld(row)) {
       // A row not yet migrated whose hash changed (an overwrite's new key): the migration reads it from the columns anyway.
       probeInsert(this.old!, hash, row);
+      // Moves on too: overwrites alone (no new rows) must still end the migration before they use up the old table's empty slots.
+      this.migrate(MIGRATE_PER_INSERT);
       return;
     }
     if (probeInsert(this.slots, hash, row)) this.used++;
