@@ -1,7 +1,9 @@
 /**
  * LiveTable (the live records: id → engine key and seq, engine key → id)
  * behaves like a pair of Maps under random sets, overwrites, removes, hash
- * collisions, tombstone churn, row squeezing and a sliced restore.
+ * collisions, tombstone churn, row squeezing and a sliced restore, and while
+ * its hash tables grow incrementally (an old and a new table both live, rows
+ * migrating a few per insert).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -146,5 +148,125 @@ describe('LiveTable', () => {
     rows.next();
     for (let i = 0; i < 150; i++) table.remove(`id${i}`);
     expect(() => rows.next()).toThrow(/compacted during an iteration/);
+  });
+
+  describe('incremental rebuilds (two tables live while rows migrate)', () => {
+    /** Lookups of `id` (by id and by its key) agree with the model, and a key the model no longer has finds nothing. */
+    const expectLookup = (table: LiveTable, model: Map<string, Entry>, id: string, staleKey?: number) => {
+      const row = table.rowOfId(id);
+      const entry = model.get(id);
+      expect(row >= 0 ? [table.keyAt(row), table.seqAt(row)] : undefined).toEqual(entry ? [entry.key, entry.seq] : undefined);
+      if (entry) expect(table.idOf(entry.key)).toBe(id);
+      if (staleKey !== undefined && staleKey !== entry?.key) {
+        expect(table.idOf(staleKey)).toBeUndefined();
+        expect(table.rowOfKey(staleKey)).toBe(-1); // a removed row keeps its key in the column: the hash table must not lead to it
+      }
+    };
+
+    it('agrees with a Map across many growth boundaries, with removals and overwrites interleaved mid-migration', () => {
+      const id = fc.oneof({ weight: 4, arbitrary: fc.nat(3_000).map((n) => `id${n}`) }, { weight: 1, arbitrary: fc.constantFrom(...COLLIDING) });
+      const op = fc.oneof(
+        { weight: 5, arbitrary: fc.tuple(fc.constant('set' as const), id) },
+        { weight: 2, arbitrary: fc.tuple(fc.constant('remove' as const), id) },
+        { weight: 1, arbitrary: fc.tuple(fc.constant('get' as const), id) },
+      );
+      let sawRebuilding = false;
+      fc.assert(
+        fc.property(fc.array(op, { minLength: 200, maxLength: 4_000 }), fc.boolean(), (ops, spread) => {
+          const table = new LiveTable({ syncRebuildRows: 0 }); // every rebuild incremental, even of a 16-slot table
+          const model = new Map<string, Entry>();
+          let counter = 0;
+          ops.forEach(([kind, id], i) => {
+            const before = model.get(id)?.key;
+            if (kind === 'set') {
+              const key = spread ? engineKey(counter) : counter;
+              const seq = ++counter;
+              expect(table.set(id, key, seq)).toBe(before ?? -1);
+              model.set(id, { key, seq });
+            } else if (kind === 'remove') {
+              expect(table.remove(id)).toEqual(model.get(id));
+              model.delete(id);
+            }
+            sawRebuilding ||= table.rebuilding;
+            expectLookup(table, model, id, before);
+            if (i % 401 === 0) expectSame(table, model);
+          });
+          expectSame(table, model);
+        }),
+        { numRuns: 40 },
+      );
+      expect(sawRebuilding).toBe(true);
+    });
+
+    it('at the default threshold: 40k ids with every 3rd removed and every 5th overwritten as they go', () => {
+      const table = new LiveTable();
+      const model = new Map<string, Entry>();
+      let counter = 0;
+      let rebuildingSets = 0;
+      for (let i = 0; i < 40_000; i++) {
+        const key = engineKey(counter++);
+        table.set(`doc-${i}`, key, counter);
+        model.set(`doc-${i}`, { key, seq: counter });
+        if (table.rebuilding) rebuildingSets++;
+        if (i % 3 === 2) {
+          const gone = `doc-${i - 1}`;
+          expect(table.remove(gone)).toEqual(model.get(gone));
+          model.delete(gone);
+        }
+        if (i % 5 === 4) {
+          const again = `doc-${i - 4}`;
+          const stale = model.get(again)?.key;
+          const fresh = engineKey(counter++);
+          table.set(again, fresh, counter);
+          model.set(again, { key: fresh, seq: counter });
+          expectLookup(table, model, again, stale);
+        }
+        if (table.rebuilding && i % 97 === 0) expectLookup(table, model, `doc-${(i * 7919) % (i + 1)}`);
+      }
+      expect(rebuildingSets).toBeGreaterThan(1_000); // the big rebuilds were spread over later inserts
+      expectSame(table, model);
+    });
+
+    it('overwrites alone (no new rows) finish a migration, and misses still end their probe', () => {
+      const table = new LiveTable({ syncRebuildRows: 0 });
+      const n = 6_000;
+      for (let i = 0; i < n; i++) table.set(`o${i}`, engineKey(i), i);
+      let counter = n;
+      // Keep overwriting until a rebuild starts, then overwrite only: every insert moves rows on.
+      while (!table.rebuilding) table.set(`o${counter % n}`, engineKey(counter), ++counter);
+      for (let round = 0; round < 20 * n && table.rebuilding; round++) table.set(`o${round % n}`, engineKey(++counter), counter);
+      expect(table.rebuilding).toBe(false);
+      for (let i = 0; i < 10 * n; i++) table.set(`o${i % n}`, engineKey(++counter), counter);
+      expect(table.rowOfId('absent')).toBe(-1);
+      expect(table.rowOfKey(engineKey(0))).toBe(-1);
+      expect(table.size).toBe(n);
+    });
+
+    it('a restored table grows incrementally after its ids are indexed in slices', async () => {
+      const n = 3_000;
+      const ids = Array.from({ length: n }, (_, i) => `r-${i}`);
+      const keys = Float64Array.from(ids, (_, i) => engineKey(i));
+      const seqs = Float64Array.from(ids, (_, i) => i + 1);
+      const table = await LiveTable.restore(ids, keys, seqs, async () => undefined, 500, { syncRebuildRows: 0 });
+      while (!table.indexIdsSlice(250));
+      const model = new Map(Array.from({ length: n }, (_, i) => [`r-${i}`, { key: engineKey(i), seq: i + 1 }]));
+      let counter = n;
+      let sawRebuilding = false;
+      for (let i = 0; i < 3 * n; i++) {
+        const id = i % 4 === 3 ? `r-${(i * 13) % n}` : `new-${i}`;
+        if (i % 7 === 6) {
+          expect(table.remove(id)).toEqual(model.get(id));
+          model.delete(id);
+        } else {
+          const key = engineKey(++counter);
+          table.set(id, key, counter);
+          model.set(id, { key, seq: counter });
+        }
+        sawRebuilding ||= table.rebuilding;
+        expectLookup(table, model, id);
+      }
+      expect(sawRebuilding).toBe(true);
+      expectSame(table, model);
+    });
   });
 });

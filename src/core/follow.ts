@@ -53,6 +53,7 @@ export async function catchUp(state: IndexState): Promise<void> {
     );
   }
   if (counter === state.manifest.counter) return;
+  await state.live.ready();
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
     const next = await state.store.readManifest();
     if (next.counter <= state.manifest.counter) return;

@@ -12,7 +12,9 @@
  * is a Map's (an overwrite keeps its row); removed rows are holes, squeezed
  * out (rows renumbered, both hash tables rebuilt) once they outnumber the
  * live ones. Removals leave tombstones in the hash tables; a table is rebuilt
- * from the row columns when live entries plus tombstones pass half its slots.
+ * from the row columns when live entries plus tombstones pass half its slots,
+ * a few rows per later insert (`RowSlots`): at 1M records one rebuild in one
+ * go held the event loop for tens of milliseconds.
  *
  * A restored snapshot's columns become the table as they are: the key → row
  * table is filled a slice at a time at open (search hits need it), the
@@ -49,6 +51,150 @@ function emptySlots(entries: number): Int32Array {
   return new Int32Array(slotsFor(entries)).fill(EMPTY);
 }
 
+/** Rows below this are re-inserted at once when a table grows; above it, a few per later insert. */
+const SYNC_REBUILD_ROWS = 4096;
+/** Rows migrated per insert while a rebuild is under way: it ends before the new table's load limit (see RowSlots). */
+const MIGRATE_PER_INSERT = 8;
+
+/**
+ * One open-addressing table of row numbers (linear probing), rebuilt
+ * incrementally. A rebuild starts a new table sized for twice the live rows
+ * and keeps the old one: rows [0, end) present when it started are in the old
+ * table until the migration passes them (`moved`), rows inserted later
+ * (≥ end) and rows already moved are in the new one. Every insert moves
+ * MIGRATE_PER_INSERT more rows, so the migration is over after rows ÷ 8
+ * inserts. Rows are at most twice the live ones plus 64 (LiveTable squeezes),
+ * so the new table (≥ 4 × live slots, limit 2 × live) then holds at most
+ * live + rows ÷ 8 entries: it never fills while a migration is under way.
+ */
+export class RowSlots {
+  /** The table new entries go to. */
+  private slots = emptySlots(0);
+  /** Entries plus tombstones in `slots`: what probing walks over. */
+  private used = 0;
+  /** The table being migrated from, or null. */
+  private old: Int32Array | null = null;
+  private moved = 0;
+  private end = 0;
+
+  /**
+   * `hashOfRow(row)` is the hash the row is in the table under; `isLive(row)` whether it still is;
+   * `limit()` how many rows (from 0) belong in this table now; `liveCount()` how many of them are live.
+   */
+  constructor(
+    private readonly hashOfRow: (row: number) => number,
+    private readonly isLive: (row: number) => boolean,
+    private readonly limit: () => number,
+    private readonly liveCount: () => number,
+    private readonly syncBelow = SYNC_REBUILD_ROWS,
+  ) {}
+
+  /** Empties the table, sized for `entries` without a rebuild. */
+  reset(entries: number): void {
+    this.slots = emptySlots(entries);
+    this.used = 0;
+    this.old = null;
+    this.moved = this.end = 0;
+  }
+
+  /** Whether a migration is under way (tests). */
+  get migrating(): boolean {
+    return this.old !== null;
+  }
+
+  /** The first row with hash `hash` that `matches`, or -1. */
+  find(hash: number, matches: (row: number) => boolean): number {
+    let mask = this.slots.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const row = this.slots[slot]!;
+      if (row === EMPTY) break;
+      if (row >= 0 && matches(row)) return row;
+    }
+    const old = this.old;
+    if (old === null) return -1;
+    mask = old.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const row = old[slot]!;
+      if (row === EMPTY) return -1;
+      // Rows the migration passed are stale here (the new table has them as they are now).
+      if (row >= this.moved && row < this.end && matches(row)) return row;
+    }
+  }
+
+  insert(hash: number, row: number): void {
+    if (this.inOld(row)) {
+      // A row not yet migrated whose hash changed (an overwrite's new key): the migration reads it from the columns anyway.
+      probeInsert(this.old!, hash, row);
+      // Moves on too: overwrites alone (no new rows) must still end the migration before they use up the old table's empty slots.
+      this.migrate(MIGRATE_PER_INSERT);
+      return;
+    }
+    if (probeInsert(this.slots, hash, row)) this.used++;
+    if (this.old !== null) this.migrate(MIGRATE_PER_INSERT);
+    if (this.used > this.slots.length * MAX_LOAD) this.rebuild();
+  }
+
+  remove(hash: number, row: number): void {
+    const table = this.inOld(row) ? this.old! : this.slots;
+    const mask = table.length - 1;
+    let slot = hash & mask;
+    while (table[slot] !== row) slot = (slot + 1) & mask;
+    table[slot] = TOMBSTONE;
+  }
+
+  /** Rebuilds at once from the rows (after they were renumbered). */
+  rebuildNow(live: number): void {
+    this.reset(2 * live);
+    this.startFromRows();
+    this.migrate(this.end);
+  }
+
+  byteLength(): number {
+    return this.slots.byteLength + (this.old?.byteLength ?? 0);
+  }
+
+  private inOld(row: number): boolean {
+    return this.old !== null && row >= this.moved && row < this.end;
+  }
+
+  /** Starts a rebuild into a table sized for twice the live rows; small tables are done at once. */
+  private rebuild(): void {
+    if (this.old !== null) this.migrate(this.end); // cannot happen within the bound above; correct if it did
+    this.old = this.slots;
+    this.slots = emptySlots(2 * this.liveCount());
+    this.used = 0;
+    this.moved = 0;
+    this.end = this.limit();
+    if (this.end < this.syncBelow) this.migrate(this.end);
+  }
+
+  private startFromRows(): void {
+    this.old = null;
+    this.moved = 0;
+    this.end = this.limit();
+  }
+
+  /** Moves up to `count` more rows from the old table's range into the new table. */
+  private migrate(count: number): void {
+    const stop = Math.min(this.end, this.moved + count);
+    for (let row = this.moved; row < stop; row++) {
+      if (this.isLive(row) && probeInsert(this.slots, this.hashOfRow(row), row)) this.used++;
+      this.moved = row + 1;
+    }
+    if (this.moved >= this.end) this.old = null;
+  }
+}
+
+/** Puts `row` in the first free slot from `hash`; returns whether that slot was EMPTY (not a tombstone). */
+function probeInsert(table: Int32Array, hash: number, row: number): boolean {
+  const mask = table.length - 1;
+  let slot = hash & mask;
+  while (table[slot]! >= 0) slot = (slot + 1) & mask;
+  const fresh = table[slot] === EMPTY;
+  table[slot] = row;
+  return fresh;
+}
+
 function grown<T extends Float64Array | Int32Array>(column: T, capacity: number): T {
   const bigger = new (column.constructor as new (n: number) => T)(capacity);
   bigger.set(column);
@@ -66,13 +212,29 @@ export class LiveTable {
   private rows = 0;
   /** Live rows. */
   size = 0;
-  private idSlots = emptySlots(0);
-  /** Live entries plus tombstones in `idSlots`: what probing walks over. */
-  private idUsed = 0;
-  private keySlots = emptySlots(0);
-  private keyUsed = 0;
   /** Rows [0, idsIndexed) are in `idSlots`; a restored table indexes its ids after the open. */
   private idsIndexed = 0;
+  private readonly idSlots: RowSlots;
+  private readonly keySlots: RowSlots;
+
+  /** `syncRebuildRows`: tables with fewer rows are rebuilt at once (tests set 0 to drive the incremental path on small tables). */
+  constructor(options: { syncRebuildRows?: number } = {}) {
+    const live = (row: number) => this.ids[row] !== undefined;
+    this.idSlots = new RowSlots(
+      (row) => this.hashes[row]!,
+      live,
+      () => this.idsIndexed,
+      () => this.size,
+      options.syncRebuildRows,
+    );
+    this.keySlots = new RowSlots(
+      (row) => hashKey(this.keys[row]!),
+      live,
+      () => this.rows,
+      () => this.size,
+      options.syncRebuildRows,
+    );
+  }
   /** Bumped whenever rows are renumbered: an iteration across it stops with an error rather than skip or repeat rows. */
   private generation = 0;
 
@@ -81,8 +243,15 @@ export class LiveTable {
    * over without copying. The key → row table is filled `slice` rows at a
    * time with `between()` awaited between slices; the id → row table later.
    */
-  static async restore(ids: string[], keys: Float64Array, seqs: Float64Array, between: () => Promise<void>, slice = 32_768): Promise<LiveTable> {
-    const table = new LiveTable();
+  static async restore(
+    ids: string[],
+    keys: Float64Array,
+    seqs: Float64Array,
+    between: () => Promise<void>,
+    slice = 32_768,
+    options: { syncRebuildRows?: number } = {},
+  ): Promise<LiveTable> {
+    const table = new LiveTable(options);
     const n = ids.length;
     if (keys.length !== n || seqs.length !== n) throw new RangeError('restored columns differ in length');
     table.ids = ids;
@@ -91,14 +260,19 @@ export class LiveTable {
     table.hashes = new Int32Array(n);
     table.rows = table.size = n;
     // Sized for all n rows: filling them never triggers a rebuild midway.
-    table.keySlots = emptySlots(n);
-    table.idSlots = emptySlots(n);
+    table.keySlots.reset(n);
+    table.idSlots.reset(n);
     for (let start = 0; start < n; start += slice) {
       if (start > 0) await between();
       const end = Math.min(n, start + slice);
       for (let row = start; row < end; row++) table.insertKeySlot(keys[row]!, row);
     }
     return table;
+  }
+
+  /** Whether either hash table is part-way through an incremental rebuild (tests). */
+  get rebuilding(): boolean {
+    return this.idSlots.migrating || this.keySlots.migrating;
   }
 
   /** Whether every id is in the id → row table yet. */
@@ -120,24 +294,14 @@ export class LiveTable {
 
   /** The row of `id`, or -1. */
   rowOfId(id: string): number {
-    if (this.idsIndexed < this.rows) this.indexIdsSlice(this.rows);
+    if (this.idsIndexed < this.rows) this.indexIdsSlice(this.rows); // callers that can wait index in slices first (LiveRecords.ready)
     const hash = hashId(id);
-    const mask = this.idSlots.length - 1;
-    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const row = this.idSlots[slot]!;
-      if (row === EMPTY) return -1;
-      if (row >= 0 && this.hashes[row] === hash && this.ids[row] === id) return row;
-    }
+    return this.idSlots.find(hash, (row) => this.hashes[row] === hash && this.ids[row] === id);
   }
 
   /** The row of engine key `key`, or -1. */
   rowOfKey(key: number): number {
-    const mask = this.keySlots.length - 1;
-    for (let slot = hashKey(key) & mask; ; slot = (slot + 1) & mask) {
-      const row = this.keySlots[slot]!;
-      if (row === EMPTY) return -1;
-      if (row >= 0 && this.keys[row] === key) return row;
-    }
+    return this.keySlots.find(hashKey(key), (row) => this.keys[row] === key);
   }
 
   /** The id behind engine key `key`, if it is live. */
@@ -213,9 +377,8 @@ export class LiveTable {
     this.seqs = new Float64Array(MIN_ROWS);
     this.hashes = new Int32Array(MIN_ROWS);
     this.rows = this.size = this.idsIndexed = 0;
-    this.idSlots = emptySlots(0);
-    this.keySlots = emptySlots(0);
-    this.idUsed = this.keyUsed = 0;
+    this.idSlots.reset(0);
+    this.keySlots.reset(0);
     this.generation++;
   }
 
@@ -235,66 +398,23 @@ export class LiveTable {
 
   /** Bytes held by the columns and hash tables (the id strings aside). */
   memoryUsage(): number {
-    return this.keys.byteLength + this.seqs.byteLength + this.hashes.byteLength + this.idSlots.byteLength + this.keySlots.byteLength + 8 * this.ids.length;
+    return this.keys.byteLength + this.seqs.byteLength + this.hashes.byteLength + this.idSlots.byteLength() + this.keySlots.byteLength() + 8 * this.ids.length;
   }
 
   private insertIdSlot(hash: number, row: number): void {
-    const mask = this.idSlots.length - 1;
-    let slot = hash & mask;
-    while (this.idSlots[slot]! >= 0) slot = (slot + 1) & mask;
-    if (this.idSlots[slot] === EMPTY) this.idUsed++;
-    this.idSlots[slot] = row;
-    if (this.idUsed > this.idSlots.length * MAX_LOAD) this.rebuildIdSlots();
+    this.idSlots.insert(hash, row);
   }
 
   private removeIdSlot(hash: number, row: number): void {
-    const mask = this.idSlots.length - 1;
-    let slot = hash & mask;
-    while (this.idSlots[slot] !== row) slot = (slot + 1) & mask;
-    this.idSlots[slot] = TOMBSTONE;
+    this.idSlots.remove(hash, row);
   }
 
   private insertKeySlot(key: number, row: number): void {
-    const mask = this.keySlots.length - 1;
-    let slot = hashKey(key) & mask;
-    while (this.keySlots[slot]! >= 0) slot = (slot + 1) & mask;
-    if (this.keySlots[slot] === EMPTY) this.keyUsed++;
-    this.keySlots[slot] = row;
-    if (this.keyUsed > this.keySlots.length * MAX_LOAD) this.rebuildKeySlots();
+    this.keySlots.insert(hashKey(key), row);
   }
 
   private removeKeySlot(key: number, row: number): void {
-    const mask = this.keySlots.length - 1;
-    let slot = hashKey(key) & mask;
-    while (this.keySlots[slot] !== row) slot = (slot + 1) & mask;
-    this.keySlots[slot] = TOMBSTONE;
-  }
-
-  /** Re-inserts the indexed live rows into an id table sized for twice their number, dropping tombstones. */
-  private rebuildIdSlots(): void {
-    this.idSlots = emptySlots(2 * this.size);
-    this.idUsed = 0;
-    const mask = this.idSlots.length - 1;
-    for (let row = 0; row < this.idsIndexed; row++) {
-      if (this.ids[row] === undefined) continue;
-      let slot = this.hashes[row]! & mask;
-      while (this.idSlots[slot] !== EMPTY) slot = (slot + 1) & mask;
-      this.idSlots[slot] = row;
-      this.idUsed++;
-    }
-  }
-
-  private rebuildKeySlots(): void {
-    this.keySlots = emptySlots(2 * this.size);
-    this.keyUsed = 0;
-    const mask = this.keySlots.length - 1;
-    for (let row = 0; row < this.rows; row++) {
-      if (this.ids[row] === undefined) continue;
-      let slot = hashKey(this.keys[row]!) & mask;
-      while (this.keySlots[slot] !== EMPTY) slot = (slot + 1) & mask;
-      this.keySlots[slot] = row;
-      this.keyUsed++;
-    }
+    this.keySlots.remove(hashKey(key), row);
   }
 
   /** Moves the live rows down over the removed ones (order kept) into columns sized for them, and rebuilds both tables. */
@@ -320,7 +440,7 @@ export class LiveTable {
     this.hashes = hashes;
     this.rows = this.idsIndexed = to;
     this.generation++;
-    this.rebuildIdSlots();
-    this.rebuildKeySlots();
+    this.idSlots.rebuildNow(this.size);
+    this.keySlots.rebuildNow(this.size);
   }
 }

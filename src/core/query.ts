@@ -67,6 +67,7 @@ export async function query(state: IndexState, input: QueryInput): Promise<Query
   const options: SearchOptions = input.expansionSearch === undefined ? {} : { expansionSearch: input.expansionSearch };
   let candidates = live.size;
   if (filter && !filter.matchesEverything) {
+    await live.ready(); // restored metadata indexed in slices, not by this query at once
     const allowed = live.filterIndex().match(filter);
     if (allowed.size === 0) return emptyResponse(batch, count);
     candidates = allowed.size;

@@ -15,6 +15,7 @@ import type { IndexState } from './index-state.js';
  * replayed from an older commit is an IntegrityError, never stale data.
  */
 export async function readRecords(state: IndexState, ids: string[], retried = false): Promise<Map<string, RecordBody>> {
+  await state.live.ready(); // the restored ids indexed in slices, not by the first lookup at once
   const out = new Map<string, RecordBody>();
   // One store for the whole read: a data-key rotation may replace it (new keys, new index id) meanwhile.
   const store = state.store;
