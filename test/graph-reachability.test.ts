@@ -247,7 +247,7 @@ describe('graph reachability on open (index)', () => {
 
   it('the flag is authenticated with the manifest: a flipped byte or an unsigned re-seal of a signed manifest is an IntegrityError', async () => {
     let path = '';
-    let key = new Uint8Array();
+    let key: Uint8Array = new Uint8Array();
     await snapshotWithOrphan(false, false, async (p, k) => {
       path = p;
       key = k;
