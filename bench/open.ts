@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import usearch from 'usearch';
 import { clusteredVectors, normalized } from '../test/support/vectors.js';
+import { nativeEngine, type NativeAnnEngine } from '../src/engine/native.js';
 import { Client } from '../src/index.js';
 import { medianOf, withLoopDelay } from './lib/measure.js';
 
@@ -33,7 +34,19 @@ const rawIndex = () =>
     multi: false,
   });
 
-async function build(n: number, dir: string): Promise<void> {
+/**
+ * `--raw-from-engine`: the raw file is vecvault's own graph, serialized by its engine (usearch's format,
+ * the bytes the snapshot seals) instead of a second build with the stock binding: the same graph, and
+ * no hour-long stock build at 1M on a busy machine.
+ */
+async function build(n: number, dir: string, rawFromEngine: boolean): Promise<void> {
+  const engines: NativeAnnEngine[] = [];
+  const create = nativeEngine.create;
+  nativeEngine.create = (options) => {
+    const engine = create.call(nativeEngine, options);
+    engines.push(engine);
+    return engine;
+  };
   mkdirSync(dir, { recursive: true });
   const data = normalized(clusteredVectors(n, DIM, { seed: 42 })).data;
   const key = randomBytes(32);
@@ -49,8 +62,10 @@ async function build(n: number, dir: string): Promise<void> {
       vectors: Array.from({ length: end - start }, (_, j) => data.subarray((start + j) * DIM, (start + j + 1) * DIM)),
     });
   }
+  if (rawFromEngine) writeFileSync(join(dir, 'raw.usearch'), await engines.at(-1)!.serialize());
   await client.close();
   console.log(`vecvault store built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (rawFromEngine) return;
   t0 = performance.now();
   const raw = rawIndex();
   raw.add(
@@ -66,6 +81,8 @@ interface OpenRun {
   who: 'raw' | 'vv';
   ms: number;
   stallMs?: number;
+  /** CPU time (user + system, all threads) the open used: less sensitive than wall time to other load on the machine. */
+  cpuMs: number;
 }
 
 const query = () => normalized(clusteredVectors(1, DIM, { seed: 7 })).data;
@@ -73,22 +90,25 @@ const query = () => normalized(clusteredVectors(1, DIM, { seed: 7 })).data;
 async function openOnce(who: 'raw' | 'vv', dir: string): Promise<OpenRun> {
   const q = query();
   if (who === 'raw') {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const index = rawIndex();
     index.load(join(dir, 'raw.usearch'));
     index.search(q, 10, 1);
-    return { who, ms: performance.now() - t0 };
+    const cpu = process.cpuUsage(c0);
+    return { who, ms: performance.now() - t0, cpuMs: (cpu.user + cpu.system) / 1000 };
   }
   const key = Buffer.from(readFileSync(join(dir, 'key')));
+  const c0 = process.cpuUsage();
   const { value, delay } = await withLoopDelay(async () => {
     const t0 = performance.now();
     const client = new Client({ path: join(dir, 'vv') });
     const index = await client.loadIndex({ indexName: 'scale', indexKey: key });
     await index.query({ queryVectors: Array.from(q), topK: 10 });
-    return { ms: performance.now() - t0, client };
+    return { ms: performance.now() - t0, client, cpu: process.cpuUsage(c0) };
   });
   await value.client.close();
-  return { who, ms: value.ms, stallMs: delay.maxMs };
+  return { who, ms: value.ms, stallMs: delay.maxMs, cpuMs: (value.cpu.user + value.cpu.system) / 1000 };
 }
 
 function child(who: 'raw' | 'vv', dir: string): Promise<OpenRun> {
@@ -124,9 +144,12 @@ async function time(dir: string, reps: number, warm: boolean): Promise<void> {
 }
 
 const [mode, ...args] = process.argv.slice(2);
-if (mode === 'build') await build(Number(args[0]), args[1]!);
+if (mode === 'build') await build(Number(args[0]), args[1]!, args.includes('--raw-from-engine'));
 else if (mode === 'time') await time(args[0]!, Number(args[1] ?? 7), args.includes('--warm'));
 else if (mode === 'child') {
   const r = await openOnce(args[0] as 'raw' | 'vv', args[1]!);
   process.send!(r);
+} else if (mode === 'child-print') {
+  const r = await openOnce(args[0] as 'raw' | 'vv', args[1]!);
+  console.log(`${r.ms.toFixed(1)} ${r.cpuMs.toFixed(1)}`);
 } else throw new Error('usage: bench/open.ts build N DIR | time DIR [REPS] [--warm]');

@@ -6,6 +6,9 @@
  * and pruning can leave one); the negative controls show such a record is
  * not returned for its own exact vector while nothing repairs it.
  */
+import { cpSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeEngine, type NativeAnnEngine } from '../src/engine/native.js';
 import { Client } from '../src/index.js';
@@ -14,7 +17,7 @@ import { openEnvelope, deriveIndexKeys } from '../src/keys/envelope.js';
 import { indexKey, MANIFEST } from '../src/storage/layout.js';
 import { openManifest, sealManifest, type Manifest } from '../src/storage/manifest.js';
 import { openFresh, reopen } from './support/fixtures.js';
-import { rawCatalogEntry, rawStore, rejectsWithCode } from './support/helpers.js';
+import { rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 import { asUnsignedManifest, makeUnsigned } from './support/unsigned.js';
 import { randomFlat } from './support/vectors.js';
 
@@ -291,6 +294,19 @@ describe('graph reachability on open (index)', () => {
     const opened = await reopen(path, key, 'g');
     expect(opened.index.stats().graphCheck).toMatchObject({ after: 'snapshot', remaining: 0 });
     expect(opened.index.stats().graphCheck!.relinked).toBeGreaterThanOrEqual(1);
+    await opened.client.close();
+  });
+
+  it.each(['golden-v1', 'golden-v4'])('an old store (%s: snapshots without the flag) still opens and still gets the walk', async (fixture) => {
+    const from = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', fixture);
+    const path = tempStore();
+    cpSync(join(from, 'store'), path, { recursive: true });
+    const line = readFileSync(join(from, 'key.hex'), 'utf8')
+      .trim()
+      .split('\n')
+      .find((l) => l.startsWith('a-euclid-f32 '))!;
+    const opened = await reopen(path, Buffer.from(line.split(' ')[1]!, 'hex'), 'a-euclid-f32');
+    expect(opened.index.stats()).toMatchObject({ openedFrom: 'snapshot', changesSinceSnapshot: 0, graphCheck: { after: 'snapshot', remaining: 0 } });
     await opened.client.close();
   });
 
