@@ -131,14 +131,16 @@ async function time(dir: string, reps: number, warm: boolean): Promise<void> {
     for (const who of rep % 2 === 0 ? (['raw', 'vv'] as const) : (['vv', 'raw'] as const)) {
       const r = warm ? await openOnce(who, dir) : await child(who, dir);
       runs.push(r);
-      console.log(`  ${who}: ${r.ms.toFixed(1)} ms${r.stallMs === undefined ? '' : ` (worst stall ${r.stallMs.toFixed(1)} ms)`}`);
+      console.log(`  ${who}: ${r.ms.toFixed(1)} ms, CPU ${r.cpuMs.toFixed(1)} ms${r.stallMs === undefined ? '' : ` (worst stall ${r.stallMs.toFixed(1)} ms)`}`);
     }
   }
   const raw = medianOf(runs.filter((r) => r.who === 'raw').map((r) => r.ms));
   const vv = medianOf(runs.filter((r) => r.who === 'vv').map((r) => r.ms));
   const stall = Math.max(...runs.map((r) => r.stallMs ?? 0));
+  const rawCpu = medianOf(runs.filter((r) => r.who === 'raw').map((r) => r.cpuMs));
+  const vvCpu = medianOf(runs.filter((r) => r.who === 'vv').map((r) => r.cpuMs));
   console.log(
-    `${warm ? 'warm, one process' : 'fresh child per open'}: median open + first query: raw ${raw.toFixed(1)} ms, vecvault ${vv.toFixed(1)} ms, ratio ${(vv / raw).toFixed(2)}× ` +
+    `${warm ? 'warm, one process' : 'fresh child per open'}: median open + first query: raw ${raw.toFixed(1)} ms, vecvault ${vv.toFixed(1)} ms, ratio ${(vv / raw).toFixed(2)}×; CPU ${rawCpu.toFixed(1)} vs ${vvCpu.toFixed(1)} ms, ${(vvCpu / rawCpu).toFixed(2)}× ` +
       `(${reps} each; worst stall ${stall.toFixed(1)} ms; load average ${load.toFixed(2)} → ${loadavg()[0]!.toFixed(2)})`,
   );
 }
