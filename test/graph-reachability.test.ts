@@ -6,10 +6,19 @@
  * and pruning can leave one); the negative controls show such a record is
  * not returned for its own exact vector while nothing repairs it.
  */
+import { cpSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeEngine, type NativeAnnEngine } from '../src/engine/native.js';
+import { Client } from '../src/index.js';
 import type { EngineOptions } from '../src/engine/types.js';
+import { openEnvelope, deriveIndexKeys } from '../src/keys/envelope.js';
+import { indexKey, MANIFEST } from '../src/storage/layout.js';
+import { openManifest, sealManifest, type Manifest } from '../src/storage/manifest.js';
 import { openFresh, reopen } from './support/fixtures.js';
+import { rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
+import { asUnsignedManifest, makeUnsigned } from './support/unsigned.js';
 import { randomFlat } from './support/vectors.js';
 
 const DIM = 8;
@@ -141,7 +150,7 @@ describe('graph reachability on open (index)', () => {
    * Upserts, cuts one record's node off in the live engine, closes, reopens. With `writerChecks` false the
    * writer's engine offers no check, as before snapshots were checked, so the snapshot keeps the cut.
    */
-  async function snapshotWithOrphan(disableCheck: boolean, writerChecks = false) {
+  async function snapshotWithOrphan(disableCheck: boolean, writerChecks = false, beforeReopen?: (path: string, key: Uint8Array) => Promise<void>) {
     const vectors = Array.from({ length: 1000 }, (_, i) => Array.from(randomFlat(1, DIM, 1000 + i)));
     const created: NativeAnnEngine[] = [];
     const create = nativeEngine.create;
@@ -151,14 +160,15 @@ describe('graph reachability on open (index)', () => {
       created.push(engine);
       return engine;
     };
-    if (disableCheck) {
+    const restored = { walks: 0 }; // reachability checks the restored engine ran during the open
+    nativeEngine.deserializeFrom = async (...args) => {
+      const engine = await deserializeFrom.apply(nativeEngine, args);
+      const check = engine.checkGraph.bind(engine);
+      engine.checkGraph = (options) => (restored.walks++, check(options)); // shadows the method on this instance
       // The negative control: the restored engine offers no check, so nothing repairs the graph.
-      nativeEngine.deserializeFrom = async (...args) => {
-        const engine = await deserializeFrom.apply(nativeEngine, args);
-        (engine as { checkGraph?: unknown }).checkGraph = undefined; // shadows the method on this instance
-        return engine;
-      };
-    }
+      if (disableCheck) (engine as { checkGraph?: unknown }).checkGraph = undefined;
+      return engine;
+    };
     try {
       const fresh = await openFresh({ indexName: 'g', metric: 'euclidean', indexConfig: { connectivity: 8, expansionAdd: 64 } });
       await fresh.index.upsert({ ids: vectors.map((_, i) => `v${i}`), vectors });
@@ -177,14 +187,128 @@ describe('graph reachability on open (index)', () => {
       expect(cutId).not.toBe('');
       if (!writerChecks) (engine as { checkGraph?: unknown }).checkGraph = undefined;
       await fresh.client.close();
+      await beforeReopen?.(fresh.path, fresh.key);
       const opened = await reopen(fresh.path, fresh.key, 'g');
+      const walks = restored.walks;
       await opened.index.train(); // queries walk the graph from now on (a small untrained index is answered by an exact scan)
-      return { ...opened, vectors, cutId };
+      return { ...opened, vectors, cutId, walks };
     } finally {
       nativeEngine.create = create;
       nativeEngine.deserializeFrom = deserializeFrom;
     }
   }
+
+  /** Index `g`'s committed manifest (its signature, if any, not checked here) and a way to seal a replacement (unsigned, version 1). */
+  async function manifestOf(path: string, key: Uint8Array) {
+    const entry = await rawCatalogEntry(path, 'g');
+    const keys = deriveIndexKeys(openEnvelope(key, 'g', entry), entry.indexId);
+    const at = indexKey(entry.indexId, MANIFEST);
+    const db = await rawStore(path);
+    try {
+      const raw = (await db.get(at))!;
+      const manifest = openManifest(keys.manifest, entry.indexId, asUnsignedManifest(raw), 'g');
+      const put = async (value: Uint8Array) => {
+        const again = await rawStore(path);
+        await again.put(at, value);
+        await again.close();
+      };
+      return { manifest, raw, put, seal: (m: Manifest) => sealManifest(keys.manifest, entry.indexId, m) };
+    } finally {
+      await db.close();
+    }
+  }
+
+  it('a snapshot checked whole before it was written says so in its manifest: an open that replays nothing skips its own walk', async () => {
+    let flag: unknown;
+    const { client, index, vectors, cutId, walks } = await snapshotWithOrphan(false, true, async (path, key) => {
+      flag = (await manifestOf(path, key)).manifest.snapshot?.reachable;
+    });
+    try {
+      expect(flag).toBe(true);
+      expect(walks).toBe(0);
+      expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', graphCheck: null });
+      expect(await ownHits(index, vectors[Number(cutId.slice(1))]!)).toContain(cutId); // relinked before the write
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a snapshot written without the check carries no flag: the open walks and relinks its orphan', async () => {
+    let flag: unknown = 'unread';
+    const { client, index, vectors, cutId, walks } = await snapshotWithOrphan(false, false, async (path, key) => {
+      flag = (await manifestOf(path, key)).manifest.snapshot?.reachable;
+    });
+    try {
+      expect(flag).toBeUndefined();
+      expect(walks).toBe(1);
+      expect(index.stats().graphCheck).toMatchObject({ after: 'snapshot', remaining: 0 });
+      expect(await ownHits(index, vectors[Number(cutId.slice(1))]!)).toContain(cutId);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('the flag is authenticated with the manifest: a flipped byte or an unsigned re-seal of a signed manifest is an IntegrityError', async () => {
+    let path = '';
+    let key: Uint8Array = new Uint8Array();
+    await snapshotWithOrphan(false, false, async (p, k) => {
+      path = p;
+      key = k;
+    }).then(({ client }) => client.close());
+    const { manifest, raw, put, seal } = await manifestOf(path, key);
+    expect(raw[0]).toBe(2); // signed (per-user keys era): the flag sits under the signature
+    const flipped = Buffer.from(raw);
+    flipped[flipped.length - 20]! ^= 1;
+    const refused = async () => {
+      const client = new Client({ path });
+      await rejectsWithCode(client.loadIndex({ indexName: 'g', indexKey: key }), 'VECVAULT_INTEGRITY');
+      await client.close();
+    };
+    await put(flipped);
+    await refused();
+    // A holder of the keys who cannot sign (a read-only user has the manifest key) sets the flag: refused too.
+    await put(seal({ ...manifest, snapshot: { ...manifest.snapshot!, reachable: true } }));
+    await refused();
+  });
+
+  it('negative control: in an unsigned index, a key holder who sets the flag on a graph with an orphan only hides it from search (as any graph they write could); any other value walks', async () => {
+    let forge: (value: unknown) => Promise<void> = async () => undefined;
+    const setFlag = async (path: string, key: Uint8Array) => {
+      await makeUnsigned(path, 'g', key);
+      const { manifest, put, seal } = await manifestOf(path, key);
+      forge = (value) => put(seal({ ...manifest, snapshot: { ...manifest.snapshot!, reachable: value as boolean } }));
+      await forge(true);
+    };
+    const forged = await snapshotWithOrphan(false, false, setFlag);
+    const { path, key } = forged;
+    try {
+      expect(forged.walks).toBe(0);
+      expect(await ownHits(forged.index, forged.vectors[Number(forged.cutId.slice(1))]!)).not.toContain(forged.cutId);
+      expect((await forged.index.get({ ids: [forged.cutId] })).map((r) => r.id)).toEqual([forged.cutId]); // stored, counted, readable
+      expect(forged.index.stats().count).toBe(1000);
+    } finally {
+      await forged.client.close();
+    }
+    // Anything but `true` (here 1, as older or foreign writers might put) means: walk.
+    await forge(1);
+    const opened = await reopen(path, key, 'g');
+    expect(opened.index.stats().graphCheck).toMatchObject({ after: 'snapshot', remaining: 0 });
+    expect(opened.index.stats().graphCheck!.relinked).toBeGreaterThanOrEqual(1);
+    await opened.client.close();
+  });
+
+  it.each(['golden-v1', 'golden-v4'])('an old store (%s: snapshots without the flag) still opens and still gets the walk', async (fixture) => {
+    const from = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', fixture);
+    const path = tempStore();
+    cpSync(join(from, 'store'), path, { recursive: true });
+    const line = readFileSync(join(from, 'key.hex'), 'utf8')
+      .trim()
+      .split('\n')
+      .find((l) => l.startsWith('a-euclid-f32 '))!;
+    const opened = await reopen(path, Buffer.from(line.split(' ')[1]!, 'hex'), 'a-euclid-f32');
+    expect(opened.index.stats()).toMatchObject({ openedFrom: 'snapshot', changesSinceSnapshot: 0, graphCheck: { after: 'snapshot', remaining: 0 } });
+    await opened.client.close();
+  });
 
   const ownHits = async (index: Awaited<ReturnType<typeof snapshotWithOrphan>>['index'], vector: number[]) =>
     ((await index.query({ queryVectors: vector, topK: 10, expansionSearch: EF_ALL })).results as { id: string }[]).map((r) => r.id);

@@ -379,7 +379,8 @@ export interface IndexStats {
    * the records, compacted or restored from a snapshot: live records no
    * search could reach (`unreachable`), the relinks that repaired them, and
    * how many were still unreachable after (`remaining`, normally 0). Null
-   * until one ran (a new index).
+   * until one ran (a new index, or an open from a snapshot checked whole
+   * before it was written, with nothing replayed: that open skips the walk).
    */
   graphCheck: { after: 'rebuild' | 'compaction' | 'snapshot'; unreachable: number; relinked: number; remaining: number } | null;
 }

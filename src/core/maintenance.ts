@@ -101,7 +101,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   if (!engine) return; // nothing to snapshot before the first vector
   // Persist a graph that reaches every live record: incremental builds leave a few unreachable (3,034 of 1M
   // measured), and every open from this snapshot would otherwise find and relink them again.
-  await repairGraph(engine, 'snapshot');
+  const check = await repairGraph(engine, 'snapshot');
   const next = nextManifest(state.manifest);
   const table = await snapshotTable(state, next);
   const previous = next.snapshot;
@@ -113,6 +113,8 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     () => encodeTable(table),
   );
   next.snapshot = { ...written, counter: next.counter };
+  // The graph just serialized reaches every live record: an open that replays nothing need not walk it again.
+  if (check !== null && check.remaining === 0) next.snapshot.reachable = true;
   await state.store.commitSnapshot(next, previous, () => {
     state.manifest = next;
   });

@@ -101,6 +101,15 @@ export interface SnapshotRef {
    */
   graphHash?: Uint8Array;
   tableHash?: Uint8Array;
+  /**
+   * True when the writer checked (and if needed repaired) the graph's reachability right before
+   * serializing it, and every live record was reachable: an open that replays nothing can skip its
+   * own walk. Added after 0.1.0; absent (older writers, an engine without the check, a repair that
+   * hit its round bound) means the open walks the graph. Authenticated (and in signed indexes
+   * signed) with the rest of the manifest, so only a key holder who could write any graph could set
+   * it falsely (docs/architecture.md, "Records the graph cannot reach").
+   */
+  reachable?: boolean;
 }
 
 /** Version byte of a signed manifest. */

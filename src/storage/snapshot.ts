@@ -24,8 +24,12 @@ import { concatSliced, decodeIdList, decodeIdListSliced, encodeIdListSliced, pac
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
 const READ_GROUP = 8;
-/** Chunks per read and decrypt task when streaming into the engine (one group read ahead of the one being used). */
-const STREAM_GROUP = 4;
+/** Chunks per read and decrypt task when streaming into the engine. */
+const STREAM_GROUP = 2;
+/** Such tasks in flight at once while streaming: they run side by side on the pool, ahead of the engine. */
+const STREAM_DEPTH = 4;
+/** Chunks read between two releases of LevelDB's mapped table pages while streaming. */
+const RELEASE_EVERY = 8;
 /** Chunks per seal task and LevelDB batch when writing. */
 const WRITE_GROUP = 4;
 /** Metadata entries per msgpack frame in the table: each frame packs or unpacks in well under a millisecond or two. */
@@ -369,8 +373,8 @@ export async function readSection(
 
 /**
  * `readSection` as a stream: yields the authenticated chunks in order while
- * the next group is read and decrypted on the pool, so only about two groups
- * are held at once, never the whole section. Each yielded chunk is the
+ * the next STREAM_DEPTH groups are read and decrypted on the pool (each its own
+ * task, side by side), so only a few MiB are held at once, never the whole section. Each yielded chunk is the
  * plaintext view of a buffer that holds nothing else (its ArrayBuffer may be
  * handed over and detached by the consumer). Stopping early is safe.
  */
@@ -389,12 +393,24 @@ export async function* readSectionStream(
     read.catch(() => undefined); // awaited in turn below, or abandoned when the consumer stops
     return read;
   };
-  let ahead = chunks > 0 ? group(0) : undefined;
-  for (let start = 0; start < chunks; start += STREAM_GROUP) {
-    const current = ahead!;
-    ahead = start + STREAM_GROUP < chunks ? group(start + STREAM_GROUP) : undefined;
-    const opened = await current;
-    if (ahead === undefined) verify?.allRead(); // the consumer never sees the last bytes of a section that is not the signed one
+  // STREAM_DEPTH groups in flight, each read and decrypted by its own pool task: one at a time could not keep up with the engine.
+  const ahead: Promise<Uint8Array[]>[] = [];
+  let next = 0;
+  const refill = () => {
+    for (; ahead.length < STREAM_DEPTH && next < chunks; next += STREAM_GROUP) ahead.push(group(next));
+  };
+  refill();
+  let unreleased = 0;
+  while (ahead.length > 0) {
+    const opened = await ahead.shift()!;
+    // LevelDB read these through mmap: without this, every chunk of the section stays resident twice until the open
+    // ends. Every few MiB, not per read: each call scans /proc/self/maps and drops every mapped table page.
+    if ((unreleased += opened.length) >= RELEASE_EVERY || ahead.length === 0) {
+      store.releaseMappedPages();
+      unreleased = 0;
+    }
+    refill();
+    if (ahead.length === 0) verify?.allRead(); // every group is in: the consumer never sees the last bytes of a section that is not the signed one
     for (const chunk of opened) yield chunk;
   }
 }
@@ -417,8 +433,6 @@ async function readGroup(
     numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
     { fillCache: false },
   );
-  // LevelDB read these through mmap: without this, every chunk of the section stays resident twice until the open ends.
-  if (owned) store.releaseMappedPages();
   const missing = values.findIndex((value) => value === undefined);
   if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
   // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
