@@ -431,6 +431,8 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     if (index.stats().count !== n - doomed.length) throw new Error('compact lost records');
     await client.close();
   } else {
+    // Raw usearch's addon is loaded by its import, before its timer starts; ours on first use. Load it first too.
+    (await import('../src/util/native-addon.js')).loadNativeAddon();
     const { value, delay } = await withLoopDelay(async () => {
       const t0 = performance.now();
       const client = new Client({ path: store });
