@@ -28,6 +28,7 @@ import {
   USER,
   USER_DIR,
   USERS_ADMIN,
+  pastEveryKey,
 } from './layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './manifest.js';
 import {
@@ -439,9 +440,14 @@ export class IndexStore {
     this.kv.releaseMemory();
   }
 
-  /** Asks LevelDB to rewrite the snapshot chunks now (after a close: the next open then reads tables, not the log). */
+  /**
+   * Flushes LevelDB's memtable into a table (after a close: the next open then reads tables, not the log).
+   * Only the flush: a compaction of the snapshot range read the whole snapshot back through mmap and wrote
+   * it again (at 200k × 96: ~100 MiB of file pages in RSS at close's peak, and about half the close's time);
+   * the previous generation's deleted chunks go with LevelDB's own compactions instead.
+   */
   compactSnapshots(): Promise<void> {
-    return this.kv.compactRange(kindRange(this.indexId, SNAPSHOT));
+    return this.kv.compactRange(pastEveryKey());
   }
 
   /** Asks LevelDB to drop deleted and overwritten values of this index from disk now. */

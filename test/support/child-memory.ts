@@ -60,7 +60,13 @@ if (phase === 'build') {
   const t0 = performance.now();
   await client.close(); // writes the snapshot
   process.stdout.write(
-    JSON.stringify({ ...peaks(before), ms: performance.now() - t0, buildPeakGrowth: build.peakGrowth, buildAnonPeakGrowth: build.anonPeakGrowth, buildSteadyGrowth }),
+    JSON.stringify({
+      ...peaks(before),
+      ms: performance.now() - t0,
+      buildPeakGrowth: build.peakGrowth,
+      buildAnonPeakGrowth: build.anonPeakGrowth,
+      buildSteadyGrowth,
+    }),
   );
 } else {
   const before = startPeak();
