@@ -53,15 +53,6 @@ export function kindRange(indexId: Uint8Array, kind: number): RangeOptions {
   return { gte: indexKey(indexId, kind), lt: indexKey(indexId, kind + 1) };
 }
 
-/**
- * A range past every key the store ever writes (keys start with 'C', 'E' or
- * 'I'). LevelDB's CompactRange over it flushes the memtable and then finds
- * no table to compact: nothing is read back or rewritten.
- */
-export function pastEveryKey(): RangeOptions {
-  return { gte: Buffer.of(0xff), lt: Buffer.of(0xff, 0xff) };
-}
-
 /** The suffix after 'I' id kind. */
 export function keySuffix(key: Uint8Array): Uint8Array {
   return key.subarray(1 + 16 + 1);
