@@ -38,6 +38,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__linux__) || defined(__APPLE__)
+#include <dlfcn.h>
+#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #include <cstdio>
@@ -66,6 +69,34 @@ Napi::Value TrimMemory(Napi::CallbackInfo const& info) {
 #else
     return Napi::Boolean::New(info.Env(), false);
 #endif
+}
+
+// memoryPressure(level) → whether V8 heard it: v8::Isolate::
+// MemoryPressureNotification, 1 = moderate (V8 starts an incremental,
+// memory-reducing mark-compact: no long pause), 2 = critical (one such GC at
+// once, blocking). A memory-reducing GC shrinks the young generation that a
+// burst of allocation grew (2 × 16 MiB semi-spaces after a large upsert,
+// ~23 MiB resident, which a plain GC, even `global.gc()`, keeps) and frees
+// dead ArrayBuffers' backing stores, which a malloc_trim after it returns.
+// Node-API has no such call, and including v8.h would tie the addon to one
+// Node ABI (prebuilds are Node-API, loaded by every Node version), so the two
+// functions are looked up by their Itanium-mangled names (exported by Node
+// binaries) and called with the isolate as `this`; absent, nothing runs.
+Napi::Value MemoryPressure(Napi::CallbackInfo const& info) {
+#if (defined(__linux__) || defined(__APPLE__)) && (defined(__x86_64__) || defined(__aarch64__))
+    using GetCurrent = void* (*)();
+    using Notify = void (*)(void*, int);  // v8::MemoryPressureLevel is an enum class over int
+    static auto const get_current = reinterpret_cast<GetCurrent>(dlsym(RTLD_DEFAULT, "_ZN2v87Isolate10GetCurrentEv"));
+    static auto const notify = reinterpret_cast<Notify>(dlsym(RTLD_DEFAULT, "_ZN2v87Isolate26MemoryPressureNotificationENS_19MemoryPressureLevelE"));
+    int level = info[0].As<Napi::Number>().Int32Value();
+    if (get_current != nullptr && notify != nullptr && (level == 1 || level == 2)) {
+        if (void* isolate = get_current()) {
+            notify(isolate, level);  // critical runs its GC now and resets the level; moderate resets it when marking starts
+            return Napi::Boolean::New(info.Env(), true);
+        }
+    }
+#endif
+    return Napi::Boolean::New(info.Env(), false);
 }
 
 // releaseMappedPages(dir) → bytes: drops this process's resident pages of the
@@ -109,6 +140,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("crypto", vecvault_crypto::Define(env));
     exports.Set("simdInfo", Napi::Function::New(env, SimdInfo));
     exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
+    exports.Set("memoryPressure", Napi::Function::New(env, MemoryPressure));
     exports.Set("releaseMappedPages", Napi::Function::New(env, ReleaseMappedPages));
     exports.Set("usearchVersion", Napi::String::New(env, std::to_string(USEARCH_VERSION_MAJOR) + "." +
                                                              std::to_string(USEARCH_VERSION_MINOR) + "." +

@@ -17,6 +17,7 @@ import type { IndexState } from './index-state.js';
 import type { LiveEntry } from './live-records.js';
 import { compactLaterIfDue, snapshotLaterIfDue } from './maintenance.js';
 import { rowBytes } from './vector-bytes.js';
+import { reduceHeapSoon } from '../util/memory.js';
 
 /** Checked upsert input: item i's vector is row i of `vectors`. */
 export interface UpsertBatch {
@@ -46,8 +47,10 @@ export const PROGRESS_STEP = 10_000;
 const TRIM_EVERY = 8_192;
 
 /** Inserts or overwrites every item in one commit (recomputed and retried when another process committed first: follow.ts). */
-export function upsertRecords(state: IndexState, batch: UpsertBatch): Promise<void> {
-  return retryOnConflict(state, () => upsertOnce(state, batch));
+export async function upsertRecords(state: IndexState, batch: UpsertBatch): Promise<void> {
+  await retryOnConflict(state, () => upsertOnce(state, batch));
+  // Here, not inside upsertOnce: its sealed records and batch are garbage by now.
+  trimAfterWrites(state, batch.items.length);
 }
 
 async function upsertOnce(state: IndexState, { items, vectors, dimension: given, onProgress }: UpsertBatch): Promise<void> {
@@ -114,7 +117,6 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
   }
   snapshotLaterIfDue(state);
   compactLaterIfDue(state);
-  trimAfterWrites(state, items.length);
 }
 
 /** Trims the heap once TRIM_EVERY records were written since the last trim (the earlier batches' buffers are garbage by now). */
@@ -122,7 +124,8 @@ function trimAfterWrites(state: IndexState, written: number): void {
   state.writtenSinceTrim += written;
   if (state.writtenSinceTrim < TRIM_EVERY) return;
   state.writtenSinceTrim = 0;
-  state.store.releaseMemory();
+  state.store.releaseMemory(); // what the GCs since the last trim freed
+  reduceHeapSoon(); // and this burst's garbage, once V8 has collected it
 }
 
 /** The graph insert of a batch in steps, reporting each; a failure stops it (and the commit) like a single add's. */

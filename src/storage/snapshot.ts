@@ -294,8 +294,8 @@ export async function writeSectionStream(
         );
         if (digests) items.forEach((item, j) => (digests[item.index] = hashes!.subarray(32 * j, 32 * (j + 1))));
         for (const item of items) item.resolve(); // sealed: the producer may reuse these chunks now
+        // KvStore.batch drops the table pages LevelDB's compactions read meanwhile.
         await store.batch(items.map((item, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, item.index), value: sealed[j]! })));
-        store.releaseMappedPages(); // the tables LevelDB flushed and re-read meanwhile
       })
       .catch((error: unknown) => {
         failure ??= error;

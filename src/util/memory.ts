@@ -16,12 +16,37 @@ import { loadNativeAddon } from './native-addon.js';
 
 interface MemoryCalls {
   trimMemory(): boolean;
+  memoryPressure(level: 1 | 2): boolean;
   releaseMappedPages(dir: string): number;
 }
 
 /** Unmaps this process's resident pages of the files mapped from under `storeDir` (a real path). */
 export function releaseMappedPages(storeDir: string): void {
   (loadNativeAddon() as MemoryCalls).releaseMappedPages(storeDir);
+}
+
+/** After a memory-reducing GC was asked for: long enough for V8's incremental marking to finish between the host's tasks. */
+const TRIM_AFTER_GC_MS = 1000;
+let trimTimer: NodeJS.Timeout | undefined;
+
+/**
+ * Asks V8 for a memory-reducing GC without a pause (a moderate
+ * memory-pressure notification: incremental marking, finished between the
+ * event loop's tasks; native/addon.cc `MemoryPressure`), and trims glibc's
+ * heap once it has likely finished. That GC shrinks the young generation a
+ * burst of allocation grew (~23 MiB resident after a 200k × 96 build in calls
+ * of 10,000, which a plain GC keeps) and frees dead ArrayBuffers' backing
+ * stores, which the trim then returns. A full GC at once (critical pressure)
+ * would pause 30–75 ms per call on this 2-core machine: over the event-loop budget.
+ */
+export function reduceHeapSoon(): void {
+  const addon = loadNativeAddon() as MemoryCalls;
+  if (!addon.memoryPressure(1) || trimTimer) return;
+  trimTimer = setTimeout(() => {
+    trimTimer = undefined;
+    addon.trimMemory();
+  }, TRIM_AFTER_GC_MS);
+  trimTimer.unref();
 }
 
 /** Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path). */
