@@ -27,26 +27,36 @@ export function releaseMappedPages(storeDir: string): void {
 
 /** After a memory-reducing GC was asked for: long enough for V8's incremental marking to finish between the host's tasks. */
 const TRIM_AFTER_GC_MS = 1000;
-let trimTimer: NodeJS.Timeout | undefined;
+/**
+ * Writes must have paused this long before the GC is asked for: during a bulk
+ * load the young generation is refilled at once, and a memory-reducing GC
+ * marks the host application's whole heap, which it should not pay every
+ * few thousand records.
+ */
+const IDLE_BEFORE_GC_MS = 500;
+let idleTimer: NodeJS.Timeout | undefined;
 
 /**
- * Asks V8 for a memory-reducing GC without a pause (a moderate
- * memory-pressure notification: incremental marking, finished between the
- * event loop's tasks; native/addon.cc `MemoryPressure`), and trims glibc's
- * heap once it has likely finished. That GC shrinks the young generation a
- * burst of allocation grew (~23 MiB resident after a 200k × 96 build in calls
- * of 10,000, which a plain GC keeps) and frees dead ArrayBuffers' backing
+ * Once writes have paused (IDLE_BEFORE_GC_MS after the last call), asks V8
+ * for a memory-reducing GC without a pause (a moderate memory-pressure
+ * notification: incremental marking, finished between the event loop's
+ * tasks; native/addon.cc `MemoryPressure`), and trims glibc's heap once it
+ * has likely finished. That GC shrinks the young generation a burst of
+ * allocation grew (~23 MiB resident after a 200k × 96 build in calls of
+ * 10,000, which a plain GC keeps) and frees dead ArrayBuffers' backing
  * stores, which the trim then returns. A full GC at once (critical pressure)
  * would pause 30–75 ms per call on this 2-core machine: over the event-loop budget.
  */
 export function reduceHeapSoon(): void {
-  const addon = loadNativeAddon() as MemoryCalls;
-  if (!addon.memoryPressure(1) || trimTimer) return;
-  trimTimer = setTimeout(() => {
-    trimTimer = undefined;
-    addon.trimMemory();
-  }, TRIM_AFTER_GC_MS);
-  trimTimer.unref();
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    idleTimer = undefined;
+    const addon = loadNativeAddon() as MemoryCalls;
+    addon.memoryPressure(1);
+    // Trimmed either way: without the symbol, what plain GCs freed meanwhile still goes back.
+    setTimeout(() => addon.trimMemory(), TRIM_AFTER_GC_MS).unref();
+  }, IDLE_BEFORE_GC_MS);
+  idleTimer.unref();
 }
 
 /** Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path). */

@@ -1,0 +1,49 @@
+/**
+ * The addon's memory calls (src/util/memory.ts). `memoryPressure` reaches V8
+ * through two symbols looked up by their mangled names (native/addon.cc): if a
+ * Node version renamed them, the call would quietly do nothing, and only this
+ * test would say so.
+ */
+import { getHeapSpaceStatistics } from 'node:v8';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { loadNativeAddon } from '../src/util/native-addon.js';
+
+interface MemoryCalls {
+  trimMemory(): boolean;
+  memoryPressure(level: number): boolean;
+}
+
+const addon = loadNativeAddon() as MemoryCalls;
+const linuxOrMac = (process.platform === 'linux' || process.platform === 'darwin') && (process.arch === 'x64' || process.arch === 'arm64');
+const newSpace = () => getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')!.space_size;
+
+describe('memory calls', () => {
+  it.runIf(linuxOrMac)('finds V8 memory-pressure notification on this Node, and a moderate one shrinks a grown young generation', async () => {
+    // Grow the young generation with a burst of short-lived objects that survive a scavenge or two.
+    let keep: unknown[] = [];
+    for (let round = 0; round < 200; round++) {
+      keep = Array.from({ length: 20_000 }, (_, i) => ({ i, s: `x${i}` }));
+      if (round % 50 === 0) await sleep(0);
+    }
+    expect(keep.length).toBe(20_000);
+    keep = [];
+    const grown = newSpace();
+    // Control: left alone, the grown young generation stays (a plain scavenge keeps its size).
+    await sleep(300);
+    expect(newSpace()).toBe(grown);
+    expect(addon.memoryPressure(1)).toBe(true);
+    // Incremental marking finishes between tasks: give it the loop.
+    for (let i = 0; i < 100 && newSpace() >= grown; i++) await sleep(10);
+    expect(newSpace()).toBeLessThan(grown);
+  });
+
+  it('refuses levels other than moderate and critical', () => {
+    expect(addon.memoryPressure(0)).toBe(false);
+    expect(addon.memoryPressure(3)).toBe(false);
+  });
+
+  it.runIf(process.platform === 'linux')('trims glibc heap', () => {
+    expect(addon.trimMemory()).toBe(true);
+  });
+});
