@@ -472,3 +472,4 @@ goldenSuite('golden-v1', /^ad18a31/, { record: 1, head: 1, signed: false });
 goldenSuite('golden-v2', /^ebbd7e1/, { record: 2, head: 2, signed: false });
 goldenSuite('golden-v3', /^3be32ea/, { record: 3, head: 2, signed: true });
 goldenSuite('golden-v4', /^ab819be/, { record: 3, head: 2, signed: true });
+goldenSuite('golden-v5', /^81c5893/, { record: 3, head: 2, signed: true });

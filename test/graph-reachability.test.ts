@@ -310,6 +310,19 @@ describe('graph reachability on open (index)', () => {
     await opened.client.close();
   });
 
+  it('golden-v5 (snapshots with the flag, written by 81c5893) opens without the walk', async () => {
+    const from = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'golden-v5');
+    const path = tempStore();
+    cpSync(join(from, 'store'), path, { recursive: true });
+    const line = readFileSync(join(from, 'key.hex'), 'utf8')
+      .trim()
+      .split('\n')
+      .find((l) => l.startsWith('a-euclid-f32 '))!;
+    const opened = await reopen(path, Buffer.from(line.split(' ')[1]!, 'hex'), 'a-euclid-f32');
+    expect(opened.index.stats()).toMatchObject({ openedFrom: 'snapshot', changesSinceSnapshot: 0, graphCheck: null });
+    await opened.client.close();
+  });
+
   const ownHits = async (index: Awaited<ReturnType<typeof snapshotWithOrphan>>['index'], vector: number[]) =>
     ((await index.query({ queryVectors: vector, topK: 10, expansionSearch: EF_ALL })).results as { id: string }[]).map((r) => r.id);
 
