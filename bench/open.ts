@@ -19,20 +19,11 @@ import { clusteredVectors, normalized } from '../test/support/vectors.js';
 import { nativeEngine, type NativeAnnEngine } from '../src/engine/native.js';
 import { Client } from '../src/index.js';
 import { medianOf, withLoopDelay } from './lib/measure.js';
+import { rawScaleIndex, SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
 
-const DIM = 96;
-const CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
-
-const rawIndex = () =>
-  new usearch.Index({
-    dimensions: DIM,
-    metric: usearch.MetricKind.Cos,
-    quantization: usearch.ScalarKind.F32,
-    connectivity: CONFIG.connectivity,
-    expansion_add: CONFIG.expansionAdd,
-    expansion_search: CONFIG.expansionSearch,
-    multi: false,
-  });
+const DIM = SCALE_DIM;
+const CONFIG = SCALE_CONFIG;
+const rawIndex = () => rawScaleIndex();
 
 /**
  * `--raw-from-engine`: the raw file is vecvault's own graph, serialized by its engine (usearch's format,

@@ -25,10 +25,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { machineInfo, projectRoot } from './lib/machine.js';
+import { rawScaleIndex, SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
 import { duBytes, medianOf, sleep, timedPass, withLoopDelay, type LoopDelay } from './lib/measure.js';
 
-const DIM = 96;
-const CONFIG = { connectivity: 16, expansionAdd: 128, expansionSearch: 64 };
+const DIM = SCALE_DIM;
+const CONFIG = SCALE_CONFIG;
 const UPSERT_CHUNK = 10_000;
 const GETS = 1_000;
 
@@ -172,15 +173,7 @@ async function runQueries(n: number, dir: string): Promise<QueryFigures> {
   const truth = (usearch.exactSearch(data, queries, DIM, K, usearch.MetricKind.Cos, 0) as unknown as { keys: BigUint64Array }).keys;
   type Raw = InstanceType<typeof usearch.Index>;
   const loadRaw = (ef: number): Raw => {
-    const raw = new usearch.Index({
-      dimensions: DIM,
-      metric: usearch.MetricKind.Cos,
-      quantization: usearch.ScalarKind.F32,
-      connectivity: CONFIG.connectivity,
-      expansion_add: CONFIG.expansionAdd,
-      expansion_search: ef,
-      multi: false,
-    });
+    const raw = rawScaleIndex(ef);
     raw.load(join(dir, 'raw.usearch'));
     return raw;
   };
@@ -339,16 +332,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
   const rawFile = join(dir, 'raw.usearch');
   const store = join(dir, 'vv');
   const key = Buffer.from(readFileSync(join(dir, 'key')));
-  const rawIndex = () =>
-    new usearch.Index({
-      dimensions: DIM,
-      metric: usearch.MetricKind.Cos,
-      quantization: usearch.ScalarKind.F32,
-      connectivity: CONFIG.connectivity,
-      expansion_add: CONFIG.expansionAdd,
-      expansion_search: CONFIG.expansionSearch,
-      multi: false,
-    });
+  const rawIndex = () => rawScaleIndex();
   const building = phase.endsWith('build');
   // Build phases hold the data, as an app importing it would; open phases only a query.
   const data = building ? normalized(clusteredVectors(n, DIM, { seed: 42 })).data : null;

@@ -297,7 +297,8 @@ describe('graph reachability on open (index)', () => {
     await opened.client.close();
   });
 
-  it.each(['golden-v1', 'golden-v4'])('an old store (%s: snapshots without the flag) still opens and still gets the walk', async (fixture) => {
+  /** Opens a private copy of a golden fixture's cleanly closed `a-euclid-f32`. */
+  async function openGolden(fixture: string) {
     const from = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', fixture);
     const path = tempStore();
     cpSync(join(from, 'store'), path, { recursive: true });
@@ -305,20 +306,17 @@ describe('graph reachability on open (index)', () => {
       .trim()
       .split('\n')
       .find((l) => l.startsWith('a-euclid-f32 '))!;
-    const opened = await reopen(path, Buffer.from(line.split(' ')[1]!, 'hex'), 'a-euclid-f32');
+    return reopen(path, Buffer.from(line.split(' ')[1]!, 'hex'), 'a-euclid-f32');
+  }
+
+  it.each(['golden-v1', 'golden-v4'])('an old store (%s: snapshots without the flag) still opens and still gets the walk', async (fixture) => {
+    const opened = await openGolden(fixture);
     expect(opened.index.stats()).toMatchObject({ openedFrom: 'snapshot', changesSinceSnapshot: 0, graphCheck: { after: 'snapshot', remaining: 0 } });
     await opened.client.close();
   });
 
   it('golden-v5 (snapshots with the flag, written by 81c5893) opens without the walk', async () => {
-    const from = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'golden-v5');
-    const path = tempStore();
-    cpSync(join(from, 'store'), path, { recursive: true });
-    const line = readFileSync(join(from, 'key.hex'), 'utf8')
-      .trim()
-      .split('\n')
-      .find((l) => l.startsWith('a-euclid-f32 '))!;
-    const opened = await reopen(path, Buffer.from(line.split(' ')[1]!, 'hex'), 'a-euclid-f32');
+    const opened = await openGolden('golden-v5');
     expect(opened.index.stats()).toMatchObject({ openedFrom: 'snapshot', changesSinceSnapshot: 0, graphCheck: null });
     await opened.client.close();
   });
