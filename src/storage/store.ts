@@ -200,8 +200,6 @@ export class Store extends KvCatalog<KvStore> implements CatalogStore {
     }
   }
 
-  /** The catalog entry of `name`, shape-checked; undefined when there is no such index. */
-
   /**
    * The store bound to one index: its id, subkeys and commit head; for a signed index, the public
    * key this opener trusts and the DEK generation of the keys.
