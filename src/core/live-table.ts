@@ -145,7 +145,7 @@ export class RowSlots {
   /** Rebuilds at once from the rows (after they were renumbered). */
   rebuildNow(live: number): void {
     this.reset(2 * live);
-    this.startFromRows();
+    this.end = this.limit();
     this.migrate(this.end);
   }
 
@@ -166,12 +166,6 @@ export class RowSlots {
     this.moved = 0;
     this.end = this.limit();
     if (this.end < this.syncBelow) this.migrate(this.end);
-  }
-
-  private startFromRows(): void {
-    this.old = null;
-    this.moved = 0;
-    this.end = this.limit();
   }
 
   /** Moves up to `count` more rows from the old table's range into the new table. */
@@ -287,7 +281,7 @@ export class LiveTable {
       const hash = hashId(this.ids[row]!);
       this.hashes[row] = hash;
       this.idsIndexed = row + 1; // before the insert: a rebuild it triggers re-inserts rows below idsIndexed
-      this.insertIdSlot(hash, row);
+      this.idSlots.insert(hash, row);
     }
     return end === this.rows;
   }
@@ -353,7 +347,7 @@ export class LiveTable {
     this.rows++;
     this.idsIndexed = this.rows; // rowOfId above completed the index
     this.size++;
-    this.insertIdSlot(hash, row);
+    this.idSlots.insert(hash, row);
     this.insertKeySlot(key, row);
     return -1;
   }
@@ -363,7 +357,7 @@ export class LiveTable {
     const row = this.rowOfId(id);
     if (row < 0) return undefined;
     const entry = { key: this.keys[row]!, seq: this.seqs[row]! };
-    this.removeIdSlot(this.hashes[row]!, row);
+    this.idSlots.remove(this.hashes[row]!, row);
     this.removeKeySlot(entry.key, row);
     this.ids[row] = undefined;
     this.size--;
@@ -399,14 +393,6 @@ export class LiveTable {
   /** Bytes held by the columns and hash tables (the id strings aside). */
   memoryUsage(): number {
     return this.keys.byteLength + this.seqs.byteLength + this.hashes.byteLength + this.idSlots.byteLength() + this.keySlots.byteLength() + 8 * this.ids.length;
-  }
-
-  private insertIdSlot(hash: number, row: number): void {
-    this.idSlots.insert(hash, row);
-  }
-
-  private removeIdSlot(hash: number, row: number): void {
-    this.idSlots.remove(hash, row);
   }
 
   private insertKeySlot(key: number, row: number): void {
