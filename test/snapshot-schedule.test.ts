@@ -31,3 +31,22 @@ it('a due snapshot waits for writes to pause, then is taken; a backlog of 100k c
   await index.upsert({ ids: ['y'], vectors: [[4, 3, 2, 1]] }); // runs after the queued snapshot
   expect(generation(index)).toBe(2);
 });
+
+it('a call that outlasts the idle timer does not let a snapshot in between the calls of an import', async () => {
+  const { index } = await openFresh({ indexName: 'slow', dimension: 4 });
+  const first = randomVectors(12_000, 4, 7);
+  await index.upsert({ ids: first.map((_, i) => `a${i}`), vectors: first }); // due: the idle timer is armed
+  const second = randomVectors(2_000, 4, 8);
+  // The timer (250 ms) expires while this call is still queued and running: it must wait for the queue, not
+  // queue a snapshot behind the call (a bulk import in calls of 10,000 took five snapshots that way).
+  const busyUntil = (ms: number) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  await index.upsert({ ids: second.map((_, i) => `b${i}`), vectors: second, onProgress: () => busyUntil(400) });
+  await index.upsert({ ids: ['z'], vectors: [[1, 1, 1, 1]] });
+  expect(generation(index)).toBe(0);
+  expect(index.stats().changesSinceSnapshot).toBe(14_001);
+  await settle(index, 0);
+  expect(generation(index)).toBe(1);
+});

@@ -373,10 +373,15 @@ export class EncryptedIndex {
       if (isEmptyUpsert(params)) return { status: 'success', upsertedCount: 0 };
       const onProgress = Array.isArray(params) ? undefined : checkProgressOption({ onProgress: (params as { onProgress?: unknown }).onProgress });
       const m = state.manifest;
-      const embedded = await embedUpsert(params, this.#embedding, m.embedding, state.name, m.dimension, m);
-      const batch = await normalizeUpsert(embedded, state.manifest.dimension, state.manifest);
-      await state.exclusive(() => upsertRecords(state, { ...batch, onProgress }));
-      return { status: 'success', upsertedCount: batch.items.length };
+      state.writeCalls++; // from here: checking a large batch can outlast the idle-snapshot timer
+      try {
+        const embedded = await embedUpsert(params, this.#embedding, m.embedding, state.name, m.dimension, m);
+        const batch = await normalizeUpsert(embedded, state.manifest.dimension, state.manifest);
+        await state.exclusive(() => upsertRecords(state, { ...batch, onProgress }));
+        return { status: 'success', upsertedCount: batch.items.length };
+      } finally {
+        state.writeCalls--;
+      }
     });
   }
 

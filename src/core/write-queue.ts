@@ -8,15 +8,23 @@ export class WriteQueue {
   /** Bumped when a write starts committing and when its memory update ends. */
   private epoch = 0;
   private writing = false;
+  /** Tasks queued or running. */
+  private pending = 0;
 
   /** Runs `task` after every task queued before it; `check` runs first (e.g. the index is still open). */
   run<T>(task: () => Promise<T>, check: () => void): Promise<T> {
+    this.pending++;
     const run = this.tail.then(() => {
       check();
       return task();
     });
-    this.tail = run.catch(() => undefined);
+    this.tail = run.catch(() => undefined).finally(() => this.pending--);
     return run;
+  }
+
+  /** Whether a task is queued or running (the index is not idle). */
+  get busy(): boolean {
+    return this.pending > 0;
   }
 
   /** Resolves once every task queued so far has settled. */
