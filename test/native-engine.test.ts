@@ -445,7 +445,7 @@ describe('native engine: streamed serialize and load', () => {
     const whole = Buffer.from(await engine.serialize());
     const parts: Buffer[] = [];
     const lasts: boolean[] = [];
-    // A slow sink: the addon must wait for acks (it has 8 buffers), not overwrite unsealed chunks.
+    // A slow sink: the addon must wait for acks (it has 4 buffers), not overwrite unsealed chunks.
     const total = await engine.serializeTo(4096, async (chunk, index, last) => {
       expect(index).toBe(parts.length);
       parts.push(Buffer.from(chunk));

@@ -60,6 +60,21 @@ export class LiveRecords {
     return row < 0 ? undefined : { key: this.table.keyAt(row), seq: this.table.seqAt(row) };
   }
 
+  /**
+   * Visits every live record's id, engine key and commit in row order without
+   * an entry object each (a snapshot's table: `byId`'s pairs at 200k records
+   * grew the young generation by ~6 MiB); `pause` runs every `slice` records.
+   */
+  async forEachLive(visit: (id: string, key: number, seq: number) => void, slice: number, pause: () => Promise<void>): Promise<void> {
+    const table = this.table;
+    let n = 0;
+    for (const row of table.liveRows()) {
+      if (n > 0 && n % slice === 0) await pause();
+      visit(table.idAt(row), table.keyAt(row), table.seqAt(row));
+      n++;
+    }
+  }
+
   /** The metadata filter index, complete. */
   filterIndex(): MetadataIndex {
     while (this.unindexed) this.indexNextMetadataFrame();

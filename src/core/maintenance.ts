@@ -11,6 +11,7 @@ import { nextManifest, type Manifest } from '../storage/manifest.js';
 import { catchUp } from './follow.js';
 import { repairGraph, type GraphCheckSummary } from './graph-repair.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { reduceHeapSoon } from '../util/memory.js';
 import { warn } from '../warnings.js';
 import type { IndexState, MaintenanceKind } from './index-state.js';
 import { readRecords } from './record-reader.js';
@@ -113,6 +114,9 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   await catchUp(state); // a shared store: snapshot the newest commit, never a stale one
   const engine = state.engine;
   if (!engine) return; // nothing to snapshot before the first vector
+  // What the writes before it freed goes back first, so the snapshot's own transient memory does not stack on
+  // top of it (measured at 200k × 96: the close's peak, docs/performance.md "Memory").
+  state.store.releaseMemory();
   // Persist a graph that reaches every live record: incremental builds leave a few unreachable (3,034 of 1M
   // measured), and every open from this snapshot would otherwise find and relink them again.
   const check = await repairGraph(engine, 'snapshot');
@@ -134,6 +138,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   });
   state.changedSinceSnapshot = 0;
   state.store.releaseMemory(); // the table's encoding and the sealed chunks were transient
+  reduceHeapSoon(); // and the young generation its allocations grew (~20 MiB at 200k), which plain GCs keep
 }
 
 /** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */
@@ -147,14 +152,17 @@ export async function snapshotTable(state: IndexState, next: Manifest): Promise<
   const metadata = new Array<unknown>(count);
   const filterIndex = state.live.filterIndex();
   let n = 0;
-  for (const [id, entry] of state.live.byId) {
-    if (n > 0 && n % (16 * SLICE) === 0) await yieldToEventLoop();
-    ids[n] = id;
-    keys[n] = entry.key;
-    seqs[n] = entry.seq;
-    metadata[n] = filterIndex.get(entry.key) ?? null;
-    n++;
-  }
+  await state.live.forEachLive(
+    (id, key, seq) => {
+      ids[n] = id;
+      keys[n] = key;
+      seqs[n] = seq;
+      metadata[n] = filterIndex.get(key) ?? null;
+      n++;
+    },
+    16 * SLICE,
+    yieldToEventLoop,
+  );
   return { counter: next.counter, count, digest: next.digest, ids, keys, seqs, metadata };
 }
 

@@ -369,8 +369,8 @@ async function nativeCall<T>(what: string, call: () => Promise<T>): Promise<T> {
 
 // --------------------------------------------------------------- engine --
 
-/** Buffers a streamed serialize cycles through: two sealing groups' worth (see storage/snapshot.ts). */
-const SERIALIZE_BUFFERS = 8;
+/** Buffers a streamed serialize cycles through: two sealing groups' worth (WRITE_GROUP in storage/snapshot.ts). */
+const SERIALIZE_BUFFERS = 4;
 /** Chunks pushed ahead of a streamed load. */
 const LOAD_AHEAD = 4;
 
