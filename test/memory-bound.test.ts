@@ -37,6 +37,12 @@ const VECTOR_BYTES = COUNT * DIM * 4;
  * +150 MiB, open +201 MiB VmHWM on the same data).
  */
 const BOUND = 2 * VECTOR_BYTES;
+/**
+ * The close alone, tighter: its snapshot streams the graph in groups of two
+ * 1 MiB chunks (+16 to +19 MiB measured here), so even a whole extra copy of
+ * the raw vectors shows up as a failure.
+ */
+const CLOSE_BOUND = VECTOR_BYTES;
 
 const linux = existsSync('/proc/self/clear_refs');
 const dir = mkdtempSync(join(tmpdir(), 'vecvault-memory-'));
@@ -62,13 +68,13 @@ function phase(...args: string[]): Measured {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe.skipIf(!linux)('resident memory of a 50k-vector index (Linux)', () => {
-  it(`snapshotting it at close and opening it each grow anonymous memory by less than ${(BOUND / MiB).toFixed(0)} MiB (2× the raw vectors)`, () => {
+  it(`snapshotting it at close grows anonymous memory by less than ${(CLOSE_BOUND / MiB).toFixed(0)} MiB (the raw vectors) and opening it by less than ${(BOUND / MiB).toFixed(0)} MiB (2×)`, () => {
     const build = phase('build', join(dir, 'store'), key, String(COUNT), String(DIM));
     const open = phase('open', join(dir, 'store'), key);
     const m = (bytes: number | undefined) => `+${((bytes ?? 0) / MiB).toFixed(1)} MiB`;
     const report = `build: anonymous peak ${m(build.buildAnonPeakGrowth)} (VmHWM ${m(build.buildPeakGrowth)}), steady ${m(build.buildSteadyGrowth)}; close: anonymous peak ${m(build.anonPeakGrowth)} (VmHWM ${m(build.peakGrowth)}); open: anonymous peak ${m(open.anonPeakGrowth)} (VmHWM ${m(open.peakGrowth)}, steady ${m(open.steadyGrowth)}); vectors ${(VECTOR_BYTES / MiB).toFixed(1)} MiB`;
     console.log(report);
-    expect(build.anonPeakGrowth, report).toBeLessThan(BOUND);
+    expect(build.anonPeakGrowth, report).toBeLessThan(CLOSE_BOUND);
     expect(open.anonPeakGrowth, report).toBeLessThan(BOUND);
     // The graph was loaded, not rebuilt from records (which would also be far slower).
     expect(open.peakGrowth, report).toBeGreaterThan(0.8 * VECTOR_BYTES);

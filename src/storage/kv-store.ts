@@ -34,6 +34,15 @@ const ONE_CALL_BYTES = 8 << 20;
  */
 const RELEASE_AFTER_BYTES = 1 << 20;
 const RELEASE_EVERY_MS = 20;
+/**
+ * How long after such a write the compactions it set off (LevelDB's
+ * background thread: they outlive the write) have their pages dropped, every
+ * RELEASE_WINDOW_EVERY_MS (one release reads /proc/self/maps: ~0.3–0.7 ms).
+ * Measured at 200k × 96 built 10,000 per call: ~20 MiB of mapped table pages
+ * at the build's peak with one release per write.
+ */
+const RELEASE_WINDOW_MS = 2000;
+const RELEASE_WINDOW_EVERY_MS = 50;
 export type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
 
 export interface RangeOptions {
@@ -92,6 +101,9 @@ export class KvStore implements KvBackend {
   private failed: StorageError | null = null;
   /** Key ranges of deleted indexes: a put into one (a handle that outlived its index) is refused. */
   private readonly fences: RangeOptions[] = [];
+  /** Dropping mapped table pages every RELEASE_WINDOW_EVERY_MS until `releasingUntil` (after a large write). */
+  private releasing: NodeJS.Timeout | undefined;
+  private releasingUntil = 0;
 
   private constructor(
     private readonly db: ClassicLevel<Bytes, Bytes>,
@@ -238,7 +250,24 @@ export class KvStore implements KvBackend {
     } else {
       await this.writeChained(ops, sync);
     }
-    if (bytes >= RELEASE_AFTER_BYTES) this.releaseMappedPages(); // what the compactions this write set off read meanwhile
+    if (bytes >= RELEASE_AFTER_BYTES) this.releaseWhileCompacting();
+  }
+
+  /** Drops the mapped pages the compactions a large write set off read, now and for RELEASE_WINDOW_MS. */
+  private releaseWhileCompacting(): void {
+    this.releaseMappedPages();
+    this.releasingUntil = performance.now() + RELEASE_WINDOW_MS;
+    if (this.releasing) return;
+    this.releasing = setInterval(() => {
+      this.releaseMappedPages();
+      if (performance.now() >= this.releasingUntil) this.stopReleasing();
+    }, RELEASE_WINDOW_EVERY_MS);
+    this.releasing.unref(); // never keeps the host process alive
+  }
+
+  private stopReleasing(): void {
+    clearInterval(this.releasing);
+    this.releasing = undefined;
   }
 
   private async writeChained(ops: BatchOp[], sync: boolean): Promise<void> {
@@ -336,6 +365,7 @@ export class KvStore implements KvBackend {
   }
 
   async close(): Promise<void> {
+    this.stopReleasing();
     try {
       await this.db.close();
     } catch (error) {
