@@ -415,7 +415,20 @@ export async function* readSectionStream(
   }
 }
 
-/** Reads and authenticates `count` chunks from `start` in one LevelDB read and one pool task. */
+/**
+ * A stream's chunks read on this thread, one per event-loop turn (a MiB or so of copying each: see KvStore.readNow),
+ * not in one pool read: that one copies each twice. Only for the bounded number of groups a stream has in flight.
+ */
+async function readEachNow(store: KvStore, keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+  const values: (Uint8Array | undefined)[] = [];
+  for (const key of keys) {
+    await yieldToEventLoop();
+    values.push(store.readNow!(key));
+  }
+  return values;
+}
+
+/** Reads and authenticates `count` chunks from `start` in one LevelDB read (or `readEachNow`) and one pool task. */
 async function readGroup(
   store: KvStore,
   key: Uint8Array,
@@ -429,10 +442,8 @@ async function readGroup(
   digests?: Buffer[],
 ): Promise<Uint8Array[]> {
   const numbers = Array.from({ length: count }, (_, i) => start + i);
-  const values = await store.getMany(
-    numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
-    { fillCache: false },
-  );
+  const keys = numbers.map((i) => chunkKey(indexId, write.generation, section, i));
+  const values = owned && store.readNow ? await readEachNow(store, keys) : await store.getMany(keys, { fillCache: false });
   const missing = values.findIndex((value) => value === undefined);
   if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
   // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
