@@ -94,6 +94,12 @@ describe('streamed snapshot sections', () => {
     for await (const chunk of readSectionStream(remoteLike, key, indexId, gen5, 'graph', chunks)) viaGetMany.push(chunk);
     expect(calls.getMany).toBeGreaterThan(0);
     expect(calls.readNow).toBe(chunks);
+    // readSection too: through the stream where readNow exists, one pool read per group where it does not.
+    expect(Buffer.compare(Buffer.concat(await readSection(counted, key, indexId, gen5, 'graph', chunks)), graph)).toBe(0);
+    expect(calls.readNow).toBe(2 * chunks);
+    const getManys = calls.getMany;
+    expect(Buffer.compare(Buffer.concat(await readSection(remoteLike, key, indexId, gen5, 'graph', chunks)), graph)).toBe(0);
+    expect(calls).toEqual({ readNow: 2 * chunks, getMany: getManys + 1 });
     for (const streamed of [viaReadNow, viaGetMany]) {
       expect(Buffer.compare(Buffer.concat(streamed), graph)).toBe(0);
       // Each chunk is a view of a buffer of its own: the engine detaches a chunk's buffer once it has read it.

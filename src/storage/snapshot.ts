@@ -349,8 +349,9 @@ export function dropSnapshotOps(indexId: Uint8Array, ref: SnapshotRef): BatchOp[
 
 /**
  * Reads and authenticates every chunk of one section of `write`, in order;
- * any gap, forgery or chunk of another write is an IntegrityError. Groups of chunks are read and decrypted on the
- * libuv pool, several at once: the main thread only collects them.
+ * any gap, forgery or chunk of another write is an IntegrityError. Groups of chunks are decrypted on the
+ * libuv pool, several at once; a local store's chunks are read as the stream reads them (`readSectionStream`),
+ * a remote store's in one pool read per group, every group at once.
  */
 export async function readSection(
   store: KvStore,
@@ -362,6 +363,14 @@ export async function readSection(
   /** Filled with the SHA-256 of each sealed chunk as read, in order (signed indexes: `sectionHash`). */
   digests?: Buffer[],
 ): Promise<Uint8Array[]> {
+  if (store.readNow) {
+    // A local store: the stream's single-copy reads, a bounded few groups at a time (all groups at once would read
+    // every chunk of a large section in one event-loop turn). The caller checks `digests` once all are in.
+    const opened: Uint8Array[] = [];
+    const verify = digests && { digests, allRead: () => undefined };
+    for await (const chunk of readSectionStream(store, key, indexId, write, section, chunks, verify)) opened.push(chunk);
+    return opened;
+  }
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
     const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start), false, digests);
