@@ -112,6 +112,30 @@ describe('streamed snapshot sections', () => {
     expect(store.readNow(Buffer.from('absent'))).toBeUndefined();
   });
 
+  it('reads at most one chunk per group in flight in one event-loop turn (the main thread copies each chunk)', async () => {
+    const many = randomBytes(CHUNK_BYTES * 12 + 5);
+    const written = await writeSection(store, key, indexId, gen6, 'graph', many);
+    let turn = 0;
+    let stop = false;
+    const tick = () => {
+      turn++;
+      if (!stop) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const readsPerTurn = new Map<number, number>();
+    const counted = Object.create(store) as KvStore;
+    counted.readNow = (k) => (readsPerTurn.set(turn, (readsPerTurn.get(turn) ?? 0) + 1), store.readNow(k));
+    const streamed: Uint8Array[] = [];
+    try {
+      for await (const chunk of readSectionStream(counted, key, indexId, gen6, 'graph', written)) streamed.push(chunk);
+    } finally {
+      stop = true;
+    }
+    expect(Buffer.compare(Buffer.concat(streamed), many)).toBe(0);
+    expect([...readsPerTurn.values()].reduce((a, b) => a + b, 0)).toBe(written);
+    expect(Math.max(...readsPerTurn.values())).toBeLessThanOrEqual(4); // STREAM_DEPTH groups, one read each
+  });
+
   it('a missing chunk fails the stream after the chunks before it, none after: only authenticated bytes are yielded', async () => {
     await store.batch([{ type: 'del', key: puts[2]!.key }]);
     const yielded: Uint8Array[] = [];
