@@ -288,6 +288,13 @@ describe('native engine: writes', () => {
     // The same keys as numbers (a snapshot table's key column), and bad numbers refused.
     expect(await engine.countPresent(Float64Array.from(keys, Number))).toBe(998);
     await expect(engine.countPresent(new Float64Array([1.5]))).rejects.toMatchObject({ code: 'VECVAULT_VALIDATION' });
+    // Checked on the pool, each anywhere in the column: NaN, negatives, infinities, 2^53 and above.
+    for (const bad of [Number.NaN, -1, -0.5, Number.POSITIVE_INFINITY, 2 ** 53, 2 ** 64]) {
+      const column = Float64Array.from(keys, Number);
+      column[500] = bad;
+      await expect(engine.countPresent(column)).rejects.toMatchObject({ code: 'VECVAULT_VALIDATION' });
+    }
+    expect(await engine.countPresent(new Float64Array([0, 2 ** 53 - 1]))).toBe(keys.includes(0n) ? 1 : 0);
   });
 
   it('heavy overwrite churn on a small index keeps every key findable and removable (usearch key-table tombstones)', async () => {

@@ -79,6 +79,74 @@ describe('streamed snapshot sections', () => {
     expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, gen6, 'graph', written)), graph)).toBe(0);
   });
 
+  it('reads each chunk once on the calling thread where the store can (KvStore.readNow), else through getMany: the same bytes either way', async () => {
+    const calls = { readNow: 0, getMany: 0 };
+    const counted = Object.create(store) as KvStore;
+    counted.readNow = (k) => (calls.readNow++, store.readNow(k));
+    counted.getMany = (keys, options) => (calls.getMany++, store.getMany(keys, options));
+    const viaReadNow: Uint8Array[] = [];
+    for await (const chunk of readSectionStream(counted, key, indexId, gen5, 'graph', chunks)) viaReadNow.push(chunk);
+    expect(calls).toEqual({ readNow: chunks, getMany: 0 });
+    // A backend without it (PostgreSQL): the pool read, as before.
+    const remoteLike = Object.create(counted) as KvStore & { readNow?: unknown };
+    Object.defineProperty(remoteLike, 'readNow', { value: undefined });
+    const viaGetMany: Uint8Array[] = [];
+    for await (const chunk of readSectionStream(remoteLike, key, indexId, gen5, 'graph', chunks)) viaGetMany.push(chunk);
+    expect(calls.getMany).toBeGreaterThan(0);
+    expect(calls.readNow).toBe(chunks);
+    // readSection too: through the stream where readNow exists, one pool read per group where it does not.
+    expect(Buffer.compare(Buffer.concat(await readSection(counted, key, indexId, gen5, 'graph', chunks)), graph)).toBe(0);
+    expect(calls.readNow).toBe(2 * chunks);
+    const getManys = calls.getMany;
+    expect(Buffer.compare(Buffer.concat(await readSection(remoteLike, key, indexId, gen5, 'graph', chunks)), graph)).toBe(0);
+    expect(calls).toEqual({ readNow: 2 * chunks, getMany: getManys + 1 });
+    for (const streamed of [viaReadNow, viaGetMany]) {
+      expect(Buffer.compare(Buffer.concat(streamed), graph)).toBe(0);
+      // Each chunk is a view of a buffer of its own: the engine detaches a chunk's buffer once it has read it.
+      expect(new Set(streamed.map((c) => c.buffer)).size).toBe(streamed.length);
+    }
+    // readNow's value owns its memory outright (what the stream relies on to decrypt it in place, then detach it).
+    const value = store.readNow(puts[0]!.key)!;
+    expect(value.byteOffset).toBe(0);
+    expect(value.buffer.byteLength).toBe(value.byteLength);
+    expect(store.readNow(Buffer.from('absent'))).toBeUndefined();
+  });
+
+  it('reads at most one chunk per group in flight in one event-loop turn (the main thread copies each chunk)', async () => {
+    const many = randomBytes(CHUNK_BYTES * 12 + 5);
+    const written = await writeSection(store, key, indexId, gen6, 'graph', many);
+    let turn = 0;
+    let stop = false;
+    const tick = () => {
+      turn++;
+      if (!stop) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const readsPerTurn = new Map<number, number>();
+    const counted = Object.create(store) as KvStore;
+    counted.readNow = (k) => (readsPerTurn.set(turn, (readsPerTurn.get(turn) ?? 0) + 1), store.readNow(k));
+    const streamed: Uint8Array[] = [];
+    try {
+      for await (const chunk of readSectionStream(counted, key, indexId, gen6, 'graph', written)) streamed.push(chunk);
+    } finally {
+      stop = true;
+    }
+    expect(Buffer.compare(Buffer.concat(streamed), many)).toBe(0);
+    expect([...readsPerTurn.values()].reduce((a, b) => a + b, 0)).toBe(written);
+    expect(Math.max(...readsPerTurn.values())).toBeLessThanOrEqual(4); // STREAM_DEPTH groups, one read each
+  });
+
+  it('a missing chunk fails the stream after the chunks before it, none after: only authenticated bytes are yielded', async () => {
+    await store.batch([{ type: 'del', key: puts[2]!.key }]);
+    const yielded: Uint8Array[] = [];
+    const reading = (async () => {
+      for await (const chunk of readSectionStream(store, key, indexId, gen5, 'graph', chunks)) yielded.push(chunk);
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'VECVAULT_INTEGRITY', message: expect.stringContaining('chunk 2') });
+    expect(yielded.length).toBeLessThanOrEqual(2);
+    yielded.forEach((chunk, i) => expect(Buffer.compare(chunk, graph.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES))).toBe(0));
+  });
+
   it('a tampered chunk fails the stream with IntegrityError; a failing write rejects instead of hanging', async () => {
     const stored = await storedChunks();
     await store.batch([{ type: 'put', key: stored[2]!.key, value: Buffer.from(stored[2]!.value).fill(1, 40, 41) }]);

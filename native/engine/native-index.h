@@ -124,14 +124,10 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     }
     // Keys as a BigUint64Array, or as a Float64Array of integers below 2^53 (a
     // snapshot table's key column as is: no BigInt per key on the main thread).
+    // The numbers are checked and converted on the pool (see CountPresentWorker).
     Napi::Value CountPresent(Napi::CallbackInfo const& info) {
-        if (info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
-            auto numbers = info[0].As<Napi::Float64Array>();
-            std::vector<key_t> keys(numbers.ElementLength());
-            for (std::size_t i = 0; i != keys.size(); ++i)
-                keys[i] = static_cast<key_t>(numbers[i]);
-            return Start<CountPresentWorker>(info.Env(), std::move(keys));
-        }
+        if (info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float64_array)
+            return Start<CountPresentWorker>(info.Env(), copy_typed<double>(info[0]));
         return Start<CountPresentWorker>(info.Env(), copy_typed<key_t>(info[0]));
     }
     Napi::Value AddChunk(Napi::CallbackInfo const& info) {

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -26,10 +27,16 @@ namespace {
 // Counts how many of `keys` the index holds. After a snapshot load the caller
 // checks that the graph holds exactly the live keys its table lists: one pool
 // task for the whole set instead of one N-API call per key on the main thread.
+// Keys given as numbers (a table's Float64Array key column) are checked here
+// too, not on the main thread (~10 ms at 200k keys, ~16 ms at 1M, on the
+// open's critical path): the result is -1 when one is not an integer in
+// [0, 2^53).
 class CountPresentWorker : public PromiseWorker {
   public:
     CountPresentWorker(Napi::Env env, std::shared_ptr<Core> core, std::vector<key_t> keys)
         : PromiseWorker(env, std::move(core)), keys_(std::move(keys)) {}
+    CountPresentWorker(Napi::Env env, std::shared_ptr<Core> core, std::vector<double> numbers)
+        : PromiseWorker(env, std::move(core)), numbers_(std::move(numbers)) {}
 
   private:
     void Run() override {
@@ -38,11 +45,21 @@ class CountPresentWorker : public PromiseWorker {
             return Fail(Failure::closed, "closed");
         for (key_t key : keys_)
             present_ += core_->index.contains(key) ? 1 : 0;
+        for (double number : numbers_) {
+            // Also false for NaN; below 2^53 every integer is exact, and the cast is defined.
+            if (!(number >= 0 && number < 9007199254740992.0) || number != std::floor(number)) {
+                invalid_ = true;
+                return;
+            }
+            present_ += core_->index.contains(static_cast<key_t>(number)) ? 1 : 0;
+        }
     }
-    Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(present_)); }
+    Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, invalid_ ? -1.0 : static_cast<double>(present_)); }
 
     std::vector<key_t> keys_;
+    std::vector<double> numbers_;
     std::size_t present_ = 0;
+    bool invalid_ = false;
 };
 
 class SerializeWorker : public PromiseWorker {

@@ -100,13 +100,15 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   const ref = m.snapshot!;
   if (!Number.isInteger(ref.graphChunks) || !Number.isInteger(ref.tableChunks) || !hasValidWriteId(ref))
     throw new IntegrityError(`The snapshot of index "${state.name}" has an unknown format.`);
-  const tableRead = store.readSnapshot(ref, 'table');
-  tableRead.catch(() => undefined); // awaited below, after the graph
   // The engine loads the graph on the pool, pulling chunks as they are read and
   // decrypted (a few ahead, each released once used), while this thread decodes the table.
   const graph = store.snapshotStream(ref, 'graph');
   const loading = state.engines.deserializeFrom(graph.chunks, state.engineOptions(m.dimension!), { bound: graph.bound, release: true });
   loading.catch(() => undefined); // awaited below
+  // Asked for after the graph's first reads, so they go first (the same turns, the same pool queue): the engine waits
+  // for the graph's first bytes, the table is wanted only beside it.
+  const tableRead = store.readSnapshot(ref, 'table');
+  tableRead.catch(() => undefined); // awaited below, after the graph
   let digest: Uint8Array;
   let tableKeys: Float64Array; // becomes the live table's key column: the replay below may change it
   try {

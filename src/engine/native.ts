@@ -447,11 +447,12 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   countPresent(keys: BigUint64Array | Float64Array): Promise<number> {
-    return this.#guard(() => {
-      if (keys instanceof Float64Array) {
-        if (!keys.every((key) => Number.isSafeInteger(key) && key >= 0)) throw new ValidationError('keys must be non-negative safe integers', { path: 'keys' });
-      } else checkKeys(keys, 'keys');
-      return nativeCall('countPresent', () => this.#handle.countPresent(keys));
+    return this.#guard(async () => {
+      if (!(keys instanceof Float64Array)) checkKeys(keys, 'keys');
+      // Numbers are checked on the pool (-1: one is not a non-negative safe integer): a pass here held the loop ~10 ms at 200k keys.
+      const present = await nativeCall('countPresent', () => this.#handle.countPresent(keys));
+      if (present < 0) throw new ValidationError('keys must be non-negative safe integers', { path: 'keys' });
+      return present;
     });
   }
 

@@ -355,8 +355,9 @@ export function dropSnapshotOps(indexId: Uint8Array, ref: SnapshotRef): BatchOp[
 
 /**
  * Reads and authenticates every chunk of one section of `write`, in order;
- * any gap, forgery or chunk of another write is an IntegrityError. Groups of chunks are read and decrypted on the
- * libuv pool, several at once: the main thread only collects them.
+ * any gap, forgery or chunk of another write is an IntegrityError. Groups of chunks are decrypted on the
+ * libuv pool, several at once; a local store's chunks are read as the stream reads them (`readSectionStream`),
+ * a remote store's in one pool read per group, every group at once.
  */
 export async function readSection(
   store: KvStore,
@@ -368,6 +369,14 @@ export async function readSection(
   /** Filled with the SHA-256 of each sealed chunk as read, in order (signed indexes: `sectionHash`). */
   digests?: Buffer[],
 ): Promise<Uint8Array[]> {
+  if (store.readNow) {
+    // A local store: the stream's single-copy reads, a bounded few groups at a time (all groups at once would read
+    // every chunk of a large section in one event-loop turn). The caller checks `digests` once all are in.
+    const opened: Uint8Array[] = [];
+    const verify = digests && { digests, allRead: () => undefined };
+    for await (const chunk of readSectionStream(store, key, indexId, write, section, chunks, verify)) opened.push(chunk);
+    return opened;
+  }
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
     const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start), false, digests);
@@ -421,7 +430,20 @@ export async function* readSectionStream(
   }
 }
 
-/** Reads and authenticates `count` chunks from `start` in one LevelDB read and one pool task. */
+/**
+ * A stream's chunks read on this thread, one per event-loop turn (a MiB or so of copying each: see KvStore.readNow),
+ * not in one pool read: that one copies each twice. Only for the bounded number of groups a stream has in flight.
+ */
+async function readEachNow(store: KvStore, keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+  const values: (Uint8Array | undefined)[] = [];
+  for (const key of keys) {
+    await yieldToEventLoop();
+    values.push(store.readNow!(key));
+  }
+  return values;
+}
+
+/** Reads and authenticates `count` chunks from `start` in one LevelDB read (or `readEachNow`) and one pool task. */
 async function readGroup(
   store: KvStore,
   key: Uint8Array,
@@ -435,10 +457,8 @@ async function readGroup(
   digests?: Buffer[],
 ): Promise<Uint8Array[]> {
   const numbers = Array.from({ length: count }, (_, i) => start + i);
-  const values = await store.getMany(
-    numbers.map((i) => chunkKey(indexId, write.generation, section, i)),
-    { fillCache: false },
-  );
+  const keys = numbers.map((i) => chunkKey(indexId, write.generation, section, i));
+  const values = owned && store.readNow ? await readEachNow(store, keys) : await store.getMany(keys, { fillCache: false });
   const missing = values.findIndex((value) => value === undefined);
   if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
   // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
