@@ -66,11 +66,11 @@ const GC_KINDS: Record<number, string> = {
 /** Synchronous native calls (the addon's: engine handle, crypto, memory) that took over SLOW_NATIVE_MS on this thread. */
 const SLOW_NATIVE_MS = 5;
 const natives: Gc[] = [];
-function timeCalls(target: Record<string, unknown>, prefix: string): void {
-  for (const name of Object.getOwnPropertyNames(target)) {
-    const f = Object.getOwnPropertyDescriptor(target, name)?.value as unknown;
+function timeCalls(target: Record<string, unknown>, prefix: string, from: Record<string, unknown> = target): void {
+  for (const name of Object.getOwnPropertyNames(from)) {
+    const f = Object.getOwnPropertyDescriptor(from, name)?.value as unknown;
     if (typeof f !== 'function' || name === 'constructor' || /^[A-Z]/.test(name)) continue;
-    target[name] = function (this: unknown, ...args: unknown[]) {
+    const timed = function (this: unknown, ...args: unknown[]) {
       const t0 = performance.now();
       try {
         return (f as (...a: unknown[]) => unknown).apply(this, args);
@@ -79,6 +79,7 @@ function timeCalls(target: Record<string, unknown>, prefix: string): void {
         if (ms > SLOW_NATIVE_MS) natives.push({ at: t0, ms, kind: prefix + name });
       }
     };
+    Object.defineProperty(target, name, { value: timed, writable: true, configurable: true });
   }
 }
 
@@ -159,7 +160,11 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
     crypto: Record<string, unknown>;
   };
   timeCalls(addon, 'addon.');
-  timeCalls(addon.NativeIndex.prototype, 'engine.');
+  // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
+  const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
+  class TimedEngine extends Engine {}
+  timeCalls(TimedEngine.prototype as Record<string, unknown>, 'engine.', Engine.prototype as Record<string, unknown>);
+  addon.NativeIndex = TimedEngine as unknown as typeof addon.NativeIndex;
   timeCalls(addon.crypto, 'crypto.');
   const key = Buffer.from(readFileSync(join(dir, 'key')));
   const store = join(dir, 'vv');

@@ -10,8 +10,9 @@
  *
  * Rows are appended in insertion order and never reused, so iteration order
  * is a Map's (an overwrite keeps its row); removed rows are holes, squeezed
- * out (rows renumbered, both hash tables rebuilt) once they outnumber the
- * live ones. Removals leave tombstones in the hash tables; a table is rebuilt
+ * out once they outnumber the live ones: the owner swaps in a copy of the
+ * live rows built in slices (`squeezed()`), or, past three times, the next
+ * insert renumbers the rows and rebuilds both hash tables at once. Removals leave tombstones in the hash tables; a table is rebuilt
  * from the row columns when live entries plus tombstones pass half its slots,
  * a few rows per later insert (`RowSlots`): at 1M records one rebuild in one
  * go held the event loop for tens of milliseconds.
@@ -231,6 +232,8 @@ export class LiveTable {
   }
   /** Bumped whenever rows are renumbered: an iteration across it stops with an error rather than skip or repeat rows. */
   private generation = 0;
+  /** Bumped by every set and remove (squeezed() checks nothing wrote while it copied). */
+  private mutations = 0;
 
   /**
    * A table over a snapshot's columns (ids distinct, keys distinct), taken
@@ -321,6 +324,7 @@ export class LiveTable {
    * earlier key and seq; returns the row's earlier key, or -1 for a new id.
    */
   set(id: string, key: number, seq: number): number {
+    this.mutations++;
     let row = this.rowOfId(id);
     if (row >= 0) {
       const old = this.keys[row]!;
@@ -332,6 +336,7 @@ export class LiveTable {
       }
       return old;
     }
+    if (this.rows > 64 && this.rows - this.size > 2 * this.size) this.squeeze(); // squeezed() was not swapped in: keep rows ≤ 3 × live + 64
     row = this.rows;
     if (row === this.keys.length) {
       const capacity = Math.max(MIN_ROWS, row * 2);
@@ -361,8 +366,67 @@ export class LiveTable {
     this.removeKeySlot(entry.key, row);
     this.ids[row] = undefined;
     this.size--;
-    if (this.rows > 64 && this.rows - this.size > this.size) this.squeeze();
+    this.mutations++;
     return entry;
+  }
+
+  /**
+   * Whether removed rows outnumber live ones: the owner should swap in
+   * `squeezed()` (LiveRecords does after each write). Rows are never more than
+   * three times the live ones plus 64 even if it does not: `set` squeezes at
+   * once past that, which keeps RowSlots' bound.
+   */
+  get squeezeDue(): boolean {
+    return this.rows > 64 && this.rows - this.size > this.size;
+  }
+
+  /**
+   * A new table of the live rows (order kept), built `slice` rows at a time
+   * with `between()` awaited between slices: at 1M rows the one-go squeeze
+   * held the event loop for tens of milliseconds. The caller must not write
+   * to this table meanwhile (LiveRecords runs it inside the write queue); if
+   * a write slipped in anyway, this table is squeezed in place at once and
+   * returned instead, so the result is never stale. Reads of this table stay
+   * valid until the caller swaps; then it should `retire()` this one.
+   */
+  async squeezed(between: () => Promise<void>, slice = 32_768, options: { syncRebuildRows?: number } = {}): Promise<LiveTable> {
+    const mutations = this.mutations;
+    const fresh = new LiveTable(options);
+    const size = this.size;
+    const capacity = Math.max(MIN_ROWS, 2 * size);
+    fresh.ids = new Array<string>(size);
+    fresh.keys = new Float64Array(capacity);
+    fresh.seqs = new Float64Array(capacity);
+    fresh.hashes = new Int32Array(capacity);
+    fresh.idSlots.reset(size);
+    fresh.keySlots.reset(size);
+    let to = 0;
+    for (let start = 0; start < this.rows && this.mutations === mutations; start += slice) {
+      if (start > 0) await between();
+      if (this.mutations !== mutations) break;
+      const end = Math.min(this.rows, start + slice);
+      for (let row = start; row < end; row++) {
+        const id = this.ids[row];
+        if (id === undefined) continue;
+        const hash = row < this.idsIndexed ? this.hashes[row]! : hashId(id);
+        fresh.ids[to] = id;
+        fresh.keys[to] = this.keys[row]!;
+        fresh.seqs[to] = this.seqs[row]!;
+        fresh.hashes[to] = hash;
+        fresh.rows = fresh.idsIndexed = fresh.size = to + 1; // before the inserts: the slot tables read these
+        fresh.idSlots.insert(hash, to);
+        fresh.keySlots.insert(hashKey(this.keys[row]!), to);
+        to++;
+      }
+    }
+    if (this.mutations === mutations) return fresh;
+    this.squeeze(); // written to meanwhile (not by LiveRecords): the one-go squeeze, never a stale copy
+    return this;
+  }
+
+  /** Makes iterations still running over this table fail, as a squeeze in place does (it was replaced by `squeezed()`). */
+  retire(): void {
+    this.generation++;
   }
 
   clear(): void {
@@ -374,6 +438,7 @@ export class LiveTable {
     this.idSlots.reset(0);
     this.keySlots.reset(0);
     this.generation++;
+    this.mutations++;
   }
 
   /** Live rows in insertion order. Writes during the iteration are seen as a Map's iteration would see them. */

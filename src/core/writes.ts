@@ -178,6 +178,7 @@ async function deleteOnce(state: IndexState, ids: string[]): Promise<number> {
     await state.engine?.remove(BigUint64Array.from([...gone.values()], (e) => BigInt(e.key)));
     state.deadSlots += gone.size;
   });
+  await state.live.squeezeIfDue();
   compactLaterIfDue(state);
   return gone.size;
 }
