@@ -83,6 +83,11 @@ export class LiveRecords {
     return this.table.remove(id);
   }
 
+  /** Makes room for `extra` more records ahead of a batch of inserts, a slice at a time (call inside the write queue). */
+  reserve(extra: number): Promise<void> {
+    return this.table.reserve(extra, yieldToEventLoop);
+  }
+
   /**
    * Once removed rows outnumber live ones, swaps in a copy of the live rows
    * built a slice at a time (at 1M rows a squeeze in one go held the event
