@@ -203,6 +203,65 @@ describe('LiveTable', () => {
     expectSame(copy, model);
   });
 
+  it('reserve() grows the columns in slices ahead of the inserts; lookups stay exact across doublings, odd ids included', async () => {
+    const table = new LiveTable({ syncRebuildRows: 0 });
+    const model = new Map<string, Entry>();
+    // The empty id is an id (removed rows are undefined, not ''); lone surrogates and their pairs are distinct ids.
+    const odd = ['', '\ud800', '\udc00', '\ud800\udc00', '😀', 'naïve', 'e\u0301', 'é'];
+    let n = 0;
+    const put = (id: string) => {
+      table.set(id, engineKey(n), n);
+      model.set(id, { key: engineKey(n), seq: n });
+      n++;
+    };
+    let yields = 0;
+    for (let batch = 0; batch < 40; batch++) {
+      const extra = 1 + ((batch * 337) % 900);
+      await table.reserve(extra, async () => void yields++, 256);
+      const capacity = table.capacity;
+      expect(capacity).toBeGreaterThanOrEqual(table.size + extra);
+      for (let i = 0; i < extra; i++) put(batch === 0 && i < odd.length ? odd[i]! : `b${batch}-${i}`);
+      expect(table.capacity).toBe(capacity); // nothing grew inside set()
+      if (batch % 7 === 3)
+        for (const id of [...model.keys()].filter((_, i) => i % 9 === batch % 9)) {
+          table.remove(id);
+          model.delete(id);
+        }
+    }
+    expect(yields).toBeGreaterThan(0);
+    expectSame(table, model);
+    for (const id of odd) expect(table.rowOfId(id) >= 0).toBe(model.has(id));
+    expect(table.rowOfId('\ud800\ud800')).toBe(-1);
+  });
+
+  it('reserve() drops its copy when the table was written to between its slices (set() then grows on its own)', async () => {
+    const table = new LiveTable();
+    const model = new Map<string, Entry>();
+    for (let i = 0; i < 4_096; i++) {
+      table.set(`id${i}`, engineKey(i), i);
+      model.set(`id${i}`, { key: engineKey(i), seq: i });
+    }
+    const before = table.capacity;
+    let wrote = false;
+    await table.reserve(
+      10_000,
+      async () => {
+        if (wrote) return;
+        wrote = true;
+        table.set('id7', engineKey(9_999), 9_999);
+        model.set('id7', { key: engineKey(9_999), seq: 9_999 });
+      },
+      1_000,
+    );
+    expect(wrote).toBe(true);
+    expect(table.capacity).toBe(before); // not swapped in: it would have lost the write above
+    expectSame(table, model);
+    // Control: undisturbed, the same call does swap in grown columns.
+    await table.reserve(10_000, async () => undefined, 1_000);
+    expect(table.capacity).toBeGreaterThanOrEqual(4_096 + 10_000);
+    expectSame(table, model);
+  });
+
   it('squeezed() never returns a stale copy: a write between its slices makes it squeeze in place instead', async () => {
     const table = new LiveTable();
     const model = new Map<string, Entry>();

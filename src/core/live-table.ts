@@ -274,6 +274,11 @@ export class LiveTable {
     return this.idSlots.migrating || this.keySlots.migrating;
   }
 
+  /** Rows the columns hold before they must grow (tests). */
+  get capacity(): number {
+    return this.keys.length;
+  }
+
   /** Whether every id is in the id → row table yet. */
   get idsComplete(): boolean {
     return this.idsIndexed === this.rows;

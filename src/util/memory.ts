@@ -73,6 +73,11 @@ export function heapWorkEnded(): void {
   if (busy === 0 && wanted) armReduction();
 }
 
+/** Whether a reduction was asked for and has not run yet (tests). */
+export function heapReductionPending(): boolean {
+  return wanted;
+}
+
 function armReduction(): void {
   clearTimeout(idleTimer);
   idleTimer = setTimeout(() => {
