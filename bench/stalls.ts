@@ -263,15 +263,17 @@ if (process.argv[2] === '--stalls-child') {
   if (arg('--dir') === undefined) writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
   const results: Record<string, SubPhase[]> = {};
   try {
-    for (const phase of phases) results[phase] = await runChild(phase, n, dir, nodeFlags);
+    const out = arg('--json');
+    for (const phase of phases) {
+      results[phase] = await runChild(phase, n, dir, nodeFlags);
+      if (out) writeFileSync(out, JSON.stringify({ n, results }, null, 1)); // after each phase: a long run cut short keeps what it measured
+    }
     console.log(`\nn = ${n.toLocaleString('en-US')} × ${SCALE_DIM}; worst / p99 event-loop stall (ms), stalls > ${STALL_MS} ms (of which GC ms), load (1 min)`);
     for (const [phase, subs] of Object.entries(results))
       for (const s of subs)
         console.log(
           `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
         );
-    const out = arg('--json');
-    if (out) writeFileSync(out, JSON.stringify({ n, results }, null, 1));
   } finally {
     if (keep) console.log(`store kept in ${dir} (--dir ${dir} --phases open,compact)`);
     else rmSync(dir, { recursive: true, force: true });
