@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { LiveRecords } from '../src/core/live-records.js';
 import { hashId, LiveTable } from '../src/core/live-table.js';
 
 const KEY_SPREAD = 0xb5297;
@@ -85,9 +86,9 @@ describe('LiveTable', () => {
     expect(table.idOf(3)).toBe(a);
   });
 
-  it('churn: delete/reinsert and overwrite rounds through tombstones and squeezes keep lookups exact', () => {
+  it('churn: delete/reinsert and overwrite rounds through tombstones and squeezes keep lookups exact', async () => {
     const n = 6_000;
-    const table = new LiveTable();
+    let table = new LiveTable();
     const model = new Map<string, Entry>();
     let counter = 0;
     const put = (id: string) => {
@@ -107,11 +108,15 @@ describe('LiveTable', () => {
       for (let j = 0; j < n / 3; j++) put(`r${round}-${j}`); // fresh ids after the removed ones
       expect(table.size).toBe(model.size);
     }
-    // Most rows go, forcing a squeeze; the survivors keep their order.
+    // Most rows go, making a squeeze due; the survivors keep their order.
     for (const id of [...model.keys()].filter((_, i) => i % 10 !== 0)) {
       table.remove(id);
       model.delete(id);
     }
+    expectSame(table, model);
+    expect(table.squeezeDue).toBe(true);
+    table = await table.squeezed(async () => undefined, 1_000);
+    expect(table.squeezeDue).toBe(false);
     expectSame(table, model);
     expect(table.memoryUsage()).toBeLessThan(64 * model.size * 8);
   });
@@ -141,13 +146,143 @@ describe('LiveTable', () => {
     expectSame(table, model);
   });
 
-  it('an iteration across a squeeze fails instead of skipping rows', () => {
+  it('an iteration across a squeeze fails instead of skipping rows (in place, and over a table replaced by its squeezed copy)', async () => {
     const table = new LiveTable();
-    for (let i = 0; i < 200; i++) table.set(`id${i}`, i, i);
-    const rows = table.liveRows();
+    for (let i = 0; i < 1_000; i++) table.set(`id${i}`, i, i);
+    let rows = table.liveRows();
     rows.next();
-    for (let i = 0; i < 150; i++) table.remove(`id${i}`);
+    for (let i = 0; i < 750; i++) table.remove(`id${i}`);
+    rows.next(); // removals alone renumber nothing
+    const copy = await table.squeezed(async () => undefined, 16);
+    expect(copy).not.toBe(table);
+    rows.next(); // the copy leaves this table as it was until the owner retires it
+    table.retire();
     expect(() => rows.next()).toThrow(/compacted during an iteration/);
+    // In place: past three times as many rows as live ones, the next insert squeezes at once.
+    rows = copy.liveRows();
+    rows.next();
+    for (let i = 750; i < 950; i++) copy.remove(`id${i}`);
+    expect(copy.squeezeDue).toBe(true);
+    copy.set('fresh', 1_000, 1_000);
+    expect(copy.squeezeDue).toBe(false);
+    expect(() => rows.next()).toThrow(/compacted during an iteration/);
+  });
+
+  it('squeezed() copies the live rows in slices, order kept, and the copy then behaves as if built by set()', async () => {
+    const n = 20_000;
+    const ids = Array.from({ length: n }, (_, i) => (i % 11 === 0 ? `naïve-文書-${i}` : i % 13 === 0 ? `😀${i}` : `doc-${i}`));
+    const table = new LiveTable({ syncRebuildRows: 0 });
+    const model = new Map<string, Entry>();
+    ids.forEach((id, i) => {
+      table.set(id, engineKey(i), i + 1);
+      model.set(id, { key: engineKey(i), seq: i + 1 });
+    });
+    for (let i = 0; i < n; i++) {
+      if (i % 3 === 0) continue;
+      expect(table.remove(ids[i]!)).toEqual(model.get(ids[i]!));
+      model.delete(ids[i]!);
+    }
+    expect(table.squeezeDue).toBe(true);
+    let yields = 0;
+    const copy = await table.squeezed(async () => void yields++, 2_048, { syncRebuildRows: 0 });
+    expect(yields).toBe(Math.ceil(n / 2_048) - 1);
+    expect(copy.size).toBe(model.size);
+    expectSame(copy, model);
+    expectSame(table, model); // the original is untouched
+    // The copy takes writes as any table would: overwrites, removals, new ids across its growth boundaries.
+    for (let i = 0; i < 3 * n; i++) {
+      const id = i % 2 === 0 ? ids[(i * 7) % n]! : `new-${i}`;
+      if (i % 5 === 0) {
+        expect(copy.remove(id)).toEqual(model.get(id));
+        model.delete(id);
+      } else {
+        copy.set(id, engineKey(n + i), n + i);
+        model.set(id, { key: engineKey(n + i), seq: n + i });
+      }
+    }
+    expectSame(copy, model);
+  });
+
+  it('reserve() grows the columns in slices ahead of the inserts; lookups stay exact across doublings, odd ids included', async () => {
+    const table = new LiveTable({ syncRebuildRows: 0 });
+    const model = new Map<string, Entry>();
+    // The empty id is an id (removed rows are undefined, not ''); lone surrogates and their pairs are distinct ids.
+    const odd = ['', '\ud800', '\udc00', '\ud800\udc00', '😀', 'naïve', 'e\u0301', 'é'];
+    let n = 0;
+    const put = (id: string) => {
+      table.set(id, engineKey(n), n);
+      model.set(id, { key: engineKey(n), seq: n });
+      n++;
+    };
+    let yields = 0;
+    for (let batch = 0; batch < 40; batch++) {
+      const extra = 1 + ((batch * 337) % 900);
+      await table.reserve(extra, async () => void yields++, 256);
+      const capacity = table.capacity;
+      expect(capacity).toBeGreaterThanOrEqual(table.size + extra);
+      for (let i = 0; i < extra; i++) put(batch === 0 && i < odd.length ? odd[i]! : `b${batch}-${i}`);
+      expect(table.capacity).toBe(capacity); // nothing grew inside set()
+      if (batch % 7 === 3)
+        for (const id of [...model.keys()].filter((_, i) => i % 9 === batch % 9)) {
+          table.remove(id);
+          model.delete(id);
+        }
+    }
+    expect(yields).toBeGreaterThan(0);
+    expectSame(table, model);
+    for (const id of odd) expect(table.rowOfId(id) >= 0).toBe(model.has(id));
+    expect(table.rowOfId('\ud800\ud800')).toBe(-1);
+  });
+
+  it('reserve() drops its copy when the table was written to between its slices (set() then grows on its own)', async () => {
+    const table = new LiveTable();
+    const model = new Map<string, Entry>();
+    for (let i = 0; i < 4_096; i++) {
+      table.set(`id${i}`, engineKey(i), i);
+      model.set(`id${i}`, { key: engineKey(i), seq: i });
+    }
+    const before = table.capacity;
+    let wrote = false;
+    await table.reserve(
+      10_000,
+      async () => {
+        if (wrote) return;
+        wrote = true;
+        table.set('id7', engineKey(9_999), 9_999);
+        model.set('id7', { key: engineKey(9_999), seq: 9_999 });
+      },
+      1_000,
+    );
+    expect(wrote).toBe(true);
+    expect(table.capacity).toBe(before); // not swapped in: it would have lost the write above
+    expectSame(table, model);
+    // Control: undisturbed, the same call does swap in grown columns.
+    await table.reserve(10_000, async () => undefined, 1_000);
+    expect(table.capacity).toBeGreaterThanOrEqual(4_096 + 10_000);
+    expectSame(table, model);
+  });
+
+  it('squeezed() never returns a stale copy: a write between its slices makes it squeeze in place instead', async () => {
+    const table = new LiveTable();
+    const model = new Map<string, Entry>();
+    for (let i = 0; i < 1_000; i++) {
+      table.set(`id${i}`, engineKey(i), i);
+      model.set(`id${i}`, { key: engineKey(i), seq: i });
+    }
+    for (let i = 0; i < 700; i++) {
+      table.remove(`id${i}`);
+      model.delete(`id${i}`);
+    }
+    let wrote = false;
+    const result = await table.squeezed(async () => {
+      if (wrote) return;
+      wrote = true;
+      table.set('id999', engineKey(5_000), 5_000); // an overwrite: same row, new key
+      model.set('id999', { key: engineKey(5_000), seq: 5_000 });
+    }, 100);
+    expect(result).toBe(table);
+    expect(table.squeezeDue).toBe(false);
+    expectSame(table, model);
   });
 
   describe('incremental rebuilds (two tables live while rows migrate)', () => {
@@ -268,5 +403,33 @@ describe('LiveTable', () => {
       expect(sawRebuilding).toBe(true);
       expectSame(table, model);
     });
+  });
+});
+
+describe('LiveRecords.squeezeIfDue', () => {
+  it('swaps in the squeezed table after most records went; lookups, metadata filters and iteration stay exact, an iteration across the swap fails', async () => {
+    const live = new LiveRecords();
+    const model = new Map<string, Entry>();
+    for (let i = 0; i < 5_000; i++) {
+      live.set(`id${i}`, engineKey(i), i + 1, i % 2 === 0 ? { even: true } : undefined);
+      model.set(`id${i}`, { key: engineKey(i), seq: i + 1 });
+    }
+    const across = live.byId.keys();
+    across.next();
+    await live.squeezeIfDue(); // not due: nothing happens
+    across.next();
+    for (let i = 0; i < 4_000; i++) {
+      expect(live.remove(`id${i}`)).toEqual(model.get(`id${i}`));
+      model.delete(`id${i}`);
+    }
+    const before = live.memoryUsage();
+    await live.squeezeIfDue();
+    expect(live.memoryUsage()).toBeLessThan(before);
+    expect(() => across.next()).toThrow(/compacted during an iteration/);
+    expect(new Map(live.byId)).toEqual(model);
+    for (const [id, entry] of model) expect([live.get(id), live.idOf(entry.key)]).toEqual([entry, id]);
+    expect(live.get('id0')).toBeUndefined();
+    expect([...live.keys()]).toEqual([...model.values()].map((e) => e.key));
+    for (const [id, entry] of model) expect(live.filterIndex().get(entry.key)).toEqual(Number(id.slice(2)) % 2 === 0 ? { even: true } : undefined);
   });
 });

@@ -7,6 +7,7 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { heapReductionPending, heapWorkEnded, heapWorkStarted, reduceHeapSoon } from '../src/util/memory.js';
 import { loadNativeAddon } from '../src/util/native-addon.js';
 
 interface MemoryCalls {
@@ -45,5 +46,21 @@ describe('memory calls', () => {
 
   it.runIf(process.platform === 'linux')('trims glibc heap', () => {
     expect(addon.trimMemory()).toBe(true);
+  });
+
+  it('the memory-reducing GC waits until no write-queue task runs (its final pause landed inside long upserts and closes)', async () => {
+    // Control: with nothing running, it runs once writes have paused (IDLE_BEFORE_GC_MS, 500 ms).
+    reduceHeapSoon();
+    expect(heapReductionPending()).toBe(true);
+    await sleep(800);
+    expect(heapReductionPending()).toBe(false);
+    // A task that runs longer than the idle delay holds it off until it ends.
+    reduceHeapSoon();
+    heapWorkStarted();
+    await sleep(800);
+    expect(heapReductionPending()).toBe(true);
+    heapWorkEnded();
+    await sleep(800);
+    expect(heapReductionPending()).toBe(false);
   });
 });

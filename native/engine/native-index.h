@@ -311,16 +311,22 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         return control;
     }
 
-    // Frees the index now. native.ts calls this only once no work is in
+    // close() → Promise: refuses further calls at once, then frees the index
+    // on the pool (FreeWorker). native.ts calls this only once no work is in
     // flight; the exclusive gate makes it safe even if some still were.
     Napi::Value Close(Napi::CallbackInfo const& info) {
-        if (core_) {
-            std::shared_ptr<Core> core = std::move(core_);
+        Napi::Env env = info.Env();
+        if (!core_) {
+            auto done = Napi::Promise::Deferred::New(env);
+            done.Resolve(env.Undefined());
+            return done.Promise();
+        }
+        std::shared_ptr<Core> core = std::move(core_);
+        {
             ExclusiveHold hold(core->gate);
             core->closed = true;
-            core->index.reset();
         }
-        return info.Env().Undefined();
+        return vecvault::queue_task<FreeWorker>(env, std::move(core));
     }
 
     std::shared_ptr<Core> core_;

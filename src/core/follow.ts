@@ -183,6 +183,7 @@ async function applyIfConsistent(state: IndexState, next: Manifest, finals: Map<
     state.markBroken(cause as Error);
     throw new NativeError(`Index "${state.name}" could not apply the commits of another process to its in-memory graph. Load the index again.`, { cause });
   }
+  await state.live.squeezeIfDue();
   return true;
 }
 

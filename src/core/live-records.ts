@@ -98,6 +98,26 @@ export class LiveRecords {
     return this.table.remove(id);
   }
 
+  /** Makes room for `extra` more records ahead of a batch of inserts, a slice at a time (call inside the write queue). */
+  reserve(extra: number): Promise<void> {
+    return this.table.reserve(extra, yieldToEventLoop);
+  }
+
+  /**
+   * Once removed rows outnumber live ones, swaps in a copy of the live rows
+   * built a slice at a time (at 1M rows a squeeze in one go held the event
+   * loop for tens of milliseconds). Writers call it inside the write queue,
+   * after their change is applied; readers keep using the old table until the swap.
+   */
+  async squeezeIfDue(): Promise<void> {
+    const table = this.table;
+    if (!table.squeezeDue) return;
+    const fresh = await table.squeezed(yieldToEventLoop);
+    if (fresh === table || this.table !== table) return;
+    this.table = fresh;
+    table.retire(); // an iteration still running over it fails rather than miss later writes
+  }
+
   /** Takes over a snapshot's table: search hits resolve at once; the id index and metadata follow lazily. */
   async restore(table: DecodedTable): Promise<void> {
     const { ids, keys, seqs } = table;

@@ -10,8 +10,9 @@
  *
  * Rows are appended in insertion order and never reused, so iteration order
  * is a Map's (an overwrite keeps its row); removed rows are holes, squeezed
- * out (rows renumbered, both hash tables rebuilt) once they outnumber the
- * live ones. Removals leave tombstones in the hash tables; a table is rebuilt
+ * out once they outnumber the live ones: the owner swaps in a copy of the
+ * live rows built in slices (`squeezed()`), or, past three times, the next
+ * insert renumbers the rows and rebuilds both hash tables at once. Removals leave tombstones in the hash tables; a table is rebuilt
  * from the row columns when live entries plus tombstones pass half its slots,
  * a few rows per later insert (`RowSlots`): at 1M records one rebuild in one
  * go held the event loop for tens of milliseconds.
@@ -21,8 +22,9 @@
  * id → row table later (`indexIdsSlice`), or at once by the first call that
  * looks an id up.
  */
-const EMPTY = -1;
-const TOMBSTONE = -2;
+/** Slot values: a row is stored as row + 1, so a new table (all zeros) needs no fill: at 1M rows filling two 16 MiB tables held the event loop. */
+const EMPTY = 0;
+const TOMBSTONE = -1;
 const MAX_LOAD = 0.5;
 const MIN_ROWS = 16;
 
@@ -48,7 +50,7 @@ function slotsFor(entries: number): number {
 }
 
 function emptySlots(entries: number): Int32Array {
-  return new Int32Array(slotsFor(entries)).fill(EMPTY);
+  return new Int32Array(slotsFor(entries)); // all EMPTY
 }
 
 /** Rows below this are re-inserted at once when a table grows; above it, a few per later insert. */
@@ -106,16 +108,17 @@ export class RowSlots {
   find(hash: number, matches: (row: number) => boolean): number {
     let mask = this.slots.length - 1;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const row = this.slots[slot]!;
-      if (row === EMPTY) break;
-      if (row >= 0 && matches(row)) return row;
+      const stored = this.slots[slot]!;
+      if (stored === EMPTY) break;
+      if (stored > 0 && matches(stored - 1)) return stored - 1;
     }
     const old = this.old;
     if (old === null) return -1;
     mask = old.length - 1;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const row = old[slot]!;
-      if (row === EMPTY) return -1;
+      const stored = old[slot]!;
+      if (stored === EMPTY) return -1;
+      const row = stored - 1;
       // Rows the migration passed are stale here (the new table has them as they are now).
       if (row >= this.moved && row < this.end && matches(row)) return row;
     }
@@ -138,7 +141,7 @@ export class RowSlots {
     const table = this.inOld(row) ? this.old! : this.slots;
     const mask = table.length - 1;
     let slot = hash & mask;
-    while (table[slot] !== row) slot = (slot + 1) & mask;
+    while (table[slot] !== row + 1) slot = (slot + 1) & mask;
     table[slot] = TOMBSTONE;
   }
 
@@ -183,9 +186,9 @@ export class RowSlots {
 function probeInsert(table: Int32Array, hash: number, row: number): boolean {
   const mask = table.length - 1;
   let slot = hash & mask;
-  while (table[slot]! >= 0) slot = (slot + 1) & mask;
+  while (table[slot]! > 0) slot = (slot + 1) & mask;
   const fresh = table[slot] === EMPTY;
-  table[slot] = row;
+  table[slot] = row + 1;
   return fresh;
 }
 
@@ -196,7 +199,7 @@ function grown<T extends Float64Array | Int32Array>(column: T, capacity: number)
 }
 
 export class LiveTable {
-  /** Row columns. `ids[row] === undefined` marks a removed row. */
+  /** Row columns. `ids[row] === undefined` marks a removed row (or one past `rows`: `reserve` preallocates). */
   private ids: (string | undefined)[] = [];
   private keys: Float64Array = new Float64Array(MIN_ROWS);
   private seqs: Float64Array = new Float64Array(MIN_ROWS);
@@ -231,6 +234,8 @@ export class LiveTable {
   }
   /** Bumped whenever rows are renumbered: an iteration across it stops with an error rather than skip or repeat rows. */
   private generation = 0;
+  /** Bumped by every set and remove (squeezed() checks nothing wrote while it copied). */
+  private mutations = 0;
 
   /**
    * A table over a snapshot's columns (ids distinct, keys distinct), taken
@@ -267,6 +272,11 @@ export class LiveTable {
   /** Whether either hash table is part-way through an incremental rebuild (tests). */
   get rebuilding(): boolean {
     return this.idSlots.migrating || this.keySlots.migrating;
+  }
+
+  /** Rows the columns hold before they must grow (tests). */
+  get capacity(): number {
+    return this.keys.length;
   }
 
   /** Whether every id is in the id → row table yet. */
@@ -321,6 +331,7 @@ export class LiveTable {
    * earlier key and seq; returns the row's earlier key, or -1 for a new id.
    */
   set(id: string, key: number, seq: number): number {
+    this.mutations++;
     let row = this.rowOfId(id);
     if (row >= 0) {
       const old = this.keys[row]!;
@@ -332,6 +343,7 @@ export class LiveTable {
       }
       return old;
     }
+    if (this.rows > 64 && this.rows - this.size > 2 * this.size) this.squeeze(); // squeezed() was not swapped in: keep rows ≤ 3 × live + 64
     row = this.rows;
     if (row === this.keys.length) {
       const capacity = Math.max(MIN_ROWS, row * 2);
@@ -361,8 +373,104 @@ export class LiveTable {
     this.removeKeySlot(entry.key, row);
     this.ids[row] = undefined;
     this.size--;
-    if (this.rows > 64 && this.rows - this.size > this.size) this.squeeze();
+    this.mutations++;
     return entry;
+  }
+
+  /**
+   * Whether removed rows outnumber live ones: the owner should swap in
+   * `squeezed()` (LiveRecords does after each write). Rows are never more than
+   * three times the live ones plus 64 even if it does not: `set` squeezes at
+   * once past that, which keeps RowSlots' bound.
+   */
+  get squeezeDue(): boolean {
+    return this.rows > 64 && this.rows - this.size > this.size;
+  }
+
+  /**
+   * A new table of the live rows (order kept), built `slice` rows at a time
+   * with `between()` awaited between slices: at 1M rows the one-go squeeze
+   * held the event loop for tens of milliseconds. The caller must not write
+   * to this table meanwhile (LiveRecords runs it inside the write queue); if
+   * a write slipped in anyway, this table is squeezed in place at once and
+   * returned instead, so the result is never stale. Reads of this table stay
+   * valid until the caller swaps; then it should `retire()` this one.
+   */
+  async squeezed(between: () => Promise<void>, slice = 32_768, options: { syncRebuildRows?: number } = {}): Promise<LiveTable> {
+    const mutations = this.mutations;
+    const fresh = new LiveTable(options);
+    const size = this.size;
+    const capacity = Math.max(MIN_ROWS, 2 * size);
+    fresh.ids = new Array<string>(capacity); // preallocated for the rows its columns hold: set() never grows it
+    fresh.keys = new Float64Array(capacity);
+    fresh.seqs = new Float64Array(capacity);
+    fresh.hashes = new Int32Array(capacity);
+    fresh.idSlots.reset(size);
+    fresh.keySlots.reset(size);
+    let to = 0;
+    for (let start = 0; start < this.rows && this.mutations === mutations; start += slice) {
+      if (start > 0) await between();
+      if (this.mutations !== mutations) break;
+      const end = Math.min(this.rows, start + slice);
+      for (let row = start; row < end; row++) {
+        const id = this.ids[row];
+        if (id === undefined) continue;
+        const hash = row < this.idsIndexed ? this.hashes[row]! : hashId(id);
+        fresh.ids[to] = id;
+        fresh.keys[to] = this.keys[row]!;
+        fresh.seqs[to] = this.seqs[row]!;
+        fresh.hashes[to] = hash;
+        fresh.rows = fresh.idsIndexed = fresh.size = to + 1; // before the inserts: the slot tables read these
+        fresh.idSlots.insert(hash, to);
+        fresh.keySlots.insert(hashKey(this.keys[row]!), to);
+        to++;
+      }
+    }
+    if (this.mutations === mutations) return fresh;
+    this.squeeze(); // written to meanwhile (not by LiveRecords): the one-go squeeze, never a stale copy
+    return this;
+  }
+
+  /**
+   * Grows the row columns (and the id array) for `extra` more rows ahead of
+   * the inserts, copying `slice` rows at a time with `between()` awaited
+   * between slices: `set` doubling them in one go held the event loop for
+   * 33–44 ms at 524,288 rows (a ~20 MB copy), and V8 growing the id array
+   * 6–58 ms at 869,461. Nothing must write meanwhile (LiveRecords calls it
+   * inside the write queue); if something did, the copy is dropped and `set`
+   * grows the columns itself when it must.
+   */
+  async reserve(extra: number, between: () => Promise<void>, slice = 65_536): Promise<void> {
+    const needed = this.rows + extra;
+    if (needed <= this.keys.length) return;
+    let capacity = Math.max(MIN_ROWS, 2 * this.keys.length);
+    while (capacity < needed) capacity *= 2;
+    const mutations = this.mutations;
+    const indexed = this.idsIndexed;
+    const ids = new Array<string | undefined>(capacity); // preallocated: the writes below and set()'s never grow it
+    const keys = new Float64Array(capacity);
+    const seqs = new Float64Array(capacity);
+    const hashes = new Int32Array(capacity);
+    const rows = this.rows;
+    for (let start = 0; start < rows; start += slice) {
+      if (start > 0) await between();
+      if (this.mutations !== mutations || this.idsIndexed !== indexed) return;
+      const end = Math.min(rows, start + slice);
+      for (let row = start; row < end; row++) ids[row] = this.ids[row];
+      keys.set(this.keys.subarray(start, end), start);
+      seqs.set(this.seqs.subarray(start, end), start);
+      hashes.set(this.hashes.subarray(start, end), start);
+    }
+    if (this.mutations !== mutations || this.idsIndexed !== indexed) return;
+    this.ids = ids;
+    this.keys = keys;
+    this.seqs = seqs;
+    this.hashes = hashes;
+  }
+
+  /** Makes iterations still running over this table fail, as a squeeze in place does (it was replaced by `squeezed()`). */
+  retire(): void {
+    this.generation++;
   }
 
   clear(): void {
@@ -374,6 +482,7 @@ export class LiveTable {
     this.idSlots.reset(0);
     this.keySlots.reset(0);
     this.generation++;
+    this.mutations++;
   }
 
   /** Live rows in insertion order. Writes during the iteration are seen as a Map's iteration would see them. */
@@ -406,7 +515,7 @@ export class LiveTable {
   /** Moves the live rows down over the removed ones (order kept) into columns sized for them, and rebuilds both tables. */
   private squeeze(): void {
     const capacity = Math.max(MIN_ROWS, 2 * this.size);
-    const ids: string[] = new Array<string>(this.size);
+    const ids: string[] = new Array<string>(capacity);
     const keys = new Float64Array(capacity);
     const seqs = new Float64Array(capacity);
     const hashes = new Int32Array(capacity);

@@ -1,3 +1,5 @@
+import { heapWorkEnded, heapWorkStarted } from '../util/memory.js';
+
 /**
  * Write-side work of one index runs one task at a time, in call order
  * (upserts, deletes, snapshots, compactions, close). Readers are not queued:
@@ -14,9 +16,14 @@ export class WriteQueue {
   /** Runs `task` after every task queued before it; `check` runs first (e.g. the index is still open). */
   run<T>(task: () => Promise<T>, check: () => void): Promise<T> {
     this.pending++;
-    const run = this.tail.then(() => {
+    const run = this.tail.then(async () => {
       check();
-      return task();
+      heapWorkStarted(); // no memory-reducing GC inside a write, snapshot or close (util/memory.ts)
+      try {
+        return await task();
+      } finally {
+        heapWorkEnded();
+      }
     });
     this.tail = run.catch(() => undefined).finally(() => this.pending--);
     return run;

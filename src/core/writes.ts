@@ -178,6 +178,7 @@ async function deleteOnce(state: IndexState, ids: string[]): Promise<number> {
     await state.engine?.remove(BigUint64Array.from([...gone.values()], (e) => BigInt(e.key)));
     state.deadSlots += gone.size;
   });
+  await state.live.squeezeIfDue();
   compactLaterIfDue(state);
   return gone.size;
 }
@@ -209,6 +210,7 @@ async function commitThenApply(state: IndexState, next: Manifest, batch: CommitB
 async function publishUpsert(state: IndexState, items: UpsertBatch['items'], keys: BigUint64Array, replaced: number[], seq: number): Promise<void> {
   // In slices, so a large upsert does not stall the event loop; each id
   // switches from its old key to its new one in one step.
+  await state.live.reserve(items.length - replaced.length); // the columns grow here in slices, not inside one set()
   for (let i = 0; i < items.length; i++) {
     if (i > 0 && i % (4 * SLICE) === 0) await yieldToEventLoop();
     const item = items[i]!;

@@ -108,7 +108,8 @@ interface NativeIndexHandle {
   checkGraph(repair: boolean, maxRounds: number, expansion: number): Promise<NativeGraphCheck>;
   /** Tests only: removes every link into the key's node. Resolves to how many links were removed. */
   unlinkForTesting(key: bigint): Promise<number>;
-  close(): void;
+  /** Refuses further calls at once; resolves once a pool thread has freed the index. */
+  close(): Promise<void>;
 }
 
 interface NativeGraphCheck {
@@ -641,7 +642,7 @@ class NativeEngine implements NativeAnnEngine {
     this.#closed = true;
     // allSettled: close must not fail because some caller's call failed.
     await Promise.allSettled([...this.#inFlight]);
-    this.#handle.close();
+    await this.#handle.close(); // freed on the pool: ~80 ms of munmap at 1M vectors
   }
 
   /** Only the loader calls this, before the engine is handed out. */

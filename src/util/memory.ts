@@ -35,22 +35,55 @@ const TRIM_AFTER_GC_MS = 1000;
  */
 const IDLE_BEFORE_GC_MS = 500;
 let idleTimer: NodeJS.Timeout | undefined;
+/** A reduction was asked for and has not run yet. */
+let wanted = false;
+/** Write-queue tasks running in this process (every index's): the reduction waits for none. */
+let busy = 0;
 
 /**
- * Once writes have paused (IDLE_BEFORE_GC_MS after the last call), asks V8
- * for a memory-reducing GC without a pause (a moderate memory-pressure
- * notification: incremental marking, finished between the event loop's
- * tasks; native/addon.cc `MemoryPressure`), and trims glibc's heap once it
- * has likely finished. That GC shrinks the young generation a burst of
- * allocation grew (~23 MiB resident after a 200k × 96 build in calls of
- * 10,000, which a plain GC keeps) and frees dead ArrayBuffers' backing
- * stores, which the trim then returns. A full GC at once (critical pressure)
- * would pause 30–75 ms per call on this 2-core machine: over the event-loop budget.
+ * Once writes have paused (IDLE_BEFORE_GC_MS after the last write-queue task
+ * ended, none running), asks V8 for a memory-reducing GC without a pause (a
+ * moderate memory-pressure notification: incremental marking, finished
+ * between the event loop's tasks; native/addon.cc `MemoryPressure`), and
+ * trims glibc's heap once it has likely finished. That GC shrinks the young
+ * generation a burst of allocation grew (~23 MiB resident after a 200k × 96
+ * build in calls of 10,000, which a plain GC keeps) and frees dead
+ * ArrayBuffers' backing stores, which the trim then returns. A full GC at
+ * once (critical pressure) would pause 30–75 ms per call on this 2-core
+ * machine: over the event-loop budget. Even the incremental one ends in a
+ * compacting pause (22–80 ms measured at 500k during a build): it must not
+ * land inside a write, a snapshot or a close, so a task that starts
+ * postpones it (`heapWorkStarted`).
  */
 export function reduceHeapSoon(): void {
+  wanted = true;
+  if (busy === 0) armReduction();
+}
+
+/** A write-queue task started: a pending reduction waits until it ends. */
+export function heapWorkStarted(): void {
+  busy++;
+  clearTimeout(idleTimer);
+  idleTimer = undefined;
+}
+
+/** A write-queue task ended: a pending reduction runs once the process stayed idle IDLE_BEFORE_GC_MS. */
+export function heapWorkEnded(): void {
+  busy = Math.max(0, busy - 1);
+  if (busy === 0 && wanted) armReduction();
+}
+
+/** Whether a reduction was asked for and has not run yet (tests). */
+export function heapReductionPending(): boolean {
+  return wanted;
+}
+
+function armReduction(): void {
   clearTimeout(idleTimer);
   idleTimer = setTimeout(() => {
     idleTimer = undefined;
+    if (busy > 0) return; // heapWorkEnded arms it again
+    wanted = false;
     const addon = loadNativeAddon() as MemoryCalls;
     addon.memoryPressure(1);
     // Trimmed either way: without the symbol, what plain GCs freed meanwhile still goes back.

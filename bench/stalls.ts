@@ -1,0 +1,281 @@
+/**
+ * `npx tsx bench/stalls.ts [--n 500000] [--phases build,open,compact] [--dir DIR] [--keep] [--node-flag F]…`:
+ * where the event loop stalls at scale, and why. Each phase runs in its own child process (as bench/scale.ts does,
+ * so the build's data array does not weigh on the open's GC):
+ *
+ *   build    upsert N synthetic clustered 96-d cosine vectors (10k per call), then close() (the final snapshot)
+ *   open     loadIndex + first query, then close()
+ *   compact  loadIndex, delete every 20th id (10k per call), compact(), close()
+ *
+ * Every sub-phase (upsert, close, open, delete, compact) reports monitorEventLoopDelay's max and p99 (as
+ * bench/scale.ts measures them) and each stall over STALL_MS seen by a 2 ms timer, with the V8 GC pauses
+ * (PerformanceObserver 'gc': kind and duration) that overlap it, so a stall can be put down to GC or not.
+ * `--node-flag --cpu-prof` (or `--trace-gc`) passes flags to the children.
+ */
+import { fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
+
+const CHUNK = 10_000;
+const STALL_MS = 30;
+const TICK_MS = 2;
+
+type Phase = 'build' | 'open' | 'compact';
+
+interface Gc {
+  at: number;
+  ms: number;
+  kind: string;
+}
+interface Stall {
+  /** Start of the gap, ms since the sub-phase began. */
+  at: number;
+  ms: number;
+  /** The main thread's time on a CPU and waiting in the run queue during the gap (Linux schedstat), ms: a gap mostly spent waiting is the machine's load, not our work. */
+  cpuMs: number;
+  waitMs: number;
+  /** GC pause time inside the gap, and the pauses themselves. */
+  gcMs: number;
+  gcs: string[];
+  /** Slow synchronous native calls inside the gap. */
+  natives: string[];
+}
+interface SubPhase {
+  name: string;
+  ms: number;
+  maxMs: number;
+  p99Ms: number;
+  stalls: Stall[];
+  /** All GC pauses of the sub-phase: count and worst, by kind. */
+  gcByKind: Record<string, { count: number; maxMs: number; totalMs: number }>;
+  load1: number;
+}
+
+const GC_KINDS: Record<number, string> = {
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+};
+
+/** Synchronous native calls (the addon's: engine handle, crypto, memory) that took over SLOW_NATIVE_MS on this thread. */
+const SLOW_NATIVE_MS = 5;
+const natives: Gc[] = [];
+function timeCalls(target: Record<string, unknown>, prefix: string, from: Record<string, unknown> = target): void {
+  for (const name of Object.getOwnPropertyNames(from)) {
+    const f = Object.getOwnPropertyDescriptor(from, name)?.value as unknown;
+    if (typeof f !== 'function' || name === 'constructor' || /^[A-Z]/.test(name)) continue;
+    const timed = function (this: unknown, ...args: unknown[]) {
+      const t0 = performance.now();
+      try {
+        return (f as (...a: unknown[]) => unknown).apply(this, args);
+      } finally {
+        const ms = performance.now() - t0;
+        if (ms > SLOW_NATIVE_MS) natives.push({ at: t0, ms, kind: prefix + name });
+      }
+    };
+    Object.defineProperty(target, name, { value: timed, writable: true, configurable: true });
+  }
+}
+
+const gcs: Gc[] = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1;
+    gcs.push({ at: e.startTime, ms: e.duration, kind: GC_KINDS[kind] ?? String(kind) });
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** The main thread's on-CPU and run-queue-wait time so far, ms (zeros where /proc is absent). */
+function schedstat(): [number, number] {
+  try {
+    const [cpu, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ');
+    return [Number(cpu) / 1e6, Number(wait) / 1e6];
+  } catch {
+    return [0, 0];
+  }
+}
+
+/** Runs `op` and reports its stalls. */
+async function measured(name: string, op: () => Promise<unknown>): Promise<SubPhase> {
+  const histogram = monitorEventLoopDelay({ resolution: 5 });
+  const gaps: { at: number; ms: number; cpuMs: number; waitMs: number }[] = [];
+  let last = performance.now();
+  let [lastCpu, lastWait] = schedstat();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const [cpu, wait] = schedstat();
+    if (now - last > STALL_MS) gaps.push({ at: last, ms: now - last, cpuMs: cpu - lastCpu, waitMs: wait - lastWait });
+    last = now;
+    lastCpu = cpu;
+    lastWait = wait;
+  }, TICK_MS);
+  histogram.enable();
+  await new Promise((r) => setTimeout(r, 20));
+  const firstGc = gcs.length;
+  const firstNative = natives.length;
+  const t0 = performance.now();
+  await op();
+  const ms = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setImmediate(r));
+  histogram.disable();
+  clearInterval(timer);
+  // Let the observer deliver the last entries.
+  await new Promise((r) => setTimeout(r, 50));
+  const mine = gcs.slice(firstGc);
+  const gcByKind: SubPhase['gcByKind'] = {};
+  for (const g of mine) {
+    const k = (gcByKind[g.kind] ??= { count: 0, maxMs: 0, totalMs: 0 });
+    k.count++;
+    k.maxMs = Math.max(k.maxMs, g.ms);
+    k.totalMs += g.ms;
+  }
+  const stalls = gaps.map((gap) => {
+    const inside = mine.filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
+    const nativeInside = natives.slice(firstNative).filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
+    return {
+      at: Math.round(gap.at - t0),
+      ms: Math.round(gap.ms * 10) / 10,
+      cpuMs: Math.round(gap.cpuMs * 10) / 10,
+      waitMs: Math.round(gap.waitMs * 10) / 10,
+      gcMs: Math.round(inside.reduce((s, g) => s + Math.min(g.at + g.ms, gap.at + gap.ms) - Math.max(g.at, gap.at), 0) * 10) / 10,
+      gcs: inside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
+      natives: nativeInside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
+    };
+  });
+  return { name, ms, maxMs: histogram.max / 1e6, p99Ms: histogram.count ? histogram.percentile(99) / 1e6 : 0, stalls, gcByKind, load1: loadavg()[0]! };
+}
+
+async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[]> {
+  const { clusteredVectors, normalized } = await import('../test/support/vectors.js');
+  const { Client } = await import('../src/index.js');
+  const addon = (await import('../src/util/native-addon.js')).loadNativeAddon() as Record<string, unknown> & {
+    NativeIndex: { prototype: Record<string, unknown> };
+    crypto: Record<string, unknown>;
+  };
+  timeCalls(addon, 'addon.');
+  // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
+  const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
+  class TimedEngine extends Engine {}
+  timeCalls(TimedEngine.prototype as Record<string, unknown>, 'engine.', Engine.prototype as Record<string, unknown>);
+  addon.NativeIndex = TimedEngine as unknown as typeof addon.NativeIndex;
+  timeCalls(addon.crypto, 'crypto.');
+  const key = Buffer.from(readFileSync(join(dir, 'key')));
+  const store = join(dir, 'vv');
+  const out: SubPhase[] = [];
+  const log = (s: SubPhase) => {
+    out.push(s);
+    const worst = [...s.stalls].sort((a, b) => b.ms - a.ms).slice(0, 8);
+    console.error(
+      `[${phase}] ${s.name}: ${Math.round(s.ms)} ms, max ${s.maxMs.toFixed(1)} p99 ${s.p99Ms.toFixed(1)}, stalls>${STALL_MS}: ${s.stalls.length}, load ${s.load1.toFixed(2)}; worst ${JSON.stringify(worst)}; gc ${JSON.stringify(s.gcByKind, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`,
+    );
+  };
+  if (phase === 'build') {
+    const data = normalized(clusteredVectors(n, SCALE_DIM, { seed: 42 })).data;
+    const ids = Array.from({ length: n }, (_, i) => String(i));
+    globalThis.gc?.();
+    const client = new Client({ path: store });
+    const index = await client.createIndex({ indexName: 'scale', indexKey: key, dimension: SCALE_DIM, metric: 'cosine', indexConfig: SCALE_CONFIG });
+    log(
+      await measured('upsert', async () => {
+        for (let start = 0; start < n; start += CHUNK) {
+          const end = Math.min(n, start + CHUNK);
+          await index.upsert({
+            ids: ids.slice(start, end),
+            vectors: Array.from({ length: end - start }, (_, j) => data.subarray((start + j) * SCALE_DIM, (start + j + 1) * SCALE_DIM)),
+          });
+        }
+      }),
+    );
+    globalThis.gc?.();
+    log(await measured('close', () => client.close()));
+  } else if (phase === 'open') {
+    const query = Array.from(normalized(clusteredVectors(1, SCALE_DIM, { seed: 7 })).data);
+    globalThis.gc?.();
+    let client!: InstanceType<typeof Client>;
+    log(
+      await measured('open', async () => {
+        client = new Client({ path: store });
+        const index = await client.loadIndex({ indexName: 'scale', indexKey: key });
+        await index.query({ queryVectors: query, topK: 10 });
+      }),
+    );
+    // What an app does next: the background work after the open (lazy id indexing, …) shows up here.
+    log(await measured('after-open 3 s', () => new Promise((r) => setTimeout(r, 3000))));
+    log(await measured('close', () => client.close()));
+  } else {
+    const client = new Client({ path: store });
+    const index = await client.loadIndex({ indexName: 'scale', indexKey: key });
+    await new Promise((r) => setTimeout(r, 2000));
+    const doomed = Array.from({ length: Math.floor(n / 20) }, (_, i) => String(i * 20));
+    log(
+      await measured('delete', async () => {
+        for (let i = 0; i < doomed.length; i += CHUNK) await index.delete({ ids: doomed.slice(i, i + CHUNK) });
+      }),
+    );
+    globalThis.gc?.();
+    log(await measured('compact', () => index.compact()));
+    if (index.stats().count !== n - doomed.length) throw new Error('compact lost records');
+    log(await measured('close', () => client.close()));
+  }
+  return out;
+}
+
+function runChild(phase: Phase, n: number, dir: string, nodeFlags: string[]): Promise<SubPhase[]> {
+  const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), ['--stalls-child', phase, String(n), dir], {
+      execArgv: ['--import', tsxLoader, '--expose-gc', ...nodeFlags],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let result: SubPhase[] | undefined;
+    child.once('message', (m) => (result = m as SubPhase[]));
+    child.once('exit', (code) => (result ? resolve(result) : reject(new Error(`${phase} child exited with ${code}`))));
+  });
+}
+
+if (process.argv[2] === '--stalls-child') {
+  process.once('disconnect', () => process.exit(1));
+  const [phase, n, dir] = process.argv.slice(3) as [Phase, string, string];
+  runPhase(phase, Number(n), dir).then(
+    (r) => process.send!(r, undefined, {}, () => process.exit(0)),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+} else {
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i < 0 ? undefined : process.argv[i + 1];
+  };
+  const n = Number(arg('--n') ?? 500_000);
+  const phases = (arg('--phases') ?? 'build,open,compact').split(',') as Phase[];
+  const nodeFlags = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []));
+  const dir = arg('--dir') ?? mkdtempSync(join(tmpdir(), 'vecvault-stalls-'));
+  const keep = process.argv.includes('--keep') || arg('--dir') !== undefined;
+  if (arg('--dir') === undefined) writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
+  const results: Record<string, SubPhase[]> = {};
+  try {
+    const out = arg('--json');
+    for (const phase of phases) {
+      results[phase] = await runChild(phase, n, dir, nodeFlags);
+      if (out) writeFileSync(out, JSON.stringify({ n, results }, null, 1)); // after each phase: a long run cut short keeps what it measured
+    }
+    console.log(`\nn = ${n.toLocaleString('en-US')} × ${SCALE_DIM}; worst / p99 event-loop stall (ms), stalls > ${STALL_MS} ms (of which GC ms), load (1 min)`);
+    for (const [phase, subs] of Object.entries(results))
+      for (const s of subs)
+        console.log(
+          `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
+        );
+  } finally {
+    if (keep) console.log(`store kept in ${dir} (--dir ${dir} --phases open,compact)`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
