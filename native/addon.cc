@@ -42,7 +42,10 @@
 #include <dlfcn.h>
 #endif
 #if defined(__linux__)
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #endif
@@ -106,12 +109,49 @@ Napi::Value MemoryPressure(Napi::CallbackInfo const& info) {
 // open). MADV_DONTNEED on a shared file mapping only unmaps the pages: the
 // data stays in the OS page cache and a later read faults it back in, so
 // LevelDB's view never changes. Linux only (0 elsewhere).
+//
+// The danger is a range that LevelDB unmapped (a table evicted or deleted by
+// a compaction on its own thread) and something private mapped again at the
+// same address after /proc/self/maps was read: MADV_DONTNEED would zero that
+// memory. So each range is asked about again right before its madvise with
+// PROCMAP_QUERY (Linux 6.11+; one ioctl, no text to parse) and skipped unless
+// the same shared, read-only, file-backed mapping still spans it exactly. That
+// leaves the gap between two syscalls, not the time to read and parse the
+// whole maps file. Kernels without the ioctl release nothing: safe, not lean.
+#if defined(__linux__)
+// The ioctl's ABI (include/uapi/linux/fs.h, Linux 6.11), declared here since
+// older system headers lack it.
+struct ProcmapQuery {
+    std::uint64_t size, query_flags, query_addr;
+    std::uint64_t vma_start, vma_end, vma_flags, vma_page_size, vma_offset, inode;
+    std::uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+    std::uint64_t vma_name_addr, build_id_addr;
+};
+constexpr unsigned long procmap_query_ioctl = _IOWR('f', 17, ProcmapQuery);
+constexpr std::uint64_t vma_readable = 0x01, vma_writable = 0x02, vma_shared = 0x08, vma_file_backed = 0x20;
+
+// Whether [start, end) is still exactly one shared, read-only mapping of a file.
+bool StillSharedFileMapping(int maps_fd, unsigned long start, unsigned long end) {
+    ProcmapQuery query{};
+    query.size = sizeof(query);
+    query.query_addr = start;
+    query.query_flags = vma_file_backed; // only a file-backed mapping that covers `start`
+    if (ioctl(maps_fd, procmap_query_ioctl, &query) != 0)
+        return false;
+    return query.vma_start == start && query.vma_end == end && (query.vma_flags & vma_shared) &&
+           (query.vma_flags & vma_readable) && !(query.vma_flags & vma_writable);
+}
+#endif
+
 Napi::Value ReleaseMappedPages(Napi::CallbackInfo const& info) {
     double released = 0;
 #if defined(__linux__)
     std::string dir = info[0].As<Napi::String>().Utf8Value();
     if (dir.empty() || dir.back() != '/')
         dir += '/';
+    int maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (maps_fd < 0)
+        return Napi::Number::New(info.Env(), 0);
     if (FILE* maps = std::fopen("/proc/self/maps", "r")) {
         char line[4096 + 256];
         while (std::fgets(line, sizeof(line), maps)) {
@@ -126,11 +166,13 @@ Napi::Value ReleaseMappedPages(Napi::CallbackInfo const& info) {
             // Shared and not writable: LevelDB's read-only table mappings, nothing else.
             if (perms[1] != '-' || perms[3] != 's' || path.compare(0, dir.size(), dir) != 0)
                 continue;
-            if (madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED) == 0)
+            if (StillSharedFileMapping(maps_fd, start, end) &&
+                madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED) == 0)
                 released += static_cast<double>(end - start);
         }
         std::fclose(maps);
     }
+    close(maps_fd);
 #endif
     return Napi::Number::New(info.Env(), released);
 }
