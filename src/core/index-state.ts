@@ -49,6 +49,8 @@ export class IndexState {
   graphCheck: GraphCheckSummary | null = null;
   /** Records written since the newest snapshot; the next snapshot resets it. */
   changedSinceSnapshot = 0;
+  /** A snapshot was written (its predecessor's chunks deleted) and LevelDB has not compacted its range since. */
+  snapshotUncompacted = false;
   /** `train()` was called: unfiltered queries use the graph even while the index is small (see training.ts). Not persisted. */
   trainedByCall = false;
   /** `train({ nLists })`, reported by `getNLists()`. Not persisted. */

@@ -137,6 +137,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     state.manifest = next;
   });
   state.changedSinceSnapshot = 0;
+  state.snapshotUncompacted = true;
   state.store.releaseMemory(); // the table's encoding and the sealed chunks were transient
   reduceHeapSoon(); // and the young generation its allocations grew (~20 MiB at 200k), which plain GCs keep
 }
@@ -204,6 +205,7 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   state.changedSinceSnapshot = Math.max(1, state.changedSinceSnapshot);
   await writeSnapshot(state);
   await state.store.compactAll();
+  state.snapshotUncompacted = false;
   state.store.releaseMemory(); // the old graph, and the tables the compaction read
 }
 
@@ -214,11 +216,14 @@ export async function closeIndex(state: IndexState): Promise<void> {
   await state
     .exclusive(async () => {
       // A state only read-only keys opened cannot sign a snapshot: the change log stays, as after a crash.
-      if (state.changedSinceSnapshot > 0 && state.store.canCommit) {
+      if ((state.changedSinceSnapshot > 0 || state.snapshotUncompacted) && state.store.canCommit) {
         try {
-          await writeSnapshot(state);
-          // Flush LevelDB's memtable now: otherwise the next open replays the whole snapshot from the log.
+          if (state.changedSinceSnapshot > 0) await writeSnapshot(state);
+          // Also after an idle or explicit snapshot with nothing changed since: flush LevelDB's memtable (otherwise the
+          // next open replays the snapshot from the log) and drop the older generations' deleted chunks from the files
+          // (a 200k × 96 store closed after `snapshot()` held 1,949 B per vector on disk instead of ~1,100).
           await state.store.compactSnapshots();
+          state.snapshotUncompacted = false;
           state.store.releaseMemory(); // the tables the compaction read stay mapped otherwise
         } catch (error) {
           // Every write is in the change log: the next open replays it. Say so rather than fail the close.
