@@ -9,7 +9,11 @@
  *   process's resident set while the table is open: one more copy of the
  *   graph after an open. MADV_DONTNEED on those shared read-only mappings
  *   drops the pages from this process only; they stay in the page cache and
- *   a later read faults them back in.
+ *   a later read faults them back in. Each range is checked again right
+ *   before its madvise (PROCMAP_QUERY, Linux 6.11+: still that shared
+ *   read-only file mapping?), since on private memory mapped at the same
+ *   address after LevelDB unmapped a table MADV_DONTNEED would zero it;
+ *   without the ioctl nothing is released.
  * Both are no-ops where they do not apply (malloc_trim: glibc; mappings: Linux).
  */
 import { loadNativeAddon } from './native-addon.js';
