@@ -20,15 +20,13 @@
  * 250 ms after the last write, and trims its memory once writes pause; the
  * figure right after the last upsert is reported beside it).
  */
-import { fork } from 'node:child_process';
 import { readFileSync, rmSync, statSync, writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { rawScaleIndex, SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
 import { duBytes, medianOf, sleep, timedPass, withLoopDelay, type LoopDelay } from './lib/measure.js';
+import { runPhaseChild, servePhaseChild } from './lib/phase-child.js';
 
 const DIM = SCALE_DIM;
 const CONFIG = SCALE_CONFIG;
@@ -460,17 +458,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
 }
 
 function runChild(phase: Phase, n: number, dir: string): Promise<PhaseResult> {
-  const require = createRequire(import.meta.url);
-  const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--scale-child', phase, String(n), dir], {
-      execArgv: ['--import', tsxLoader, '--expose-gc'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let result: PhaseResult | undefined;
-    child.once('message', (m) => (result = m as PhaseResult));
-    child.once('exit', (code) => (result ? resolve(result) : reject(new Error(`${phase} child exited with ${code}`))));
-  });
+  return runPhaseChild<PhaseResult>(import.meta.url, '--scale-child', phase, n, dir);
 }
 
 const f = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits));
@@ -616,14 +604,4 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
   }
 }
 
-if (process.argv[2] === '--scale-child') {
-  process.once('disconnect', () => process.exit(1));
-  const [phase, n, dir] = process.argv.slice(3) as [Phase, string, string];
-  runPhase(phase, Number(n), dir).then(
-    (r) => process.send!(r, undefined, {}, () => process.exit(0)),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-}
+servePhaseChild('--scale-child', runPhase);

@@ -12,14 +12,12 @@
  * (PerformanceObserver 'gc': kind and duration) that overlap it, so a stall can be put down to GC or not.
  * `--node-flag --cpu-prof` (or `--trace-gc`) passes flags to the children.
  */
-import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
+import { runPhaseChild, servePhaseChild } from './lib/phase-child.js';
 
 const CHUNK = 10_000;
 const STALL_MS = 30;
@@ -228,29 +226,10 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
 }
 
 function runChild(phase: Phase, n: number, dir: string, nodeFlags: string[]): Promise<SubPhase[]> {
-  const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), ['--stalls-child', phase, String(n), dir], {
-      execArgv: ['--import', tsxLoader, '--expose-gc', ...nodeFlags],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let result: SubPhase[] | undefined;
-    child.once('message', (m) => (result = m as SubPhase[]));
-    child.once('exit', (code) => (result ? resolve(result) : reject(new Error(`${phase} child exited with ${code}`))));
-  });
+  return runPhaseChild<SubPhase[]>(import.meta.url, '--stalls-child', phase, n, dir, nodeFlags);
 }
 
-if (process.argv[2] === '--stalls-child') {
-  process.once('disconnect', () => process.exit(1));
-  const [phase, n, dir] = process.argv.slice(3) as [Phase, string, string];
-  runPhase(phase, Number(n), dir).then(
-    (r) => process.send!(r, undefined, {}, () => process.exit(0)),
-    (error: unknown) => {
-      console.error(error);
-      process.exit(1);
-    },
-  );
-} else {
+if (!servePhaseChild('--stalls-child', runPhase)) {
   const arg = (name: string) => {
     const i = process.argv.indexOf(name);
     return i < 0 ? undefined : process.argv[i + 1];
