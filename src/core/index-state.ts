@@ -63,7 +63,7 @@ export class IndexState {
   readonly background = new Set<MaintenanceKind>();
   /** A due background snapshot, waiting for writes to pause. */
   snapshotTimer: NodeJS.Timeout | undefined;
-  /** upsert/delete calls begun and not yet settled, counted from before their input is checked (maintenance.ts: the idle snapshot waits for none). */
+  /** upsert calls begun and not yet settled, counted from before their input is checked (maintenance.ts: the idle snapshot waits for none). */
   writeCalls = 0;
   /** Slots (hex) of users revoked while this state is open: their handles are refused at once. */
   readonly revokedSlots = new Set<string>();
