@@ -18,6 +18,7 @@ interface MemoryCalls {
   trimMemory(): boolean;
   memoryPressure(level: number): boolean;
   releaseMappedPages(dir: string): number;
+  releaseMappedPagesAsync(dir: string): Promise<number>;
 }
 
 const addon = loadNativeAddon() as MemoryCalls;
@@ -85,6 +86,10 @@ describe('memory calls', () => {
         // Each range passes the PROCMAP_QUERY check (Linux 6.11+; older kernels release nothing, which is safe).
         expect(addon.releaseMappedPages(dir)).toBeGreaterThan(0);
         // Only the process's page-table entries went: LevelDB reads the same bytes back.
+        for (let i = 0; i < 64; i++) expect(await same(i)).toBe(true);
+        // The pool-thread form (what the store's periodic releases use) does the same, with the same path control.
+        expect(await addon.releaseMappedPagesAsync(`${dir}-elsewhere`)).toBe(0);
+        expect(await addon.releaseMappedPagesAsync(dir)).toBeGreaterThan(0);
         for (let i = 0; i < 64; i++) expect(await same(i)).toBe(true);
       } finally {
         await db.close();

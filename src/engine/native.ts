@@ -154,6 +154,8 @@ interface NativeAddon {
   memoryPressure(level: 1 | 2): boolean;
   /** Unmaps this process's resident pages of shared read-only file mappings under a directory (src/util/memory.ts). */
   releaseMappedPages(dir: string): number;
+  /** `releaseMappedPages` on a pool thread. */
+  releaseMappedPagesAsync(dir: string): Promise<number>;
   usearchVersion: string;
 }
 
@@ -205,6 +207,7 @@ export const NATIVE_ADDON_EXPORTS = [
   'trimMemory',
   'memoryPressure',
   'releaseMappedPages',
+  'releaseMappedPagesAsync',
   'usearchVersion',
 ] as const satisfies readonly (keyof NativeAddon)[];
 type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;

@@ -22,11 +22,22 @@ interface MemoryCalls {
   trimMemory(): boolean;
   memoryPressure(level: 1 | 2): boolean;
   releaseMappedPages(dir: string): number;
+  releaseMappedPagesAsync(dir: string): Promise<number>;
 }
 
-/** Unmaps this process's resident pages of the files mapped from under `storeDir` (a real path). */
+/** Store directories with a release running on the pool: a release asked for meanwhile is dropped (the running one covers it). */
+const releasing = new Set<string>();
+
+/**
+ * Unmaps this process's resident pages of the files mapped from under
+ * `storeDir` (a real path), on a pool thread: reading /proc/self/maps and the
+ * madvise calls wait on the process's mmap lock, which compactions and
+ * allocations elsewhere hold (57 ms on the main thread once at 1M).
+ */
 export function releaseMappedPages(storeDir: string): void {
-  (loadNativeAddon() as MemoryCalls).releaseMappedPages(storeDir);
+  if (releasing.has(storeDir)) return;
+  releasing.add(storeDir);
+  (loadNativeAddon() as MemoryCalls).releaseMappedPagesAsync(storeDir).finally(() => releasing.delete(storeDir));
 }
 
 /** After a memory-reducing GC was asked for: long enough for V8's incremental marking to finish between the host's tasks. */
