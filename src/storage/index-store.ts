@@ -268,6 +268,7 @@ export class IndexStore {
     if (change) ops.push({ type: 'put', key: this.changeKey(next.counter), value: sealChange(this.keys.records, this.indexId, next.counter, change) });
     ops.push({ type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, next, seed) });
     await this.kv.batch(ops, { guard: { key: this.manifestKey(), counter: next.counter } });
+    ops.length = 0; // the sealed values are written: garbage now, not held while memory is brought in line
     if (newSigningKey) {
       this.keys.signSeed?.fill(0);
       this.keys.signSeed = newSigningKey.seed;
