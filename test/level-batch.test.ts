@@ -26,7 +26,8 @@ async function openStore(): Promise<KvStore> {
 const key = (prefix: string, i: number) => Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`);
 /** More operations than one direct call takes (SLICE): the write goes through the reused batch. */
 const N = 1000;
-const puts = (prefix: string, fill: number): BatchOp[] => Array.from({ length: N }, (_, i) => ({ type: 'put', key: key(prefix, i), value: Buffer.alloc(100, fill) }));
+const puts = (prefix: string, fill: number): BatchOp[] =>
+  Array.from({ length: N }, (_, i) => ({ type: 'put', key: key(prefix, i), value: Buffer.alloc(100, fill) }));
 
 describe('the reused native write batch', () => {
   it('is used with the pinned classic-level', async () => {
