@@ -93,7 +93,22 @@ export interface KvBackend {
   releaseMemory(): void;
   /** Drops LevelDB's mapped table pages from this process's resident set (they stay in the page cache). */
   releaseMappedPages(): void;
+  /**
+   * An atomic, durable batch whose operations are handed over as they are produced (KvStore: copied into LevelDB's
+   * batch at once, so the caller need not keep them); undefined where the backend has none free (then use `batch`).
+   */
+  stage?(): StagedBatch | undefined;
   close(): Promise<void>;
+}
+
+/** See KvBackend.stage. Every staged batch must end in `write` or `discard`. */
+export interface StagedBatch {
+  /** Copies `ops` into the batch now (synchronously: a slice at a time). */
+  add(ops: BatchOp[]): void;
+  /** Adds `last` and writes the whole batch, atomically and durably, with `batch`'s failure handling; it is finished either way. */
+  write(last: BatchOp[]): Promise<void>;
+  /** Drops the batch unwritten (idempotent; a no-op after `write`). */
+  discard(): void;
 }
 
 export class KvStore implements KvBackend {
@@ -254,6 +269,39 @@ export class KvStore implements KvBackend {
       if (failure instanceof StorageError) this.failed ??= failure;
       throw failure;
     }
+  }
+
+  /** A batch in the store's reused native batch (level-batch.ts), or undefined while another write holds it. */
+  stage(): StagedBatch | undefined {
+    if (!this.reusable || this.reusable.inUse) return undefined;
+    const staged = this.reusable.begin();
+    let bytes = 0;
+    return {
+      add: (ops) => {
+        try {
+          this.checkWritable(ops);
+          bytes = staged.add(ops);
+        } catch (error) {
+          staged.end();
+          throw error;
+        }
+      },
+      write: async (last) => {
+        try {
+          this.checkWritable(last);
+          bytes = staged.add(last);
+          await staged.write(true);
+        } catch (error) {
+          const failure = this.mapped(error, 'write to the store');
+          if (failure instanceof StorageError) this.failed ??= failure;
+          throw failure;
+        } finally {
+          staged.end();
+        }
+        if (bytes >= RELEASE_AFTER_BYTES) this.releaseWhileCompacting();
+      },
+      discard: () => staged.end(),
+    };
   }
 
   private checkWritable(ops: BatchOp[]): void {

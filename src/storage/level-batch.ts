@@ -52,6 +52,16 @@ function levelBinding(): LevelBinding | null {
 /** Bytes copied into a batch between two yields (~1–2 ms of memcpy). */
 export const SLICE_BYTES = 4 << 20;
 
+/** The reused batch while one write holds it (ReusableBatch.begin). */
+export interface BatchInProgress {
+  /** Copies `ops` into the native batch now (synchronously: pass a slice at a time); returns the bytes added so far. */
+  add(ops: BatchOp[]): number;
+  /** Writes everything added as one atomic batch. Call `end()` afterwards either way. */
+  write(sync: boolean): Promise<void>;
+  /** Clears the batch and gives it back (idempotent); without a write, nothing added reaches the store. */
+  end(): void;
+}
+
 export class ReusableBatch {
   private handle: object | null = null;
   private busy = false;
@@ -82,34 +92,59 @@ export class ReusableBatch {
    * (LevelDB's handle is gone after a close).
    */
   async write(ops: BatchOp[], sync: boolean): Promise<void> {
+    const staged = this.begin();
+    try {
+      for (let start = 0, count = 0, sliceBytes = 0; start < ops.length; start += count) {
+        if (start > 0) await yieldToEventLoop();
+        // A slice: at most SLICE operations and about SLICE_BYTES.
+        for (count = 0, sliceBytes = 0; start + count < ops.length && count < SLICE && sliceBytes < SLICE_BYTES; count++) {
+          const op = ops[start + count]!;
+          sliceBytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
+        }
+        staged.add(ops.slice(start, start + count));
+      }
+      await staged.write(sync);
+    } finally {
+      staged.end();
+    }
+  }
+
+  /**
+   * Takes the batch (the caller checked `inUse`) for operations added over
+   * time, e.g. an upsert's records as each slice is sealed, so they are never
+   * all held in JS at once. The caller must `end()` it, written or not.
+   */
+  begin(): BatchInProgress {
+    if (this.busy) throw new Error('the reused write batch is in use');
     this.busy = true;
     const handle = (this.handle ??= this.binding.batch_init(this.context));
+    this.binding.batch_clear(handle); // already empty; cleared again so nothing of an earlier write can ever go with this one
     let bytes = 0;
-    try {
-      let count = 0;
-      let sliceBytes = 0;
-      for (const op of ops) {
-        if (count === SLICE || sliceBytes >= SLICE_BYTES) {
-          await yieldToEventLoop();
-          count = 0;
-          sliceBytes = 0;
+    let ended = false;
+    const { binding, db } = this;
+    return {
+      add(ops) {
+        if (ended) throw new Error('the write batch was already written or dropped');
+        for (const op of ops) {
+          if (op.type === 'put') binding.batch_put(handle, op.key, op.value);
+          else binding.batch_del(handle, op.key);
+          bytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
         }
-        if (op.type === 'put') this.binding.batch_put(handle, op.key, op.value);
-        else this.binding.batch_del(handle, op.key);
-        const size = op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
-        count++;
-        sliceBytes += size;
-        bytes += size;
-      }
-      if (this.db.status !== 'open') {
-        throw Object.assign(new Error('Database is not open'), { code: 'LEVEL_DATABASE_NOT_OPEN' });
-      }
-      await this.binding.batch_write(handle, { sync });
-    } finally {
-      this.binding.batch_clear(handle);
-      if (bytes > RETAIN_MAX_BYTES) this.handle = null; // its capacity goes with the GC, as a chained batch's would
-      this.busy = false;
-    }
+        return bytes;
+      },
+      async write(sync) {
+        if (ended) throw new Error('the write batch was already written or dropped');
+        if (db.status !== 'open') throw Object.assign(new Error('Database is not open'), { code: 'LEVEL_DATABASE_NOT_OPEN' });
+        await binding.batch_write(handle, { sync });
+      },
+      end: () => {
+        if (ended) return;
+        ended = true;
+        binding.batch_clear(handle);
+        if (bytes > RETAIN_MAX_BYTES && this.handle === handle) this.handle = null; // its capacity goes with the GC, as a chained batch's would
+        this.busy = false;
+      },
+    };
   }
 
   /** Lets the batch's memory go (with its handle, at the next GC); called at close. */
