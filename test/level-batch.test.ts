@@ -4,13 +4,17 @@
  * calls fails here, not silently in memory), each write holds exactly its own
  * operations (the batch is cleared after every write, also a failed one),
  * writes running at once both land, and a write after close rejects instead of
- * reaching LevelDB's closed handle. Real LevelDB in a temp dir.
+ * reaching LevelDB's closed handle. A staged batch (an upsert's records added
+ * as they are sealed) that is dropped leaves nothing behind: not in the store,
+ * not in the next write. Real LevelDB in a temp dir.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Client } from '../src/index.js';
 import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
+import { randomVectors } from './support/helpers.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -62,5 +66,52 @@ describe('the reused native write batch', () => {
     await kv.batch(puts('a', 1)); // the batch exists now
     await kv.close();
     await expect(kv.batch(puts('b', 2))).rejects.toThrow();
+  });
+
+  it('a staged batch holds the reused batch until written or dropped; a dropped one writes nothing, now or later', async () => {
+    const kv = await openStore();
+    const staged = kv.stage()!;
+    expect(kv.stage()).toBeUndefined(); // taken: a concurrent write uses a batch of its own
+    staged.add(puts('gone', 5));
+    await kv.batch(puts('other', 6)); // meanwhile, through a chained batch
+    staged.discard();
+    const next = kv.stage()!;
+    next.add(puts('b', 7));
+    await next.write([{ type: 'put', key: key('last', 0), value: Buffer.from('x') }]);
+    expect(await kv.get(key('gone', 0))).toBeUndefined();
+    expect((await kv.get(key('other', 0)))![0]).toBe(6);
+    expect((await kv.get(key('b', N - 1)))![0]).toBe(7);
+    expect(Buffer.from((await kv.get(key('last', 0)))!).toString()).toBe('x');
+    expect(kv.stage()).toBeDefined(); // free again after the write
+    await kv.close();
+  });
+
+  it('an upsert that fails after its records were staged leaves none of them in the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vecvault-level-batch-'));
+    dirs.push(dir);
+    const indexKey = new Uint8Array(32).fill(9);
+    let client = new Client({ path: join(dir, 'vv') });
+    let index = await client.createIndex({ indexName: 'i', indexKey, dimension: 4 });
+    const vectors = randomVectors(600, 4, 1);
+    const boom = new Error('stop');
+    // onProgress runs after the graph insert, once every slice was sealed (and staged): its throw cancels the commit.
+    await expect(
+      index.upsert({
+        ids: vectors.map((_, i) => `n${i}`),
+        vectors,
+        onProgress: () => {
+          throw boom;
+        },
+      }),
+    ).rejects.toBe(boom);
+    await index.upsert({ ids: ['kept'], vectors: [[1, 2, 3, 4]] }); // the next write reuses the batch
+    await client.close();
+    client = new Client({ path: join(dir, 'vv') });
+    index = await client.loadIndex({ indexName: 'i', indexKey });
+    // verify() reads every stored record: a stray one of the failed call would be counted (and reported).
+    const report = await index.verify();
+    expect(report.checked.records).toBe(1);
+    expect(report.problems).toEqual([]);
+    await client.close();
   });
 });
