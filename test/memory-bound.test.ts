@@ -45,8 +45,8 @@ const BOUND = 2 * VECTOR_BYTES;
 const CLOSE_BOUND = VECTOR_BYTES;
 /**
  * The build (upserts of 10,000, durable): the engine plus a few calls' transient memory. Measured here
- * +166 to +171 MiB since an upsert's sealed records go straight into one reused LevelDB batch, against
- * +199 MiB before (every call's sealed values held in JS until its commit, and each chained batch's
+ * +166 to +178 MiB since an upsert's sealed records go straight into one reused LevelDB batch, against
+ * +179 to +209 MiB before (every call's sealed values held in JS until its commit, and each chained batch's
  * native copy until the GC finalized it).
  */
 const BUILD_BOUND = 4 * VECTOR_BYTES;
