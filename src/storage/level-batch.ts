@@ -12,7 +12,7 @@
  * copy's capacity instead (LevelDB's Clear keeps it), at most RETAIN_MAX_BYTES:
  * after a larger write the handle is dropped and left to the GC as before.
  *
- * It calls the four functions of classic-level's binding its own ChainedBatch
+ * It calls the five functions of classic-level's binding its own ChainedBatch
  * calls (batch_init, batch_put, batch_del, batch_write, batch_clear) on the
  * database's native context. classic-level is pinned to an exact version
  * (package.json) and test/level-batch.test.ts checks these calls are found,
