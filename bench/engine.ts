@@ -8,7 +8,7 @@
  *   - the worst event-loop stall while vecvault upserts and answers queries.
  * Medians over repetitions; writes bench/results/ENGINE.md.
  *
- * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR]`: the scale bench instead (bench/scale.ts),
+ * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR | --build-only]`: the scale bench instead (bench/scale.ts),
  * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md.
  *
  * `npm run bench:engine -- --postgres [--count N] [--reps R]`: the PostgreSQL row instead
@@ -27,7 +27,7 @@ import { clusteredVectors, type VectorSet } from '../test/support/vectors.js';
 import { Client, type Metric } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, withLoopDelay } from './lib/measure.js';
-import { runReopen, runScale } from './scale.js';
+import { runBuildOnly, runReopen, runScale } from './scale.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string' },
     scale: { type: 'string' },
     keep: { type: 'boolean' },
+    'build-only': { type: 'boolean' },
     reopen: { type: 'string' },
     postgres: { type: 'boolean' },
     count: { type: 'string' },
@@ -49,6 +50,7 @@ if (args.postgres) {
 if (args.scale !== undefined) {
   // The scale bench (bench/scale.ts): memory, stalls and open at N vectors, each phase in its own process.
   if (args.reopen !== undefined) await runReopen(Number(args.scale), Number(args.reps ?? 3), args.reopen);
+  else if (args['build-only']) await runBuildOnly(Number(args.scale));
   else await runScale(Number(args.scale), Number(args.reps ?? 3), args.keep === true);
   process.exit(0);
 }

@@ -530,6 +530,58 @@ export async function runReopen(n: number, reps: number, dir: string): Promise<v
   console.log(`wrote ${file}`);
 }
 
+/** The build and persist rows of the report (raw usearch's build beside vecvault's, then its snapshot and close). */
+function buildRows(n: number, rawBuild: PhaseResult, vvBuild: PhaseResult): string[] {
+  const rawVector = DIM * 4;
+  return [
+    `| build: raw \`add\` (one call, all threads) / upsert (${UPSERT_CHUNK.toLocaleString('en-US')} per call, durable), vectors/s | ${f((n * 1000) / rawBuild.buildMs!)} | ${f((n * 1000) / vvBuild.buildMs!)} | ${ratio(rawBuild.buildMs!, vvBuild.buildMs!)} (throughput) |`,
+    `| worst / p99 event-loop stall during the build, ms | ${f(rawBuild.buildStall?.maxMs)} / — (blocks) | ${f(vvBuild.buildStall?.maxMs, 1)} / ${f(vvBuild.buildStall?.p99Ms, 1)} | |`,
+    `| RSS growth after the build (steady: raw after a GC; vecvault after its final snapshot, a GC and 2 s idle), MiB | ${f(rawBuild.afterBuildMiB)} | ${f(vvBuild.afterBuildMiB)} | ${ratio(vvBuild.afterBuildMiB, rawBuild.afterBuildMiB)} |`,
+    `| RSS growth right after the last upsert and a GC (before the snapshot and the idle cleanup), MiB | ${f(rawBuild.afterBuildMiB)} | ${f(vvBuild.atOnceAfterBuildMiB)} | ${ratio(vvBuild.atOnceAfterBuildMiB, rawBuild.afterBuildMiB)} |`,
+    `| peak RSS growth during the build, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawBuild.peakBuildMiB)} | ${f(vvBuild.peakBuildMiB)} (${f(vvBuild.anonPeakBuildMiB)}) | ${ratio(vvBuild.peakBuildMiB, rawBuild.peakBuildMiB)} (${ratio(vvBuild.anonPeakBuildMiB, rawBuild.peakBuildMiB)}) |`,
+    `| persist: raw \`save(file)\` / \`snapshot()\` (final encrypted snapshot), ms | ${f(rawBuild.persistMs)} | ${f(vvBuild.persistMs)} | ${ratio(vvBuild.persistMs, rawBuild.persistMs)} |`,
+    `| worst / p99 event-loop stall during the snapshot / during close() after it (${f(vvBuild.closeMs)} ms), ms | — (blocks) | ${f(vvBuild.persistStall?.maxMs, 1)} / ${f(vvBuild.persistStall?.p99Ms, 1)}; ${f(vvBuild.closeStall?.maxMs, 1)} / ${f(vvBuild.closeStall?.p99Ms, 1)} | |`,
+    `| peak RSS growth during save / snapshot + idle + close (over the pre-build baseline), MiB (VmHWM; anonymous in brackets) | ${f(rawBuild.peakPersistMiB)} | ${f(vvBuild.peakPersistMiB)} (${f(vvBuild.anonPeakPersistMiB)}) | ${ratio(vvBuild.peakPersistMiB, rawBuild.peakPersistMiB)} (${ratio(vvBuild.anonPeakPersistMiB, rawBuild.peakPersistMiB)}) |`,
+    `| disk bytes per vector (raw vector: ${rawVector} B) | ${f(rawBuild.diskBytes! / n)} | ${f(vvBuild.diskBytes! / n)} | ${ratio(vvBuild.diskBytes, rawBuild.diskBytes)} |`,
+  ];
+}
+
+/**
+ * `--build-only`: only the two build phases (each system's build, then raw \`save\` / vecvault's snapshot + close),
+ * for paired before/after runs of the write path; writes bench/results/SCALE-<n>-build.md.
+ */
+export async function runBuildOnly(n: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'vecvault-bench-scale-'));
+  writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
+  try {
+    const rawBuild = await runChild('raw-build', n, dir);
+    logPhase(rawBuild);
+    const vvBuild = await runChild('vv-build', n, dir);
+    logPhase(vvBuild);
+    const machine = machineInfo();
+    const lines = [
+      `# Scale, build and persist only: ${n.toLocaleString('en-US')} × ${DIM} cosine (synthetic clustered), vecvault vs raw usearch`,
+      '',
+      `Command: \`npm run bench:engine -- --scale ${n} --build-only\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+      '',
+      '| figure | raw usearch | vecvault | ratio (vecvault ÷ raw) |',
+      '|---|---|---|---|',
+      ...buildRows(n, rawBuild, vvBuild),
+      '',
+      `Diagnostics after vecvault's build: V8 heap used ${f(vvBuild.heapUsedMiB)} MiB, external ${f(vvBuild.externalMiB)} MiB, RSS growth ${f(vvBuild.anonMiB)} MiB anonymous + ${f(vvBuild.fileMiB)} MiB file-backed.`,
+      '',
+    ];
+    const outDir = join(projectRoot(), 'bench', 'results');
+    mkdirSync(outDir, { recursive: true });
+    const file = join(outDir, `SCALE-${n}-build.md`);
+    writeFileSync(file, lines.join('\n'));
+    console.log(lines.join('\n'));
+    console.log(`wrote ${file}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Runs the children (the open phases `reps` times each, medians) and writes bench/results/SCALE-<n>.md; `keep` leaves the stores for `--reopen`. */
 export async function runScale(n: number, reps = 1, keep = false): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'vecvault-bench-scale-'));
@@ -558,7 +610,6 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
       get: med(vvOpens, (r) => r.getRecordsPerSec),
     };
     const machine = machineInfo();
-    const rawVector = DIM * 4;
     const lines = [
       `# Scale: ${n.toLocaleString('en-US')} × ${DIM} cosine (synthetic clustered), vecvault vs raw usearch`,
       '',
@@ -568,15 +619,7 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
       '',
       '| figure | raw usearch | vecvault | ratio (vecvault ÷ raw) |',
       '|---|---|---|---|',
-      `| build: raw \`add\` (one call, all threads) / upsert (${UPSERT_CHUNK.toLocaleString('en-US')} per call, durable), vectors/s | ${f((n * 1000) / rawBuild.buildMs!)} | ${f((n * 1000) / vvBuild.buildMs!)} | ${ratio(rawBuild.buildMs!, vvBuild.buildMs!)} (throughput) |`,
-      `| worst / p99 event-loop stall during the build, ms | ${f(rawBuild.buildStall?.maxMs)} / — (blocks) | ${f(vvBuild.buildStall?.maxMs, 1)} / ${f(vvBuild.buildStall?.p99Ms, 1)} | |`,
-      `| RSS growth after the build (steady: raw after a GC; vecvault after its final snapshot, a GC and 2 s idle), MiB | ${f(rawBuild.afterBuildMiB)} | ${f(vvBuild.afterBuildMiB)} | ${ratio(vvBuild.afterBuildMiB, rawBuild.afterBuildMiB)} |`,
-      `| RSS growth right after the last upsert and a GC (before the snapshot and the idle cleanup), MiB | ${f(rawBuild.afterBuildMiB)} | ${f(vvBuild.atOnceAfterBuildMiB)} | ${ratio(vvBuild.atOnceAfterBuildMiB, rawBuild.afterBuildMiB)} |`,
-      `| peak RSS growth during the build, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawBuild.peakBuildMiB)} | ${f(vvBuild.peakBuildMiB)} (${f(vvBuild.anonPeakBuildMiB)}) | ${ratio(vvBuild.peakBuildMiB, rawBuild.peakBuildMiB)} (${ratio(vvBuild.anonPeakBuildMiB, rawBuild.peakBuildMiB)}) |`,
-      `| persist: raw \`save(file)\` / \`snapshot()\` (final encrypted snapshot), ms | ${f(rawBuild.persistMs)} | ${f(vvBuild.persistMs)} | ${ratio(vvBuild.persistMs, rawBuild.persistMs)} |`,
-      `| worst / p99 event-loop stall during the snapshot / during close() after it (${f(vvBuild.closeMs)} ms), ms | — (blocks) | ${f(vvBuild.persistStall?.maxMs, 1)} / ${f(vvBuild.persistStall?.p99Ms, 1)}; ${f(vvBuild.closeStall?.maxMs, 1)} / ${f(vvBuild.closeStall?.p99Ms, 1)} | |`,
-      `| peak RSS growth during save / snapshot + idle + close (over the pre-build baseline), MiB (VmHWM; anonymous in brackets) | ${f(rawBuild.peakPersistMiB)} | ${f(vvBuild.peakPersistMiB)} (${f(vvBuild.anonPeakPersistMiB)}) | ${ratio(vvBuild.peakPersistMiB, rawBuild.peakPersistMiB)} (${ratio(vvBuild.anonPeakPersistMiB, rawBuild.peakPersistMiB)}) |`,
-      `| disk bytes per vector (raw vector: ${rawVector} B) | ${f(rawBuild.diskBytes! / n)} | ${f(vvBuild.diskBytes! / n)} | ${ratio(vvBuild.diskBytes, rawBuild.diskBytes)} |`,
+      ...buildRows(n, rawBuild, vvBuild),
       `| open + first query, ms | ${f(rawOpen.openMs)} | ${f(vvOpen.openMs)} | ${ratio(vvOpen.openMs, rawOpen.openMs)} |`,
       `| worst / p99 event-loop stall during the open, ms | — (blocks) | ${f(vvOpen.stall, 1)} / ${f(vvOpen.p99, 1)} | |`,
       `| peak RSS growth during the open, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawOpen.peak)} | ${f(vvOpen.peak)} (${f(vvOpen.anonPeak)}) | ${ratio(vvOpen.peak, rawOpen.peak)} (${ratio(vvOpen.anonPeak, rawOpen.peak)}) |`,

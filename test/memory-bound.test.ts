@@ -43,6 +43,13 @@ const BOUND = 2 * VECTOR_BYTES;
  * the raw vectors shows up as a failure.
  */
 const CLOSE_BOUND = VECTOR_BYTES;
+/**
+ * The build (upserts of 10,000, durable): the engine plus a few calls' transient memory. Measured here
+ * +166 to +178 MiB since an upsert's sealed records go straight into one reused LevelDB batch, against
+ * +179 to +209 MiB before (every call's sealed values held in JS until its commit, and each chained batch's
+ * native copy until the GC finalized it).
+ */
+const BUILD_BOUND = 4 * VECTOR_BYTES;
 
 const linux = existsSync('/proc/self/clear_refs');
 const dir = mkdtempSync(join(tmpdir(), 'vecvault-memory-'));
@@ -68,13 +75,14 @@ function phase(...args: string[]): Measured {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe.skipIf(!linux)('resident memory of a 50k-vector index (Linux)', () => {
-  it(`snapshotting it at close grows anonymous memory by less than ${(CLOSE_BOUND / MiB).toFixed(0)} MiB (the raw vectors) and opening it by less than ${(BOUND / MiB).toFixed(0)} MiB (2×)`, () => {
+  it(`building it grows anonymous memory by less than ${(BUILD_BOUND / MiB).toFixed(0)} MiB (4× the raw vectors), snapshotting it at close by less than ${(CLOSE_BOUND / MiB).toFixed(0)} MiB (the raw vectors) and opening it by less than ${(BOUND / MiB).toFixed(0)} MiB (2×)`, () => {
     const build = phase('build', join(dir, 'store'), key, String(COUNT), String(DIM));
     const open = phase('open', join(dir, 'store'), key);
     const m = (bytes: number | undefined) => `+${((bytes ?? 0) / MiB).toFixed(1)} MiB`;
     const report = `build: anonymous peak ${m(build.buildAnonPeakGrowth)} (VmHWM ${m(build.buildPeakGrowth)}), steady ${m(build.buildSteadyGrowth)}; close: anonymous peak ${m(build.anonPeakGrowth)} (VmHWM ${m(build.peakGrowth)}); open: anonymous peak ${m(open.anonPeakGrowth)} (VmHWM ${m(open.peakGrowth)}, steady ${m(open.steadyGrowth)}); vectors ${(VECTOR_BYTES / MiB).toFixed(1)} MiB`;
     console.log(report);
     expect(build.anonPeakGrowth, report).toBeLessThan(CLOSE_BOUND);
+    expect(build.buildAnonPeakGrowth, report).toBeLessThan(BUILD_BOUND);
     expect(open.anonPeakGrowth, report).toBeLessThan(BOUND);
     // The graph was loaded, not rebuilt from records (which would also be far slower).
     expect(open.peakGrowth, report).toBeGreaterThan(0.8 * VECTOR_BYTES);

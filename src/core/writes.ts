@@ -76,8 +76,10 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
   const engine = (state.engine ??= state.newEngine(dimension));
   const adding = onProgress ? addInSteps(engine, keys, vectors, dimension, onProgress) : engine.add(keys, vectors);
   adding.catch(() => undefined); // awaited below; never an unhandled rejection
+  // Staged: each slice's sealed records go into LevelDB's batch at once, so they die young instead of all
+  // surviving to the commit (which grew V8's young generation during bulk loads: docs/performance.md, "Memory").
+  const batch = store.newBatch({ staged: true });
   try {
-    const batch = store.newBatch();
     const replaced: number[] = [];
     // Sealed a slice at a time: one native call per slice for the HMACs and the AES-GCM.
     for (let start = 0; start < items.length; start += SLICE) {
@@ -114,6 +116,8 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
   } catch (error) {
     if (state.manifest !== next) await withdraw(state, engine, created, adding, keys);
     throw error;
+  } finally {
+    batch.discard(); // a no-op once committed
   }
   snapshotLaterIfDue(state);
   compactLaterIfDue(state);

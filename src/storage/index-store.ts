@@ -13,7 +13,7 @@ import { grantDataKeyToUsers, sealSigningSeed, type UsersRegrant, type UserWrite
 import { warn } from '../warnings.js';
 import { erase, pendingErasure, type Erasure } from './erasure.js';
 import type { HeadFile } from './heads.js';
-import type { BatchOp, KvBackend } from './kv-store.js';
+import type { BatchOp, KvBackend, StagedBatch } from './kv-store.js';
 import {
   catalogKey,
   CHANGELOG,
@@ -97,16 +97,30 @@ export class CommitBatch {
   /** @internal */
   readonly ops: BatchOp[] = [];
 
-  constructor(private readonly store: IndexStore) {}
+  constructor(
+    private readonly store: IndexStore,
+    /** @internal When given, record operations go into it as they are sealed instead of into `ops` (IndexStore.newBatch). */
+    readonly staged?: StagedBatch,
+  ) {}
 
   /** Seals `bodies` under their id hashes, all written by commit `seq`. */
   putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): void {
     const values = sealRecords(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey());
-    hkeys.forEach((hkey, i) => this.ops.push({ type: 'put', key: indexKey(this.store.indexId, RECORD, hkey), value: values[i]! }));
+    this.add(hkeys.map((hkey, i): BatchOp => ({ type: 'put', key: indexKey(this.store.indexId, RECORD, hkey), value: values[i]! })));
   }
 
   removeRecords(hkeys: Uint8Array[]): void {
-    for (const hkey of hkeys) this.ops.push({ type: 'del', key: indexKey(this.store.indexId, RECORD, hkey) });
+    this.add(hkeys.map((hkey): BatchOp => ({ type: 'del', key: indexKey(this.store.indexId, RECORD, hkey) })));
+  }
+
+  /** Drops a staged batch that will not be committed (a no-op once committed, or when not staged). */
+  discard(): void {
+    this.staged?.discard();
+  }
+
+  private add(ops: BatchOp[]): void {
+    if (this.staged) this.staged.add(ops);
+    else for (const op of ops) this.ops.push(op);
   }
 }
 
@@ -247,8 +261,13 @@ export class IndexStore {
     return manifest;
   }
 
-  newBatch(): CommitBatch {
-    return new CommitBatch(this);
+  /**
+   * `staged`: the record operations go to the store as they are sealed (KvBackend.stage, when it has a batch free),
+   * so a large upsert does not keep every sealed record alive in JS until its commit; the caller must then
+   * `discard()` the batch if it does not commit it.
+   */
+  newBatch({ staged = false }: { staged?: boolean } = {}): CommitBatch {
+    return new CommitBatch(this, staged ? this.kv.stage?.() : undefined);
   }
 
   /**
@@ -267,7 +286,9 @@ export class IndexStore {
     const ops = batch.ops;
     if (change) ops.push({ type: 'put', key: this.changeKey(next.counter), value: sealChange(this.keys.records, this.indexId, next.counter, change) });
     ops.push({ type: 'put', key: this.manifestKey(), value: sealManifest(this.keys.manifest, this.indexId, next, seed) });
-    await this.kv.batch(ops, { guard: { key: this.manifestKey(), counter: next.counter } });
+    if (batch.staged) await batch.staged.write(ops);
+    else await this.kv.batch(ops, { guard: { key: this.manifestKey(), counter: next.counter } });
+    ops.length = 0; // the sealed values are written: garbage now, not held while memory is brought in line
     if (newSigningKey) {
       this.keys.signSeed?.fill(0);
       this.keys.signSeed = newSigningKey.seed;
