@@ -403,16 +403,30 @@ export async function* readSectionStream(
   /** Signed indexes: each sealed chunk's SHA-256, and a check run once every chunk is read, before the last group is yielded. */
   verify?: { digests: Buffer[]; allRead: () => void },
 ): AsyncGenerator<Uint8Array> {
-  const group = (start: number) => {
-    const read = readGroup(store, key, indexId, write, section, chunks, start, Math.min(STREAM_GROUP, chunks - start), true, verify?.digests);
+  // Groups are read one after another, in chunk order, a group per event-loop turn: read side by side (a chunk of
+  // each group in flight per turn), the first group reached the pool only after every other group had read too, and
+  // the engine waited ~20 ms for its first bytes instead of ~3 (bench/results/OPEN-PATH.md).
+  let reads: Promise<unknown> = Promise.resolve();
+  const inOrder = <T>(read: () => Promise<T>): Promise<T> => {
+    const turn = reads.then(read);
+    reads = turn.catch(() => undefined);
+    return turn;
+  };
+  const group = (start: number, count: number) => {
+    const read = readGroup(store, key, indexId, write, section, chunks, start, count, true, verify?.digests, inOrder);
     read.catch(() => undefined); // awaited in turn below, or abandoned when the consumer stops
     return read;
   };
   // STREAM_DEPTH groups in flight, each read and decrypted by its own pool task: one at a time could not keep up with the engine.
+  // The first group is one chunk: the consumer (the engine's loader) waits for nothing else.
   const ahead: Promise<Uint8Array[]>[] = [];
   let next = 0;
   const refill = () => {
-    for (; ahead.length < STREAM_DEPTH && next < chunks; next += STREAM_GROUP) ahead.push(group(next));
+    while (ahead.length < STREAM_DEPTH && next < chunks) {
+      const count = Math.min(next === 0 ? 1 : STREAM_GROUP, chunks - next);
+      ahead.push(group(next, count));
+      next += count;
+    }
   };
   refill();
   let unreleased = 0;
@@ -431,15 +445,14 @@ export async function* readSectionStream(
 }
 
 /**
- * A stream's chunks read on this thread, one per event-loop turn (a MiB or so of copying each: see KvStore.readNow),
- * not in one pool read: that one copies each twice. Only for the bounded number of groups a stream has in flight.
+ * A stream group's chunks read on this thread, the group (STREAM_GROUP chunks, a MiB or so of copying each: see
+ * KvStore.readNow) in one event-loop turn, not in one pool read: that one copies each twice. One chunk per turn let
+ * the host's other work on this thread (an open's table decoding) take every other turn while the engine waited for
+ * chunks. Only for the bounded number of groups a stream has in flight.
  */
 async function readEachNow(store: KvStore, keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-  const values: (Uint8Array | undefined)[] = [];
-  for (const key of keys) {
-    await yieldToEventLoop();
-    values.push(store.readNow!(key));
-  }
+  await yieldToEventLoop();
+  const values = keys.map((key) => store.readNow!(key));
   return values;
 }
 
@@ -455,10 +468,12 @@ async function readGroup(
   count: number,
   owned = false,
   digests?: Buffer[],
+  /** Runs this group's `readEachNow` after the earlier groups' (a stream's groups read in chunk order). */
+  inOrder: <T>(read: () => Promise<T>) => Promise<T> = (read) => read(),
 ): Promise<Uint8Array[]> {
   const numbers = Array.from({ length: count }, (_, i) => start + i);
   const keys = numbers.map((i) => chunkKey(indexId, write.generation, section, i));
-  const values = owned && store.readNow ? await readEachNow(store, keys) : await store.getMany(keys, { fillCache: false });
+  const values = owned && store.readNow ? await inOrder(() => readEachNow(store, keys)) : await store.getMany(keys, { fillCache: false });
   const missing = values.findIndex((value) => value === undefined);
   if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
   // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
