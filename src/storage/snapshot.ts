@@ -403,22 +403,17 @@ export async function* readSectionStream(
   /** Signed indexes: each sealed chunk's SHA-256, and a check run once every chunk is read, before the last group is yielded. */
   verify?: { digests: Buffer[]; allRead: () => void },
 ): AsyncGenerator<Uint8Array> {
-  // Groups are read one after another, in chunk order, a group per event-loop turn: read side by side (a chunk of
-  // each group in flight per turn), the first group reached the pool only after every other group had read too, and
-  // the engine waited ~20 ms for its first bytes instead of ~3 (bench/results/OPEN-PATH.md).
-  let reads: Promise<unknown> = Promise.resolve();
-  const inOrder = <T>(read: () => Promise<T>): Promise<T> => {
-    const turn = reads.then(read);
-    reads = turn.catch(() => undefined);
-    return turn;
-  };
   const group = (start: number, count: number) => {
-    const read = readGroup(store, key, indexId, write, section, chunks, start, count, true, verify?.digests, inOrder);
+    const read = readGroup(store, key, indexId, write, section, chunks, start, count, true, verify?.digests);
     read.catch(() => undefined); // awaited in turn below, or abandoned when the consumer stops
     return read;
   };
   // STREAM_DEPTH groups in flight, each read and decrypted by its own pool task: one at a time could not keep up with the engine.
-  // The first group is one chunk: the consumer (the engine's loader) waits for nothing else.
+  // The first group is one chunk: the consumer (the engine's loader) waits for nothing else. Each group reads its
+  // chunks in one turn (readEachNow), the groups in the order they were asked for, so the chunks are read in order
+  // and a group's pool task is queued as soon as its own reads are done: read side by side, a chunk of each group
+  // per turn, the first group reached the pool only after every other group had read too, and the engine waited
+  // ~20 ms for its first bytes instead of ~3 (bench/results/OPEN-PATH.md).
   const ahead: Promise<Uint8Array[]>[] = [];
   let next = 0;
   const refill = () => {
@@ -446,9 +441,8 @@ export async function* readSectionStream(
 
 /**
  * A stream group's chunks read on this thread, the group (STREAM_GROUP chunks, a MiB or so of copying each: see
- * KvStore.readNow) in one event-loop turn, not in one pool read: that one copies each twice. One chunk per turn let
- * the host's other work on this thread (an open's table decoding) take every other turn while the engine waited for
- * chunks. Only for the bounded number of groups a stream has in flight.
+ * KvStore.readNow) in one event-loop turn, not in one pool read: that one copies each twice. Only for the bounded
+ * number of groups a stream has in flight (at most STREAM_DEPTH × STREAM_GROUP chunks in one turn, a few ms).
  */
 async function readEachNow(store: KvStore, keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
   await yieldToEventLoop();
@@ -468,12 +462,10 @@ async function readGroup(
   count: number,
   owned = false,
   digests?: Buffer[],
-  /** Runs this group's `readEachNow` after the earlier groups' (a stream's groups read in chunk order). */
-  inOrder: <T>(read: () => Promise<T>) => Promise<T> = (read) => read(),
 ): Promise<Uint8Array[]> {
   const numbers = Array.from({ length: count }, (_, i) => start + i);
   const keys = numbers.map((i) => chunkKey(indexId, write.generation, section, i));
-  const values = owned && store.readNow ? await inOrder(() => readEachNow(store, keys)) : await store.getMany(keys, { fillCache: false });
+  const values = owned && store.readNow ? await readEachNow(store, keys) : await store.getMany(keys, { fillCache: false });
   const missing = values.findIndex((value) => value === undefined);
   if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
   // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
