@@ -103,11 +103,14 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   // The engine loads the graph on the pool, pulling chunks as they are read and
   // decrypted (a few ahead, each released once used), while this thread decodes the table.
   const graph = store.snapshotStream(ref, 'graph');
-  const loading = state.engines.deserializeFrom(graph.chunks, state.engineOptions(m.dimension!), { bound: graph.bound, release: true });
+  let graphStarted!: () => void;
+  const firstGraphChunk = new Promise<void>((resolve) => (graphStarted = resolve));
+  const loading = state.engines.deserializeFrom(firstOut(graph.chunks, graphStarted), state.engineOptions(m.dimension!), { bound: graph.bound, release: true });
+  loading.then(graphStarted, graphStarted); // a stream that failed before its first chunk
   loading.catch(() => undefined); // awaited below
-  // Asked for after the graph's first reads, so they go first (the same turns, the same pool queue): the engine waits
-  // for the graph's first bytes, the table is wanted only beside it.
-  const tableRead = store.readSnapshot(ref, 'table');
+  // Read once the engine has the graph's first chunk: read beside it, the table's chunks took turns and pool threads
+  // from the graph's first ones while the engine waited for them; the table is wanted only when the graph is loaded.
+  const tableRead = firstGraphChunk.then(() => store.readSnapshot(ref, 'table'));
   tableRead.catch(() => undefined); // awaited below, after the graph
   let digest: Uint8Array;
   let tableKeys: Float64Array; // becomes the live table's key column: the replay below may change it
@@ -179,6 +182,14 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   // nothing replayed into the graph since, is that same graph: the walk (~50 ms at 200k, 0.3 s at 1M) would find nothing.
   if (ref.reachable === true && removedKeys.length === 0 && added.size === 0) return;
   state.graphCheck = await repairGraph(engine, 'snapshot');
+}
+
+/** `chunks`, calling `first` once the first of them is handed on. */
+async function* firstOut(chunks: AsyncIterable<Uint8Array>, first: () => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
+    yield chunk;
+    first();
+  }
 }
 
 /**
