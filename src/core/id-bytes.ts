@@ -20,7 +20,7 @@ export function hashId(id: string): number {
 /** `hashId` of the id whose UTF-8 is `bytes[from, to)`: the same FNV over the UTF-16 units the bytes decode to. */
 export function hashIdBytes(bytes: Uint8Array, from: number, to: number): number {
   let hash = FNV_OFFSET;
-  for (let i = from; i < to; ) {
+  for (let i = from; i < to;) {
     const b = bytes[i]!;
     if (b < 0x80) {
       hash = Math.imul(hash ^ b, FNV_PRIME);
@@ -107,7 +107,12 @@ export function utf16Length(bytes: Uint8Array, from: number, to: number): number
  * checked to be valid UTF-8. `slice` ids at a time, `between()` awaited in
  * between. Throws when the lengths do not match the bytes.
  */
-export async function idOffsets(lengths: Uint32Array, bytes: Uint8Array, between: () => Promise<void>, slice = 65_536): Promise<{ offsets: Uint32Array; ascii: boolean }> {
+export async function idOffsets(
+  lengths: Uint32Array,
+  bytes: Uint8Array,
+  between: () => Promise<void>,
+  slice = 65_536,
+): Promise<{ offsets: Uint32Array; ascii: boolean }> {
   const n = lengths.length;
   const offsets = new Uint32Array(n + 1);
   const ascii = isAscii(bytes);
@@ -122,7 +127,7 @@ export async function idOffsets(lengths: Uint32Array, bytes: Uint8Array, between
         at += lengths[i]!;
         continue;
       }
-      for (let units = lengths[i]!; units > 0; ) {
+      for (let units = lengths[i]!; units > 0;) {
         const b = bytes[at];
         if (b === undefined || (b & 0xc0) === 0x80) throw new Error('id list lengths do not match its bytes');
         if (b >= 0xf0) {

@@ -34,7 +34,6 @@ const TOMBSTONE = -1;
 const MAX_LOAD = 0.5;
 const MIN_ROWS = 16;
 
-
 /** Engine keys are integers below 2^53: both halves, multiplied and folded so the low bits (the slot) depend on all of them. */
 function hashKey(key: number): number {
   const high = Math.floor(key / 2 ** 32);
@@ -503,7 +502,7 @@ export class LiveTable {
     const rows = this.rows;
     const needed = rows + extra;
     const used = this.offsets[rows]!;
-    const neededBytes = Math.min(MAX_ARENA, used + Math.ceil(extra * (rows > 0 ? used / rows : 16)));
+    const neededBytes = Math.min(MAX_ARENA, used + Math.ceil(1.25 * extra * (rows > 0 ? used / rows : 16))); // a margin: later ids are often longer (doc-9999, doc-10000)
     const growRows = needed > this.keys.length;
     const growArena = neededBytes > this.arena.length;
     if (!growRows && !growArena) return;
@@ -635,13 +634,14 @@ export class LiveTable {
   /** Writes `id`'s UTF-8 at arena offset `at`, growing the arena if it must; returns where it ends. */
   private appendId(id: string, at: number): number {
     const n = id.length;
-    if (at + 3 * n > this.arena.length) this.growArena(at, at + 3 * n);
+    if (at + n > this.arena.length) this.growArena(at, at + n);
     const arena = this.arena;
     for (let i = 0; i < n; i++) {
       const c = id.charCodeAt(i);
       if (c >= 0x80) {
         this.ascii = false;
-        return at + arena.write(id, at, arena.length - at, 'utf8'); // from the start again: the same bytes for the ASCII prefix
+        if (at + 3 * n > arena.length) this.growArena(at, at + 3 * n); // at most 3 bytes per UTF-16 unit
+        return at + this.arena.write(id, at, this.arena.length - at, 'utf8'); // from the start again: the same bytes for the ASCII prefix
       }
       arena[at + i] = c;
     }

@@ -204,7 +204,14 @@ async function tableColumnsSliced(bytes: Buffer): Promise<TableColumns> {
 }
 
 /** The metadata frames after the ids, and the decoded table. */
-function tableRest<Ids extends string[] | IdBytes>(bytes: Buffer, head: TableHead, idsAt: number, keys: Float64Array, seqs: Float64Array, ids: Ids): DecodedTable<Ids> {
+function tableRest<Ids extends string[] | IdBytes>(
+  bytes: Buffer,
+  head: TableHead,
+  idsAt: number,
+  keys: Float64Array,
+  seqs: Float64Array,
+  ids: Ids,
+): DecodedTable<Ids> {
   let at = idsAt + head.idBytes;
   const metadataFrames = head.frames.map((length) => bytes.subarray(at, (at += length)));
   if (at !== bytes.byteLength) throw new Error('trailing bytes');
