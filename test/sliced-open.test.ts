@@ -1,26 +1,30 @@
 /**
  * The open's table work a slice at a time (issue 13: one synchronous decode of
  * a 200k table stalled the event loop for 66 ms, ~5× that at 1M): the sliced
- * id-list decoder and live-record table give exactly what the one-shot ones give, and
+ * id offsets and live-record table give exactly what the one-shot ones give, and
  * let the event loop run between slices.
  */
 import { describe, expect, it } from 'vitest';
 import { LiveRecords } from '../src/core/live-records.js';
 import { LiveTable } from '../src/core/live-table.js';
-import { concatSliced, decodeIdList, decodeIdListSliced, encodeIdList, encodeIdListSliced, idBytesOf } from '../src/storage/sealed.js';
+import { idOffsets } from '../src/core/id-bytes.js';
+import { concatSliced, decodeIdList, encodeIdList, encodeIdListSliced, idBytesOf, splitIdList } from '../src/storage/sealed.js';
 
 const ids = Array.from({ length: 5_000 }, (_, i) => (i % 7 === 0 ? `naïve-文書-${i}` : `doc-${i}`));
 
 describe('sliced table decoding at open', () => {
-  it('decodeIdListSliced equals decodeIdList (multibyte ids too) and yields between slices', async () => {
+  it("the stored ids' offsets (multibyte ids too) come a slice at a time, and match decodeIdList's cuts", async () => {
     const bytes = Buffer.from(encodeIdList(ids));
+    const { lengths, utf8 } = splitIdList(bytes, ids.length);
     let yields = 0;
-    const sliced = await decodeIdListSliced(bytes, ids.length, async () => void yields++, 1_000);
-    expect(sliced).toEqual(decodeIdList(bytes, ids.length));
-    expect(sliced).toEqual(ids);
+    const { offsets, ascii } = await idOffsets(lengths, utf8, async () => void yields++, 1_000);
     expect(yields).toBe(4);
-    await expect(decodeIdListSliced(bytes.subarray(0, 100), ids.length, async () => undefined)).rejects.toThrow(/truncated/);
-    await expect(decodeIdListSliced(Buffer.concat([bytes, Buffer.from('x')]), ids.length, async () => undefined)).rejects.toThrow(/do not match/);
+    expect(ascii).toBe(false);
+    const cut = Array.from({ length: ids.length }, (_, i) => Buffer.from(utf8.subarray(offsets[i], offsets[i + 1])).toString('utf8'));
+    expect(cut).toEqual(decodeIdList(bytes, ids.length));
+    expect(cut).toEqual(ids);
+    expect(() => splitIdList(bytes.subarray(0, 100), ids.length)).toThrow(/truncated/);
+    await expect(idOffsets(lengths, Buffer.concat([utf8, Buffer.from('x')]), async () => undefined)).rejects.toThrow(/do not match/);
   });
 
   it("encodeIdListSliced gives encodeIdList's bytes (multibyte and astral ids across slice edges), and concatSliced Buffer.concat's", async () => {

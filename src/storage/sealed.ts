@@ -269,19 +269,6 @@ export function decodeIdList(bytes: Buffer, n: number): string[] {
   return ids;
 }
 
-/** `decodeIdList` a slice at a time, letting the event loop run between slices (a snapshot's table at open: 1M ids). */
-export async function decodeIdListSliced(bytes: Buffer, n: number, between: () => Promise<void>, slice = 32_768): Promise<string[]> {
-  const { ids, lengths, joined } = startIdList(bytes, n);
-  let from = 0;
-  for (let start = 0; start < n; start += slice) {
-    if (start > 0) await between();
-    const end = Math.min(n, start + slice);
-    for (let i = start; i < end; i++) ids[i] = joined.slice(from, (from += lengths[i]!));
-  }
-  if (from !== joined.length) throw new Error('id list lengths do not match its bytes');
-  return ids;
-}
-
 function startIdList(bytes: Buffer, n: number): { ids: string[]; lengths: Uint32Array; joined: string } {
   const { lengths, utf8 } = splitIdList(bytes, n);
   return { ids: new Array<string>(n), lengths, joined: Buffer.from(utf8.buffer, utf8.byteOffset, utf8.byteLength).toString('utf8') };
