@@ -331,8 +331,9 @@ export class LiveTable {
   /** Adds up to `count` more restored ids to the id → row table; returns whether all are in. */
   indexIdsSlice(count: number): boolean {
     const end = Math.min(this.rows, this.idsIndexed + count);
+    const { arena, offsets } = this; // inserting into the id index never touches them
     for (let row = this.idsIndexed; row < end; row++) {
-      const hash = hashIdBytes(this.arena, this.offsets[row]!, this.offsets[row + 1]!);
+      const hash = hashIdBytes(arena, offsets[row]!, offsets[row + 1]!);
       this.hashes[row] = hash;
       this.idsIndexed = row + 1; // before the insert: a rebuild it triggers re-inserts rows below idsIndexed
       this.idSlots.insert(hash, row);
