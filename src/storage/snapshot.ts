@@ -107,11 +107,7 @@ function chunkAad(indexId: Uint8Array, write: SnapshotWrite, section: SnapshotSe
   return frame('snapshot', indexId, u64(write.generation), write.writeId, section, u32(chunk), flag);
 }
 
-function bytesOf(array: Float64Array): Buffer {
-  return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
-}
-
-function bytesOfLengths(array: Uint32Array): Buffer {
+function bytesOf(array: Float64Array | Uint32Array): Buffer {
   return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
 }
 
@@ -125,7 +121,7 @@ export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
   const stored = Array.isArray(table.ids) ? null : table.ids;
   const n = stored ? stored.lengths.length : (table.ids as string[]).length;
   // Ids in stored form are the id list's two parts already: the same bytes encodeIdList would write for their strings.
-  const ids = stored ? [bytesOfLengths(stored.lengths), stored.utf8] : await encodeIdListSliced(table.ids as string[], yieldToEventLoop);
+  const ids = stored ? [bytesOf(stored.lengths), stored.utf8] : await encodeIdListSliced(table.ids as string[], yieldToEventLoop);
   const idBytes = ids.reduce((sum, part) => sum + part.byteLength, 0);
   const frames: Buffer[] = [];
   for (let start = 0; start < n; start += METADATA_FRAME) {
