@@ -1,12 +1,12 @@
 /**
  * The live records of an open index as compact columns: one row per record
- * (id, engine key, commit seq, id hash) and two open-addressing hash tables
+ * (id as UTF-8 bytes, engine key, commit seq, id hash) and two open-addressing hash tables
  * over the rows, id → row and engine key → row, each an Int32Array of row
  * numbers. A Map<string, { key, seq }> cost a Map entry, an object and two
  * boxed doubles per record (~120 B), and the key → id table and the filter
  * index's per-record entries as much again: ~45 MiB of V8 heap at 200k
- * records. Here a record costs its id string plus ~60 B of typed arrays,
- * none of it garbage the GC has to trace.
+ * records. Here a record costs its id's UTF-8 bytes plus ~60 B of typed
+ * arrays, none of it anything the GC has to trace (see `arena`).
  *
  * Rows are appended in insertion order and never reused, so iteration order
  * is a Map's (an overwrite keeps its row); removed rows are holes, squeezed
@@ -17,7 +17,8 @@
  * a few rows per later insert (`RowSlots`): at 1M records one rebuild in one
  * go held the event loop for tens of milliseconds.
  *
- * A restored snapshot's columns become the table as they are: the key → row
+ * A restored snapshot's columns become the table as they are (its id bytes
+ * copied into the arena, never cut into strings): the key → row
  * table is filled a slice at a time at open (search hits need it), the
  * id → row table later (`indexIdsSlice`), or at once by the first call that
  * looks an id up.
