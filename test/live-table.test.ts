@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LiveRecords } from '../src/core/live-records.js';
 import { hashId, LiveTable } from '../src/core/live-table.js';
+import { idBytesOf } from '../src/storage/sealed.js';
 
 const KEY_SPREAD = 0xb5297;
 const engineKey = (n: number) => (n * KEY_SPREAD) % 2 ** 48;
@@ -127,8 +128,8 @@ describe('LiveTable', () => {
     const keys = Float64Array.from(ids, (_, i) => engineKey(i));
     const seqs = Float64Array.from(ids, (_, i) => i + 1);
     let yields = 0;
-    const table = await LiveTable.restore([...ids], keys.slice(), seqs.slice(), async () => void yields++, 1_000); // copies: it takes its columns over
-    expect(yields).toBe(4);
+    const table = await LiveTable.restore(idBytesOf(ids), keys.slice(), seqs.slice(), async () => void yields++, 1_000); // copies: it takes its columns over
+    expect(yields).toBe(7); // 2 between the offset slices (2,000 ids each), then one before each of the 5 key slices
     expect(table.idOf(engineKey(123))).toBe(ids[123]);
     expect(table.idOf(engineKey(n))).toBeUndefined();
     expect(table.idsComplete).toBe(false);
@@ -382,7 +383,7 @@ describe('LiveTable', () => {
       const ids = Array.from({ length: n }, (_, i) => `r-${i}`);
       const keys = Float64Array.from(ids, (_, i) => engineKey(i));
       const seqs = Float64Array.from(ids, (_, i) => i + 1);
-      const table = await LiveTable.restore(ids, keys, seqs, async () => undefined, 500, { syncRebuildRows: 0 });
+      const table = await LiveTable.restore(idBytesOf(ids), keys, seqs, async () => undefined, 500, { syncRebuildRows: 0 });
       while (!table.indexIdsSlice(250));
       const model = new Map(Array.from({ length: n }, (_, i) => [`r-${i}`, { key: engineKey(i), seq: i + 1 }]));
       let counter = n;

@@ -1,26 +1,30 @@
 /**
  * The open's table work a slice at a time (issue 13: one synchronous decode of
  * a 200k table stalled the event loop for 66 ms, ~5× that at 1M): the sliced
- * id-list decoder and live-record table give exactly what the one-shot ones give, and
+ * id offsets and live-record table give exactly what the one-shot ones give, and
  * let the event loop run between slices.
  */
 import { describe, expect, it } from 'vitest';
 import { LiveRecords } from '../src/core/live-records.js';
 import { LiveTable } from '../src/core/live-table.js';
-import { concatSliced, decodeIdList, decodeIdListSliced, encodeIdList, encodeIdListSliced } from '../src/storage/sealed.js';
+import { idOffsets } from '../src/core/id-bytes.js';
+import { concatSliced, decodeIdList, encodeIdList, encodeIdListSliced, idBytesOf, splitIdList } from '../src/storage/sealed.js';
 
 const ids = Array.from({ length: 5_000 }, (_, i) => (i % 7 === 0 ? `naïve-文書-${i}` : `doc-${i}`));
 
 describe('sliced table decoding at open', () => {
-  it('decodeIdListSliced equals decodeIdList (multibyte ids too) and yields between slices', async () => {
+  it("the stored ids' offsets (multibyte ids too) come a slice at a time, and match decodeIdList's cuts", async () => {
     const bytes = Buffer.from(encodeIdList(ids));
+    const { lengths, utf8 } = splitIdList(bytes, ids.length);
     let yields = 0;
-    const sliced = await decodeIdListSliced(bytes, ids.length, async () => void yields++, 1_000);
-    expect(sliced).toEqual(decodeIdList(bytes, ids.length));
-    expect(sliced).toEqual(ids);
+    const { offsets, ascii } = await idOffsets(lengths, utf8, async () => void yields++, 1_000);
     expect(yields).toBe(4);
-    await expect(decodeIdListSliced(bytes.subarray(0, 100), ids.length, async () => undefined)).rejects.toThrow(/truncated/);
-    await expect(decodeIdListSliced(Buffer.concat([bytes, Buffer.from('x')]), ids.length, async () => undefined)).rejects.toThrow(/do not match/);
+    expect(ascii).toBe(false);
+    const cut = Array.from({ length: ids.length }, (_, i) => Buffer.from(utf8.subarray(offsets[i], offsets[i + 1])).toString('utf8'));
+    expect(cut).toEqual(decodeIdList(bytes, ids.length));
+    expect(cut).toEqual(ids);
+    expect(() => splitIdList(bytes.subarray(0, 100), ids.length)).toThrow(/truncated/);
+    await expect(idOffsets(lengths, Buffer.concat([utf8, Buffer.from('x')]), async () => undefined)).rejects.toThrow(/do not match/);
   });
 
   it("encodeIdListSliced gives encodeIdList's bytes (multibyte and astral ids across slice edges), and concatSliced Buffer.concat's", async () => {
@@ -41,10 +45,10 @@ describe('sliced table decoding at open', () => {
     const keys = Float64Array.from(ids, (_, i) => 3 * i + 1);
     const seqs = Float64Array.from(ids, (_, i) => i);
     let yields = 0;
-    const sliced = await LiveTable.restore([...ids], keys, seqs, async () => void yields++, 1_000);
+    const sliced = await LiveTable.restore(idBytesOf(ids), keys, seqs, async () => void yields++, 1_000);
     const whole = new LiveTable();
     ids.forEach((id, i) => whole.set(id, keys[i]!, seqs[i]!));
-    expect(yields).toBe(4);
+    expect(yields).toBe(7); // 2 between the offset slices, one before each of the 5 key slices
     for (const [i, key] of keys.entries()) expect(sliced.idOf(key)).toBe(whole.idOf(key) ?? 'missing-' + i);
     expect(sliced.idOf(2)).toBeUndefined();
   });
@@ -57,7 +61,7 @@ describe('sliced table decoding at open', () => {
       counter: 1,
       count: n,
       digest: new Uint8Array(32),
-      ids: many,
+      ids: idBytesOf(many),
       keys: Float64Array.from(many, (_, i) => i + 1),
       seqs: Float64Array.from(many, (_, i) => i),
       metadataFrames: [],

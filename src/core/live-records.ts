@@ -7,6 +7,8 @@
  * not wait.
  */
 import { MetadataIndex } from '../filter/index.js';
+import { IntegrityError } from '../errors.js';
+import type { IdBytes } from '../storage/sealed.js';
 import type { DecodedTable } from '../storage/snapshot.js';
 import { unpackMetadataFrame } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
@@ -61,18 +63,13 @@ export class LiveRecords {
   }
 
   /**
-   * Visits every live record's id, engine key and commit in row order without
-   * an entry object each (a snapshot's table: `byId`'s pairs at 200k records
-   * grew the young generation by ~6 MiB); `pause` runs every `slice` records.
+   * Every live record's id (in the snapshot table's stored form, straight
+   * from the table's id bytes: no string or entry object each), engine key
+   * and commit, in row order, `slice` rows at a time with `pause` awaited
+   * between slices. Call inside the write queue.
    */
-  async forEachLive(visit: (id: string, key: number, seq: number) => void, slice: number, pause: () => Promise<void>): Promise<void> {
-    const table = this.table;
-    let n = 0;
-    for (const row of table.liveRows()) {
-      if (n > 0 && n % slice === 0) await pause();
-      visit(table.idAt(row), table.keyAt(row), table.seqAt(row));
-      n++;
-    }
+  liveColumns(slice: number, pause: () => Promise<void>): Promise<{ ids: IdBytes; keys: Float64Array; seqs: Float64Array }> {
+    return this.table.liveColumns(pause, slice);
   }
 
   /** The metadata filter index, complete. */
@@ -118,10 +115,15 @@ export class LiveRecords {
     table.retire(); // an iteration still running over it fails rather than miss later writes
   }
 
-  /** Takes over a snapshot's table: search hits resolve at once; the id index and metadata follow lazily. */
-  async restore(table: DecodedTable): Promise<void> {
+  /** Takes over a snapshot's table (its ids as stored bytes, no string each): search hits resolve at once; the id index and metadata follow lazily. */
+  async restore(table: DecodedTable<IdBytes>): Promise<void> {
     const { ids, keys, seqs } = table;
-    this.table = await LiveTable.restore(ids, keys, seqs, yieldToEventLoop); // 1M keys in one go would hold the event loop
+    try {
+      this.table = await LiveTable.restore(ids, keys, seqs, yieldToEventLoop); // 1M keys in one go would hold the event loop
+    } catch (cause) {
+      // Authenticated id lengths that do not match their bytes: written by a different format, never by us.
+      throw new IntegrityError('The snapshot table of the index is malformed.', { cause });
+    }
     this.unindexed = table.metadataFrames.length > 0 ? { keys, frames: table.metadataFrames, next: 0, offset: 0 } : null;
   }
 

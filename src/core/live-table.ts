@@ -1,12 +1,12 @@
 /**
  * The live records of an open index as compact columns: one row per record
- * (id, engine key, commit seq, id hash) and two open-addressing hash tables
+ * (id as UTF-8 bytes, engine key, commit seq, id hash) and two open-addressing hash tables
  * over the rows, id → row and engine key → row, each an Int32Array of row
  * numbers. A Map<string, { key, seq }> cost a Map entry, an object and two
  * boxed doubles per record (~120 B), and the key → id table and the filter
  * index's per-record entries as much again: ~45 MiB of V8 heap at 200k
- * records. Here a record costs its id string plus ~60 B of typed arrays,
- * none of it garbage the GC has to trace.
+ * records. Here a record costs its id's UTF-8 bytes plus ~60 B of typed
+ * arrays, none of it anything the GC has to trace (see `arena`).
  *
  * Rows are appended in insertion order and never reused, so iteration order
  * is a Map's (an overwrite keeps its row); removed rows are holes, squeezed
@@ -17,23 +17,23 @@
  * a few rows per later insert (`RowSlots`): at 1M records one rebuild in one
  * go held the event loop for tens of milliseconds.
  *
- * A restored snapshot's columns become the table as they are: the key → row
+ * A restored snapshot's columns become the table as they are (its id bytes
+ * copied into the arena, never cut into strings): the key → row
  * table is filled a slice at a time at open (search hits need it), the
  * id → row table later (`indexIdsSlice`), or at once by the first call that
  * looks an id up.
  */
+import type { IdBytes } from '../storage/sealed.js';
+import { concatSliced } from '../storage/sealed.js';
+import { hashId, hashIdBytes, idEqualsBytes, idOffsets, utf16Length } from './id-bytes.js';
+
+export { hashId };
+
 /** Slot values: a row is stored as row + 1, so a new table (all zeros) needs no fill: at 1M rows filling two 16 MiB tables held the event loop. */
 const EMPTY = 0;
 const TOMBSTONE = -1;
 const MAX_LOAD = 0.5;
 const MIN_ROWS = 16;
-
-/** 32-bit FNV-1a over UTF-16 code units. */
-export function hashId(id: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
-  return hash ^ (hash >>> 15);
-}
 
 /** Engine keys are integers below 2^53: both halves, multiplied and folded so the low bits (the slot) depend on all of them. */
 function hashKey(key: number): number {
@@ -192,18 +192,49 @@ function probeInsert(table: Int32Array, hash: number, row: number): boolean {
   return fresh;
 }
 
-function grown<T extends Float64Array | Int32Array>(column: T, capacity: number): T {
+function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(column: T, capacity: number): T {
   const bigger = new (column.constructor as new (n: number) => T)(capacity);
   bigger.set(column);
   return bigger;
 }
 
+/** Id arena bytes of a new table. */
+const MIN_ARENA = 256;
+/** The arena is addressed by u32 offsets (and Node's buffers end at 4 GiB anyway): ids of at most 1,024 UTF-16 units fill it only past ~1.4M rows of the longest. */
+const MAX_ARENA = 2 ** 32 - 1;
+
+/** A zeroed buffer of its own (Buffer.alloc never takes from Node's shared pool). */
+function arenaOf(bytes: number): Buffer {
+  return Buffer.alloc(bytes);
+}
+
+/** Copies `source[from, to)` to `target` at `at`: a loop for the short ids most are, one native copy for long ones. */
+function copyBytes(source: Buffer, from: number, to: number, target: Buffer, at: number): void {
+  if (to - from > 32) {
+    source.copy(target, at, from, to);
+    return;
+  }
+  for (let i = from; i < to; i++) target[at++] = source[i]!;
+}
+
 export class LiveTable {
-  /** Row columns. `ids[row] === undefined` marks a removed row (or one past `rows`: `reserve` preallocates). */
-  private ids: (string | undefined)[] = [];
+  /**
+   * Every row's id as UTF-8, row after row: row r's is `arena[offsets[r], offsets[r + 1])`. Appended to only,
+   * so bytes once written never change (a snapshot may hold a view); a removed row's stay until a squeeze.
+   * As JS strings, 1M ids held ~40 MiB of V8 heap that every full GC traced (22–38 ms vs 6–7 ms as bytes).
+   */
+  private arena: Buffer = arenaOf(MIN_ARENA);
+  /** Where each row's id starts in the arena; `offsets[rows]` is where the next one goes. One longer than the other columns. */
+  private offsets: Uint32Array = new Uint32Array(MIN_ROWS + 1);
+  /** 1 marks a removed row. */
+  private removed: Uint8Array = new Uint8Array(MIN_ROWS);
+  /** Whether every id in the arena is ASCII (a byte per UTF-16 unit): a snapshot's id lengths are then the byte lengths. */
+  private ascii = true;
+  /** Arena bytes of removed rows. */
+  private removedBytes = 0;
   private keys: Float64Array = new Float64Array(MIN_ROWS);
   private seqs: Float64Array = new Float64Array(MIN_ROWS);
-  /** hashId(ids[row]), for probing and rehashing without touching the strings. */
+  /** hashId of each row's id, for probing and rehashing without decoding the bytes. */
   private hashes = new Int32Array(MIN_ROWS);
   /** Rows in use, removed ones included. */
   private rows = 0;
@@ -216,7 +247,7 @@ export class LiveTable {
 
   /** `syncRebuildRows`: tables with fewer rows are rebuilt at once (tests set 0 to drive the incremental path on small tables). */
   constructor(options: { syncRebuildRows?: number } = {}) {
-    const live = (row: number) => this.ids[row] !== undefined;
+    const live = (row: number) => this.removed[row] === 0;
     this.idSlots = new RowSlots(
       (row) => this.hashes[row]!,
       live,
@@ -238,12 +269,16 @@ export class LiveTable {
   private mutations = 0;
 
   /**
-   * A table over a snapshot's columns (ids distinct, keys distinct), taken
-   * over without copying. The key → row table is filled `slice` rows at a
-   * time with `between()` awaited between slices; the id → row table later.
+   * A table over a snapshot's columns (ids distinct, keys distinct): the keys
+   * and seqs are taken over without copying, the ids as their stored bytes
+   * (no string each), copied into the table's own arena. Their offsets come
+   * from the stored UTF-16 lengths (prefix sums when all are ASCII); lengths
+   * that do not match the bytes throw. The key → row table is filled `slice`
+   * rows at a time with `between()` awaited between slices; the id → row
+   * table later.
    */
   static async restore(
-    ids: string[],
+    ids: IdBytes,
     keys: Float64Array,
     seqs: Float64Array,
     between: () => Promise<void>,
@@ -251,9 +286,14 @@ export class LiveTable {
     options: { syncRebuildRows?: number } = {},
   ): Promise<LiveTable> {
     const table = new LiveTable(options);
-    const n = ids.length;
+    const n = ids.lengths.length;
     if (keys.length !== n || seqs.length !== n) throw new RangeError('restored columns differ in length');
-    table.ids = ids;
+    const { offsets, ascii } = await idOffsets(ids.lengths, ids.utf8, between, 2 * slice);
+    // A copy: the stored bytes are a view of the whole decoded table (its columns and metadata frames too).
+    table.arena = await concatSliced([ids.utf8], between);
+    table.offsets = offsets;
+    table.ascii = ascii;
+    table.removed = new Uint8Array(n);
     table.keys = keys;
     table.seqs = seqs;
     table.hashes = new Int32Array(n);
@@ -262,7 +302,7 @@ export class LiveTable {
     table.keySlots.reset(n);
     table.idSlots.reset(n);
     for (let start = 0; start < n; start += slice) {
-      if (start > 0) await between();
+      await between();
       const end = Math.min(n, start + slice);
       for (let row = start; row < end; row++) table.insertKeySlot(keys[row]!, row);
     }
@@ -279,6 +319,11 @@ export class LiveTable {
     return this.keys.length;
   }
 
+  /** Id bytes the arena holds before it must grow (tests). */
+  get arenaCapacity(): number {
+    return this.arena.length;
+  }
+
   /** Whether every id is in the id → row table yet. */
   get idsComplete(): boolean {
     return this.idsIndexed === this.rows;
@@ -287,8 +332,9 @@ export class LiveTable {
   /** Adds up to `count` more restored ids to the id → row table; returns whether all are in. */
   indexIdsSlice(count: number): boolean {
     const end = Math.min(this.rows, this.idsIndexed + count);
+    const { arena, offsets } = this; // inserting into the id index never touches them
     for (let row = this.idsIndexed; row < end; row++) {
-      const hash = hashId(this.ids[row]!);
+      const hash = hashIdBytes(arena, offsets[row]!, offsets[row + 1]!);
       this.hashes[row] = hash;
       this.idsIndexed = row + 1; // before the insert: a rebuild it triggers re-inserts rows below idsIndexed
       this.idSlots.insert(hash, row);
@@ -300,7 +346,10 @@ export class LiveTable {
   rowOfId(id: string): number {
     if (this.idsIndexed < this.rows) this.indexIdsSlice(this.rows); // callers that can wait index in slices first (LiveRecords.ready)
     const hash = hashId(id);
-    return this.idSlots.find(hash, (row) => this.hashes[row] === hash && this.ids[row] === id);
+    return this.idSlots.find(
+      hash,
+      (row) => this.hashes[row] === hash && this.removed[row] === 0 && idEqualsBytes(id, this.arena, this.offsets[row]!, this.offsets[row + 1]!),
+    );
   }
 
   /** The row of engine key `key`, or -1. */
@@ -311,11 +360,12 @@ export class LiveTable {
   /** The id behind engine key `key`, if it is live. */
   idOf(key: number): string | undefined {
     const row = this.rowOfKey(key);
-    return row < 0 ? undefined : this.ids[row];
+    return row < 0 ? undefined : this.idAt(row);
   }
 
+  /** The id of `row`, decoded from the arena (a new string each call). */
   idAt(row: number): string {
-    return this.ids[row]!;
+    return this.arena.toString(this.ascii ? 'latin1' : 'utf8', this.offsets[row]!, this.offsets[row + 1]!);
   }
 
   keyAt(row: number): number {
@@ -350,9 +400,12 @@ export class LiveTable {
       this.keys = grown(this.keys, capacity);
       this.seqs = grown(this.seqs, capacity);
       this.hashes = grown(this.hashes, capacity);
+      this.removed = grown(this.removed, capacity);
+      this.offsets = grown(this.offsets, capacity + 1);
     }
     const hash = hashId(id);
-    this.ids[row] = id;
+    this.offsets[row + 1] = this.appendId(id, this.offsets[row]!);
+    this.removed[row] = 0;
     this.keys[row] = key;
     this.seqs[row] = seq;
     this.hashes[row] = hash;
@@ -371,7 +424,8 @@ export class LiveTable {
     const entry = { key: this.keys[row]!, seq: this.seqs[row]! };
     this.idSlots.remove(this.hashes[row]!, row);
     this.removeKeySlot(entry.key, row);
-    this.ids[row] = undefined;
+    this.removed[row] = 1;
+    this.removedBytes += this.offsets[row + 1]! - this.offsets[row]!;
     this.size--;
     this.mutations++;
     return entry;
@@ -401,10 +455,13 @@ export class LiveTable {
     const fresh = new LiveTable(options);
     const size = this.size;
     const capacity = Math.max(MIN_ROWS, 2 * size);
-    fresh.ids = new Array<string>(capacity); // preallocated for the rows its columns hold: set() never grows it
-    fresh.keys = new Float64Array(capacity);
+    fresh.keys = new Float64Array(capacity); // sized for the rows its columns hold: set() never grows them
     fresh.seqs = new Float64Array(capacity);
     fresh.hashes = new Int32Array(capacity);
+    fresh.removed = new Uint8Array(capacity);
+    fresh.offsets = new Uint32Array(capacity + 1);
+    fresh.arena = arenaOf(Math.min(MAX_ARENA, Math.max(MIN_ARENA, 2 * this.liveBytes())));
+    fresh.ascii = this.ascii;
     fresh.idSlots.reset(size);
     fresh.keySlots.reset(size);
     let to = 0;
@@ -413,10 +470,13 @@ export class LiveTable {
       if (this.mutations !== mutations) break;
       const end = Math.min(this.rows, start + slice);
       for (let row = start; row < end; row++) {
-        const id = this.ids[row];
-        if (id === undefined) continue;
-        const hash = row < this.idsIndexed ? this.hashes[row]! : hashId(id);
-        fresh.ids[to] = id;
+        if (this.removed[row] !== 0) continue;
+        const from = this.offsets[row]!;
+        const until = this.offsets[row + 1]!;
+        const hash = row < this.idsIndexed ? this.hashes[row]! : hashIdBytes(this.arena, from, until);
+        const at = fresh.offsets[to]!;
+        copyBytes(this.arena, from, until, fresh.arena, at);
+        fresh.offsets[to + 1] = at + (until - from);
         fresh.keys[to] = this.keys[row]!;
         fresh.seqs[to] = this.seqs[row]!;
         fresh.hashes[to] = hash;
@@ -432,40 +492,99 @@ export class LiveTable {
   }
 
   /**
-   * Grows the row columns (and the id array) for `extra` more rows ahead of
-   * the inserts, copying `slice` rows at a time with `between()` awaited
-   * between slices: `set` doubling them in one go held the event loop for
-   * 33–44 ms at 524,288 rows (a ~20 MB copy), and V8 growing the id array
-   * 6–58 ms at 869,461. Nothing must write meanwhile (LiveRecords calls it
+   * Grows the row columns and the id arena for `extra` more rows ahead of
+   * the inserts (the arena by the ids' average length so far), copying
+   * `slice` rows at a time with `between()` awaited between slices: `set`
+   * doubling them in one go held the event loop for 33–44 ms at 524,288 rows
+   * (a ~20 MB copy). Nothing must write meanwhile (LiveRecords calls it
    * inside the write queue); if something did, the copy is dropped and `set`
    * grows the columns itself when it must.
    */
   async reserve(extra: number, between: () => Promise<void>, slice = 65_536): Promise<void> {
-    const needed = this.rows + extra;
-    if (needed <= this.keys.length) return;
-    let capacity = Math.max(MIN_ROWS, 2 * this.keys.length);
-    while (capacity < needed) capacity *= 2;
+    const rows = this.rows;
+    const needed = rows + extra;
+    const used = this.offsets[rows]!;
+    const neededBytes = Math.min(MAX_ARENA, used + Math.ceil(1.25 * extra * (rows > 0 ? used / rows : 16))); // a margin: later ids are often longer (doc-9999, doc-10000)
+    const growRows = needed > this.keys.length;
+    const growArena = neededBytes > this.arena.length;
+    if (!growRows && !growArena) return;
+    let capacity = this.keys.length;
+    if (growRows) {
+      capacity = Math.max(MIN_ROWS, 2 * capacity);
+      while (capacity < needed) capacity *= 2;
+    }
+    let arenaBytes = this.arena.length;
+    if (growArena) {
+      arenaBytes = Math.max(MIN_ARENA, 2 * arenaBytes);
+      while (arenaBytes < neededBytes) arenaBytes *= 2;
+      arenaBytes = Math.min(MAX_ARENA, arenaBytes);
+    }
     const mutations = this.mutations;
     const indexed = this.idsIndexed;
-    const ids = new Array<string | undefined>(capacity); // preallocated: the writes below and set()'s never grow it
-    const keys = new Float64Array(capacity);
-    const seqs = new Float64Array(capacity);
-    const hashes = new Int32Array(capacity);
-    const rows = this.rows;
+    const keys = growRows ? new Float64Array(capacity) : this.keys;
+    const seqs = growRows ? new Float64Array(capacity) : this.seqs;
+    const hashes = growRows ? new Int32Array(capacity) : this.hashes;
+    const removed = growRows ? new Uint8Array(capacity) : this.removed;
+    const offsets = growRows ? new Uint32Array(capacity + 1) : this.offsets;
+    const arena = growArena ? arenaOf(arenaBytes) : this.arena;
     for (let start = 0; start < rows; start += slice) {
       if (start > 0) await between();
       if (this.mutations !== mutations || this.idsIndexed !== indexed) return;
       const end = Math.min(rows, start + slice);
-      for (let row = start; row < end; row++) ids[row] = this.ids[row];
-      keys.set(this.keys.subarray(start, end), start);
-      seqs.set(this.seqs.subarray(start, end), start);
-      hashes.set(this.hashes.subarray(start, end), start);
+      if (growRows) {
+        keys.set(this.keys.subarray(start, end), start);
+        seqs.set(this.seqs.subarray(start, end), start);
+        hashes.set(this.hashes.subarray(start, end), start);
+        removed.set(this.removed.subarray(start, end), start);
+        offsets.set(this.offsets.subarray(start, end + 1), start);
+      }
+      if (growArena) this.arena.copy(arena, this.offsets[start]!, this.offsets[start]!, this.offsets[end]!);
     }
     if (this.mutations !== mutations || this.idsIndexed !== indexed) return;
-    this.ids = ids;
     this.keys = keys;
     this.seqs = seqs;
     this.hashes = hashes;
+    this.removed = removed;
+    this.offsets = offsets;
+    this.arena = arena;
+  }
+
+  /**
+   * The live rows' ids in their stored form (see encodeIdList: the same
+   * bytes), engine keys and seqs, in row order, `slice` rows at a time with
+   * `between()` awaited between slices: a snapshot's table without a string
+   * per id. With no removed rows the id bytes are a view of the arena (bytes
+   * once written never change); else the live ones are copied. Nothing must
+   * write meanwhile (the caller holds the write queue): a write throws.
+   */
+  async liveColumns(between: () => Promise<void>, slice = 65_536): Promise<{ ids: IdBytes; keys: Float64Array; seqs: Float64Array }> {
+    const { generation, mutations, rows, size: n, arena, ascii } = this;
+    const lengths = new Uint32Array(n);
+    const keys = new Float64Array(n);
+    const seqs = new Float64Array(n);
+    const whole = rows === n;
+    const utf8 = whole ? arena.subarray(0, this.offsets[rows]!) : Buffer.allocUnsafeSlow(this.liveBytes());
+    let to = 0;
+    let at = 0;
+    for (let start = 0; start < rows; start += slice) {
+      if (start > 0) await between();
+      if (this.generation !== generation || this.mutations !== mutations) throw new Error('the live-record table was written to while a snapshot read it');
+      const end = Math.min(rows, start + slice);
+      for (let row = start; row < end; row++) {
+        if (this.removed[row] !== 0) continue;
+        const from = this.offsets[row]!;
+        const until = this.offsets[row + 1]!;
+        lengths[to] = ascii ? until - from : utf16Length(arena, from, until);
+        keys[to] = this.keys[row]!;
+        seqs[to] = this.seqs[row]!;
+        if (!whole) {
+          copyBytes(arena, from, until, utf8, at);
+          at += until - from;
+        }
+        to++;
+      }
+    }
+    return { ids: { lengths, utf8 }, keys, seqs };
   }
 
   /** Makes iterations still running over this table fail, as a squeeze in place does (it was replaced by `squeezed()`). */
@@ -474,7 +593,11 @@ export class LiveTable {
   }
 
   clear(): void {
-    this.ids = [];
+    this.arena = arenaOf(MIN_ARENA);
+    this.offsets = new Uint32Array(MIN_ROWS + 1);
+    this.removed = new Uint8Array(MIN_ROWS);
+    this.ascii = true;
+    this.removedBytes = 0;
     this.keys = new Float64Array(MIN_ROWS);
     this.seqs = new Float64Array(MIN_ROWS);
     this.hashes = new Int32Array(MIN_ROWS);
@@ -490,7 +613,7 @@ export class LiveTable {
     const generation = this.generation;
     for (let row = 0; row < this.rows; row++) {
       if (this.generation !== generation) throw new Error('the live-record table was compacted during an iteration');
-      if (this.ids[row] !== undefined) yield row;
+      if (this.removed[row] === 0) yield row;
     }
   }
 
@@ -499,9 +622,42 @@ export class LiveTable {
     for (const row of this.liveRows()) yield this.keys[row]!;
   }
 
-  /** Bytes held by the columns and hash tables (the id strings aside). */
+  /** Bytes held by the columns, the id arena and the hash tables. */
   memoryUsage(): number {
-    return this.keys.byteLength + this.seqs.byteLength + this.hashes.byteLength + this.idSlots.byteLength() + this.keySlots.byteLength() + 8 * this.ids.length;
+    const columns = this.keys.byteLength + this.seqs.byteLength + this.hashes.byteLength + this.removed.byteLength + this.offsets.byteLength;
+    return columns + this.arena.byteLength + this.idSlots.byteLength() + this.keySlots.byteLength();
+  }
+
+  /** Arena bytes of the live rows' ids. */
+  private liveBytes(): number {
+    return this.offsets[this.rows]! - this.removedBytes;
+  }
+
+  /** Writes `id`'s UTF-8 at arena offset `at`, growing the arena if it must; returns where it ends. */
+  private appendId(id: string, at: number): number {
+    const n = id.length;
+    if (at + n > this.arena.length) this.growArena(at, at + n);
+    const arena = this.arena;
+    for (let i = 0; i < n; i++) {
+      const c = id.charCodeAt(i);
+      if (c >= 0x80) {
+        this.ascii = false;
+        if (at + 3 * n > arena.length) this.growArena(at, at + 3 * n); // at most 3 bytes per UTF-16 unit
+        return at + this.arena.write(id, at, this.arena.length - at, 'utf8'); // from the start again: the same bytes for the ASCII prefix
+      }
+      arena[at + i] = c;
+    }
+    return at + n;
+  }
+
+  /** A bigger arena at once (reserve() grows it in slices ahead of large batches). */
+  private growArena(used: number, needed: number): void {
+    if (needed > MAX_ARENA) throw new RangeError('the live record ids exceed 4 GiB of UTF-8');
+    let bytes = Math.max(MIN_ARENA, 2 * this.arena.length);
+    while (bytes < needed) bytes *= 2;
+    const arena = arenaOf(Math.min(MAX_ARENA, bytes));
+    this.arena.copy(arena, 0, 0, used);
+    this.arena = arena;
   }
 
   private insertKeySlot(key: number, row: number): void {
@@ -515,21 +671,28 @@ export class LiveTable {
   /** Moves the live rows down over the removed ones (order kept) into columns sized for them, and rebuilds both tables. */
   private squeeze(): void {
     const capacity = Math.max(MIN_ROWS, 2 * this.size);
-    const ids: string[] = new Array<string>(capacity);
     const keys = new Float64Array(capacity);
     const seqs = new Float64Array(capacity);
     const hashes = new Int32Array(capacity);
+    const offsets = new Uint32Array(capacity + 1);
+    const arena = arenaOf(Math.min(MAX_ARENA, Math.max(MIN_ARENA, 2 * this.liveBytes())));
     let to = 0;
     for (let row = 0; row < this.rows; row++) {
-      const id = this.ids[row];
-      if (id === undefined) continue;
-      ids[to] = id;
+      if (this.removed[row] !== 0) continue;
+      const from = this.offsets[row]!;
+      const until = this.offsets[row + 1]!;
+      const at = offsets[to]!;
+      copyBytes(this.arena, from, until, arena, at);
+      offsets[to + 1] = at + (until - from);
       keys[to] = this.keys[row]!;
       seqs[to] = this.seqs[row]!;
-      hashes[to] = this.hashes[row]!;
+      hashes[to] = row < this.idsIndexed ? this.hashes[row]! : hashIdBytes(this.arena, from, until);
       to++;
     }
-    this.ids = ids;
+    this.arena = arena;
+    this.offsets = offsets;
+    this.removed = new Uint8Array(capacity);
+    this.removedBytes = 0;
     this.keys = keys;
     this.seqs = seqs;
     this.hashes = hashes;

@@ -145,25 +145,16 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
 /** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */
 export async function snapshotTable(state: IndexState, next: Manifest): Promise<SnapshotTable> {
   await state.live.ready();
-  const count = state.live.size;
-  const ids = new Array<string>(count);
-  // Typed columns: a number[] of engine keys (above 2^31) boxes every one of them.
-  const keys = new Float64Array(count);
-  const seqs = new Float64Array(count);
+  // The ids as the table stores them, from the live table's id bytes (no string per record); typed key and seq columns.
+  const { ids, keys, seqs } = await state.live.liveColumns(64 * SLICE, yieldToEventLoop);
+  const count = keys.length;
   const metadata = new Array<unknown>(count);
   const filterIndex = state.live.filterIndex();
-  let n = 0;
-  await state.live.forEachLive(
-    (id, key, seq) => {
-      ids[n] = id;
-      keys[n] = key;
-      seqs[n] = seq;
-      metadata[n] = filterIndex.get(key) ?? null;
-      n++;
-    },
-    16 * SLICE,
-    yieldToEventLoop,
-  );
+  for (let start = 0; start < count; start += 16 * SLICE) {
+    if (start > 0) await yieldToEventLoop();
+    const end = Math.min(count, start + 16 * SLICE);
+    for (let i = start; i < end; i++) metadata[i] = filterIndex.get(keys[i]!) ?? null;
+  }
   return { counter: next.counter, count, digest: next.digest, ids, keys, seqs, metadata };
 }
 

@@ -116,7 +116,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   let tableKeys: Float64Array; // becomes the live table's key column: the replay below may change it
   try {
     const table = await decodeTableSliced(await concatSliced(await tableRead, yieldToEventLoop)); // ~27 MB at 1M records: one copy held the loop
-    if (table.counter !== ref.counter || table.ids.length !== table.count)
+    if (table.counter !== ref.counter || table.ids.lengths.length !== table.count)
       throw new IntegrityError(`The snapshot of index "${state.name}" does not match its manifest.`);
     await live.restore(table);
     digest = table.digest;

@@ -269,22 +269,27 @@ export function decodeIdList(bytes: Buffer, n: number): string[] {
   return ids;
 }
 
-/** `decodeIdList` a slice at a time, letting the event loop run between slices (a snapshot's table at open: 1M ids). */
-export async function decodeIdListSliced(bytes: Buffer, n: number, between: () => Promise<void>, slice = 32_768): Promise<string[]> {
-  const { ids, lengths, joined } = startIdList(bytes, n);
-  let from = 0;
-  for (let start = 0; start < n; start += slice) {
-    if (start > 0) await between();
-    const end = Math.min(n, start + slice);
-    for (let i = start; i < end; i++) ids[i] = joined.slice(from, (from += lengths[i]!));
-  }
-  if (from !== joined.length) throw new Error('id list lengths do not match its bytes');
-  return ids;
+function startIdList(bytes: Buffer, n: number): { ids: string[]; lengths: Uint32Array; joined: string } {
+  const { lengths, utf8 } = splitIdList(bytes, n);
+  return { ids: new Array<string>(n), lengths, joined: Buffer.from(utf8.buffer, utf8.byteOffset, utf8.byteLength).toString('utf8') };
 }
 
-function startIdList(bytes: Buffer, n: number): { ids: string[]; lengths: Uint32Array; joined: string } {
+/** An id list as stored (see encodeIdList), not cut into strings: each id's length in UTF-16 units, and the UTF-8 of them all joined. */
+export interface IdBytes {
+  lengths: Uint32Array;
+  utf8: Uint8Array;
+}
+
+/** The two parts of `encodeIdList` bytes holding `n` ids (the lengths copied, the UTF-8 a view); no string is made. */
+export function splitIdList(bytes: Uint8Array, n: number): IdBytes {
   if (bytes.byteLength < 4 * n) throw new Error('id list is truncated');
   const lengths = new Uint32Array(n);
   new Uint8Array(lengths.buffer).set(bytes.subarray(0, 4 * n)); // copied: the offset may not be 4-byte aligned
-  return { ids: new Array<string>(n), lengths, joined: bytes.toString('utf8', 4 * n) };
+  return { lengths, utf8: bytes.subarray(4 * n) };
+}
+
+/** `ids` in their stored form (tests, small lists). */
+export function idBytesOf(ids: string[]): IdBytes {
+  const encoded = encodeIdList(ids);
+  return splitIdList(encoded, ids.length);
 }

@@ -19,7 +19,8 @@ import { yieldToEventLoop } from '../util/event-loop.js';
 import type { BatchOp, KvBackend as KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
 import type { SnapshotRef } from './manifest.js';
-import { concatSliced, decodeIdList, decodeIdListSliced, encodeIdListSliced, pack, unpack } from './sealed.js';
+import type { IdBytes } from './sealed.js';
+import { concatSliced, decodeIdList, encodeIdListSliced, pack, splitIdList, unpack } from './sealed.js';
 
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */
@@ -72,15 +73,17 @@ export interface SnapshotTable {
   count: number;
   /** The manifest digest at that counter (see Manifest.digest). */
   digest: Uint8Array;
-  ids: string[];
+  /** As strings, or already in their stored form (the live table's id bytes: no string per id). */
+  ids: string[] | IdBytes;
   keys: ArrayLike<number>;
   seqs: ArrayLike<number>;
   /** Decrypted metadata per record (null when none), for the in-memory filter index. */
   metadata: unknown[];
 }
 
-/** A decoded table: metadata stays packed (in frames) until the filter index needs it. */
-export interface DecodedTable extends Omit<SnapshotTable, 'metadata'> {
+/** A decoded table: metadata stays packed (in frames) until the filter index needs it; ids as strings, or as stored (`decodeTableSliced`). */
+export interface DecodedTable<Ids extends string[] | IdBytes = string[]> extends Omit<SnapshotTable, 'metadata' | 'ids'> {
+  ids: Ids;
   keys: Float64Array;
   seqs: Float64Array;
   /** msgpack frames, each an array of up to METADATA_FRAME entries, in record order. */
@@ -104,7 +107,7 @@ function chunkAad(indexId: Uint8Array, write: SnapshotWrite, section: SnapshotSe
   return frame('snapshot', indexId, u64(write.generation), write.writeId, section, u32(chunk), flag);
 }
 
-function bytesOf(array: Float64Array): Buffer {
+function bytesOf(array: Float64Array | Uint32Array): Buffer {
   return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
 }
 
@@ -115,8 +118,10 @@ function bytesOf(array: Float64Array): Buffer {
  * Yields between metadata frames: packing 100k objects takes tens of ms.
  */
 export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
-  const n = table.ids.length;
-  const ids = await encodeIdListSliced(table.ids, yieldToEventLoop);
+  const stored = Array.isArray(table.ids) ? null : table.ids;
+  const n = stored ? stored.lengths.length : (table.ids as string[]).length;
+  // Ids in stored form are the id list's two parts already: the same bytes encodeIdList would write for their strings.
+  const ids = stored ? [bytesOf(stored.lengths), stored.utf8] : await encodeIdListSliced(table.ids as string[], yieldToEventLoop);
   const idBytes = ids.reduce((sum, part) => sum + part.byteLength, 0);
   const frames: Buffer[] = [];
   for (let start = 0; start < n; start += METADATA_FRAME) {
@@ -137,11 +142,14 @@ export function decodeTable(bytes: Buffer): DecodedTable {
   }
 }
 
-/** `decodeTable` for an open: the ids (one string each) are cut a slice at a time, between the host's own work. */
-export async function decodeTableSliced(bytes: Buffer): Promise<DecodedTable> {
+/**
+ * `decodeTable` for an open: the ids stay in their stored form (no string per id: the live table keeps
+ * them as bytes; LiveTable.restore checks them), the columns are copied a slice at a time.
+ */
+export async function decodeTableSliced(bytes: Buffer): Promise<DecodedTable<IdBytes>> {
   try {
     const { head, at, keys, seqs } = await tableColumnsSliced(bytes);
-    const ids = await decodeIdListSliced(bytes.subarray(at, at + head.idBytes), head.n, yieldToEventLoop);
+    const ids = splitIdList(bytes.subarray(at, at + head.idBytes), head.n);
     return tableRest(bytes, head, at, keys, seqs, ids);
   } catch (cause) {
     throw malformedTable(cause);
@@ -192,7 +200,14 @@ async function tableColumnsSliced(bytes: Buffer): Promise<TableColumns> {
 }
 
 /** The metadata frames after the ids, and the decoded table. */
-function tableRest(bytes: Buffer, head: TableHead, idsAt: number, keys: Float64Array, seqs: Float64Array, ids: string[]): DecodedTable {
+function tableRest<Ids extends string[] | IdBytes>(
+  bytes: Buffer,
+  head: TableHead,
+  idsAt: number,
+  keys: Float64Array,
+  seqs: Float64Array,
+  ids: Ids,
+): DecodedTable<Ids> {
   let at = idsAt + head.idBytes;
   const metadataFrames = head.frames.map((length) => bytes.subarray(at, (at += length)));
   if (at !== bytes.byteLength) throw new Error('trailing bytes');
