@@ -16,6 +16,7 @@ import { loadNativeAddon } from '../src/util/native-addon.js';
 
 interface MemoryCalls {
   trimMemory(): boolean;
+  trimMemoryAsync(): Promise<boolean>;
   memoryPressure(level: number): boolean;
   releaseMappedPages(dir: string): number;
   releaseMappedPagesAsync(dir: string): Promise<number>;
@@ -52,6 +53,10 @@ describe('memory calls', () => {
 
   it.runIf(process.platform === 'linux')('trims glibc heap', () => {
     expect(addon.trimMemory()).toBe(true);
+  });
+
+  it.runIf(process.platform === 'linux')('trims glibc heap on a pool thread (the idle reduction uses it)', async () => {
+    await expect(addon.trimMemoryAsync()).resolves.toBeTypeOf('boolean');
   });
 
   it('the memory-reducing GC waits until no write-queue task runs (its final pause landed inside long upserts and closes)', async () => {

@@ -150,6 +150,8 @@ interface NativeAddon {
   simdInfo(): { compiled: string; available: string };
   /** glibc's malloc_trim(0): false where there is none (src/util/memory.ts). */
   trimMemory(): boolean;
+  /** `trimMemory` on a pool thread. */
+  trimMemoryAsync(): Promise<boolean>;
   /** v8::Isolate::MemoryPressureNotification (1 moderate, 2 critical): false where the symbol is not found (src/util/memory.ts). */
   memoryPressure(level: 1 | 2): boolean;
   /** Unmaps this process's resident pages of shared read-only file mappings under a directory (src/util/memory.ts). */
@@ -205,6 +207,7 @@ export const NATIVE_ADDON_EXPORTS = [
   'crypto',
   'simdInfo',
   'trimMemory',
+  'trimMemoryAsync',
   'memoryPressure',
   'releaseMappedPages',
   'releaseMappedPagesAsync',
