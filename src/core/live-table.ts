@@ -217,6 +217,15 @@ function copyBytes(source: Buffer, from: number, to: number, target: Buffer, at:
   for (let i = from; i < to; i++) target[at++] = source[i]!;
 }
 
+/** The row columns a squeeze copies live rows into. */
+interface RowColumns {
+  arena: Buffer;
+  offsets: Uint32Array;
+  keys: Float64Array;
+  seqs: Float64Array;
+  hashes: Int32Array;
+}
+
 export class LiveTable {
   /**
    * Every row's id as UTF-8, row after row: row r's is `arena[offsets[r], offsets[r + 1])`. Appended to only,
@@ -464,6 +473,7 @@ export class LiveTable {
     fresh.ascii = this.ascii;
     fresh.idSlots.reset(size);
     fresh.keySlots.reset(size);
+    const into: RowColumns = { arena: fresh.arena, offsets: fresh.offsets, keys: fresh.keys, seqs: fresh.seqs, hashes: fresh.hashes }; // never regrown below
     let to = 0;
     for (let start = 0; start < this.rows && this.mutations === mutations; start += slice) {
       if (start > 0) await between();
@@ -471,15 +481,7 @@ export class LiveTable {
       const end = Math.min(this.rows, start + slice);
       for (let row = start; row < end; row++) {
         if (this.removed[row] !== 0) continue;
-        const from = this.offsets[row]!;
-        const until = this.offsets[row + 1]!;
-        const hash = row < this.idsIndexed ? this.hashes[row]! : hashIdBytes(this.arena, from, until);
-        const at = fresh.offsets[to]!;
-        copyBytes(this.arena, from, until, fresh.arena, at);
-        fresh.offsets[to + 1] = at + (until - from);
-        fresh.keys[to] = this.keys[row]!;
-        fresh.seqs[to] = this.seqs[row]!;
-        fresh.hashes[to] = hash;
+        const hash = this.copyRow(row, into, to);
         fresh.rows = fresh.idsIndexed = fresh.size = to + 1; // before the inserts: the slot tables read these
         fresh.idSlots.insert(hash, to);
         fresh.keySlots.insert(hashKey(this.keys[row]!), to);
@@ -668,6 +670,20 @@ export class LiveTable {
     this.keySlots.remove(hashKey(key), row);
   }
 
+  /** Copies row `row` (its id bytes, key, seq and id hash) to row `to` of `target`'s columns; returns the hash. */
+  private copyRow(row: number, target: RowColumns, to: number): number {
+    const from = this.offsets[row]!;
+    const until = this.offsets[row + 1]!;
+    const at = target.offsets[to]!;
+    copyBytes(this.arena, from, until, target.arena, at);
+    target.offsets[to + 1] = at + (until - from);
+    target.keys[to] = this.keys[row]!;
+    target.seqs[to] = this.seqs[row]!;
+    const hash = row < this.idsIndexed ? this.hashes[row]! : hashIdBytes(this.arena, from, until);
+    target.hashes[to] = hash;
+    return hash;
+  }
+
   /** Moves the live rows down over the removed ones (order kept) into columns sized for them, and rebuilds both tables. */
   private squeeze(): void {
     const capacity = Math.max(MIN_ROWS, 2 * this.size);
@@ -679,14 +695,7 @@ export class LiveTable {
     let to = 0;
     for (let row = 0; row < this.rows; row++) {
       if (this.removed[row] !== 0) continue;
-      const from = this.offsets[row]!;
-      const until = this.offsets[row + 1]!;
-      const at = offsets[to]!;
-      copyBytes(this.arena, from, until, arena, at);
-      offsets[to + 1] = at + (until - from);
-      keys[to] = this.keys[row]!;
-      seqs[to] = this.seqs[row]!;
-      hashes[to] = row < this.idsIndexed ? this.hashes[row]! : hashIdBytes(this.arena, from, until);
+      this.copyRow(row, { arena, offsets, keys, seqs, hashes }, to);
       to++;
     }
     this.arena = arena;

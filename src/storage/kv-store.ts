@@ -6,10 +6,10 @@
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync, realpathSync } from 'node:fs';
 import { ClosedError, IntegrityError, StorageError, StoreLockedError } from '../errors.js';
-import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
+import { SLICE } from '../util/event-loop.js';
 import { releaseMappedPages, releaseMemory } from '../util/memory.js';
 import { ioError, levelFailure } from './io-errors.js';
-import { ReusableBatch, SLICE_BYTES } from './level-batch.js';
+import { inSlices, ReusableBatch } from './level-batch.js';
 
 export type Bytes = Uint8Array;
 /**
@@ -265,9 +265,7 @@ export class KvStore implements KvBackend {
     try {
       await this.write(ops, sync);
     } catch (error) {
-      const failure = this.mapped(error, 'write to the store');
-      if (failure instanceof StorageError) this.failed ??= failure;
-      throw failure;
+      throw this.writeFailure(error);
     }
   }
 
@@ -292,9 +290,7 @@ export class KvStore implements KvBackend {
           bytes = staged.add(last);
           await staged.write(true);
         } catch (error) {
-          const failure = this.mapped(error, 'write to the store');
-          if (failure instanceof StorageError) this.failed ??= failure;
-          throw failure;
+          throw this.writeFailure(error);
         } finally {
           staged.end();
         }
@@ -302,6 +298,13 @@ export class KvStore implements KvBackend {
       },
       discard: () => staged.end(),
     };
+  }
+
+  /** A failed write as reported; a file-system failure also stops every later write (see `failed`). */
+  private writeFailure(error: unknown): unknown {
+    const failure = this.mapped(error, 'write to the store');
+    if (failure instanceof StorageError) this.failed ??= failure;
+    return failure;
   }
 
   private checkWritable(ops: BatchOp[]): void {
@@ -351,19 +354,12 @@ export class KvStore implements KvBackend {
     if (this.reusable && !this.reusable.inUse) return this.reusable.write(ops, sync);
     const batch = this.db.batch();
     try {
-      let count = 0;
-      let sliceBytes = 0;
-      for (const op of ops) {
-        if (count === SLICE || sliceBytes >= SLICE_BYTES) {
-          await yieldToEventLoop();
-          count = 0;
-          sliceBytes = 0;
+      await inSlices(ops, (slice) => {
+        for (const op of slice) {
+          if (op.type === 'put') batch.put(op.key, op.value);
+          else batch.del(op.key);
         }
-        if (op.type === 'put') batch.put(op.key, op.value);
-        else batch.del(op.key);
-        count++;
-        sliceBytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
-      }
+      });
     } catch (error) {
       await batch.close();
       throw error;

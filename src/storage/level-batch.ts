@@ -50,7 +50,23 @@ function levelBinding(): LevelBinding | null {
 }
 
 /** Bytes copied into a batch between two yields (~1–2 ms of memcpy). */
-export const SLICE_BYTES = 4 << 20;
+const SLICE_BYTES = 4 << 20;
+
+/**
+ * Hands `ops` to `each` a slice at a time (at most SLICE operations and
+ * about SLICE_BYTES), with the event loop let run between slices: copying
+ * a large batch into LevelDB's in one step held it for 150–190 ms.
+ */
+export async function inSlices(ops: BatchOp[], each: (slice: BatchOp[]) => void): Promise<void> {
+  for (let start = 0, count = 0, sliceBytes = 0; start < ops.length; start += count) {
+    if (start > 0) await yieldToEventLoop();
+    for (count = 0, sliceBytes = 0; start + count < ops.length && count < SLICE && sliceBytes < SLICE_BYTES; count++) {
+      const op = ops[start + count]!;
+      sliceBytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
+    }
+    each(ops.slice(start, start + count));
+  }
+}
 
 /** The reused batch while one write holds it (ReusableBatch.begin). */
 export interface BatchInProgress {
@@ -94,15 +110,7 @@ export class ReusableBatch {
   async write(ops: BatchOp[], sync: boolean): Promise<void> {
     const staged = this.begin();
     try {
-      for (let start = 0, count = 0, sliceBytes = 0; start < ops.length; start += count) {
-        if (start > 0) await yieldToEventLoop();
-        // A slice: at most SLICE operations and about SLICE_BYTES.
-        for (count = 0, sliceBytes = 0; start + count < ops.length && count < SLICE && sliceBytes < SLICE_BYTES; count++) {
-          const op = ops[start + count]!;
-          sliceBytes += op.key.byteLength + (op.type === 'put' ? op.value.byteLength : 0);
-        }
-        staged.add(ops.slice(start, start + count));
-      }
+      await inSlices(ops, (slice) => staged.add(slice));
       await staged.write(sync);
     } finally {
       staged.end();
