@@ -13,7 +13,8 @@ import { describe, expect, it } from 'vitest';
 import { hashId, hashIdBytes, idEqualsBytes, idOffsets, utf16Length } from '../src/core/id-bytes.js';
 import { LiveRecords } from '../src/core/live-records.js';
 import { LiveTable } from '../src/core/live-table.js';
-import { encodeIdList, idBytesOf, splitIdList } from '../src/storage/sealed.js';
+import { encodeIdList, splitIdList } from '../src/storage/sealed.js';
+import { idBytesOf } from './support/helpers.js';
 import { decodeTableSliced, encodeTable } from '../src/storage/snapshot.js';
 import { openFresh, reopen } from './support/fixtures.js';
 

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LiveRecords } from '../src/core/live-records.js';
 import { hashId, LiveTable } from '../src/core/live-table.js';
-import { idBytesOf } from '../src/storage/sealed.js';
+import { idBytesOf } from './support/helpers.js';
 
 const KEY_SPREAD = 0xb5297;
 const engineKey = (n: number) => (n * KEY_SPREAD) % 2 ** 48;
@@ -30,6 +30,17 @@ function expectSame(table: LiveTable, model: Map<string, Entry>): void {
   }
   expect([...table.liveRows()].map((row) => table.idAt(row))).toEqual([...model.keys()]);
   expect([...table.liveKeys()]).toEqual([...model.values()].map((e) => e.key));
+}
+
+/** A table and its model holding ids `id0` … `id<n - 1>`, each with engineKey(i) and seq i. */
+function filled(n: number): { table: LiveTable; model: Map<string, Entry> } {
+  const table = new LiveTable();
+  const model = new Map<string, Entry>();
+  for (let i = 0; i < n; i++) {
+    table.set(`id${i}`, engineKey(i), i);
+    model.set(`id${i}`, { key: engineKey(i), seq: i });
+  }
+  return { table, model };
 }
 
 /** Two distinct ids with the same hashId (found once by a birthday search over `c<n>`; the test checks they still collide). */
@@ -236,12 +247,7 @@ describe('LiveTable', () => {
   });
 
   it('reserve() drops its copy when the table was written to between its slices (set() then grows on its own)', async () => {
-    const table = new LiveTable();
-    const model = new Map<string, Entry>();
-    for (let i = 0; i < 4_096; i++) {
-      table.set(`id${i}`, engineKey(i), i);
-      model.set(`id${i}`, { key: engineKey(i), seq: i });
-    }
+    const { table, model } = filled(4_096);
     const before = table.capacity;
     let wrote = false;
     await table.reserve(
@@ -264,12 +270,7 @@ describe('LiveTable', () => {
   });
 
   it('squeezed() never returns a stale copy: a write between its slices makes it squeeze in place instead', async () => {
-    const table = new LiveTable();
-    const model = new Map<string, Entry>();
-    for (let i = 0; i < 1_000; i++) {
-      table.set(`id${i}`, engineKey(i), i);
-      model.set(`id${i}`, { key: engineKey(i), seq: i });
-    }
+    const { table, model } = filled(1_000);
     for (let i = 0; i < 700; i++) {
       table.remove(`id${i}`);
       model.delete(`id${i}`);

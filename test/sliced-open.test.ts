@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { LiveRecords } from '../src/core/live-records.js';
 import { LiveTable } from '../src/core/live-table.js';
 import { idOffsets } from '../src/core/id-bytes.js';
-import { concatSliced, decodeIdList, encodeIdList, encodeIdListSliced, idBytesOf, splitIdList } from '../src/storage/sealed.js';
+import { concatSliced, decodeIdList, encodeIdList, encodeIdListSliced, splitIdList } from '../src/storage/sealed.js';
+import { idBytesOf } from './support/helpers.js';
 
 const ids = Array.from({ length: 5_000 }, (_, i) => (i % 7 === 0 ? `naïve-文書-${i}` : `doc-${i}`));
 

@@ -184,7 +184,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
   state.graphCheck = await repairGraph(engine, 'snapshot');
 }
 
-/** `chunks`, calling `first` once the first of them is handed on. */
+/** `chunks`, calling `first` after each is handed on (a promise's resolve: only the first call counts). */
 async function* firstOut(chunks: AsyncIterable<Uint8Array>, first: () => void): AsyncGenerator<Uint8Array> {
   for await (const chunk of chunks) {
     yield chunk;

@@ -287,9 +287,3 @@ export function splitIdList(bytes: Uint8Array, n: number): IdBytes {
   new Uint8Array(lengths.buffer).set(bytes.subarray(0, 4 * n)); // copied: the offset may not be 4-byte aligned
   return { lengths, utf8: bytes.subarray(4 * n) };
 }
-
-/** `ids` in their stored form (tests, small lists). */
-export function idBytesOf(ids: string[]): IdBytes {
-  const encoded = encodeIdList(ids);
-  return splitIdList(encoded, ids.length);
-}

@@ -13,7 +13,7 @@ import { afterEach, expect } from 'vitest';
 import { KmsError } from '../../src/errors.js';
 import type { CatalogEntry } from '../../src/keys/envelope.js';
 import { catalogKey } from '../../src/storage/layout.js';
-import { unpack } from '../../src/storage/sealed.js';
+import { encodeIdList, splitIdList, unpack, type IdBytes } from '../../src/storage/sealed.js';
 
 export { bruteForce, cosineDistance, l2, randomVectors } from './vectors.js';
 
@@ -124,4 +124,9 @@ export function filesUnder(dir: string, out: string[] = []): string[] {
 /** Every regular file under `dir`, concatenated: for byte scans of a store. */
 export function allBytes(dir: string): Buffer {
   return Buffer.concat(filesUnder(dir).map((file) => readFileSync(file)));
+}
+
+/** `ids` in a snapshot table's stored form (see encodeIdList), as LiveTable.restore takes them. */
+export function idBytesOf(ids: string[]): IdBytes {
+  return splitIdList(encodeIdList(ids), ids.length);
 }
