@@ -114,6 +114,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   await catchUp(state); // a shared store: snapshot the newest commit, never a stale one
   const engine = state.engine;
   if (!engine) return; // nothing to snapshot before the first vector
+  if (snapshotIsCurrent(state)) return; // e.g. snapshot() right after the backlog's snapshot: rewriting it would change nothing
   // What the writes before it freed goes back first, so the snapshot's own transient memory does not stack on
   // top of it (measured at 200k × 96: the close's peak, docs/performance.md "Memory").
   state.store.releaseMemory();
@@ -140,6 +141,16 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   state.snapshotUncompacted = true;
   state.store.releaseMemory(); // the table's encoding and the sealed chunks were transient
   reduceHeapSoon(); // and the young generation its allocations grew (~20 MiB at 200k), which plain GCs keep
+}
+
+/**
+ * Whether the committed snapshot already covers every commit and nothing has
+ * changed since. Snapshots written before write ids are rewritten anyway (an
+ * explicit snapshot() upgrades them).
+ */
+function snapshotIsCurrent(state: IndexState): boolean {
+  const current = state.manifest.snapshot;
+  return state.changedSinceSnapshot === 0 && current !== null && current.writeId !== undefined && current.counter === state.manifest.counter;
 }
 
 /** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */
