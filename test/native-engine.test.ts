@@ -328,6 +328,24 @@ describe('native engine: writes', () => {
     expect(engine.memoryUsage()).toBeGreaterThan(empty);
     expect(engine.memoryUsage()).toBeGreaterThan(3000 * 16 * 4);
   });
+
+  it('memoryUsage while an add runs on the pool is the figure from before it (usearch walks nodes the add has not stored yet)', async () => {
+    // Without the guard this crashed the process (SIGSEGV) within a few thousand calls: stats() during an upsert.
+    const engine = track(nativeEngine.create(options()));
+    await engine.add(sequentialKeys(1000), randomVectors(1000, 16, 3));
+    const before = engine.memoryUsage();
+    let done = false;
+    let calls = 0;
+    const adding = engine.add(sequentialKeys(40_000, 1001), randomVectors(40_000, 16, 4)).finally(() => (done = true));
+    while (!done) {
+      expect(engine.memoryUsage()).toBe(before);
+      calls++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await adding;
+    expect(calls).toBeGreaterThan(10);
+    expect(engine.memoryUsage()).toBeGreaterThan(before);
+  });
 });
 
 describe('native engine: serialization', () => {

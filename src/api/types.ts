@@ -361,7 +361,7 @@ export interface IndexStats {
   indexConfig: Required<IndexConfig>;
   /** Bytes held in memory: engine plus filter index. */
   memoryBytes: number;
-  /** Bytes held by the ANN engine (graph and vectors). */
+  /** Bytes held by the ANN engine (graph and vectors); while a write runs, the figure from the last call made with none running. */
   engineMemoryBytes: number;
   /** Estimated bytes of the in-memory metadata index used by filters. */
   filterIndexMemoryBytes: number;

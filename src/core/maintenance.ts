@@ -122,14 +122,15 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   // measured), and every open from this snapshot would otherwise find and relink them again.
   const check = await repairGraph(engine, 'snapshot');
   const next = nextManifest(state.manifest);
-  const table = await snapshotTable(state, next);
   const previous = next.snapshot;
   const generation = (previous?.generation ?? 0) + 1;
   // The store picks a fresh write id: chunks a failed earlier write of this generation left never authenticate under `next.snapshot`.
   const written = await state.store.writeSnapshot(
     generation,
     (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
-    () => encodeTable(table),
+    // The table's columns are gathered only once the graph is written (nothing can change in between: this runs
+    // inside the write queue), so they are not held through the graph's stream, and are garbage once encoded.
+    async () => encodeTable(await snapshotTable(state, next)),
   );
   next.snapshot = { ...written, counter: next.counter };
   // The graph just serialized reaches every live record: an open that replays nothing need not walk it again.

@@ -439,6 +439,15 @@ class NativeEngine implements NativeAnnEngine {
   #handle: NativeIndexHandle;
   #closed = false;
   #writes: Promise<unknown> = Promise.resolve();
+  /**
+   * Writes running (on the pool). usearch's memory_usage walks every node up
+   * to the index's size, which an add raises before it has stored the new
+   * node: read from the main thread meanwhile, it met a null node and the
+   * process crashed (`stats()` during an upsert).
+   */
+  #writing = 0;
+  /** `memoryUsage()` as of the last call with no write running. */
+  #memory = 0;
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Graph changes run so far (adds, removes), counted in write order. */
   #changes = 0;
@@ -474,8 +483,11 @@ class NativeEngine implements NativeAnnEngine {
     });
   }
 
+  /** usearch's own figure; while a write runs, the one from the last call with none running (see #writing). */
   memoryUsage(): number {
-    return this.#live().memoryUsage();
+    const handle = this.#live();
+    if (this.#writing === 0) this.#memory = handle.memoryUsage();
+    return this.#memory;
   }
 
   isa(): string {
@@ -812,7 +824,15 @@ class NativeEngine implements NativeAnnEngine {
 
   /** Runs `task` after every earlier write settled (writes never overlap). */
   #write<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.#writes.then(task, task);
+    const run = async (): Promise<T> => {
+      this.#writing++;
+      try {
+        return await task();
+      } finally {
+        this.#writing--;
+      }
+    };
+    const result = this.#writes.then(run, run);
     this.#writes = result.catch(() => undefined);
     return result;
   }
