@@ -8,8 +8,9 @@
  *   - the worst event-loop stall while vecvault upserts and answers queries.
  * Medians over repetitions; writes bench/results/ENGINE.md.
  *
- * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR | --build-only]`: the scale bench instead (bench/scale.ts),
- * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md.
+ * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR [--opens-only] | --build-only]`: the scale bench instead (bench/scale.ts),
+ * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md. `--opens-only` (with
+ * `--reopen`): the alternated opens alone, without the query phase (for paired runs of an open-path change).
  *
  * `npm run bench:engine -- --postgres [--count N] [--reps R]`: the PostgreSQL row instead
  * (bench/postgres.ts, also `npm run bench:postgres`): the PostgreSQL store beside the LevelDB
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     keep: { type: 'boolean' },
     'build-only': { type: 'boolean' },
     reopen: { type: 'string' },
+    'opens-only': { type: 'boolean' },
     postgres: { type: 'boolean' },
     count: { type: 'string' },
   },
@@ -49,7 +51,7 @@ if (args.postgres) {
 }
 if (args.scale !== undefined) {
   // The scale bench (bench/scale.ts): memory, stalls and open at N vectors, each phase in its own process.
-  if (args.reopen !== undefined) await runReopen(Number(args.scale), Number(args.reps ?? 3), args.reopen);
+  if (args.reopen !== undefined) await runReopen(Number(args.scale), Number(args.reps ?? 3), args.reopen, { opensOnly: args['opens-only'] === true });
   else if (args['build-only']) await runBuildOnly(Number(args.scale));
   else await runScale(Number(args.scale), Number(args.reps ?? 3), args.keep === true);
   process.exit(0);

@@ -489,10 +489,11 @@ async function runOpens(n: number, reps: number, dir: string): Promise<{ rawOpen
  * `--reopen DIR`: only the open and query phases, on the stores an earlier run kept with `--keep` (after a change to
  * the open path, without building N vectors again). Writes bench/results/SCALE-<n>-reopen.md.
  */
-export async function runReopen(n: number, reps: number, dir: string): Promise<void> {
+export async function runReopen(n: number, reps: number, dir: string, { opensOnly = false }: { opensOnly?: boolean } = {}): Promise<void> {
+  const loadBefore = machineInfo().loadAverage1m;
   const { rawOpens, vvOpens } = await runOpens(n, reps, dir);
-  const queryRun = await runChild('query', n, dir);
-  logPhase(queryRun);
+  const queryRun = opensOnly ? undefined : await runChild('query', n, dir);
+  if (queryRun) logPhase(queryRun);
   const med = (rs: PhaseResult[], pick: (r: PhaseResult) => number | undefined) => medianOf(rs.map(pick).filter((x): x is number => x !== undefined));
   const machine = machineInfo();
   const raw = (pick: (r: PhaseResult) => number | undefined) => med(rawOpens, pick);
@@ -500,9 +501,9 @@ export async function runReopen(n: number, reps: number, dir: string): Promise<v
   const lines = [
     `# Scale, opens only: ${n.toLocaleString('en-US')} × ${DIM} cosine, vecvault vs raw usearch`,
     '',
-    `Command: \`npm run bench:engine -- --scale ${n} --reps ${reps} --reopen DIR\` (stores kept by an earlier \`--keep\` run) · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+    `Command: \`npm run bench:engine -- --scale ${n} --reps ${reps} --reopen DIR${opensOnly ? ' --opens-only' : ''}\` (stores kept by an earlier \`--keep\` run) · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${loadBefore.toFixed(2)} → ${machine.loadAverage1m.toFixed(2)}`,
     '',
-    `Medians of ${rawOpens.length} alternated opens, each in its own child process.`,
+    `Medians of ${rawOpens.length} alternated opens, each in its own child process (open + first query, ms: raw ${rawOpens.map((r) => f(r.openMs)).join(', ')}; vecvault ${vvOpens.map((r) => f(r.openMs)).join(', ')}).`,
     '',
     '| figure | raw usearch | vecvault | ratio (vecvault ÷ raw) |',
     '|---|---|---|---|',
@@ -523,10 +524,10 @@ export async function runReopen(n: number, reps: number, dir: string): Promise<v
       raw((r) => r.afterOpenMiB),
     )} |`,
     `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vv((r) => r.getRecordsPerSec))} | |`,
-    ...queryRows(queryRun.query!),
+    ...(queryRun ? queryRows(queryRun.query!) : []),
     '',
   ];
-  const file = join(projectRoot(), 'bench', 'results', `SCALE-${n}-reopen.md`);
+  const file = join(projectRoot(), 'bench', 'results', `SCALE-${n}-reopen${opensOnly ? '-opens' : ''}.md`);
   writeFileSync(file, lines.join('\n'));
   console.log(lines.join('\n'));
   console.log(`wrote ${file}`);

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "key-digest.h"
 #include "promise-task.h"
 
 namespace vecvault_crypto {
@@ -450,6 +451,60 @@ Napi::Value SealAsync(Napi::CallbackInfo const& info) {
     return vecvault::queue_task<SealTask>(info.Env(), info[0], info[1], info[2]);
 }
 
+// keyDigestAsync(key, keys: Float64Array) → Promise<Buffer | null>: the
+// KeyDigest (key-digest.h) of a key column, on the pool, read in place (the
+// caller leaves it unchanged until this settles). null when a number is not
+// an integer in [0, 2^53): no engine key, so the column cannot match a graph.
+class KeyDigestTask : public vecvault::PromiseTask {
+  public:
+    KeyDigestTask(Napi::Env env, Napi::Value key, Napi::Value keys)
+        : PromiseTask(env, "vecvault:crypto"), key_(key_arg(env, key)), keep_key_(Napi::Persistent(key.As<Napi::Object>())) {
+        if (!keys.IsTypedArray() || keys.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+            throw Napi::TypeError::New(env, "keys must be a Float64Array");
+        auto column = keys.As<Napi::Float64Array>();
+        numbers_ = column.Data();
+        count_ = column.ElementLength();
+        keep_keys_ = Napi::Persistent(keys.As<Napi::Object>());
+    }
+
+  protected:
+    void Execute() override {
+        KeyDigest digest(key_.data);
+        for (std::size_t i = 0; i != count_; ++i) {
+            double number = numbers_[i];
+            // Also false for NaN; below 2^53 every integer is exact, and the cast is defined.
+            if (!(number >= 0 && number < 9007199254740992.0) || number != static_cast<double>(static_cast<std::uint64_t>(number))) {
+                invalid_ = true;
+                return;
+            }
+            digest.add(static_cast<std::uint64_t>(number));
+        }
+        if (!digest.finish(out_))
+            error_ = "AES-256 setup failed";
+    }
+    void Settle(Napi::Env env) override {
+        if (!error_.empty())
+            return deferred_.Reject(Napi::Error::New(env, error_).Value());
+        if (invalid_)
+            return deferred_.Resolve(env.Null());
+        deferred_.Resolve(Napi::Buffer<std::uint8_t>::Copy(env, out_, KeyDigest::digest_bytes));
+    }
+
+  private:
+    Span key_;
+    Napi::ObjectReference keep_key_;
+    double const* numbers_ = nullptr;
+    std::size_t count_ = 0;
+    Napi::ObjectReference keep_keys_;
+    bool invalid_ = false;
+    std::uint8_t out_[KeyDigest::digest_bytes] = {};
+    std::string error_;
+};
+
+Napi::Value KeyDigestAsync(Napi::CallbackInfo const& info) {
+    return vecvault::queue_task<KeyDigestTask>(info.Env(), info[0], info[1]);
+}
+
 }  // namespace
 
 Napi::Object Define(Napi::Env env) {
@@ -460,6 +515,7 @@ Napi::Object Define(Napi::Env env) {
     crypto.Set("sealAsync", Napi::Function::New(env, SealAsync));
     crypto.Set("sealIntoAsync", Napi::Function::New(env, SealIntoAsync));
     crypto.Set("openInPlaceAsync", Napi::Function::New(env, OpenInPlaceAsync));
+    crypto.Set("keyDigestAsync", Napi::Function::New(env, KeyDigestAsync));
     return crypto;
 }
 

@@ -4,6 +4,7 @@
  * responsiveness, concurrency, SIMD, lifecycle and hostile bytes.
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { keyDigestAsync } from '../src/crypto/bulk.js';
 import { nativeEngine, simdCapabilities, type NativeAnnEngine } from '../src/engine/native.js';
 import type { EngineMetric, EngineOptions, EnginePrecision, SearchResult } from '../src/engine/types.js';
 import { exactTopK, randomFlat as randomVectors, recall as recallOf, seededRandom as rng } from './support/vectors.js';
@@ -486,6 +488,38 @@ describe('native engine: streamed serialize and load', () => {
     expect(Buffer.from(await copy.serialize()).equals(whole)).toBe(true);
     const q = queriesOf(data, 16, [0, 5, 9]);
     expect((await copy.search(q, 10)).keys).toEqual((await engine.search(q, 10)).keys);
+  });
+
+  it('deserializeFrom with a digest key digests the live keys of the graph it loads: the same digest as keyDigestAsync over them in any order, and no other set', async () => {
+    const { engine, keys } = await built(1500, {}, 105);
+    await engine.remove(keys.subarray(0, 10)); // deleted slots stay in the bytes, and are no keys
+    const live = Array.from(keys.subarray(10), Number);
+    const whole = await engine.serialize();
+    const digestKey = randomBytes(32);
+    const copy = track(await nativeEngine.deserializeFrom(chunksOf(whole, 4096), engine.options, { bound: whole.length, keyDigest: digestKey }));
+    const loaded = copy.loadedKeyDigest();
+    expect(loaded).toHaveLength(24);
+    const digestOf = (numbers: number[], key = digestKey) => keyDigestAsync(key, Float64Array.from(numbers));
+    const shuffled = [...live].sort(() => Math.random() - 0.5);
+    expect(Buffer.from((await digestOf(shuffled))!).equals(Buffer.from(loaded!))).toBe(true);
+    // One key fewer, one other key, a key twice in place of another, another digest key: all differ.
+    const differs = async (numbers: number[], key = digestKey) => !Buffer.from((await digestOf(numbers, key))!).equals(Buffer.from(loaded!));
+    expect(await differs(live.slice(1))).toBe(true);
+    expect(await differs([Number(keys[0]!), ...live.slice(1)])).toBe(true);
+    expect(await differs([live[1]!, ...live.slice(1)])).toBe(true);
+    expect(await differs(live, randomBytes(32))).toBe(true);
+    // Not engine keys at all: no digest.
+    expect(await digestOf([1.5])).toBeNull();
+    expect(await digestOf([-1])).toBeNull();
+    expect(await digestOf([2 ** 53])).toBeNull();
+    // Without a digest key, none is taken; a wrong-sized one is refused.
+    const plain = track(await nativeEngine.deserializeFrom(chunksOf(whole, 4096), engine.options, { bound: whole.length }));
+    expect(plain.loadedKeyDigest()).toBeUndefined();
+    await expect(
+      nativeEngine.deserializeFrom(chunksOf(whole, 4096), engine.options, { bound: whole.length, keyDigest: new Uint8Array(16) }),
+    ).rejects.toMatchObject({
+      code: 'VECVAULT_VALIDATION',
+    });
   });
 
   it('a failing sink stops the stream with its error, and the engine keeps working', async () => {

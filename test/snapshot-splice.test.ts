@@ -18,6 +18,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EncryptedIndex } from '../src/index.js';
+import { nativeEngine } from '../src/engine/native.js';
 import { deriveIndexKeys, openEnvelope } from '../src/keys/envelope.js';
 import { IndexStore } from '../src/storage/index-store.js';
 import { KvStore } from '../src/storage/kv-store.js';
@@ -299,6 +300,44 @@ describe('snapshots written before write ids (no writeId in the SnapshotRef)', (
     expect(index.stats()).toMatchObject({ openedFrom: 'rebuild', count: 3000 });
     expect(await inEngine(index, late)).toBe(100);
     expect(await foundByOwnVector(index, late.ids, late.vectors)).toBeGreaterThanOrEqual(95);
+  });
+
+  /**
+   * The open's key check, three ways: the engine's digest of the loaded keys (what runs), counting the keys in the
+   * loaded graph (an engine that takes no digest), and neither (the negative control). The splice here keeps the sizes
+   * equal (100 records deleted and 100 added after the failed write: 2,900 in the planted graph and in the table), so
+   * only the keys give it away.
+   */
+  async function reopenSplicedWith(check: 'digest' | 'count' | 'none') {
+    const { path, key, failedGraph } = await failedThenCommitted(async (index) => {
+      await index.delete({ ids: middle.ids.slice(0, 100) });
+      await index.upsert(late);
+    });
+    await asPreviousRelease(path, key, failedGraph);
+    const deserializeFrom = nativeEngine.deserializeFrom;
+    nativeEngine.deserializeFrom = async (chunks, options, stream) => {
+      const engine = await deserializeFrom.call(nativeEngine, chunks, options, check === 'digest' ? stream : { ...stream, keyDigest: undefined });
+      if (check === 'none') engine.countPresent = async (keys) => keys.length;
+      return engine;
+    };
+    try {
+      return await reopenWatched(path, key);
+    } finally {
+      nativeEngine.deserializeFrom = deserializeFrom;
+    }
+  }
+
+  it("a splice of equal size is caught by the loaded keys' digest, and by counting the keys without it; negative control: with neither, it opens from the snapshot without the late records", async () => {
+    for (const check of ['digest', 'count'] as const) {
+      const { index, warnings } = await reopenSplicedWith(check);
+      expect(warnings).toContain('VECVAULT_SNAPSHOT_REBUILD');
+      expect(index.stats()).toMatchObject({ openedFrom: 'rebuild', count: 2900 });
+      expect(await inEngine(index, late)).toBe(100);
+    }
+    const { index, warnings } = await reopenSplicedWith('none');
+    expect(warnings).not.toContain('VECVAULT_SNAPSHOT_REBUILD');
+    expect(index.stats()).toMatchObject({ openedFrom: 'snapshot', count: 2900 });
+    expect(await inEngine(index, late)).toBe(0);
   });
 
   it('the same splice with records deleted after the failed write (the graph holds every live key and more): rebuild with a warning', async () => {

@@ -277,7 +277,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                     }));
         return control;
     }
-    // loadStream(bound, onConsumed, detach) → { done, push(chunk), end(), cancel() }; for a fresh index only.
+    // loadStream(bound, onConsumed, detach, digestKey?) → { done, push(chunk), end(), cancel() }; for a fresh index only.
     Napi::Value LoadStream(Napi::CallbackInfo const& info) {
         Napi::Env env = info.Env();
         if (!info[0].IsNumber() || !info[1].IsFunction())
@@ -285,7 +285,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         auto flow = std::make_shared<StreamFlow>();
         flow->detach = info[2].ToBoolean().Value();
         auto bound = static_cast<std::uint64_t>(info[0].As<Napi::Number>().Int64Value());
-        Napi::Object control = StartStream<LoadStreamWorker>(env, flow, bound, info[1].As<Napi::Function>());
+        Napi::Object control = StartStream<LoadStreamWorker>(env, flow, bound, info[1].As<Napi::Function>(), info[3]);
         control.Set("push", Napi::Function::New(env, [flow](Napi::CallbackInfo const& i) {
                         Napi::Value item = i[0];
                         if (!item.IsTypedArray() || item.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)

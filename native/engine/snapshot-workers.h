@@ -299,7 +299,7 @@ class SerializeStreamWorker : public PromiseWorker {
     std::size_t sent_ = 0;
 };
 
-// loadStream(bound, onConsumed) → { done: Promise<void>, push(chunk), end(), cancel() }
+// loadStream(bound, onConsumed, detach, digestKey?) → { done: Promise<Buffer | undefined>, push(chunk), end(), cancel() }
 //
 // Loads a fresh core from chunks JS pushes in order (the decrypted snapshot
 // chunks, authenticated before they are pushed), while JS reads and decrypts
@@ -308,12 +308,21 @@ class SerializeStreamWorker : public PromiseWorker {
 // each chunk is used up, onConsumed(count) runs on the JS thread (with the
 // chunk's ArrayBuffer detached when `detach`, so its memory goes back at once
 // instead of at some later GC); JS keeps only a few chunks pushed ahead.
-// `bound` is an upper bound on the total length.
+// `bound` is an upper bound on the total length. With a 32-byte digest key,
+// `done` resolves to the KeyDigest (key-digest.h) of the graph's live keys,
+// taken as they stream past.
 class LoadStreamWorker : public PromiseWorker {
   public:
     LoadStreamWorker(Napi::Env env, std::shared_ptr<Core> core, std::uint64_t bound, Napi::Function on_consumed,
-                     std::shared_ptr<StreamFlow> flow)
+                     Napi::Value digest_key, std::shared_ptr<StreamFlow> flow)
         : PromiseWorker(env, std::move(core)), flow_(std::move(flow)), validator_(core_->config, bound) {
+        if (!digest_key.IsUndefined()) {
+            if (!digest_key.IsTypedArray() || digest_key.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+                digest_key.As<Napi::Uint8Array>().ByteLength() != KeyDigest::key_bytes)
+                throw Napi::TypeError::New(env, "the key digest's key must be a 32-byte Uint8Array");
+            keys_ = std::make_unique<KeyDigest>(digest_key.As<Napi::Uint8Array>().Data()); // copied into OpenSSL's context here
+            validator_.digest_keys(keys_.get());
+        }
         tsfn_ = Napi::ThreadSafeFunction::New(env, on_consumed, "vecvault:loadStream", 0, 1);
     }
     ~LoadStreamWorker() override { release(); }
@@ -433,15 +442,25 @@ class LoadStreamWorker : public PromiseWorker {
             core_->index.reset(); // nothing half-loaded stays behind
             return Fail(Failure::native, error);
         }
+        if (keys_ && !keys_->finish(digest_))
+            return Fail(Failure::native, "AES-256 setup failed");
         std::size_t target = grow_target(core_->index.size() + 1);
         if (!core_->index.try_reserve(index_limits_t(std::max(target, core_->index.capacity()), core_->config.slots)))
             return Fail(Failure::native, "out of memory while loading the index");
         core_->populated_bound = core_->index.size();
     }
+    // With a digest key: the KeyDigest of the live keys the loaded graph holds.
+    Napi::Value Result(Napi::Env env) override {
+        if (!keys_)
+            return env.Undefined();
+        return Napi::Buffer<std::uint8_t>::Copy(env, digest_, KeyDigest::digest_bytes);
+    }
 
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
     std::shared_ptr<StreamFlow> flow_;
     StreamValidator validator_;
+    std::unique_ptr<KeyDigest> keys_;
+    std::uint8_t digest_[KeyDigest::digest_bytes] = {};
     Napi::ThreadSafeFunction tsfn_;
     bool released_ = false;
     std::size_t at_ = npos;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core.h"
+#include "../key-digest.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -119,7 +120,7 @@ std::string check_graph_head(GraphHead const& g, std::uint64_t rows, Config cons
 }
 
 std::string check_node(std::uint8_t const* node, std::size_t slot, std::vector<level_t> const& levels,
-                       GraphHead const& g, std::uint64_t& free_nodes) {
+                       GraphHead const& g, std::uint64_t& free_nodes, KeyDigest* keys) {
     key_t key;
     level_t level;
     std::memcpy(&key, node, sizeof(key));
@@ -128,6 +129,8 @@ std::string check_node(std::uint8_t const* node, std::size_t slot, std::vector<l
         return "node level disagrees with the level table";
     if (key == default_free_value<key_t>())
         ++free_nodes;
+    else if (keys)
+        keys->add(key);
     std::uint8_t const* block = node + sizeof(key) + sizeof(level);
     for (level_t l = 0; l <= level; ++l) {
         std::uint32_t count;
@@ -195,6 +198,8 @@ class StreamValidator {
         return true;
     }
     std::string const& error() const { return error_; }
+    // Digests the key of every live node as it passes (deleted slots excluded): see key-digest.h.
+    void digest_keys(KeyDigest* keys) { keys_ = keys; }
 
   private:
     enum class Stage { matrix, vectors, dense_head, graph_head, levels, nodes, done };
@@ -274,7 +279,7 @@ class StreamValidator {
             return true;
         }
         case Stage::nodes: {
-            std::string error = check_node(unit_.data(), node_, levels_, g_, free_nodes_);
+            std::string error = check_node(unit_.data(), node_, levels_, g_, free_nodes_, keys_);
             if (!error.empty())
                 return fail(error);
             if (++node_ == g_.size)
@@ -298,6 +303,7 @@ class StreamValidator {
     std::vector<level_t> levels_;
     std::size_t node_ = 0;
     std::string error_;
+    KeyDigest* keys_ = nullptr;
 };
 
 // Validates whole serialized bytes held in parts (one pass of the streaming check).

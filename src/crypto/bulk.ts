@@ -19,6 +19,7 @@ interface NativeCrypto {
   openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[], digests?: Uint8Array): Promise<void>;
   sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer>;
   sealIntoAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], out: Uint8Array, digests?: Uint8Array): Promise<void>;
+  keyDigestAsync(key: Uint8Array, keys: Float64Array): Promise<Buffer | null>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -130,6 +131,20 @@ export async function openInPlaceAsync(
     throw failure(cause, what);
   }
   return sealed.map((s) => s.subarray(NONCE_BYTES, s.byteLength - TAG_BYTES));
+}
+
+/**
+ * An order-free digest of a multiset of engine keys (24 bytes: the count, then
+ * the sums mod 2^64 of the two halves of each key's AES-256 block under `key`;
+ * native/key-digest.h), on the libuv pool, reading `keys` in place: leave it
+ * unchanged until this settles. Under a fresh random `key`, two different
+ * multisets collide with probability about 2^-64. The engine's stream load
+ * computes the same digest over a graph's live keys (StreamLoadOptions.keyDigest).
+ * Null when a number is not an integer in [0, 2^53).
+ */
+export async function keyDigestAsync(key: Uint8Array, keys: Float64Array): Promise<Uint8Array | null> {
+  checkKey(key);
+  return native().keyDigestAsync(key, keys);
 }
 
 /** The native calls return one buffer with item i's output after item i − 1's; cut it back into items. */

@@ -103,7 +103,7 @@ interface NativeIndexHandle {
   /** Streams serialize() through `buffers` (reused, acked by JS); events: (0, total), (1, buffer, bytes) per chunk, (2) at the end, (3) to ignore. */
   serializeStream(buffers: Uint8Array[], onEvent: (kind: number, a: number, b: number) => void): SerializeStreamControl;
   /** Loads from chunks pushed in order; `onConsumed(n)`: the first n chunks are used up (and released). */
-  loadStream(bound: number, onConsumed: (count: number) => void, detach: boolean): LoadStreamControl;
+  loadStream(bound: number, onConsumed: (count: number) => void, detach: boolean, digestKey?: Uint8Array): LoadStreamControl;
   /** Lists live nodes a base-layer walk from the entry point misses and, with `repair`, relinks them (native/engine/reachability.h). */
   checkGraph(repair: boolean, maxRounds: number, expansion: number): Promise<NativeGraphCheck>;
   /** Tests only: removes every link into the key's node. Resolves to how many links were removed. */
@@ -129,7 +129,8 @@ interface SerializeStreamControl {
 }
 
 interface LoadStreamControl {
-  done: Promise<void>;
+  /** With a digest key: the KeyDigest of the loaded graph's live keys (native/key-digest.h). */
+  done: Promise<Uint8Array | undefined>;
   push(chunk: Uint8Array): void;
   end(): void;
   cancel(): void;
@@ -268,6 +269,7 @@ export interface NativeAnnEngine extends AnnEngine {
   /** SIMD kernel serving this engine's metric and precision, e.g. 'haswell'; 'serial' means none. */
   isa(): string;
   checkGraph(options?: GraphCheckOptions): Promise<GraphCheck>;
+  loadedKeyDigest(): Uint8Array | undefined;
   /**
    * Tests only: cuts every link into `key`'s node, leaving it stored but
    * unreachable, as usearch's slot reuse can. Not for the entry point.
@@ -453,6 +455,8 @@ class NativeEngine implements NativeAnnEngine {
   #changes = 0;
   /** `#changes` when a repairing check last left every live node reachable: until the next change, another finds nothing. */
   #reachableAt = -1;
+  /** Set by a `loadFrom` given a digest key. */
+  #loadedKeyDigest: Uint8Array | undefined;
 
   constructor(handle: NativeIndexHandle, options: Readonly<EngineOptions>) {
     this.#handle = handle;
@@ -680,8 +684,11 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   /** Only the loader calls this, before the engine is handed out: pulls chunks a few ahead of the addon. */
-  async loadFrom(chunks: AsyncIterable<Uint8Array>, { bound, release = false }: StreamLoadOptions): Promise<void> {
+  async loadFrom(chunks: AsyncIterable<Uint8Array>, { bound, release = false, keyDigest }: StreamLoadOptions): Promise<void> {
     checkInteger(bound, 'bound', 0, Number.MAX_SAFE_INTEGER);
+    if (keyDigest !== undefined && (!(keyDigest instanceof Uint8Array) || keyDigest.byteLength !== 32)) {
+      throw new ValidationError('keyDigest must be a 32-byte Uint8Array', { path: 'keyDigest' });
+    }
     let consumed = 0;
     let pushed = 0;
     let finished = false;
@@ -693,6 +700,7 @@ class NativeEngine implements NativeAnnEngine {
         wake?.();
       },
       release,
+      keyDigest,
     );
     const done = nativeCall('deserialize', () => control.done).finally(() => {
       finished = true;
@@ -712,12 +720,18 @@ class NativeEngine implements NativeAnnEngine {
       failure = error;
       control.cancel();
     }
+    let digest: Uint8Array | undefined;
     try {
-      await done;
+      digest = await done;
     } catch (error) {
       throw failure ?? error;
     }
     if (failure !== undefined) throw failure;
+    this.#loadedKeyDigest = digest;
+  }
+
+  loadedKeyDigest(): Uint8Array | undefined {
+    return this.#loadedKeyDigest;
   }
 
   async #addAll(keys: BigUint64Array, vectors: Float32Array): Promise<void> {

@@ -71,6 +71,12 @@ export interface AnnEngine {
   checkGraph?(options?: { repair?: boolean }): Promise<GraphCheck>;
   /** Bytes of memory held by the engine (best effort where the binding cannot tell). */
   memoryUsage(): number;
+  /**
+   * After a `deserializeFrom` given `keyDigest`: the digest of the live keys
+   * the loaded graph held (see StreamLoadOptions.keyDigest). Optional: an
+   * engine without it leaves the caller to count the keys (`countPresent`).
+   */
+  loadedKeyDigest?(): Uint8Array | undefined;
   /** Frees native memory; waits for work in flight. Further calls reject. */
   close(): Promise<void>;
 }
@@ -105,6 +111,14 @@ export interface StreamLoadOptions {
    * rather than at a later GC. Only for chunks that own their ArrayBuffer.
    */
   release?: boolean;
+  /**
+   * A fresh random 32-byte key: the engine digests the live keys of the
+   * graph it loads under it as they stream past (`keyDigestAsync` in
+   * crypto/bulk.ts: order-free, AES-based), for `loadedKeyDigest()`. Lets the
+   * caller check the graph against the keys it should hold beside the load
+   * instead of one lookup per key after it.
+   */
+  keyDigest?: Uint8Array;
 }
 
 export interface EngineFactory {

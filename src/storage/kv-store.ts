@@ -89,8 +89,11 @@ export interface KvBackend {
   compactRange(range: RangeOptions): Promise<void>;
   fence(range: RangeOptions): void;
   shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes, rewrites?: BatchOp[]): Promise<void>;
-  /** Returns freed memory to the OS after large transient work (LevelDB's mapped tables, glibc's heap); a no-op where it means nothing. */
-  releaseMemory(): void;
+  /**
+   * Returns freed memory to the OS after large transient work (LevelDB's mapped tables, glibc's heap); a no-op where it means
+   * nothing. `background`: the heap trim runs on the libuv pool, so the caller does not wait for it.
+   */
+  releaseMemory(options?: { background?: boolean }): void;
   /** Drops LevelDB's mapped table pages from this process's resident set (they stay in the page cache). */
   releaseMappedPages(): void;
   /**
@@ -145,8 +148,8 @@ export class KvStore implements KvBackend {
    * kept (malloc_trim) and this process's resident pages of LevelDB's mapped
    * table files (they stay in the page cache; see util/memory.ts).
    */
-  releaseMemory(): void {
-    releaseMemory(this.realLocation);
+  releaseMemory(options?: { background?: boolean }): void {
+    releaseMemory(this.realLocation, options);
   }
 
   /** Only the mapped table pages (cheap: one read of /proc/self/maps), for use between the groups of a long stream. */

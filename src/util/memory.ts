@@ -109,9 +109,18 @@ function armReduction(): void {
   idleTimer.unref();
 }
 
-/** Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path). */
-export function releaseMemory(storeDir?: string): void {
+/**
+ * Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path). `background`: both
+ * on the libuv pool (the end of an open: 2–8 ms on the main thread before `loadIndex` could return).
+ */
+export function releaseMemory(storeDir?: string, { background = false }: { background?: boolean } = {}): void {
   const addon = loadNativeAddon() as MemoryCalls;
+  if (background) {
+    // Not through releaseMappedPages: one running already (a stream's) may have read the maps before the last reads.
+    if (storeDir !== undefined) void addon.releaseMappedPagesAsync(storeDir);
+    void addon.trimMemoryAsync();
+    return;
+  }
   if (storeDir !== undefined) addon.releaseMappedPages(storeDir);
   addon.trimMemory();
 }
