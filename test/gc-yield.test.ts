@@ -59,7 +59,7 @@ describe.skipIf(!hooked)('pool threads yield to V8 mark-compact pauses', () => {
   });
 
   it('a graph built under forced full GCs is the same bytes as one built without', async () => {
-    const vectors = randomFlat(4000, DIM, 11);
+    const vectors = randomFlat(2000, DIM, 11);
     const calm = await build(vectors);
     const before = addon.gcYieldStats();
     let storming = true;
