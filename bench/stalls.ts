@@ -227,7 +227,16 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
     };
     alternate = { on: byState(true), off: byState(false) };
   }
-  return { name, ms, maxMs: histogram.max / 1e6, p99Ms: histogram.count ? histogram.percentile(99) / 1e6 : 0, stalls, gcByKind, load1: loadavg()[0]!, alternate };
+  return {
+    name,
+    ms,
+    maxMs: histogram.max / 1e6,
+    p99Ms: histogram.count ? histogram.percentile(99) / 1e6 : 0,
+    stalls,
+    gcByKind,
+    load1: loadavg()[0]!,
+    alternate,
+  };
 }
 
 async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[]> {
@@ -255,7 +264,12 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
     // Pool threads that stepped aside for V8's mark-compact pauses during this sub-phase (native/engine/gc-yield.h).
     const now = gcYieldStats?.();
     if (now && yielded)
-      s.gcYield = { hooked: now.hooked, pauses: now.pauses - yielded.pauses, yields: now.yields - yielded.yields, waitedMs: Math.round(now.waitedMs - yielded.waitedMs) };
+      s.gcYield = {
+        hooked: now.hooked,
+        pauses: now.pauses - yielded.pauses,
+        yields: now.yields - yielded.yields,
+        waitedMs: Math.round(now.waitedMs - yielded.waitedMs),
+      };
     yielded = now;
     out.push(s);
     const worst = [...s.stalls].sort((a, b) => b.ms - a.ms).slice(0, 8);

@@ -1,12 +1,15 @@
-// Pool threads doing long graph work step aside while V8 is inside the final
-// (atomic) pause of a mark-compact. That pause waits for V8's own helper
-// threads (parallel marking, evacuation); with our add tasks busy on every
-// core they got no CPU, and the pause (the event-loop stall) stretched to
-// 55–70 ms at 1M with the main thread on a CPU for ~2 ms of it
-// (bench/stalls.ts, docs/performance.md "Stalls at 1M").
+// Pool threads doing long graph work can step aside while V8 is inside the
+// final (atomic) pause of a mark-compact. That pause waits for V8's own
+// helper threads (parallel marking, evacuation) and, on a quiet machine at
+// 1M, took 55–70 ms with the main thread on a CPU for ~2 ms of it while our
+// add tasks kept both cores busy (bench/stalls.ts, docs/performance.md
+// "Stalls at 1M"). The waits are OFF by default (VECVAULT_GC_YIELD=1 or
+// setGcYield(true) turn them on): paired under load 7–18 they did not
+// shorten the pauses; the hooks stay so a quiet run can settle it
+// (bench/stalls.ts --alternate-yield).
 //
 // V8 calls GC prologue/epilogue callbacks on the isolate's own thread at the
-// start and end of that pause. Node-API has no such hook; the two Isolate
+// start and end of that pause. Node-API has no such hook; the Isolate
 // methods are looked up by their Itanium-mangled names (as memoryPressure in
 // addon.cc does), so a Node without them loads the addon and yields nothing.
 // Every environment (main thread, worker_threads) registers its own pair;
@@ -82,8 +85,9 @@ class GcPause {
         return {pauses_, yields_, waited_ns_, hooked_.load()};
     }
     std::atomic<int> hooked_{0}; // environments whose callbacks are registered
-    // Off: pauses are still counted, nobody waits (bench/stalls.ts --alternate-yield turns it on and off to pair the two).
-    std::atomic<bool> enabled_{true};
+    // Off: pauses are still counted, nobody waits (bench/stalls.ts --alternate-yield turns it on and off to pair the
+    // two). Off unless VECVAULT_GC_YIELD=1: under load 7–18 the waits did not shorten the pauses (docs/performance.md).
+    std::atomic<bool> enabled_{false};
 
   private:
     std::mutex mutex_;
@@ -135,13 +139,15 @@ void UnhookGc(void* isolate) {
 #endif
 
 // Registers this environment's isolate (once per environment: the addon's
-// Init runs once per env). VECVAULT_GC_YIELD=0 turns it off (for paired
-// measurements).
+// Init runs once per env). VECVAULT_GC_YIELD=1 turns the waits on from the
+// start; =0 registers nothing.
 void HookGcPauses(Napi::Env env) {
 #if defined(VECVAULT_GC_HOOKS)
     char const* setting = std::getenv("VECVAULT_GC_YIELD");
     if (setting != nullptr && std::strcmp(setting, "0") == 0)
         return;
+    if (setting != nullptr && std::strcmp(setting, "1") == 0)
+        GcPause::instance().enabled_ = true;
     GcHooks const& hooks = GcHooks::find();
     if (!hooks.ok())
         return;

@@ -305,21 +305,13 @@ export async function normalizeUpsert(
   space: VectorSpace,
 ): Promise<{ items: NormalizedItem[]; vectors: Float32Array; dimension: number }> {
   // Items without vectors were given theirs by embedUpsert; any left fail checkVectorShape.
-  // Item i of the call. The columns form builds each item as it is checked (it dies young) rather than an array of
-  // them all, which lived as long as the upsert and was promoted to V8's old generation: one more object per record
-  // for the old-generation limit that starts the bulk load's full GCs (docs/performance.md, "Stalls at 1M").
-  let count: number;
-  let itemAt: (i: number) => unknown;
+  let items: (VectorItem | UpsertItem)[];
   let base = 'items';
   if (Array.isArray(params)) {
-    const items: (VectorItem | UpsertItem)[] = params;
-    count = items.length;
-    itemAt = (i) => items[i];
+    items = params;
   } else if (isPlainObject(params) && 'items' in params) {
     if (!Array.isArray(params.items)) fail('items', 'must be an array of { id, vector, metadata?, contents? }.');
-    const items: unknown[] = params.items;
-    count = items.length;
-    itemAt = (i) => items[i];
+    items = params.items;
   } else if (isPlainObject(params) && 'ids' in params) {
     const { ids, vectors, metadata, contents } = params as Record<string, unknown>;
     base = 'vectors';
@@ -329,17 +321,16 @@ export async function normalizeUpsert(
       fail('metadata', `must be an array with one entry per id (${ids.length}).`);
     if (contents !== undefined && (!Array.isArray(contents) || contents.length !== ids.length))
       fail('contents', `must be an array with one entry per id (${ids.length}).`);
-    count = ids.length;
-    itemAt = (i) => ({
-      id: ids[i] as unknown,
-      vector: vectors[i] as unknown,
+    items = ids.map((id, i) => ({
+      id,
+      vector: vectors[i],
       metadata: (metadata as unknown[] | undefined)?.[i],
       contents: (contents as unknown[] | undefined)?.[i],
-    });
+    })) as VectorItem[];
   } else {
     fail('upsert', 'takes { items }, { ids, vectors, metadata?, contents? } or an array of items.');
   }
-  if (count === 0) fail(base, 'must not be empty.');
+  if (items.length === 0) fail(base, 'must not be empty.');
   const seen = new Set<string>();
   let dim = dimension;
   const out: NormalizedItem[] = [];
@@ -351,16 +342,16 @@ export async function normalizeUpsert(
   const vectorPath = () => (base === 'items' ? `items[${i}].vector` : `vectors[${i}]`);
   const metadataPath = () => (base === 'items' ? `items[${i}].metadata` : `metadata[${i}]`);
   const contentsPath = () => (base === 'items' ? `items[${i}].contents` : `contents[${i}]`);
-  for (; i < count; i++) {
+  for (; i < items.length; i++) {
     if (i > 0 && i % SLICE === 0) await yieldToEventLoop();
-    const item = itemAt(i);
+    const item = items[i];
     if (!isPlainObject(item)) fail(path, 'must be an object { id, vector, metadata?, contents? }.');
     const id = checkId(item.id, idPath);
     if (seen.has(id)) fail(path, 'repeats an id given earlier in the same call; pass each id once.');
     seen.add(id);
     const input = checkVectorShape(item.vector, dim, vectorPath);
     dim ??= input.length;
-    if (i === 0) vectors = new Float32Array(count * dim);
+    if (i === 0) vectors = new Float32Array(items.length * dim);
     copyVector(input, vectorPath, space, vectors, i * dim);
     out.push({
       id,
