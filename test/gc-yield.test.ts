@@ -1,7 +1,7 @@
 /**
  * Pool threads adding to the graph can step aside while V8 is in a
- * mark-compact's final pause (native/engine/gc-yield.h; off by default), so
- * V8's helper threads get the cores. What this checks, with the waits on: the hook
+ * mark-compact's final pause (native/engine/gc-yield.h; on unless
+ * VECVAULT_GC_YIELD=0), so V8's helper threads get the cores. What this checks: the hook
  * is registered and hears real full GCs; a graph built under a storm of forced
  * full GCs is byte for byte the one built without; adds really wait during a
  * pause and go on when it ends; and a pause that never ends holds them back
@@ -51,12 +51,13 @@ async function build(vectors: Float32Array, duringAdd?: () => void): Promise<{ b
 }
 
 describe.skipIf(!hooked)('pool threads yield to V8 mark-compact pauses', () => {
-  // Off by default (native/engine/gc-yield.h); on for these tests, as VECVAULT_GC_YIELD=1 would set it.
-  let previous = false;
+  // On by default; set again here in case another test in this process turned it off.
+  let previous = true;
   beforeAll(() => void (previous = addon.setGcYield(true)));
   afterAll(() => void addon.setGcYield(previous));
 
-  it("hooks this environment's isolate and hears its full GCs", () => {
+  it("hooks this environment's isolate and hears its full GCs; the waits are on by default", () => {
+    expect(previous).toBe(true);
     const before = addon.gcYieldStats();
     expect(before.hooked).toBeGreaterThanOrEqual(1);
     gc();
@@ -108,7 +109,7 @@ describe.skipIf(!hooked)('pool threads yield to V8 mark-compact pauses', () => {
     }
   });
 
-  it('with the waits off (the default), a pause holds no add back; the pauses are still counted', async () => {
+  it('with the waits off (setGcYield(false)), a pause holds no add back; the pauses are still counted', async () => {
     const vectors = randomFlat(500, DIM, 14);
     addon.setGcYield(false);
     const before = addon.gcYieldStats();

@@ -3,10 +3,10 @@
 // helper threads (parallel marking, evacuation) and, on a quiet machine at
 // 1M, took 55–70 ms with the main thread on a CPU for ~2 ms of it while our
 // add tasks kept both cores busy (bench/stalls.ts, docs/performance.md
-// "Stalls at 1M"). The waits are OFF by default (VECVAULT_GC_YIELD=1 or
-// setGcYield(true) turn them on): paired under load 7–18 they did not
-// shorten the pauses; the hooks stay so a quiet run can settle it
-// (bench/stalls.ts --alternate-yield).
+// "Stalls at 1M"). Paired in one run at load 4–8 the pauses' mean fell from
+// 19.7 to 11.3 ms and their worst from 130 to 25 ms; at load 8–16 the
+// waits made no difference or worse tails (docs/performance.md, "Stalls at
+// 1M, third round"). VECVAULT_GC_YIELD=0 turns it off.
 //
 // V8 calls GC prologue/epilogue callbacks on the isolate's own thread at the
 // start and end of that pause. Node-API has no such hook; the Isolate
@@ -86,8 +86,8 @@ class GcPause {
     }
     std::atomic<int> hooked_{0}; // environments whose callbacks are registered
     // Off: pauses are still counted, nobody waits (bench/stalls.ts --alternate-yield turns it on and off to pair the
-    // two). Off unless VECVAULT_GC_YIELD=1: under load 7–18 the waits did not shorten the pauses (docs/performance.md).
-    std::atomic<bool> enabled_{false};
+    // two). On unless VECVAULT_GC_YIELD=0 (which registers no hooks at all).
+    std::atomic<bool> enabled_{true};
 
   private:
     std::mutex mutex_;
@@ -139,15 +139,12 @@ void UnhookGc(void* isolate) {
 #endif
 
 // Registers this environment's isolate (once per environment: the addon's
-// Init runs once per env). VECVAULT_GC_YIELD=1 turns the waits on from the
-// start; =0 registers nothing.
+// Init runs once per env). VECVAULT_GC_YIELD=0 registers nothing.
 void HookGcPauses(Napi::Env env) {
 #if defined(VECVAULT_GC_HOOKS)
     char const* setting = std::getenv("VECVAULT_GC_YIELD");
     if (setting != nullptr && std::strcmp(setting, "0") == 0)
         return;
-    if (setting != nullptr && std::strcmp(setting, "1") == 0)
-        GcPause::instance().enabled_ = true;
     GcHooks const& hooks = GcHooks::find();
     if (!hooks.ok())
         return;
