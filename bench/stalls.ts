@@ -11,6 +11,10 @@
  * bench/scale.ts measures them) and each stall over STALL_MS seen by a 2 ms timer, with the V8 GC pauses
  * (PerformanceObserver 'gc': kind and duration) that overlap it, so a stall can be put down to GC or not.
  * `--node-flag --cpu-prof` (or `--trace-gc`) passes flags to the children.
+ *
+ * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
+ * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
+ * that began in each state apart (on a shared machine, two runs one after the other see different loads).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -52,6 +56,10 @@ interface SubPhase {
   /** All GC pauses of the sub-phase: count and worst, by kind. */
   gcByKind: Record<string, { count: number; maxMs: number; totalMs: number }>;
   load1: number;
+  /** Mark-compact pauses seen and pool threads' waits for them (absent with an addon that lacks gcYieldStats). */
+  gcYield?: { hooked: number; pauses: number; yields: number; waitedMs: number };
+  /** With `--alternate-yield`: the mark-compact pauses and stalls that began while the waits were on, and while off. */
+  alternate?: { on: ByState; off: ByState };
 }
 
 const GC_KINDS: Record<number, string> = {
@@ -99,8 +107,43 @@ function schedstat(): [number, number] {
   }
 }
 
+/** `--alternate-yield MS` (passed to the children in the environment). */
+const ALTERNATE_MS = Number(process.env.VECVAULT_STALLS_ALTERNATE ?? 0);
+/** The addon's switch for the pool threads' GC waits, once the child loaded it. */
+let setGcYield: ((on: boolean) => boolean) | undefined;
+
+interface ByState {
+  majors: number;
+  majorP50: number;
+  majorP90: number;
+  majorMax: number;
+  majorMeanMs: number;
+  stalls30: number;
+  stalls50: number;
+  worst: number;
+  /** Time spent in this state, s. */
+  s: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : 0;
+}
+
 /** Runs `op` and reports its stalls. */
 async function measured(name: string, op: () => Promise<unknown>): Promise<SubPhase> {
+  // State switches: [time, on]; the state at t is the last switch at or before t.
+  const switches: [number, boolean][] = [];
+  let toggler: NodeJS.Timeout | undefined;
+  if (ALTERNATE_MS > 0 && setGcYield) {
+    let on = true;
+    setGcYield(on);
+    switches.push([performance.now(), on]);
+    toggler = setInterval(() => {
+      on = !on;
+      setGcYield!(on);
+      switches.push([performance.now(), on]);
+    }, ALTERNATE_MS);
+  }
   const histogram = monitorEventLoopDelay({ resolution: 5 });
   const gaps: { at: number; ms: number; cpuMs: number; waitMs: number }[] = [];
   let last = performance.now();
@@ -124,6 +167,10 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
   await new Promise((r) => setImmediate(r));
   histogram.disable();
   clearInterval(timer);
+  if (toggler) {
+    clearInterval(toggler);
+    setGcYield!(true);
+  }
   // Let the observer deliver the last entries.
   await new Promise((r) => setTimeout(r, 50));
   const mine = gcs.slice(firstGc);
@@ -147,7 +194,49 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
       natives: nativeInside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
     };
   });
-  return { name, ms, maxMs: histogram.max / 1e6, p99Ms: histogram.count ? histogram.percentile(99) / 1e6 : 0, stalls, gcByKind, load1: loadavg()[0]! };
+  let alternate: SubPhase['alternate'];
+  if (switches.length > 0) {
+    const stateAt = (t: number) => {
+      let on = switches[0]![1];
+      for (const [at, state] of switches) if (at <= t) on = state;
+      return on;
+    };
+    const end = t0 + ms;
+    const byState = (on: boolean): ByState => {
+      const majors = mine.filter((g) => g.kind === 'major' && g.at >= t0 && stateAt(g.at) === on).map((g) => g.ms);
+      majors.sort((a, b) => a - b);
+      const inState = stalls.filter((x) => stateAt(x.at + t0) === on);
+      let time = 0;
+      for (let i = 0; i < switches.length; i++) {
+        const from = Math.max(t0, switches[i]![0]);
+        const to = Math.min(end, switches[i + 1]?.[0] ?? end);
+        if (switches[i]![1] === on && to > from) time += to - from;
+      }
+      const r = (v: number) => Math.round(v * 10) / 10;
+      return {
+        majors: majors.length,
+        majorP50: r(quantile(majors, 0.5)),
+        majorP90: r(quantile(majors, 0.9)),
+        majorMax: r(majors.at(-1) ?? 0),
+        majorMeanMs: r(majors.reduce((a, b) => a + b, 0) / Math.max(1, majors.length)),
+        stalls30: inState.length,
+        stalls50: inState.filter((x) => x.ms > 50).length,
+        worst: Math.max(0, ...inState.map((x) => x.ms)),
+        s: r(time / 1000),
+      };
+    };
+    alternate = { on: byState(true), off: byState(false) };
+  }
+  return {
+    name,
+    ms,
+    maxMs: histogram.max / 1e6,
+    p99Ms: histogram.count ? histogram.percentile(99) / 1e6 : 0,
+    stalls,
+    gcByKind,
+    load1: loadavg()[0]!,
+    alternate,
+  };
 }
 
 async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[]> {
@@ -156,7 +245,10 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   const addon = (await import('../src/util/native-addon.js')).loadNativeAddon() as Record<string, unknown> & {
     NativeIndex: { prototype: Record<string, unknown> };
     crypto: Record<string, unknown>;
+    gcYieldStats?: () => { hooked: number; pauses: number; yields: number; waitedMs: number };
   };
+  const gcYieldStats = addon.gcYieldStats;
+  setGcYield = addon.setGcYield as ((on: boolean) => boolean) | undefined;
   timeCalls(addon, 'addon.');
   // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
   const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
@@ -167,11 +259,22 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   const key = Buffer.from(readFileSync(join(dir, 'key')));
   const store = join(dir, 'vv');
   const out: SubPhase[] = [];
+  let yielded = gcYieldStats?.();
   const log = (s: SubPhase) => {
+    // Pool threads that stepped aside for V8's mark-compact pauses during this sub-phase (native/engine/gc-yield.h).
+    const now = gcYieldStats?.();
+    if (now && yielded)
+      s.gcYield = {
+        hooked: now.hooked,
+        pauses: now.pauses - yielded.pauses,
+        yields: now.yields - yielded.yields,
+        waitedMs: Math.round(now.waitedMs - yielded.waitedMs),
+      };
+    yielded = now;
     out.push(s);
     const worst = [...s.stalls].sort((a, b) => b.ms - a.ms).slice(0, 8);
     console.error(
-      `[${phase}] ${s.name}: ${Math.round(s.ms)} ms, max ${s.maxMs.toFixed(1)} p99 ${s.p99Ms.toFixed(1)}, stalls>${STALL_MS}: ${s.stalls.length}, load ${s.load1.toFixed(2)}; worst ${JSON.stringify(worst)}; gc ${JSON.stringify(s.gcByKind, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}`,
+      `[${phase}] ${s.name}: ${Math.round(s.ms)} ms, max ${s.maxMs.toFixed(1)} p99 ${s.p99Ms.toFixed(1)}, stalls>${STALL_MS}: ${s.stalls.length}, load ${s.load1.toFixed(2)}; worst ${JSON.stringify(worst)}; gc ${JSON.stringify(s.gcByKind, (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 10) / 10 : v))}; gcYield ${JSON.stringify(s.gcYield)}${s.alternate ? `; alternate ${JSON.stringify(s.alternate)}` : ''}`,
     );
   };
   if (phase === 'build') {
@@ -237,6 +340,7 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
   const n = Number(arg('--n') ?? 500_000);
   const phases = (arg('--phases') ?? 'build,open,compact').split(',') as Phase[];
   const nodeFlags = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []));
+  if (arg('--alternate-yield') !== undefined) process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-yield');
   const dir = arg('--dir') ?? mkdtempSync(join(tmpdir(), 'vecvault-stalls-'));
   const keep = process.argv.includes('--keep') || arg('--dir') !== undefined;
   if (arg('--dir') === undefined) writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
@@ -251,8 +355,17 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
     for (const [phase, subs] of Object.entries(results))
       for (const s of subs)
         console.log(
-          `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
+          `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.filter((x) => x.ms > 50).length} > 50 ms) (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
         );
+    for (const [phase, subs] of Object.entries(results))
+      for (const s of subs)
+        if (s.alternate)
+          for (const state of ['on', 'off'] as const) {
+            const a = s.alternate[state];
+            console.log(
+              `${phase}/${s.name} yield ${state} (${a.s} s): mark-compact pauses ${a.majors}, p50 / p90 / max ${a.majorP50} / ${a.majorP90} / ${a.majorMax} ms (mean ${a.majorMeanMs}); stalls > 30: ${a.stalls30}, > 50: ${a.stalls50}, worst ${a.worst}`,
+            );
+          }
   } finally {
     if (keep) console.log(`store kept in ${dir} (--dir ${dir} --phases open,compact)`);
     else rmSync(dir, { recursive: true, force: true });

@@ -27,6 +27,7 @@
 #include "engine/core.h"              // Config, Core, creating and growing the index
 #include "engine/validate-bytes.h"    // checks untrusted serialized bytes before loading
 #include "engine/promise-worker.h"    // base of every pool task (coded rejections)
+#include "engine/gc-yield.h"          // pool threads step aside during V8's mark-compact pauses
 #include "engine/write-workers.h"     // prepareAdd, addChunk, remove, reserve
 #include "engine/search.h"            // result block, search_one, the search task
 #include "engine/snapshot-workers.h"  // serialize, load
@@ -236,6 +237,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("memoryPressure", Napi::Function::New(env, MemoryPressure));
     exports.Set("releaseMappedPages", Napi::Function::New(env, ReleaseMappedPages));
     exports.Set("releaseMappedPagesAsync", Napi::Function::New(env, ReleaseMappedPagesAsync));
+    exports.Set("gcYieldStats", Napi::Function::New(env, GcYieldStats));
+    exports.Set("setGcYield", Napi::Function::New(env, SetGcYield));
+    exports.Set("gcPauseForTesting", Napi::Function::New(env, GcPauseForTesting));
+    HookGcPauses(env);
     exports.Set("usearchVersion", Napi::String::New(env, std::to_string(USEARCH_VERSION_MAJOR) + "." +
                                                              std::to_string(USEARCH_VERSION_MINOR) + "." +
                                                              std::to_string(USEARCH_VERSION_PATCH)));

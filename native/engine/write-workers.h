@@ -3,6 +3,7 @@
 // and reserve. JS runs them one write at a time, in call order.
 #pragma once
 
+#include "gc-yield.h"
 #include "promise-worker.h"
 
 #include <algorithm>
@@ -80,7 +81,9 @@ class AddWorker : public PromiseWorker {
     void Run() override {
         SlotHold slot(core_->slots);
         std::size_t dims = core_->config.dimensions;
+        GcPause& gc = GcPause::instance();
         for (std::size_t i = 0; i != keys_.size(); ++i) {
+            gc.yield(); // V8's mark-compact pause needs the cores for its helpers (gc-yield.h)
             WriteHold hold(core_->gate); // per row: a waiting search gets in between rows
             if (core_->closed)
                 return Fail(Failure::closed, "closed");

@@ -159,6 +159,15 @@ interface NativeAddon {
   releaseMappedPages(dir: string): number;
   /** `releaseMappedPages` on a pool thread. */
   releaseMappedPagesAsync(dir: string): Promise<number>;
+  /**
+   * Pool threads adding to a graph step aside while V8 is in a mark-compact's final pause (native/engine/gc-yield.h):
+   * environments hooked, pauses seen, waits and their total time, process-wide. For benches and tests.
+   */
+  gcYieldStats(): { hooked: number; pauses: number; yields: number; waitedMs: number };
+  /** Whether pool threads wait out those pauses (on by default; the hooks stay either way); returns the previous setting. For paired benches. */
+  setGcYield(enabled: boolean): boolean;
+  /** Begins (true) or ends (false) a pretend mark-compact pause. Tests only. */
+  gcPauseForTesting(inPause: boolean): void;
   usearchVersion: string;
 }
 
@@ -212,6 +221,9 @@ export const NATIVE_ADDON_EXPORTS = [
   'memoryPressure',
   'releaseMappedPages',
   'releaseMappedPagesAsync',
+  'gcYieldStats',
+  'setGcYield',
+  'gcPauseForTesting',
   'usearchVersion',
 ] as const satisfies readonly (keyof NativeAddon)[];
 type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;
