@@ -7,10 +7,11 @@
  *
  *   node --import tsx --expose-gc bench/memory-breakdown.ts [N]     (KEEP=1 keeps the store for memory-snapshot.ts)
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
+import { residentByMapping as smaps, statusMiB as status } from './lib/proc-memory.js';
 import { SCALE_CONFIG } from './lib/scale-index.js';
 import { clusteredVectors, normalized } from '../test/support/vectors.js';
 import { Client } from '../src/index.js';
@@ -18,27 +19,8 @@ import { Client } from '../src/index.js';
 const N = Number(process.argv[2] ?? 200_000);
 const DIM = 96;
 const round = (x: number) => Math.round(x * 10) / 10;
-const status = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resident MiB per class of mapping: named ones, glibc's 64 MiB arena heaps, other anonymous. */
-function smaps(): Record<string, number> {
-  const out: Record<string, number> = {};
-  let name = '';
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
-    if (m) {
-      const kib = (parseInt(m[2]!, 16) - parseInt(m[1]!, 16)) / 1024;
-      name = m[3] || (kib === 65536 ? 'arena64M' : 'anon');
-      if (name.includes('/')) name = /\.(ldb|log)$/.test(name) ? 'leveldb-file' : 'file';
-      continue;
-    }
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) out[name] = (out[name] ?? 0) + Number(rss[1]) / 1024;
-  }
-  return out;
-}
 
 function heapSpaces(): Record<string, number> {
   const out: Record<string, number> = {};

@@ -13,10 +13,11 @@
  *
  *   node --import tsx --expose-gc bench/memory-peaks.ts [N]
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import v8 from 'node:v8';
+import { residentByMapping as smaps, statusMiB as status } from './lib/proc-memory.js';
 import { SCALE_CONFIG } from './lib/scale-index.js';
 import { clusteredVectors, normalized } from '../test/support/vectors.js';
 import { Client } from '../src/index.js';
@@ -24,27 +25,8 @@ import { IndexStore } from '../src/storage/index-store.js';
 const N = Number(process.argv[2] ?? 200_000);
 const DIM = 96;
 const round = (x: number) => Math.round(x * 10) / 10;
-const status = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resident MiB per class of anonymous mapping: glibc's main heap, its 64 MiB thread arenas, everything else anonymous; plus LevelDB's files. */
-function smaps(): Record<string, number> {
-  const out: Record<string, number> = {};
-  let name = '';
-  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
-    if (m) {
-      const kib = (parseInt(m[2]!, 16) - parseInt(m[1]!, 16)) / 1024;
-      name = m[3] || (kib === 65536 || kib === 65532 ? 'arena64M' : 'anon');
-      if (name.includes('/')) name = /\.(ldb|log)$/.test(name) ? 'leveldb-file' : 'file';
-      continue;
-    }
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss) out[name] = (out[name] ?? 0) + Number(rss[1]) / 1024;
-  }
-  return out;
-}
 
 function v8Figures(): Record<string, number> {
   const out: Record<string, number> = {};
