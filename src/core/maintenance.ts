@@ -140,7 +140,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   });
   state.changedSinceSnapshot = 0;
   state.snapshotUncompacted = true;
-  state.store.releaseMemory(); // the table's encoding and the sealed chunks were transient
+  state.store.releaseMemory({ background: true }); // the table's encoding and the sealed chunks were transient; not waited for
   reduceHeapSoon(); // and the young generation its allocations grew (~20 MiB at 200k), which plain GCs keep
 }
 

@@ -91,7 +91,7 @@ export interface KvBackend {
   shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes, rewrites?: BatchOp[]): Promise<void>;
   /**
    * Returns freed memory to the OS after large transient work (LevelDB's mapped tables, glibc's heap); a no-op where it means
-   * nothing. `background`: the heap trim runs on the libuv pool, so the caller does not wait for it.
+   * nothing. `background`: both run on the libuv pool, so the caller does not wait for them.
    */
   releaseMemory(options?: { background?: boolean }): void;
   /** Drops LevelDB's mapped table pages from this process's resident set (they stay in the page cache). */
