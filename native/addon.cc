@@ -18,7 +18,7 @@
 
 #include <napi.h>
 
-#include <usearch/index_dense.hpp>
+#include "engine/usearch.h"  // usearch's headers, its arenas on huge pages
 
 #include "promise-task.h"  // here, before the engine files, as before the split: same object code
 
@@ -228,6 +228,13 @@ Napi::Value ReleaseMappedPagesAsync(Napi::CallbackInfo const& info) {
     return vecvault::queue_task<ReleaseMappedPagesTask>(info.Env(), info[0].As<Napi::String>().Utf8Value());
 }
 
+// hugePageArenas() → how many of usearch's arenas were mapped on a 2 MiB
+// boundary and accepted MADV_HUGEPAGE (engine/usearch.h); 0 where the kernel
+// has no transparent huge pages or VECVAULT_HUGE_PAGES=0.
+Napi::Value HugePageArenas(Napi::CallbackInfo const& info) {
+    return Napi::Number::New(info.Env(), double(__atomic_load_n(&vecvault_arena::advised_arenas, __ATOMIC_RELAXED)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("NativeIndex", NativeIndex::Define(env));
     exports.Set("crypto", vecvault_crypto::Define(env));
@@ -240,6 +247,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("gcYieldStats", Napi::Function::New(env, GcYieldStats));
     exports.Set("setGcYield", Napi::Function::New(env, SetGcYield));
     exports.Set("gcPauseForTesting", Napi::Function::New(env, GcPauseForTesting));
+    exports.Set("hugePageArenas", Napi::Function::New(env, HugePageArenas));
     HookGcPauses(env);
     exports.Set("usearchVersion", Napi::String::New(env, std::to_string(USEARCH_VERSION_MAJOR) + "." +
                                                              std::to_string(USEARCH_VERSION_MINOR) + "." +

@@ -3,7 +3,7 @@
 // wrapper hold it by shared_ptr, so it outlives whichever finishes last.
 #pragma once
 
-#include <usearch/index_dense.hpp>
+#include "usearch.h"
 
 #include "gate.h"
 #include "slot-pool.h"

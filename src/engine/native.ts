@@ -168,6 +168,8 @@ interface NativeAddon {
   setGcYield(enabled: boolean): boolean;
   /** Begins (true) or ends (false) a pretend mark-compact pause. Tests only. */
   gcPauseForTesting(inPause: boolean): void;
+  /** How many of usearch's arenas were mapped on a 2 MiB boundary and accepted MADV_HUGEPAGE (native/engine/usearch.h). */
+  hugePageArenas(): number;
   usearchVersion: string;
 }
 
@@ -224,6 +226,7 @@ export const NATIVE_ADDON_EXPORTS = [
   'gcYieldStats',
   'setGcYield',
   'gcPauseForTesting',
+  'hugePageArenas',
   'usearchVersion',
 ] as const satisfies readonly (keyof NativeAddon)[];
 type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;
