@@ -1,12 +1,14 @@
-// usearch's headers, with one change to where its graph memory comes from:
-// the arenas that hold the nodes and the vectors (usearch's page_allocator_t:
-// 8 MiB, then doubling, each one anonymous mmap) from the second on start on
-// a 2 MiB boundary and are marked MADV_HUGEPAGE. On a kernel whose transparent huge pages are
-// set to `madvise` (the usual default) they are then backed by 2 MiB pages:
-// one fault per 2 MiB instead of one per 4 KiB while a graph loads or grows
-// (54 ms of the loader's 104 ms at 200k were page faults), and far fewer TLB
-// misses in a search's random walk. Where the kernel has no huge pages the
-// madvise fails and nothing else changes. VECVAULT_HUGE_PAGES=0 turns it off.
+// usearch's headers, with one opt-in change to where its graph memory comes
+// from. With VECVAULT_HUGE_PAGES=1 the arenas that hold the nodes and the
+// vectors (usearch's page_allocator_t: 8 MiB, then doubling, each one
+// anonymous mmap) from the second on start on a 2 MiB boundary and are marked
+// MADV_HUGEPAGE, so a kernel whose transparent huge pages are in `madvise`
+// mode (the usual default) backs them with 2 MiB pages: far fewer TLB misses
+// in a search's random walk. Off by default: on the 2-core VMs we measure on,
+// a fresh huge page costs far more to fault in than its 512 small pages (at
+// 200k × 96 the load's CPU doubled, 156 -> 306 ms, for +17-20 % QPS; see
+// docs/performance.md, "Huge pages for the graph"). Where the kernel has no
+// huge pages the madvise fails and nothing else changes.
 //
 // The mmap calls inside usearch's headers are routed here by a macro around
 // their inclusion (this file is included first, before any other file can
@@ -32,7 +34,7 @@ constexpr std::size_t min_advised_bytes = std::size_t(16) << 20;
 inline bool huge_pages_wanted() {
     static bool const wanted = [] {
         char const* setting = std::getenv("VECVAULT_HUGE_PAGES");
-        return !(setting && setting[0] == '0' && setting[1] == '\0');
+        return setting && setting[0] == '1' && setting[1] == '\0';
     }();
     return wanted;
 }
