@@ -37,6 +37,8 @@ interface Gc {
 interface Stall {
   /** Start of the gap, ms since the sub-phase began. */
   at: number;
+  /** Start of the gap on CLOCK_MONOTONIC, ms: the clock of a `--cpu-prof` profile's timestamps (µs there), so `bench/stall-profile.ts` can find its samples. */
+  mono: number;
   ms: number;
   /** The main thread's time on a CPU and waiting in the run queue during the gap (Linux schedstat), ms: a gap mostly spent waiting is the machine's load, not our work. */
   cpuMs: number;
@@ -46,6 +48,8 @@ interface Stall {
   gcs: string[];
   /** Slow synchronous native calls inside the gap. */
   natives: string[];
+  /** Memory releases running on the pool during the gap (call to settle, ms). */
+  pool: string[];
 }
 interface SubPhase {
   name: string;
@@ -72,6 +76,9 @@ const GC_KINDS: Record<number, string> = {
 /** Synchronous native calls (the addon's: engine handle, crypto, memory) that took over SLOW_NATIVE_MS on this thread. */
 const SLOW_NATIVE_MS = 5;
 const natives: Gc[] = [];
+/** Pool tasks traced from call to settling (see timeCalls), and which. */
+const poolTasks: Gc[] = [];
+const POOL_TRACED = /^(trimMemory|releaseMappedPages)Async$/;
 function timeCalls(target: Record<string, unknown>, prefix: string, from: Record<string, unknown> = target): void {
   for (const name of Object.getOwnPropertyNames(from)) {
     const f = Object.getOwnPropertyDescriptor(from, name)?.value as unknown;
@@ -79,7 +86,13 @@ function timeCalls(target: Record<string, unknown>, prefix: string, from: Record
     const timed = function (this: unknown, ...args: unknown[]) {
       const t0 = performance.now();
       try {
-        return (f as (...a: unknown[]) => unknown).apply(this, args);
+        const result = (f as (...a: unknown[]) => unknown).apply(this, args);
+        // The memory releases' pool tasks, from the call to their settling: glibc's malloc_trim holds each arena's
+        // lock while it walks it, so the main thread's own allocations may wait for a trim running elsewhere.
+        if (POOL_TRACED.test(name) && result instanceof Promise) {
+          void result.finally(() => poolTasks.push({ at: t0, ms: performance.now() - t0, kind: name.replace(/Async$/, '') }));
+        }
+        return result;
       } finally {
         const ms = performance.now() - t0;
         if (ms > SLOW_NATIVE_MS) natives.push({ at: t0, ms, kind: prefix + name });
@@ -90,6 +103,8 @@ function timeCalls(target: Record<string, unknown>, prefix: string, from: Record
 }
 
 const gcs: Gc[] = [];
+/** CLOCK_MONOTONIC (process.hrtime) minus performance.now(), ms. */
+const monoOffset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1;
@@ -184,14 +199,17 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
   const stalls = gaps.map((gap) => {
     const inside = mine.filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
     const nativeInside = natives.slice(firstNative).filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
+    const poolInside = poolTasks.filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
     return {
       at: Math.round(gap.at - t0),
+      mono: Math.round((gap.at + monoOffset) * 10) / 10,
       ms: Math.round(gap.ms * 10) / 10,
       cpuMs: Math.round(gap.cpuMs * 10) / 10,
       waitMs: Math.round(gap.waitMs * 10) / 10,
       gcMs: Math.round(inside.reduce((s, g) => s + Math.min(g.at + g.ms, gap.at + gap.ms) - Math.max(g.at, gap.at), 0) * 10) / 10,
       gcs: inside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
       natives: nativeInside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
+      pool: poolInside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
     };
   });
   let alternate: SubPhase['alternate'];
@@ -355,8 +373,20 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
     for (const [phase, subs] of Object.entries(results))
       for (const s of subs)
         console.log(
-          `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.filter((x) => x.ms > 50).length} > 50 ms) (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
+          `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.filter((x) => x.ms > 50).length} > 50 ms) (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}${x.pool.length ? ` pool ${x.pool.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
         );
+    // Where the main thread spent each stall over 50 ms, by the largest part: on a CPU (our JS, GC, native calls), waiting in
+    // the run queue (the machine's load), or neither (asleep: a lock such as glibc's arena lock, I/O, GC helper threads).
+    console.log(`\nstalls > 50 ms by where the main thread mostly was; worst on-CPU part of any stall over ${STALL_MS} ms`);
+    for (const [phase, subs] of Object.entries(results))
+      for (const s of subs) {
+        const big = s.stalls.filter((x) => x.ms > 50);
+        const cpu = big.filter((x) => x.cpuMs >= x.waitMs && x.cpuMs >= x.ms - x.cpuMs - x.waitMs).length;
+        const queued = big.filter((x) => x.waitMs > x.cpuMs && x.waitMs >= x.ms - x.cpuMs - x.waitMs).length;
+        console.log(
+          `${phase}/${s.name}: on CPU ${cpu}, run queue ${queued}, asleep ${big.length - cpu - queued}; worst on-CPU ${Math.max(0, ...s.stalls.map((x) => x.cpuMs))} ms`,
+        );
+      }
     for (const [phase, subs] of Object.entries(results))
       for (const s of subs)
         if (s.alternate)

@@ -4,7 +4,7 @@ import { gcm } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
-import { hmacMany, hmacManyPaired, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
+import { hmacMany, hmacManyAsync, hmacManyPaired, hmacManyPairedAsync, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -57,6 +57,50 @@ describe('hmacManyPaired', () => {
     const key = randomBytes(32);
     expect(() => hmacManyPaired(key, { parts: [new Uint8Array(1)] }, [], 0)).toThrow(RangeError);
     expect(() => hmacManyPaired(key, { parts: [new Uint8Array(1)] }, [new Uint8Array(2)], 3)).toThrow(RangeError);
+  });
+});
+
+describe('hmacManyAsync / hmacManyPairedAsync', () => {
+  it('give the bytes of hmacMany / hmacManyPaired, computed on the pool, for strings and bytes', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        key32,
+        bytes(60),
+        bytes(30),
+        fc.integer({ min: 0, max: 8 }),
+        fc.array(fc.tuple(fc.oneof(fc.string({ unit: 'grapheme' }), bytes(100)), bytes(100)), { maxLength: 20 }),
+        async (key, head, tail, skip, pairs) => {
+          const parts = pairs.map(([a]) => a);
+          expect(await hmacManyAsync(key, { head, parts, tail })).toEqual(hmacMany(key, { head, parts, tail }));
+          const byteParts = parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p));
+          const seconds = pairs.map(([, b]) => new Uint8Array([...new Uint8Array(skip).fill(3), ...b]));
+          expect(await hmacManyPairedAsync(key, { head, parts: byteParts, tail }, seconds, skip)).toEqual(
+            hmacManyPaired(key, { head, parts: byteParts, tail }, seconds, skip),
+          );
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('hashes 10,000 ids as the synchronous call does (the size of an upsert chunk and more)', async () => {
+    const key = randomBytes(32);
+    const ids = Array.from({ length: 10_000 }, (_, i) => `doc-${i}-é`);
+    expect(await hmacManyAsync(key, { parts: ids })).toEqual(hmacMany(key, { parts: ids }));
+  });
+
+  it('rejects bad input with typed errors, as the synchronous calls throw', async () => {
+    const key = randomBytes(32);
+    await expect(hmacManyAsync(new Uint8Array(16), { parts: ['a'] })).rejects.toThrow(RangeError);
+    await expect(hmacManyAsync(key, { parts: [42 as unknown as string] })).rejects.toThrow(TypeError);
+    await expect(hmacManyAsync(key, { parts: 'ab' as unknown as string[] })).rejects.toThrow(TypeError);
+    await expect(hmacManyPairedAsync(key, { parts: [new Uint8Array(1)] }, [], 0)).rejects.toThrow(RangeError);
+    await expect(hmacManyPairedAsync(key, { parts: [new Uint8Array(1)] }, [new Uint8Array(2)], 3)).rejects.toThrow(RangeError);
+    await expect(hmacManyPairedAsync(key, { parts: [new Uint8Array(1)] }, [new Uint8Array(2)], -1)).rejects.toThrow(TypeError);
+    // The wrapper checks nothing more than the key: the native call's own checks give the typed errors.
+    const addon = (await import('../src/util/native-addon.js')).loadNativeAddon() as { crypto: { hmacManyAsync: (...a: unknown[]) => Promise<Buffer> } };
+    expect(() => addon.crypto.hmacManyAsync(new Uint8Array(31), new Uint8Array(0), ['a'], new Uint8Array(0))).toThrow(RangeError);
+    expect(() => addon.crypto.hmacManyAsync(key, 'head', ['a'], new Uint8Array(0))).toThrow(TypeError);
   });
 });
 

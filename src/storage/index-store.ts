@@ -33,7 +33,9 @@ import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './m
 import {
   checkRecordTags,
   hashIds,
+  hashIdsAsync,
   liveTags,
+  liveTagsAsync,
   openChange,
   openRecords,
   pack,
@@ -225,6 +227,16 @@ export class IndexStore {
   /** Each record's term in the manifest digest (one `seq` for all, or one per record). */
   liveTags(hkeys: Uint8Array[], seqs: number | number[]): Buffer {
     return liveTags(this.keys.digest, hkeys, seqs);
+  }
+
+  /** `hashIds` on the libuv pool (the same bytes), for writes: the event loop stays free meanwhile. */
+  hashIdsAsync(ids: string[]): Promise<Buffer[]> {
+    return hashIdsAsync(this.keys.ids, ids);
+  }
+
+  /** `liveTags` on the libuv pool (the same bytes); `hkeys` must stay unchanged until it settles. */
+  liveTagsAsync(hkeys: Uint8Array[], seqs: number | number[]): Promise<Buffer> {
+    return liveTagsAsync(this.keys.digest, hkeys, seqs);
   }
 
   // ---- manifest and commits ----

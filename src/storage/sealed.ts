@@ -8,7 +8,7 @@
  */
 import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
-import { hmacMany, hmacManyPaired, openMany, sealMany } from '../crypto/bulk.js';
+import { hmacMany, hmacManyAsync, hmacManyPaired, openMany, sealMany } from '../crypto/bulk.js';
 import { constantTimeEqual, frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
@@ -50,6 +50,12 @@ export function hashIds(key: Uint8Array, ids: string[]): Buffer[] {
   return ids.map((_, i) => macs.subarray(i * 32, (i + 1) * 32));
 }
 
+/** `hashIds` on the libuv pool (the same bytes): an upsert's ids are hashed there, off the event loop. */
+export async function hashIdsAsync(key: Uint8Array, ids: string[]): Promise<Buffer[]> {
+  const macs = await hmacManyAsync(key, { parts: ids });
+  return ids.map((_, i) => macs.subarray(i * 32, (i + 1) * 32));
+}
+
 /**
  * Each record's term in the manifest digest: HMAC(digest key, frame('live',
  * hkey, seq)); the digest is the XOR of the terms of all live records. (The
@@ -57,10 +63,19 @@ export function hashIds(key: Uint8Array, ids: string[]): Buffer[] {
  * `seqs` is one number for all or one per record.
  */
 export function liveTags(key: Uint8Array, hkeys: Uint8Array[], seqs: number | number[]): Buffer {
+  return hmacMany(key, liveTagMessage(hkeys, seqs));
+}
+
+/** `liveTags` on the libuv pool (the same bytes); `hkeys` must stay unchanged until it settles. */
+export function liveTagsAsync(key: Uint8Array, hkeys: Uint8Array[], seqs: number | number[]): Promise<Buffer> {
+  return hmacManyAsync(key, liveTagMessage(hkeys, seqs));
+}
+
+function liveTagMessage(hkeys: Uint8Array[], seqs: number | number[]): { head: Uint8Array; parts: Uint8Array[]; tail?: Uint8Array } {
   checkHkeys(hkeys);
   const head = Buffer.concat([frame('live'), lengthPrefix(HKEY_BYTES)]);
-  if (typeof seqs === 'number') return hmacMany(key, { head, parts: hkeys, tail: frame(u64(seqs)) });
-  return hmacMany(key, { head, parts: hkeys.map((hkey, i) => Buffer.concat([hkey, frame(u64(seqs[i]!))])) });
+  if (typeof seqs === 'number') return { head, parts: hkeys, tail: frame(u64(seqs)) };
+  return { head, parts: hkeys.map((hkey, i) => Buffer.concat([hkey, frame(u64(seqs[i]!))])) };
 }
 
 function checkHkeys(hkeys: Uint8Array[]): void {
