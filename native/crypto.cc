@@ -212,6 +212,8 @@ class HmacTask : public vecvault::PromiseTask {
     void Settle(Napi::Env env) override {
         if (!error_.empty())
             return deferred_.Reject(Napi::Error::New(env, error_).Value());
+        if (macs_->empty())  // no parts: an external buffer over no memory would come out detached
+            return deferred_.Resolve(Napi::Buffer<std::uint8_t>::New(env, 0));
         auto* owned = macs_.release();
         deferred_.Resolve(Napi::Buffer<std::uint8_t>::New(env, owned->data(), owned->size(),
                                                          [](Napi::Env, std::uint8_t*, std::vector<std::uint8_t>* v) { delete v; }, owned));

@@ -86,7 +86,7 @@ describe('hmacManyAsync / hmacManyPairedAsync', () => {
   it('hashes 10,000 ids as the synchronous call does (the size of an upsert chunk and more)', async () => {
     const key = randomBytes(32);
     const ids = Array.from({ length: 10_000 }, (_, i) => `doc-${i}-é`);
-    expect(await hmacManyAsync(key, { parts: ids })).toEqual(hmacMany(key, { parts: ids }));
+    expect((await hmacManyAsync(key, { parts: ids })).equals(hmacMany(key, { parts: ids }))).toBe(true); // toEqual on 320 KB is slow
   });
 
   it('rejects bad input with typed errors, as the synchronous calls throw', async () => {
