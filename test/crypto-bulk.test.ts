@@ -4,6 +4,7 @@ import { gcm } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
+import { checkRecordTags, hashIds, hashIdsAsync, liveTags, liveTagsAsync, openRecords, sealRecords, sealRecordsAsync } from '../src/storage/sealed.js';
 import { hmacMany, hmacManyAsync, hmacManyPaired, hmacManyPairedAsync, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
@@ -101,6 +102,31 @@ describe('hmacManyAsync / hmacManyPairedAsync', () => {
     const addon = (await import('../src/util/native-addon.js')).loadNativeAddon() as { crypto: { hmacManyAsync: (...a: unknown[]) => Promise<Buffer> } };
     expect(() => addon.crypto.hmacManyAsync(new Uint8Array(31), new Uint8Array(0), ['a'], new Uint8Array(0))).toThrow(RangeError);
     expect(() => addon.crypto.hmacManyAsync(key, 'head', ['a'], new Uint8Array(0))).toThrow(TypeError);
+  });
+});
+
+describe('the pool variants of the record calls (storage/sealed.ts)', () => {
+  it('hash ids, digest terms and writer tags to the bytes of the synchronous ones', async () => {
+    const [idsKey, digestKey, recordsKey, authKey, indexId] = [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(16)];
+    const ids = ['a', 'é', 'doc-3', ''];
+    const hkeys = await hashIdsAsync(idsKey, ids);
+    expect(hkeys).toEqual(hashIds(idsKey, ids));
+    expect(await liveTagsAsync(digestKey, hkeys, 7)).toEqual(liveTags(digestKey, hkeys, 7));
+    expect(await liveTagsAsync(digestKey, hkeys, [1, 2, 3, 4])).toEqual(liveTags(digestKey, hkeys, [1, 2, 3, 4]));
+    const bodies = ids.map((id, i) => ({ id, key: i, vector: new Uint8Array(8).fill(i), metadata: { i } }));
+    // AES-GCM nonces are fresh, so the two seals differ; each one's writer tags must check, and the records open alike.
+    for (const sealed of [
+      await sealRecordsAsync(recordsKey, indexId, hkeys, 9, bodies, authKey),
+      sealRecords(recordsKey, indexId, hkeys, 9, bodies, authKey),
+    ]) {
+      expect(() => checkRecordTags(authKey, indexId, hkeys, sealed)).not.toThrow();
+      expect(openRecords(recordsKey, indexId, hkeys, sealed).map((r) => [r.seq, r.body.id])).toEqual(ids.map((id) => [9, id]));
+      const forged = sealed.map((v) => Buffer.from(v));
+      forged[2]![forged[2]!.byteLength - 1]! ^= 1; // the tag covers the seal: a changed byte no longer checks
+      expect(() => checkRecordTags(authKey, indexId, hkeys, forged)).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
+    }
+    const unsigned = await sealRecordsAsync(recordsKey, indexId, hkeys, 9, bodies);
+    expect(unsigned.every((v) => v[0] === 2)).toBe(true); // format 2: no tag without the record-auth key
   });
 });
 

@@ -126,7 +126,7 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
           if (item.contents !== undefined) body.contents = item.contents;
           return body;
         });
-        batch.putRecords(hkeys, seq, bodies);
+        await batch.putRecords(hkeys, seq, bodies);
       }
       if (oldHkeys.length > 0) tags.push(quiet(store.liveTagsAsync(oldHkeys, oldSeqs)));
     }

@@ -41,6 +41,7 @@ import {
   pack,
   sealChange,
   sealRecords,
+  sealRecordsAsync,
   unpack,
   type ChangeEntry,
   type RecordBody,
@@ -105,9 +106,9 @@ export class CommitBatch {
     readonly staged?: StagedBatch,
   ) {}
 
-  /** Seals `bodies` under their id hashes, all written by commit `seq`. */
-  putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): void {
-    const values = sealRecords(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey());
+  /** Seals `bodies` under their id hashes, all written by commit `seq` (the writer tags of a signed index on the pool). */
+  async putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): Promise<void> {
+    const values = await sealRecordsAsync(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey());
     this.add(hkeys.map((hkey, i): BatchOp => ({ type: 'put', key: indexKey(this.store.indexId, RECORD, hkey), value: values[i]! })));
   }
 

@@ -8,7 +8,7 @@
  */
 import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
-import { hmacMany, hmacManyAsync, hmacManyPaired, openMany, sealMany } from '../crypto/bulk.js';
+import { hmacMany, hmacManyAsync, hmacManyPaired, hmacManyPairedAsync, openMany, sealMany } from '../crypto/bulk.js';
 import { constantTimeEqual, frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
@@ -94,6 +94,27 @@ function v2AadHead(indexId: Uint8Array): Buffer {
  * the clear header, which showed which records were written together).
  */
 export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[], recordAuth?: Uint8Array): Buffer[] {
+  const sealed = sealUntagged(key, indexId, hkeys, seq, bodies, recordAuth !== undefined);
+  if (recordAuth !== undefined) putTags(sealed, recordTags(recordAuth, indexId, hkeys, sealed));
+  return sealed;
+}
+
+/** `sealRecords` with the writer tags computed on the libuv pool (the same bytes): an upsert's slices, off the event loop. */
+export async function sealRecordsAsync(
+  key: Uint8Array,
+  indexId: Uint8Array,
+  hkeys: Uint8Array[],
+  seq: number,
+  bodies: RecordBody[],
+  recordAuth?: Uint8Array,
+): Promise<Buffer[]> {
+  const sealed = sealUntagged(key, indexId, hkeys, seq, bodies, recordAuth !== undefined);
+  if (recordAuth !== undefined) putTags(sealed, await recordTagsAsync(recordAuth, indexId, hkeys, sealed));
+  return sealed;
+}
+
+/** Format 2 records, or format 3 ones with a zero tag still to fill in (`tagged`). */
+function sealUntagged(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[], tagged: boolean): Buffer[] {
   checkHkeys(hkeys);
   const packed = bodies.map(pack);
   // seq || body for every record, in one allocation.
@@ -107,14 +128,15 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
     at += SEQ_BYTES + p.byteLength;
     return all.subarray(from, at);
   });
-  const prefix = recordAuth === undefined ? Buffer.of(RECORD_V2) : Buffer.concat([Buffer.of(RECORD_V3), Buffer.alloc(TAG_BYTES)]);
+  const prefix = tagged ? Buffer.concat([Buffer.of(RECORD_V3), Buffer.alloc(TAG_BYTES)]) : Buffer.of(RECORD_V2);
   const sealed = sealMany(key, plaintexts, { head: v2AadHead(indexId), parts: hkeys }, prefix);
   all.fill(0); // the plaintext copy: vectors, metadata, contents
-  if (recordAuth !== undefined) {
-    const tags = recordTags(recordAuth, indexId, hkeys, sealed);
-    sealed.forEach((value, i) => value.set(tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), 1));
-  }
   return sealed;
+}
+
+/** Writes each record's writer tag (from `recordTags`) into its header. */
+function putTags(sealed: Buffer[], tags: Buffer): void {
+  sealed.forEach((value, i) => value.set(tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), 1));
 }
 
 /**
@@ -123,8 +145,16 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
  * records key and can re-seal a record, but cannot tag it.
  */
 function recordTags(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): Buffer {
-  const head = Buffer.concat([frame('record-auth', indexId), lengthPrefix(HKEY_BYTES)]);
-  return hmacManyPaired(recordAuth, { head, parts: hkeys }, values, RECORD_V3_HEADER); // hkey || seal, fed without a copy
+  return hmacManyPaired(recordAuth, recordTagMessage(indexId, hkeys), values, RECORD_V3_HEADER); // hkey || seal, fed without a copy
+}
+
+/** `recordTags` on the libuv pool; `hkeys` and the values' bytes after the header must stay unchanged until it settles. */
+function recordTagsAsync(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): Promise<Buffer> {
+  return hmacManyPairedAsync(recordAuth, recordTagMessage(indexId, hkeys), values, RECORD_V3_HEADER);
+}
+
+function recordTagMessage(indexId: Uint8Array, hkeys: Uint8Array[]): { head: Buffer; parts: Uint8Array[] } {
+  return { head: Buffer.concat([frame('record-auth', indexId), lengthPrefix(HKEY_BYTES)]), parts: hkeys };
 }
 
 /** Every value must be format 3 with a valid writer tag (signed indexes, read by the root or a writer); else IntegrityError. */
