@@ -15,6 +15,9 @@
  * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
  * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
  * that began in each state apart (on a shared machine, two runs one after the other see different loads).
+ * `--alternate-fix MS` pairs the same way the issue-13 changes to the upsert path that a bench can switch: the HMACs of
+ * an upsert on the pool (off: the synchronous hmacMany answers hmacManyAsync) and the short publish slices while the
+ * live table migrates a hash table (off: `rebuilding` reads false, so the slices stay 1,024 long).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -122,10 +125,10 @@ function schedstat(): [number, number] {
   }
 }
 
-/** `--alternate-yield MS` (passed to the children in the environment). */
+/** `--alternate-yield MS` or `--alternate-fix MS` (passed to the children in the environment). */
 const ALTERNATE_MS = Number(process.env.VECVAULT_STALLS_ALTERNATE ?? 0);
-/** The addon's switch for the pool threads' GC waits, once the child loaded it. */
-let setGcYield: ((on: boolean) => boolean) | undefined;
+/** The switch that is alternated, once the child set it up: the addon's GC waits, or the upsert-path changes. */
+let setGcYield: ((on: boolean) => unknown) | undefined;
 
 interface ByState {
   majors: number;
@@ -136,6 +139,8 @@ interface ByState {
   stalls30: number;
   stalls50: number;
   worst: number;
+  /** The largest on-CPU part of a stall that began in this state, ms. */
+  worstCpu: number;
   /** Time spent in this state, s. */
   s: number;
 }
@@ -240,6 +245,7 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
         stalls30: inState.length,
         stalls50: inState.filter((x) => x.ms > 50).length,
         worst: Math.max(0, ...inState.map((x) => x.ms)),
+        worstCpu: Math.max(0, ...inState.map((x) => x.cpuMs)),
         s: r(time / 1000),
       };
     };
@@ -267,6 +273,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   };
   const gcYieldStats = addon.gcYieldStats;
   setGcYield = addon.setGcYield as ((on: boolean) => boolean) | undefined;
+  if (process.env.VECVAULT_STALLS_ALTERNATE_WHAT === 'fix') setGcYield = await upsertFixSwitch(addon.crypto);
   timeCalls(addon, 'addon.');
   // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
   const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
@@ -346,6 +353,25 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   return out;
 }
 
+/** Turns the upsert path's issue-13 changes on and off (see `--alternate-fix`). */
+async function upsertFixSwitch(crypto: Record<string, unknown>): Promise<(on: boolean) => void> {
+  const { LiveRecords } = await import('../src/core/live-records.js');
+  const pooled = crypto.hmacManyAsync as (...a: unknown[]) => Promise<Buffer>;
+  const sync = crypto.hmacMany as (...a: unknown[]) => Buffer;
+  const inPlace = (...a: unknown[]) => {
+    try {
+      return Promise.resolve(sync(...a));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  };
+  const rebuilding = Object.getOwnPropertyDescriptor(LiveRecords.prototype, 'rebuilding')!.get!;
+  return (on) => {
+    crypto.hmacManyAsync = on ? pooled : inPlace;
+    Object.defineProperty(LiveRecords.prototype, 'rebuilding', { get: on ? rebuilding : () => false, configurable: true });
+  };
+}
+
 function runChild(phase: Phase, n: number, dir: string, nodeFlags: string[]): Promise<SubPhase[]> {
   return runPhaseChild<SubPhase[]>(import.meta.url, '--stalls-child', phase, n, dir, nodeFlags);
 }
@@ -359,6 +385,10 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
   const phases = (arg('--phases') ?? 'build,open,compact').split(',') as Phase[];
   const nodeFlags = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []));
   if (arg('--alternate-yield') !== undefined) process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-yield');
+  if (arg('--alternate-fix') !== undefined) {
+    process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-fix');
+    process.env.VECVAULT_STALLS_ALTERNATE_WHAT = 'fix';
+  }
   const dir = arg('--dir') ?? mkdtempSync(join(tmpdir(), 'vecvault-stalls-'));
   const keep = process.argv.includes('--keep') || arg('--dir') !== undefined;
   if (arg('--dir') === undefined) writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
@@ -393,7 +423,7 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
           for (const state of ['on', 'off'] as const) {
             const a = s.alternate[state];
             console.log(
-              `${phase}/${s.name} yield ${state} (${a.s} s): mark-compact pauses ${a.majors}, p50 / p90 / max ${a.majorP50} / ${a.majorP90} / ${a.majorMax} ms (mean ${a.majorMeanMs}); stalls > 30: ${a.stalls30}, > 50: ${a.stalls50}, worst ${a.worst}`,
+              `${phase}/${s.name} ${process.env.VECVAULT_STALLS_ALTERNATE_WHAT === 'fix' ? 'fix' : 'yield'} ${state} (${a.s} s): mark-compact pauses ${a.majors}, p50 / p90 / max ${a.majorP50} / ${a.majorP90} / ${a.majorMax} ms (mean ${a.majorMeanMs}); stalls > 30: ${a.stalls30}, > 50: ${a.stalls50}, worst ${a.worst}, worst on-CPU part ${a.worstCpu}`,
             );
           }
   } finally {
