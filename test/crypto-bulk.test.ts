@@ -114,9 +114,10 @@ describe('the pool variants of the record calls (storage/sealed.ts)', () => {
     expect(await liveTagsAsync(digestKey, hkeys, 7)).toEqual(liveTags(digestKey, hkeys, 7));
     expect(await liveTagsAsync(digestKey, hkeys, [1, 2, 3, 4])).toEqual(liveTags(digestKey, hkeys, [1, 2, 3, 4]));
     const bodies = ids.map((id, i) => ({ id, key: i, vector: new Uint8Array(8).fill(i), metadata: { i } }));
+    const between = () => new Promise<void>((resolve) => setImmediate(resolve)); // slices of 3: the tags of all 4 in one task
     // AES-GCM nonces are fresh, so the two seals differ; each one's writer tags must check, and the records open alike.
     for (const sealed of [
-      await sealRecordsAsync(recordsKey, indexId, hkeys, 9, bodies, authKey),
+      await sealRecordsAsync(recordsKey, indexId, hkeys, 9, bodies, authKey, between, 3),
       sealRecords(recordsKey, indexId, hkeys, 9, bodies, authKey),
     ]) {
       expect(() => checkRecordTags(authKey, indexId, hkeys, sealed)).not.toThrow();
@@ -125,7 +126,7 @@ describe('the pool variants of the record calls (storage/sealed.ts)', () => {
       forged[2]![forged[2]!.byteLength - 1]! ^= 1; // the tag covers the seal: a changed byte no longer checks
       expect(() => checkRecordTags(authKey, indexId, hkeys, forged)).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
     }
-    const unsigned = await sealRecordsAsync(recordsKey, indexId, hkeys, 9, bodies);
+    const unsigned = await sealRecordsAsync(recordsKey, indexId, hkeys, 9, bodies, undefined, between, 3);
     expect(unsigned.every((v) => v[0] === 2)).toBe(true); // format 2: no tag without the record-auth key
   });
 });

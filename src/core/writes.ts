@@ -107,27 +107,26 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
       tags.push(quiet(store.liveTagsAsync(chunkHkeys, seq)));
       const oldHkeys: Uint8Array[] = [];
       const oldSeqs: number[] = [];
-      // Sealed a slice at a time: one native call per slice for the AES-GCM.
-      for (let start = chunk; start < Math.min(items.length, chunk + HASH_CHUNK); start += SLICE) {
-        if (start > 0) await yieldToEventLoop();
-        const slice = items.slice(start, start + SLICE);
-        const hkeys = chunkHkeys.slice(start - chunk, start - chunk + SLICE);
-        const bodies = slice.map((item, i): RecordBody => {
-          const old = state.live.get(item.id);
-          if (old) {
-            oldHkeys.push(hkeys[i]!);
-            oldSeqs.push(old.seq);
-            replaced.push(old.key);
-          } else {
-            next.count++;
-          }
-          const body: RecordBody = { id: item.id, key: Number(keys[start + i]), vector: rowBytes(vectors, start + i, dimension) };
-          if (item.metadata !== undefined) body.metadata = item.metadata;
-          if (item.contents !== undefined) body.contents = item.contents;
-          return body;
-        });
-        await batch.putRecords(hkeys, seq, bodies);
+      const bodies: RecordBody[] = [];
+      for (let i = chunk; i < Math.min(items.length, chunk + HASH_CHUNK); i++) {
+        if (i > chunk && (i - chunk) % SLICE === 0) await yieldToEventLoop();
+        const item = items[i]!;
+        const old = state.live.get(item.id);
+        if (old) {
+          oldHkeys.push(chunkHkeys[i - chunk]!);
+          oldSeqs.push(old.seq);
+          replaced.push(old.key);
+        } else {
+          next.count++;
+        }
+        const body: RecordBody = { id: item.id, key: Number(keys[i]), vector: rowBytes(vectors, i, dimension) };
+        if (item.metadata !== undefined) body.metadata = item.metadata;
+        if (item.contents !== undefined) body.contents = item.contents;
+        bodies.push(body);
       }
+      // Sealed SLICE records per native call, with yields; the chunk's writer tags (signed indexes) in one pool task.
+      await yieldToEventLoop();
+      await batch.putRecords(chunkHkeys, seq, bodies, yieldToEventLoop);
       if (oldHkeys.length > 0) tags.push(quiet(store.liveTagsAsync(oldHkeys, oldSeqs)));
     }
     for (const chunkTags of tags) xorInto(next.digest, await chunkTags);

@@ -106,9 +106,12 @@ export class CommitBatch {
     readonly staged?: StagedBatch,
   ) {}
 
-  /** Seals `bodies` under their id hashes, all written by commit `seq` (the writer tags of a signed index on the pool). */
-  async putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): Promise<void> {
-    const values = await sealRecordsAsync(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey());
+  /**
+   * Seals `bodies` under their id hashes, all written by commit `seq`, a slice at a time with `between()` awaited in
+   * between (sealRecordsAsync: a signed index's writer tags on the pool).
+   */
+  async putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[], between: () => Promise<void>): Promise<void> {
+    const values = await sealRecordsAsync(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey(), between);
     this.add(hkeys.map((hkey, i): BatchOp => ({ type: 'put', key: indexKey(this.store.indexId, RECORD, hkey), value: values[i]! })));
   }
 

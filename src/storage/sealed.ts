@@ -99,16 +99,28 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
   return sealed;
 }
 
-/** `sealRecords` with the writer tags computed on the libuv pool (the same bytes): an upsert's slices, off the event loop. */
+/**
+ * `sealRecords` with the writer tags computed on the libuv pool (the same bytes): an upsert's records, off the event
+ * loop. The AES-GCM runs here `slice` records at a time with `between()` awaited in between; the tags of all of them
+ * are one pool task.
+ */
 export async function sealRecordsAsync(
   key: Uint8Array,
   indexId: Uint8Array,
   hkeys: Uint8Array[],
   seq: number,
   bodies: RecordBody[],
-  recordAuth?: Uint8Array,
+  recordAuth: Uint8Array | undefined,
+  between: () => Promise<void>,
+  slice = 256,
 ): Promise<Buffer[]> {
-  const sealed = sealUntagged(key, indexId, hkeys, seq, bodies, recordAuth !== undefined);
+  if (hkeys.length !== bodies.length) throw new RangeError('one record key per body');
+  const sealed: Buffer[] = [];
+  for (let start = 0; start < bodies.length; start += slice) {
+    if (start > 0) await between();
+    const part = sealUntagged(key, indexId, hkeys.slice(start, start + slice), seq, bodies.slice(start, start + slice), recordAuth !== undefined);
+    for (const value of part) sealed.push(value);
+  }
   if (recordAuth !== undefined) putTags(sealed, await recordTagsAsync(recordAuth, indexId, hkeys, sealed));
   return sealed;
 }
