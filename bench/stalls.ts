@@ -15,6 +15,9 @@
  * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
  * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
  * that began in each state apart (on a shared machine, two runs one after the other see different loads).
+ * `--alternate-fix MS` pairs the same way the issue-13 changes to the upsert path that a bench can switch: the HMACs of
+ * an upsert on the pool (off: the synchronous hmacMany answers hmacManyAsync) and the short publish slices while the
+ * live table migrates a hash table (off: `rebuilding` reads false, so the slices stay 1,024 long).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -37,6 +40,8 @@ interface Gc {
 interface Stall {
   /** Start of the gap, ms since the sub-phase began. */
   at: number;
+  /** Start of the gap on CLOCK_MONOTONIC, ms: the clock of a `--cpu-prof` profile's timestamps (µs there), so `bench/stall-profile.ts` can find its samples. */
+  mono: number;
   ms: number;
   /** The main thread's time on a CPU and waiting in the run queue during the gap (Linux schedstat), ms: a gap mostly spent waiting is the machine's load, not our work. */
   cpuMs: number;
@@ -46,6 +51,8 @@ interface Stall {
   gcs: string[];
   /** Slow synchronous native calls inside the gap. */
   natives: string[];
+  /** Memory releases running on the pool during the gap (call to settle, ms). */
+  pool: string[];
 }
 interface SubPhase {
   name: string;
@@ -72,6 +79,9 @@ const GC_KINDS: Record<number, string> = {
 /** Synchronous native calls (the addon's: engine handle, crypto, memory) that took over SLOW_NATIVE_MS on this thread. */
 const SLOW_NATIVE_MS = 5;
 const natives: Gc[] = [];
+/** Pool tasks traced from call to settling (see timeCalls), and which. */
+const poolTasks: Gc[] = [];
+const POOL_TRACED = /^(trimMemory|releaseMappedPages)Async$/;
 function timeCalls(target: Record<string, unknown>, prefix: string, from: Record<string, unknown> = target): void {
   for (const name of Object.getOwnPropertyNames(from)) {
     const f = Object.getOwnPropertyDescriptor(from, name)?.value as unknown;
@@ -79,7 +89,13 @@ function timeCalls(target: Record<string, unknown>, prefix: string, from: Record
     const timed = function (this: unknown, ...args: unknown[]) {
       const t0 = performance.now();
       try {
-        return (f as (...a: unknown[]) => unknown).apply(this, args);
+        const result = (f as (...a: unknown[]) => unknown).apply(this, args);
+        // The memory releases' pool tasks, from the call to their settling: glibc's malloc_trim holds each arena's
+        // lock while it walks it, so the main thread's own allocations may wait for a trim running elsewhere.
+        if (POOL_TRACED.test(name) && result instanceof Promise) {
+          void result.finally(() => poolTasks.push({ at: t0, ms: performance.now() - t0, kind: name.replace(/Async$/, '') }));
+        }
+        return result;
       } finally {
         const ms = performance.now() - t0;
         if (ms > SLOW_NATIVE_MS) natives.push({ at: t0, ms, kind: prefix + name });
@@ -90,6 +106,8 @@ function timeCalls(target: Record<string, unknown>, prefix: string, from: Record
 }
 
 const gcs: Gc[] = [];
+/** CLOCK_MONOTONIC (process.hrtime) minus performance.now(), ms. */
+const monoOffset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
     const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? -1;
@@ -107,10 +125,10 @@ function schedstat(): [number, number] {
   }
 }
 
-/** `--alternate-yield MS` (passed to the children in the environment). */
+/** `--alternate-yield MS` or `--alternate-fix MS` (passed to the children in the environment). */
 const ALTERNATE_MS = Number(process.env.VECVAULT_STALLS_ALTERNATE ?? 0);
-/** The addon's switch for the pool threads' GC waits, once the child loaded it. */
-let setGcYield: ((on: boolean) => boolean) | undefined;
+/** The switch that is alternated, once the child set it up: the addon's GC waits, or the upsert-path changes. */
+let setGcYield: ((on: boolean) => unknown) | undefined;
 
 interface ByState {
   majors: number;
@@ -121,6 +139,8 @@ interface ByState {
   stalls30: number;
   stalls50: number;
   worst: number;
+  /** The largest on-CPU part of a stall that began in this state, ms. */
+  worstCpu: number;
   /** Time spent in this state, s. */
   s: number;
 }
@@ -184,14 +204,17 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
   const stalls = gaps.map((gap) => {
     const inside = mine.filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
     const nativeInside = natives.slice(firstNative).filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
+    const poolInside = poolTasks.filter((g) => g.at < gap.at + gap.ms && g.at + g.ms > gap.at);
     return {
       at: Math.round(gap.at - t0),
+      mono: Math.round((gap.at + monoOffset) * 10) / 10,
       ms: Math.round(gap.ms * 10) / 10,
       cpuMs: Math.round(gap.cpuMs * 10) / 10,
       waitMs: Math.round(gap.waitMs * 10) / 10,
       gcMs: Math.round(inside.reduce((s, g) => s + Math.min(g.at + g.ms, gap.at + gap.ms) - Math.max(g.at, gap.at), 0) * 10) / 10,
       gcs: inside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
       natives: nativeInside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
+      pool: poolInside.map((g) => `${g.kind} ${g.ms.toFixed(1)}`),
     };
   });
   let alternate: SubPhase['alternate'];
@@ -222,6 +245,7 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
         stalls30: inState.length,
         stalls50: inState.filter((x) => x.ms > 50).length,
         worst: Math.max(0, ...inState.map((x) => x.ms)),
+        worstCpu: Math.max(0, ...inState.map((x) => x.cpuMs)),
         s: r(time / 1000),
       };
     };
@@ -249,6 +273,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   };
   const gcYieldStats = addon.gcYieldStats;
   setGcYield = addon.setGcYield as ((on: boolean) => boolean) | undefined;
+  if (process.env.VECVAULT_STALLS_ALTERNATE_WHAT === 'fix') setGcYield = await upsertFixSwitch(addon.crypto);
   timeCalls(addon, 'addon.');
   // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
   const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
@@ -328,6 +353,25 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   return out;
 }
 
+/** Turns the upsert path's issue-13 changes on and off (see `--alternate-fix`). */
+async function upsertFixSwitch(crypto: Record<string, unknown>): Promise<(on: boolean) => void> {
+  const { LiveRecords } = await import('../src/core/live-records.js');
+  const pooled = crypto.hmacManyAsync as (...a: unknown[]) => Promise<Buffer>;
+  const sync = crypto.hmacMany as (...a: unknown[]) => Buffer;
+  const inPlace = (...a: unknown[]) => {
+    try {
+      return Promise.resolve(sync(...a));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  };
+  const rebuilding = Object.getOwnPropertyDescriptor(LiveRecords.prototype, 'rebuilding')!.get!;
+  return (on) => {
+    crypto.hmacManyAsync = on ? pooled : inPlace;
+    Object.defineProperty(LiveRecords.prototype, 'rebuilding', { get: on ? rebuilding : () => false, configurable: true });
+  };
+}
+
 function runChild(phase: Phase, n: number, dir: string, nodeFlags: string[]): Promise<SubPhase[]> {
   return runPhaseChild<SubPhase[]>(import.meta.url, '--stalls-child', phase, n, dir, nodeFlags);
 }
@@ -341,6 +385,10 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
   const phases = (arg('--phases') ?? 'build,open,compact').split(',') as Phase[];
   const nodeFlags = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []));
   if (arg('--alternate-yield') !== undefined) process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-yield');
+  if (arg('--alternate-fix') !== undefined) {
+    process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-fix');
+    process.env.VECVAULT_STALLS_ALTERNATE_WHAT = 'fix';
+  }
   const dir = arg('--dir') ?? mkdtempSync(join(tmpdir(), 'vecvault-stalls-'));
   const keep = process.argv.includes('--keep') || arg('--dir') !== undefined;
   if (arg('--dir') === undefined) writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));
@@ -355,15 +403,27 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
     for (const [phase, subs] of Object.entries(results))
       for (const s of subs)
         console.log(
-          `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.filter((x) => x.ms > 50).length} > 50 ms) (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
+          `${phase}/${s.name}: ${(s.ms / 1000).toFixed(1)} s, ${s.maxMs.toFixed(1)} / ${s.p99Ms.toFixed(1)}, ${s.stalls.length} stalls (${s.stalls.filter((x) => x.ms > 50).length} > 50 ms) (${s.stalls.map((x) => `${x.ms}[cpu ${x.cpuMs} wait ${x.waitMs}${x.gcMs ? ` gc ${x.gcMs}` : ''}${x.natives.length ? ` ${x.natives.join(',')}` : ''}${x.pool.length ? ` pool ${x.pool.join(',')}` : ''}]`).join(' ')}), load ${s.load1.toFixed(2)}`,
         );
+    // Where the main thread spent each stall over 50 ms, by the largest part: on a CPU (our JS, GC, native calls), waiting in
+    // the run queue (the machine's load), or neither (asleep: a lock such as glibc's arena lock, I/O, GC helper threads).
+    console.log(`\nstalls > 50 ms by where the main thread mostly was; worst on-CPU part of any stall over ${STALL_MS} ms`);
+    for (const [phase, subs] of Object.entries(results))
+      for (const s of subs) {
+        const big = s.stalls.filter((x) => x.ms > 50);
+        const cpu = big.filter((x) => x.cpuMs >= x.waitMs && x.cpuMs >= x.ms - x.cpuMs - x.waitMs).length;
+        const queued = big.filter((x) => x.waitMs > x.cpuMs && x.waitMs >= x.ms - x.cpuMs - x.waitMs).length;
+        console.log(
+          `${phase}/${s.name}: on CPU ${cpu}, run queue ${queued}, asleep ${big.length - cpu - queued}; worst on-CPU ${Math.max(0, ...s.stalls.map((x) => x.cpuMs))} ms`,
+        );
+      }
     for (const [phase, subs] of Object.entries(results))
       for (const s of subs)
         if (s.alternate)
           for (const state of ['on', 'off'] as const) {
             const a = s.alternate[state];
             console.log(
-              `${phase}/${s.name} yield ${state} (${a.s} s): mark-compact pauses ${a.majors}, p50 / p90 / max ${a.majorP50} / ${a.majorP90} / ${a.majorMax} ms (mean ${a.majorMeanMs}); stalls > 30: ${a.stalls30}, > 50: ${a.stalls50}, worst ${a.worst}`,
+              `${phase}/${s.name} ${process.env.VECVAULT_STALLS_ALTERNATE_WHAT === 'fix' ? 'fix' : 'yield'} ${state} (${a.s} s): mark-compact pauses ${a.majors}, p50 / p90 / max ${a.majorP50} / ${a.majorP90} / ${a.majorMax} ms (mean ${a.majorMeanMs}); stalls > 30: ${a.stalls30}, > 50: ${a.stalls50}, worst ${a.worst}, worst on-CPU part ${a.worstCpu}`,
             );
           }
   } finally {

@@ -95,6 +95,11 @@ export class LiveRecords {
     return this.table.remove(id);
   }
 
+  /** Whether the table's hash tables are part-way through an incremental rebuild: inserts then cost more (LiveTable.set). */
+  get rebuilding(): boolean {
+    return this.table.rebuilding;
+  }
+
   /** Makes room for `extra` more records ahead of a batch of inserts, a slice at a time (call inside the write queue). */
   reserve(extra: number): Promise<void> {
     return this.table.reserve(extra, yieldToEventLoop);

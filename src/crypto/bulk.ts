@@ -14,6 +14,7 @@ type Part = Uint8Array | string;
 
 interface NativeCrypto {
   hmacMany(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array, seconds?: Uint8Array[], skip?: number): Buffer;
+  hmacManyAsync(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array, seconds?: Uint8Array[], skip?: number): Promise<Buffer>;
   sealMany(key: Uint8Array, prefix: Uint8Array, plaintexts: Uint8Array[], aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[], digests?: Uint8Array): Promise<void>;
@@ -52,6 +53,23 @@ export function hmacManyPaired(key: Uint8Array, message: FramedParts, seconds: U
   checkKey(key);
   if (seconds.length !== message.parts.length) throw new RangeError('one second part per part');
   return native().hmacMany(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY, seconds, skip);
+}
+
+/**
+ * `hmacMany` on the libuv pool: the same bytes, and the event loop stays free while they are computed (an upsert's
+ * id hashes and digest terms: one such batch took 29 ms inside a 1M build's stall). Byte parts must stay unchanged
+ * until it settles; strings are copied before it returns.
+ */
+export async function hmacManyAsync(key: Uint8Array, message: FramedParts): Promise<Buffer> {
+  checkKey(key);
+  return native().hmacManyAsync(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY);
+}
+
+/** `hmacManyPaired` on the libuv pool (see hmacManyAsync); `seconds` must stay unchanged until it settles. */
+export async function hmacManyPairedAsync(key: Uint8Array, message: FramedParts, seconds: Uint8Array[], skip: number): Promise<Buffer> {
+  checkKey(key);
+  if (seconds.length !== message.parts.length) throw new RangeError('one second part per part');
+  return native().hmacManyAsync(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY, seconds, skip);
 }
 
 /** Seals each plaintext as `prefix || nonce || ciphertext || tag` (aead.ts `seal` after `prefix`), fresh random nonces. */

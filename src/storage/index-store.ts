@@ -33,12 +33,15 @@ import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './m
 import {
   checkRecordTags,
   hashIds,
+  hashIdsAsync,
   liveTags,
+  liveTagsAsync,
   openChange,
   openRecords,
   pack,
   sealChange,
   sealRecords,
+  sealRecordsAsync,
   unpack,
   type ChangeEntry,
   type RecordBody,
@@ -103,9 +106,12 @@ export class CommitBatch {
     readonly staged?: StagedBatch,
   ) {}
 
-  /** Seals `bodies` under their id hashes, all written by commit `seq`. */
-  putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[]): void {
-    const values = sealRecords(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey());
+  /**
+   * Seals `bodies` under their id hashes, all written by commit `seq`, a slice at a time with `between()` awaited in
+   * between (sealRecordsAsync: a signed index's writer tags on the pool).
+   */
+  async putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[], between: () => Promise<void>): Promise<void> {
+    const values = await sealRecordsAsync(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey(), between);
     this.add(hkeys.map((hkey, i): BatchOp => ({ type: 'put', key: indexKey(this.store.indexId, RECORD, hkey), value: values[i]! })));
   }
 
@@ -225,6 +231,16 @@ export class IndexStore {
   /** Each record's term in the manifest digest (one `seq` for all, or one per record). */
   liveTags(hkeys: Uint8Array[], seqs: number | number[]): Buffer {
     return liveTags(this.keys.digest, hkeys, seqs);
+  }
+
+  /** `hashIds` on the libuv pool (the same bytes), for writes: the event loop stays free meanwhile. */
+  hashIdsAsync(ids: string[]): Promise<Buffer[]> {
+    return hashIdsAsync(this.keys.ids, ids);
+  }
+
+  /** `liveTags` on the libuv pool (the same bytes); `hkeys` must stay unchanged until it settles. */
+  liveTagsAsync(hkeys: Uint8Array[], seqs: number | number[]): Promise<Buffer> {
+    return liveTagsAsync(this.keys.digest, hkeys, seqs);
   }
 
   // ---- manifest and commits ----
@@ -456,8 +472,8 @@ export class IndexStore {
   // ---- maintenance and removal ----
 
   /** Returns memory left from large transient work (snapshot chunks written or read) to the OS (KvStore.releaseMemory). */
-  releaseMemory(options?: { background?: boolean }): void {
-    this.kv.releaseMemory(options);
+  releaseMemory(options?: { background?: boolean }): Promise<void> {
+    return this.kv.releaseMemory(options);
   }
 
   /** Asks LevelDB to rewrite the snapshot chunks now (after a close: the next open then reads tables, not the log). */

@@ -8,7 +8,7 @@
  */
 import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
-import { hmacMany, hmacManyPaired, openMany, sealMany } from '../crypto/bulk.js';
+import { hmacMany, hmacManyAsync, hmacManyPaired, hmacManyPairedAsync, openMany, sealMany } from '../crypto/bulk.js';
 import { constantTimeEqual, frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 
@@ -50,6 +50,12 @@ export function hashIds(key: Uint8Array, ids: string[]): Buffer[] {
   return ids.map((_, i) => macs.subarray(i * 32, (i + 1) * 32));
 }
 
+/** `hashIds` on the libuv pool (the same bytes): an upsert's ids are hashed there, off the event loop. */
+export async function hashIdsAsync(key: Uint8Array, ids: string[]): Promise<Buffer[]> {
+  const macs = await hmacManyAsync(key, { parts: ids });
+  return ids.map((_, i) => macs.subarray(i * 32, (i + 1) * 32));
+}
+
 /**
  * Each record's term in the manifest digest: HMAC(digest key, frame('live',
  * hkey, seq)); the digest is the XOR of the terms of all live records. (The
@@ -57,10 +63,19 @@ export function hashIds(key: Uint8Array, ids: string[]): Buffer[] {
  * `seqs` is one number for all or one per record.
  */
 export function liveTags(key: Uint8Array, hkeys: Uint8Array[], seqs: number | number[]): Buffer {
+  return hmacMany(key, liveTagMessage(hkeys, seqs));
+}
+
+/** `liveTags` on the libuv pool (the same bytes); `hkeys` must stay unchanged until it settles. */
+export function liveTagsAsync(key: Uint8Array, hkeys: Uint8Array[], seqs: number | number[]): Promise<Buffer> {
+  return hmacManyAsync(key, liveTagMessage(hkeys, seqs));
+}
+
+function liveTagMessage(hkeys: Uint8Array[], seqs: number | number[]): { head: Uint8Array; parts: Uint8Array[]; tail?: Uint8Array } {
   checkHkeys(hkeys);
   const head = Buffer.concat([frame('live'), lengthPrefix(HKEY_BYTES)]);
-  if (typeof seqs === 'number') return hmacMany(key, { head, parts: hkeys, tail: frame(u64(seqs)) });
-  return hmacMany(key, { head, parts: hkeys.map((hkey, i) => Buffer.concat([hkey, frame(u64(seqs[i]!))])) });
+  if (typeof seqs === 'number') return { head, parts: hkeys, tail: frame(u64(seqs)) };
+  return { head, parts: hkeys.map((hkey, i) => Buffer.concat([hkey, frame(u64(seqs[i]!))])) };
 }
 
 function checkHkeys(hkeys: Uint8Array[]): void {
@@ -79,6 +94,39 @@ function v2AadHead(indexId: Uint8Array): Buffer {
  * the clear header, which showed which records were written together).
  */
 export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[], recordAuth?: Uint8Array): Buffer[] {
+  const sealed = sealUntagged(key, indexId, hkeys, seq, bodies, recordAuth !== undefined);
+  if (recordAuth !== undefined) putTags(sealed, recordTags(recordAuth, indexId, hkeys, sealed));
+  return sealed;
+}
+
+/**
+ * `sealRecords` with the writer tags computed on the libuv pool (the same bytes): an upsert's records, off the event
+ * loop. The AES-GCM runs here `slice` records at a time with `between()` awaited in between; the tags of all of them
+ * are one pool task.
+ */
+export async function sealRecordsAsync(
+  key: Uint8Array,
+  indexId: Uint8Array,
+  hkeys: Uint8Array[],
+  seq: number,
+  bodies: RecordBody[],
+  recordAuth: Uint8Array | undefined,
+  between: () => Promise<void>,
+  slice = 256,
+): Promise<Buffer[]> {
+  if (hkeys.length !== bodies.length) throw new RangeError('one record key per body');
+  const sealed: Buffer[] = [];
+  for (let start = 0; start < bodies.length; start += slice) {
+    if (start > 0) await between();
+    const part = sealUntagged(key, indexId, hkeys.slice(start, start + slice), seq, bodies.slice(start, start + slice), recordAuth !== undefined);
+    for (const value of part) sealed.push(value);
+  }
+  if (recordAuth !== undefined) putTags(sealed, await recordTagsAsync(recordAuth, indexId, hkeys, sealed));
+  return sealed;
+}
+
+/** Format 2 records, or format 3 ones with a zero tag still to fill in (`tagged`). */
+function sealUntagged(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], seq: number, bodies: RecordBody[], tagged: boolean): Buffer[] {
   checkHkeys(hkeys);
   const packed = bodies.map(pack);
   // seq || body for every record, in one allocation.
@@ -92,14 +140,15 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
     at += SEQ_BYTES + p.byteLength;
     return all.subarray(from, at);
   });
-  const prefix = recordAuth === undefined ? Buffer.of(RECORD_V2) : Buffer.concat([Buffer.of(RECORD_V3), Buffer.alloc(TAG_BYTES)]);
+  const prefix = tagged ? Buffer.concat([Buffer.of(RECORD_V3), Buffer.alloc(TAG_BYTES)]) : Buffer.of(RECORD_V2);
   const sealed = sealMany(key, plaintexts, { head: v2AadHead(indexId), parts: hkeys }, prefix);
   all.fill(0); // the plaintext copy: vectors, metadata, contents
-  if (recordAuth !== undefined) {
-    const tags = recordTags(recordAuth, indexId, hkeys, sealed);
-    sealed.forEach((value, i) => value.set(tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), 1));
-  }
   return sealed;
+}
+
+/** Writes each record's writer tag (from `recordTags`) into its header. */
+function putTags(sealed: Buffer[], tags: Buffer): void {
+  sealed.forEach((value, i) => value.set(tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), 1));
 }
 
 /**
@@ -108,8 +157,16 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
  * records key and can re-seal a record, but cannot tag it.
  */
 function recordTags(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): Buffer {
-  const head = Buffer.concat([frame('record-auth', indexId), lengthPrefix(HKEY_BYTES)]);
-  return hmacManyPaired(recordAuth, { head, parts: hkeys }, values, RECORD_V3_HEADER); // hkey || seal, fed without a copy
+  return hmacManyPaired(recordAuth, recordTagMessage(indexId, hkeys), values, RECORD_V3_HEADER); // hkey || seal, fed without a copy
+}
+
+/** `recordTags` on the libuv pool; `hkeys` and the values' bytes after the header must stay unchanged until it settles. */
+function recordTagsAsync(recordAuth: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[], values: Uint8Array[]): Promise<Buffer> {
+  return hmacManyPairedAsync(recordAuth, recordTagMessage(indexId, hkeys), values, RECORD_V3_HEADER);
+}
+
+function recordTagMessage(indexId: Uint8Array, hkeys: Uint8Array[]): { head: Buffer; parts: Uint8Array[] } {
+  return { head: Buffer.concat([frame('record-auth', indexId), lengthPrefix(HKEY_BYTES)]), parts: hkeys };
 }
 
 /** Every value must be format 3 with a valid writer tag (signed indexes, read by the root or a writer); else IntegrityError. */

@@ -111,16 +111,18 @@ function armReduction(): void {
 
 /**
  * Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path). `background`: both
- * on the libuv pool (the end of an open: 2–8 ms on the main thread before `loadIndex` could return).
+ * on the libuv pool (the end of an open: 2–8 ms on the main thread before `loadIndex` could return), and the promise
+ * settles once both ran (a caller that wants the memory back before its next step awaits it; others need not).
  */
-export function releaseMemory(storeDir?: string, { background = false }: { background?: boolean } = {}): void {
+export function releaseMemory(storeDir?: string, { background = false }: { background?: boolean } = {}): Promise<void> {
   const addon = loadNativeAddon() as MemoryCalls;
   if (background) {
     // Not through releaseMappedPages: one running already (a stream's) may have read the maps before the last reads.
-    if (storeDir !== undefined) void addon.releaseMappedPagesAsync(storeDir);
-    void addon.trimMemoryAsync();
-    return;
+    const mapped = storeDir !== undefined ? addon.releaseMappedPagesAsync(storeDir) : undefined;
+    const trimmed = addon.trimMemoryAsync();
+    return Promise.all([mapped, trimmed]).then(() => undefined);
   }
   if (storeDir !== undefined) addon.releaseMappedPages(storeDir);
   addon.trimMemory();
+  return Promise.resolve();
 }
