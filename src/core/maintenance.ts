@@ -117,7 +117,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   if (snapshotIsCurrent(state)) return; // e.g. snapshot() right after the backlog's snapshot: rewriting it would change nothing
   // What the writes before it freed goes back first, so the snapshot's own transient memory does not stack on
   // top of it (measured at 200k × 96: the close's peak, docs/performance.md "Memory").
-  state.store.releaseMemory();
+  await state.store.releaseMemory();
   // Persist a graph that reaches every live record: incremental builds leave a few unreachable (3,034 of 1M
   // measured), and every open from this snapshot would otherwise find and relink them again.
   const check = await repairGraph(engine, 'snapshot');
@@ -140,7 +140,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   });
   state.changedSinceSnapshot = 0;
   state.snapshotUncompacted = true;
-  state.store.releaseMemory({ background: true }); // the table's encoding and the sealed chunks were transient; not waited for
+  void state.store.releaseMemory({ background: true }); // the table's encoding and the sealed chunks were transient; not waited for
   reduceHeapSoon(); // and the young generation its allocations grew (~20 MiB at 200k), which plain GCs keep
 }
 
@@ -181,9 +181,11 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   const fresh = state.newEngine(dimension);
   let graphCheck: GraphCheckSummary | null = null;
   try {
-    const ids = await state.live.idsInSlices();
-    for (let start = 0; start < ids.length; start += COMPACT_BATCH) {
-      const batch = ids.slice(start, start + COMPACT_BATCH);
+    await state.live.ready(); // the restored ids indexed in slices first: the batches below look each one up
+    const total = state.live.size;
+    let done = 0;
+    // Only the batch in hand exists as strings: nothing writes meanwhile (this runs inside the write queue).
+    for (const batch of state.live.idBatches(COMPACT_BATCH)) {
       const bodies = await readRecords(state, batch);
       const keys = new BigUint64Array(batch.length);
       const vectors = new Float32Array(batch.length * dimension);
@@ -193,7 +195,8 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
         vectors.set(vectorOf(body.vector), i * dimension);
       });
       await fresh.add(keys, vectors);
-      onProgress?.({ done: start + batch.length, total: ids.length });
+      done += batch.length;
+      onProgress?.({ done, total });
     }
     graphCheck = await repairGraph(fresh, 'compaction'); // before the swap: queries never see the orphans a build leaves
   } catch (error) {
@@ -209,7 +212,7 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   await writeSnapshot(state);
   await state.store.compactAll();
   state.snapshotUncompacted = false;
-  state.store.releaseMemory(); // the old graph, and the tables the compaction read
+  await state.store.releaseMemory(); // the old graph, and the tables the compaction read
 }
 
 /** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. */
@@ -227,7 +230,7 @@ export async function closeIndex(state: IndexState): Promise<void> {
           // (a 200k × 96 store closed after `snapshot()` held 1,949 B per vector on disk instead of ~1,100).
           await state.store.compactSnapshots();
           state.snapshotUncompacted = false;
-          state.store.releaseMemory(); // the tables the compaction read stay mapped otherwise
+          await state.store.releaseMemory(); // the tables the compaction read stay mapped otherwise
         } catch (error) {
           // Every write is in the change log: the next open replays it. Say so rather than fail the close.
           warn(

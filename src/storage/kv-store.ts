@@ -7,7 +7,7 @@ import { ClassicLevel } from 'classic-level';
 import { mkdirSync, realpathSync } from 'node:fs';
 import { ClosedError, IntegrityError, StorageError, StoreLockedError } from '../errors.js';
 import { SLICE } from '../util/event-loop.js';
-import { releaseMappedPages, releaseMemory } from '../util/memory.js';
+import { releaseMappedPages, releaseMemory, releaseMemoryOnPool } from '../util/memory.js';
 import { ioError, levelFailure } from './io-errors.js';
 import { inSlices, ReusableBatch } from './level-batch.js';
 
@@ -91,9 +91,9 @@ export interface KvBackend {
   shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes, rewrites?: BatchOp[]): Promise<void>;
   /**
    * Returns freed memory to the OS after large transient work (LevelDB's mapped tables, glibc's heap); a no-op where it means
-   * nothing. `background`: both run on the libuv pool, so the caller does not wait for them.
+   * nothing. Both run on the libuv pool; the promise resolves once they are done, or at once with `background`.
    */
-  releaseMemory(options?: { background?: boolean }): void;
+  releaseMemory(options?: { background?: boolean }): Promise<void>;
   /** Drops LevelDB's mapped table pages from this process's resident set (they stay in the page cache). */
   releaseMappedPages(): void;
   /**
@@ -148,8 +148,9 @@ export class KvStore implements KvBackend {
    * kept (malloc_trim) and this process's resident pages of LevelDB's mapped
    * table files (they stay in the page cache; see util/memory.ts).
    */
-  releaseMemory(options?: { background?: boolean }): void {
-    releaseMemory(this.realLocation, options);
+  async releaseMemory(options?: { background?: boolean }): Promise<void> {
+    if (options?.background) releaseMemory(this.realLocation, options);
+    else await releaseMemoryOnPool(this.realLocation); // waited for, but not on the main thread (see util/memory.ts)
   }
 
   /** Only the mapped table pages (cheap: one read of /proc/self/maps), for use between the groups of a long stream. */

@@ -110,8 +110,20 @@ function armReduction(): void {
 }
 
 /**
- * Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path). `background`: both
- * on the libuv pool (the end of an open: 2–8 ms on the main thread before `loadIndex` could return).
+ * Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path), both on the libuv
+ * pool; resolves once both are done. A compaction at 1M freed the old graph and rewrote the tables, then released
+ * on the main thread: malloc_trim walking every arena and the madvise calls waiting on the mmap lock sat inside its
+ * stalls (57 ms once for the mapped pages). Where the addon cannot, nothing is released.
+ */
+export async function releaseMemoryOnPool(storeDir?: string): Promise<void> {
+  const addon = loadNativeAddon() as MemoryCalls;
+  await Promise.all([storeDir === undefined ? undefined : addon.releaseMappedPagesAsync(storeDir), addon.trimMemoryAsync()]);
+}
+
+/**
+ * Trims the heap and unmaps the resident pages of files mapped from under `storeDir` (a real path), synchronously
+ * (tests measuring memory). `background`: both on the libuv pool, not waited for (the end of an open: 2–8 ms on the
+ * main thread before `loadIndex` could return).
  */
 export function releaseMemory(storeDir?: string, { background = false }: { background?: boolean } = {}): void {
   const addon = loadNativeAddon() as MemoryCalls;

@@ -221,7 +221,7 @@ export class PgKv implements KvBackend {
   async shred(): Promise<void> {}
 
   /** Nothing mapped here: PostgreSQL's pages live in its own processes. */
-  releaseMemory(): void {}
+  async releaseMemory(): Promise<void> {}
 
   releaseMappedPages(): void {}
 
