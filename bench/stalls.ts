@@ -15,9 +15,11 @@
  * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
  * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
  * that began in each state apart (on a shared machine, two runs one after the other see different loads).
+ * `--alternate-priority MS` does the same with the graph inserts' lower CPU priority (native/engine/background-priority.h),
+ * `--alternate-nice MS` with nice 10 for every thread but the main one and V8's (an experiment; needs root to undo).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
@@ -109,6 +111,33 @@ function schedstat(): [number, number] {
 
 /** `--alternate-yield MS` (passed to the children in the environment). */
 const ALTERNATE_MS = Number(process.env.VECVAULT_STALLS_ALTERNATE ?? 0);
+/**
+ * `--alternate-nice MS`: instead of the GC waits, alternate the nice value of every thread but the main one and V8's
+ * platform workers (the libuv pool, LevelDB's) between 0 and 10 (needs the privilege to lower it again, e.g. root):
+ * how much of the main thread's run-queue wait our own pool threads cause.
+ */
+const ALTERNATE_NICE = process.env.VECVAULT_STALLS_ALTERNATE_KIND === 'nice';
+/** `--alternate-priority MS`: alternate the addon's own lower priority for graph inserts (native/engine/background-priority.h) on and off. */
+const ALTERNATE_PRIORITY = process.env.VECVAULT_STALLS_ALTERNATE_KIND === 'priority';
+
+/** This process's threads but the main one and the four V8 platform workers Node starts first (Linux). */
+function backgroundThreads(): number[] {
+  const tids = readdirSync('/proc/self/task')
+    .map(Number)
+    .sort((a, b) => a - b);
+  return tids.filter((tid) => tid !== process.pid).slice(5); // [signal watchdog, 4 V8 workers] then the rest
+}
+
+function setBackgroundNice(on: boolean): boolean {
+  for (const tid of backgroundThreads()) {
+    try {
+      setPriority(tid, on ? 10 : 0);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return on;
+}
 /** The addon's switch for the pool threads' GC waits, once the child loaded it. */
 let setGcYield: ((on: boolean) => boolean) | undefined;
 
@@ -169,7 +198,7 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
   clearInterval(timer);
   if (toggler) {
     clearInterval(toggler);
-    setGcYield!(true);
+    setGcYield!(!ALTERNATE_NICE); // back to the default: waits on, the addon's lower priority on, or every thread at nice 0
   }
   // Let the observer deliver the last entries.
   await new Promise((r) => setTimeout(r, 50));
@@ -248,7 +277,11 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
     gcYieldStats?: () => { hooked: number; pauses: number; yields: number; waitedMs: number };
   };
   const gcYieldStats = addon.gcYieldStats;
-  setGcYield = addon.setGcYield as ((on: boolean) => boolean) | undefined;
+  setGcYield = ALTERNATE_NICE
+    ? setBackgroundNice
+    : ALTERNATE_PRIORITY
+      ? (addon.setBackgroundPriority as (on: boolean) => boolean)
+      : (addon.setGcYield as ((on: boolean) => boolean) | undefined);
   timeCalls(addon, 'addon.');
   // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
   const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
@@ -351,6 +384,11 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
   const phases = (arg('--phases') ?? 'build,open,compact').split(',') as Phase[];
   const nodeFlags = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []));
   if (arg('--alternate-yield') !== undefined) process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-yield');
+  for (const kind of ['nice', 'priority']) {
+    if (arg(`--alternate-${kind}`) === undefined) continue;
+    process.env.VECVAULT_STALLS_ALTERNATE = arg(`--alternate-${kind}`);
+    process.env.VECVAULT_STALLS_ALTERNATE_KIND = kind;
+  }
   const dir = arg('--dir') ?? mkdtempSync(join(tmpdir(), 'vecvault-stalls-'));
   const keep = process.argv.includes('--keep') || arg('--dir') !== undefined;
   if (arg('--dir') === undefined) writeFileSync(join(dir, 'key'), crypto.getRandomValues(new Uint8Array(32)));

@@ -3,6 +3,7 @@
 // and reserve. JS runs them one write at a time, in call order.
 #pragma once
 
+#include "background-priority.h"
 #include "gc-yield.h"
 #include "promise-worker.h"
 
@@ -71,7 +72,8 @@ class PrepareAddWorker : public PromiseWorker {
     Napi::Reference<Napi::Float32Array> keep_;
 };
 
-// Adds one chunk (capacity already reserved by PrepareAddWorker).
+// Adds one chunk (capacity already reserved by PrepareAddWorker), at a lower
+// CPU priority than the event loop (background-priority.h).
 class AddWorker : public PromiseWorker {
   public:
     AddWorker(Napi::Env env, std::shared_ptr<Core> core, std::vector<key_t> keys, std::vector<float> vectors)
@@ -79,6 +81,9 @@ class AddWorker : public PromiseWorker {
 
   private:
     void Run() override {
+        BackgroundPriority::instance().run([this] { add_rows(); });
+    }
+    void add_rows() {
         SlotHold slot(core_->slots);
         std::size_t dims = core_->config.dimensions;
         GcPause& gc = GcPause::instance();
