@@ -15,8 +15,8 @@
  * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
  * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
  * that began in each state apart (on a shared machine, two runs one after the other see different loads).
- * `--alternate-priority MS` does the same with the graph inserts' lower CPU priority (native/engine/background-priority.h),
- * `--alternate-nice MS` with nice 10 for every thread but the main one and V8's (an experiment; needs root to undo).
+ * `--alternate-nice MS` does the same with nice 10 for every thread but the main one and V8's platform workers (an
+ * experiment, needs the privilege to lower it again: it showed priority inversion, docs/performance.md).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, setPriority, tmpdir } from 'node:os';
@@ -117,8 +117,6 @@ const ALTERNATE_MS = Number(process.env.VECVAULT_STALLS_ALTERNATE ?? 0);
  * how much of the main thread's run-queue wait our own pool threads cause.
  */
 const ALTERNATE_NICE = process.env.VECVAULT_STALLS_ALTERNATE_KIND === 'nice';
-/** `--alternate-priority MS`: alternate the addon's own lower priority for graph inserts (native/engine/background-priority.h) on and off. */
-const ALTERNATE_PRIORITY = process.env.VECVAULT_STALLS_ALTERNATE_KIND === 'priority';
 
 /** This process's threads but the main one and the four V8 platform workers Node starts first (Linux). */
 function backgroundThreads(): number[] {
@@ -198,7 +196,7 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
   clearInterval(timer);
   if (toggler) {
     clearInterval(toggler);
-    setGcYield!(!ALTERNATE_NICE); // back to the default: waits on, the addon's lower priority on, or every thread at nice 0
+    setGcYield!(!ALTERNATE_NICE); // back to the default: waits on, or every thread at nice 0
   }
   // Let the observer deliver the last entries.
   await new Promise((r) => setTimeout(r, 50));
@@ -277,11 +275,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
     gcYieldStats?: () => { hooked: number; pauses: number; yields: number; waitedMs: number };
   };
   const gcYieldStats = addon.gcYieldStats;
-  setGcYield = ALTERNATE_NICE
-    ? setBackgroundNice
-    : ALTERNATE_PRIORITY
-      ? (addon.setBackgroundPriority as (on: boolean) => boolean)
-      : (addon.setGcYield as ((on: boolean) => boolean) | undefined);
+  setGcYield = ALTERNATE_NICE ? setBackgroundNice : (addon.setGcYield as ((on: boolean) => boolean) | undefined);
   timeCalls(addon, 'addon.');
   // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
   const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
@@ -384,10 +378,9 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
   const phases = (arg('--phases') ?? 'build,open,compact').split(',') as Phase[];
   const nodeFlags = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []));
   if (arg('--alternate-yield') !== undefined) process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-yield');
-  for (const kind of ['nice', 'priority']) {
-    if (arg(`--alternate-${kind}`) === undefined) continue;
-    process.env.VECVAULT_STALLS_ALTERNATE = arg(`--alternate-${kind}`);
-    process.env.VECVAULT_STALLS_ALTERNATE_KIND = kind;
+  if (arg('--alternate-nice') !== undefined) {
+    process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-nice');
+    process.env.VECVAULT_STALLS_ALTERNATE_KIND = 'nice';
   }
   const dir = arg('--dir') ?? mkdtempSync(join(tmpdir(), 'vecvault-stalls-'));
   const keep = process.argv.includes('--keep') || arg('--dir') !== undefined;

@@ -28,7 +28,6 @@
 #include "engine/validate-bytes.h"    // checks untrusted serialized bytes before loading
 #include "engine/promise-worker.h"    // base of every pool task (coded rejections)
 #include "engine/gc-yield.h"          // pool threads step aside during V8's mark-compact pauses
-#include "engine/background-priority.h" // graph inserts on a helper thread below the event loop's priority
 #include "engine/write-workers.h"     // prepareAdd, addChunk, remove, reserve
 #include "engine/search.h"            // result block, search_one, the search task
 #include "engine/snapshot-workers.h"  // serialize, load
@@ -229,23 +228,6 @@ Napi::Value ReleaseMappedPagesAsync(Napi::CallbackInfo const& info) {
     return vecvault::queue_task<ReleaseMappedPagesTask>(info.Env(), info[0].As<Napi::String>().Utf8Value());
 }
 
-// backgroundPriorityStats() → { runs, lowered }: graph insert chunks run on a
-// helper thread, and how many of those threads got the lower priority
-// (process-wide, since load; both 0 where it does not apply).
-Napi::Value BackgroundPriorityStats(Napi::CallbackInfo const& info) {
-    BackgroundPriority::Stats s = BackgroundPriority::instance().stats();
-    auto out = Napi::Object::New(info.Env());
-    out.Set("runs", static_cast<double>(s.runs));
-    out.Set("lowered", static_cast<double>(s.lowered));
-    return out;
-}
-
-// setBackgroundPriority(enabled) → the previous setting. For paired benches.
-Napi::Value SetBackgroundPriority(Napi::CallbackInfo const& info) {
-    bool previous = BackgroundPriority::instance().set_enabled(info[0].ToBoolean().Value());
-    return Napi::Boolean::New(info.Env(), previous);
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("NativeIndex", NativeIndex::Define(env));
     exports.Set("crypto", vecvault_crypto::Define(env));
@@ -258,8 +240,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("gcYieldStats", Napi::Function::New(env, GcYieldStats));
     exports.Set("setGcYield", Napi::Function::New(env, SetGcYield));
     exports.Set("gcPauseForTesting", Napi::Function::New(env, GcPauseForTesting));
-    exports.Set("backgroundPriorityStats", Napi::Function::New(env, BackgroundPriorityStats));
-    exports.Set("setBackgroundPriority", Napi::Function::New(env, SetBackgroundPriority));
     HookGcPauses(env);
     exports.Set("usearchVersion", Napi::String::New(env, std::to_string(USEARCH_VERSION_MAJOR) + "." +
                                                              std::to_string(USEARCH_VERSION_MINOR) + "." +

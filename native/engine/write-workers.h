@@ -3,7 +3,6 @@
 // and reserve. JS runs them one write at a time, in call order.
 #pragma once
 
-#include "background-priority.h"
 #include "gc-yield.h"
 #include "promise-worker.h"
 
@@ -72,8 +71,7 @@ class PrepareAddWorker : public PromiseWorker {
     Napi::Reference<Napi::Float32Array> keep_;
 };
 
-// Adds one chunk (capacity already reserved by PrepareAddWorker), at a lower
-// CPU priority than the event loop (background-priority.h).
+// Adds one chunk (capacity already reserved by PrepareAddWorker).
 class AddWorker : public PromiseWorker {
   public:
     AddWorker(Napi::Env env, std::shared_ptr<Core> core, std::vector<key_t> keys, std::vector<float> vectors)
@@ -81,9 +79,6 @@ class AddWorker : public PromiseWorker {
 
   private:
     void Run() override {
-        BackgroundPriority::instance().run([this] { add_rows(); });
-    }
-    void add_rows() {
         SlotHold slot(core_->slots);
         std::size_t dims = core_->config.dimensions;
         GcPause& gc = GcPause::instance();

@@ -168,13 +168,6 @@ interface NativeAddon {
   setGcYield(enabled: boolean): boolean;
   /** Begins (true) or ends (false) a pretend mark-compact pause. Tests only. */
   gcPauseForTesting(inPause: boolean): void;
-  /**
-   * Graph insert chunks run on a helper thread at a lower CPU priority (native/engine/background-priority.h): how many
-   * ran so, and how many of those threads got the lower priority (Linux), process-wide. For benches and tests.
-   */
-  backgroundPriorityStats(): { runs: number; lowered: number };
-  /** Whether graph inserts run at the lower priority (on unless VECVAULT_BACKGROUND_NICE=0); returns the previous setting. For paired benches. */
-  setBackgroundPriority(enabled: boolean): boolean;
   usearchVersion: string;
 }
 
@@ -231,8 +224,6 @@ export const NATIVE_ADDON_EXPORTS = [
   'gcYieldStats',
   'setGcYield',
   'gcPauseForTesting',
-  'backgroundPriorityStats',
-  'setBackgroundPriority',
   'usearchVersion',
 ] as const satisfies readonly (keyof NativeAddon)[];
 type NativeAddonExportsCheck = Assert<ListsEveryKey<NativeAddon, typeof NATIVE_ADDON_EXPORTS>>;
