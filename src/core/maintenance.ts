@@ -141,7 +141,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   });
   state.changedSinceSnapshot = 0;
   state.snapshotUncompacted = true;
-  state.store.releaseMemory({ background: true }); // the table's encoding and the sealed chunks were transient; not waited for
+  void state.store.releaseMemory({ background: true }); // the table's encoding and the sealed chunks were transient; not waited for
   reduceHeapSoon(); // and the young generation its allocations grew (~20 MiB at 200k), which plain GCs keep
 }
 
@@ -182,9 +182,11 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   const fresh = state.newEngine(dimension);
   let graphCheck: GraphCheckSummary | null = null;
   try {
-    const ids = await state.live.idsInSlices();
-    for (let start = 0; start < ids.length; start += COMPACT_BATCH) {
-      const batch = ids.slice(start, start + COMPACT_BATCH);
+    await state.live.ready(); // the restored ids indexed in slices first: the batches below look each one up
+    const total = state.live.size;
+    let done = 0;
+    // Only the batch in hand exists as strings: nothing writes meanwhile (this runs inside the write queue).
+    for (const batch of state.live.idBatches(COMPACT_BATCH)) {
       const bodies = await readRecords(state, batch);
       const keys = new BigUint64Array(batch.length);
       const vectors = new Float32Array(batch.length * dimension);
@@ -194,7 +196,8 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
         vectors.set(vectorOf(body.vector), i * dimension);
       });
       await fresh.add(keys, vectors);
-      onProgress?.({ done: start + batch.length, total: ids.length });
+      done += batch.length;
+      onProgress?.({ done, total });
     }
     graphCheck = await repairGraph(fresh, 'compaction'); // before the swap: queries never see the orphans a build leaves
   } catch (error) {
@@ -210,7 +213,7 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   await writeSnapshot(state);
   await state.store.compactAll();
   state.snapshotUncompacted = false;
-  state.store.releaseMemory(); // the old graph, and the tables the compaction read
+  await state.store.releaseMemory({ background: true }); // the old graph, and the tables the compaction read (awaited, on the pool)
 }
 
 /** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. */
