@@ -189,7 +189,7 @@ async function measured(name: string, op: () => Promise<unknown>): Promise<SubPh
   clearInterval(timer);
   if (toggler) {
     clearInterval(toggler);
-    setGcYield!(!ALTERNATE_NICE); // back to the default: waits on, or every thread at nice 0
+    setGcYield!(true); // back to the default: waits on (or the upsert-path changes on)
   }
   // Let the observer deliver the last entries.
   await new Promise((r) => setTimeout(r, 50));
