@@ -153,7 +153,9 @@ describe('streamed snapshot sections', () => {
 
   it('a tampered chunk fails the stream with IntegrityError; a failing write rejects instead of hanging', async () => {
     const stored = await storedChunks();
-    await store.batch([{ type: 'put', key: stored[2]!.key, value: Buffer.from(stored[2]!.value).fill(1, 40, 41) }]);
+    const tampered = Buffer.from(stored[2]!.value);
+    tampered[40]! ^= 1; // flipped, not set: the ciphertext is random, so setting a byte left it unchanged 1 time in 256
+    await store.batch([{ type: 'put', key: stored[2]!.key, value: tampered }]);
     const reading = (async () => {
       for await (const chunk of readSectionStream(store, key, indexId, gen5, 'graph', chunks)) void chunk;
     })();
