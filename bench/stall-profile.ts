@@ -6,6 +6,7 @@
  * stalls' `mono` are both CLOCK_MONOTONIC.
  */
 import { readFileSync } from 'node:fs';
+import type { Stall } from './stalls.js'; // the type only: importing stalls.ts for real would run it
 
 interface Node {
   id: number;
@@ -17,15 +18,6 @@ interface Profile {
   startTime: number;
   samples: number[];
   timeDeltas: number[];
-}
-interface Stall {
-  at: number;
-  mono: number;
-  ms: number;
-  cpuMs: number;
-  waitMs: number;
-  gcs: string[];
-  natives: string[];
 }
 
 const [resultsPath, profilePath] = process.argv.slice(2);

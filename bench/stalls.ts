@@ -37,7 +37,7 @@ interface Gc {
   ms: number;
   kind: string;
 }
-interface Stall {
+export interface Stall {
   /** Start of the gap, ms since the sub-phase began. */
   at: number;
   /** Start of the gap on CLOCK_MONOTONIC, ms: the clock of a `--cpu-prof` profile's timestamps (µs there), so `bench/stall-profile.ts` can find its samples. */
