@@ -118,7 +118,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   // What the writes before it freed goes back first, so the snapshot's own transient memory does not stack on
   // top of it (measured at 200k × 96: the close's peak, docs/performance.md "Memory"). Awaited on the pool: on the main
   // thread the unmapping of LevelDB's pages took 7–57 ms of a 1M build's snapshots and close.
-  await state.store.releaseMemory({ background: true });
+  await state.store.releaseMemory();
   // Persist a graph that reaches every live record: incremental builds leave a few unreachable (3,034 of 1M
   // measured), and every open from this snapshot would otherwise find and relink them again.
   const check = await repairGraph(engine, 'snapshot');
@@ -141,7 +141,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   });
   state.changedSinceSnapshot = 0;
   state.snapshotUncompacted = true;
-  void state.store.releaseMemory({ background: true }); // the table's encoding and the sealed chunks were transient; not waited for
+  void state.store.releaseMemory(); // the table's encoding and the sealed chunks were transient; not waited for
   reduceHeapSoon(); // and the young generation its allocations grew (~20 MiB at 200k), which plain GCs keep
 }
 
@@ -213,7 +213,7 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
   await writeSnapshot(state);
   await state.store.compactAll();
   state.snapshotUncompacted = false;
-  await state.store.releaseMemory({ background: true }); // the old graph, and the tables the compaction read (awaited, on the pool)
+  await state.store.releaseMemory(); // the old graph, and the tables the compaction read (awaited, on the pool)
 }
 
 /** Waits for writes in flight, writes a snapshot if anything changed, then frees memory. */
@@ -231,7 +231,7 @@ export async function closeIndex(state: IndexState): Promise<void> {
           // (a 200k × 96 store closed after `snapshot()` held 1,949 B per vector on disk instead of ~1,100).
           await state.store.compactSnapshots();
           state.snapshotUncompacted = false;
-          await state.store.releaseMemory({ background: true }); // the tables the compaction read stay mapped otherwise
+          await state.store.releaseMemory(); // the tables the compaction read stay mapped otherwise
         } catch (error) {
           // Every write is in the change log: the next open replays it. Say so rather than fail the close.
           warn(

@@ -65,7 +65,7 @@ async function loadOnce(store: IndexStore, engines: EngineFactory, onRelease: ()
     try {
       await restoreSnapshot(state);
       state.openedFrom = 'snapshot';
-      void store.releaseMemory({ background: true }); // the snapshot chunks read (and mapped by LevelDB) and the table were transient; not waited for
+      void store.releaseMemory(); // the snapshot chunks read (and mapped by LevelDB) and the table were transient; not waited for
       void state.live.finishRestoreInBackground(() => state.isOpen);
       return state;
     } catch (error) {
@@ -86,7 +86,7 @@ async function loadOnce(store: IndexStore, engines: EngineFactory, onRelease: ()
     }
   }
   await rebuild(state);
-  await store.releaseMemory({ background: true }); // every record was read (and mapped by LevelDB); awaited, on the pool
+  await store.releaseMemory(); // every record was read (and mapped by LevelDB); awaited, on the pool
   state.openedFrom = 'rebuild';
   state.changedSinceSnapshot = state.live.size;
   return state;

@@ -472,8 +472,8 @@ export class IndexStore {
   // ---- maintenance and removal ----
 
   /** Returns memory left from large transient work (snapshot chunks written or read) to the OS (KvStore.releaseMemory). */
-  releaseMemory(options?: { background?: boolean }): Promise<void> {
-    return this.kv.releaseMemory(options);
+  releaseMemory(): Promise<void> {
+    return this.kv.releaseMemory();
   }
 
   /** Asks LevelDB to rewrite the snapshot chunks now (after a close: the next open then reads tables, not the log). */

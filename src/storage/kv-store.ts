@@ -91,10 +91,10 @@ export interface KvBackend {
   shred(ranges: RangeOptions[], brackets: Bytes[], probe: Bytes, rewrites?: BatchOp[]): Promise<void>;
   /**
    * Returns freed memory to the OS after large transient work (LevelDB's mapped tables, glibc's heap); a no-op where it means
-   * nothing. `background`: both run on the libuv pool, and the promise settles once they ran (await it to have the memory
-   * back before the next step, without holding the event loop; or leave it).
+   * nothing. Both run on the libuv pool, and the promise settles once they ran (await it to have the memory back before
+   * the next step, without holding the event loop; or leave it).
    */
-  releaseMemory(options?: { background?: boolean }): Promise<void>;
+  releaseMemory(): Promise<void>;
   /** Drops LevelDB's mapped table pages from this process's resident set (they stay in the page cache). */
   releaseMappedPages(): void;
   /**
@@ -149,8 +149,8 @@ export class KvStore implements KvBackend {
    * kept (malloc_trim) and this process's resident pages of LevelDB's mapped
    * table files (they stay in the page cache; see util/memory.ts).
    */
-  releaseMemory(options?: { background?: boolean }): Promise<void> {
-    return releaseMemory(this.realLocation, options);
+  releaseMemory(): Promise<void> {
+    return releaseMemory(this.realLocation, { background: true });
   }
 
   /** Only the mapped table pages (cheap: one read of /proc/self/maps), for use between the groups of a long stream. */
