@@ -136,6 +136,41 @@ describe.skipIf(skip)('PostgreSQL: one index, several openers', () => {
     await kv.close();
   });
 
+  it('a writer that keeps losing takes a turn: other commits wait for it, its own do not (control: without a turn they land at once)', async () => {
+    const schema = `${postgresBackend(cluster).schema}_turn`;
+    const open = async () => {
+      const kv = new PgKv(new pg.Pool({ connectionString: cluster.connectionString, max: 3 }), schema);
+      await kv.init();
+      return kv;
+    };
+    const [a, b] = [await open(), await open()];
+    const mkey = Buffer.from('I0123456789abcdefM');
+    const commit = (kv: PgKv, counter: number, value: string) =>
+      kv.batch([{ type: 'put', key: mkey, value: Buffer.from(value) }], { guard: { key: mkey, counter } });
+    const settlesWithin = (p: Promise<unknown>, ms: number) =>
+      Promise.race([
+        p.then(
+          () => 'settled',
+          () => 'settled',
+        ),
+        new Promise((r) => setTimeout(() => r('pending'), ms)),
+      ]);
+    await commit(a, 0, 'm0');
+    // Control: no turn held, a's commit lands at once.
+    expect(await settlesWithin(commit(a, 1, 'm1'), 2000)).toBe('settled');
+    const release = await b.takeTurn(mkey);
+    const waiting = commit(a, 2, 'a2');
+    expect(await settlesWithin(waiting, 300)).toBe('pending');
+    await commit(b, 2, 'b2'); // the turn holder's own commit does not wait on itself
+    await release();
+    await rejectsWithCode(waiting, 'VECVAULT_CONFLICT'); // it went on once released, and found the counter moved
+    expect(Buffer.from((await a.get(mkey))!).toString()).toBe('b2');
+    expect(await settlesWithin(commit(a, 3, 'a3'), 2000)).toBe('settled'); // released for good
+    expect(await a.counter(mkey)).toBe(3);
+    await a.close();
+    await b.close();
+  });
+
   it('a snapshot written by one opener is what a late opener loads; the others keep serving meanwhile', async () => {
     const backend = postgresBackend(cluster);
     const { key, a, b } = await twoOpeners(backend, 4);

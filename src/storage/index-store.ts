@@ -143,6 +143,8 @@ export interface RemoteCommits {
   counter(): Promise<number>;
   /** Calls `wake` (with the counter, when known) after a remote commit; returns the unsubscribe. */
   subscribe(wake: (counter?: number) => void): () => void;
+  /** Holds off other processes' commits to this index until the returned release is called (a writer that keeps losing). */
+  takeTurn(): Promise<() => Promise<void>>;
 }
 
 export class IndexStore {

@@ -12,6 +12,12 @@
  * ranges. Each batch is one transaction; a guarded batch (a commit) first
  * moves its manifest row from counter − 1 to counter, or fails with
  * ConflictError, and announces the commit with NOTIFY.
+ *
+ * The compare-and-set alone lets a process starve: one that is always up to
+ * date recommits before one that just lost has caught up, every time. So a
+ * process that keeps losing takes a turn (`takeTurn`): an exclusive advisory
+ * lock per index, held across its catch-up and commit, while every other
+ * commit first takes the same lock shared, and so waits its turn.
  */
 import type { Pool, PoolClient } from 'pg';
 import { ClosedError, ConflictError, StorageError } from '../../errors.js';
@@ -36,6 +42,8 @@ export function quoteIdent(name: string): string {
 
 export class PgKv implements KvBackend {
   private readonly fences: RangeOptions[] = [];
+  /** The manifest keys (hex) whose turn this backend holds: its own commits to them skip the shared lock. */
+  private readonly turns = new Set<string>();
   readonly table: string;
   private closed = false;
 
@@ -140,6 +148,9 @@ export class PgKv implements KvBackend {
             throw new ConflictError('Another process created an index of this name (or id) meanwhile. Load it with loadIndex().');
           return;
         }
+        // Before the manifest row's lock, never after: a turn holder's commit may be waiting for that row.
+        const turn = Buffer.from(guard.key).toString('hex');
+        if (!this.turns.has(turn)) await c.query('SELECT pg_advisory_xact_lock_shared(hashtext($1))', [this.turnLock(turn)]);
         const res = await c.query(`UPDATE ${this.table} SET value = $2, counter = $3 WHERE key = $1 AND counter = $4`, [
           Buffer.from(guard.key),
           Buffer.from(manifest.value),
@@ -156,6 +167,43 @@ export class PgKv implements KvBackend {
       if (guard)
         await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.schema}:${Buffer.from(guard.key).subarray(1, 17).toString('hex')}:${guard.counter}`]);
     });
+  }
+
+  private turnLock(manifestHex: string): string {
+    return `vecvault:turn:${this.schema}:${manifestHex}`;
+  }
+
+  /**
+   * Holds off other processes' commits to the index of `manifestKey` until
+   * the returned release is called: waits for the commits under way, then
+   * keeps a connection holding the lock (a closed session drops it). Only
+   * for a writer that lost the compare-and-set several times in a row.
+   */
+  async takeTurn(manifestKey: Bytes): Promise<() => Promise<void>> {
+    if (this.closed) throw new ClosedError('This Client is closed. Create a new Client to open the store again.');
+    const turn = Buffer.from(manifestKey).toString('hex');
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (cause) {
+      throw pgFailure('take a turn to commit', cause);
+    }
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [this.turnLock(turn)]);
+    } catch (cause) {
+      client.release(true);
+      throw pgFailure('take a turn to commit', cause);
+    }
+    this.turns.add(turn);
+    return async () => {
+      this.turns.delete(turn);
+      try {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [this.turnLock(turn)]);
+        client.release();
+      } catch {
+        client.release(true); // a closed session drops its advisory locks
+      }
+    };
   }
 
   async *entries(range: RangeOptions): AsyncGenerator<[Bytes, Bytes]> {

@@ -215,6 +215,7 @@ class PgIndexStore extends IndexStore {
     const remote: RemoteCommits = {
       counter: () => pgKv.counter(this.manifestKey()),
       subscribe: (wake) => listener.subscribe(topic, wake),
+      takeTurn: () => pgKv.takeTurn(this.manifestKey()),
     };
     this.remote = remote;
   }
