@@ -34,7 +34,7 @@ const LONG = process.env.VECVAULT_ROTATE_LONG === '1';
 const KEY_KILLS = 51;
 const DATA_RECORDS = LONG ? 100_000 : 3_000;
 const DATA_KILLS = LONG ? 4 : 6;
-/** Mid-copy kills added when none of the planned ones landed in the copy (see dataKills). */
+/** Kills on the child's own progress report, added when none of the planned (timed) ones landed in the copy (see dataKills). */
 const EXTRA_KILLS = 6;
 const USER_RECORDS = LONG ? 100_000 : 1_500;
 const USER_KILLS = 3;
@@ -102,13 +102,14 @@ async function checkAll(index: EncryptedIndex, count: number): Promise<void> {
 }
 
 /**
- * Runs the child on `path`; SIGKILLs it `delayMs` after it printed `ready` (or lets it finish).
+ * Runs the child on `path`; SIGKILLs it `delayMs` after it printed `ready` (or lets it finish), or with
+ * `'mid-copy'` as soon as it reports a copied batch short of `copyTotal` (that batch is on disk).
  * Returns what it printed, ms from `ready` to exit, and (a data-key rotation of `copyTotal`
  * records) ms from `ready` to its first progress line and to the one that reports the copy done.
  */
 function runChild(
   args: string[],
-  delayMs: number,
+  delayMs: number | 'mid-copy',
   copyTotal = -1,
   env: Record<string, string> = {},
 ): Promise<{ out: string; ms: number; copyStart: number; copyEnd: number }> {
@@ -124,7 +125,10 @@ function runChild(
       out += chunk.toString();
       if (ready === 0 && out.includes('ready\n')) {
         ready = Date.now();
-        if (Number.isFinite(delayMs)) timer = setTimeout(() => proc.kill('SIGKILL'), delayMs);
+        if (typeof delayMs === 'number' && Number.isFinite(delayMs)) timer = setTimeout(() => proc.kill('SIGKILL'), delayMs);
+      }
+      if (delayMs === 'mid-copy' && [...out.matchAll(/^progress (\d+)$/gm)].some(([, done]) => Number(done) > 0 && Number(done) < copyTotal)) {
+        proc.kill('SIGKILL');
       }
       if (ready !== 0 && copyStart < 0 && out.includes('progress ')) copyStart = Date.now() - ready;
       if (ready !== 0 && copyEnd < 0 && out.includes(`progress ${copyTotal}\n`)) copyEnd = Date.now() - ready;
@@ -210,17 +214,18 @@ async function dataKills(count: number, kills: number, withUsers: boolean): Prom
   const [copyStart, copyEnd] = run.copyStart >= 0 && run.copyEnd >= run.copyStart ? [run.copyStart, run.copyEnd] : [0, full];
   rmSync(timing, { recursive: true, force: true });
   const killAt = (n: number) =>
-    n < kills - 1 || n >= kills
+    n < kills - 1
       ? copyStart + (((n % Math.max(1, kills - 1)) + Math.random()) / Math.max(1, kills - 1)) * (copyEnd - copyStart)
       : copyEnd + Math.random() * (full - copyEnd);
 
   let resumed = 0;
   let finishedInChild = 0;
-  // Child start-up time varies, so a planned mid-copy kill can miss a short copy: up to EXTRA_KILLS more mid-copy kills until one lands.
+  // Child start-up time varies, so a timed kill can miss a short copy (39 ms with users, under CI load): then up to
+  // EXTRA_KILLS more, each sent when the child reports a batch copied, until one lands before the rotation ends.
   for (let n = 0; n < kills || (resumed === 0 && n < kills + EXTRA_KILLS); n++) {
     const path = tempStore('vecvault-rotate-kill-');
     cpSync(source, path, { recursive: true });
-    const { out } = await runChild(['data', path, 'n', Buffer.from(key).toString('hex')], killAt(n), count);
+    const { out } = await runChild(['data', path, 'n', Buffer.from(key).toString('hex')], n < kills ? killAt(n) : 'mid-copy', count);
     if (out.includes('done')) finishedInChild++;
     const client = new Client({ path });
     if (users) await checkUsers(client, users, count, `kill ${n}: users after the kill`, false);
