@@ -15,9 +15,10 @@
  * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
  * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
  * that began in each state apart (on a shared machine, two runs one after the other see different loads).
- * `--alternate-fix MS` pairs the same way the issue-13 changes to the upsert path that a bench can switch: the HMACs of
- * an upsert on the pool (off: the synchronous hmacMany answers hmacManyAsync) and the short publish slices while the
- * live table migrates a hash table (off: `rebuilding` reads false, so the slices stay 1,024 long).
+ * `--alternate-fix MS` pairs the same way the issue-13 changes to the upsert path that a bench can switch: HMAC batches
+ * on the pool (off: the synchronous hmacMany answers hmacManyAsync; since crypto/bulk.ts's POOL_MIN_PARTS only batches
+ * of 4,096 parts and more, e.g. a signed index's writer tags, go there) and the short publish slices while the live
+ * table migrates a hash table (off: `rebuilding` reads false, so the slices stay 1,024 long).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

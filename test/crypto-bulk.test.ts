@@ -62,7 +62,7 @@ describe('hmacManyPaired', () => {
 });
 
 describe('hmacManyAsync / hmacManyPairedAsync', () => {
-  it('give the bytes of hmacMany / hmacManyPaired, computed on the pool, for strings and bytes', async () => {
+  it('give the bytes of hmacMany / hmacManyPaired, in place (small batches) and on the pool (4,096 parts and more), for strings and bytes', async () => {
     await fc.assert(
       fc.asyncProperty(
         key32,
@@ -71,13 +71,18 @@ describe('hmacManyAsync / hmacManyPairedAsync', () => {
         fc.integer({ min: 0, max: 8 }),
         fc.array(fc.tuple(fc.oneof(fc.string({ unit: 'grapheme' }), bytes(100)), bytes(100)), { maxLength: 20 }),
         async (key, head, tail, skip, pairs) => {
-          const parts = pairs.map(([a]) => a);
-          expect(await hmacManyAsync(key, { head, parts, tail })).toEqual(hmacMany(key, { head, parts, tail }));
-          const byteParts = parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p));
-          const seconds = pairs.map(([, b]) => new Uint8Array([...new Uint8Array(skip).fill(3), ...b]));
-          expect(await hmacManyPairedAsync(key, { head, parts: byteParts, tail }, seconds, skip)).toEqual(
-            hmacManyPaired(key, { head, parts: byteParts, tail }, seconds, skip),
-          );
+          // The same pairs, and repeated past the pool threshold.
+          for (const all of [pairs, pairs.length === 0 ? pairs : Array.from({ length: Math.ceil(4096 / pairs.length) }, () => pairs).flat()]) {
+            const parts = all.map(([a]) => a);
+            expect((await hmacManyAsync(key, { head, parts, tail })).equals(hmacMany(key, { head, parts, tail }))).toBe(true);
+            const byteParts = parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p));
+            const seconds = all.map(([, b]) => new Uint8Array([...new Uint8Array(skip).fill(3), ...b]));
+            expect(
+              (await hmacManyPairedAsync(key, { head, parts: byteParts, tail }, seconds, skip)).equals(
+                hmacManyPaired(key, { head, parts: byteParts, tail }, seconds, skip),
+              ),
+            ).toBe(true);
+          }
         },
       ),
       { numRuns: 100 },
