@@ -10,7 +10,9 @@
  * Every sub-phase (upsert, close, open, delete, compact) reports monitorEventLoopDelay's max and p99 (as
  * bench/scale.ts measures them) and each stall over STALL_MS seen by a 2 ms timer, with the V8 GC pauses
  * (PerformanceObserver 'gc': kind and duration) that overlap it, so a stall can be put down to GC or not.
- * `--node-flag --cpu-prof` (or `--trace-gc`) passes flags to the children.
+ * `--node-flag --cpu-prof` (or `--trace-gc`) passes flags to the children. `--stream-ids`: the build makes each call's
+ * ids as it goes instead of holding all N id strings from the start (as a loader reading its input in chunks would):
+ * the host's heap sets how long V8's mark-compact pauses last (at 200k, 1M extra strings held: worst 12 → 20 ms).
  *
  * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
  * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
@@ -305,7 +307,10 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   };
   if (phase === 'build') {
     const data = normalized(clusteredVectors(n, SCALE_DIM, { seed: 42 })).data;
-    const ids = Array.from({ length: n }, (_, i) => String(i));
+    // The ids as a host holding its whole data set would (the default, as bench/scale.ts), or made per call as a
+    // loader streaming its input would (--stream-ids): 1M id strings in the heap make every mark-compact pause longer.
+    const streamIds = process.env.VECVAULT_STALLS_STREAM_IDS === '1';
+    const ids = streamIds ? null : Array.from({ length: n }, (_, i) => String(i));
     globalThis.gc?.();
     const client = new Client({ path: store });
     const index = await client.createIndex({ indexName: 'scale', indexKey: key, dimension: SCALE_DIM, metric: 'cosine', indexConfig: SCALE_CONFIG });
@@ -314,7 +319,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
         for (let start = 0; start < n; start += CHUNK) {
           const end = Math.min(n, start + CHUNK);
           await index.upsert({
-            ids: ids.slice(start, end),
+            ids: ids ? ids.slice(start, end) : Array.from({ length: end - start }, (_, j) => String(start + j)),
             vectors: Array.from({ length: end - start }, (_, j) => data.subarray((start + j) * SCALE_DIM, (start + j + 1) * SCALE_DIM)),
           });
         }
@@ -395,6 +400,7 @@ if (!servePhaseChild('--stalls-child', runPhase)) {
   const n = Number(arg('--n') ?? 500_000);
   const phases = (arg('--phases') ?? 'build,open,compact').split(',') as Phase[];
   const nodeFlags = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--node-flag' ? [a] : []));
+  if (process.argv.includes('--stream-ids')) process.env.VECVAULT_STALLS_STREAM_IDS = '1';
   if (arg('--alternate-yield') !== undefined) process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-yield');
   if (arg('--alternate-fix') !== undefined) {
     process.env.VECVAULT_STALLS_ALTERNATE = arg('--alternate-fix');
