@@ -115,13 +115,15 @@ export class MetadataIndex {
     }
     if (this.#allKeys !== undefined) this.#forget(key);
     else if (this.#records.has(key)) this.delete(key);
-    this.#cache.clear();
+    this.#dropCached();
     if (this.#allKeys === undefined || metadata !== undefined) {
       this.#records.set(key, metadata);
       this.#metadataBytes += estimateValueBytes(metadata);
     }
-    for (const postings of this.#postingsByPath.values()) postings.add(key, metadata);
-    for (const range of this.#rangesByPath.values()) range.noteSet(key);
+    // Guarded: set and #forget run once per upserted record, and each loop's iterator (and each clear() of a Map,
+    // which allocates a fresh table) is garbage even when there is nothing to visit.
+    if (this.#postingsByPath.size > 0) for (const postings of this.#postingsByPath.values()) postings.add(key, metadata);
+    if (this.#rangesByPath.size > 0) for (const range of this.#rangesByPath.values()) range.noteSet(key);
   }
 
   /** Removes `key`; returns whether it was present. */
@@ -133,11 +135,16 @@ export class MetadataIndex {
 
   /** Takes `key` out of the postings, range indexes and metadata (a no-op for most when it is absent). */
   #forget(key: number): void {
-    this.#cache.clear();
+    this.#dropCached();
     const metadata = this.#records.get(key);
-    for (const postings of this.#postingsByPath.values()) postings.remove(key, metadata);
-    for (const range of this.#rangesByPath.values()) range.noteDelete(key);
+    if (this.#postingsByPath.size > 0) for (const postings of this.#postingsByPath.values()) postings.remove(key, metadata);
+    if (this.#rangesByPath.size > 0) for (const range of this.#rangesByPath.values()) range.noteDelete(key);
     if (this.#records.delete(key)) this.#metadataBytes -= estimateValueBytes(metadata);
+  }
+
+  /** Cached filter results are stale once a key changes. */
+  #dropCached(): void {
+    if (this.#cache.size > 0) this.#cache.clear();
   }
 
   clear(): void {
