@@ -18,6 +18,7 @@ import {
   catalogKey,
   CHANGELOG,
   indexKey,
+  indexKeys,
   indexRange,
   keySuffix,
   kindRange,
@@ -112,11 +113,12 @@ export class CommitBatch {
    */
   async putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[], between: () => Promise<void>): Promise<void> {
     const values = await sealRecordsAsync(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey(), between);
-    this.add(hkeys.map((hkey, i): BatchOp => ({ type: 'put', key: indexKey(this.store.indexId, RECORD, hkey), value: values[i]! })));
+    const keys = indexKeys(this.store.indexId, RECORD, hkeys);
+    this.add(keys.map((key, i): BatchOp => ({ type: 'put', key, value: values[i]! })));
   }
 
   removeRecords(hkeys: Uint8Array[]): void {
-    this.add(hkeys.map((hkey): BatchOp => ({ type: 'del', key: indexKey(this.store.indexId, RECORD, hkey) })));
+    this.add(indexKeys(this.store.indexId, RECORD, hkeys).map((key): BatchOp => ({ type: 'del', key })));
   }
 
   /** Drops a staged batch that will not be committed (a no-op once committed, or when not staged). */
@@ -325,7 +327,7 @@ export class IndexStore {
 
   /** Raw (sealed) records by id hash; `undefined` where none is stored. */
   getRecords(hkeys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    return this.kv.getMany(hkeys.map((hkey) => indexKey(this.indexId, RECORD, hkey)));
+    return this.kv.getMany(indexKeys(this.indexId, RECORD, hkeys));
   }
 
   /**
