@@ -19,7 +19,7 @@
  * that began in each state apart (on a shared machine, two runs one after the other see different loads).
  * `--alternate-fix MS` pairs the same way the issue-13 changes to the upsert path that a bench can switch: HMAC batches
  * on the pool (off: the synchronous hmacMany answers hmacManyAsync; since crypto/bulk.ts's POOL_MIN_PARTS only batches
- * of 4,096 parts and more, e.g. a signed index's writer tags, go there) and the short publish slices while the live
+ * of 4,096 parts and more go there, which an upsert no longer makes) and the short publish slices while the live
  * table migrates a hash table (off: `rebuilding` reads false, so the slices stay 1,024 long).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

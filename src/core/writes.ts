@@ -46,18 +46,12 @@ export const PROGRESS_STEP = 10_000;
  */
 const TRIM_EVERY = 8_192;
 
-/** Ids hashed per step (and digest terms per step): ~1 µs an id, ~1 ms a step, in place (below POOL_MIN_PARTS). */
+/** Ids hashed, and their digest terms computed, per step: ~1 µs an id, ~1 ms a step. */
 const HASH_CHUNK = 4 * SLICE;
 
 /** Ids made visible between two yields after a commit (publishUpsert); while the live table rebuilds a hash table, fewer. */
 const PUBLISH_SLICE = 4 * SLICE;
 const PUBLISH_SLICE_REBUILDING = SLICE / 4;
-
-/** `promise`, marked handled: it is awaited later, but an earlier failure must not make it an unhandled rejection meanwhile. */
-function quiet<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => undefined);
-  return promise;
-}
 
 /** Inserts or overwrites every item in one commit (recomputed and retried when another process committed first: follow.ts). */
 export async function upsertRecords(state: IndexState, batch: UpsertBatch): Promise<void> {
@@ -77,12 +71,10 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
   }
   const seq = next.counter;
   const dimension = next.dimension;
-  // The id hashes and digest terms are HMACs (hashIdsAsync, liveTagsAsync), a chunk of HASH_CHUNK at a time, so no
-  // one step holds the loop long (a whole call's batch once sat inside a 29 ms stall of a 1M build). A chunk is
-  // below crypto/bulk.ts's POOL_MIN_PARTS, so it runs in place (~1 ms): on the pool the upsert was ~16 % slower.
+  // The id hashes and digest terms are HMACs computed in place a chunk of HASH_CHUNK at a time, so no one step holds
+  // the loop long (a whole call's batch once sat inside a 29 ms stall of a 1M build). On the pool the upsert was
+  // ~16 % slower (crypto/bulk.ts, POOL_MIN_PARTS).
   const ids = items.map((item) => item.id);
-  const hashChunk = (from: number) => quiet(store.hashIdsAsync(ids.slice(from, from + HASH_CHUNK)));
-  let hashing = hashChunk(0);
   const keys = new BigUint64Array(items.length);
   for (let i = 0; i < items.length; i++) {
     if (i > 0 && i % (16 * SLICE) === 0) await yieldToEventLoop();
@@ -100,11 +92,9 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
   const batch = store.newBatch({ staged: true });
   try {
     const replaced: number[] = [];
-    const tags: Promise<Buffer>[] = [];
     for (let chunk = 0; chunk < items.length; chunk += HASH_CHUNK) {
-      const chunkHkeys = await hashing;
-      if (chunk + HASH_CHUNK < items.length) hashing = hashChunk(chunk + HASH_CHUNK);
-      tags.push(quiet(store.liveTagsAsync(chunkHkeys, seq)));
+      const chunkHkeys = store.hashIds(ids.slice(chunk, chunk + HASH_CHUNK));
+      xorInto(next.digest, store.liveTags(chunkHkeys, seq));
       const oldHkeys: Uint8Array[] = [];
       const oldSeqs: number[] = [];
       const bodies: RecordBody[] = [];
@@ -124,12 +114,11 @@ async function upsertOnce(state: IndexState, { items, vectors, dimension: given,
         if (item.contents !== undefined) body.contents = item.contents;
         bodies.push(body);
       }
-      // Sealed SLICE records per native call, with yields; the chunk's writer tags (signed indexes) in one pool task.
+      // Sealed SLICE records per native call, with yields; the chunk's writer tags (signed indexes) in one call.
       await yieldToEventLoop();
       await batch.putRecords(chunkHkeys, seq, bodies, yieldToEventLoop);
-      if (oldHkeys.length > 0) tags.push(quiet(store.liveTagsAsync(oldHkeys, oldSeqs)));
+      if (oldHkeys.length > 0) xorInto(next.digest, store.liveTags(oldHkeys, oldSeqs));
     }
-    for (const chunkTags of tags) xorInto(next.digest, await chunkTags);
     // With progress, the graph finishes before the commit, so a callback that throws cancels the whole call.
     if (onProgress) await adding;
     await commitThenApply(state, next, batch, { upserted: ids, deleted: [] }, async () => {

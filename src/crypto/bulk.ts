@@ -59,7 +59,8 @@ export function hmacManyPaired(key: Uint8Array, message: FramedParts, seconds: U
  * Batches of at most this many parts are computed on the calling thread (~1 µs a part with SHA-NI). Paired at
  * 200k × 96 (`bench:engine --scale 200000 --build-only`, alternated, 2 runs each): an upsert whose 1,024-id chunks
  * went to the pool upserted 2,659–2,708/s, computed in place 3,154–3,275/s; the pool tasks queued beside the two
- * graph-insert lanes on 2 cores. Larger batches (a signed index's writer tags, one per record of a call) still go.
+ * graph-insert lanes on 2 cores. An upsert hashes and tags 1,024 records at a time, so none of its batches reaches the
+ * pool now; larger batches would.
  */
 const POOL_MIN_PARTS = 4096;
 

@@ -34,9 +34,7 @@ import { openManifest, sealManifest, type Manifest, type SnapshotRef } from './m
 import {
   checkRecordTags,
   hashIds,
-  hashIdsAsync,
   liveTags,
-  liveTagsAsync,
   openChange,
   openRecords,
   pack,
@@ -109,7 +107,7 @@ export class CommitBatch {
 
   /**
    * Seals `bodies` under their id hashes, all written by commit `seq`, a slice at a time with `between()` awaited in
-   * between (sealRecordsAsync: a signed index's writer tags on the pool).
+   * between (sealRecordsAsync; a signed index's writer tags in one hmacManyPairedAsync call).
    */
   async putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[], between: () => Promise<void>): Promise<void> {
     const values = await sealRecordsAsync(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey(), between);
@@ -235,16 +233,6 @@ export class IndexStore {
   /** Each record's term in the manifest digest (one `seq` for all, or one per record). */
   liveTags(hkeys: Uint8Array[], seqs: number | number[]): Buffer {
     return liveTags(this.keys.digest, hkeys, seqs);
-  }
-
-  /** `hashIds` on the libuv pool (the same bytes), for writes: the event loop stays free meanwhile. */
-  hashIdsAsync(ids: string[]): Promise<Buffer[]> {
-    return hashIdsAsync(this.keys.ids, ids);
-  }
-
-  /** `liveTags` on the libuv pool (the same bytes); `hkeys` must stay unchanged until it settles. */
-  liveTagsAsync(hkeys: Uint8Array[], seqs: number | number[]): Promise<Buffer> {
-    return liveTagsAsync(this.keys.digest, hkeys, seqs);
   }
 
   // ---- manifest and commits ----

@@ -100,9 +100,9 @@ export function sealRecords(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Ar
 }
 
 /**
- * `sealRecords` with the writer tags computed on the libuv pool (the same bytes): an upsert's records, off the event
- * loop. The AES-GCM runs here `slice` records at a time with `between()` awaited in between; the tags of all of them
- * are one pool task.
+ * `sealRecords` (the same bytes) with the event loop let run: the AES-GCM runs `slice` records at a time with
+ * `between()` awaited in between, and the writer tags of all of them are one hmacManyPairedAsync call (on the libuv
+ * pool for 4,096 records and more, crypto/bulk.ts).
  */
 export async function sealRecordsAsync(
   key: Uint8Array,
