@@ -17,10 +17,9 @@
  * `--alternate-yield MS` pairs the pool threads' waits during V8's mark-compact pauses (native/engine/gc-yield.h) with
  * their absence under the same machine load: it turns them on and off every MS ms and reports the GC pauses and stalls
  * that began in each state apart (on a shared machine, two runs one after the other see different loads).
- * `--alternate-fix MS` pairs the same way the issue-13 changes to the upsert path that a bench can switch: HMAC batches
- * on the pool (off: the synchronous hmacMany answers hmacManyAsync; since crypto/bulk.ts's POOL_MIN_PARTS only batches
- * of 4,096 parts and more go there, which an upsert no longer makes) and the short publish slices while the live
- * table migrates a hash table (off: `rebuilding` reads false, so the slices stay 1,024 long).
+ * `--alternate-fix MS` pairs the same way an issue-13 change to the upsert path that a bench can switch: the short
+ * publish slices while the live table migrates a hash table (off: `rebuilding` reads false, so the slices stay 1,024
+ * long).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -276,7 +275,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   };
   const gcYieldStats = addon.gcYieldStats;
   setGcYield = addon.setGcYield as ((on: boolean) => boolean) | undefined;
-  if (process.env.VECVAULT_STALLS_ALTERNATE_WHAT === 'fix') setGcYield = await upsertFixSwitch(addon.crypto);
+  if (process.env.VECVAULT_STALLS_ALTERNATE_WHAT === 'fix') setGcYield = await upsertFixSwitch();
   timeCalls(addon, 'addon.');
   // The handle's methods are read-only: time them on a subclass that native.ts then constructs.
   const Engine = addon.NativeIndex as unknown as new (...args: unknown[]) => object;
@@ -369,21 +368,11 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<SubPhase[
   return out;
 }
 
-/** Turns the upsert path's issue-13 changes on and off (see `--alternate-fix`). */
-async function upsertFixSwitch(crypto: Record<string, unknown>): Promise<(on: boolean) => void> {
+/** Turns the upsert path's issue-13 change on and off (see `--alternate-fix`). */
+async function upsertFixSwitch(): Promise<(on: boolean) => void> {
   const { LiveRecords } = await import('../src/core/live-records.js');
-  const pooled = crypto.hmacManyAsync as (...a: unknown[]) => Promise<Buffer>;
-  const sync = crypto.hmacMany as (...a: unknown[]) => Buffer;
-  const inPlace = (...a: unknown[]) => {
-    try {
-      return Promise.resolve(sync(...a));
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-  };
   const rebuilding = Object.getOwnPropertyDescriptor(LiveRecords.prototype, 'rebuilding')!.get!;
   return (on) => {
-    crypto.hmacManyAsync = on ? pooled : inPlace;
     Object.defineProperty(LiveRecords.prototype, 'rebuilding', { get: on ? rebuilding : () => false, configurable: true });
   };
 }

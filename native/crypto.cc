@@ -58,11 +58,10 @@ Span key_arg(Napi::Env env, Napi::Value value) {
 // no borrowed view of a JS string); byte arrays are read in place. For a pool
 // task (`held`), each Uint8Array is referenced until the task is destroyed, so
 // its memory outlives the work even if the caller drops or replaces the
-// array's elements; strings are refused there (a task that writes in place
-// needs bytes) unless `copy_strings` (a task that only reads them).
+// array's elements; strings are refused there (the tasks write in place).
 class Parts {
   public:
-    Parts(Napi::Env env, Napi::Value value, char const* what, bool held = false, bool copy_strings = false) {
+    Parts(Napi::Env env, Napi::Value value, char const* what, bool held = false) {
         if (!value.IsArray())
             throw Napi::TypeError::New(env, std::string(what) + " must be an array");
         auto list = value.As<Napi::Array>();
@@ -71,7 +70,7 @@ class Parts {
         std::vector<std::size_t> string_at;
         for (std::uint32_t i = 0; i != n; ++i) {
             Napi::Value item = list.Get(i);
-            if (held && !(copy_strings && item.IsString())) {
+            if (held) {
                 spans_[i] = bytes_arg(env, item, what);
                 refs_.push_back(Napi::Persistent(item.As<Napi::Object>()));
             } else if (item.IsString()) {
@@ -142,12 +141,12 @@ class Hmac {
     bool ok_ = false;
 };
 
-// The optional `seconds[], skip` arguments of hmacMany(Async), checked against `parts`; null when absent.
-std::unique_ptr<Parts> seconds_arg(Napi::Env env, Napi::Value value, Napi::Value skip_value, Parts const& parts, std::size_t& skip, bool held) {
+// The optional `seconds[], skip` arguments of hmacMany, checked against `parts`; null when absent.
+std::unique_ptr<Parts> seconds_arg(Napi::Env env, Napi::Value value, Napi::Value skip_value, Parts const& parts, std::size_t& skip) {
     skip = 0;
     if (value.IsUndefined())
         return nullptr;
-    auto seconds = std::make_unique<Parts>(env, value, "seconds", held);
+    auto seconds = std::make_unique<Parts>(env, value, "seconds");
     if (!skip_value.IsNumber() || skip_value.As<Napi::Number>().DoubleValue() < 0)
         throw Napi::TypeError::New(env, "skip must be a non-negative number");
     skip = static_cast<std::size_t>(skip_value.As<Napi::Number>().Int64Value());
@@ -184,58 +183,12 @@ Napi::Value HmacMany(Napi::CallbackInfo const& info) {
     Parts parts(env, info[2], "parts");
     Span tail = bytes_arg(env, info[3], "tail");
     std::size_t skip = 0;
-    auto seconds = seconds_arg(env, info[4], info[5], parts, skip, false);
+    auto seconds = seconds_arg(env, info[4], info[5], parts, skip);
     auto out = Napi::Buffer<std::uint8_t>::New(env, parts.size() * mac_bytes);
     std::string error = hmac_all(key, head, parts, tail, seconds.get(), skip, out.Data());
     if (!error.empty())
         throw Napi::Error::New(env, error);
     return out;
-}
-
-// hmacManyAsync(key, head, parts[], tail[, seconds[], skip]) → Promise<Buffer>: hmacMany on the libuv
-// pool, the same bytes. An upsert hashes its ids and digest terms here, so a slow HMAC batch (29 ms once
-// inside a 1M build's stall, on a loaded machine) never holds the event loop. The checks run before it is
-// queued (they throw, as hmacMany's do); strings are copied, byte arrays held until the task ends.
-class HmacTask : public vecvault::PromiseTask {
-  public:
-    HmacTask(Napi::Env env, Napi::Value key, Napi::Value head, Napi::Value parts, Napi::Value tail, Napi::Value seconds, Napi::Value skip)
-        : PromiseTask(env, "vecvault:crypto"), key_(key_arg(env, key)), keep_key_(Napi::Persistent(key.As<Napi::Object>())),
-          head_(copy(bytes_arg(env, head, "head"))), parts_(env, parts, "parts", true, true), tail_(copy(bytes_arg(env, tail, "tail"))) {
-        seconds_ = seconds_arg(env, seconds, skip, parts_, skip_, true);
-    }
-
-  protected:
-    void Execute() override {
-        macs_ = std::make_unique<std::vector<std::uint8_t>>(parts_.size() * mac_bytes);
-        error_ = hmac_all(key_, span(head_), parts_, span(tail_), seconds_.get(), skip_, macs_->data());
-    }
-    void Settle(Napi::Env env) override {
-        if (!error_.empty())
-            return deferred_.Reject(Napi::Error::New(env, error_).Value());
-        if (macs_->empty())  // no parts: an external buffer over no memory would come out detached
-            return deferred_.Resolve(Napi::Buffer<std::uint8_t>::New(env, 0));
-        auto* owned = macs_.release();
-        deferred_.Resolve(Napi::Buffer<std::uint8_t>::New(env, owned->data(), owned->size(),
-                                                         [](Napi::Env, std::uint8_t*, std::vector<std::uint8_t>* v) { delete v; }, owned));
-    }
-
-  private:
-    static std::vector<std::uint8_t> copy(Span s) { return {s.data, s.data + s.size}; }
-    static Span span(std::vector<std::uint8_t> const& v) { return {v.data(), v.size()}; }
-
-    Span key_;  // held, not copied: no key bytes left in freed heap memory
-    Napi::ObjectReference keep_key_;
-    std::vector<std::uint8_t> head_;
-    Parts parts_;
-    std::vector<std::uint8_t> tail_;
-    std::unique_ptr<Parts> seconds_;
-    std::size_t skip_ = 0;
-    std::unique_ptr<std::vector<std::uint8_t>> macs_;
-    std::string error_;
-};
-
-Napi::Value HmacManyAsync(Napi::CallbackInfo const& info) {
-    return vecvault::queue_task<HmacTask>(info.Env(), info[0], info[1], info[2], info[3], info[4], info[5]);
 }
 
 // Bytes sealMany/sealAsync write for these plaintexts.
@@ -569,7 +522,6 @@ Napi::Value KeyDigestAsync(Napi::CallbackInfo const& info) {
 Napi::Object Define(Napi::Env env) {
     auto crypto = Napi::Object::New(env);
     crypto.Set("hmacMany", Napi::Function::New(env, HmacMany));
-    crypto.Set("hmacManyAsync", Napi::Function::New(env, HmacManyAsync));
     crypto.Set("sealMany", Napi::Function::New(env, SealMany));
     crypto.Set("openMany", Napi::Function::New(env, OpenMany));
     crypto.Set("sealAsync", Napi::Function::New(env, SealAsync));

@@ -4,8 +4,8 @@ import { gcm } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
-import { checkRecordTags, hashIds, hashIdsAsync, liveTags, liveTagsAsync, openRecords, sealRecords, sealRecordsAsync } from '../src/storage/sealed.js';
-import { hmacMany, hmacManyAsync, hmacManyPaired, hmacManyPairedAsync, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
+import { checkRecordTags, hashIds, openRecords, sealRecords, sealRecordsAsync } from '../src/storage/sealed.js';
+import { hmacMany, hmacManyPaired, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -61,65 +61,13 @@ describe('hmacManyPaired', () => {
   });
 });
 
-describe('hmacManyAsync / hmacManyPairedAsync', () => {
-  it('give the bytes of hmacMany / hmacManyPaired, in place (small batches) and on the pool (4,096 parts and more), for strings and bytes', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        key32,
-        bytes(60),
-        bytes(30),
-        fc.integer({ min: 0, max: 8 }),
-        fc.array(fc.tuple(fc.oneof(fc.string({ unit: 'grapheme' }), bytes(100)), bytes(100)), { maxLength: 20 }),
-        async (key, head, tail, skip, pairs) => {
-          // The same pairs, and repeated past the pool threshold.
-          for (const all of [pairs, pairs.length === 0 ? pairs : Array.from({ length: Math.ceil(4096 / pairs.length) }, () => pairs).flat()]) {
-            const parts = all.map(([a]) => a);
-            expect((await hmacManyAsync(key, { head, parts, tail })).equals(hmacMany(key, { head, parts, tail }))).toBe(true);
-            const byteParts = parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p));
-            const seconds = all.map(([, b]) => new Uint8Array([...new Uint8Array(skip).fill(3), ...b]));
-            expect(
-              (await hmacManyPairedAsync(key, { head, parts: byteParts, tail }, seconds, skip)).equals(
-                hmacManyPaired(key, { head, parts: byteParts, tail }, seconds, skip),
-              ),
-            ).toBe(true);
-          }
-        },
-      ),
-      { numRuns: 100 },
-    );
-  });
-
-  it('hashes 10,000 ids as the synchronous call does (the size of an upsert chunk and more)', async () => {
-    const key = randomBytes(32);
-    const ids = Array.from({ length: 10_000 }, (_, i) => `doc-${i}-é`);
-    expect((await hmacManyAsync(key, { parts: ids })).equals(hmacMany(key, { parts: ids }))).toBe(true); // toEqual on 320 KB is slow
-  });
-
-  it('rejects bad input with typed errors, as the synchronous calls throw', async () => {
-    const key = randomBytes(32);
-    await expect(hmacManyAsync(new Uint8Array(16), { parts: ['a'] })).rejects.toThrow(RangeError);
-    await expect(hmacManyAsync(key, { parts: [42 as unknown as string] })).rejects.toThrow(TypeError);
-    await expect(hmacManyAsync(key, { parts: 'ab' as unknown as string[] })).rejects.toThrow(TypeError);
-    await expect(hmacManyPairedAsync(key, { parts: [new Uint8Array(1)] }, [], 0)).rejects.toThrow(RangeError);
-    await expect(hmacManyPairedAsync(key, { parts: [new Uint8Array(1)] }, [new Uint8Array(2)], 3)).rejects.toThrow(RangeError);
-    await expect(hmacManyPairedAsync(key, { parts: [new Uint8Array(1)] }, [new Uint8Array(2)], -1)).rejects.toThrow(TypeError);
-    // The wrapper checks nothing more than the key: the native call's own checks give the typed errors.
-    const addon = (await import('../src/util/native-addon.js')).loadNativeAddon() as { crypto: { hmacManyAsync: (...a: unknown[]) => Promise<Buffer> } };
-    expect(() => addon.crypto.hmacManyAsync(new Uint8Array(31), new Uint8Array(0), ['a'], new Uint8Array(0))).toThrow(RangeError);
-    expect(() => addon.crypto.hmacManyAsync(key, 'head', ['a'], new Uint8Array(0))).toThrow(TypeError);
-  });
-});
-
-describe('the pool variants of the record calls (storage/sealed.ts)', () => {
-  it('hash ids, digest terms and writer tags to the bytes of the synchronous ones', async () => {
-    const [idsKey, digestKey, recordsKey, authKey, indexId] = [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(16)];
+describe('sealRecordsAsync (storage/sealed.ts)', () => {
+  it('seals in slices what sealRecords seals: writer tags that check, records that open alike', async () => {
+    const [idsKey, recordsKey, authKey, indexId] = [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(16)];
     const ids = ['a', 'é', 'doc-3', ''];
-    const hkeys = await hashIdsAsync(idsKey, ids);
-    expect(hkeys).toEqual(hashIds(idsKey, ids));
-    expect(await liveTagsAsync(digestKey, hkeys, 7)).toEqual(liveTags(digestKey, hkeys, 7));
-    expect(await liveTagsAsync(digestKey, hkeys, [1, 2, 3, 4])).toEqual(liveTags(digestKey, hkeys, [1, 2, 3, 4]));
+    const hkeys = hashIds(idsKey, ids);
     const bodies = ids.map((id, i) => ({ id, key: i, vector: new Uint8Array(8).fill(i), metadata: { i } }));
-    const between = () => new Promise<void>((resolve) => setImmediate(resolve)); // slices of 3: the tags of all 4 in one task
+    const between = () => new Promise<void>((resolve) => setImmediate(resolve)); // slices of 3: the tags of all 4 in one call
     // AES-GCM nonces are fresh, so the two seals differ; each one's writer tags must check, and the records open alike.
     for (const sealed of [
       await sealRecordsAsync(recordsKey, indexId, hkeys, 9, bodies, authKey, between, 3),

@@ -14,7 +14,6 @@ type Part = Uint8Array | string;
 
 interface NativeCrypto {
   hmacMany(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array, seconds?: Uint8Array[], skip?: number): Buffer;
-  hmacManyAsync(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array, seconds?: Uint8Array[], skip?: number): Promise<Buffer>;
   sealMany(key: Uint8Array, prefix: Uint8Array, plaintexts: Uint8Array[], aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[], digests?: Uint8Array): Promise<void>;
@@ -53,34 +52,6 @@ export function hmacManyPaired(key: Uint8Array, message: FramedParts, seconds: U
   checkKey(key);
   if (seconds.length !== message.parts.length) throw new RangeError('one second part per part');
   return native().hmacMany(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY, seconds, skip);
-}
-
-/**
- * Batches of at most this many parts are computed on the calling thread (~1 µs a part with SHA-NI). Paired at
- * 200k × 96 (`bench:engine --scale 200000 --build-only`, alternated, 2 runs each): an upsert whose 1,024-id chunks
- * went to the pool upserted 2,659–2,708/s, computed in place 3,154–3,275/s; the pool tasks queued beside the two
- * graph-insert lanes on 2 cores. An upsert hashes and tags 1,024 records at a time, so none of its batches reaches the
- * pool now; larger batches would.
- */
-const POOL_MIN_PARTS = 4096;
-
-/**
- * `hmacMany` off the event loop when the batch is large (POOL_MIN_PARTS or more parts: on the libuv pool; smaller
- * ones in place), the same bytes either way. Byte parts must stay unchanged until it settles; strings are copied
- * before it returns.
- */
-export async function hmacManyAsync(key: Uint8Array, message: FramedParts): Promise<Buffer> {
-  if (message.parts.length < POOL_MIN_PARTS) return hmacMany(key, message);
-  checkKey(key);
-  return native().hmacManyAsync(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY);
-}
-
-/** `hmacManyPaired` off the event loop when large (see hmacManyAsync); `seconds` must stay unchanged until it settles. */
-export async function hmacManyPairedAsync(key: Uint8Array, message: FramedParts, seconds: Uint8Array[], skip: number): Promise<Buffer> {
-  if (message.parts.length < POOL_MIN_PARTS) return hmacManyPaired(key, message, seconds, skip);
-  checkKey(key);
-  if (seconds.length !== message.parts.length) throw new RangeError('one second part per part');
-  return native().hmacManyAsync(key, message.head ?? EMPTY, message.parts, message.tail ?? EMPTY, seconds, skip);
 }
 
 /** Seals each plaintext as `prefix || nonce || ciphertext || tag` (aead.ts `seal` after `prefix`), fresh random nonces. */

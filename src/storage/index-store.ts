@@ -107,7 +107,7 @@ export class CommitBatch {
 
   /**
    * Seals `bodies` under their id hashes, all written by commit `seq`, a slice at a time with `between()` awaited in
-   * between (sealRecordsAsync; a signed index's writer tags in one hmacManyPairedAsync call).
+   * between (sealRecordsAsync; a signed index's writer tags in one call).
    */
   async putRecords(hkeys: Uint8Array[], seq: number, bodies: RecordBody[], between: () => Promise<void>): Promise<void> {
     const values = await sealRecordsAsync(this.store.keys.records, this.store.indexId, hkeys, seq, bodies, this.store.writerTagKey(), between);
