@@ -11,7 +11,8 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { ClassicLevel } from 'classic-level';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { heapReductionPending, heapWorkEnded, heapWorkStarted, reduceHeapSoon } from '../src/util/memory.js';
+import { readFileSync } from 'node:fs';
+import { heapReductionPending, heapWorkEnded, heapWorkStarted, reduceHeapSoon, releaseMappedPages } from '../src/util/memory.js';
 import { loadNativeAddon } from '../src/util/native-addon.js';
 
 interface MemoryCalls {
@@ -102,4 +103,35 @@ describe('memory calls', () => {
       }
     },
   );
+
+  it.runIf(process.platform === 'linux')("the store's periodic release is skipped until 8 MiB or more of file pages came in since the last one", async () => {
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), 'vecvault-gated-')));
+    const db = new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view' });
+    const shared = () => Number(readFileSync('/proc/self/statm', 'latin1').split(' ')[2]) * 4096;
+    const value = (i: number) => Buffer.alloc(64 * 1024, i % 251);
+    try {
+      for (let i = 0; i < 64; i++) await db.put(`k${i}`, value(i));
+      await db.compactRange('k', 'l'); // into table files, which LevelDB reads through mmap
+      for (let i = 0; i < 64; i++) expect((await db.get(`k${i}`, { fillCache: false }))!.byteLength).toBe(64 * 1024);
+      // The first release of the process runs and sets the mark later ones are measured from.
+      const first = releaseMappedPages(dir);
+      expect(first).toBeInstanceOf(Promise);
+      await first;
+      const mark = shared();
+      // Right after it, far less than 8 MiB came in: skipped.
+      expect(shared() - mark).toBeLessThan(8 << 20);
+      expect(releaseMappedPages(dir)).toBeUndefined();
+      // Control: with no threshold the same call runs (so the skip above is the gate, not a release in flight).
+      const ungated = releaseMappedPages(dir, 0);
+      expect(ungated).toBeInstanceOf(Promise);
+      // One release per directory at a time: a call while one runs is dropped whatever the growth.
+      expect(releaseMappedPages(dir, 0)).toBeUndefined();
+      await ungated;
+      // LevelDB reads the same bytes back after the releases.
+      for (let i = 0; i < 64; i++) expect(Buffer.from((await db.get(`k${i}`, { fillCache: false }))!).equals(value(i))).toBe(true);
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

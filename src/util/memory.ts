@@ -16,6 +16,7 @@
  *   without the ioctl nothing is released.
  * Both are no-ops where they do not apply (malloc_trim: glibc; mappings: Linux).
  */
+import { readFileSync } from 'node:fs';
 import { loadNativeAddon } from './native-addon.js';
 
 interface MemoryCalls {
@@ -30,15 +31,54 @@ interface MemoryCalls {
 const releasing = new Set<string>();
 
 /**
+ * A release is skipped unless the process's resident file-backed pages grew
+ * by at least this much since the last one ended. After a large write the
+ * releases used to run every 50 ms for 2 s, so through a 1M build one was
+ * always running (~55 ms each at that size, on a pool thread beside the two
+ * graph-insert lanes); yet without them the build's file-backed RSS stayed
+ * within 50–68 MB, and with them the build was 10 % slower (569 vs 514 s) and
+ * its three stalls over 50 ms (113–168 ms) each sat beside a release
+ * (bench/results/STALLS-1000000.md). Where table pages do pile up (an open's
+ * stream, close's compaction of the snapshot range: ~450 MB at 1M) every
+ * release still runs.
+ */
+const RELEASE_MIN_GROWTH = 8 << 20;
+const PAGE_BYTES = 4096;
+/** Resident file-backed and shared bytes when the last release ended (undefined: none yet, or no /proc). */
+let sharedAfterRelease: number | undefined;
+
+/** Resident shared (file-backed) bytes of this process, from /proc/self/statm; undefined where there is none. */
+function residentSharedBytes(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/self/statm', 'latin1').split(' ')[2]) * PAGE_BYTES;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Unmaps this process's resident pages of the files mapped from under
  * `storeDir` (a real path), on a pool thread: reading /proc/self/maps and the
  * madvise calls wait on the process's mmap lock, which compactions and
- * allocations elsewhere hold (57 ms on the main thread once at 1M).
+ * allocations elsewhere hold (57 ms on the main thread once at 1M). Skipped
+ * while too few such pages came in since the last release (RELEASE_MIN_GROWTH).
+ * Returns the release when one started (settles once it ran; never rejects).
  */
-export function releaseMappedPages(storeDir: string): void {
-  if (releasing.has(storeDir)) return;
+export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GROWTH): Promise<void> | undefined {
+  if (releasing.has(storeDir)) return undefined;
+  const shared = sharedAfterRelease === undefined ? undefined : residentSharedBytes();
+  if (shared !== undefined && shared - sharedAfterRelease! < minGrowth) return undefined;
   releasing.add(storeDir);
-  (loadNativeAddon() as MemoryCalls).releaseMappedPagesAsync(storeDir).finally(() => releasing.delete(storeDir));
+  return (loadNativeAddon() as MemoryCalls)
+    .releaseMappedPagesAsync(storeDir)
+    .then(
+      () => undefined,
+      () => undefined, // best effort: a failed release leaves pages counted, nothing else
+    )
+    .finally(() => {
+      releasing.delete(storeDir);
+      sharedAfterRelease = residentSharedBytes();
+    });
 }
 
 /** After a memory-reducing GC was asked for: long enough for V8's incremental marking to finish between the host's tasks. */
@@ -118,11 +158,14 @@ export function releaseMemory(storeDir?: string, { background = false }: { backg
   const addon = loadNativeAddon() as MemoryCalls;
   if (background) {
     // Not through releaseMappedPages: one running already (a stream's) may have read the maps before the last reads.
-    const mapped = storeDir !== undefined ? addon.releaseMappedPagesAsync(storeDir) : undefined;
+    const mapped = storeDir !== undefined ? addon.releaseMappedPagesAsync(storeDir).then(() => void (sharedAfterRelease = residentSharedBytes())) : undefined;
     const trimmed = addon.trimMemoryAsync();
     return Promise.all([mapped, trimmed]).then(() => undefined);
   }
-  if (storeDir !== undefined) addon.releaseMappedPages(storeDir);
+  if (storeDir !== undefined) {
+    addon.releaseMappedPages(storeDir);
+    sharedAfterRelease = residentSharedBytes();
+  }
   addon.trimMemory();
   return Promise.resolve();
 }
