@@ -4,14 +4,13 @@
  * Node version renamed them, the call would quietly do nothing, and only this
  * test would say so.
  */
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { ClassicLevel } from 'classic-level';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
 import { heapReductionPending, heapWorkEnded, heapWorkStarted, reduceHeapSoon, releaseMappedPages } from '../src/util/memory.js';
 import { loadNativeAddon } from '../src/util/native-addon.js';
 

@@ -56,6 +56,18 @@ function residentSharedBytes(): number | undefined {
   }
 }
 
+/** Whether `minGrowth` or more of such bytes came in since the last release ended (true before the first, or without /proc). */
+function grownSinceRelease(minGrowth: number): boolean {
+  if (sharedAfterRelease === undefined) return true;
+  const shared = residentSharedBytes();
+  return shared === undefined || shared - sharedAfterRelease >= minGrowth;
+}
+
+/** A release ended: later ones are measured from here. */
+function markReleased(): void {
+  sharedAfterRelease = residentSharedBytes();
+}
+
 /**
  * Unmaps this process's resident pages of the files mapped from under
  * `storeDir` (a real path), on a pool thread: reading /proc/self/maps and the
@@ -65,9 +77,7 @@ function residentSharedBytes(): number | undefined {
  * Returns the release when one started (settles once it ran; never rejects).
  */
 export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GROWTH): Promise<void> | undefined {
-  if (releasing.has(storeDir)) return undefined;
-  const shared = sharedAfterRelease === undefined ? undefined : residentSharedBytes();
-  if (shared !== undefined && shared - sharedAfterRelease! < minGrowth) return undefined;
+  if (releasing.has(storeDir) || !grownSinceRelease(minGrowth)) return undefined;
   releasing.add(storeDir);
   return (loadNativeAddon() as MemoryCalls)
     .releaseMappedPagesAsync(storeDir)
@@ -77,7 +87,7 @@ export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GRO
     )
     .finally(() => {
       releasing.delete(storeDir);
-      sharedAfterRelease = residentSharedBytes();
+      markReleased();
     });
 }
 
@@ -158,13 +168,13 @@ export function releaseMemory(storeDir?: string, { background = false }: { backg
   const addon = loadNativeAddon() as MemoryCalls;
   if (background) {
     // Not through releaseMappedPages: one running already (a stream's) may have read the maps before the last reads.
-    const mapped = storeDir !== undefined ? addon.releaseMappedPagesAsync(storeDir).then(() => void (sharedAfterRelease = residentSharedBytes())) : undefined;
+    const mapped = storeDir !== undefined ? addon.releaseMappedPagesAsync(storeDir).then(markReleased) : undefined;
     const trimmed = addon.trimMemoryAsync();
     return Promise.all([mapped, trimmed]).then(() => undefined);
   }
   if (storeDir !== undefined) {
     addon.releaseMappedPages(storeDir);
-    sharedAfterRelease = residentSharedBytes();
+    markReleased();
   }
   addon.trimMemory();
   return Promise.resolve();
