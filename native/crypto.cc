@@ -14,6 +14,7 @@
 // pass the constant framing once and only the varying middle per item.
 
 #include <napi.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
@@ -308,41 +309,90 @@ Napi::Value OpenMany(Napi::CallbackInfo const& info) {
     return out;
 }
 
+// GMAC of one sealed item under `ctx`'s key (set up for AES-256-GCM): the
+// item's own nonce as the IV, the whole item as AAD, no plaintext. The nonce
+// is random per sealed item, so no (key, IV) pair repeats while the sealing
+// nonces do not (the bound the sealing itself relies on).
+bool gmac_of(EVP_CIPHER_CTX* ctx, Span sealed, std::uint8_t* out) {
+    if (sealed.size < nonce_bytes + tag_bytes)
+        return false;
+    int written = 0;
+    std::uint8_t none[tag_bytes];
+    return EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, sealed.data) == 1 &&
+           EVP_EncryptUpdate(ctx, nullptr, &written, sealed.data, static_cast<int>(sealed.size)) == 1 &&
+           EVP_EncryptFinal_ex(ctx, none, &written) == 1 && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, tag_bytes, out) == 1;
+}
+
 // A pool task over a key and two lists (items and their AADs), each held
-// until the task is destroyed (see Parts), and optionally an output for one
-// SHA-256 per sealed item (signed snapshots name them): hashed in the same
-// task, so the main thread never reads the bytes.
+// until the task is destroyed (see Parts), and optionally `checks` of each
+// sealed item, computed in the same task so the main thread never reads the
+// bytes (signed snapshots name them): { digests } for one SHA-256 per item,
+// { macs, macKey } for one GMAC per item (gmac_of).
 class ItemsTask : public vecvault::PromiseTask {
   public:
-    ItemsTask(Napi::Env env, Napi::Value key, Napi::Value items, Napi::Value aads, char const* what, Napi::Value digests)
+    ItemsTask(Napi::Env env, Napi::Value key, Napi::Value items, Napi::Value aads, char const* what, Napi::Value checks)
         : PromiseTask(env, "vecvault:crypto"), key_(key_arg(env, key)), keep_key_(Napi::Persistent(key.As<Napi::Object>())),
           items_(env, items, what, true), aads_(env, aads, "aads", true) {
         if (aads_.size() != items_.size())
             throw Napi::RangeError::New(env, "aads must have one entry per item");
-        if (!digests.IsUndefined()) {
-            digests_ = bytes_arg(env, digests, "digests");
-            keep_digests_ = Napi::Persistent(digests.As<Napi::Object>());
+        if (checks.IsUndefined())
+            return;
+        if (!checks.IsObject())
+            throw Napi::TypeError::New(env, "checks must be an object");
+        auto object = checks.As<Napi::Object>();
+        keep_checks_ = Napi::Persistent(object);
+        if (!object.Get("digests").IsUndefined()) {
+            digests_ = bytes_arg(env, object.Get("digests"), "checks.digests");
             if (digests_.size != mac_bytes * items_.size())
-                throw Napi::RangeError::New(env, "digests must hold 32 bytes per item");
+                throw Napi::RangeError::New(env, "checks.digests must hold 32 bytes per item");
+        }
+        if (!object.Get("macs").IsUndefined()) {
+            macs_ = bytes_arg(env, object.Get("macs"), "checks.macs");
+            if (macs_.size != tag_bytes * items_.size())
+                throw Napi::RangeError::New(env, "checks.macs must hold 16 bytes per item");
+            Span mac_key = key_arg(env, object.Get("macKey"));
+            std::memcpy(mac_key_, mac_key.data, key_bytes);
         }
     }
+    ~ItemsTask() override { OPENSSL_cleanse(mac_key_, key_bytes); }
 
   protected:
-    // SHA-256 of `sealed` into digest slot i; false on an OpenSSL failure.
-    bool digest(std::size_t i, Span sealed) {
-        if (digests_.data == nullptr)
-            return true;
-        auto* out = const_cast<std::uint8_t*>(digests_.data) + mac_bytes * i;
-        return EVP_Digest(sealed.data, sealed.size, out, nullptr, EVP_sha256(), nullptr) == 1;
+    // The requested checks of sealed item i; an error message on an OpenSSL failure.
+    char const* check(std::size_t i, Span sealed) {
+        if (digests_.data != nullptr &&
+            EVP_Digest(sealed.data, sealed.size, const_cast<std::uint8_t*>(digests_.data) + mac_bytes * i, nullptr, EVP_sha256(), nullptr) != 1)
+            return "SHA-256 failed";
+        if (macs_.data != nullptr) {
+            if (!mac_ctx_.ctx || (i == 0 && EVP_EncryptInit_ex(mac_ctx_.ctx, EVP_aes_256_gcm(), nullptr, mac_key_, nullptr) != 1))
+                return "GMAC setup failed";
+            if (!gmac_of(mac_ctx_.ctx, sealed, const_cast<std::uint8_t*>(macs_.data) + tag_bytes * i))
+                return "GMAC failed";
+        }
+        return nullptr;
+    }
+
+    // `check` of each item sealed back to back from `sealed` (the sealing's output), unless it failed.
+    void check_sealed(std::uint8_t const* sealed) {
+        for (std::size_t i = 0; error_.empty() && i != items_.size(); ++i) {
+            std::size_t size = nonce_bytes + items_[i].size + tag_bytes;
+            if (char const* failed = check(i, Span{sealed, size}))
+                error_ = failed;
+            sealed += size;
+        }
     }
 
     Span key_;
     Napi::ObjectReference keep_key_;
     Parts items_;
     Parts aads_;
-    Span digests_;
-    Napi::ObjectReference keep_digests_;
     std::string error_;
+
+  private:
+    Napi::ObjectReference keep_checks_;
+    Span digests_;
+    Span macs_;
+    std::uint8_t mac_key_[key_bytes] = {};
+    CipherContext mac_ctx_;
 };
 
 // openInPlaceAsync(key, sealed[], aads[]) → Promise<void>: opens large values
@@ -352,8 +402,8 @@ class ItemsTask : public vecvault::PromiseTask {
 // the rejection names the item (`.index`).
 class OpenInPlaceTask : public ItemsTask {
   public:
-    OpenInPlaceTask(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads, Napi::Value digests)
-        : ItemsTask(env, key, sealed, aads, "sealed", digests) {}
+    OpenInPlaceTask(Napi::Env env, Napi::Value key, Napi::Value sealed, Napi::Value aads, Napi::Value checks)
+        : ItemsTask(env, key, sealed, aads, "sealed", checks) {}
 
   protected:
     void Execute() override {
@@ -363,8 +413,8 @@ class OpenInPlaceTask : public ItemsTask {
             return;
         }
         for (std::size_t i = 0; i != items_.size(); ++i) {
-            if (!digest(i, items_[i])) {  // as sealed, before the bytes change
-                error_ = "SHA-256 failed";
+            if (char const* failed = check(i, items_[i])) {  // as sealed, before the bytes change
+                error_ = failed;
                 return;
             }
             // GCM decrypts in place (OpenSSL allows out == in for stream modes).
@@ -396,13 +446,14 @@ class OpenInPlaceTask : public ItemsTask {
 // (nonce || ciphertext || tag) back to back in one Buffer the caller slices.
 class SealTask : public ItemsTask {
   public:
-    SealTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads)
-        : ItemsTask(env, key, plaintexts, aads, "plaintexts", env.Undefined()) {}
+    SealTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads, Napi::Value checks)
+        : ItemsTask(env, key, plaintexts, aads, "plaintexts", checks) {}
 
   protected:
     void Execute() override {
         sealed_ = std::make_unique<std::vector<std::uint8_t>>(sealed_size(Span{}, items_));
         error_ = seal_all(key_, Span{}, items_, Span{}, aads_, Span{}, sealed_->data());
+        check_sealed(sealed_->data());
     }
     void Settle(Napi::Env env) override {
         if (!error_.empty())
@@ -423,8 +474,8 @@ class SealTask : public ItemsTask {
 // per group for the GC (snapshot writes: tens of MB of garbage at a time).
 class SealIntoTask : public ItemsTask {
   public:
-    SealIntoTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads, Napi::Value out, Napi::Value digests)
-        : ItemsTask(env, key, plaintexts, aads, "plaintexts", digests), out_(bytes_arg(env, out, "out")), keep_out_(Napi::Persistent(out.As<Napi::Object>())) {
+    SealIntoTask(Napi::Env env, Napi::Value key, Napi::Value plaintexts, Napi::Value aads, Napi::Value out, Napi::Value checks)
+        : ItemsTask(env, key, plaintexts, aads, "plaintexts", checks), out_(bytes_arg(env, out, "out")), keep_out_(Napi::Persistent(out.As<Napi::Object>())) {
         if (out_.size < sealed_size(Span{}, items_))
             throw Napi::RangeError::New(env, "out is too small for the sealed values");
     }
@@ -432,13 +483,7 @@ class SealIntoTask : public ItemsTask {
   protected:
     void Execute() override {
         error_ = seal_all(key_, Span{}, items_, Span{}, aads_, Span{}, const_cast<std::uint8_t*>(out_.data));
-        std::size_t at = 0;
-        for (std::size_t i = 0; error_.empty() && i != items_.size(); ++i) {
-            std::size_t size = nonce_bytes + items_[i].size + tag_bytes;
-            if (!digest(i, Span{out_.data + at, size}))
-                error_ = "SHA-256 failed";
-            at += size;
-        }
+        check_sealed(out_.data);
     }
     void Settle(Napi::Env env) override {
         if (!error_.empty())
@@ -460,7 +505,7 @@ Napi::Value OpenInPlaceAsync(Napi::CallbackInfo const& info) {
 }
 
 Napi::Value SealAsync(Napi::CallbackInfo const& info) {
-    return vecvault::queue_task<SealTask>(info.Env(), info[0], info[1], info[2]);
+    return vecvault::queue_task<SealTask>(info.Env(), info[0], info[1], info[2], info[3]);
 }
 
 // keyDigestAsync(key, keys: Float64Array) → Promise<Buffer | null>: the

@@ -1,11 +1,11 @@
 /** Batched native AES-256-GCM / HMAC-SHA256 (native/crypto.cc) against node:crypto and @noble/ciphers. */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { gcm } from '@noble/ciphers/aes.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../src/crypto/aead.js';
 import { checkRecordTags, hashIds, openRecords, sealRecords, sealRecordsAsync } from '../src/storage/sealed.js';
-import { hmacMany, hmacManyPaired, openInPlaceAsync, openMany, sealAsync, sealMany } from '../src/crypto/bulk.js';
+import { gmac, hmacMany, hmacManyPaired, openInPlaceAsync, openMany, sealAsync, sealIntoAsync, sealMany } from '../src/crypto/bulk.js';
 
 const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -173,5 +173,50 @@ describe('sealMany / openMany', () => {
       expect(() => open(key, value, aads[(i + 1) % 3]!, 'x')).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));
     });
     expect(new Set(sealed.map((v) => v.subarray(0, 12).toString('hex'))).size).toBe(3);
+  });
+
+  it('checks of sealed values (SHA-256, GMAC) are the same bytes whether sealing, sealing into a buffer or opening, and equal node:crypto and noble', async () => {
+    const key = randomBytes(32);
+    const macKey = randomBytes(32);
+    const pts = [randomBytes(1 << 20), randomBytes(4321), Buffer.alloc(0)];
+    const aads = pts.map((_, i) => Buffer.from(`chunk ${i}`));
+    const fresh = () => ({ digests: Buffer.alloc(32 * 3), macs: Buffer.alloc(16 * 3), macKey });
+    const sealedChecks = fresh();
+    const sealed = await sealAsync(key, pts, aads, sealedChecks);
+    const intoChecks = fresh();
+    const out = Buffer.alloc(pts.reduce((n, p) => n + p.byteLength + 28, 0));
+    const into = await sealIntoAsync(key, pts, aads, out, intoChecks);
+    sealed.forEach((value, i) => {
+      expect(sealedChecks.digests.subarray(32 * i, 32 * (i + 1))).toEqual(createHash('sha256').update(value).digest());
+      // GMAC: AES-256-GCM under the MAC key, the value's own nonce as IV, the whole value as AAD, nothing encrypted.
+      const nobleTag = gcm(macKey, value.subarray(0, 12), value).encrypt(new Uint8Array(0));
+      expect(sealedChecks.macs.subarray(16 * i, 16 * (i + 1))).toEqual(Buffer.from(nobleTag));
+      expect(sealedChecks.macs.subarray(16 * i, 16 * (i + 1))).toEqual(gmac(macKey, value));
+      expect(intoChecks.digests.subarray(32 * i, 32 * (i + 1))).toEqual(createHash('sha256').update(into[i]!).digest());
+      expect(intoChecks.macs.subarray(16 * i, 16 * (i + 1))).toEqual(gmac(macKey, into[i]!));
+    });
+    // Opening computes them over the bytes as sealed, before decrypting in place; one flipped bit changes both.
+    const copies = sealed.map((v) => Buffer.from(v));
+    const openChecks = fresh();
+    await openInPlaceAsync(key, copies, aads, what, openChecks);
+    expect(openChecks).toEqual(sealedChecks);
+    const other = gmac(randomBytes(32), sealed[1]!);
+    expect(other).not.toEqual(gmac(macKey, sealed[1]!)); // keyed: another key, another MAC
+    const flipped = Buffer.from(sealed[1]!);
+    flipped[100]! ^= 1;
+    expect(gmac(macKey, flipped)).not.toEqual(gmac(macKey, sealed[1]!));
+    // Only the checks asked for are computed; wrong sizes and a missing MAC key are refused before any work.
+    const digestsOnly = { digests: Buffer.alloc(32 * 3) };
+    await openInPlaceAsync(
+      key,
+      sealed.map((v) => Buffer.from(v)),
+      aads,
+      what,
+      digestsOnly,
+    );
+    expect(digestsOnly.digests).toEqual(sealedChecks.digests);
+    await expect(sealAsync(key, pts, aads, { digests: Buffer.alloc(32 * 2) })).rejects.toThrow(RangeError);
+    await expect(sealAsync(key, pts, aads, { macs: Buffer.alloc(32 * 3), macKey })).rejects.toThrow(RangeError);
+    await expect(sealAsync(key, pts, aads, { macs: Buffer.alloc(16 * 3) })).rejects.toThrow(TypeError);
   });
 });

@@ -16,7 +16,7 @@ import { deriveIndexKeys, openEnvelope, type CatalogEntry, type IndexKeys } from
 import { openUser, userSlot } from '../src/keys/users.js';
 import { KvStore } from '../src/storage/kv-store.js';
 import { catalogKey, indexKey, MANIFEST, USER, USERS_ADMIN } from '../src/storage/layout.js';
-import { openManifest, sealManifest, type Manifest } from '../src/storage/manifest.js';
+import { openManifest, sealManifest, type Manifest, type SnapshotRef } from '../src/storage/manifest.js';
 import { hashIds, liveTags, openRecords, pack, sealRecords, unpack } from '../src/storage/sealed.js';
 import { decodeTable, encodeTable, readSection, unpackMetadataFrame, writeSection } from '../src/storage/snapshot.js';
 import { openClient, openFresh } from './support/fixtures.js';
@@ -154,6 +154,32 @@ async function forgeSnapshotTable(path: string, keys: IndexKeys): Promise<void> 
   }
 }
 
+/** Every graph chunk re-sealed as it was (same plaintext, fresh nonces): authentic under the graph key, not the ones the manifest names. */
+async function resealGraph(path: string, keys: IndexKeys): Promise<void> {
+  const { indexId: id } = await catalogOf(path);
+  const ref = (await readManifestRaw(path, keys, id)).snapshot!;
+  const kv = await KvStore.open(join(path, 'store'));
+  try {
+    const graph = Buffer.concat(await readSection(kv, keys.graph, id, ref, 'graph', ref.graphChunks));
+    expect(await writeSection(kv, keys.graph, id, ref, 'graph', graph)).toBe(ref.graphChunks);
+  } finally {
+    await kv.close();
+  }
+}
+
+/** A new manifest whose snapshot reference `edit` changed, signed as a writer (who can sign) would. */
+async function editSnapshotRef(path: string, writer: IndexKeys, edit: (ref: SnapshotRef) => void): Promise<void> {
+  const { indexId: id } = await catalogOf(path);
+  const manifest = await readManifestRaw(path, writer, id);
+  edit(manifest.snapshot!);
+  const db = await rawStore(path);
+  try {
+    await db.put(indexKey(id, MANIFEST), sealManifest(writer.manifest, id, manifest, writer.signSeed));
+  } finally {
+    await db.close();
+  }
+}
+
 const loadRoot = (s: Setup) => openClient(s.path).loadIndex({ indexName: 'test', indexKey: s.rootKey });
 const loadUser = (s: Setup, userId: 'alice' | 'bob') =>
   openClient(s.path).loadIndex({ indexName: 'test', indexKey: userId === 'alice' ? s.readerKey : s.writerKey, userId });
@@ -275,5 +301,74 @@ describe("a read-only user's forged file edits", () => {
     await db.put(catalogKey('test'), pack(stripped));
     await db.close();
     await rootFails();
+  });
+});
+
+describe("a signed snapshot's chunks: GMACs for those who can sign, SHA-256s for readers", () => {
+  type Who = 'root' | 'bob' | 'alice';
+  /** Opens the index as `who` in a client of its own, closed again (it holds the store's lock): where the open came from. */
+  async function openedFrom(s: Setup, who: Who): Promise<string> {
+    const client = new Client({ path: s.path });
+    try {
+      const key = { root: s.rootKey, bob: s.writerKey, alice: s.readerKey }[who];
+      const index = await client.loadIndex({ indexName: 'test', indexKey: key, ...(who !== 'root' && { userId: who }) });
+      return index.stats().openedFrom;
+    } finally {
+      await client.close();
+    }
+  }
+  const opensFromSnapshot = async (s: Setup, ...who: Who[]) => {
+    for (const w of who) expect(await openedFrom(s, w)).toBe('snapshot');
+  };
+  const fails = async (s: Setup, ...who: Who[]) => {
+    for (const w of who) expect((await rejectsWithCode(openedFrom(s, w), 'VECVAULT_INTEGRITY')).message).toMatch(/signed manifest/);
+  };
+
+  it('re-sealed graph chunks → IntegrityError for the root and a writer (GMACs) and a reader (SHA-256s); control: unsigned, they open', async () => {
+    const s = await setup();
+    await resealGraph(s.path, await readerKeys(s));
+    await fails(s, 'root', 'bob', 'alice');
+    const c = await setup();
+    await resealGraph(c.path, await unsignedControl(c));
+    await opensFromSnapshot(c, 'root');
+  });
+
+  it('each opener checks its own value: a wrong GMAC value fails the root and writers only, a wrong SHA-256 value readers only', async () => {
+    const s = await setup();
+    const bob = await userKeys(s, 'bob', s.writerKey);
+    await editSnapshotRef(s.path, bob, (ref) => {
+      expect(ref.chunkMacs).toBeDefined();
+      ref.chunkMacs!.graph = Buffer.alloc(32);
+    });
+    await fails(s, 'root', 'bob');
+    await opensFromSnapshot(s, 'alice');
+    await editSnapshotRef(s.path, bob, (ref) => {
+      ref.chunkMacs!.graph = Buffer.alloc(32); // still wrong, but under a key id no opener holds: the SHA-256s are checked
+      ref.chunkMacs!.keyId = Buffer.alloc(32);
+      ref.tableHash = Buffer.alloc(32);
+    });
+    await fails(s, 'root', 'bob', 'alice');
+    const t = await setup();
+    await editSnapshotRef(t.path, await userKeys(t, 'bob', t.writerKey), (ref) => (ref.graphHash = Buffer.alloc(32)));
+    await opensFromSnapshot(t, 'root', 'bob');
+    await fails(t, 'alice');
+  });
+
+  it('a snapshot without GMACs (an older writer) or under a renewed signing key opens by its SHA-256s, and forgeries still fail', async () => {
+    const s = await setup();
+    await editSnapshotRef(s.path, await userKeys(s, 'bob', s.writerKey), (ref) => delete ref.chunkMacs);
+    await opensFromSnapshot(s, 'root', 'bob');
+    await resealGraph(s.path, await readerKeys(s));
+    await fails(s, 'root', 'bob');
+
+    // Revoking bob renews the signing key in one commit that keeps the snapshot: its GMACs are under the old key's id.
+    const t = await setup();
+    const client = openClient(t.path);
+    const root = await client.loadIndex({ indexName: 'test', indexKey: t.rootKey });
+    await root.revokeUser({ userId: 'bob' });
+    await client.close();
+    await opensFromSnapshot(t, 'root');
+    await resealGraph(t.path, await readerKeys(t));
+    await fails(t, 'root');
   });
 });

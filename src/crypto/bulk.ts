@@ -7,6 +7,7 @@
  * Every item's AAD (or HMAC message) is `head || parts[i] || tail`: callers
  * pass the constant framing once and only the varying middle per item.
  */
+import { createCipheriv } from 'node:crypto';
 import { loadNativeAddon } from '../util/native-addon.js';
 import { KEY_BYTES, NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES, tampered } from './aead.js';
 
@@ -16,13 +17,39 @@ interface NativeCrypto {
   hmacMany(key: Uint8Array, head: Uint8Array, parts: Part[], tail: Uint8Array, seconds?: Uint8Array[], skip?: number): Buffer;
   sealMany(key: Uint8Array, prefix: Uint8Array, plaintexts: Uint8Array[], aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
   openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aadHead: Uint8Array, aadParts: Part[], aadTail: Uint8Array): Buffer;
-  openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[], digests?: Uint8Array): Promise<void>;
-  sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer>;
-  sealIntoAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], out: Uint8Array, digests?: Uint8Array): Promise<void>;
+  openInPlaceAsync(key: Uint8Array, sealed: Uint8Array[], aads: Uint8Array[], checks?: SealedChecks): Promise<void>;
+  sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], checks?: SealedChecks): Promise<Buffer>;
+  sealIntoAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], out: Uint8Array, checks?: SealedChecks): Promise<void>;
   keyDigestAsync(key: Uint8Array, keys: Float64Array): Promise<Buffer | null>;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Bytes of one GMAC in `SealedChecks.macs`. */
+export const GMAC_BYTES = TAG_BYTES;
+
+/**
+ * Checks of each sealed value (as sealed: nonce || ciphertext || tag),
+ * written by the pool task that seals or opens it, so the main thread never
+ * reads the bytes: `digests`, 32 bytes per value, its SHA-256; `macs`, 16
+ * bytes per value, its GMAC under `macKey` (AES-256-GCM under that key with
+ * the value's own nonce as IV and the whole value as AAD, no plaintext:
+ * `gmac` below). The buffers stay untouched until the call settles.
+ */
+export interface SealedChecks {
+  digests?: Uint8Array;
+  macs?: Uint8Array;
+  macKey?: Uint8Array;
+}
+
+/** `SealedChecks.macs` for one sealed value, through node:crypto: the native tasks write the same bytes. */
+export function gmac(macKey: Uint8Array, sealed: Uint8Array): Buffer {
+  if (sealed.byteLength < SEAL_OVERHEAD) throw new RangeError('not a sealed value');
+  const cipher = createCipheriv('aes-256-gcm', macKey, sealed.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+  cipher.setAAD(sealed);
+  cipher.final();
+  return cipher.getAuthTag();
+}
 
 function native(): NativeCrypto {
   return (loadNativeAddon() as { crypto: NativeCrypto }).crypto;
@@ -78,11 +105,14 @@ export function openMany(key: Uint8Array, sealed: Uint8Array[], skip: number, aa
   return slices(all, sealed, (s) => s.byteLength - skip - SEAL_OVERHEAD);
 }
 
-/** Seals large values (aead.ts `seal` format) on the libuv pool; `aads` whole per item. Inputs must stay unchanged until it settles. */
-export async function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[]): Promise<Buffer[]> {
+/**
+ * Seals large values (aead.ts `seal` format) on the libuv pool; `aads` whole per item, `checks` of each
+ * sealed value by the same task. Inputs must stay unchanged until it settles.
+ */
+export async function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads: Uint8Array[], checks?: SealedChecks): Promise<Buffer[]> {
   checkKey(key);
   if (aads.length !== plaintexts.length) throw new RangeError('one AAD per plaintext');
-  return slices(await native().sealAsync(key, plaintexts, aads), plaintexts, (p) => SEAL_OVERHEAD + p.byteLength);
+  return slices(await native().sealAsync(key, plaintexts, aads, checks), plaintexts, (p) => SEAL_OVERHEAD + p.byteLength);
 }
 
 /**
@@ -90,19 +120,18 @@ export async function sealAsync(key: Uint8Array, plaintexts: Uint8Array[], aads:
  * fresh buffer per call is left for the GC): resolves to views of `out`, one
  * sealed value per plaintext. `out` must hold their sealed sizes and stay
  * untouched until this settles; the views are valid until `out` is reused.
- * With `digests` (32 bytes per plaintext), the SHA-256 of each sealed value
- * is written there by the same pool task.
+ * `checks` of each sealed value are written by the same pool task.
  */
 export async function sealIntoAsync(
   key: Uint8Array,
   plaintexts: Uint8Array[],
   aads: Uint8Array[],
   out: Uint8Array,
-  digests?: Uint8Array,
+  checks?: SealedChecks,
 ): Promise<Uint8Array[]> {
   checkKey(key);
   if (aads.length !== plaintexts.length) throw new RangeError('one AAD per plaintext');
-  await native().sealIntoAsync(key, plaintexts, aads, out, digests);
+  await native().sealIntoAsync(key, plaintexts, aads, out, checks);
   let at = 0;
   return plaintexts.map((p) => out.subarray(at, (at += SEAL_OVERHEAD + p.byteLength)));
 }
@@ -112,21 +141,21 @@ export async function sealIntoAsync(
  * ciphertext (no copy): resolves to views of the plaintexts inside `sealed`.
  * `aads` whole per item. The caller gives up `sealed` (its bytes change) and
  * must not touch it until this settles; on failure the plaintext is wiped.
- * With `digests` (32 bytes per item), the SHA-256 of each sealed value (as
- * sealed, before decryption) is written there by the same pool task, so the
- * main thread never reads the bytes (hashing a 200k-vector graph took ~150 ms of it).
+ * `checks` of each value as sealed (before decryption) are written by the
+ * same pool task, so the main thread never reads the bytes (hashing a
+ * 200k-vector graph took ~150 ms of it).
  */
 export async function openInPlaceAsync(
   key: Uint8Array,
   sealed: Uint8Array[],
   aads: Uint8Array[],
   what: (index: number) => string,
-  digests?: Uint8Array,
+  checks?: SealedChecks,
 ): Promise<Uint8Array[]> {
   checkKey(key);
   if (aads.length !== sealed.length) throw new RangeError('one AAD per sealed value');
   try {
-    await native().openInPlaceAsync(key, sealed, aads, digests);
+    await native().openInPlaceAsync(key, sealed, aads, checks);
   } catch (cause) {
     throw failure(cause, what);
   }

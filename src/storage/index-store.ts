@@ -46,15 +46,18 @@ import {
   type RecordBody,
 } from './sealed.js';
 import {
+  chunkMacKey,
   clearGeneration,
   CHUNK_BYTES,
   dropSnapshotOps,
+  isChunkMacs,
   newSnapshotWrite,
   readSection,
   readSectionStream,
   sectionHash,
   writeSection,
   writeSectionStream,
+  type ChunkChecks,
   type SectionSink,
   type SnapshotSection,
 } from './snapshot.js';
@@ -400,17 +403,20 @@ export class IndexStore {
     graph: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
     table: () => Promise<Uint8Array>,
   ): Promise<Omit<SnapshotRef, 'counter'>> {
-    this.signingSeed(); // a read-only opener writes nothing
+    const seed = this.signingSeed(); // a read-only opener writes nothing
     const write = newSnapshotWrite(generation);
     await clearGeneration(this.kv, this.indexId, generation);
-    const graphDigests: Buffer[] = [];
-    const tableDigests: Buffer[] = [];
-    const graphChunks = await writeSectionStream(this.kv, this.keys.graph, this.indexId, write, 'graph', graph, graphDigests);
-    const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table(), tableDigests);
+    // Signed: the SHA-256s for any opener, the GMACs for openers who can sign (sectionChecks).
+    const mac = seed && chunkMacKey(seed, this.indexId);
+    const checks = (): ChunkChecks | undefined => mac && { digests: [], macs: [], macKey: mac.key };
+    const [graphChecks, tableChecks] = [checks(), checks()];
+    const graphChunks = await writeSectionStream(this.kv, this.keys.graph, this.indexId, write, 'graph', graph, graphChecks);
+    const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table(), tableChecks);
     const ref: Omit<SnapshotRef, 'counter'> = { ...write, graphChunks, tableChunks };
-    if (this.signed) {
-      ref.graphHash = sectionHash(graphDigests);
-      ref.tableHash = sectionHash(tableDigests);
+    if (mac && graphChecks && tableChecks) {
+      ref.graphHash = sectionHash(graphChecks.digests!);
+      ref.tableHash = sectionHash(tableChecks.digests!);
+      ref.chunkMacs = { keyId: mac.id, graph: sectionHash(graphChecks.macs!), table: sectionHash(tableChecks.macs!) };
     }
     return ref;
   }
@@ -430,11 +436,10 @@ export class IndexStore {
   /** The authenticated chunks of one section of snapshot `ref` (its generation and write id), in order. */
   async readSnapshot(ref: SnapshotRef, section: SnapshotSection): Promise<Uint8Array[]> {
     const chunks = section === 'graph' ? ref.graphChunks : ref.tableChunks;
-    if (!this.signed) return readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks);
     // Signed: the chunks must be the ones the signed manifest names, not merely authentic under the graph key.
-    const digests: Buffer[] = [];
-    const opened = await readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks, digests);
-    this.checkSectionHash(ref, section, digests);
+    const verify = this.sectionChecks(ref, section);
+    const opened = await readSection(this.kv, this.keys.graph, this.indexId, ref, section, chunks, verify?.checks);
+    verify?.allRead();
     return opened;
   }
 
@@ -447,14 +452,30 @@ export class IndexStore {
   snapshotStream(ref: SnapshotRef, section: SnapshotSection): { chunks: AsyncIterable<Uint8Array>; bound: number } {
     const chunks = section === 'graph' ? ref.graphChunks : ref.tableChunks;
     // Signed: the chunks must be the ones the signed manifest names, checked before the last of them is handed out.
-    const digests: Buffer[] = [];
-    const verify = this.signed ? { digests, allRead: () => this.checkSectionHash(ref, section, digests) } : undefined;
+    const verify = this.sectionChecks(ref, section);
     return { chunks: readSectionStream(this.kv, this.keys.graph, this.indexId, ref, section, chunks, verify), bound: chunks * CHUNK_BYTES };
   }
 
-  private checkSectionHash(ref: SnapshotRef, section: SnapshotSection, digests: Buffer[]): void {
-    const expected = section === 'graph' ? ref.graphHash : ref.tableHash;
-    if (!(expected instanceof Uint8Array) || !constantTimeEqual(sectionHash(digests), expected)) {
+  /**
+   * How this opener checks a section of a signed snapshot against its signed manifest: by the chunks' GMACs
+   * when it can sign with the key that wrote them (the root, a writer: a third of the CPU), else by their
+   * SHA-256s (a reader; a snapshot written before the GMACs, or before the signing key was renewed).
+   * Undefined for an unsigned index: its chunks authenticate under the graph key alone.
+   */
+  private sectionChecks(ref: SnapshotRef, section: SnapshotSection): { checks: ChunkChecks; allRead: () => void } | undefined {
+    if (!this.signed) return undefined;
+    const mac = this.keys.signSeed && chunkMacKey(this.keys.signSeed, this.indexId);
+    const macs = ref.chunkMacs;
+    if (mac && isChunkMacs(macs) && constantTimeEqual(macs.keyId, mac.id)) {
+      const checks = { macs: [], macKey: mac.key };
+      return { checks, allRead: () => this.checkSection(section, checks.macs, macs[section]) };
+    }
+    const checks = { digests: [] };
+    return { checks, allRead: () => this.checkSection(section, checks.digests, section === 'graph' ? ref.graphHash : ref.tableHash) };
+  }
+
+  private checkSection(section: SnapshotSection, checks: Uint8Array[], expected: unknown): void {
+    if (!(expected instanceof Uint8Array) || !constantTimeEqual(sectionHash(checks), expected)) {
       throw new ForgedSnapshotError(
         `The ${section} snapshot of index "${this.indexName}" is not the one its signed manifest names: it was re-sealed by a key holder who cannot sign (a read-only key), or tampered with. Restore the store from a backup.`,
       );

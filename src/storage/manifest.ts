@@ -102,6 +102,14 @@ export interface SnapshotRef {
   graphHash?: Uint8Array;
   tableHash?: Uint8Array;
   /**
+   * Signed indexes, for openers who can sign (the root, writers): per section, SHA-256 over the GMAC of
+   * each sealed chunk, in order, under a key derived from the signing seed, and that key's id
+   * (snapshot.ts `chunkMacKey`). Such an opener checks these instead of the SHA-256s, for a third of
+   * their CPU; a reader cannot make or check them. Added after 0.1.0: absent, or under another key's
+   * id, the open checks `graphHash` / `tableHash`.
+   */
+  chunkMacs?: { keyId: Uint8Array; graph: Uint8Array; table: Uint8Array };
+  /**
    * True when the writer checked (and if needed repaired) the graph's reachability right before
    * serializing it, and every live record was reachable: an open that replays nothing can skip its
    * own walk. Added after 0.1.0; absent (older writers, an engine without the check, a repair that

@@ -12,8 +12,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { SEAL_OVERHEAD } from '../crypto/aead.js';
-import { openInPlaceAsync, sealAsync, sealIntoAsync } from '../crypto/bulk.js';
-import { frame, u64 } from '../crypto/kdf.js';
+import { GMAC_BYTES, openInPlaceAsync, sealAsync, sealIntoAsync, type SealedChecks } from '../crypto/bulk.js';
+import { deriveKey, frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import type { BatchOp, KvBackend as KvStore } from './kv-store.js';
@@ -238,28 +238,74 @@ export async function writeSection(
   write: SnapshotWrite,
   section: SnapshotSection,
   payload: Uint8Array,
-  /** Filled with the SHA-256 of each sealed chunk, in order (signed indexes: `sectionHash`). */
-  digests?: Buffer[],
+  /** Filled as the chunks are sealed (signed indexes: `sectionHash`). */
+  checks?: ChunkChecks,
 ): Promise<number> {
   const chunks = Math.max(1, Math.ceil(payload.byteLength / CHUNK_BYTES));
   for (let start = 0; start < chunks; start += WRITE_GROUP) {
     const numbers = Array.from({ length: Math.min(WRITE_GROUP, chunks - start) }, (_, i) => start + i);
     const bodies = numbers.map((i) => payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
+    const group = groupChecks(checks, numbers.length);
     const sealed = await sealAsync(
       key,
       bodies,
       numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1)),
+      group,
     );
-    if (digests) numbers.forEach((i, j) => (digests[i] = createHash('sha256').update(sealed[j]!).digest()));
+    keepChecks(checks, group, numbers);
     await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, i), value: sealed[j]! })));
   }
   return chunks;
 }
 
-/** A section's hash in a signed manifest: SHA-256 over its chunks' SHA-256s, in order. */
-export function sectionHash(digests: Buffer[]): Buffer {
+/**
+ * What a signed index checks a section's chunks against, each filled in
+ * chunk order as they are sealed or read: `digests`, each sealed chunk's
+ * SHA-256 (any key holder can check those: `SnapshotRef.graphHash`); `macs`,
+ * each one's GMAC under `macKey` (only a key holder who can sign can check
+ * those: `SnapshotRef.chunkMacs`, for a third of the SHA-256s' CPU).
+ */
+export interface ChunkChecks {
+  digests?: Uint8Array[];
+  macs?: Uint8Array[];
+  macKey?: Uint8Array;
+}
+
+/**
+ * The GMAC key of an index's snapshot chunks and its id (`SnapshotRef.chunkMacs`), from the signing seed:
+ * a key holder who cannot sign can neither make nor check them, and a renewed signing key (a writer
+ * revoked) gives another id, so the snapshots written before are checked by their SHA-256s.
+ */
+export function chunkMacKey(signSeed: Uint8Array, indexId: Uint8Array): { key: Buffer; id: Buffer } {
+  return { key: deriveKey(signSeed, indexId, 'snapshot-chunk-mac'), id: deriveKey(signSeed, indexId, 'snapshot-chunk-mac-id') };
+}
+
+/** Shape check of `SnapshotRef.chunkMacs` as read (signed, so only a different format could fail it). */
+export function isChunkMacs(value: unknown): value is NonNullable<SnapshotRef['chunkMacs']> {
+  if (typeof value !== 'object' || value === null) return false;
+  const macs = value as Record<string, unknown>;
+  return (['keyId', 'graph', 'table'] as const).every((field) => macs[field] instanceof Uint8Array && (macs[field] as Uint8Array).byteLength === 32);
+}
+
+/** The native checks of one group of `count` chunks (the buffers its pool task fills). */
+function groupChecks(checks: ChunkChecks | undefined, count: number): SealedChecks | undefined {
+  if (!checks) return undefined;
+  return { digests: checks.digests && Buffer.alloc(32 * count), macs: checks.macs && Buffer.alloc(GMAC_BYTES * count), macKey: checks.macKey };
+}
+
+/** Files one group's checks (`groupChecks`, filled) under the chunk numbers they belong to. */
+function keepChecks(checks: ChunkChecks | undefined, group: SealedChecks | undefined, numbers: number[]): void {
+  if (!checks || !group) return;
+  numbers.forEach((i, j) => {
+    if (checks.digests) checks.digests[i] = group.digests!.subarray(32 * j, 32 * (j + 1));
+    if (checks.macs) checks.macs[i] = group.macs!.subarray(GMAC_BYTES * j, GMAC_BYTES * (j + 1));
+  });
+}
+
+/** A section's value in a signed manifest: SHA-256 over its chunks' checks (`ChunkChecks`: digests or GMACs), in order. */
+export function sectionHash(checks: Uint8Array[]): Buffer {
   const hash = createHash('sha256');
-  for (const digest of digests) hash.update(digest);
+  for (const check of checks) hash.update(check);
   return hash.digest();
 }
 
@@ -284,8 +330,8 @@ export async function writeSectionStream(
   write: SnapshotWrite,
   section: SnapshotSection,
   produce: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
-  /** Filled with the SHA-256 of each sealed chunk, in order (signed indexes: `sectionHash`). */
-  digests?: Buffer[],
+  /** Filled as the chunks are sealed (signed indexes: `sectionHash`). */
+  checks?: ChunkChecks,
 ): Promise<number> {
   interface Pending {
     chunk: Uint8Array;
@@ -305,15 +351,19 @@ export async function writeSectionStream(
     chain = chain
       .then(async () => {
         if (failure !== undefined) throw failure;
-        const hashes = digests && Buffer.alloc(32 * items.length); // filled on the pool, beside the sealing
+        const group = groupChecks(checks, items.length); // filled on the pool, beside the sealing
         const sealed = await sealIntoAsync(
           key,
           items.map((item) => item.chunk),
           items.map((item) => chunkAad(indexId, write, section, item.index, item.last)),
           out,
-          hashes,
+          group,
         );
-        if (digests) items.forEach((item, j) => (digests[item.index] = hashes!.subarray(32 * j, 32 * (j + 1))));
+        keepChecks(
+          checks,
+          group,
+          items.map((item) => item.index),
+        );
         for (const item of items) item.resolve(); // sealed: the producer may reuse these chunks now
         // KvStore.batch drops the table pages LevelDB's compactions read meanwhile.
         await store.batch(items.map((item, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, item.index), value: sealed[j]! })));
@@ -381,20 +431,20 @@ export async function readSection(
   write: SnapshotWrite,
   section: SnapshotSection,
   chunks: number,
-  /** Filled with the SHA-256 of each sealed chunk as read, in order (signed indexes: `sectionHash`). */
-  digests?: Buffer[],
+  /** Filled as the chunks are read (signed indexes: `sectionHash`). */
+  checks?: ChunkChecks,
 ): Promise<Uint8Array[]> {
   if (store.readNow) {
     // A local store: the stream's single-copy reads, a bounded few groups at a time (all groups at once would read
-    // every chunk of a large section in one event-loop turn). The caller checks `digests` once all are in.
+    // every chunk of a large section in one event-loop turn). The caller checks `checks` once all are in.
     const opened: Uint8Array[] = [];
-    const verify = digests && { digests, allRead: () => undefined };
+    const verify = checks && { checks, allRead: () => undefined };
     for await (const chunk of readSectionStream(store, key, indexId, write, section, chunks, verify)) opened.push(chunk);
     return opened;
   }
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
-    const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start), false, digests);
+    const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start), false, checks);
     group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
     groups.push(group);
   }
@@ -415,11 +465,11 @@ export async function* readSectionStream(
   write: SnapshotWrite,
   section: SnapshotSection,
   chunks: number,
-  /** Signed indexes: each sealed chunk's SHA-256, and a check run once every chunk is read, before the last group is yielded. */
-  verify?: { digests: Buffer[]; allRead: () => void },
+  /** Signed indexes: each sealed chunk's checks, and a check of them run once every chunk is read, before the last group is yielded. */
+  verify?: { checks: ChunkChecks; allRead: () => void },
 ): AsyncGenerator<Uint8Array> {
   const group = (start: number, count: number) => {
-    const read = readGroup(store, key, indexId, write, section, chunks, start, count, true, verify?.digests);
+    const read = readGroup(store, key, indexId, write, section, chunks, start, count, true, verify?.checks);
     read.catch(() => undefined); // awaited in turn below, or abandoned when the consumer stops
     return read;
   };
@@ -476,7 +526,7 @@ async function readGroup(
   start: number,
   count: number,
   owned = false,
-  digests?: Buffer[],
+  checks?: ChunkChecks,
 ): Promise<Uint8Array[]> {
   const numbers = Array.from({ length: count }, (_, i) => start + i);
   const keys = numbers.map((i) => chunkKey(indexId, write.generation, section, i));
@@ -487,10 +537,10 @@ async function readGroup(
   const sealed = (values as Uint8Array[]).map((value) =>
     owned && (value.byteOffset !== 0 || value.buffer.byteLength !== value.byteLength) ? new Uint8Array(value) : value,
   );
-  // Hashed as sealed (before the in-place decryption, in the same pool task): a signed manifest names these (`sectionHash`).
-  const hashes = digests && Buffer.alloc(32 * count);
+  // Checked as sealed (before the in-place decryption, in the same pool task): a signed manifest names these (`sectionHash`).
+  const group = groupChecks(checks, count);
   const aads = numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1));
-  const opened = await openInPlaceAsync(key, sealed, aads, (j) => `Snapshot ${section} chunk ${start + j}`, hashes);
-  if (digests) numbers.forEach((i, j) => (digests[i] = hashes!.subarray(32 * j, 32 * (j + 1))));
+  const opened = await openInPlaceAsync(key, sealed, aads, (j) => `Snapshot ${section} chunk ${start + j}`, group);
+  keepChecks(checks, group, numbers);
   return opened;
 }

@@ -47,6 +47,7 @@ export async function makeUnsigned(path: string, name: string, key: Uint8Array):
         if (manifest.snapshot) {
           delete manifest.snapshot.graphHash;
           delete manifest.snapshot.tableHash;
+          delete manifest.snapshot.chunkMacs;
         }
         ops.push({ type: 'put', key: k, value: sealManifest(manifestKey, id, manifest) });
       } else if (kind === 0x52 && value[0] === 3) {
