@@ -13,6 +13,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClassicLevel } from 'classic-level';
 import { unpack } from '../src/storage/sealed.js';
+import { deriveIndexKeys, openEnvelope } from '../src/keys/envelope.js';
+import { indexKey, MANIFEST } from '../src/storage/layout.js';
+import { openManifest } from '../src/storage/manifest.js';
+import { rawCatalogEntry, rawStore } from './support/helpers.js';
+import { asUnsignedManifest } from './support/unsigned.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Client, type Contents, type EncryptedIndex, type Filter, type Metadata, type Metric, type StoragePrecision } from '../src/index.js';
 import { GOLDEN_EMBEDDING_NAME, goldenEmbed, goldenEmbedding } from './fixtures/golden-embedding.js';
@@ -48,8 +53,10 @@ const DISTANCE_TOLERANCE: Record<StoragePrecision, number> = { float32: 1e-4, fl
  * catalog `signed`, snapshot chunk hashes), streamed snapshots. golden-v4: the
  * same formats, plus per-user entries, an embedding in a manifest and a
  * data-key rotation stopped mid-copy (the formats of those, frozen).
+ * golden-v5: snapshot references may say `reachable`. golden-v6: they carry
+ * the chunk GMACs the root and writers check on open (`chunkMacs`).
  */
-function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: number; head: number; signed: boolean }): void {
+function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: number; head: number; signed: boolean; chunkMacs?: boolean }): void {
   const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', fixture);
 
   const expected = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as {
@@ -204,6 +211,23 @@ function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: numb
       expect([...signed]).toEqual([formats.signed]);
       const headVersions = new Set(readdirSync(join(dir, 'heads')).map((file) => readFileSync(join(dir, 'heads', file))[0]));
       expect([...headVersions]).toEqual([formats.head]);
+    });
+
+    it.runIf(formats.signed)(`its snapshot references ${formats.chunkMacs ? 'carry' : 'carry no'} chunk GMACs (SnapshotRef.chunkMacs)`, async () => {
+      const dir = copyStore();
+      const withMacs = new Set<boolean>();
+      for (const e of expected.indexes.filter((i) => i.loaded.snapshotGeneration > 0)) {
+        const entry = await rawCatalogEntry(dir, e.name);
+        const { manifest: manifestKey } = deriveIndexKeys(openEnvelope(keys.get(e.name)!, e.name, entry), entry.indexId, entry.format);
+        const db = await rawStore(dir);
+        try {
+          const value = (await db.get(indexKey(entry.indexId, MANIFEST)))!;
+          withMacs.add(openManifest(manifestKey, entry.indexId, asUnsignedManifest(value), e.name).snapshot?.chunkMacs !== undefined);
+        } finally {
+          await db.close();
+        }
+      }
+      expect([...withMacs]).toEqual([formats.chunkMacs === true]);
     });
 
     it('listIndexes names every index', async () => {
@@ -473,3 +497,4 @@ goldenSuite('golden-v2', /^ebbd7e1/, { record: 2, head: 2, signed: false });
 goldenSuite('golden-v3', /^3be32ea/, { record: 3, head: 2, signed: true });
 goldenSuite('golden-v4', /^ab819be/, { record: 3, head: 2, signed: true });
 goldenSuite('golden-v5', /^81c5893/, { record: 3, head: 2, signed: true });
+goldenSuite('golden-v6', /^d5b2c92/, { record: 3, head: 2, signed: true, chunkMacs: true });
