@@ -340,17 +340,23 @@ class ItemsTask : public vecvault::PromiseTask {
         if (!checks.IsObject())
             throw Napi::TypeError::New(env, "checks must be an object");
         auto object = checks.As<Napi::Object>();
-        keep_checks_ = Napi::Persistent(object);
-        if (!object.Get("digests").IsUndefined()) {
-            digests_ = bytes_arg(env, object.Get("digests"), "checks.digests");
+        // Each buffer read once and held itself (a getter could hand out another one later).
+        Napi::Value digests = object.Get("digests");
+        if (!digests.IsUndefined()) {
+            digests_ = bytes_arg(env, digests, "checks.digests");
+            keep_digests_ = Napi::Persistent(digests.As<Napi::Object>());
             if (digests_.size != mac_bytes * items_.size())
                 throw Napi::RangeError::New(env, "checks.digests must hold 32 bytes per item");
         }
-        if (!object.Get("macs").IsUndefined()) {
-            macs_ = bytes_arg(env, object.Get("macs"), "checks.macs");
+        Napi::Value macs = object.Get("macs");
+        if (!macs.IsUndefined()) {
+            macs_ = bytes_arg(env, macs, "checks.macs");
+            keep_macs_ = Napi::Persistent(macs.As<Napi::Object>());
             if (macs_.size != tag_bytes * items_.size())
                 throw Napi::RangeError::New(env, "checks.macs must hold 16 bytes per item");
-            Span mac_key = key_arg(env, object.Get("macKey"));
+            Span mac_key = bytes_arg(env, object.Get("macKey"), "checks.macKey");
+            if (mac_key.size != key_bytes)
+                throw Napi::RangeError::New(env, "checks.macKey must be 32 bytes");
             std::memcpy(mac_key_, mac_key.data, key_bytes);
         }
     }
@@ -363,8 +369,9 @@ class ItemsTask : public vecvault::PromiseTask {
             EVP_Digest(sealed.data, sealed.size, const_cast<std::uint8_t*>(digests_.data) + mac_bytes * i, nullptr, EVP_sha256(), nullptr) != 1)
             return "SHA-256 failed";
         if (macs_.data != nullptr) {
-            if (!mac_ctx_.ctx || (i == 0 && EVP_EncryptInit_ex(mac_ctx_.ctx, EVP_aes_256_gcm(), nullptr, mac_key_, nullptr) != 1))
+            if (!mac_ready_ && (!mac_ctx_.ctx || EVP_EncryptInit_ex(mac_ctx_.ctx, EVP_aes_256_gcm(), nullptr, mac_key_, nullptr) != 1))
                 return "GMAC setup failed";
+            mac_ready_ = true;
             if (!gmac_of(mac_ctx_.ctx, sealed, const_cast<std::uint8_t*>(macs_.data) + tag_bytes * i))
                 return "GMAC failed";
         }
@@ -388,11 +395,13 @@ class ItemsTask : public vecvault::PromiseTask {
     std::string error_;
 
   private:
-    Napi::ObjectReference keep_checks_;
     Span digests_;
+    Napi::ObjectReference keep_digests_;
     Span macs_;
+    Napi::ObjectReference keep_macs_;
     std::uint8_t mac_key_[key_bytes] = {};
     CipherContext mac_ctx_;
+    bool mac_ready_ = false;
 };
 
 // openInPlaceAsync(key, sealed[], aads[]) → Promise<void>: opens large values
@@ -413,7 +422,9 @@ class OpenInPlaceTask : public ItemsTask {
             return;
         }
         for (std::size_t i = 0; i != items_.size(); ++i) {
-            if (char const* failed = check(i, items_[i])) {  // as sealed, before the bytes change
+            // Too short to be sealed: an authentication failure like any other (the checks cannot take it).
+            bool long_enough = items_[i].size >= nonce_bytes + tag_bytes;
+            if (char const* failed = long_enough ? check(i, items_[i]) : nullptr) {  // as sealed, before the bytes change
                 error_ = failed;
                 return;
             }

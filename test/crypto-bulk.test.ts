@@ -200,8 +200,16 @@ describe('sealMany / openMany', () => {
     const openChecks = fresh();
     await openInPlaceAsync(key, copies, aads, what, openChecks);
     expect(openChecks).toEqual(sealedChecks);
-    const other = gmac(randomBytes(32), sealed[1]!);
-    expect(other).not.toEqual(gmac(macKey, sealed[1]!)); // keyed: another key, another MAC
+    const otherKey = { macs: Buffer.alloc(16 * 3), macKey: randomBytes(32) };
+    await openInPlaceAsync(
+      key,
+      sealed.map((v) => Buffer.from(v)),
+      aads,
+      what,
+      otherKey,
+    );
+    expect(otherKey.macs.subarray(16, 32)).toEqual(gmac(otherKey.macKey, sealed[1]!));
+    expect(otherKey.macs.subarray(16, 32)).not.toEqual(sealedChecks.macs.subarray(16, 32)); // keyed: another key, another MAC
     const flipped = Buffer.from(sealed[1]!);
     flipped[100]! ^= 1;
     expect(gmac(macKey, flipped)).not.toEqual(gmac(macKey, sealed[1]!));
@@ -217,6 +225,14 @@ describe('sealMany / openMany', () => {
     expect(digestsOnly.digests).toEqual(sealedChecks.digests);
     await expect(sealAsync(key, pts, aads, { digests: Buffer.alloc(32 * 2) })).rejects.toThrow(RangeError);
     await expect(sealAsync(key, pts, aads, { macs: Buffer.alloc(32 * 3), macKey })).rejects.toThrow(RangeError);
-    await expect(sealAsync(key, pts, aads, { macs: Buffer.alloc(16 * 3) })).rejects.toThrow(TypeError);
+    await expect(sealAsync(key, pts, aads, { macs: Buffer.alloc(16 * 3) })).rejects.toThrow(/checks.macKey/);
+    await expect(sealAsync(key, pts, aads, { macs: Buffer.alloc(16 * 3), macKey: Buffer.alloc(16) })).rejects.toThrow(RangeError);
+    // Too short to be sealed: an IntegrityError naming the item whatever the checks (a corrupt chunk, not a crash).
+    for (const checks of [undefined, { digests: Buffer.alloc(64) }, { macs: Buffer.alloc(32), macKey }]) {
+      await expect(openInPlaceAsync(key, [Buffer.from(sealed[0]!), Buffer.alloc(20)], aads.slice(0, 2), what, checks)).rejects.toMatchObject({
+        code: 'VECVAULT_INTEGRITY',
+        message: expect.stringContaining('item 1'),
+      });
+    }
   });
 });

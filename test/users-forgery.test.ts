@@ -18,7 +18,7 @@ import { KvStore } from '../src/storage/kv-store.js';
 import { catalogKey, indexKey, MANIFEST, USER, USERS_ADMIN } from '../src/storage/layout.js';
 import { openManifest, sealManifest, type Manifest, type SnapshotRef } from '../src/storage/manifest.js';
 import { hashIds, liveTags, openRecords, pack, sealRecords, unpack } from '../src/storage/sealed.js';
-import { decodeTable, encodeTable, readSection, unpackMetadataFrame, writeSection } from '../src/storage/snapshot.js';
+import { chunkMacKey, decodeTable, encodeTable, readSection, unpackMetadataFrame, writeSection } from '../src/storage/snapshot.js';
 import { openClient, openFresh } from './support/fixtures.js';
 import { rawCatalogEntry, rawStore, rejectsWithCode } from './support/helpers.js';
 import { asUnsignedManifest, makeUnsigned } from './support/unsigned.js';
@@ -342,12 +342,8 @@ describe("a signed snapshot's chunks: GMACs for those who can sign, SHA-256s for
     });
     await fails(s, 'root', 'bob');
     await opensFromSnapshot(s, 'alice');
-    await editSnapshotRef(s.path, bob, (ref) => {
-      ref.chunkMacs!.graph = Buffer.alloc(32); // still wrong, but under a key id no opener holds: the SHA-256s are checked
-      ref.chunkMacs!.keyId = Buffer.alloc(32);
-      ref.tableHash = Buffer.alloc(32);
-    });
-    await fails(s, 'root', 'bob', 'alice');
+    await editSnapshotRef(s.path, bob, (ref) => (ref.chunkMacs!.keyId = Buffer.alloc(32))); // still wrong, under a key id no one holds
+    await opensFromSnapshot(s, 'root', 'bob', 'alice'); // so everyone checks the SHA-256s, which are right
     const t = await setup();
     await editSnapshotRef(t.path, await userKeys(t, 'bob', t.writerKey), (ref) => (ref.graphHash = Buffer.alloc(32)));
     await opensFromSnapshot(t, 'root', 'bob');
@@ -361,14 +357,34 @@ describe("a signed snapshot's chunks: GMACs for those who can sign, SHA-256s for
     await resealGraph(s.path, await readerKeys(s));
     await fails(s, 'root', 'bob');
 
-    // Revoking bob renews the signing key in one commit that keeps the snapshot: its GMACs are under the old key's id.
+    // Revoking bob renews the signing key in one commit that keeps the snapshot: its GMACs are under the old key's id,
+    // which bob holds, so no opener may trust them; the root checks the SHA-256s until its next snapshot.
     const t = await setup();
+    const bobKeys = await userKeys(t, 'bob', t.writerKey);
+    const { indexId } = await catalogOf(t.path);
+    const keyIdOf = async () => (await readManifestRaw(t.path, bobKeys, indexId)).snapshot!.chunkMacs!.keyId;
+    const oldId = chunkMacKey(bobKeys.signSeed!, indexId).id;
+    expect(Buffer.from(await keyIdOf())).toEqual(oldId);
     const client = openClient(t.path);
     const root = await client.loadIndex({ indexName: 'test', indexKey: t.rootKey });
     await root.revokeUser({ userId: 'bob' });
     await client.close();
+    expect(Buffer.from(await keyIdOf())).toEqual(oldId); // the same snapshot, under the renewed signature
     await opensFromSnapshot(t, 'root');
     await resealGraph(t.path, await readerKeys(t));
     await fails(t, 'root');
+    // A new snapshot by the root carries the renewed key's id.
+    const u = await setup();
+    const uId = (await catalogOf(u.path)).indexId;
+    const bobBefore = chunkMacKey((await userKeys(u, 'bob', u.writerKey)).signSeed!, uId).id;
+    const c = openClient(u.path);
+    const r = await c.loadIndex({ indexName: 'test', indexKey: u.rootKey });
+    await r.revokeUser({ userId: 'bob' });
+    await r.upsert({ items: [{ id: 'n', vector: [1, 1, 1] }] });
+    await r.snapshot();
+    await c.close();
+    const renewed = (await readManifestRaw(u.path, await userKeys(u, 'alice', u.readerKey), uId)).snapshot!.chunkMacs!.keyId;
+    expect(Buffer.from(renewed)).not.toEqual(bobBefore);
+    await opensFromSnapshot(u, 'root');
   });
 });

@@ -404,21 +404,25 @@ export class IndexStore {
     table: () => Promise<Uint8Array>,
   ): Promise<Omit<SnapshotRef, 'counter'>> {
     const seed = this.signingSeed(); // a read-only opener writes nothing
-    const write = newSnapshotWrite(generation);
-    await clearGeneration(this.kv, this.indexId, generation);
     // Signed: the SHA-256s for any opener, the GMACs for openers who can sign (sectionChecks).
     const mac = seed && chunkMacKey(seed, this.indexId);
-    const checks = (): ChunkChecks | undefined => mac && { digests: [], macs: [], macKey: mac.key };
-    const [graphChecks, tableChecks] = [checks(), checks()];
-    const graphChunks = await writeSectionStream(this.kv, this.keys.graph, this.indexId, write, 'graph', graph, graphChecks);
-    const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table(), tableChecks);
-    const ref: Omit<SnapshotRef, 'counter'> = { ...write, graphChunks, tableChunks };
-    if (mac && graphChecks && tableChecks) {
-      ref.graphHash = sectionHash(graphChecks.digests!);
-      ref.tableHash = sectionHash(tableChecks.digests!);
-      ref.chunkMacs = { keyId: mac.id, graph: sectionHash(graphChecks.macs!), table: sectionHash(tableChecks.macs!) };
+    const write = newSnapshotWrite(generation);
+    try {
+      await clearGeneration(this.kv, this.indexId, generation);
+      const checks = (): ChunkChecks | undefined => mac && { digests: [], macs: [], macKey: mac.key };
+      const [graphChecks, tableChecks] = [checks(), checks()];
+      const graphChunks = await writeSectionStream(this.kv, this.keys.graph, this.indexId, write, 'graph', graph, graphChecks);
+      const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table(), tableChecks);
+      const ref: Omit<SnapshotRef, 'counter'> = { ...write, graphChunks, tableChunks };
+      if (mac && graphChecks && tableChecks) {
+        ref.graphHash = sectionHash(graphChecks.digests!);
+        ref.tableHash = sectionHash(tableChecks.digests!);
+        ref.chunkMacs = { keyId: mac.id, graph: sectionHash(graphChecks.macs!), table: sectionHash(tableChecks.macs!) };
+      }
+      return ref;
+    } finally {
+      mac?.key.fill(0); // the native tasks held copies of their own
     }
-    return ref;
   }
 
   /**
@@ -468,8 +472,13 @@ export class IndexStore {
     const macs = ref.chunkMacs;
     if (mac && isChunkMacs(macs) && constantTimeEqual(macs.keyId, mac.id)) {
       const checks = { macs: [], macKey: mac.key };
-      return { checks, allRead: () => this.checkSection(section, checks.macs, macs[section]) };
+      const allRead = () => {
+        mac.key.fill(0); // every chunk's task has run (each held a copy of its own)
+        this.checkSection(section, checks.macs, macs[section]);
+      };
+      return { checks, allRead };
     }
+    mac?.key.fill(0);
     const checks = { digests: [] };
     return { checks, allRead: () => this.checkSection(section, checks.digests, section === 'graph' ? ref.graphHash : ref.tableHash) };
   }
