@@ -340,20 +340,9 @@ class ItemsTask : public vecvault::PromiseTask {
         if (!checks.IsObject())
             throw Napi::TypeError::New(env, "checks must be an object");
         auto object = checks.As<Napi::Object>();
-        // Each buffer read once and held itself (a getter could hand out another one later).
-        Napi::Value digests = object.Get("digests");
-        if (!digests.IsUndefined()) {
-            digests_ = bytes_arg(env, digests, "checks.digests");
-            keep_digests_ = Napi::Persistent(digests.As<Napi::Object>());
-            if (digests_.size != mac_bytes * items_.size())
-                throw Napi::RangeError::New(env, "checks.digests must hold 32 bytes per item");
-        }
-        Napi::Value macs = object.Get("macs");
-        if (!macs.IsUndefined()) {
-            macs_ = bytes_arg(env, macs, "checks.macs");
-            keep_macs_ = Napi::Persistent(macs.As<Napi::Object>());
-            if (macs_.size != tag_bytes * items_.size())
-                throw Napi::RangeError::New(env, "checks.macs must hold 16 bytes per item");
+        digests_ = output_arg(env, object, "digests", mac_bytes, keep_digests_);
+        macs_ = output_arg(env, object, "macs", tag_bytes, keep_macs_);
+        if (macs_.data != nullptr) {
             Span mac_key = bytes_arg(env, object.Get("macKey"), "checks.macKey");
             if (mac_key.size != key_bytes)
                 throw Napi::RangeError::New(env, "checks.macKey must be 32 bytes");
@@ -363,6 +352,20 @@ class ItemsTask : public vecvault::PromiseTask {
     ~ItemsTask() override { OPENSSL_cleanse(mac_key_, key_bytes); }
 
   protected:
+    // checks[name]: an output of `per_item` bytes per item, or none when absent; read once and held by the task
+    // itself (a getter could hand out another buffer later).
+    Span output_arg(Napi::Env env, Napi::Object checks, char const* name, std::size_t per_item, Napi::ObjectReference& keep) {
+        Napi::Value value = checks.Get(name);
+        if (value.IsUndefined())
+            return {};
+        std::string what = std::string("checks.") + name;
+        Span out = bytes_arg(env, value, what.c_str());
+        keep = Napi::Persistent(value.As<Napi::Object>());
+        if (out.size != per_item * items_.size())
+            throw Napi::RangeError::New(env, what + " must hold " + std::to_string(per_item) + " bytes per item");
+        return out;
+    }
+
     // The requested checks of sealed item i; an error message on an OpenSSL failure.
     char const* check(std::size_t i, Span sealed) {
         if (digests_.data != nullptr &&

@@ -200,14 +200,9 @@ describe('sealMany / openMany', () => {
     const openChecks = fresh();
     await openInPlaceAsync(key, copies, aads, what, openChecks);
     expect(openChecks).toEqual(sealedChecks);
+    const copiesOf = () => sealed.map((v) => Buffer.from(v));
     const otherKey = { macs: Buffer.alloc(16 * 3), macKey: randomBytes(32) };
-    await openInPlaceAsync(
-      key,
-      sealed.map((v) => Buffer.from(v)),
-      aads,
-      what,
-      otherKey,
-    );
+    await openInPlaceAsync(key, copiesOf(), aads, what, otherKey);
     expect(otherKey.macs.subarray(16, 32)).toEqual(gmac(otherKey.macKey, sealed[1]!));
     expect(otherKey.macs.subarray(16, 32)).not.toEqual(sealedChecks.macs.subarray(16, 32)); // keyed: another key, another MAC
     const flipped = Buffer.from(sealed[1]!);
@@ -215,13 +210,7 @@ describe('sealMany / openMany', () => {
     expect(gmac(macKey, flipped)).not.toEqual(gmac(macKey, sealed[1]!));
     // Only the checks asked for are computed; wrong sizes and a missing MAC key are refused before any work.
     const digestsOnly = { digests: Buffer.alloc(32 * 3) };
-    await openInPlaceAsync(
-      key,
-      sealed.map((v) => Buffer.from(v)),
-      aads,
-      what,
-      digestsOnly,
-    );
+    await openInPlaceAsync(key, copiesOf(), aads, what, digestsOnly);
     expect(digestsOnly.digests).toEqual(sealedChecks.digests);
     await expect(sealAsync(key, pts, aads, { digests: Buffer.alloc(32 * 2) })).rejects.toThrow(RangeError);
     await expect(sealAsync(key, pts, aads, { macs: Buffer.alloc(32 * 3), macKey })).rejects.toThrow(RangeError);
