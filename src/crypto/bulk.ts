@@ -7,7 +7,6 @@
  * Every item's AAD (or HMAC message) is `head || parts[i] || tail`: callers
  * pass the constant framing once and only the varying middle per item.
  */
-import { createCipheriv } from 'node:crypto';
 import { loadNativeAddon } from '../util/native-addon.js';
 import { KEY_BYTES, NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES, tampered } from './aead.js';
 
@@ -25,7 +24,8 @@ interface NativeCrypto {
 
 const EMPTY = new Uint8Array(0);
 
-/** Bytes of one GMAC in `SealedChecks.macs`. */
+/** Bytes of one SHA-256 in `SealedChecks.digests` and of one GMAC in `SealedChecks.macs`. */
+export const DIGEST_BYTES = 32;
 export const GMAC_BYTES = TAG_BYTES;
 
 /**
@@ -33,22 +33,13 @@ export const GMAC_BYTES = TAG_BYTES;
  * written by the pool task that seals or opens it, so the main thread never
  * reads the bytes: `digests`, 32 bytes per value, its SHA-256; `macs`, 16
  * bytes per value, its GMAC under `macKey` (AES-256-GCM under that key with
- * the value's own nonce as IV and the whole value as AAD, no plaintext:
- * `gmac` below). The buffers stay untouched until the call settles.
+ * the value's own nonce as IV and the whole value as AAD, no plaintext).
+ * The buffers stay untouched until the call settles.
  */
 export interface SealedChecks {
   digests?: Uint8Array;
   macs?: Uint8Array;
   macKey?: Uint8Array;
-}
-
-/** `SealedChecks.macs` for one sealed value, through node:crypto: the native tasks write the same bytes. */
-export function gmac(macKey: Uint8Array, sealed: Uint8Array): Buffer {
-  if (sealed.byteLength < SEAL_OVERHEAD) throw new RangeError('not a sealed value');
-  const cipher = createCipheriv('aes-256-gcm', macKey, sealed.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
-  cipher.setAAD(sealed);
-  cipher.final();
-  return cipher.getAuthTag();
 }
 
 function native(): NativeCrypto {

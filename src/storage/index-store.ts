@@ -409,15 +409,15 @@ export class IndexStore {
     const write = newSnapshotWrite(generation);
     try {
       await clearGeneration(this.kv, this.indexId, generation);
-      const checks = (): ChunkChecks | undefined => mac && { digests: [], macs: [], macKey: mac.key };
+      const checks = () => mac && { digests: [] as Uint8Array[], macs: [] as Uint8Array[], macKey: mac.key };
       const [graphChecks, tableChecks] = [checks(), checks()];
       const graphChunks = await writeSectionStream(this.kv, this.keys.graph, this.indexId, write, 'graph', graph, graphChecks);
       const tableChunks = await writeSection(this.kv, this.keys.graph, this.indexId, write, 'table', await table(), tableChecks);
       const ref: Omit<SnapshotRef, 'counter'> = { ...write, graphChunks, tableChunks };
       if (mac && graphChecks && tableChecks) {
-        ref.graphHash = sectionHash(graphChecks.digests!);
-        ref.tableHash = sectionHash(tableChecks.digests!);
-        ref.chunkMacs = { keyId: mac.id, graph: sectionHash(graphChecks.macs!), table: sectionHash(tableChecks.macs!) };
+        ref.graphHash = sectionHash(graphChecks.digests);
+        ref.tableHash = sectionHash(tableChecks.digests);
+        ref.chunkMacs = { keyId: mac.id, graph: sectionHash(graphChecks.macs), table: sectionHash(tableChecks.macs) };
       }
       return ref;
     } finally {

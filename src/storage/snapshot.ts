@@ -12,7 +12,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { SEAL_OVERHEAD } from '../crypto/aead.js';
-import { GMAC_BYTES, openInPlaceAsync, sealAsync, sealIntoAsync, type SealedChecks } from '../crypto/bulk.js';
+import { DIGEST_BYTES, GMAC_BYTES, openInPlaceAsync, sealAsync, sealIntoAsync, type SealedChecks } from '../crypto/bulk.js';
 import { deriveKey, frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -290,14 +290,14 @@ export function isChunkMacs(value: unknown): value is NonNullable<SnapshotRef['c
 /** The native checks of one group of `count` chunks (the buffers its pool task fills). */
 function groupChecks(checks: ChunkChecks | undefined, count: number): SealedChecks | undefined {
   if (!checks) return undefined;
-  return { digests: checks.digests && Buffer.alloc(32 * count), macs: checks.macs && Buffer.alloc(GMAC_BYTES * count), macKey: checks.macKey };
+  return { digests: checks.digests && Buffer.alloc(DIGEST_BYTES * count), macs: checks.macs && Buffer.alloc(GMAC_BYTES * count), macKey: checks.macKey };
 }
 
 /** Files one group's checks (`groupChecks`, filled) under the chunk numbers they belong to. */
 function keepChecks(checks: ChunkChecks | undefined, group: SealedChecks | undefined, numbers: number[]): void {
   if (!checks || !group) return;
   numbers.forEach((i, j) => {
-    if (checks.digests) checks.digests[i] = group.digests!.subarray(32 * j, 32 * (j + 1));
+    if (checks.digests) checks.digests[i] = group.digests!.subarray(DIGEST_BYTES * j, DIGEST_BYTES * (j + 1));
     if (checks.macs) checks.macs[i] = group.macs!.subarray(GMAC_BYTES * j, GMAC_BYTES * (j + 1));
   });
 }
