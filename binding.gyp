@@ -1,7 +1,7 @@
 # vecvault's N-API addon over usearch's header-only C++ core and NumKong's
 # SIMD kernels, both taken from the installed `usearch` npm package (never
 # copied here), plus batched AES-GCM/HMAC calls into the OpenSSL that Node
-# itself exports to addons (native/crypto.cc). Paths are relative to this file: gyp's make generator skips
+# itself exports to addons (native/crypto.cc), and the live table's bulk hash-table fills (native/tables.cc). Paths are relative to this file: gyp's make generator skips
 # objects whose sources are absolute. Build with `node scripts/build-native.mjs`.
 {
   "variables": {
@@ -41,7 +41,7 @@
     },
     {
       "target_name": "vecvault_native",
-      "sources": ["native/addon.cc", "native/crypto.cc"],
+      "sources": ["native/addon.cc", "native/crypto.cc", "native/tables.cc"],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all",
         "vecvault_numkong",

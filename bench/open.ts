@@ -161,6 +161,9 @@ if (mode === 'build') await build(Number(args[0]), args[1]!, args.includes('--ra
 else if (mode === 'add-reader') await addReader(args[0]!);
 else if (mode === 'time') await time(args[0]!, Number(args[1] ?? 7), args.includes('--warm'), args.includes('--reader'));
 else if (mode === 'child') {
+  // Raw usearch's addon is loaded by its import, before its timer starts; ours on first use. Load it first too, as
+  // bench/scale.ts does.
+  (await import('../src/util/native-addon.js')).loadNativeAddon();
   const r = await openOnce(args[0] as Who, args[1]!);
   process.send!(r);
 } else if (mode === 'child-print') {

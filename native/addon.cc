@@ -54,6 +54,9 @@
 namespace vecvault_crypto {
 Napi::Object Define(Napi::Env env);  // native/crypto.cc: batched AES-GCM and HMAC
 }
+namespace vecvault_tables {
+Napi::Object Define(Napi::Env env);  // native/tables.cc: bulk fills of the live table's hash tables
+}
 
 namespace {
 
@@ -206,26 +209,59 @@ Napi::Value ReleaseMappedPages(Napi::CallbackInfo const& info) {
     return Napi::Number::New(info.Env(), ReleaseMappedPagesUnder(info[0].As<Napi::String>().Utf8Value()));
 }
 
-// releaseMappedPagesAsync(dir) → Promise<bytes>: the same on a pool thread.
-// Reading /proc/self/maps and the madvise calls wait on the process's mmap
-// lock, which LevelDB's compactions and the engine's allocations take too:
-// one release took 57 ms of wall time on the main thread at 1M.
+// Resident shared (file-backed) bytes of this process, from /proc/self/statm; -1 where there is none.
+double ResidentSharedBytes() {
+#if defined(__linux__)
+    if (FILE* statm = std::fopen("/proc/self/statm", "r")) {
+        unsigned long size = 0, resident = 0, shared = 0;
+        int read = std::fscanf(statm, "%lu %lu %lu", &size, &resident, &shared);
+        std::fclose(statm);
+        if (read == 3)
+            return static_cast<double>(shared) * static_cast<double>(sysconf(_SC_PAGESIZE));
+    }
+#endif
+    return -1;
+}
+
+// releaseMappedPagesAsync(dir, minShared = 0) → Promise<{ ran, released, shared }>: the same on a pool thread,
+// run only when the process's resident shared bytes are at least `minShared` (or cannot be read). `shared` is
+// that figure after the release (or at the check, when skipped). Reading /proc/self/maps (and statm) and the
+// madvise calls wait on the process's mmap lock, which LevelDB's compactions and the engine's allocations take
+// too: one release took 57 ms of wall time on the main thread at 1M, and a statm read there 0.1–7 ms during an
+// open's stream.
 class ReleaseMappedPagesTask : public vecvault::PromiseTask {
   public:
-    ReleaseMappedPagesTask(Napi::Env env, std::string dir)
-        : vecvault::PromiseTask(env, "vecvault.releaseMappedPages"), dir_(std::move(dir)) {}
+    ReleaseMappedPagesTask(Napi::Env env, std::string dir, double min_shared)
+        : vecvault::PromiseTask(env, "vecvault.releaseMappedPages"), dir_(std::move(dir)), min_shared_(min_shared) {}
 
   protected:
-    void Execute() override { released_ = ReleaseMappedPagesUnder(dir_); }
-    void Settle(Napi::Env env) override { deferred_.Resolve(Napi::Number::New(env, released_)); }
+    void Execute() override {
+        shared_ = ResidentSharedBytes();
+        if (shared_ >= 0 && shared_ < min_shared_)
+            return;
+        ran_ = true;
+        released_ = ReleaseMappedPagesUnder(dir_);
+        shared_ = ResidentSharedBytes();
+    }
+    void Settle(Napi::Env env) override {
+        auto out = Napi::Object::New(env);
+        out.Set("ran", ran_);
+        out.Set("released", released_);
+        out.Set("shared", shared_);
+        deferred_.Resolve(out);
+    }
 
   private:
     std::string dir_;
+    double min_shared_ = 0;
+    bool ran_ = false;
     double released_ = 0;
+    double shared_ = -1;
 };
 
 Napi::Value ReleaseMappedPagesAsync(Napi::CallbackInfo const& info) {
-    return vecvault::queue_task<ReleaseMappedPagesTask>(info.Env(), info[0].As<Napi::String>().Utf8Value());
+    double min_shared = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    return vecvault::queue_task<ReleaseMappedPagesTask>(info.Env(), info[0].As<Napi::String>().Utf8Value(), min_shared);
 }
 
 // hugePageArenas() → how many of usearch's arenas were mapped on a 2 MiB
@@ -238,6 +274,7 @@ Napi::Value HugePageArenas(Napi::CallbackInfo const& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("NativeIndex", NativeIndex::Define(env));
     exports.Set("crypto", vecvault_crypto::Define(env));
+    exports.Set("tables", vecvault_tables::Define(env));
     exports.Set("simdInfo", Napi::Function::New(env, SimdInfo));
     exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
     exports.Set("trimMemoryAsync", Napi::Function::New(env, TrimMemoryAsync));

@@ -8,7 +8,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LiveRecords } from '../src/core/live-records.js';
-import { hashId, LiveTable } from '../src/core/live-table.js';
+import { hashIdBytes } from '../src/core/id-bytes.js';
+import { hashId, hashKey, LiveTable, nativeTables, RowSlots } from '../src/core/live-table.js';
 import { idBytesOf } from './support/helpers.js';
 
 const KEY_SPREAD = 0xb5297;
@@ -463,5 +464,72 @@ describe('LiveRecords.idBatches', () => {
     for (const id of expected.slice(0, 1_500)) live.remove(id);
     await live.squeezeIfDue();
     expect(() => iteration.next()).toThrow(/compacted during an iteration/);
+  });
+});
+
+describe('bulk hash-table fills in the addon (native/tables.cc)', () => {
+  // Ids whose UTF-8 takes 1, 2, 3 and 4 bytes per character (astral ones are two UTF-16 units each).
+  const ids = Array.from({ length: 3_000 }, (_, i) => ['doc-', 'naïve-', '文書-', '𝄞😀-', 'ÿ\u07ff\u0800\uffff-'][i % 5]! + i);
+  const n = ids.length;
+  const keys = Float64Array.from(ids, (_, i) => (i % 11 === 0 ? 2 ** 53 - 1 - i : engineKey(i)));
+  const { lengths, utf8 } = idBytesOf(ids);
+  const arena = Buffer.from(utf8);
+  const offsets = new Uint32Array(n + 1);
+  for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + Buffer.byteLength(ids[i]!);
+  expect(offsets[n]).toBe(arena.length);
+  expect(lengths.length).toBe(n);
+
+  /** A table sized for n rows, with rows [0, 200) inserted one by one and every 3rd of them removed again (tombstones). */
+  function started(hashOf: (row: number) => number): RowSlots {
+    const slots = new RowSlots(hashOf, () => true, () => n, () => n);
+    slots.reset(n);
+    for (let row = 0; row < 200; row++) slots.insert(hashOf(row), row);
+    for (let row = 0; row < 200; row += 3) slots.remove(hashOf(row), row);
+    return slots;
+  }
+
+  it('fills the key → row table exactly as inserts one row at a time do, over tombstones and wrap-arounds', () => {
+    const hashOf = (row: number) => hashKey(keys[row]!);
+    const byRow = started(hashOf);
+    const bulk = started(hashOf);
+    for (let row = 200; row < n; row++) byRow.insert(hashOf(row), row);
+    for (const [from, to] of [[200, 1_000], [1_000, n]] as const) {
+      expect(bulk.insertMany(to - from, (slots) => nativeTables().fillKeySlots(slots, keys, from, to))).toBe(true);
+    }
+    expect(Array.from(bulk.currentSlots)).toEqual(Array.from(byRow.currentSlots));
+    expect(bulk.find(hashOf(2_999), (row) => row === 2_999)).toBe(2_999);
+  });
+
+  it("fills the id → row table exactly as inserts one row at a time do, writing hashIdBytes' hashes (= hashId's)", () => {
+    const hashes = new Int32Array(n);
+    const byRow = started((row) => hashId(ids[row]!));
+    const bulk = started((row) => hashId(ids[row]!));
+    for (let row = 200; row < n; row++) byRow.insert(hashId(ids[row]!), row);
+    expect(bulk.insertMany(n - 200, (slots) => nativeTables().fillIdSlots(slots, arena, offsets, hashes, 200, n))).toBe(true);
+    expect(Array.from(bulk.currentSlots)).toEqual(Array.from(byRow.currentSlots));
+    for (let row = 200; row < n; row++) {
+      expect(hashes[row]).toBe(hashIdBytes(arena, offsets[row]!, offsets[row + 1]!));
+      expect(hashes[row]).toBe(hashId(ids[row]!));
+    }
+    expect(Array.from(hashes.subarray(0, 200))).toEqual(new Array(200).fill(0)); // rows outside the range untouched
+  });
+
+  it('is not used where a row-by-row insert would rebuild, and refuses bad arguments without touching the table', () => {
+    const tables = nativeTables();
+    const small = new RowSlots((row) => row, () => true, () => 64, () => 64);
+    small.reset(8); // 32 slots, 16 below the load limit
+    expect(small.insertMany(17, () => expect.unreachable())).toBe(false);
+    const slots = new Int32Array(8);
+    expect(() => tables.fillKeySlots(new Int32Array(6), keys, 0, 1)).toThrow(/power-of-two/);
+    expect(() => tables.fillKeySlots(slots, keys, 2, 1)).toThrow(RangeError);
+    expect(() => tables.fillKeySlots(slots, keys, 0, n + 1)).toThrow(RangeError);
+    expect(() => tables.fillKeySlots(slots, Float64Array.of(1.5), 0, 1)).toThrow(/integers/);
+    expect(() => tables.fillKeySlots(slots, Float64Array.of(2 ** 53), 0, 1)).toThrow(/integers/);
+    expect(() => tables.fillKeySlots(slots, new Float32Array(1) as never, 0, 1)).toThrow(TypeError);
+    expect(() => tables.fillIdSlots(slots, arena, Uint32Array.of(0, arena.length + 1), new Int32Array(1), 0, 1)).toThrow(/within the arena/);
+    expect(() => tables.fillIdSlots(slots, arena, offsets, new Int32Array(2), 0, 3)).toThrow(RangeError);
+    expect(Array.from(slots)).toEqual(new Array(8).fill(0));
+    // A full table throws instead of probing forever.
+    expect(() => tables.fillKeySlots(new Int32Array(4), Float64Array.of(1, 2, 3, 4, 5), 0, 5)).toThrow(/full/);
   });
 });

@@ -58,6 +58,7 @@ import { availableParallelism } from 'node:os';
 
 import { ClosedError, NativeError, ValidationError } from '../errors.js';
 import { loadNativeAddon } from '../util/native-addon.js';
+import type { MappedRelease } from '../util/memory.js';
 import type {
   AnnEngine,
   ChunkSink,
@@ -148,6 +149,8 @@ interface NativeAddon {
   ) => NativeIndexHandle;
   /** Batched AES-GCM and HMAC (native/crypto.cc), typed and used by src/crypto/bulk.ts. */
   crypto: object;
+  /** Bulk fills of the live table's hash tables (native/tables.cc), typed and used by src/core/live-table.ts. */
+  tables: object;
   simdInfo(): { compiled: string; available: string };
   /** glibc's malloc_trim(0): false where there is none (src/util/memory.ts). */
   trimMemory(): boolean;
@@ -157,8 +160,8 @@ interface NativeAddon {
   memoryPressure(level: 1 | 2): boolean;
   /** Unmaps this process's resident pages of shared read-only file mappings under a directory (src/util/memory.ts). */
   releaseMappedPages(dir: string): number;
-  /** `releaseMappedPages` on a pool thread. */
-  releaseMappedPagesAsync(dir: string): Promise<number>;
+  /** `releaseMappedPages` on a pool thread, gated on resident shared bytes ≥ minShared. */
+  releaseMappedPagesAsync(dir: string, minShared?: number): Promise<MappedRelease>;
   /**
    * Pool threads adding to a graph step aside while V8 is in a mark-compact's final pause (native/engine/gc-yield.h):
    * environments hooked, pauses seen, waits and their total time, process-wide. For benches and tests.
@@ -217,6 +220,7 @@ type NativeIndexMethodsCheck = Assert<ListsEveryKey<NativeIndexHandle, typeof NA
 export const NATIVE_ADDON_EXPORTS = [
   'NativeIndex',
   'crypto',
+  'tables',
   'simdInfo',
   'trimMemory',
   'trimMemoryAsync',

@@ -24,7 +24,14 @@ interface MemoryCalls {
   trimMemoryAsync(): Promise<boolean>;
   memoryPressure(level: 1 | 2): boolean;
   releaseMappedPages(dir: string): number;
-  releaseMappedPagesAsync(dir: string): Promise<number>;
+  releaseMappedPagesAsync(dir: string, minShared?: number): Promise<MappedRelease>;
+}
+
+/** What a release on the pool did: whether it ran (or the growth gate skipped it), and resident shared bytes after it (-1: unknown). */
+export interface MappedRelease {
+  ran: boolean;
+  released: number;
+  shared: number;
 }
 
 /** Store directories with a release running on the pool: a release asked for meanwhile is dropped (the running one covers it). */
@@ -56,16 +63,9 @@ function residentSharedBytes(): number | undefined {
   }
 }
 
-/** Whether `minGrowth` or more of such bytes came in since the last release ended (true before the first, or without /proc). */
-function grownSinceRelease(minGrowth: number): boolean {
-  if (sharedAfterRelease === undefined) return true;
-  const shared = residentSharedBytes();
-  return shared === undefined || shared - sharedAfterRelease >= minGrowth;
-}
-
-/** A release ended: later ones are measured from here. */
-function markReleased(): void {
-  sharedAfterRelease = residentSharedBytes();
+/** A release ended, leaving `shared` resident shared bytes (read here when not given): later ones are measured from here. */
+function markReleased(shared: number | undefined = residentSharedBytes()): void {
+  sharedAfterRelease = shared === undefined || shared < 0 ? undefined : shared;
 }
 
 /**
@@ -73,22 +73,25 @@ function markReleased(): void {
  * `storeDir` (a real path), on a pool thread: reading /proc/self/maps and the
  * madvise calls wait on the process's mmap lock, which compactions and
  * allocations elsewhere hold (57 ms on the main thread once at 1M). Skipped
- * while too few such pages came in since the last release (RELEASE_MIN_GROWTH).
- * Returns the release when one started (settles once it ran; never rejects).
+ * while too few such pages came in since the last release (RELEASE_MIN_GROWTH),
+ * which the pool task checks too (a read of /proc/self/statm waits on the same lock: 0.1–7 ms on the main thread
+ * during an open's stream). Returns the release, which settles to whether it ran (never rejects), or undefined
+ * while one for the same directory is still running.
  */
-export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GROWTH): Promise<void> | undefined {
-  if (releasing.has(storeDir) || !grownSinceRelease(minGrowth)) return undefined;
+export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GROWTH): Promise<boolean> | undefined {
+  if (releasing.has(storeDir)) return undefined;
   releasing.add(storeDir);
+  const minShared = sharedAfterRelease === undefined ? 0 : sharedAfterRelease + minGrowth;
   return (loadNativeAddon() as MemoryCalls)
-    .releaseMappedPagesAsync(storeDir)
+    .releaseMappedPagesAsync(storeDir, minShared)
     .then(
-      () => undefined,
-      () => undefined, // best effort: a failed release leaves pages counted, nothing else
+      ({ ran, shared }) => {
+        if (ran) markReleased(shared);
+        return ran;
+      },
+      () => false, // best effort: a failed release leaves pages counted, nothing else
     )
-    .finally(() => {
-      releasing.delete(storeDir);
-      markReleased();
-    });
+    .finally(() => releasing.delete(storeDir));
 }
 
 /** After a memory-reducing GC was asked for: long enough for V8's incremental marking to finish between the host's tasks. */
@@ -168,7 +171,7 @@ export function releaseMemory(storeDir?: string, { background = false }: { backg
   const addon = loadNativeAddon() as MemoryCalls;
   if (background) {
     // Not through releaseMappedPages: one running already (a stream's) may have read the maps before the last reads.
-    const mapped = storeDir !== undefined ? addon.releaseMappedPagesAsync(storeDir).then(markReleased) : undefined;
+    const mapped = storeDir !== undefined ? addon.releaseMappedPagesAsync(storeDir).then(({ shared }) => markReleased(shared)) : undefined;
     const trimmed = addon.trimMemoryAsync();
     return Promise.all([mapped, trimmed]).then(() => undefined);
   }
