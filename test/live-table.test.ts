@@ -481,7 +481,12 @@ describe('bulk hash-table fills in the addon (native/tables.cc)', () => {
 
   /** A table sized for n rows, with rows [0, 200) inserted one by one and every 3rd of them removed again (tombstones). */
   function started(hashOf: (row: number) => number): RowSlots {
-    const slots = new RowSlots(hashOf, () => true, () => n, () => n);
+    const slots = new RowSlots(
+      hashOf,
+      () => true,
+      () => n,
+      () => n,
+    );
     slots.reset(n);
     for (let row = 0; row < 200; row++) slots.insert(hashOf(row), row);
     for (let row = 0; row < 200; row += 3) slots.remove(hashOf(row), row);
@@ -493,7 +498,10 @@ describe('bulk hash-table fills in the addon (native/tables.cc)', () => {
     const byRow = started(hashOf);
     const bulk = started(hashOf);
     for (let row = 200; row < n; row++) byRow.insert(hashOf(row), row);
-    for (const [from, to] of [[200, 1_000], [1_000, n]] as const) {
+    for (const [from, to] of [
+      [200, 1_000],
+      [1_000, n],
+    ] as const) {
       expect(bulk.insertMany(to - from, (slots) => nativeTables().fillKeySlots(slots, keys, from, to))).toBe(true);
     }
     expect(Array.from(bulk.currentSlots)).toEqual(Array.from(byRow.currentSlots));
@@ -516,7 +524,12 @@ describe('bulk hash-table fills in the addon (native/tables.cc)', () => {
 
   it('is not used where a row-by-row insert would rebuild, and refuses bad arguments without touching the table', () => {
     const tables = nativeTables();
-    const small = new RowSlots((row) => row, () => true, () => 64, () => 64);
+    const small = new RowSlots(
+      (row) => row,
+      () => true,
+      () => 64,
+      () => 64,
+    );
     small.reset(8); // 32 slots, 16 below the load limit
     expect(small.insertMany(17, () => expect.unreachable())).toBe(false);
     const slots = new Int32Array(8);
