@@ -444,7 +444,7 @@ export async function readSection(
   }
   const groups: Promise<Uint8Array[]>[] = [];
   for (let start = 0; start < chunks; start += READ_GROUP) {
-    const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start), false, checks);
+    const group = readGroup(store, key, indexId, write, section, chunks, start, Math.min(READ_GROUP, chunks - start), undefined, checks);
     group.catch(() => undefined); // awaited in order below; an early failure must not leave later ones unhandled
     groups.push(group);
   }
@@ -468,8 +468,9 @@ export async function* readSectionStream(
   /** Signed indexes: each sealed chunk's checks, and a check of them run once every chunk is read, before the last group is yielded. */
   verify?: { checks: ChunkChecks; allRead: () => void },
 ): AsyncGenerator<Uint8Array> {
+  const turns: ReadTurns = { last: Promise.resolve() };
   const group = (start: number, count: number) => {
-    const read = readGroup(store, key, indexId, write, section, chunks, start, count, true, verify?.checks);
+    const read = readGroup(store, key, indexId, write, section, chunks, start, count, turns, verify?.checks);
     read.catch(() => undefined); // awaited in turn below, or abandoned when the consumer stops
     return read;
   };
@@ -504,15 +505,29 @@ export async function* readSectionStream(
   }
 }
 
+/** The last group read of a stream: the next one waits for it. */
+interface ReadTurns {
+  last: Promise<void>;
+}
+
 /**
  * A stream group's chunks read on this thread, the group (STREAM_GROUP chunks, a MiB or so of copying each: see
- * KvStore.readNow) in one event-loop turn, not in one pool read: that one copies each twice. Only for the bounded
- * number of groups a stream has in flight (at most STREAM_DEPTH × STREAM_GROUP chunks in one turn, a few ms).
+ * KvStore.readNow) in one event-loop turn of its own, not in one pool read: that one copies each twice. The groups of
+ * a stream go one per turn, in the order asked for: a refill asks for several at once, and read in the same turn they
+ * were up to STREAM_DEPTH × STREAM_GROUP chunks (8 MiB), which from a cold page cache held the event loop 40–53 ms at
+ * 1M (bench/stalls.ts after dropping the caches).
  */
-async function readEachNow(store: KvStore, keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-  await yieldToEventLoop();
-  const values = keys.map((key) => store.readNow!(key));
-  return values;
+async function readEachNow(store: KvStore, keys: Uint8Array[], turns: ReadTurns): Promise<(Uint8Array | undefined)[]> {
+  const previous = turns.last;
+  let done!: () => void;
+  turns.last = new Promise<void>((resolve) => (done = resolve));
+  try {
+    await previous;
+    await yieldToEventLoop();
+    return keys.map((key) => store.readNow!(key));
+  } finally {
+    done();
+  }
 }
 
 /** Reads and authenticates `count` chunks from `start` in one LevelDB read (or `readEachNow`) and one pool task. */
@@ -525,12 +540,14 @@ async function readGroup(
   chunks: number,
   start: number,
   count: number,
-  owned = false,
+  /** A stream's: its chunks are read on this thread, one group per turn, into buffers of their own. */
+  turns?: ReadTurns,
   checks?: ChunkChecks,
 ): Promise<Uint8Array[]> {
+  const owned = turns !== undefined;
   const numbers = Array.from({ length: count }, (_, i) => start + i);
   const keys = numbers.map((i) => chunkKey(indexId, write.generation, section, i));
-  const values = owned && store.readNow ? await readEachNow(store, keys) : await store.getMany(keys, { fillCache: false });
+  const values = turns && store.readNow ? await readEachNow(store, keys, turns) : await store.getMany(keys, { fillCache: false });
   const missing = values.findIndex((value) => value === undefined);
   if (missing >= 0) throw new IntegrityError(`Snapshot ${section} chunk ${start + missing} of ${chunks} is missing.`);
   // Sole owners of their memory (a store may hand out views into shared buffers): copy those that are not.
