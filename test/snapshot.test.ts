@@ -79,6 +79,29 @@ describe('streamed snapshot sections', () => {
     expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, gen6, 'graph', written)), graph)).toBe(0);
   });
 
+  it('reads a stream\'s chunks one group per event-loop turn, in order (never a whole refill in one turn)', async () => {
+    // Event-loop iterations counted by an immediate that schedules itself: reads in one iteration see one value.
+    let turn = 0;
+    let counting = true;
+    const tick = () => {
+      turn++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const reads: { turn: number; key: string }[] = [];
+    const counted = Object.create(store) as KvStore;
+    counted.readNow = (k) => (reads.push({ turn, key: Buffer.from(k).toString('hex') }), store.readNow(k));
+    const streamed: Uint8Array[] = [];
+    for await (const chunk of readSectionStream(counted, key, indexId, gen5, 'graph', chunks)) streamed.push(chunk);
+    counting = false;
+    expect(Buffer.compare(Buffer.concat(streamed), graph)).toBe(0);
+    expect(chunks).toBe(4); // groups of 1, 2 and 1 chunks, all asked for at once by the first refill
+    expect(reads.map((r) => r.key)).toEqual(reads.map((r) => r.key).sort());
+    const perTurn = new Map<number, number>();
+    for (const { turn: t } of reads) perTurn.set(t, (perTurn.get(t) ?? 0) + 1);
+    expect([...perTurn.values()]).toEqual([1, 2, 1]);
+  });
+
   it('reads each chunk once on the calling thread where the store can (KvStore.readNow), else through getMany: the same bytes either way', async () => {
     const calls = { readNow: 0, getMany: 0 };
     const counted = Object.create(store) as KvStore;
