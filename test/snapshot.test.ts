@@ -79,7 +79,7 @@ describe('streamed snapshot sections', () => {
     expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, gen6, 'graph', written)), graph)).toBe(0);
   });
 
-  it('reads a stream\'s chunks one group per event-loop turn, in order (never a whole refill in one turn)', async () => {
+  it("reads a stream's chunks one group per event-loop turn, in order (never a whole refill in one turn)", async () => {
     // Event-loop iterations counted by an immediate that schedules itself: reads in one iteration see one value.
     let turn = 0;
     let counting = true;
