@@ -74,8 +74,8 @@ function markReleased(shared: number | undefined = residentSharedBytes()): void 
  * madvise calls wait on the process's mmap lock, which compactions and
  * allocations elsewhere hold (57 ms on the main thread once at 1M). Skipped
  * while too few such pages came in since the last release (RELEASE_MIN_GROWTH),
- * which the pool task checks too (a read of /proc/self/statm waits on the same lock: 0.1–7 ms on the main thread
- * during an open's stream). Returns the release, which settles to whether it ran (never rejects), or undefined
+ * which the pool task checks (a read of /proc/self/statm waits on the same lock: 0.1–7 ms on the main thread during
+ * an open's stream). Returns the release, which settles to whether it ran (never rejects), or undefined
  * while one for the same directory is still running.
  */
 export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GROWTH): Promise<boolean> | undefined {
