@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <algorithm>
+#include <initializer_list>
+#include <utility>
 
 namespace vecvault_tables {
 namespace {
@@ -31,11 +33,12 @@ inline std::uint32_t hash_key(double key) {
 }
 
 // id-bytes.ts hashIdBytes: FNV-1a over the UTF-16 units that bytes[from, to) decode to. A byte past the
-// arena reads as 0, as an out-of-range index does in JS (the ids were validated before they were stored).
+// arena reads as 0, as an out-of-range index does in JS (the ids were validated before they were stored);
+// `to` never passes the arena (checked by the caller; the loop stops there anyway).
 inline std::uint32_t hash_id_bytes(std::uint8_t const* bytes, std::size_t length, std::size_t from, std::size_t to) {
     auto at = [&](std::size_t i) -> std::uint32_t { return i < length ? bytes[i] : 0; };
     std::uint32_t hash = fnv_offset;
-    for (std::size_t i = from; i < to;) {
+    for (std::size_t i = from; i < to && i < length;) {
         std::uint32_t const b = bytes[i];
         std::uint32_t unit;
         if (b < 0x80) {
@@ -114,6 +117,30 @@ Napi::Int32Array slots_arg(Napi::Env env, Napi::Value value) {
     return slots;
 }
 
+// Whether two typed arrays share any byte: a table written while a column it was checked against is read
+// through another view of the same memory could change that column after its check (a JS caller could pass
+// such views; LiveTable never does).
+std::pair<std::uintptr_t, std::size_t> bytes_of(Napi::Env env, Napi::TypedArray array) {
+    void* data = nullptr;
+    std::size_t length = 0;
+    napi_status status = napi_get_typedarray_info(env, array, nullptr, &length, &data, nullptr, nullptr);
+    NAPI_THROW_IF_FAILED(env, status, std::make_pair(std::uintptr_t(0), std::size_t(0)));
+    return {reinterpret_cast<std::uintptr_t>(data), length * array.ElementSize()};
+}
+
+bool overlaps(Napi::Env env, Napi::TypedArray a, Napi::TypedArray b) {
+    auto const [a0, an] = bytes_of(env, a);
+    auto const [b0, bn] = bytes_of(env, b);
+    return an != 0 && bn != 0 && a0 < b0 + bn && b0 < a0 + an;
+}
+
+void distinct(Napi::Env env, std::initializer_list<std::pair<Napi::TypedArray, Napi::TypedArray>> pairs) {
+    for (auto const& [a, b] : pairs) {
+        if (overlaps(env, a, b))
+            throw Napi::RangeError::New(env, "the tables written must not share memory with the columns read");
+    }
+}
+
 // [from, to) as row numbers that fit in an int32 slot value, within `limit` rows.
 void range_arg(Napi::CallbackInfo const& info, std::size_t at, std::size_t limit, std::size_t& from, std::size_t& to) {
     Napi::Env env = info.Env();
@@ -136,6 +163,7 @@ Napi::Value FillKeySlots(Napi::CallbackInfo const& info) {
     std::size_t from = 0, to = 0;
     range_arg(info, 2, keys.ElementLength(), from, to);
     auto slots = slots_arg(env, info[0]);
+    distinct(env, {{slots, keys}});
     double const* data = keys.Data();
     for (std::size_t row = from; row != to; ++row) {
         // Also true for NaN: the JS hash of a key that is not an integer in [0, 2^53) is not this one.
@@ -156,6 +184,7 @@ Napi::Value FillIdSlots(Napi::CallbackInfo const& info) {
     std::size_t from = 0, to = 0;
     range_arg(info, 4, rows, from, to);
     auto slots = slots_arg(env, info[0]);
+    distinct(env, {{slots, arena}, {slots, offsets}, {slots, hashes}, {hashes, arena}, {hashes, offsets}});
     std::uint32_t const* offset = offsets.Data();
     std::size_t const length = arena.ByteLength();
     for (std::size_t row = from; row != to; ++row) {

@@ -522,6 +522,77 @@ describe('bulk hash-table fills in the addon (native/tables.cc)', () => {
     expect(Array.from(hashes.subarray(0, 200))).toEqual(new Array(200).fill(0)); // rows outside the range untouched
   });
 
+  it('hashes malformed and truncated UTF-8 as hashIdBytes does (bytes past the arena read as 0)', () => {
+    let seed = 7;
+    const random = () => (seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0) / 2 ** 32;
+    for (let round = 0; round < 300; round++) {
+      const arena = Buffer.from(
+        Array.from({ length: 1 + Math.floor(random() * 40) }, () => (random() < 0.5 ? 0xc0 + Math.floor(random() * 64) : Math.floor(random() * 256))),
+      );
+      const cuts = [0, ...Array.from({ length: 3 }, () => Math.floor(random() * arena.length)).sort((a, b) => a - b), arena.length];
+      const offsets = Uint32Array.from(cuts);
+      const rows = offsets.length - 1;
+      const hashes = new Int32Array(rows);
+      nativeTables().fillIdSlots(new Int32Array(16), arena, offsets, hashes, 0, rows);
+      for (let row = 0; row < rows; row++) expect(hashes[row]).toBe(hashIdBytes(arena, offsets[row]!, offsets[row + 1]!));
+    }
+  });
+
+  it('leaves the table as row-by-row inserts do for what follows: the next growth starts at the same row', () => {
+    const more = Float64Array.from({ length: 6_000 }, (_, i) => engineKey(i));
+    const hashOf = (row: number) => hashKey(more[row]!);
+    const growing = () => {
+      const table = { rows: 0, removed: new Set<number>(), slots: undefined as unknown as RowSlots };
+      // Rows [0, rows) belong in the table; rebuilds are incremental (threshold 0), so they show as `migrating`.
+      const live = (row: number) => !table.removed.has(row);
+      table.slots = new RowSlots(
+        hashOf,
+        live,
+        () => table.rows,
+        () => table.rows - table.removed.size,
+        0,
+      );
+      table.slots.reset(n);
+      for (let row = 0; row < 200; row++) table.slots.insert(hashOf(row), (table.rows = row + 1) - 1);
+      // Tombstones: the bulk fill reuses some, which take no EMPTY slot (what `used` counts).
+      for (let row = 0; row < 200; row += 3) (table.slots.remove(hashOf(row), row), table.removed.add(row));
+      return table;
+    };
+    const byRow = growing();
+    const bulk = growing();
+    for (let row = 200; row < n; row++) byRow.slots.insert(hashOf(row), (byRow.rows = row + 1) - 1);
+    bulk.rows = n;
+    expect(bulk.slots.insertMany(n - 200, (slots) => nativeTables().fillKeySlots(slots, more, 200, n))).toBe(true);
+    const firstMigrating = (table: ReturnType<typeof growing>) => {
+      for (let row = n; row < more.length; row++) {
+        table.slots.insert(hashOf(row), (table.rows = row + 1) - 1);
+        if (table.slots.migrating) return row;
+      }
+      return -1;
+    };
+    const row = firstMigrating(byRow);
+    expect(row).toBeGreaterThan(n);
+    expect(firstMigrating(bulk)).toBe(row);
+    expect(Array.from(bulk.slots.currentSlots)).toEqual(Array.from(byRow.slots.currentSlots));
+  });
+
+  it('refuses tables that share memory with the columns they are filled from (views of one buffer)', () => {
+    const tables = nativeTables();
+    const shared = new ArrayBuffer(4 * 64);
+    const offsets = new Uint32Array(shared, 0, 33);
+    for (let i = 0; i < 33; i++) offsets[i] = i;
+    const bytes = Buffer.alloc(64, 0x61);
+    // hashes over offsets[2..]: each row's hash would overwrite the next row's checked end offset
+    expect(() => tables.fillIdSlots(new Int32Array(64), bytes, offsets, new Int32Array(shared, 8, 31), 0, 31)).toThrow(/share memory/);
+    expect(() => tables.fillIdSlots(new Int32Array(shared, 0, 64), bytes, offsets, new Int32Array(32), 0, 31)).toThrow(/share memory/);
+    const keyBuffer = new ArrayBuffer(8 * 16);
+    expect(() => tables.fillKeySlots(new Int32Array(keyBuffer, 0, 16), new Float64Array(keyBuffer), 0, 4)).toThrow(/share memory/);
+    expect(Array.from(offsets)).toEqual(Array.from({ length: 33 }, (_, i) => i));
+    // Views of one buffer that do not overlap are fine.
+    const apart = new ArrayBuffer(8 * 32);
+    expect(tables.fillKeySlots(new Int32Array(apart, 0, 16), new Float64Array(apart, 128, 4).fill(3), 0, 4)).toBe(4);
+  });
+
   it('is not used where a row-by-row insert would rebuild, and refuses bad arguments without touching the table', () => {
     const tables = nativeTables();
     const small = new RowSlots(

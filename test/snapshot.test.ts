@@ -102,6 +102,23 @@ describe('streamed snapshot sections', () => {
     expect([...perTurn.values()]).toEqual([1, 2, 1]);
   });
 
+  it("a read that fails mid-stream fails the stream and still hands the turn on (the next group's read runs)", async () => {
+    const reads: number[] = [];
+    const failing = Object.create(store) as KvStore;
+    failing.readNow = (k) => {
+      const chunk = Buffer.from(k).readUInt32BE(k.byteLength - 4);
+      reads.push(chunk);
+      if (chunk === 1) throw new Error('disk gone');
+      return store.readNow(k);
+    };
+    const consume = async () => {
+      for await (const chunk of readSectionStream(failing, key, indexId, gen5, 'graph', chunks)) void chunk;
+    };
+    await expect(consume()).rejects.toThrow('disk gone');
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(reads).toEqual([0, 1, 3]); // group [1, 2] failed at 1; group [3] still read in its turn
+  });
+
   it('reads each chunk once on the calling thread where the store can (KvStore.readNow), else through getMany: the same bytes either way', async () => {
     const calls = { readNow: 0, getMany: 0 };
     const counted = Object.create(store) as KvStore;

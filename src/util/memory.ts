@@ -16,7 +16,6 @@
  *   without the ioctl nothing is released.
  * Both are no-ops where they do not apply (malloc_trim: glibc; mappings: Linux).
  */
-import { readFileSync } from 'node:fs';
 import { loadNativeAddon } from './native-addon.js';
 
 interface MemoryCalls {
@@ -50,22 +49,15 @@ const releasing = new Set<string>();
  * release still runs.
  */
 const RELEASE_MIN_GROWTH = 8 << 20;
-const PAGE_BYTES = 4096;
-/** Resident file-backed and shared bytes when the last release ended (undefined: none yet, or no /proc). */
+/** Resident file-backed and shared bytes when the last release ended (undefined: none yet, or unknown). */
 let sharedAfterRelease: number | undefined;
 
-/** Resident shared (file-backed) bytes of this process, from /proc/self/statm; undefined where there is none. */
-function residentSharedBytes(): number | undefined {
-  try {
-    return Number(readFileSync('/proc/self/statm', 'latin1').split(' ')[2]) * PAGE_BYTES;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A release ended, leaving `shared` resident shared bytes (read here when not given): later ones are measured from here. */
-function markReleased(shared: number | undefined = residentSharedBytes()): void {
-  sharedAfterRelease = shared === undefined || shared < 0 ? undefined : shared;
+/**
+ * A release ended, leaving `shared` resident shared bytes (as the pool task read them, in the kernel's page size; -1:
+ * unknown): later ones are measured from here. Unknown leaves no mark, so the next release runs.
+ */
+function markReleased(shared: number): void {
+  sharedAfterRelease = shared < 0 ? undefined : shared;
 }
 
 /**
@@ -177,7 +169,7 @@ export function releaseMemory(storeDir?: string, { background = false }: { backg
   }
   if (storeDir !== undefined) {
     addon.releaseMappedPages(storeDir);
-    markReleased();
+    markReleased(-1); // no figure read here (/proc waits on the mmap lock): the next gated release runs
   }
   addon.trimMemory();
   return Promise.resolve();
