@@ -8,9 +8,11 @@
  *   - the worst event-loop stall while vecvault upserts and answers queries.
  * Medians over repetitions; writes bench/results/ENGINE.md.
  *
- * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR [--opens-only] | --build-only]`: the scale bench instead (bench/scale.ts),
+ * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR [--opens-only] | --build-only] [--stream-ids]`: the scale bench instead (bench/scale.ts),
  * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md. `--opens-only` (with
  * `--reopen`): the alternated opens alone, without the query phase (for paired runs of an open-path change).
+ * `--stream-ids`: vecvault's build makes each call's ids as it goes instead of holding all N strings from the start (a
+ * streaming loader's heap, not a host holding its whole data set; the report's command line says which).
  *
  * `npm run bench:engine -- --postgres [--count N] [--reps R]`: the PostgreSQL row instead
  * (bench/postgres.ts, also `npm run bench:postgres`): the PostgreSQL store beside the LevelDB
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
     'build-only': { type: 'boolean' },
     reopen: { type: 'string' },
     'opens-only': { type: 'boolean' },
+    'stream-ids': { type: 'boolean' },
     postgres: { type: 'boolean' },
     count: { type: 'string' },
   },
@@ -51,6 +54,7 @@ if (args.postgres) {
 }
 if (args.scale !== undefined) {
   // The scale bench (bench/scale.ts): memory, stalls and open at N vectors, each phase in its own process.
+  if (args['stream-ids']) process.env.VECVAULT_SCALE_STREAM_IDS = '1'; // read by the phase children
   if (args.reopen !== undefined) await runReopen(Number(args.scale), Number(args.reps ?? 3), args.reopen, { opensOnly: args['opens-only'] === true });
   else if (args['build-only']) await runBuildOnly(Number(args.scale));
   else await runScale(Number(args.scale), Number(args.reps ?? 3), args.keep === true);

@@ -33,6 +33,10 @@ const CONFIG = SCALE_CONFIG;
 const UPSERT_CHUNK = 10_000;
 const GETS = 1_000;
 
+/** `--stream-ids` (bench/engine.ts sets this for the children): see the vv-build phase. */
+const streamIds = () => process.env.VECVAULT_SCALE_STREAM_IDS === '1';
+const idsNote = () => (streamIds() ? ' --stream-ids' : '');
+
 type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open' | 'query' | 'vv-compact';
 /** Held-out queries of the query phase (the rows after the N indexed ones, same clusters). */
 const QUERIES = 200;
@@ -344,7 +348,9 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
   // The caller's keys and ids are its data too, held before the baseline like the vectors (raw: a BigUint64Array;
   // vecvault: n strings, ~6 MiB at 200k that the build's figures counted until 2026-12).
   const rawKeys = phase === 'raw-build' ? BigUint64Array.from({ length: n }, (_, i) => BigInt(i)) : null;
-  const ids = phase === 'vv-build' ? Array.from({ length: n }, (_, i) => String(i)) : null;
+  // --stream-ids: vecvault's ids are made per call instead, as a loader streaming its input would: V8's mark-compact
+  // pauses grow with everything the host's heap holds, and 1M held id strings made them 41–49 ms (bench/stalls.ts).
+  const ids = phase === 'vv-build' && !streamIds() ? Array.from({ length: n }, (_, i) => String(i)) : null;
   const query = normalized(clusteredVectors(1, DIM, { seed: 7 })).data;
   const baseline = await settle();
   const baseAnon = status('RssAnon');
@@ -375,7 +381,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
         const end = Math.min(n, start + UPSERT_CHUNK);
         // A flat Float32Array per call: the cheapest input shape the API takes.
         await index.upsert({
-          ids: ids!.slice(start, end),
+          ids: ids ? ids.slice(start, end) : Array.from({ length: end - start }, (_, j) => String(start + j)),
           vectors: Array.from({ length: end - start }, (_, j) => data!.subarray((start + j) * DIM, (start + j + 1) * DIM)),
         });
       }
@@ -565,7 +571,7 @@ export async function runBuildOnly(n: number): Promise<void> {
     const lines = [
       `# Scale, build and persist only: ${n.toLocaleString('en-US')} × ${DIM} cosine (synthetic clustered), vecvault vs raw usearch`,
       '',
-      `Command: \`npm run bench:engine -- --scale ${n} --build-only\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+      `Command: \`npm run bench:engine -- --scale ${n} --build-only${idsNote()}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
       '',
       '| figure | raw usearch | vecvault | ratio (vecvault ÷ raw) |',
       '|---|---|---|---|',
@@ -616,7 +622,7 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
     const lines = [
       `# Scale: ${n.toLocaleString('en-US')} × ${DIM} cosine (synthetic clustered), vecvault vs raw usearch`,
       '',
-      `Command: \`npm run bench:engine -- --scale ${n}${reps > 1 ? ` --reps ${reps}` : ''}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+      `Command: \`npm run bench:engine -- --scale ${n}${reps > 1 ? ` --reps ${reps}` : ''}${idsNote()}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
       '',
       `HNSW M=${CONFIG.connectivity}, ef_add=${CONFIG.expansionAdd}. Each phase ran in its own child process after the same data was generated; memory is resident-set growth over that child's baseline (MiB); peaks from VmHWM reset per phase; steady = after a full GC, and 2 s idle after an open and after vecvault's build (once its final snapshot is written). Open figures are medians of ${rawOpens.length} alternated runs.`,
       '',
