@@ -79,6 +79,24 @@ describe('streamed snapshot sections', () => {
     expect(Buffer.compare(Buffer.concat(await readSection(store, key, indexId, gen6, 'graph', written)), graph)).toBe(0);
   });
 
+  it('writeSection of parts writes the chunks of their joined bytes, across parts and reused buffers', async () => {
+    // Uneven parts, empty ones among them, a part spanning several chunks: 10 chunks, so each of the writer's
+    // reused buffers is refilled (a buffer refilled before its chunk was sealed would corrupt an earlier chunk).
+    const joined = randomBytes(CHUNK_BYTES * 9 + 777);
+    const cuts = [0, 0, 5, 5, 100_000, CHUNK_BYTES, CHUNK_BYTES * 4 + 3, CHUNK_BYTES * 4 + 3, CHUNK_BYTES * 7, joined.length];
+    const parts = cuts.slice(1).map((end, i) => joined.subarray(cuts[i], end));
+    expect(parts.filter((p) => p.length === 0).length).toBe(3);
+    const written = await writeSection(store, key, indexId, gen6, 'table', parts);
+    expect(written).toBe(10);
+    const read = await readSection(store, key, indexId, gen6, 'table', written);
+    expect(read.map((c) => c.length)).toEqual([...Array(9).fill(CHUNK_BYTES), 777]);
+    expect(Buffer.compare(Buffer.concat(read), joined)).toBe(0);
+    // Every part empty: one empty last chunk, as for an empty payload.
+    const gen7 = newSnapshotWrite(7);
+    expect(await writeSection(store, key, indexId, gen7, 'table', [new Uint8Array(0), new Uint8Array(0)])).toBe(1);
+    expect((await readSection(store, key, indexId, gen7, 'table', 1)).map((c) => c.length)).toEqual([0]);
+  });
+
   it("reads a stream's chunks one group per event-loop turn, in order (never a whole refill in one turn)", async () => {
     // Event-loop iterations counted by an immediate that schedules itself: reads in one iteration see one value.
     let turn = 0;

@@ -6,7 +6,7 @@
  */
 import type { Progress } from '../api/types.js';
 import type { SnapshotTable } from '../storage/snapshot.js';
-import { encodeTable } from '../storage/snapshot.js';
+import { encodeTableParts } from '../storage/snapshot.js';
 import { nextManifest, type Manifest } from '../storage/manifest.js';
 import { catchUp } from './follow.js';
 import { repairGraph, type GraphCheckSummary } from './graph-repair.js';
@@ -131,7 +131,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
     // The table's columns are gathered only once the graph is written (nothing can change in between: this runs
     // inside the write queue), so they are not held through the graph's stream, and are garbage once encoded.
-    async () => encodeTable(await snapshotTable(state, next)),
+    async () => encodeTableParts(await snapshotTable(state, next)),
   );
   next.snapshot = { ...written, counter: next.counter };
   // The graph just serialized reaches every live record: an open that replays nothing need not walk it again.

@@ -27,7 +27,7 @@ import { IntegrityError, NotSupportedError, PermissionError } from '../errors.js
 import type { CatalogEntry, IndexKeys } from '../keys/envelope.js';
 import type { IndexStore, PendingErasure, PendingRotation } from '../storage/index-store.js';
 import { nextManifest } from '../storage/manifest.js';
-import { encodeTable } from '../storage/snapshot.js';
+import { encodeTableParts } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { xorInto } from './digest.js';
 import type { IndexState, RootKeys } from './index-state.js';
@@ -170,7 +170,7 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
       const written = await target.writeSnapshot(
         1,
         (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
-        () => encodeTable(table),
+        () => encodeTableParts(table),
       );
       next.snapshot = { ...written, counter: next.counter };
     }

@@ -12,7 +12,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { SEAL_OVERHEAD } from '../crypto/aead.js';
-import { DIGEST_BYTES, GMAC_BYTES, openInPlaceAsync, sealAsync, sealIntoAsync, type SealedChecks } from '../crypto/bulk.js';
+import { DIGEST_BYTES, GMAC_BYTES, openInPlaceAsync, sealIntoAsync, type SealedChecks } from '../crypto/bulk.js';
 import { deriveKey, frame, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
@@ -118,6 +118,14 @@ function bytesOf(array: Float64Array | Uint32Array): Buffer {
  * Yields between metadata frames: packing 100k objects takes tens of ms.
  */
 export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
+  return concatSliced(await encodeTableParts(table), yieldToEventLoop);
+}
+
+/**
+ * `encodeTable`'s bytes as the parts they are made of, not joined: a snapshot writes them chunk by chunk
+ * (`writeSection`), so the whole encoding (~27 MB at 1M records) never exists beside the columns it is made of.
+ */
+export async function encodeTableParts(table: SnapshotTable): Promise<Uint8Array[]> {
   const stored = Array.isArray(table.ids) ? null : table.ids;
   const n = stored ? stored.lengths.length : (table.ids as string[]).length;
   // Ids in stored form are the id list's two parts already: the same bytes encodeIdList would write for their strings.
@@ -130,7 +138,7 @@ export async function encodeTable(table: SnapshotTable): Promise<Buffer> {
   }
   const head = pack({ counter: table.counter, count: table.count, digest: table.digest, n, idBytes, frames: frames.map((f) => f.byteLength) });
   const column = (values: ArrayLike<number>) => bytesOf(values instanceof Float64Array ? values : Float64Array.from(values));
-  return concatSliced([u32(head.byteLength), head, column(table.keys), column(table.seqs), ...ids, ...frames], yieldToEventLoop);
+  return [u32(head.byteLength), head, column(table.keys), column(table.seqs), ...ids, ...frames];
 }
 
 export function decodeTable(bytes: Buffer): DecodedTable {
@@ -231,31 +239,60 @@ export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
  * switch log files between them and the commit, and only a sync'd log is
  * safe from a power loss.
  */
+/**
+ * Writes `payload` (bytes, or parts to be written as if joined) as a section of chunks: sealed and written
+ * WRITE_GROUP chunks at a time through `writeSectionStream`, each chunk a view of the payload or, across parts,
+ * copied into one of a few reused buffers, so no joined or sealed copy of the whole section is made.
+ */
 export async function writeSection(
   store: KvStore,
   key: Uint8Array,
   indexId: Uint8Array,
   write: SnapshotWrite,
   section: SnapshotSection,
-  payload: Uint8Array,
+  payload: Uint8Array | readonly Uint8Array[],
   /** Filled as the chunks are sealed (signed indexes: `sectionHash`). */
   checks?: ChunkChecks,
 ): Promise<number> {
-  const chunks = Math.max(1, Math.ceil(payload.byteLength / CHUNK_BYTES));
-  for (let start = 0; start < chunks; start += WRITE_GROUP) {
-    const numbers = Array.from({ length: Math.min(WRITE_GROUP, chunks - start) }, (_, i) => start + i);
-    const bodies = numbers.map((i) => payload.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
-    const group = groupChecks(checks, numbers.length);
-    const sealed = await sealAsync(
-      key,
-      bodies,
-      numbers.map((i) => chunkAad(indexId, write, section, i, i === chunks - 1)),
-      group,
-    );
-    keepChecks(checks, group, numbers);
-    await store.batch(numbers.map((i, j) => ({ type: 'put', key: chunkKey(indexId, write.generation, section, i), value: sealed[j]! })));
+  const parts = payload instanceof Uint8Array ? [payload] : payload;
+  return writeSectionStream(store, key, indexId, write, section, (chunkBytes, sink) => handParts(parts, chunkBytes, sink), checks);
+}
+
+/** Hands `parts`, joined, to `sink` in chunks of `chunkBytes` (at least one chunk, empty for no bytes). */
+async function handParts(parts: readonly Uint8Array[], chunkBytes: number, sink: SectionSink): Promise<void> {
+  const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
+  const count = Math.max(1, Math.ceil(total / chunkBytes));
+  const single = parts.length === 1 ? parts[0]! : null;
+  // writeSectionStream resolves a chunk once it is sealed, and needs WRITE_GROUP chunks before it seals: so twice
+  // that many buffers, each reused once the chunk it held four chunks ago is sealed.
+  const buffers: Uint8Array[] = [];
+  const handed: Promise<void>[] = [];
+  let part = 0;
+  let inPart = 0;
+  for (let i = 0; i < count; i++) {
+    const size = Math.min(chunkBytes, total - i * chunkBytes);
+    let chunk: Uint8Array;
+    if (single) {
+      chunk = single.subarray(i * chunkBytes, i * chunkBytes + size);
+    } else {
+      const slot = i % (2 * WRITE_GROUP);
+      if (i >= 2 * WRITE_GROUP) await handed[i - 2 * WRITE_GROUP];
+      const buffer = (buffers[slot] ??= new Uint8Array(Math.min(chunkBytes, total)));
+      for (let at = 0; at < size;) {
+        const from = parts[part]!;
+        const take = Math.min(size - at, from.byteLength - inPart);
+        buffer.set(from.subarray(inPart, inPart + take), at);
+        at += take;
+        inPart += take;
+        if (inPart === from.byteLength) [part, inPart] = [part + 1, 0];
+      }
+      chunk = buffer.subarray(0, size);
+    }
+    const sealed = sink(chunk, i, i === count - 1);
+    sealed.catch(() => undefined); // writeSectionStream reports the failure
+    handed.push(sealed);
   }
-  return chunks;
+  await Promise.all(handed);
 }
 
 /**
