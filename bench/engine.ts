@@ -11,6 +11,7 @@
  * `npm run bench:engine -- --scale N [--reps R] [--keep | --reopen DIR [--opens-only] | --build-only] [--stream-ids]`: the scale bench instead (bench/scale.ts),
  * memory, stalls, open and get at N vectors beside raw usearch; writes bench/results/SCALE-N.md. `--opens-only` (with
  * `--reopen`): the alternated opens alone, without the query phase (for paired runs of an open-path change).
+ * `--reopen DIR --compact-only [--delete-offset K]`: the compaction phase alone on kept stores (deleting ids 20i + K).
  * `--stream-ids`: vecvault's build makes each call's ids as it goes instead of holding all N strings from the start (a
  * streaming loader's heap, not a host holding its whole data set; the report's command line says which).
  *
@@ -30,7 +31,7 @@ import { clusteredVectors, type VectorSet } from '../test/support/vectors.js';
 import { Client, type Metric } from '../src/index.js';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { medianOf, withLoopDelay } from './lib/measure.js';
-import { runBuildOnly, runReopen, runScale } from './scale.js';
+import { runBuildOnly, runCompactOnly, runReopen, runScale } from './scale.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,6 +43,8 @@ const { values: args } = parseArgs({
     reopen: { type: 'string' },
     'opens-only': { type: 'boolean' },
     'stream-ids': { type: 'boolean' },
+    'compact-only': { type: 'boolean' },
+    'delete-offset': { type: 'string' },
     postgres: { type: 'boolean' },
     count: { type: 'string' },
   },
@@ -55,7 +58,9 @@ if (args.postgres) {
 if (args.scale !== undefined) {
   // The scale bench (bench/scale.ts): memory, stalls and open at N vectors, each phase in its own process.
   if (args['stream-ids']) process.env.VECVAULT_SCALE_STREAM_IDS = '1'; // read by the phase children
-  if (args.reopen !== undefined) await runReopen(Number(args.scale), Number(args.reps ?? 3), args.reopen, { opensOnly: args['opens-only'] === true });
+  if (args['delete-offset'] !== undefined) process.env.VECVAULT_SCALE_DELETE_OFFSET = args['delete-offset'];
+  if (args.reopen !== undefined && args['compact-only']) await runCompactOnly(Number(args.scale), args.reopen);
+  else if (args.reopen !== undefined) await runReopen(Number(args.scale), Number(args.reps ?? 3), args.reopen, { opensOnly: args['opens-only'] === true });
   else if (args['build-only']) await runBuildOnly(Number(args.scale));
   else await runScale(Number(args.scale), Number(args.reps ?? 3), args.keep === true);
   process.exit(0);

@@ -23,6 +23,7 @@
 import { readFileSync, rmSync, statSync, writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { rawScaleIndex, SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
 import { duBytes, medianOf, sleep, timedPass, withLoopDelay, type LoopDelay } from './lib/measure.js';
@@ -109,6 +110,8 @@ export interface PhaseResult {
   /** vv-compact: compact() after deleting every 20th record (a rebuild of the graph from the live records). */
   compactMs?: number;
   compactStall?: LoopDelay;
+  /** vv-compact: each timer gap over 50 ms (when it began after compact() started, its length, GC pauses inside it). */
+  compactGaps?: { atMs: number; ms: number; gcMs: number }[];
   peakCompactMiB?: number;
   anonPeakCompactMiB?: number;
   query?: QueryFigures;
@@ -324,6 +327,34 @@ function queryRows(qf: QueryFigures): string[] {
 }
 
 /** `op`'s wall time (ms) and the event-loop delay while it ran. */
+/** A 2 ms timer's gaps over 50 ms, when each began and the V8 GC pauses inside it: says where a compaction stall fell. */
+function watchGaps(): { stop: () => { atMs: number; ms: number; gcMs: number }[] } {
+  const start = performance.now();
+  const pauses: { start: number; end: number }[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pauses.push({ start: entry.startTime, end: entry.startTime + entry.duration });
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const gaps: { atMs: number; ms: number; gcMs: number }[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    if (now - last > 50) gaps.push({ atMs: Math.round(last - start), ms: Math.round(now - last), gcMs: 0 });
+    last = now;
+  }, 2);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      observer.disconnect();
+      for (const gap of gaps) {
+        const [from, to] = [start + gap.atMs, start + gap.atMs + gap.ms];
+        gap.gcMs = Math.round(pauses.reduce((sum, p) => sum + Math.max(0, Math.min(to, p.end) - Math.max(from, p.start)), 0));
+      }
+      return gaps;
+    },
+  };
+}
+
 async function timedWithLoopDelay(op: () => unknown): Promise<{ ms: number; delay: LoopDelay }> {
   const { value: ms, delay } = await withLoopDelay(async () => {
     const t0 = performance.now();
@@ -421,16 +452,21 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
   } else if (phase === 'vv-compact') {
     const client = new Client({ path: store });
     const index = await client.loadIndex({ indexName: 'scale', indexKey: key });
-    const doomed = Array.from({ length: Math.floor(n / 20) }, (_, i) => String(i * 20));
+    // VECVAULT_SCALE_DELETE_OFFSET (`--delete-offset K`): ids 20i + K, so a store compacted once has records to delete again.
+    const offset = Number(process.env.VECVAULT_SCALE_DELETE_OFFSET ?? 0);
+    const doomed = Array.from({ length: Math.floor(n / 20) }, (_, i) => String(i * 20 + offset));
     for (let i = 0; i < doomed.length; i += UPSERT_CHUNK) await index.delete({ ids: doomed.slice(i, i + UPSERT_CHUNK) });
+    const live = index.stats().count;
     await settle();
     resetPeak();
+    const gaps = watchGaps();
     const { ms, delay } = await timedWithLoopDelay(() => index.compact());
+    out.compactGaps = gaps.stop();
     out.compactMs = ms;
     out.compactStall = delay;
     out.peakCompactMiB = status('VmHWM') - baseline;
     out.anonPeakCompactMiB = anonPeakNow() - baseAnon;
-    if (index.stats().count !== n - doomed.length) throw new Error('compact lost records');
+    if (index.stats().count !== live) throw new Error('compact lost records');
     await client.close();
   } else {
     // Raw usearch's addon is loaded by its import, before its timer starts; ours on first use. Load it first too.
@@ -469,6 +505,12 @@ function runChild(phase: Phase, n: number, dir: string): Promise<PhaseResult> {
   return runPhaseChild<PhaseResult>(import.meta.url, '--scale-child', phase, n, dir);
 }
 
+const gapsNote = (gaps: PhaseResult['compactGaps']) =>
+  gaps === undefined
+    ? ''
+    : gaps.length === 0
+      ? ' (none over 50)'
+      : ` (${gaps.map((g) => `at ${(g.atMs / 1000).toFixed(1)} s: ${g.ms} ms, GC ${g.gcMs}`).join('; ')})`;
 const f = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '—' : (a / b).toFixed(2) + '×');
 
@@ -495,6 +537,15 @@ async function runOpens(n: number, reps: number, dir: string): Promise<{ rawOpen
  * `--reopen DIR`: only the open and query phases, on the stores an earlier run kept with `--keep` (after a change to
  * the open path, without building N vectors again). Writes bench/results/SCALE-<n>-reopen.md.
  */
+/** `--reopen DIR --compact-only`: the vv-compact phase alone on kept stores (with `--delete-offset K` on a store compacted once). */
+export async function runCompactOnly(n: number, dir: string): Promise<void> {
+  const run = await runChild('vv-compact', n, dir);
+  logPhase(run);
+  console.log(
+    `compact() ${f(run.compactMs)} ms; worst / p99 stall ${f(run.compactStall?.maxMs, 1)} / ${f(run.compactStall?.p99Ms, 1)} ms${gapsNote(run.compactGaps)}; peak ${f(run.peakCompactMiB)} MiB (load ${machineInfo().loadAverage1m.toFixed(2)})`,
+  );
+}
+
 export async function runReopen(n: number, reps: number, dir: string, { opensOnly = false }: { opensOnly?: boolean } = {}): Promise<void> {
   const loadBefore = machineInfo().loadAverage1m;
   const { rawOpens, vvOpens } = await runOpens(n, reps, dir);
@@ -636,7 +687,7 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
       `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vvOpen.get)} | |`,
       ...queryRows(qf),
       `| compact() after deleting every 20th record (graph rebuilt from the live records), ms | — | ${f(vvCompact.compactMs)} | |`,
-      `| worst / p99 event-loop stall during compact(), ms | — | ${f(vvCompact.compactStall?.maxMs, 1)} / ${f(vvCompact.compactStall?.p99Ms, 1)} | |`,
+      `| worst / p99 event-loop stall during compact(), ms (timer gaps over 50 ms: when in the compaction, length, GC inside) | — | ${f(vvCompact.compactStall?.maxMs, 1)} / ${f(vvCompact.compactStall?.p99Ms, 1)}${gapsNote(vvCompact.compactGaps)} | |`,
       `| peak RSS growth during compact(), MiB (VmHWM; anonymous in brackets) | — | ${f(vvCompact.peakCompactMiB)} (${f(vvCompact.anonPeakCompactMiB)}) | ${ratio(vvCompact.peakCompactMiB, rawOpen.after)} of raw's index |`,
       '',
       `Diagnostics after vecvault's build: V8 heap used ${f(vvBuild.heapUsedMiB)} MiB, external ${f(vvBuild.externalMiB)} MiB, RSS growth ${f(vvBuild.anonMiB)} MiB anonymous + ${f(vvBuild.fileMiB)} MiB file-backed; ` +
