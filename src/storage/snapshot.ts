@@ -231,18 +231,13 @@ export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
 }
 
 /**
- * Seals one section on the libuv pool and writes its chunks ahead of the
- * commit, a few per LevelDB batch: one batch holding a whole graph made
- * LevelDB grow (and copy) its write buffer on the main thread, stalling the
- * event loop for 30–70 ms at a time. The chunks stay unreachable until the
- * commit's manifest names their generation and write id. Each batch is synced: LevelDB may
- * switch log files between them and the commit, and only a sync'd log is
- * safe from a power loss.
- */
-/**
- * Writes `payload` (bytes, or parts to be written as if joined) as a section of chunks: sealed and written
- * WRITE_GROUP chunks at a time through `writeSectionStream`, each chunk a view of the payload or, across parts,
- * copied into one of a few reused buffers, so no joined or sealed copy of the whole section is made.
+ * Writes `payload` (bytes, or parts written as if joined: `encodeTableParts`) as a section of chunks through
+ * `writeSectionStream`: sealed on the libuv pool and written ahead of the commit WRITE_GROUP chunks per LevelDB
+ * batch (one batch holding a whole graph made LevelDB grow, and copy, its write buffer on the main thread, stalling
+ * the event loop 30–70 ms at a time). A single payload's chunks are views of it; parts are copied into a few reused
+ * chunk buffers, 1 MiB at a time. No joined or sealed copy of the whole section is made. The chunks stay unreachable
+ * until the commit's manifest names their generation and write id. Each batch is synced: LevelDB may switch log
+ * files between them and the commit, and only a sync'd log is safe from a power loss.
  */
 export async function writeSection(
   store: KvStore,
@@ -254,7 +249,7 @@ export async function writeSection(
   /** Filled as the chunks are sealed (signed indexes: `sectionHash`). */
   checks?: ChunkChecks,
 ): Promise<number> {
-  const parts = payload instanceof Uint8Array ? [payload] : payload;
+  const parts: readonly Uint8Array[] = Array.isArray(payload) ? payload : [payload as Uint8Array];
   return writeSectionStream(store, key, indexId, write, section, (chunkBytes, sink) => handParts(parts, chunkBytes, sink), checks);
 }
 
@@ -263,8 +258,8 @@ async function handParts(parts: readonly Uint8Array[], chunkBytes: number, sink:
   const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
   const count = Math.max(1, Math.ceil(total / chunkBytes));
   const single = parts.length === 1 ? parts[0]! : null;
-  // writeSectionStream resolves a chunk once it is sealed, and needs WRITE_GROUP chunks before it seals: so twice
-  // that many buffers, each reused once the chunk it held four chunks ago is sealed.
+  // writeSectionStream resolves a chunk once it is sealed (a group of WRITE_GROUP at a time). Twice that many buffers
+  // let the next group be copied while the last one seals; each is refilled once the chunk it held is sealed.
   const buffers: Uint8Array[] = [];
   const handed: Promise<void>[] = [];
   let part = 0;
@@ -355,8 +350,9 @@ export type SectionSink = (chunk: Uint8Array, index: number, last: boolean) => P
  * group of WRITE_GROUP on the libuv pool, releases their buffers (the promises
  * resolve) and writes the group as one synced batch, one group at a time. The
  * producer can fill the next group meanwhile, so at most a few groups of the
- * section exist outside it at once, never the whole section. Same chunks,
- * keys and AADs as `writeSection`. A chunk's promise resolves only once its
+ * section exist outside it at once, never the whole section. Chunk i holds
+ * the section's bytes [i × CHUNK_BYTES, (i + 1) × CHUNK_BYTES), under the keys
+ * and AADs a snapshot section always had. A chunk's promise resolves only once its
  * group is complete: the producer must be able to hand over WRITE_GROUP
  * chunks without waiting (the engine cycles through 2 × WRITE_GROUP buffers).
  */
