@@ -401,8 +401,8 @@ export class IndexStore {
   async writeSnapshot(
     generation: number,
     graph: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
-    /** The table's bytes, or its parts as `encodeTableParts` gives them (written as if joined). */
-    table: () => Promise<Uint8Array | readonly Uint8Array[]>,
+    /** The table's encoded parts (`encodeTableParts`), written as if joined. */
+    table: () => Promise<readonly Uint8Array[]>,
   ): Promise<Omit<SnapshotRef, 'counter'>> {
     const seed = this.signingSeed(); // a read-only opener writes nothing
     // Signed: the SHA-256s for any opener, the GMACs for openers who can sign (sectionChecks).

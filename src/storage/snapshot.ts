@@ -234,8 +234,8 @@ export function unpackMetadataFrame(frameBytes: Uint8Array): unknown[] {
  * Writes `payload` (bytes, or parts written as if joined: `encodeTableParts`) as a section of chunks through
  * `writeSectionStream`: sealed on the libuv pool and written ahead of the commit WRITE_GROUP chunks per LevelDB
  * batch (one batch holding a whole graph made LevelDB grow, and copy, its write buffer on the main thread, stalling
- * the event loop 30–70 ms at a time). A single payload's chunks are views of it; parts are copied into a few reused
- * chunk buffers, 1 MiB at a time. No joined or sealed copy of the whole section is made. The chunks stay unreachable
+ * the event loop 30–70 ms at a time). The bytes are copied into a few reused chunk buffers, 1 MiB at a time: no
+ * joined or sealed copy of the whole section is made. The chunks stay unreachable
  * until the commit's manifest names their generation and write id. Each batch is synced: LevelDB may switch log
  * files between them and the commit, and only a sync'd log is safe from a power loss.
  */
@@ -257,7 +257,6 @@ export async function writeSection(
 async function handParts(parts: readonly Uint8Array[], chunkBytes: number, sink: SectionSink): Promise<void> {
   const total = parts.reduce((sum, part) => sum + part.byteLength, 0);
   const count = Math.max(1, Math.ceil(total / chunkBytes));
-  const single = parts.length === 1 ? parts[0]! : null;
   // writeSectionStream resolves a chunk once it is sealed (a group of WRITE_GROUP at a time). Twice that many buffers
   // let the next group be copied while the last one seals; each is refilled once the chunk it held is sealed.
   const buffers: Uint8Array[] = [];
@@ -266,24 +265,18 @@ async function handParts(parts: readonly Uint8Array[], chunkBytes: number, sink:
   let inPart = 0;
   for (let i = 0; i < count; i++) {
     const size = Math.min(chunkBytes, total - i * chunkBytes);
-    let chunk: Uint8Array;
-    if (single) {
-      chunk = single.subarray(i * chunkBytes, i * chunkBytes + size);
-    } else {
-      const slot = i % (2 * WRITE_GROUP);
-      if (i >= 2 * WRITE_GROUP) await handed[i - 2 * WRITE_GROUP];
-      const buffer = (buffers[slot] ??= new Uint8Array(Math.min(chunkBytes, total)));
-      for (let at = 0; at < size;) {
-        const from = parts[part]!;
-        const take = Math.min(size - at, from.byteLength - inPart);
-        buffer.set(from.subarray(inPart, inPart + take), at);
-        at += take;
-        inPart += take;
-        if (inPart === from.byteLength) [part, inPart] = [part + 1, 0];
-      }
-      chunk = buffer.subarray(0, size);
+    const slot = i % (2 * WRITE_GROUP);
+    if (i >= 2 * WRITE_GROUP) await handed[i - 2 * WRITE_GROUP];
+    const buffer = (buffers[slot] ??= new Uint8Array(Math.min(chunkBytes, total)));
+    for (let at = 0; at < size;) {
+      const from = parts[part]!;
+      const take = Math.min(size - at, from.byteLength - inPart);
+      buffer.set(from.subarray(inPart, inPart + take), at);
+      at += take;
+      inPart += take;
+      if (inPart === from.byteLength) [part, inPart] = [part + 1, 0];
     }
-    const sealed = sink(chunk, i, i === count - 1);
+    const sealed = sink(buffer.subarray(0, size), i, i === count - 1);
     sealed.catch(() => undefined); // writeSectionStream reports the failure
     handed.push(sealed);
   }

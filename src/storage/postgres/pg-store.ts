@@ -240,7 +240,7 @@ class PgIndexStore extends IndexStore {
   override async writeSnapshot(
     generation: number,
     graph: (chunkBytes: number, sink: SectionSink) => Promise<unknown>,
-    table: () => Promise<Uint8Array | readonly Uint8Array[]>,
+    table: () => Promise<readonly Uint8Array[]>,
   ): Promise<Omit<SnapshotRef, 'counter'>> {
     await this.lockSnapshots();
     try {
