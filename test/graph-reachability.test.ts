@@ -13,12 +13,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { nativeEngine, type NativeAnnEngine } from '../src/engine/native.js';
 import { Client } from '../src/index.js';
 import type { EngineOptions } from '../src/engine/types.js';
-import { openEnvelope, deriveIndexKeys } from '../src/keys/envelope.js';
-import { indexKey, MANIFEST } from '../src/storage/layout.js';
-import { openManifest, sealManifest, type Manifest } from '../src/storage/manifest.js';
 import { openFresh, reopen } from './support/fixtures.js';
-import { rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
-import { asUnsignedManifest, makeUnsigned } from './support/unsigned.js';
+import { rejectsWithCode, tempStore } from './support/helpers.js';
+import { makeUnsigned, manifestOf } from './support/unsigned.js';
 import { randomFlat } from './support/vectors.js';
 
 const DIM = 8;
@@ -198,30 +195,10 @@ describe('graph reachability on open (index)', () => {
     }
   }
 
-  /** Index `g`'s committed manifest (its signature, if any, not checked here) and a way to seal a replacement (unsigned, version 1). */
-  async function manifestOf(path: string, key: Uint8Array) {
-    const entry = await rawCatalogEntry(path, 'g');
-    const keys = deriveIndexKeys(openEnvelope(key, 'g', entry), entry.indexId);
-    const at = indexKey(entry.indexId, MANIFEST);
-    const db = await rawStore(path);
-    try {
-      const raw = (await db.get(at))!;
-      const manifest = openManifest(keys.manifest, entry.indexId, asUnsignedManifest(raw), 'g');
-      const put = async (value: Uint8Array) => {
-        const again = await rawStore(path);
-        await again.put(at, value);
-        await again.close();
-      };
-      return { manifest, raw, put, seal: (m: Manifest) => sealManifest(keys.manifest, entry.indexId, m) };
-    } finally {
-      await db.close();
-    }
-  }
-
   it('a snapshot checked whole before it was written says so in its manifest: an open that replays nothing skips its own walk', async () => {
     let flag: unknown;
     const { client, index, vectors, cutId, walks } = await snapshotWithOrphan(false, true, async (path, key) => {
-      flag = (await manifestOf(path, key)).manifest.snapshot?.reachable;
+      flag = (await manifestOf(path, key, 'g')).manifest.snapshot?.reachable;
     });
     try {
       expect(flag).toBe(true);
@@ -236,7 +213,7 @@ describe('graph reachability on open (index)', () => {
   it('a snapshot written without the check carries no flag: the open walks and relinks its orphan', async () => {
     let flag: unknown = 'unread';
     const { client, index, vectors, cutId, walks } = await snapshotWithOrphan(false, false, async (path, key) => {
-      flag = (await manifestOf(path, key)).manifest.snapshot?.reachable;
+      flag = (await manifestOf(path, key, 'g')).manifest.snapshot?.reachable;
     });
     try {
       expect(flag).toBeUndefined();
@@ -255,7 +232,7 @@ describe('graph reachability on open (index)', () => {
       path = p;
       key = k;
     }).then(({ client }) => client.close());
-    const { manifest, raw, put, seal } = await manifestOf(path, key);
+    const { manifest, raw, put, seal } = await manifestOf(path, key, 'g');
     expect(raw[0]).toBe(2); // signed (per-user keys era): the flag sits under the signature
     const flipped = Buffer.from(raw);
     flipped[flipped.length - 20]! ^= 1;
@@ -275,7 +252,7 @@ describe('graph reachability on open (index)', () => {
     let forge: (value: unknown) => Promise<void> = async () => undefined;
     const setFlag = async (path: string, key: Uint8Array) => {
       await makeUnsigned(path, 'g', key);
-      const { manifest, put, seal } = await manifestOf(path, key);
+      const { manifest, put, seal } = await manifestOf(path, key, 'g');
       forge = (value) => put(seal({ ...manifest, snapshot: { ...manifest.snapshot!, reachable: value as boolean } }));
       await forge(true);
     };

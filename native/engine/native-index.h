@@ -66,6 +66,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                                InstanceMethod("load", &NativeIndex::Load),
                                InstanceMethod("serializeStream", &NativeIndex::SerializeStream),
                                InstanceMethod("loadStream", &NativeIndex::LoadStream),
+                               InstanceMethod("unitVectors", &NativeIndex::UnitVectors),
                                InstanceMethod("checkGraph", &NativeIndex::CheckGraph),
                                InstanceMethod("unlinkForTesting", &NativeIndex::UnlinkForTesting),
                                InstanceMethod("close", &NativeIndex::Close),
@@ -192,9 +193,18 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
             } else {
                 ResultBlock out = ResultBlock::at(buffer.Data(), count, params.k);
                 float const* data = queries.Data();
-                for (std::size_t q = 0; q != count && error.empty(); ++q)
-                    error = search_one(core, params, data + q * dims, slot, out.keys + q * params.k,
+                bool scaled = normalizes(core.config); // the caller's array stays as it is: one query at a time, scaled here
+                thread_local std::vector<float> query;
+                for (std::size_t q = 0; q != count && error.empty(); ++q) {
+                    float const* row = data + q * dims;
+                    if (scaled) {
+                        query.assign(row, row + dims);
+                        normalize_rows(query.data(), 1, dims);
+                        row = query.data();
+                    }
+                    error = search_one(core, params, row, slot, out.keys + q * params.k,
                                        out.distances + q * params.k, out.counts[q]);
+                }
             }
         }
         if (!error.empty()) {
@@ -233,8 +243,13 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
             throw Napi::RangeError::New(info.Env(), "bad key");
         return Start<UnlinkWorker>(info.Env(), key);
     }
+    // load(bytes, unitVectors) → Promise<void>
     Napi::Value Load(Napi::CallbackInfo const& info) {
-        return Start<LoadWorker>(info.Env(), info[0]);
+        return Start<LoadWorker>(info.Env(), info[0], info[1].ToBoolean().Value());
+    }
+    // unitVectors() → whether every stored vector is unit length and the inner-product kernel is in use (core.h)
+    Napi::Value UnitVectors(Napi::CallbackInfo const& info) {
+        return Napi::Boolean::New(info.Env(), live(info.Env()).unit);
     }
 
     // Starts a stream task and returns { done, ...controls } (see snapshot-workers.h).
@@ -277,7 +292,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                     }));
         return control;
     }
-    // loadStream(bound, onConsumed, detach, digestKey?) → { done, push(chunk), end(), cancel() }; for a fresh index only.
+    // loadStream(bound, onConsumed, detach, digestKey?, unitVectors?) → { done, push(chunk), end(), cancel() }; for a fresh index only.
     Napi::Value LoadStream(Napi::CallbackInfo const& info) {
         Napi::Env env = info.Env();
         if (!info[0].IsNumber() || !info[1].IsFunction())
@@ -285,7 +300,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         auto flow = std::make_shared<StreamFlow>();
         flow->detach = info[2].ToBoolean().Value();
         auto bound = static_cast<std::uint64_t>(info[0].As<Napi::Number>().Int64Value());
-        Napi::Object control = StartStream<LoadStreamWorker>(env, flow, bound, info[1].As<Napi::Function>(), info[3]);
+        Napi::Object control = StartStream<LoadStreamWorker>(env, flow, bound, info[1].As<Napi::Function>(), info[3],
+                                                               info[4].ToBoolean().Value());
         control.Set("push", Napi::Function::New(env, [flow](Napi::CallbackInfo const& i) {
                         Napi::Value item = i[0];
                         if (!item.IsTypedArray() || item.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)

@@ -103,8 +103,8 @@ class SerializeWorker : public PromiseWorker {
 // mutate them meanwhile.
 class LoadWorker : public PromiseWorker {
   public:
-    LoadWorker(Napi::Env env, std::shared_ptr<Core> core, Napi::Value bytes)
-        : PromiseWorker(env, std::move(core)), keep_(Napi::Persistent(bytes.As<Napi::Object>())) {
+    LoadWorker(Napi::Env env, std::shared_ptr<Core> core, Napi::Value bytes, bool unit)
+        : PromiseWorker(env, std::move(core)), keep_(Napi::Persistent(bytes.As<Napi::Object>())), unit_(unit) {
         if (bytes.IsTypedArray()) {
             auto part = bytes.As<Napi::Uint8Array>();
             parts_.emplace_back(part.Data(), part.ByteLength());
@@ -135,6 +135,8 @@ class LoadWorker : public PromiseWorker {
             return Fail(Failure::native, std::string("invalid index bytes: ") + result.error.release());
         if (reader.remaining() != 0)
             return Fail(Failure::native, "invalid index bytes: trailing data");
+        if (!use_unit_kernel(*core_, unit_))
+            return Fail(Failure::native, "out of memory while loading the index");
         std::size_t target = grow_target(core_->index.size() + 1);
         if (!core_->index.try_reserve(index_limits_t(std::max(target, core_->index.capacity()), core_->config.slots)))
             return Fail(Failure::native, "out of memory while loading the index");
@@ -142,6 +144,7 @@ class LoadWorker : public PromiseWorker {
     }
     std::vector<Part> parts_;
     Napi::Reference<Napi::Object> keep_;
+    bool unit_;
 };
 
 // ---- streaming ----
@@ -310,12 +313,13 @@ class SerializeStreamWorker : public PromiseWorker {
 // instead of at some later GC); JS keeps only a few chunks pushed ahead.
 // `bound` is an upper bound on the total length. With a 32-byte digest key,
 // `done` resolves to the KeyDigest (key-digest.h) of the graph's live keys,
-// taken as they stream past.
+// taken as they stream past. `unit`: every vector in the bytes is unit length
+// (use_unit_kernel in core.h).
 class LoadStreamWorker : public PromiseWorker {
   public:
     LoadStreamWorker(Napi::Env env, std::shared_ptr<Core> core, std::uint64_t bound, Napi::Function on_consumed,
-                     Napi::Value digest_key, std::shared_ptr<StreamFlow> flow)
-        : PromiseWorker(env, std::move(core)), flow_(std::move(flow)), validator_(core_->config, bound) {
+                     Napi::Value digest_key, bool unit, std::shared_ptr<StreamFlow> flow)
+        : PromiseWorker(env, std::move(core)), flow_(std::move(flow)), validator_(core_->config, bound), unit_(unit) {
         if (!digest_key.IsUndefined()) {
             if (!digest_key.IsTypedArray() || digest_key.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
                 digest_key.As<Napi::Uint8Array>().ByteLength() != KeyDigest::key_bytes)
@@ -444,6 +448,8 @@ class LoadStreamWorker : public PromiseWorker {
         }
         if (keys_ && !keys_->finish(digest_))
             return Fail(Failure::native, "AES-256 setup failed");
+        if (!use_unit_kernel(*core_, unit_))
+            return Fail(Failure::native, "out of memory while loading the index");
         std::size_t target = grow_target(core_->index.size() + 1);
         if (!core_->index.try_reserve(index_limits_t(std::max(target, core_->index.capacity()), core_->config.slots)))
             return Fail(Failure::native, "out of memory while loading the index");
@@ -462,6 +468,7 @@ class LoadStreamWorker : public PromiseWorker {
     std::unique_ptr<KeyDigest> keys_;
     std::uint8_t digest_[KeyDigest::digest_bytes] = {};
     Napi::ThreadSafeFunction tsfn_;
+    bool unit_;
     bool released_ = false;
     std::size_t at_ = npos;
     Part chunk_{nullptr, 0};

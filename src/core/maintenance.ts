@@ -136,6 +136,7 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
   next.snapshot = { ...written, counter: next.counter };
   // The graph just serialized reaches every live record: an open that replays nothing need not walk it again.
   if (check !== null && check.remaining === 0) next.snapshot.reachable = true;
+  if (engine.unitVectors?.() === true) next.snapshot.unitVectors = true; // the open may use the inner-product kernel
   await state.store.commitSnapshot(next, previous, () => {
     state.manifest = next;
   });

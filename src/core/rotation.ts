@@ -173,6 +173,7 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
         () => encodeTableParts(table),
       );
       next.snapshot = { ...written, counter: next.counter };
+      if (engine.unitVectors?.() === true) next.snapshot.unitVectors = true; // as writeSnapshot (maintenance.ts)
     }
     const newTarget = target;
     await state.queue.committing(() =>

@@ -69,6 +69,7 @@ import type {
   SearchOptions,
   GraphCheck,
   SearchResult,
+  LoadOptions,
   StreamLoadOptions,
 } from './types.js';
 
@@ -100,11 +101,18 @@ interface NativeIndexHandle {
    */
   searchSync(queries: Float32Array, k: number, expansion: number, exact: boolean): ArrayBuffer | null;
   serialize(): Promise<Uint8Array>;
-  load(bytes: Uint8Array | Uint8Array[]): Promise<void>;
+  /** `unitVectors`: every vector in the bytes is unit length (see `unitVectors()`). */
+  load(bytes: Uint8Array | Uint8Array[], unitVectors: boolean): Promise<void>;
   /** Streams serialize() through `buffers` (reused, acked by JS); events: (0, total), (1, buffer, bytes) per chunk, (2) at the end, (3) to ignore. */
   serializeStream(buffers: Uint8Array[], onEvent: (kind: number, a: number, b: number) => void): SerializeStreamControl;
   /** Loads from chunks pushed in order; `onConsumed(n)`: the first n chunks are used up (and released). */
-  loadStream(bound: number, onConsumed: (count: number) => void, detach: boolean, digestKey?: Uint8Array): LoadStreamControl;
+  loadStream(bound: number, onConsumed: (count: number) => void, detach: boolean, digestKey: Uint8Array | undefined, unitVectors: boolean): LoadStreamControl;
+  /**
+   * A cosine float32 index scales every vector it adds or searches for to unit length; true while every stored
+   * vector is (made or compacted since, or loaded from bytes said to be), so it compares them with the
+   * inner-product kernel (native/engine/core.h).
+   */
+  unitVectors(): boolean;
   /** Lists live nodes a base-layer walk from the entry point misses and, with `repair`, relinks them (native/engine/reachability.h). */
   checkGraph(repair: boolean, maxRounds: number, expansion: number): Promise<NativeGraphCheck>;
   /** Tests only: removes every link into the key's node. Resolves to how many links were removed. */
@@ -205,6 +213,7 @@ export const NATIVE_INDEX_METHODS = [
   'load',
   'serializeStream',
   'loadStream',
+  'unitVectors',
   'checkGraph',
   'unlinkForTesting',
   'close',
@@ -289,6 +298,7 @@ export interface NativeAnnEngine extends AnnEngine {
   isa(): string;
   checkGraph(options?: GraphCheckOptions): Promise<GraphCheck>;
   loadedKeyDigest(): Uint8Array | undefined;
+  unitVectors(): boolean;
   /**
    * Tests only: cuts every link into `key`'s node, leaving it stored but
    * unreachable, as usearch's slot reuse can. Not for the entry point.
@@ -308,7 +318,7 @@ export interface GraphCheckOptions {
 
 export interface NativeEngineFactory extends EngineFactory {
   create(options: EngineOptions): NativeAnnEngine;
-  deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<NativeAnnEngine>;
+  deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions, load?: LoadOptions): Promise<NativeAnnEngine>;
   deserializeFrom(chunks: AsyncIterable<Uint8Array>, options: EngineOptions, stream: StreamLoadOptions): Promise<NativeAnnEngine>;
 }
 
@@ -698,12 +708,16 @@ class NativeEngine implements NativeAnnEngine {
   }
 
   /** Only the loader calls this, before the engine is handed out. */
-  load(bytes: Uint8Array | readonly Uint8Array[]): Promise<void> {
-    return nativeCall('deserialize', () => this.#handle.load(bytes as Uint8Array | Uint8Array[]));
+  load(bytes: Uint8Array | readonly Uint8Array[], { unitVectors = false }: LoadOptions = {}): Promise<void> {
+    return nativeCall('deserialize', () => this.#handle.load(bytes as Uint8Array | Uint8Array[], unitVectors));
+  }
+
+  unitVectors(): boolean {
+    return this.#handle.unitVectors();
   }
 
   /** Only the loader calls this, before the engine is handed out: pulls chunks a few ahead of the addon. */
-  async loadFrom(chunks: AsyncIterable<Uint8Array>, { bound, release = false, keyDigest }: StreamLoadOptions): Promise<void> {
+  async loadFrom(chunks: AsyncIterable<Uint8Array>, { bound, release = false, keyDigest, unitVectors = false }: StreamLoadOptions): Promise<void> {
     checkInteger(bound, 'bound', 0, Number.MAX_SAFE_INTEGER);
     if (keyDigest !== undefined && (!(keyDigest instanceof Uint8Array) || keyDigest.byteLength !== 32)) {
       throw new ValidationError('keyDigest must be a 32-byte Uint8Array', { path: 'keyDigest' });
@@ -720,6 +734,7 @@ class NativeEngine implements NativeAnnEngine {
       },
       release,
       keyDigest,
+      unitVectors,
     );
     const done = nativeCall('deserialize', () => control.done).finally(() => {
       finished = true;
@@ -895,7 +910,7 @@ export const nativeEngine: NativeEngineFactory = {
     return new NativeEngine(newHandle(checked), checked);
   },
 
-  async deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<NativeAnnEngine> {
+  async deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions, load?: LoadOptions): Promise<NativeAnnEngine> {
     const checked = checkOptions(options);
     const parts = bytes instanceof Uint8Array ? [bytes] : Array.isArray(bytes) ? bytes : [];
     if (parts.length === 0 || !parts.every((part) => part instanceof Uint8Array)) {
@@ -903,7 +918,7 @@ export const nativeEngine: NativeEngineFactory = {
     }
     const engine = new NativeEngine(newHandle(checked), checked);
     try {
-      await engine.load(bytes);
+      await engine.load(bytes, load);
     } catch (error) {
       await engine.close();
       throw error;

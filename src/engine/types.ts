@@ -77,6 +77,12 @@ export interface AnnEngine {
    * engine without it leaves the caller to count the keys (`countPresent`).
    */
   loadedKeyDigest?(): Uint8Array | undefined;
+  /**
+   * Whether every stored vector is unit length (a cosine float32 engine scales what it adds; one loaded from
+   * older bytes is not until it is rebuilt). Recorded with a snapshot (`LoadOptions.unitVectors`), so the
+   * engine that loads it may compare vectors with the inner product. Optional: absent means false.
+   */
+  unitVectors?(): boolean;
   /** Frees native memory; waits for work in flight. Further calls reject. */
   close(): Promise<void>;
 }
@@ -102,7 +108,18 @@ export interface GraphCheck {
 /** Receives one chunk of a streamed `serializeTo`; the chunk's bytes are valid until the promise resolves. */
 export type ChunkSink = (chunk: Uint8Array, index: number, last: boolean) => Promise<void>;
 
-export interface StreamLoadOptions {
+export interface LoadOptions {
+  /**
+   * Every vector in the bytes is unit length (what `unitVectors()` said when they were serialized): a cosine
+   * float32 engine then compares them with the inner-product kernel (1 - dot product), which gives the same
+   * distances as the cosine kernel for a third of the arithmetic. False or absent: the engine's own kernel.
+   * Vouched for by the caller (a snapshot's authenticated manifest); wrong, it gives wrong distances, never
+   * unsafe reads.
+   */
+  unitVectors?: boolean;
+}
+
+export interface StreamLoadOptions extends LoadOptions {
   /** An upper bound on the total length (e.g. chunks × chunk size): counts in the bytes that could not fit are refused before anything is sized by them. */
   bound: number;
   /**
@@ -128,7 +145,7 @@ export interface EngineFactory {
    * Rebuilds an engine from `serialize()` bytes (already authenticated by the
    * caller), whole or as consecutive parts (joined off the main thread).
    */
-  deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions): Promise<AnnEngine>;
+  deserialize(bytes: Uint8Array | readonly Uint8Array[], options: EngineOptions, load?: LoadOptions): Promise<AnnEngine>;
   /**
    * Rebuilds an engine from `serialize()` bytes pulled from `chunks` (each
    * already authenticated by the caller) while they are still being read: only

@@ -118,6 +118,13 @@ export interface SnapshotRef {
    * it falsely (docs/architecture.md, "Records the graph cannot reach").
    */
   reachable?: boolean;
+  /**
+   * True when every vector in the graph is unit length (a cosine float32 engine scales what it adds;
+   * `AnnEngine.unitVectors`): the open compares them with the inner-product kernel. Added after 0.1.0;
+   * absent (older writers, a graph loaded from older bytes and not rebuilt since) means the cosine kernel.
+   * Authenticated like `reachable`: set falsely by a key holder, it gives wrong distances, never unsafe reads.
+   */
+  unitVectors?: boolean;
 }
 
 /** Version byte of a signed manifest. */

@@ -9,15 +9,38 @@
  */
 import { deriveKey, frame, u64 } from '../../src/crypto/kdf.js';
 import { seal } from '../../src/crypto/aead.js';
-import { openEnvelope, type CatalogEntry } from '../../src/keys/envelope.js';
-import { openManifest, sealManifest } from '../../src/storage/manifest.js';
+import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../../src/keys/envelope.js';
+import { openManifest, sealManifest, type Manifest } from '../../src/storage/manifest.js';
 import { pack, unpack } from '../../src/storage/sealed.js';
-import { catalogKey } from '../../src/storage/layout.js';
-import { rawStore } from './helpers.js';
+import { catalogKey, indexKey, MANIFEST } from '../../src/storage/layout.js';
+import { rawCatalogEntry, rawStore } from './helpers.js';
 
 /** A signed manifest value (`0x02 ‖ signature ‖ seal`) as the unsigned version 1 (`0x01 ‖ seal`), for tests that read manifests raw. */
 export function asUnsignedManifest(raw: Uint8Array): Buffer {
   return raw[0] === 2 ? Buffer.concat([Buffer.of(1), raw.subarray(65)]) : Buffer.from(raw);
+}
+
+/**
+ * Index `name`'s committed manifest in a closed store (its signature, if any, not checked), the raw value, and
+ * ways to put a replacement and to seal one (unsigned, version 1).
+ */
+export async function manifestOf(path: string, key: Uint8Array, name: string) {
+  const entry = await rawCatalogEntry(path, name);
+  const keys = deriveIndexKeys(openEnvelope(key, name, entry), entry.indexId);
+  const at = indexKey(entry.indexId, MANIFEST);
+  const db = await rawStore(path);
+  try {
+    const raw = (await db.get(at))!;
+    const manifest = openManifest(keys.manifest, entry.indexId, asUnsignedManifest(raw), name);
+    const put = async (value: Uint8Array) => {
+      const again = await rawStore(path);
+      await again.put(at, value);
+      await again.close();
+    };
+    return { manifest, raw, put, seal: (m: Manifest) => sealManifest(keys.manifest, entry.indexId, m) };
+  } finally {
+    await db.close();
+  }
 }
 
 export async function makeUnsigned(path: string, name: string, key: Uint8Array): Promise<void> {
