@@ -15,7 +15,7 @@ import { ClassicLevel } from 'classic-level';
 import { unpack } from '../src/storage/sealed.js';
 import { deriveIndexKeys, openEnvelope } from '../src/keys/envelope.js';
 import { indexKey, MANIFEST } from '../src/storage/layout.js';
-import { openManifest } from '../src/storage/manifest.js';
+import { openManifest, type SnapshotRef } from '../src/storage/manifest.js';
 import { rawCatalogEntry, rawStore } from './support/helpers.js';
 import { asUnsignedManifest } from './support/unsigned.js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,8 +55,14 @@ const DISTANCE_TOLERANCE: Record<StoragePrecision, number> = { float32: 1e-4, fl
  * data-key rotation stopped mid-copy (the formats of those, frozen).
  * golden-v5: snapshot references may say `reachable`. golden-v6: they carry
  * the chunk GMACs the root and writers check on open (`chunkMacs`).
+ * golden-v7: a cosine float32 index's says its vectors are unit length
+ * (`unitVectors`: opened with the inner-product kernel).
  */
-function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: number; head: number; signed: boolean; chunkMacs?: boolean }): void {
+function goldenSuite(
+  fixture: string,
+  writtenBy: RegExp,
+  formats: { record: number; head: number; signed: boolean; chunkMacs?: boolean; unitVectors?: boolean },
+): void {
   const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', fixture);
 
   const expected = JSON.parse(readFileSync(join(FIXTURE, 'expected.json'), 'utf8')) as {
@@ -213,21 +219,36 @@ function goldenSuite(fixture: string, writtenBy: RegExp, formats: { record: numb
       expect([...headVersions]).toEqual([formats.head]);
     });
 
-    it.runIf(formats.signed)(`its snapshot references ${formats.chunkMacs ? 'carry' : 'carry no'} chunk GMACs (SnapshotRef.chunkMacs)`, async () => {
+    /** Each snapshotted index's committed manifest, read raw (its signature not checked here). */
+    async function snapshotRefs() {
       const dir = copyStore();
-      const withMacs = new Set<boolean>();
+      const refs: { index: ExpectedIndex; ref: SnapshotRef | null }[] = [];
       for (const e of expected.indexes.filter((i) => i.loaded.snapshotGeneration > 0)) {
         const entry = await rawCatalogEntry(dir, e.name);
         const { manifest: manifestKey } = deriveIndexKeys(openEnvelope(keys.get(e.name)!, e.name, entry), entry.indexId, entry.format);
         const db = await rawStore(dir);
         try {
           const value = (await db.get(indexKey(entry.indexId, MANIFEST)))!;
-          withMacs.add(openManifest(manifestKey, entry.indexId, asUnsignedManifest(value), e.name).snapshot?.chunkMacs !== undefined);
+          refs.push({ index: e, ref: openManifest(manifestKey, entry.indexId, asUnsignedManifest(value), e.name).snapshot });
         } finally {
           await db.close();
         }
       }
+      return refs;
+    }
+
+    it.runIf(formats.signed)(`its snapshot references ${formats.chunkMacs ? 'carry' : 'carry no'} chunk GMACs (SnapshotRef.chunkMacs)`, async () => {
+      const withMacs = new Set((await snapshotRefs()).map(({ ref }) => ref?.chunkMacs !== undefined));
       expect([...withMacs]).toEqual([formats.chunkMacs === true]);
+    });
+
+    it(`${formats.unitVectors ? 'only its cosine float32 snapshots say' : 'no snapshot says'} that their vectors are unit length (SnapshotRef.unitVectors)`, async () => {
+      const refs = await snapshotRefs();
+      const cosineF32 = (e: ExpectedIndex) => e.metric === 'cosine' && e.precision === 'float32';
+      if (formats.unitVectors) expect(refs.some(({ index }) => cosineF32(index))).toBe(true);
+      for (const { index, ref } of refs) {
+        expect(ref?.unitVectors, index.name).toBe(formats.unitVectors === true && cosineF32(index) ? true : undefined);
+      }
     });
 
     it('listIndexes names every index', async () => {
@@ -498,3 +519,4 @@ goldenSuite('golden-v3', /^3be32ea/, { record: 3, head: 2, signed: true });
 goldenSuite('golden-v4', /^ab819be/, { record: 3, head: 2, signed: true });
 goldenSuite('golden-v5', /^81c5893/, { record: 3, head: 2, signed: true });
 goldenSuite('golden-v6', /^d5b2c92/, { record: 3, head: 2, signed: true, chunkMacs: true });
+goldenSuite('golden-v7', /^f8c89b6/, { record: 3, head: 2, signed: true, chunkMacs: true, unitVectors: true });
