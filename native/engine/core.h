@@ -7,9 +7,9 @@
 
 #include "gate.h"
 #include "slot-pool.h"
+#include "unit-kernel.h"
 
 #include <atomic>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -42,9 +42,9 @@ struct Core {
     // At most how many of the key table's slots hold an entry, live or erased
     // (see reindex_keys below). Adds raise it; a rebuild or a growth resets it.
     std::atomic<std::size_t> populated_bound{0};
-    // Every stored vector is unit length and the inner-product kernel is in use
-    // (see unit_kernel below). Set when the index is made or loaded, before
-    // anything else sees it.
+    // Every stored vector is unit length and the unit-vector kernel is in use
+    // (unit-kernel.h, use_unit_kernel below). Set when the index is made or
+    // loaded, before anything else sees it.
     bool unit = false;
 
     explicit Core(Config const& c) : config(c), slots(c.slots) {}
@@ -55,51 +55,11 @@ struct Core {
 // shared state mutated (see native.ts).
 constexpr std::size_t pinned_expansion_search = 1;
 
-// Cosine over f32: vectors are scaled to unit length before they are added
-// or searched for. The cosine distance of unit vectors is 1 - their dot
-// product, which usearch's inner-product kernel computes with one dot product
-// instead of the cosine kernel's three and a square root (1.25-1.35x the
-// single-query QPS of raw usearch's `cos` on 100k x 96, docs/performance.md).
-// Scaling changes no cosine distance, so the cosine kernel stays right for
-// any mix of scaled and unscaled vectors (a snapshot written before this).
-bool normalizes(Config const& c) { return c.metric == metric_kind_t::cos_k && c.scalar == scalar_kind_t::f32_k; }
+bool normalizes(Config const& c) { return normalizes(c.metric, c.scalar); }
 
-// Scales each of `count` rows of `dims` floats to unit length (all-zero rows stay zero).
-void normalize_rows(float* rows, std::size_t count, std::size_t dims) {
-    for (std::size_t r = 0; r != count; ++r) {
-        float* row = rows + r * dims;
-        double squares = 0;
-        for (std::size_t i = 0; i != dims; ++i)
-            squares += static_cast<double>(row[i]) * row[i];
-        if (squares == 0 || squares == 1)
-            continue;
-        float scale = static_cast<float>(1 / std::sqrt(squares));
-        for (std::size_t i = 0; i != dims; ++i)
-            row[i] *= scale;
-    }
-}
-
-// usearch's metric records its kind (written into the serialized header) apart
-// from the kernel it calls; the kind is private. Reached with the same
-// explicit-instantiation idiom as reindex_keys_ below.
-template <typename Tag, typename Tag::type Member> struct expose_member {
-    friend typename Tag::type member_of(Tag) { return Member; }
-};
-struct metric_kind_tag {
-    using type = metric_kind_t metric_punned_t::*;
-    friend type member_of(metric_kind_tag);
-};
-template struct expose_member<metric_kind_tag, &metric_punned_t::metric_kind_>;
-
-// With `unit`: the inner-product kernel under the cosine kind, so the
-// serialized header still says cosine and any reader (an older vecvault
-// too) loads the same bytes as a cosine index of the same results.
+// With `unit`: the unit-vector kernel (unit-kernel.h), else usearch's own for the metric.
 metric_punned_t make_metric(Config const& c, bool unit = false) {
-    if (!unit)
-        return metric_punned_t::builtin(c.dimensions, c.metric, c.scalar);
-    metric_punned_t metric = metric_punned_t::builtin(c.dimensions, metric_kind_t::ip_k, c.scalar);
-    metric.*member_of(metric_kind_tag{}) = c.metric;
-    return metric;
+    return unit ? unit_metric(c.dimensions) : metric_punned_t::builtin(c.dimensions, c.metric, c.scalar);
 }
 
 // After a load (usearch takes the kernel from the header): the unit kernel
@@ -141,6 +101,9 @@ std::size_t grow_target(std::size_t needed) {
 // rebuilds the table from the nodes. It is reached through the standard
 // explicit-instantiation idiom (access checks do not apply to the template
 // arguments of an explicit instantiation), and run before the table can fill.
+template <typename Tag, typename Tag::type Member> struct expose_member {
+    friend typename Tag::type member_of(Tag) { return Member; }
+};
 struct reindex_keys_tag {
     using type = void (index_t::*)();
     friend type member_of(reindex_keys_tag);

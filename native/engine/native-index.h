@@ -112,7 +112,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         return Napi::Number::New(info.Env(), static_cast<double>(live(info.Env()).index.memory_usage()));
     }
     Napi::Value Isa(Napi::CallbackInfo const& info) {
-        return Napi::String::New(info.Env(), live(info.Env()).index.metric().isa_name());
+        Core& core = live(info.Env());
+        return Napi::String::New(info.Env(), core.unit ? unit_metric_isa() : core.index.metric().isa_name());
     }
 
     template <typename Worker, typename... Args> Napi::Value Start(Napi::Env env, Args&&... args) {
