@@ -89,6 +89,13 @@ describe('cosine float32 engines compare unit vectors by their dot product', () 
       expect(worstCosineError(one, rowOf(queries, q), data, keys)).toBeLessThan(2e-6);
     }
     expect(queries).toEqual(asked);
+    // Each stored vector is its own nearest, at distance 0: never below it (rounding can take a dot past 1).
+    const own = await engine.search(data.subarray(0, 200 * DIM), 1, { exact: true });
+    expect([...own.keys]).toEqual([...keys.subarray(0, 200)]);
+    for (const d of own.distances) {
+      expect(d).toBeGreaterThanOrEqual(0);
+      expect(d).toBeLessThan(1e-6);
+    }
     // Scaling a query changes nothing.
     const scaled = queries.map((v) => v * 1234.5);
     const again = await engine.search(scaled, 10, { exact: true });

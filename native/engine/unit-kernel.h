@@ -43,6 +43,14 @@ void normalize_rows(float* rows, std::size_t count, std::size_t dims) {
 
 using uptr_t = std::size_t;
 
+// 1 - dot, never below 0 (rounding can take the dot of a vector with itself
+// past 1), as usearch's cosine kernel clamps. A zero vector (which the API
+// refuses under cosine) is at distance 1 from everything, itself included.
+inline distance_punned_t distance_of(float dot) {
+    float distance = 1 - dot;
+    return distance > 0 ? distance : 0;
+}
+
 // Eight independent sums: no float reordering is needed for the compiler to
 // keep them in vector registers, and the additions do not wait on each other.
 distance_punned_t unit_cos_portable(uptr_t a, uptr_t b, uptr_t n) {
@@ -56,7 +64,7 @@ distance_punned_t unit_cos_portable(uptr_t a, uptr_t b, uptr_t n) {
     float dot = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     for (; i != n; ++i)
         dot += x[i] * y[i];
-    return 1 - dot;
+    return distance_of(dot);
 }
 
 #ifdef VECVAULT_UNIT_AVX2
@@ -81,7 +89,7 @@ __attribute__((target("avx2,fma"))) distance_punned_t unit_cos_avx2(uptr_t a, up
     float dot = _mm_cvtss_f32(h);
     for (; i != n; ++i)
         dot += x[i] * y[i];
-    return 1 - dot;
+    return distance_of(dot);
 }
 
 bool has_avx2() {
