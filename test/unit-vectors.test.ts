@@ -103,6 +103,47 @@ describe('cosine float32 engines compare unit vectors by their dot product', () 
     expect(worstCosineError(again, queries, data, keys)).toBeLessThan(2e-6);
   });
 
+  it('every dimension takes the same path to the right distance: the wide loop, the 8-wide one and the tail (37, 96, 100, 1536)', async () => {
+    for (const dim of [37, 96, 100, 1536]) {
+      const engine = track(nativeEngine.create({ ...OPTIONS, dimension: dim }));
+      const data = unscaled(300, dim, dim);
+      const keys = keysOf(300);
+      await engine.add(keys, data);
+      const queries = unscaled(10, dim, dim + 1);
+      const result = await engine.search(queries, 10, { exact: true });
+      let worst = 0;
+      for (let q = 0; q < 10; q++) {
+        for (let i = 0; i < result.counts[q]!; i++) {
+          const r = Number((result.keys[q * 10 + i]! - 3n) / 7919n);
+          worst = Math.max(worst, Math.abs(result.distances[q * 10 + i]! - cosineDistance(rowOf(queries, q, dim), rowOf(data, r, dim))));
+        }
+      }
+      expect(worst, `dimension ${dim}`).toBeLessThan(1e-5);
+    }
+  });
+
+  it('vectors of extreme length (components near the smallest subnormal or near the largest float32) are scaled right', async () => {
+    const engine = track(nativeEngine.create(OPTIONS));
+    const tiny = new Float32Array(DIM);
+    tiny[0] = 1e-40; // length ~1e-40: its scale, 1e40, does not fit a float32
+    const huge = new Float32Array(DIM).fill(3e38); // squares overflow float32
+    const plain = new Float32Array(DIM);
+    plain[1] = 1;
+    await engine.add(keysOf(3), new Float32Array([...tiny, ...huge, ...plain]));
+    const probe = new Float32Array(DIM);
+    probe[0] = 1e-41;
+    const result = await engine.search(new Float32Array([...probe, ...huge, ...plain]), 3, { exact: true });
+    const near = (q: number) => [...result.keys.subarray(q * 3, q * 3 + 3)].map((k, i) => [k, result.distances[q * 3 + i]!] as const);
+    const expected = (q: ArrayLike<number>) => [tiny, huge, plain].map((v) => cosineDistance(q, v));
+    for (const [q, query] of [probe, huge, plain].entries()) {
+      for (const [key, distance] of near(q)) {
+        expect(Number.isFinite(distance)).toBe(true);
+        expect(Math.abs(distance - expected(query)[Number((key - 3n) / 7919n)]!), `query ${q}`).toBeLessThan(2e-6);
+      }
+    }
+    expect(near(0)[0]).toEqual([keysOf(1)[0], 0]); // the tiny vector's own direction, at distance 0
+  });
+
   it('bytes with unscaled vectors (as an older vecvault or stock usearch wrote them) load with the cosine kernel and answer as before', async () => {
     const { default: usearch } = await import('usearch');
     const data = unscaled(3000, DIM, 3);

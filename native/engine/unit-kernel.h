@@ -26,7 +26,10 @@ bool normalizes(metric_kind_t metric, scalar_kind_t scalar) {
     return metric == metric_kind_t::cos_k && scalar == scalar_kind_t::f32_k;
 }
 
-// Scales each of `count` rows of `dims` floats to unit length (all-zero rows stay zero).
+// Scales each of `count` rows of `dims` floats to unit length (all-zero rows
+// stay zero). In float64 throughout: the scale of a float32 vector can be
+// beyond float32's range (a length below ~3e-39 needs a scale over 3.4e38,
+// one near FLT_MAX a subnormal scale), and the API takes any nonzero vector.
 void normalize_rows(float* rows, std::size_t count, std::size_t dims) {
     for (std::size_t r = 0; r != count; ++r) {
         float* row = rows + r * dims;
@@ -35,9 +38,9 @@ void normalize_rows(float* rows, std::size_t count, std::size_t dims) {
             squares += static_cast<double>(row[i]) * row[i];
         if (squares == 0 || squares == 1)
             continue;
-        float scale = static_cast<float>(1 / std::sqrt(squares));
+        double scale = 1 / std::sqrt(squares);
         for (std::size_t i = 0; i != dims; ++i)
-            row[i] *= scale;
+            row[i] = static_cast<float>(row[i] * scale);
     }
 }
 

@@ -111,8 +111,8 @@ export type ChunkSink = (chunk: Uint8Array, index: number, last: boolean) => Pro
 export interface LoadOptions {
   /**
    * Every vector in the bytes is unit length (what `unitVectors()` said when they were serialized): a cosine
-   * float32 engine then compares them with the inner-product kernel (1 - dot product), which gives the same
-   * distances as the cosine kernel for a third of the arithmetic. False or absent: the engine's own kernel.
+   * float32 engine then compares them by a float32 dot product (1 - dot), which gives the cosine distances
+   * (to float32 rounding: within ~1e-7, so near-duplicates may tie) for far less arithmetic. False or absent: the engine's own kernel.
    * Vouched for by the caller (a snapshot's authenticated manifest); wrong, it gives wrong distances, never
    * unsafe reads.
    */
