@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -19,6 +19,7 @@ import { nativeEngine, simdCapabilities, type NativeAnnEngine } from '../src/eng
 import type { EngineMetric, EngineOptions, EnginePrecision, SearchResult } from '../src/engine/types.js';
 import { exactTopK, randomFlat as randomVectors, recall as recallOf, seededRandom as rng } from './support/vectors.js';
 import { tsWorkerBoot } from './support/helpers.js';
+import { stockIndexBytes } from './support/stock-usearch.js';
 
 // ------------------------------------------------------------- helpers --
 
@@ -382,35 +383,17 @@ describe('native engine: serialization', () => {
   it("reads the stock usearch binding's saved file byte for byte and answers exactly as it does", async () => {
     // Same graph in both: proves the per-call ef emulation (ask usearch for
     // max(k, ef) with its own ef pinned) equals usearch's search at that ef.
-    const { default: usearch } = await import('usearch');
     const dim = 16;
     const data = randomVectors(4000, dim, 111);
     const keys = sequentialKeys(4000);
-    const stock = new usearch.Index({
-      dimensions: dim,
-      metric: usearch.MetricKind.L2sq,
-      quantization: usearch.ScalarKind.F32,
-      connectivity: 16,
-      expansion_add: 64,
-      expansion_search: 40,
-      multi: false,
-    });
-    stock.add(keys, data, 2);
-    const dir = mkdtempSync(join(tmpdir(), 'vecvault-stock-'));
-    try {
-      const file = join(dir, 'stock.usearch');
-      stock.save(file);
-      const bytes = readFileSync(file);
-      const engine = track(await nativeEngine.deserialize(bytes, options({ dimension: dim, expansionSearch: 40 })));
-      expect(Buffer.from(await engine.serialize()).equals(bytes)).toBe(true);
-      const queries = randomVectors(200, dim, 112);
-      const ours = await engine.search(queries, 10);
-      const theirs = stock.search(queries, 10, 1) as unknown as { keys: BigUint64Array; distances: Float32Array };
-      expect(ours.keys).toEqual(theirs.keys);
-      expect(ours.distances).toEqual(theirs.distances);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { stock, bytes } = await stockIndexBytes({ dimensions: dim, metric: 'l2sq', expansionSearch: 40, keys, vectors: data });
+    const engine = track(await nativeEngine.deserialize(bytes, options({ dimension: dim, expansionSearch: 40 })));
+    expect(Buffer.from(await engine.serialize()).equals(bytes)).toBe(true);
+    const queries = randomVectors(200, dim, 112);
+    const ours = await engine.search(queries, 10);
+    const theirs = stock.search(queries, 10, 1);
+    expect(ours.keys).toEqual(theirs.keys);
+    expect(ours.distances).toEqual(theirs.distances);
   });
 
   it('an empty engine round-trips', async () => {

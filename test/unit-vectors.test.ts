@@ -9,14 +9,12 @@
  * if they were unit length: distances then go wrong, so the flag is what
  * keeps old bytes right.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeEngine, type NativeAnnEngine } from '../src/engine/native.js';
 import type { EngineOptions, SearchResult } from '../src/engine/types.js';
 import { openFresh, reopen } from './support/fixtures.js';
 import { cosineDistance, seededRandom } from './support/vectors.js';
+import { stockIndexBytes } from './support/stock-usearch.js';
 import { makeUnsigned, manifestOf } from './support/unsigned.js';
 
 const DIM = 16;
@@ -37,13 +35,13 @@ const rowOf = (values: Float32Array, r: number, dim = DIM): Float32Array => valu
 const keysOf = (count: number): BigUint64Array => BigUint64Array.from({ length: count }, (_, i) => BigInt(i) * 7919n + 3n);
 
 /** Largest gap between each returned distance and the cosine distance (in double) of the caller's own vectors. */
-function worstCosineError(result: SearchResult, queries: Float32Array, data: Float32Array, keys: BigUint64Array): number {
+function worstCosineError(result: SearchResult, queries: Float32Array, data: Float32Array, keys: BigUint64Array, dim = DIM): number {
   const rowByKey = new Map([...keys].map((key, r) => [key, r]));
   let worst = 0;
-  for (let q = 0; q < queries.length / DIM; q++) {
+  for (let q = 0; q < queries.length / dim; q++) {
     for (let i = 0; i < result.counts[q]!; i++) {
       const r = rowByKey.get(result.keys[q * result.k + i]!)!;
-      worst = Math.max(worst, Math.abs(result.distances[q * result.k + i]! - cosineDistance(rowOf(queries, q), rowOf(data, r))));
+      worst = Math.max(worst, Math.abs(result.distances[q * result.k + i]! - cosineDistance(rowOf(queries, q, dim), rowOf(data, r, dim))));
     }
   }
   return worst;
@@ -111,14 +109,7 @@ describe('cosine float32 engines compare unit vectors by their dot product', () 
       await engine.add(keys, data);
       const queries = unscaled(10, dim, dim + 1);
       const result = await engine.search(queries, 10, { exact: true });
-      let worst = 0;
-      for (let q = 0; q < 10; q++) {
-        for (let i = 0; i < result.counts[q]!; i++) {
-          const r = Number((result.keys[q * 10 + i]! - 3n) / 7919n);
-          worst = Math.max(worst, Math.abs(result.distances[q * 10 + i]! - cosineDistance(rowOf(queries, q, dim), rowOf(data, r, dim))));
-        }
-      }
-      expect(worst, `dimension ${dim}`).toBeLessThan(1e-5);
+      expect(worstCosineError(result, queries, data, keys, dim), `dimension ${dim}`).toBeLessThan(1e-5);
     }
   });
 
@@ -145,48 +136,30 @@ describe('cosine float32 engines compare unit vectors by their dot product', () 
   });
 
   it('bytes with unscaled vectors (as an older vecvault or stock usearch wrote them) load with the cosine kernel and answer as before', async () => {
-    const { default: usearch } = await import('usearch');
     const data = unscaled(3000, DIM, 3);
     const keys = keysOf(3000);
-    const stock = new usearch.Index({
-      dimensions: DIM,
-      metric: usearch.MetricKind.Cos,
-      quantization: usearch.ScalarKind.F32,
-      connectivity: 16,
-      expansion_add: 64,
-      expansion_search: 64,
-      multi: false,
-    });
-    stock.add(keys, data, 2);
-    const dir = mkdtempSync(join(tmpdir(), 'vecvault-unit-'));
-    try {
-      const file = join(dir, 'stock.usearch');
-      stock.save(file);
-      const bytes = readFileSync(file);
-      const queries = unscaled(40, DIM, 4);
-      const theirs = stock.search(queries, 10, 1) as unknown as { keys: BigUint64Array; distances: Float32Array };
+    const { stock, bytes } = await stockIndexBytes({ dimensions: DIM, metric: 'cos', expansionSearch: 64, keys, vectors: data });
+    const queries = unscaled(40, DIM, 4);
+    const theirs = stock.search(queries, 10, 1);
 
-      const engine = track(await nativeEngine.deserialize(bytes, OPTIONS));
-      expect(engine.unitVectors()).toBe(false);
-      const ours = await engine.search(queries, 10);
-      expect(ours.keys).toEqual(theirs.keys);
-      expect(worstCosineError(ours, queries, data, keys)).toBeLessThan(2e-6);
-      // New vectors are scaled as they come, but the old ones are not: the cosine kernel stays.
-      const more = unscaled(10, DIM, 5);
-      await engine.add(keysOf(3010).subarray(3000), more);
-      expect(engine.unitVectors()).toBe(false);
-      const all = new Float32Array([...data, ...more]);
-      expect(worstCosineError(await engine.search(queries, 10, { exact: true }), queries, all, keysOf(3010))).toBeLessThan(2e-6);
+    const engine = track(await nativeEngine.deserialize(bytes, OPTIONS));
+    expect(engine.unitVectors()).toBe(false);
+    const ours = await engine.search(queries, 10);
+    expect(ours.keys).toEqual(theirs.keys);
+    expect(worstCosineError(ours, queries, data, keys)).toBeLessThan(2e-6);
+    // New vectors are scaled as they come, but the old ones are not: the cosine kernel stays.
+    const more = unscaled(10, DIM, 5);
+    await engine.add(keysOf(3010).subarray(3000), more);
+    expect(engine.unitVectors()).toBe(false);
+    const all = new Float32Array([...data, ...more]);
+    expect(worstCosineError(await engine.search(queries, 10, { exact: true }), queries, all, keysOf(3010))).toBeLessThan(2e-6);
 
-      // Negative control: the same bytes vouched for as unit length. The dot product of unscaled vectors is not
-      // their cosine: the distances go wrong (a snapshot must never claim this for bytes it did not scale).
-      const vouched = track(await nativeEngine.deserialize(bytes, OPTIONS, { unitVectors: true }));
-      expect(vouched.unitVectors()).toBe(true);
-      const wrong = await vouched.search(queries, 10, { exact: true });
-      expect(worstCosineError(wrong, queries, data, keys)).toBeGreaterThan(0.05);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // Negative control: the same bytes vouched for as unit length. The dot product of unscaled vectors is not
+    // their cosine: the distances go wrong (a snapshot must never claim this for bytes it did not scale).
+    const vouched = track(await nativeEngine.deserialize(bytes, OPTIONS, { unitVectors: true }));
+    expect(vouched.unitVectors()).toBe(true);
+    const wrong = await vouched.search(queries, 10, { exact: true });
+    expect(worstCosineError(wrong, queries, data, keys)).toBeGreaterThan(0.05);
   });
 });
 

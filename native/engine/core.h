@@ -66,8 +66,11 @@ metric_punned_t make_metric(Config const& c, bool unit = false) {
 // when the caller vouches that every stored vector is unit length (the
 // snapshot's authenticated `unitVectors`), else the index's own.
 bool use_unit_kernel(Core& core, bool unit) {
-    core.unit = unit && normalizes(core.config);
-    return !core.unit || core.index.try_change_metric(make_metric(core.config, true));
+    core.unit = false; // the loaded header's kernel, until the unit one is in
+    if (!unit || !normalizes(core.config))
+        return true;
+    core.unit = core.index.try_change_metric(make_metric(core.config, true));
+    return core.unit;
 }
 
 std::string make_index(Core& core) {

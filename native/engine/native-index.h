@@ -248,7 +248,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     Napi::Value Load(Napi::CallbackInfo const& info) {
         return Start<LoadWorker>(info.Env(), info[0], info[1].ToBoolean().Value());
     }
-    // unitVectors() → whether every stored vector is unit length and the inner-product kernel is in use (core.h)
+    // unitVectors() → whether every stored vector is unit length and the unit-vector kernel is in use (unit-kernel.h)
     Napi::Value UnitVectors(Napi::CallbackInfo const& info) {
         return Napi::Boolean::New(info.Env(), live(info.Env()).unit);
     }

@@ -151,7 +151,7 @@ class SearchWorker : public PromiseWorker {
         ResultBlock out = ResultBlock::at(block_.get(), req_.count, req_.k);
         std::size_t dims = core_->config.dimensions;
         if (normalizes(core_->config))
-            normalize_rows(req_.queries.data(), req_.count, dims); // our own copy (core.h)
+            normalize_rows(req_.queries.data(), req_.count, dims); // our own copy (unit-kernel.h)
         SlotHold slot(core_->slots);
         for (std::size_t q = 0; q != req_.count; ++q) {
             ReadHold hold(core_->gate); // per query: pending inserts get in between queries

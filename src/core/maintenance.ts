@@ -7,7 +7,8 @@
 import type { Progress } from '../api/types.js';
 import type { SnapshotTable } from '../storage/snapshot.js';
 import { encodeTableParts } from '../storage/snapshot.js';
-import { nextManifest, type Manifest } from '../storage/manifest.js';
+import { nextManifest, type Manifest, type SnapshotRef } from '../storage/manifest.js';
+import type { AnnEngine } from '../engine/types.js';
 import { catchUp } from './follow.js';
 import { repairGraph, type GraphCheckSummary } from './graph-repair.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
@@ -133,10 +134,9 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
     // inside the write queue), so they are not held through the graph's stream, and are garbage once encoded.
     async () => encodeTableParts(await snapshotTable(state, next)),
   );
-  next.snapshot = { ...written, counter: next.counter };
+  next.snapshot = snapshotRef(written, next.counter, engine);
   // The graph just serialized reaches every live record: an open that replays nothing need not walk it again.
   if (check !== null && check.remaining === 0) next.snapshot.reachable = true;
-  if (engine.unitVectors?.() === true) next.snapshot.unitVectors = true; // the open may use the inner-product kernel
   await state.store.commitSnapshot(next, previous, () => {
     state.manifest = next;
   });
@@ -154,6 +154,14 @@ export async function writeSnapshot(state: IndexState): Promise<void> {
 function snapshotIsCurrent(state: IndexState): boolean {
   const current = state.manifest.snapshot;
   return state.changedSinceSnapshot === 0 && current !== null && current.writeId !== undefined && current.counter === state.manifest.counter;
+}
+
+/**
+ * The manifest's reference to a snapshot the store just wrote from `engine`: with `unitVectors` when the engine
+ * held only unit vectors, so the open may use the unit-vector kernel (docs/architecture.md).
+ */
+export function snapshotRef(written: Omit<SnapshotRef, 'counter'>, counter: number, engine: AnnEngine): SnapshotRef {
+  return engine.unitVectors?.() === true ? { ...written, counter, unitVectors: true } : { ...written, counter };
 }
 
 /** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */

@@ -113,7 +113,7 @@ async function restoreSnapshot(state: IndexState): Promise<void> {
     bound: graph.bound,
     release: true,
     keyDigest,
-    unitVectors: ref.unitVectors === true, // the writer's engine held only unit vectors: the inner-product kernel
+    unitVectors: ref.unitVectors === true, // the writer's engine held only unit vectors: the unit-vector kernel
   });
   loading.then(graphStarted, graphStarted); // a stream that failed before its first chunk
   loading.catch(() => undefined); // awaited below

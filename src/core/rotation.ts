@@ -31,7 +31,7 @@ import { encodeTableParts } from '../storage/snapshot.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { xorInto } from './digest.js';
 import type { IndexState, RootKeys } from './index-state.js';
-import { snapshotTable } from './maintenance.js';
+import { snapshotRef, snapshotTable } from './maintenance.js';
 
 /** Records re-sealed per batch: one LevelDB batch and a yield to the event loop each. */
 const COPY_BATCH = 512;
@@ -172,8 +172,7 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
         (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
         () => encodeTableParts(table),
       );
-      next.snapshot = { ...written, counter: next.counter };
-      if (engine.unitVectors?.() === true) next.snapshot.unitVectors = true; // as writeSnapshot (maintenance.ts)
+      next.snapshot = snapshotRef(written, next.counter, engine);
     }
     const newTarget = target;
     await state.queue.committing(() =>

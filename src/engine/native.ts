@@ -109,8 +109,8 @@ interface NativeIndexHandle {
   loadStream(bound: number, onConsumed: (count: number) => void, detach: boolean, digestKey: Uint8Array | undefined, unitVectors: boolean): LoadStreamControl;
   /**
    * A cosine float32 index scales every vector it adds or searches for to unit length; true while every stored
-   * vector is (made or compacted since, or loaded from bytes said to be), so it compares them with the
-   * inner-product kernel (native/engine/core.h).
+   * vector is (made or compacted since, or loaded from bytes said to be), so it compares them by their dot
+   * product (native/engine/unit-kernel.h).
    */
   unitVectors(): boolean;
   /** Lists live nodes a base-layer walk from the entry point misses and, with `repair`, relinks them (native/engine/reachability.h). */

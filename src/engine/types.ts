@@ -80,7 +80,7 @@ export interface AnnEngine {
   /**
    * Whether every stored vector is unit length (a cosine float32 engine scales what it adds; one loaded from
    * older bytes is not until it is rebuilt). Recorded with a snapshot (`LoadOptions.unitVectors`), so the
-   * engine that loads it may compare vectors with the inner product. Optional: absent means false.
+   * engine that loads it may compare vectors by their dot product. Optional: absent means false.
    */
   unitVectors?(): boolean;
   /** Frees native memory; waits for work in flight. Further calls reject. */
@@ -111,10 +111,10 @@ export type ChunkSink = (chunk: Uint8Array, index: number, last: boolean) => Pro
 export interface LoadOptions {
   /**
    * Every vector in the bytes is unit length (what `unitVectors()` said when they were serialized): a cosine
-   * float32 engine then compares them by a float32 dot product (1 - dot), which gives the cosine distances
-   * (to float32 rounding: within ~1e-7, so near-duplicates may tie) for far less arithmetic. False or absent: the engine's own kernel.
-   * Vouched for by the caller (a snapshot's authenticated manifest); wrong, it gives wrong distances, never
-   * unsafe reads.
+   * float32 engine then compares them by a float32 dot product (1 - dot), which gives the cosine distances (to
+   * float32 rounding: within ~1e-7, so near-duplicates may tie) for far less arithmetic. False or absent: the
+   * engine's own kernel. Vouched for by the caller (a snapshot's authenticated manifest); wrong, it gives wrong
+   * distances, never unsafe reads.
    */
   unitVectors?: boolean;
 }

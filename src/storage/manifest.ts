@@ -120,7 +120,7 @@ export interface SnapshotRef {
   reachable?: boolean;
   /**
    * True when every vector in the graph is unit length (a cosine float32 engine scales what it adds;
-   * `AnnEngine.unitVectors`): the open compares them with the inner-product kernel. Added after 0.1.0;
+   * `AnnEngine.unitVectors`): the open compares them by their dot product. Added after 0.1.0;
    * absent (older writers, a graph loaded from older bytes and not rebuilt since) means the cosine kernel.
    * Authenticated like `reachable`: set falsely by a key holder, it gives wrong distances, never unsafe reads.
    */
