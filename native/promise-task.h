@@ -8,20 +8,19 @@
 
 namespace vecvault {
 
-class PromiseTask : public Napi::AsyncWorker {
+// A libuv pool task whose completion calls Settle on the JS thread.
+// Replaces node-addon-api's completion: when a worker thread's environment is
+// torn down with this task in flight, every N-API call fails, and its default
+// path rethrows inside a catch handler, which terminates the whole process.
+// Nobody awaits the result then; drop it.
+class SettlingTask : public Napi::AsyncWorker {
   public:
-    PromiseTask(Napi::Env env, char const* name)
-        : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
-    Napi::Promise Promise() { return deferred_.Promise(); }
+    SettlingTask(Napi::Env env, char const* name) : Napi::AsyncWorker(env, name) {}
 
   protected:
-    // Resolves or rejects `deferred_`; runs on the JS thread after Execute().
+    // Runs on the JS thread after Execute(), unless the environment is going away.
     virtual void Settle(Napi::Env env) = 0;
 
-    // Replaces node-addon-api's completion: when a worker thread's
-    // environment is torn down with this task in flight, every N-API call
-    // fails, and its default path rethrows inside a catch handler, which
-    // terminates the whole process. Nobody awaits the promise then; drop it.
     void OnWorkComplete(Napi::Env env, napi_status status) final {
         if (status != napi_cancelled) {
             try {
@@ -32,6 +31,18 @@ class PromiseTask : public Napi::AsyncWorker {
         }
         Destroy();
     }
+};
+
+// A SettlingTask bound to a Promise of its own.
+class PromiseTask : public SettlingTask {
+  public:
+    PromiseTask(Napi::Env env, char const* name)
+        : SettlingTask(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+    Napi::Promise Promise() { return deferred_.Promise(); }
+
+  protected:
+    // Resolves or rejects `deferred_`.
+    void Settle(Napi::Env env) override = 0;
 
     Napi::Promise::Deferred deferred_;
 };

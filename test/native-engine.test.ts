@@ -145,6 +145,35 @@ describe('native engine: answers', () => {
     });
   }
 
+  // A batch runs on the pool as lanes that claim queries a few at a time (search.h SearchBatch), in
+  // several calls when large; a single query runs on the calling thread. The graph walk is the same
+  // function of the same bytes, so every row must equal its query asked alone, exactly.
+  it('a batch answers row for row as its queries asked one at a time, and reads the caller’s arrays only during the call', async () => {
+    const dim = 16;
+    const { engine, keys } = await built(3000, { metric: 'cos', dimension: dim }, 11);
+    const allowedKeys = keys.filter((_, i) => i % 3 !== 0);
+    const allowedSet = new Set(allowedKeys);
+    for (const count of [7, 100, 1300]) {
+      const queries = randomVectors(count, dim, 1000 + count, true);
+      const asked = queries.slice();
+      const pending = engine.search(queries, 10, { expansionSearch: 24 });
+      const allowedArg = allowedKeys.slice();
+      const pendingFiltered = engine.search(queries, 10, { expansionSearch: 24, allowedKeys: allowedArg });
+      queries.fill(Number.NaN); // after the call returned: what the batch searches was taken before
+      allowedArg.fill(0n);
+      const [batch, filtered] = await Promise.all([pending, pendingFiltered]);
+      for (let q = 0; q < count; q++) {
+        const query = asked.subarray(q * dim, (q + 1) * dim);
+        const alone = await engine.search(query, 10, { expansionSearch: 24 });
+        expect(row(batch, q)).toEqual(row(alone, 0));
+        expect(batch.counts[q]).toBe(10);
+        const aloneFiltered = await engine.search(query, 10, { expansionSearch: 24, allowedKeys });
+        expect(row(filtered, q)).toEqual(row(aloneFiltered, 0));
+        expect(row(filtered, q).every((hit) => allowedSet.has(hit.key))).toBe(true);
+      }
+    }
+  });
+
   it('returns fewer than k hits when the index is small, and empty rows for an empty index', async () => {
     const { engine } = await built(3);
     const result = await engine.search(randomVectors(2, 16, 5), 10);

@@ -146,9 +146,18 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     Napi::Value Reserve(Napi::CallbackInfo const& info) {
         return Start<ReserveWorker>(info.Env(), as_size(info[0]));
     }
-    // search(queries, k, expansion, allowedKeys | null, exact) → Promise<ArrayBuffer> (a ResultBlock)
+    // search(queries, k, expansion, allowedKeys | null, exact, lanes) → Promise<ArrayBuffer> (a ResultBlock),
+    // on `lanes` pool threads (search.h SearchBatch). The queries and keys are copied here.
     Napi::Value Search(Napi::CallbackInfo const& info) {
-        return Start<SearchWorker>(info.Env(), search_request(info));
+        Napi::Env env = info.Env();
+        live(env);
+        SearchRequest req = search_request(info);
+        std::size_t lanes = std::max<std::size_t>(1, std::min(info[5].IsNumber() ? as_size(info[5]) : 1, req.count));
+        auto batch = std::make_shared<SearchBatch>(env, std::move(req), lanes);
+        Napi::Promise promise = batch->deferred.Promise();
+        for (std::size_t i = 0; i != lanes; ++i)
+            (new SearchLane(env, core_, batch))->Queue();
+        return promise;
     }
 
     // searchSync(queries, k, expansion[, exact]) → ArrayBuffer (a ResultBlock)

@@ -26,6 +26,16 @@ char const* failure_code(Failure f) {
     }
 }
 
+// The rejection for a failed task: an Error whose `code` native.ts maps
+// onto a vecvault error class, and `path` for an invalid argument.
+Napi::Value coded_error(Napi::Env env, Failure kind, std::string const& message, char const* path = nullptr) {
+    Napi::Error e = Napi::Error::New(env, message);
+    e.Set("code", Napi::String::New(env, failure_code(kind)));
+    if (path)
+        e.Set("path", Napi::String::New(env, path));
+    return e.Value();
+}
+
 // An AsyncWorker bound to a Promise, whose rejection carries a `code`
 // (CLOSED / INVALID / NATIVE) for native.ts to map onto vecvault errors.
 class PromiseWorker : public vecvault::PromiseTask {
@@ -53,11 +63,7 @@ class PromiseWorker : public vecvault::PromiseTask {
     void Settle(Napi::Env env) final {
         if (failure_ == Failure::none)
             return deferred_.Resolve(Result(env));
-        Napi::Error e = Napi::Error::New(env, message_);
-        e.Set("code", Napi::String::New(env, failure_code(failure_)));
-        if (path_)
-            e.Set("path", Napi::String::New(env, path_));
-        deferred_.Reject(e.Value());
+        deferred_.Reject(coded_error(env, failure_, message_, path_));
     }
 
     std::shared_ptr<Core> core_;

@@ -1,14 +1,16 @@
 // Searching: the result block handed to JS as one ArrayBuffer, search_one
-// (graph, filtered or exact; shared by the pool task and the calling-thread
-// searchSync in native-index.h) and the pool task itself.
+// (graph, filtered or exact; shared by the pool lanes and the calling-thread
+// searchSync in native-index.h) and a search call's lanes on the pool.
 #pragma once
 
 #include "promise-worker.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -131,47 +133,109 @@ std::string search_one(Core& core, SearchParams const& p, float const* query, st
     return {};
 }
 
-// A search request on a pool thread: results go to a block of its own,
-// handed to JS without a copy when the promise settles.
-class SearchWorker : public PromiseWorker {
+// One search call on the pool: the queries (its own copy), the result block,
+// and the next rows to claim. Its lanes (one pool task each) claim a few rows
+// at a time until none are left, so the call costs one hand-off per lane, not
+// one per chunk, and a descheduled thread delays it by one claim at most.
+// The last lane to settle settles the call's promise.
+struct SearchBatch {
+    SearchBatch(Napi::Env env, SearchRequest request, std::size_t lane_count)
+        : req(std::move(request)), lanes_left(lane_count), deferred(Napi::Promise::Deferred::New(env)),
+          bytes(ResultBlock::bytes(req.count, req.k)), block(new std::uint8_t[bytes ? bytes : 1]()) {
+        // ~8 claims per lane: balance without contention on `next`.
+        claim = std::max<std::size_t>(1, (req.count + lane_count * 8 - 1) / (lane_count * 8));
+    }
+
+    // Pool threads.
+    void fail(Failure kind, std::string why) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (failure == Failure::none) {
+            failure = kind;
+            message = std::move(why);
+        }
+        failed.store(true, std::memory_order_relaxed);
+    }
+
+    // JS thread, once per lane.
+    void lane_done(Napi::Env env) {
+        if (--lanes_left != 0)
+            return;
+        if (failure != Failure::none)
+            return deferred.Reject(coded_error(env, failure, message));
+        auto* owned = block.release();
+        deferred.Resolve(Napi::ArrayBuffer::New(
+            env, owned, bytes, [](Napi::Env, void* data) { delete[] static_cast<std::uint8_t*>(data); }));
+    }
+
+    SearchRequest req;
+    std::size_t claim = 1;
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
+    std::once_flag prepared; // the allowed keys sorted, by whichever lane starts first
+    std::mutex mutex;        // guards failure and message
+    Failure failure = Failure::none;
+    std::string message;
+    std::size_t lanes_left; // JS thread only
+    Napi::Promise::Deferred deferred;
+    std::size_t bytes;
+    std::unique_ptr<std::uint8_t[]> block;
+};
+
+// One lane of a SearchBatch on a pool thread.
+class SearchLane : public vecvault::SettlingTask {
   public:
-    SearchWorker(Napi::Env env, std::shared_ptr<Core> core, SearchRequest request)
-        : PromiseWorker(env, std::move(core)), req_(std::move(request)),
-          bytes_(ResultBlock::bytes(req_.count, req_.k)), block_(new std::uint8_t[bytes_ ? bytes_ : 1]()) {}
+    SearchLane(Napi::Env env, std::shared_ptr<Core> core, std::shared_ptr<SearchBatch> batch)
+        : SettlingTask(env, "vecvault:native"), core_(std::move(core)), batch_(std::move(batch)) {}
 
   private:
-    void Run() override {
-        if (req_.filtered) {
-            // Callers that reuse an allowed set pass it sorted: skip the O(n log n) per query.
-            if (!std::is_sorted(req_.allowed.begin(), req_.allowed.end()))
-                std::sort(req_.allowed.begin(), req_.allowed.end());
-            req_.allowed.erase(std::unique(req_.allowed.begin(), req_.allowed.end()), req_.allowed.end());
+    void Execute() override {
+        try {
+            Run();
+        } catch (std::exception const& e) {
+            batch_->fail(Failure::native, e.what());
+        } catch (...) {
+            batch_->fail(Failure::native, "unknown native failure");
         }
-        SearchParams params{req_.k, req_.expansion, req_.exact, req_.filtered, &req_.allowed};
-        ResultBlock out = ResultBlock::at(block_.get(), req_.count, req_.k);
+    }
+    void Run() {
+        SearchBatch& b = *batch_;
+        SearchRequest& req = b.req;
+        if (req.filtered) {
+            std::call_once(b.prepared, [&req] {
+                // Callers that reuse an allowed set pass it sorted: skip the O(n log n) then.
+                if (!std::is_sorted(req.allowed.begin(), req.allowed.end()))
+                    std::sort(req.allowed.begin(), req.allowed.end());
+                req.allowed.erase(std::unique(req.allowed.begin(), req.allowed.end()), req.allowed.end());
+            });
+        }
+        SearchParams params{req.k, req.expansion, req.exact, req.filtered, &req.allowed};
+        ResultBlock out = ResultBlock::at(b.block.get(), req.count, req.k);
         std::size_t dims = core_->config.dimensions;
-        if (normalizes(core_->config))
-            normalize_rows(req_.queries.data(), req_.count, dims); // our own copy (unit-kernel.h)
+        bool scaled = normalizes(core_->config);
         SlotHold slot(core_->slots);
-        for (std::size_t q = 0; q != req_.count; ++q) {
-            ReadHold hold(core_->gate); // per query: pending inserts get in between queries
-            if (core_->closed)
-                return Fail(Failure::closed, "closed");
-            std::string error = search_one(*core_, params, req_.queries.data() + q * dims, slot.slot,
-                                           out.keys + q * req_.k, out.distances + q * req_.k, out.counts[q]);
-            if (!error.empty())
-                return Fail(Failure::native, error);
+        while (!b.failed.load(std::memory_order_relaxed)) {
+            std::size_t from = b.next.fetch_add(b.claim, std::memory_order_relaxed);
+            if (from >= req.count)
+                return;
+            std::size_t to = std::min(req.count, from + b.claim);
+            float* rows = req.queries.data() + from * dims;
+            if (scaled)
+                normalize_rows(rows, to - from, dims); // rows this lane claimed, in the batch's own copy (unit-kernel.h)
+            for (std::size_t q = from; q != to; ++q) {
+                ReadHold hold(core_->gate); // per query: pending inserts get in between queries
+                if (core_->closed)
+                    return b.fail(Failure::closed, "closed");
+                std::string error = search_one(*core_, params, req.queries.data() + q * dims, slot.slot,
+                                               out.keys + q * req.k, out.distances + q * req.k, out.counts[q]);
+                if (!error.empty())
+                    return b.fail(Failure::native, error);
+            }
         }
     }
-    Napi::Value Result(Napi::Env env) override {
-        auto* owned = block_.release();
-        return Napi::ArrayBuffer::New(
-            env, owned, bytes_, [](Napi::Env, void* data) { delete[] static_cast<std::uint8_t*>(data); });
-    }
+    void Settle(Napi::Env env) override { batch_->lane_done(env); }
 
-    SearchRequest req_;
-    std::size_t bytes_;
-    std::unique_ptr<std::uint8_t[]> block_;
+    std::shared_ptr<Core> core_;
+    std::shared_ptr<SearchBatch> batch_;
 };
 
 } // namespace

@@ -92,8 +92,11 @@ interface NativeIndexHandle {
   addChunk(keys: BigUint64Array, vectors: Float32Array): Promise<void>;
   remove(keys: BigUint64Array): Promise<number>;
   reserve(members: number): Promise<void>;
-  /** Resolves to a result block (see `resultViews`). */
-  search(queries: Float32Array, k: number, expansion: number, allowedKeys: BigUint64Array | null, exact: boolean): Promise<ArrayBuffer>;
+  /**
+   * Resolves to a result block (see `resultViews`). Runs on `lanes` pool threads (default 1) that
+   * claim a few queries at a time; the queries and keys are copied before it returns.
+   */
+  search(queries: Float32Array, k: number, expansion: number, allowedKeys: BigUint64Array | null, exact: boolean, lanes?: number): Promise<ArrayBuffer>;
   /**
    * A plain graph search (no filter, not exact) on the calling thread, for one
    * small query: cheaper than a pool round trip. Null when it could not start
@@ -429,19 +432,22 @@ const SYNC_MAX_EF = 1024;
 /** An exact single query runs on the calling thread while the index holds at most this many numbers (size × dimension). */
 const SYNC_EXACT_MAX_VALUES = 1 << 21;
 
-/** Most queries per search task: a big batch must not hold a pool thread for long (~50 ms at 200 µs a query). */
-const SEARCH_CHUNK_QUERIES = 256;
 /**
- * A batch is cut into about this many tasks per lane, each lane taking the
- * next when its last ends: on a shared machine one pool thread is often
- * descheduled, and with one half of the batch per lane the call waited for
- * it. At 100k × 96, batches of 100 at load 8–11 (ef 96 / 64): 1.5× / 2.8×
- * the QPS of the even split in two that this replaced, measured side by side
- * in one process; the scale bench's batched QPS is the figure to watch.
+ * Most queries per search call: the call's lanes hold pool threads until it is
+ * answered (~50 ms per lane at 200 µs a query), so bigger batches are searched
+ * in several calls, one after another.
  */
-const TASKS_PER_LANE = 4;
-/** Fewer queries than this per task cost more in hand-offs (~30 µs each) than they balance. */
-const MIN_CHUNK_QUERIES = 4;
+const SEARCH_CALL_QUERIES_PER_LANE = 256;
+/**
+ * Fewer queries than this per lane cost more in a hand-off (queuing a lane
+ * took the calling thread ~100 µs on the 2-core VMs here) than a second
+ * thread saves. Within a call the lanes claim a few queries at a time
+ * in the addon (search.h `SearchBatch`): one hand-off per lane, and a
+ * descheduled pool thread holds back one claim, not half the batch
+ * (measured against the four round trips through JS per lane it replaced:
+ * docs/performance.md, eleventh round).
+ */
+const MIN_LANE_QUERIES = 4;
 
 /** Rows per add chunk: ~128 KiB of float32 per task, so no task holds a pool thread for long. */
 function chunkRows(dimension: number): number {
@@ -804,16 +810,17 @@ class NativeEngine implements NativeAnnEngine {
     return block && resultViews(block, 1, k);
   }
 
-  /** A batch runs as chunks of queries on up to `parallelism` pool threads, assembled row-major. */
+  /** A batch runs on up to `parallelism` pool threads; a big one as several calls, assembled row-major. */
   async #searchAll(queries: Float32Array, k: number, ef: number, allowed: BigUint64Array | null, exact: boolean): Promise<SearchResult> {
     const { dimension } = this.options;
     const total = queries.length / dimension;
-    const chunkSize = Math.min(SEARCH_CHUNK_QUERIES, Math.max(MIN_CHUNK_QUERIES, Math.ceil(total / (this.parallelism * TASKS_PER_LANE))));
-    if (total <= chunkSize) {
-      // One task (the common single query): hand back the addon's arrays as they are.
-      return resultViews(await this.#handle.search(queries, k, ef, allowed, exact), total, k);
+    const lanes = Math.max(1, Math.min(this.parallelism, Math.floor(total / MIN_LANE_QUERIES)));
+    const perCall = lanes * SEARCH_CALL_QUERIES_PER_LANE;
+    if (total <= perCall) {
+      // One call (a single query too): the addon copies the arrays before it returns.
+      return resultViews(await this.#handle.search(queries, k, ef, allowed, exact, lanes), total, k);
     }
-    // Later chunks start after this call returns: snapshot the caller's arrays now.
+    // Later calls start after this one returns: snapshot the caller's arrays now.
     queries = queries.slice();
     allowed = allowed?.slice() ?? null;
     const result: SearchResult = {
@@ -822,29 +829,14 @@ class NativeEngine implements NativeAnnEngine {
       counts: new Uint32Array(total),
       k,
     };
-    let next = 0;
-    let failed = false;
-    const lane = async (): Promise<void> => {
-      while (!failed && next < total) {
-        const start = next;
-        const end = Math.min(total, start + chunkSize);
-        next = end;
-        const chunk = queries.subarray(start * dimension, end * dimension);
-        const block = await this.#handle.search(chunk, k, ef, allowed, exact).catch((error) => {
-          failed = true;
-          throw error;
-        });
-        const { keys, distances, counts } = resultViews(block, end - start, k);
-        result.keys.set(keys, start * k);
-        result.distances.set(distances, start * k);
-        result.counts.set(counts, start);
-      }
-    };
-    const lanes = Math.min(this.parallelism, Math.ceil(total / chunkSize));
-    // Settle every lane before reporting, so close() never frees memory under a running task.
-    const settled = await Promise.allSettled(Array.from({ length: lanes }, lane));
-    const rejected = settled.find((lane): lane is PromiseRejectedResult => lane.status === 'rejected');
-    if (rejected) throw rejected.reason;
+    for (let start = 0; start < total; start += perCall) {
+      const end = Math.min(total, start + perCall);
+      const block = await this.#handle.search(queries.subarray(start * dimension, end * dimension), k, ef, allowed, exact, lanes);
+      const { keys, distances, counts } = resultViews(block, end - start, k);
+      result.keys.set(keys, start * k);
+      result.distances.set(distances, start * k);
+      result.counts.set(counts, start);
+    }
     return result;
   }
 
