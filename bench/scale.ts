@@ -23,7 +23,6 @@
 import { readFileSync, rmSync, statSync, writeFileSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { machineInfo, projectRoot } from './lib/machine.js';
 import { rawScaleIndex, SCALE_CONFIG, SCALE_DIM } from './lib/scale-index.js';
 import { duBytes, medianOf, sleep, timedPass, withLoopDelay, type LoopDelay } from './lib/measure.js';
@@ -110,8 +109,6 @@ export interface PhaseResult {
   /** vv-compact: compact() after deleting every 20th record (a rebuild of the graph from the live records). */
   compactMs?: number;
   compactStall?: LoopDelay;
-  /** vv-compact: each timer gap over 50 ms (when it began after compact() started, its length, GC pauses inside it). */
-  compactGaps?: { atMs: number; ms: number; gcMs: number }[];
   peakCompactMiB?: number;
   anonPeakCompactMiB?: number;
   query?: QueryFigures;
@@ -327,34 +324,6 @@ function queryRows(qf: QueryFigures): string[] {
 }
 
 /** `op`'s wall time (ms) and the event-loop delay while it ran. */
-/** A 2 ms timer's gaps over 50 ms, when each began and the V8 GC pauses inside it: says where a compaction stall fell. */
-function watchGaps(): { stop: () => { atMs: number; ms: number; gcMs: number }[] } {
-  const start = performance.now();
-  const pauses: { start: number; end: number }[] = [];
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) pauses.push({ start: entry.startTime, end: entry.startTime + entry.duration });
-  });
-  observer.observe({ entryTypes: ['gc'] });
-  const gaps: { atMs: number; ms: number; gcMs: number }[] = [];
-  let last = performance.now();
-  const timer = setInterval(() => {
-    const now = performance.now();
-    if (now - last > 50) gaps.push({ atMs: Math.round(last - start), ms: Math.round(now - last), gcMs: 0 });
-    last = now;
-  }, 2);
-  return {
-    stop: () => {
-      clearInterval(timer);
-      observer.disconnect();
-      for (const gap of gaps) {
-        const [from, to] = [start + gap.atMs, start + gap.atMs + gap.ms];
-        gap.gcMs = Math.round(pauses.reduce((sum, p) => sum + Math.max(0, Math.min(to, p.end) - Math.max(from, p.start)), 0));
-      }
-      return gaps;
-    },
-  };
-}
-
 async function timedWithLoopDelay(op: () => unknown): Promise<{ ms: number; delay: LoopDelay }> {
   const { value: ms, delay } = await withLoopDelay(async () => {
     const t0 = performance.now();
@@ -459,9 +428,7 @@ async function runPhase(phase: Phase, n: number, dir: string): Promise<PhaseResu
     const live = index.stats().count;
     await settle();
     resetPeak();
-    const gaps = watchGaps();
     const { ms, delay } = await timedWithLoopDelay(() => index.compact());
-    out.compactGaps = gaps.stop();
     out.compactMs = ms;
     out.compactStall = delay;
     out.peakCompactMiB = status('VmHWM') - baseline;
@@ -505,12 +472,13 @@ function runChild(phase: Phase, n: number, dir: string): Promise<PhaseResult> {
   return runPhaseChild<PhaseResult>(import.meta.url, '--scale-child', phase, n, dir);
 }
 
-const gapsNote = (gaps: PhaseResult['compactGaps']) =>
-  gaps === undefined
+/** A stall's timer gaps over 50 ms, for the report: when in the phase, how long, GC inside. */
+const gapsNote = (delay: LoopDelay | undefined) =>
+  delay?.gaps === undefined
     ? ''
-    : gaps.length === 0
-      ? ' (none over 50)'
-      : ` (${gaps.map((g) => `at ${(g.atMs / 1000).toFixed(1)} s: ${g.ms} ms, GC ${g.gcMs}`).join('; ')})`;
+    : delay.gaps.length === 0
+      ? ' (no timer gap over 50)'
+      : ` (timer gaps: ${delay.gaps.map((g) => `at ${(g.atMs / 1000).toFixed(1)} s ${g.ms} ms, GC ${g.gcMs}`).join('; ')})`;
 const f = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '—' : (a / b).toFixed(2) + '×');
 
@@ -542,7 +510,7 @@ export async function runCompactOnly(n: number, dir: string): Promise<void> {
   const run = await runChild('vv-compact', n, dir);
   logPhase(run);
   console.log(
-    `compact() ${f(run.compactMs)} ms; worst / p99 stall ${f(run.compactStall?.maxMs, 1)} / ${f(run.compactStall?.p99Ms, 1)} ms${gapsNote(run.compactGaps)}; peak ${f(run.peakCompactMiB)} MiB (load ${machineInfo().loadAverage1m.toFixed(2)})`,
+    `compact() ${f(run.compactMs)} ms; worst / p99 stall ${f(run.compactStall?.maxMs, 1)} / ${f(run.compactStall?.p99Ms, 1)} ms${gapsNote(run.compactStall)}; peak ${f(run.peakCompactMiB)} MiB (load ${machineInfo().loadAverage1m.toFixed(2)})`,
   );
 }
 
@@ -595,12 +563,12 @@ function buildRows(n: number, rawBuild: PhaseResult, vvBuild: PhaseResult): stri
   const rawVector = DIM * 4;
   return [
     `| build: raw \`add\` (one call, all threads) / upsert (${UPSERT_CHUNK.toLocaleString('en-US')} per call, durable), vectors/s | ${f((n * 1000) / rawBuild.buildMs!)} | ${f((n * 1000) / vvBuild.buildMs!)} | ${ratio(rawBuild.buildMs!, vvBuild.buildMs!)} (throughput) |`,
-    `| worst / p99 event-loop stall during the build, ms | ${f(rawBuild.buildStall?.maxMs)} / — (blocks) | ${f(vvBuild.buildStall?.maxMs, 1)} / ${f(vvBuild.buildStall?.p99Ms, 1)} | |`,
+    `| worst / p99 event-loop stall during the build, ms (a 2 ms timer's gaps over 50 ms) | ${f(rawBuild.buildStall?.maxMs)} / — (blocks) | ${f(vvBuild.buildStall?.maxMs, 1)} / ${f(vvBuild.buildStall?.p99Ms, 1)}${gapsNote(vvBuild.buildStall)} | |`,
     `| RSS growth after the build (steady: raw after a GC; vecvault after its final snapshot, a GC and 2 s idle), MiB | ${f(rawBuild.afterBuildMiB)} | ${f(vvBuild.afterBuildMiB)} | ${ratio(vvBuild.afterBuildMiB, rawBuild.afterBuildMiB)} |`,
     `| RSS growth right after the last upsert and a GC (before the snapshot and the idle cleanup), MiB | ${f(rawBuild.afterBuildMiB)} | ${f(vvBuild.atOnceAfterBuildMiB)} | ${ratio(vvBuild.atOnceAfterBuildMiB, rawBuild.afterBuildMiB)} |`,
     `| peak RSS growth during the build, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawBuild.peakBuildMiB)} | ${f(vvBuild.peakBuildMiB)} (${f(vvBuild.anonPeakBuildMiB)}) | ${ratio(vvBuild.peakBuildMiB, rawBuild.peakBuildMiB)} (${ratio(vvBuild.anonPeakBuildMiB, rawBuild.peakBuildMiB)}) |`,
     `| persist: raw \`save(file)\` / \`snapshot()\` (final encrypted snapshot), ms | ${f(rawBuild.persistMs)} | ${f(vvBuild.persistMs)} | ${ratio(vvBuild.persistMs, rawBuild.persistMs)} |`,
-    `| worst / p99 event-loop stall during the snapshot / during close() after it (${f(vvBuild.closeMs)} ms), ms | — (blocks) | ${f(vvBuild.persistStall?.maxMs, 1)} / ${f(vvBuild.persistStall?.p99Ms, 1)}; ${f(vvBuild.closeStall?.maxMs, 1)} / ${f(vvBuild.closeStall?.p99Ms, 1)} | |`,
+    `| worst / p99 event-loop stall during the snapshot / during close() after it (${f(vvBuild.closeMs)} ms), ms (a 2 ms timer's gaps over 50 ms) | — (blocks) | ${f(vvBuild.persistStall?.maxMs, 1)} / ${f(vvBuild.persistStall?.p99Ms, 1)}${gapsNote(vvBuild.persistStall)}; ${f(vvBuild.closeStall?.maxMs, 1)} / ${f(vvBuild.closeStall?.p99Ms, 1)}${gapsNote(vvBuild.closeStall)} | |`,
     `| peak RSS growth during save / snapshot + idle + close (over the pre-build baseline), MiB (VmHWM; anonymous in brackets) | ${f(rawBuild.peakPersistMiB)} | ${f(vvBuild.peakPersistMiB)} (${f(vvBuild.anonPeakPersistMiB)}) | ${ratio(vvBuild.peakPersistMiB, rawBuild.peakPersistMiB)} (${ratio(vvBuild.anonPeakPersistMiB, rawBuild.peakPersistMiB)}) |`,
     `| disk bytes per vector (raw vector: ${rawVector} B) | ${f(rawBuild.diskBytes! / n)} | ${f(vvBuild.diskBytes! / n)} | ${ratio(vvBuild.diskBytes, rawBuild.diskBytes)} |`,
   ];
@@ -666,6 +634,7 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
       anonPeak: med(vvOpens, (r) => r.anonPeakOpenMiB),
       after: med(vvOpens, (r) => r.afterOpenMiB),
       stall: Math.max(...vvOpens.map((r) => r.openStall?.maxMs ?? 0)),
+      gaps: { maxMs: 0, p99Ms: 0, samples: 0, gaps: vvOpens.flatMap((r) => r.openStall?.gaps ?? []) } satisfies LoopDelay,
       p99: med(vvOpens, (r) => r.openStall?.p99Ms),
       get: med(vvOpens, (r) => r.getRecordsPerSec),
     };
@@ -681,13 +650,13 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
       '|---|---|---|---|',
       ...buildRows(n, rawBuild, vvBuild),
       `| open + first query, ms | ${f(rawOpen.openMs)} | ${f(vvOpen.openMs)} | ${ratio(vvOpen.openMs, rawOpen.openMs)} |`,
-      `| worst / p99 event-loop stall during the open, ms | — (blocks) | ${f(vvOpen.stall, 1)} / ${f(vvOpen.p99, 1)} | |`,
+      `| worst / p99 event-loop stall during the open, ms (a 2 ms timer's gaps over 50 ms, every open) | — (blocks) | ${f(vvOpen.stall, 1)} / ${f(vvOpen.p99, 1)}${gapsNote(vvOpen.gaps)} | |`,
       `| peak RSS growth during the open, MiB (VmHWM; vecvault's anonymous peak in brackets) | ${f(rawOpen.peak)} | ${f(vvOpen.peak)} (${f(vvOpen.anonPeak)}) | ${ratio(vvOpen.peak, rawOpen.peak)} (${ratio(vvOpen.anonPeak, rawOpen.peak)}) |`,
       `| RSS growth after the open (steady), MiB | ${f(rawOpen.after)} | ${f(vvOpen.after)} | ${ratio(vvOpen.after, rawOpen.after)} |`,
       `| \`get\` of ${GETS.toLocaleString('en-US')} random ids with vectors (calls of 100), records/s | — | ${f(vvOpen.get)} | |`,
       ...queryRows(qf),
       `| compact() after deleting every 20th record (graph rebuilt from the live records), ms | — | ${f(vvCompact.compactMs)} | |`,
-      `| worst / p99 event-loop stall during compact(), ms (timer gaps over 50 ms: when in the compaction, length, GC inside) | — | ${f(vvCompact.compactStall?.maxMs, 1)} / ${f(vvCompact.compactStall?.p99Ms, 1)}${gapsNote(vvCompact.compactGaps)} | |`,
+      `| worst / p99 event-loop stall during compact(), ms (a 2 ms timer's gaps over 50 ms: when in the compaction, length, GC inside) | — | ${f(vvCompact.compactStall?.maxMs, 1)} / ${f(vvCompact.compactStall?.p99Ms, 1)}${gapsNote(vvCompact.compactStall)} | |`,
       `| peak RSS growth during compact(), MiB (VmHWM; anonymous in brackets) | — | ${f(vvCompact.peakCompactMiB)} (${f(vvCompact.anonPeakCompactMiB)}) | ${ratio(vvCompact.peakCompactMiB, rawOpen.after)} of raw's index |`,
       '',
       `Diagnostics after vecvault's build: V8 heap used ${f(vvBuild.heapUsedMiB)} MiB, external ${f(vvBuild.externalMiB)} MiB, RSS growth ${f(vvBuild.anonMiB)} MiB anonymous + ${f(vvBuild.fileMiB)} MiB file-backed; ` +
