@@ -147,29 +147,39 @@ describe('native engine: answers', () => {
 
   // A batch runs on the pool as lanes that claim queries a few at a time (search.h SearchBatch), in
   // several calls when large; a single query runs on the calling thread. The graph walk is the same
-  // function of the same bytes, so every row must equal its query asked alone, exactly.
+  // function of the same bytes, so every row must equal its query asked alone, exactly. The queries
+  // are not unit length (each lane scales the rows it claims), and the allowed keys come shuffled and
+  // repeated (the first lane sorts them for all).
   it('a batch answers row for row as its queries asked one at a time, and reads the caller’s arrays only during the call', async () => {
     const dim = 16;
     const { engine, keys } = await built(3000, { metric: 'cos', dimension: dim }, 11);
     const allowedKeys = keys.filter((_, i) => i % 3 !== 0);
     const allowedSet = new Set(allowedKeys);
+    const random = rng(5);
+    const shuffled = [...allowedKeys, ...allowedKeys.subarray(0, 500)].sort(() => random() - 0.5);
     for (const count of [7, 100, 1300]) {
-      const queries = randomVectors(count, dim, 1000 + count, true);
+      const queries = randomVectors(count, dim, 1000 + count);
+      for (let q = 0; q < count; q++) {
+        const scale = 0.01 + 20 * random();
+        for (let j = 0; j < dim; j++) queries[q * dim + j]! *= scale;
+      }
       const asked = queries.slice();
-      const pending = engine.search(queries, 10, { expansionSearch: 24 });
-      const allowedArg = allowedKeys.slice();
-      const pendingFiltered = engine.search(queries, 10, { expansionSearch: 24, allowedKeys: allowedArg });
-      queries.fill(Number.NaN); // after the call returned: what the batch searches was taken before
+      const allowedArg = BigUint64Array.from(shuffled);
+      const pending = [
+        engine.search(queries, 10, { expansionSearch: 24 }),
+        engine.search(queries, 10, { expansionSearch: 24, allowedKeys: allowedArg }),
+        engine.search(queries, 10, { exact: true }),
+      ];
+      queries.fill(Number.NaN); // after the calls returned: what the batch searches was taken before
       allowedArg.fill(0n);
-      const [batch, filtered] = await Promise.all([pending, pendingFiltered]);
+      const [batch, filtered, exact] = await Promise.all(pending);
       for (let q = 0; q < count; q++) {
         const query = asked.subarray(q * dim, (q + 1) * dim);
-        const alone = await engine.search(query, 10, { expansionSearch: 24 });
-        expect(row(batch, q)).toEqual(row(alone, 0));
-        expect(batch.counts[q]).toBe(10);
-        const aloneFiltered = await engine.search(query, 10, { expansionSearch: 24, allowedKeys });
-        expect(row(filtered, q)).toEqual(row(aloneFiltered, 0));
-        expect(row(filtered, q).every((hit) => allowedSet.has(hit.key))).toBe(true);
+        expect(batch!.counts[q]).toBe(10);
+        expect(row(batch!, q)).toEqual(row(await engine.search(query, 10, { expansionSearch: 24 }), 0));
+        expect(row(filtered!, q)).toEqual(row(await engine.search(query, 10, { expansionSearch: 24, allowedKeys }), 0));
+        expect(row(filtered!, q).every((hit) => allowedSet.has(hit.key))).toBe(true);
+        expect(row(exact!, q)).toEqual(row(await engine.search(query, 10, { exact: true }), 0));
       }
     }
   });

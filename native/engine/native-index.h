@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <string>
 #include <utility>
@@ -155,8 +156,22 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
         std::size_t lanes = std::max<std::size_t>(1, std::min(info[5].IsNumber() ? as_size(info[5]) : 1, req.count));
         auto batch = std::make_shared<SearchBatch>(env, std::move(req), lanes);
         Napi::Promise promise = batch->deferred.Promise();
-        for (std::size_t i = 0; i != lanes; ++i)
-            (new SearchLane(env, core_, batch))->Queue();
+        // Every lane is counted only once it is queued: if making or queuing one throws, the lanes already
+        // queued settle the call (failed), or it is rejected here when none was, so the promise always settles.
+        std::size_t queued = 0;
+        try {
+            for (; queued != lanes; ++queued) {
+                auto lane = std::make_unique<SearchLane>(env, core_, batch);
+                lane->Queue();
+                lane.release(); // the pool owns it now: it deletes itself once settled
+            }
+        } catch (std::exception const& e) { // Napi::Error too
+            batch->lanes_left = queued;
+            if (queued == 0)
+                batch->deferred.Reject(coded_error(env, Failure::native, e.what()));
+            else
+                batch->fail(Failure::native, e.what());
+        }
         return promise;
     }
 

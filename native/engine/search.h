@@ -139,9 +139,11 @@ std::string search_one(Core& core, SearchParams const& p, float const* query, st
 // one per chunk, and a descheduled thread delays it by one claim at most.
 // The last lane to settle settles the call's promise.
 struct SearchBatch {
+    // The block before the promise: if allocating it throws, no promise is left unsettled.
     SearchBatch(Napi::Env env, SearchRequest request, std::size_t lane_count)
-        : req(std::move(request)), lanes_left(lane_count), deferred(Napi::Promise::Deferred::New(env)),
-          bytes(ResultBlock::bytes(req.count, req.k)), block(new std::uint8_t[bytes ? bytes : 1]()) {
+        : req(std::move(request)), bytes(ResultBlock::bytes(req.count, req.k)),
+          block(new std::uint8_t[bytes ? bytes : 1]()), lanes_left(lane_count),
+          deferred(Napi::Promise::Deferred::New(env)) {
         // ~8 claims per lane: balance without contention on `next`.
         claim = std::max<std::size_t>(1, (req.count + lane_count * 8 - 1) / (lane_count * 8));
     }
@@ -162,12 +164,22 @@ struct SearchBatch {
             return;
         if (failure != Failure::none)
             return deferred.Reject(coded_error(env, failure, message));
-        auto* owned = block.release();
-        deferred.Resolve(Napi::ArrayBuffer::New(
-            env, owned, bytes, [](Napi::Env, void* data) { delete[] static_cast<std::uint8_t*>(data); }));
+        Napi::ArrayBuffer result;
+        try {
+            result = Napi::ArrayBuffer::New(env, block.get(), bytes,
+                                            [](Napi::Env, void* data) { delete[] static_cast<std::uint8_t*>(data); });
+        } catch (Napi::Error const& e) {
+            return deferred.Reject(e.Value()); // e.g. no external buffers allowed: the block stays ours, freed with us
+        }
+        block.release(); // the ArrayBuffer's finalizer frees it now
+        deferred.Resolve(result);
     }
 
     SearchRequest req;
+    std::size_t bytes;
+    std::unique_ptr<std::uint8_t[]> block;
+    std::size_t lanes_left; // JS thread only
+    Napi::Promise::Deferred deferred;
     std::size_t claim = 1;
     std::atomic<std::size_t> next{0};
     std::atomic<bool> failed{false};
@@ -175,10 +187,6 @@ struct SearchBatch {
     std::mutex mutex;        // guards failure and message
     Failure failure = Failure::none;
     std::string message;
-    std::size_t lanes_left; // JS thread only
-    Napi::Promise::Deferred deferred;
-    std::size_t bytes;
-    std::unique_ptr<std::uint8_t[]> block;
 };
 
 // One lane of a SearchBatch on a pool thread.

@@ -445,7 +445,7 @@ const SEARCH_CALL_QUERIES_PER_LANE = 256;
  * in the addon (search.h `SearchBatch`): one hand-off per lane, and a
  * descheduled pool thread holds back one claim, not half the batch
  * (measured against the four round trips through JS per lane it replaced:
- * docs/performance.md, eleventh round).
+ * docs/performance.md, "Eleventh round").
  */
 const MIN_LANE_QUERIES = 4;
 
@@ -814,7 +814,8 @@ class NativeEngine implements NativeAnnEngine {
   async #searchAll(queries: Float32Array, k: number, ef: number, allowed: BigUint64Array | null, exact: boolean): Promise<SearchResult> {
     const { dimension } = this.options;
     const total = queries.length / dimension;
-    const lanes = Math.max(1, Math.min(this.parallelism, Math.floor(total / MIN_LANE_QUERIES)));
+    const lanesFor = (count: number) => Math.max(1, Math.min(this.parallelism, Math.floor(count / MIN_LANE_QUERIES)));
+    const lanes = lanesFor(total);
     const perCall = lanes * SEARCH_CALL_QUERIES_PER_LANE;
     if (total <= perCall) {
       // One call (a single query too): the addon copies the arrays before it returns.
@@ -831,7 +832,7 @@ class NativeEngine implements NativeAnnEngine {
     };
     for (let start = 0; start < total; start += perCall) {
       const end = Math.min(total, start + perCall);
-      const block = await this.#handle.search(queries.subarray(start * dimension, end * dimension), k, ef, allowed, exact, lanes);
+      const block = await this.#handle.search(queries.subarray(start * dimension, end * dimension), k, ef, allowed, exact, lanesFor(end - start));
       const { keys, distances, counts } = resultViews(block, end - start, k);
       result.keys.set(keys, start * k);
       result.distances.set(distances, start * k);
