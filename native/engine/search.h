@@ -18,13 +18,13 @@
 namespace {
 
 struct SearchRequest {
-    std::vector<float> queries; // the pool path's own copy (the caller may change its array meanwhile)
+    std::vector<float> queries; // the call's own copy (the caller may change its array meanwhile); lanes scale the rows they claim
     std::size_t count = 0;
     std::size_t k = 0;
     std::size_t expansion = 0;
     bool exact = false;
     bool filtered = false;
-    std::vector<key_t> allowed; // sorted in the worker
+    std::vector<key_t> allowed; // sorted once, by the first lane to start (SearchLane)
 };
 
 // Results of `count` queries × k in one block, handed to JS as a single
