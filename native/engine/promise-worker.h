@@ -36,6 +36,18 @@ Napi::Value coded_error(Napi::Env env, Failure kind, std::string const& message,
     return e.Value();
 }
 
+// Runs `body` on a pool thread, turning C++ exceptions (bad_alloc, usearch
+// raises) into `fail(message)`: shared by PromiseWorker and search lanes.
+template <typename Body, typename OnFail> void run_guarded(Body&& body, OnFail&& fail) {
+    try {
+        body();
+    } catch (std::exception const& e) {
+        fail(e.what());
+    } catch (...) {
+        fail("unknown native failure");
+    }
+}
+
 // An AsyncWorker bound to a Promise, whose rejection carries a `code`
 // (CLOSED / INVALID / NATIVE) for native.ts to map onto vecvault errors.
 class PromiseWorker : public vecvault::PromiseTask {
@@ -48,15 +60,9 @@ class PromiseWorker : public vecvault::PromiseTask {
         path_ = path;
         message_ = std::move(message);
     }
-    // Runs the body; turns C++ exceptions (bad_alloc, usearch raises) into rejections.
+    // Runs the body (run_guarded: C++ exceptions become rejections).
     void Execute() final {
-        try {
-            Run();
-        } catch (std::exception const& e) {
-            Fail(Failure::native, e.what());
-        } catch (...) {
-            Fail(Failure::native, "unknown native failure");
-        }
+        run_guarded([this] { Run(); }, [this](char const* why) { Fail(Failure::native, why); });
     }
     virtual void Run() = 0;
     virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }

@@ -197,13 +197,7 @@ class SearchLane : public vecvault::SettlingTask {
 
   private:
     void Execute() override {
-        try {
-            Run();
-        } catch (std::exception const& e) {
-            batch_->fail(Failure::native, e.what());
-        } catch (...) {
-            batch_->fail(Failure::native, "unknown native failure");
-        }
+        run_guarded([this] { Run(); }, [this](char const* why) { batch_->fail(Failure::native, why); });
     }
     void Run() {
         SearchBatch& b = *batch_;
