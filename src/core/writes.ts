@@ -141,7 +141,7 @@ function trimAfterWrites(state: IndexState, written: number): void {
   if (state.writtenSinceTrim < TRIM_EVERY) return;
   state.writtenSinceTrim = 0;
   // What the GCs since the last trim freed; on the pool: a synchronous malloc_trim took 7–15 ms inside four of the 1M build's stalls.
-  void state.store.releaseMemory();
+  void state.store.releaseMemory({ gated: true });
   reduceHeapSoon(); // and this burst's garbage, once V8 has collected it
 }
 

@@ -495,8 +495,8 @@ export class IndexStore {
   // ---- maintenance and removal ----
 
   /** Returns memory left from large transient work (snapshot chunks written or read) to the OS (KvStore.releaseMemory). */
-  releaseMemory(): Promise<void> {
-    return this.kv.releaseMemory();
+  releaseMemory(options?: { gated?: boolean }): Promise<void> {
+    return this.kv.releaseMemory(options);
   }
 
   /** Asks LevelDB to rewrite the snapshot chunks now (after a close: the next open then reads tables, not the log). */

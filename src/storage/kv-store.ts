@@ -95,9 +95,9 @@ export interface KvBackend {
   /**
    * Returns freed memory to the OS after large transient work (LevelDB's mapped tables, glibc's heap); a no-op where it means
    * nothing. Both run on the libuv pool, and the promise settles once they ran (await it to have the memory back before
-   * the next step, without holding the event loop; or leave it).
+   * the next step, without holding the event loop; or leave it). `gated`: as between a bulk load's calls (util/memory.ts).
    */
-  releaseMemory(): Promise<void>;
+  releaseMemory(options?: { gated?: boolean }): Promise<void>;
   /** Drops LevelDB's mapped table pages from this process's resident set (they stay in the page cache). */
   releaseMappedPages(): void;
   /**
@@ -152,8 +152,8 @@ export class KvStore implements KvBackend {
    * kept (malloc_trim) and this process's resident pages of LevelDB's mapped
    * table files (they stay in the page cache; see util/memory.ts).
    */
-  releaseMemory(): Promise<void> {
-    return releaseMemory(this.realLocation, { background: true });
+  releaseMemory({ gated = false }: { gated?: boolean } = {}): Promise<void> {
+    return releaseMemory(this.realLocation, { background: true, gated });
   }
 
   /** Only the mapped table pages (cheap: one read of /proc/self/maps), for use between the groups of a long stream. */

@@ -77,8 +77,8 @@ export interface SnapshotTable {
   ids: string[] | IdBytes;
   keys: ArrayLike<number>;
   seqs: ArrayLike<number>;
-  /** Decrypted metadata per record (null when none), for the in-memory filter index. */
-  metadata: unknown[];
+  /** Decrypted metadata per record (null when none), for the in-memory filter index: an array, or looked up by row as it is packed. */
+  metadata: unknown[] | ((row: number) => unknown);
 }
 
 /** A decoded table: metadata stays packed (in frames) until the filter index needs it; ids as strings, or as stored (`decodeTableSliced`). */
@@ -134,7 +134,9 @@ export async function encodeTableParts(table: SnapshotTable): Promise<Uint8Array
   const frames: Buffer[] = [];
   for (let start = 0; start < n; start += METADATA_FRAME) {
     if (start > 0) await yieldToEventLoop();
-    frames.push(pack(table.metadata.slice(start, start + METADATA_FRAME)));
+    const end = Math.min(n, start + METADATA_FRAME);
+    const { metadata } = table;
+    frames.push(pack(Array.isArray(metadata) ? metadata.slice(start, end) : Array.from({ length: end - start }, (_, i) => metadata(start + i))));
   }
   const head = pack({ counter: table.counter, count: table.count, digest: table.digest, n, idBytes, frames: frames.map((f) => f.byteLength) });
   const column = (values: ArrayLike<number>) => bytesOf(values instanceof Float64Array ? values : Float64Array.from(values));
