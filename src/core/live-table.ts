@@ -635,6 +635,8 @@ export class LiveTable {
         to++;
       }
     }
+    // The columns were not zeroed: a count that disagreed would leave stale heap bytes in them.
+    if (to !== n) throw new Error(`the live-record table counts ${n} live rows but holds ${to}`);
     return { ids: { lengths, utf8 }, keys, seqs };
   }
 
