@@ -78,6 +78,25 @@ Napi::Value TrimMemory(Napi::CallbackInfo const& info) {
 #endif
 }
 
+// tuneAllocator(mmapThreshold, trimThreshold, topPad) → whether glibc took
+// all three: fixed malloc thresholds for the whole process (mallopt).
+// glibc's defaults adapt: freeing a large mapped block raises the mmap
+// threshold to its size (up to 32 MiB) and the trim threshold to twice that,
+// so after a bulk load's multi-MB buffers (LevelDB's batches and memtables,
+// snapshot groups) came and went, the freed tops of the main heap and of the
+// pool threads' arenas stayed resident; malloc_trim does not shrink a thread
+// arena's top. util/memory.ts holds the values, the measurements and when.
+Napi::Value TuneAllocator(Napi::CallbackInfo const& info) {
+#if defined(__GLIBC__)
+    bool ok = mallopt(M_MMAP_THRESHOLD, info[0].As<Napi::Number>().Int32Value()) == 1;
+    ok = mallopt(M_TRIM_THRESHOLD, info[1].As<Napi::Number>().Int32Value()) == 1 && ok;
+    ok = mallopt(M_TOP_PAD, info[2].As<Napi::Number>().Int32Value()) == 1 && ok;
+    return Napi::Boolean::New(info.Env(), ok);
+#else
+    return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 // trimMemoryAsync() → Promise<boolean>: malloc_trim on a pool thread. It
 // walks every arena and returns their free pages, which took 5–19 ms on the
 // main thread during a 1M build (bench/stalls.ts); glibc locks each arena
@@ -278,6 +297,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("simdInfo", Napi::Function::New(env, SimdInfo));
     exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
     exports.Set("trimMemoryAsync", Napi::Function::New(env, TrimMemoryAsync));
+    exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
     exports.Set("memoryPressure", Napi::Function::New(env, MemoryPressure));
     exports.Set("releaseMappedPages", Napi::Function::New(env, ReleaseMappedPages));
     exports.Set("releaseMappedPagesAsync", Napi::Function::New(env, ReleaseMappedPagesAsync));

@@ -4,6 +4,7 @@
  * Node version renamed them, the call would quietly do nothing, and only this
  * test would say so.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,5 +135,42 @@ describe('memory calls', () => {
       await db.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** glibc (mallopt and its thresholds) on Linux (/proc/self/status for the figures). */
+const glibc =
+  process.platform === 'linux' && Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime);
+
+function allocatorChild(env: Record<string, string>): { tuned: boolean; retainedMiB: number } {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !['VECVAULT_MALLOC_TUNING', 'GLIBC_TUNABLES', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_'].includes(name),
+    ),
+  );
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--expose-gc', 'test/support/child-allocator.ts'], {
+    env: { ...clean, ...env },
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.trim().split('\n').at(-1)!) as { tuned: boolean; retainedMiB: number };
+}
+
+describe.runIf(glibc)('malloc thresholds (tuneAllocator)', () => {
+  it('keeps freed buffers from staying resident; without it (the control) they stay', () => {
+    const tuned = allocatorChild({});
+    expect(tuned.tuned).toBe(true);
+    expect(tuned.retainedMiB).toBeLessThan(8);
+    // Negative control: the same workload with glibc's adaptive thresholds keeps the 24 MiB.
+    const adaptive = allocatorChild({ VECVAULT_MALLOC_TUNING: '0' });
+    expect(adaptive.tuned).toBe(false);
+    expect(adaptive.retainedMiB).toBeGreaterThan(16);
+  });
+
+  it('leaves the settings alone when the host chose any of them (GLIBC_TUNABLES or MALLOC_*_)', () => {
+    expect(allocatorChild({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=262144' }).tuned).toBe(false);
+    expect(allocatorChild({ MALLOC_MMAP_THRESHOLD_: '1048576' }).tuned).toBe(false);
+    expect(allocatorChild({ GLIBC_TUNABLES: 'glibc.malloc.top_pad=0' }).tuned).toBe(false);
+    // Other malloc tunables are not a choice of these two.
+    expect(allocatorChild({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=4' }).tuned).toBe(true);
   });
 });

@@ -58,7 +58,7 @@ import { availableParallelism } from 'node:os';
 
 import { ClosedError, NativeError, ValidationError } from '../errors.js';
 import { loadNativeAddon } from '../util/native-addon.js';
-import type { MappedRelease } from '../util/memory.js';
+import { tuneAllocator, type MappedRelease } from '../util/memory.js';
 import type {
   AnnEngine,
   ChunkSink,
@@ -167,6 +167,8 @@ interface NativeAddon {
   trimMemory(): boolean;
   /** `trimMemory` on a pool thread. */
   trimMemoryAsync(): Promise<boolean>;
+  /** glibc's mallopt of fixed mmap and trim thresholds and top pad: false where there is none (src/util/memory.ts). */
+  tuneAllocator(mmapThreshold: number, trimThreshold: number, topPad: number): boolean;
   /** v8::Isolate::MemoryPressureNotification (1 moderate, 2 critical): false where the symbol is not found (src/util/memory.ts). */
   memoryPressure(level: 1 | 2): boolean;
   /** Unmaps this process's resident pages of shared read-only file mappings under a directory (src/util/memory.ts). */
@@ -236,6 +238,7 @@ export const NATIVE_ADDON_EXPORTS = [
   'simdInfo',
   'trimMemory',
   'trimMemoryAsync',
+  'tuneAllocator',
   'memoryPressure',
   'releaseMappedPages',
   'releaseMappedPagesAsync',
@@ -881,6 +884,7 @@ class NativeEngine implements NativeAnnEngine {
 
 function newHandle(options: Readonly<EngineOptions>): NativeIndexHandle {
   const { NativeIndex } = loadAddon();
+  tuneAllocator(); // once per process, before the first graph and its bulk work (util/memory.ts)
   try {
     return new NativeIndex(
       options.dimension,

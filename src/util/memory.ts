@@ -20,10 +20,45 @@ import { loadNativeAddon } from './native-addon.js';
 
 interface MemoryCalls {
   trimMemory(): boolean;
+  tuneAllocator(mmapThreshold: number, trimThreshold: number, topPad: number): boolean;
   trimMemoryAsync(): Promise<boolean>;
   memoryPressure(level: 1 | 2): boolean;
   releaseMappedPages(dir: string): number;
   releaseMappedPagesAsync(dir: string, minShared?: number): Promise<MappedRelease>;
+}
+
+/**
+ * glibc's malloc settings vecvault fixes for the process (`tuneAllocator`). Left to adapt, freeing a large mapped block
+ * raises the mmap threshold to its size (up to 32 MiB) and the trim threshold to twice that: after a bulk load's
+ * multi-MB buffers came and went, the freed tops of the main heap and of the pool threads' arenas stayed resident
+ * (malloc_trim does not shrink a thread arena's top). Fixed, blocks under 32 MiB come from the heaps and are reused,
+ * and a heap whose free top exceeds 4 MiB gives it back down to 1 MiB. Paired build-only runs at 200k × 96
+ * (docs/performance.md, "Thirteenth round"): steady growth after the build 129 MiB against 145–162 adaptive, both
+ * peaks ~192 against 207–226 (raw usearch 115). A 1 MiB trim threshold kept less (115–120 steady) but made the close
+ * ~0.8 s slower at 200k (1.8–1.9 s against 0.9–1.1): LevelDB's compaction of the 1 MiB snapshot chunks grew and shrank
+ * the heap for each one.
+ */
+export const ALLOCATOR_SETTINGS = { mmapThreshold: 32 << 20, trimThreshold: 4 << 20, topPad: 1 << 20 } as const;
+
+/** Whether the settings were applied: undefined until the first graph is made; false when skipped or not glibc. */
+let allocatorTuned: boolean | undefined;
+
+/**
+ * Applies ALLOCATOR_SETTINGS once per process, when the first graph is made (engine/native.ts), unless the host chose:
+ * `VECVAULT_MALLOC_TUNING=0`, or any of the three already set through `GLIBC_TUNABLES` or `MALLOC_*_` variables (the
+ * host's own choice wins). Process-wide by nature (mallopt); a no-op off glibc. Returns whether the settings are ours.
+ */
+export function tuneAllocator(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (allocatorTuned !== undefined) return allocatorTuned;
+  const hostChose =
+    env.VECVAULT_MALLOC_TUNING === '0' ||
+    env.MALLOC_MMAP_THRESHOLD_ !== undefined ||
+    env.MALLOC_TRIM_THRESHOLD_ !== undefined ||
+    env.MALLOC_TOP_PAD_ !== undefined ||
+    /glibc\.malloc\.(mmap_threshold|trim_threshold|top_pad)/.test(env.GLIBC_TUNABLES ?? '');
+  const { mmapThreshold, trimThreshold, topPad } = ALLOCATOR_SETTINGS;
+  allocatorTuned = !hostChose && (loadNativeAddon() as MemoryCalls).tuneAllocator(mmapThreshold, trimThreshold, topPad);
+  return allocatorTuned;
 }
 
 /** What a release on the pool did: whether it ran (or the growth gate skipped it), and resident shared bytes after it (-1: unknown). */
