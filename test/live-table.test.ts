@@ -617,3 +617,37 @@ describe('bulk hash-table fills in the addon (native/tables.cc)', () => {
     expect(() => tables.fillKeySlots(new Int32Array(4), Float64Array.of(1, 2, 3, 4, 5), 0, 5)).toThrow(/full/);
   });
 });
+
+describe('LiveTable.liveColumns guards', () => {
+  const fill = (table: LiveTable, n: number) => {
+    for (let i = 0; i < n; i++) table.set(`id-${i}`, i + 1, i + 1);
+  };
+
+  it('fails when a write lands between its slices, and writeGuard fails after a write only', async () => {
+    const table = new LiveTable();
+    fill(table, 20);
+    table.remove('id-3');
+    await expect(table.liveColumns(async () => void table.set('late', 99, 99), 5)).rejects.toThrow(/written to while a snapshot read it/);
+    const guard = table.writeGuard();
+    guard();
+    expect(table.rowOfId('id-4')).toBeGreaterThanOrEqual(0); // a read is not a write
+    guard();
+    table.remove('id-4');
+    expect(guard).toThrow(/written to while a snapshot read it/);
+  });
+
+  it('refuses counts that disagree with the rows rather than hand back unwritten column bytes', async () => {
+    const table = new LiveTable();
+    fill(table, 12);
+    table.remove('id-0');
+    const columns = await table.liveColumns(async () => undefined, 4);
+    expect([columns.keys.length, columns.ids.utf8.byteLength]).toEqual([11, Buffer.byteLength(Array.from({ length: 11 }, (_, i) => `id-${i + 1}`).join(''))]);
+    // Forced out of line (no code path does this): each check must catch its own column.
+    const internals = table as unknown as { size: number; removedBytes: number };
+    internals.size++;
+    await expect(table.liveColumns(async () => undefined, 4)).rejects.toThrow(/counts 12 live rows but holds 11/);
+    internals.size--;
+    internals.removedBytes -= 2;
+    await expect(table.liveColumns(async () => undefined, 4)).rejects.toThrow(/bytes of live ids but holds/);
+  });
+});

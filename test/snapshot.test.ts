@@ -361,6 +361,29 @@ describe('snapshot table encoding', () => {
     expect(decoded.metadataFrames.flatMap((f) => unpackMetadataFrame(f))).toEqual(metadata);
   });
 
+  it('metadata looked up by row encodes byte for byte as the same metadata in an array, asked once per row in order', async () => {
+    const n = 2 * 4_096 + 1; // two whole frames and one row
+    const metadata = Array.from({ length: n }, (_, i) => (i % 5 ? { bucket: i % 7, note: `n${i}` } : null));
+    const base = {
+      counter: 3,
+      count: n,
+      digest: new Uint8Array(32).fill(1),
+      ids: Array.from({ length: n }, (_, i) => `id${i}`),
+      keys: Array.from({ length: n }, (_, i) => i),
+      seqs: Array.from({ length: n }, (_, i) => i + 1),
+    };
+    const asked: number[] = [];
+    const lookup = (row: number) => {
+      asked.push(row);
+      return metadata[row];
+    };
+    const fromArray = await encodeTable({ ...base, metadata });
+    const fromLookup = await encodeTable({ ...base, metadata: lookup });
+    expect(fromLookup.equals(fromArray)).toBe(true);
+    expect(asked).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(decodeTable(fromLookup).metadataFrames.map((f) => unpackMetadataFrame(f).length)).toEqual([4_096, 4_096, 1]);
+  });
+
   it('a table with trailing or missing bytes → IntegrityError', async () => {
     const bytes = await encodeTable({ counter: 1, count: 1, digest: new Uint8Array(32), ids: ['a'], keys: [1], seqs: [1], metadata: [null] });
     expect(() => decodeTable(Buffer.concat([bytes, Buffer.of(0)]))).toThrow(expect.objectContaining({ code: 'VECVAULT_INTEGRITY' }));

@@ -71,6 +71,10 @@ export class LiveRecords {
   liveColumns(slice: number, pause: () => Promise<void>): Promise<{ ids: IdBytes; keys: Float64Array; seqs: Float64Array }> {
     return this.table.liveColumns(pause, slice);
   }
+  /** LiveTable.writeGuard: throws once a write changed the table after this call. */
+  writeGuard(): () => void {
+    return this.table.writeGuard();
+  }
 
   /** The metadata filter index, complete. */
   filterIndex(): MetadataIndex {

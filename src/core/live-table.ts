@@ -607,7 +607,8 @@ export class LiveTable {
    * write meanwhile (the caller holds the write queue): a write throws.
    */
   async liveColumns(between: () => Promise<void>, slice = 65_536): Promise<{ ids: IdBytes; keys: Float64Array; seqs: Float64Array }> {
-    const { generation, mutations, rows, size: n, arena, ascii } = this;
+    const unchanged = this.writeGuard();
+    const { rows, size: n, arena, ascii } = this;
     // Not zeroed: every entry is written below, so the pages are faulted in slice by slice as they are written. A
     // zero-filled 20 MB at 1M rows was touched all at once in the first turn (51–68 ms on a VM whose faults trap).
     const lengths = new Uint32Array(Buffer.allocUnsafeSlow(4 * n).buffer, 0, n);
@@ -619,7 +620,7 @@ export class LiveTable {
     let at = 0;
     for (let start = 0; start < rows; start += slice) {
       if (start > 0) await between();
-      if (this.generation !== generation || this.mutations !== mutations) throw new Error('the live-record table was written to while a snapshot read it');
+      unchanged();
       const end = Math.min(rows, start + slice);
       for (let row = start; row < end; row++) {
         if (this.removed[row] !== 0) continue;
@@ -637,7 +638,19 @@ export class LiveTable {
     }
     // The columns were not zeroed: a count that disagreed would leave stale heap bytes in them.
     if (to !== n) throw new Error(`the live-record table counts ${n} live rows but holds ${to}`);
+    if (!whole && at !== utf8.length) throw new Error(`the live-record table counts ${utf8.length} bytes of live ids but holds ${at}`);
     return { ids: { lengths, utf8 }, keys, seqs };
+  }
+
+  /**
+   * A check that throws once this table was written to or replaced after the call: for a reader that spans turns
+   * (a snapshot's columns, then its metadata looked up frame by frame) and must see one state throughout.
+   */
+  writeGuard(): () => void {
+    const { generation, mutations } = this;
+    return () => {
+      if (this.generation !== generation || this.mutations !== mutations) throw new Error('the live-record table was written to while a snapshot read it');
+    };
   }
 
   /** Makes iterations still running over this table fail, as a squeeze in place does (it was replaced by `squeezed()`). */

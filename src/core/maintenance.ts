@@ -167,11 +167,16 @@ export function snapshotRef(written: Omit<SnapshotRef, 'counter'>, counter: numb
 /** The live-record table of a snapshot that manifest `next` will name (its counter and digest), built in slices. */
 export async function snapshotTable(state: IndexState, next: Manifest): Promise<SnapshotTable> {
   await state.live.ready();
+  const unchanged = state.live.writeGuard();
   // The ids as the table stores them, from the live table's id bytes (no string per record); typed key and seq columns.
   const { ids, keys, seqs } = await state.live.liveColumns(64 * SLICE, yieldToEventLoop);
   const filterIndex = state.live.filterIndex();
-  // Looked up as the encoding packs each frame: no array of a million entries made in one turn.
-  const metadata = (row: number) => filterIndex.get(keys[row]!) ?? null;
+  // Looked up as the encoding packs each frame: no array of a million entries made in one turn. The caller holds the
+  // write queue; should a write get in anyway, the table fails rather than pair new metadata with an old seq.
+  const metadata = (row: number) => {
+    unchanged();
+    return filterIndex.get(keys[row]!) ?? null;
+  };
   return { counter: next.counter, count: keys.length, digest: next.digest, ids, keys, seqs, metadata };
 }
 

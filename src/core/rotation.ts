@@ -166,11 +166,11 @@ export async function rotateDataKey(state: IndexState, keys: RotationKeys, onPro
     next.snapshot = null;
     const engine = state.engine;
     if (engine) {
-      const table = await snapshotTable(state, next);
       const written = await target.writeSnapshot(
         1,
         (chunkBytes, sink) => engine.serializeTo(chunkBytes, sink),
-        () => encodeTableParts(table),
+        // Gathered once the graph is written, as writeSnapshot does: the columns are not held through the stream.
+        async () => encodeTableParts(await snapshotTable(state, next)),
       );
       next.snapshot = snapshotRef(written, next.counter, engine);
     }

@@ -69,7 +69,7 @@ export interface MappedRelease {
 }
 
 /** Store directories with a release running on the pool: a release asked for meanwhile is dropped (the running one covers it). */
-const releasing = new Set<string>();
+const releasing = new Map<string, Promise<boolean>>();
 
 /**
  * A release is skipped unless the process's resident file-backed pages grew
@@ -107,9 +107,8 @@ function markReleased(shared: number): void {
  */
 export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GROWTH): Promise<boolean> | undefined {
   if (releasing.has(storeDir)) return undefined;
-  releasing.add(storeDir);
   const minShared = sharedAfterRelease === undefined ? 0 : sharedAfterRelease + minGrowth;
-  return (loadNativeAddon() as MemoryCalls)
+  const release = (loadNativeAddon() as MemoryCalls)
     .releaseMappedPagesAsync(storeDir, minShared)
     .then(
       ({ ran, shared }) => {
@@ -119,6 +118,8 @@ export function releaseMappedPages(storeDir: string, minGrowth = RELEASE_MIN_GRO
       () => false, // best effort: a failed release leaves pages counted, nothing else
     )
     .finally(() => releasing.delete(storeDir));
+  releasing.set(storeDir, release);
+  return release;
 }
 
 /** After a memory-reducing GC was asked for: long enough for V8's incremental marking to finish between the host's tasks. */
@@ -184,12 +185,12 @@ function armReduction(): void {
     addon.memoryPressure(1);
     // Trimmed either way: without the symbol, what plain GCs freed meanwhile still goes back. On a pool
     // thread: malloc_trim walks every arena (5–19 ms on the main thread during a 1M build).
-    setTimeout(() => void addon.trimMemoryAsync(), TRIM_AFTER_GC_MS).unref();
+    setTimeout(() => void trimOnce(addon), TRIM_AFTER_GC_MS).unref();
   }, IDLE_BEFORE_GC_MS);
   idleTimer.unref();
 }
 
-/** The trim running on the pool for `releaseMemory`'s gated form: another asked for meanwhile joins it. */
+/** The trim running on the pool for `releaseMemory`'s gated form and the idle reduction: another asked for meanwhile joins it. */
 let trimming: Promise<void> | undefined;
 
 function trimOnce(addon: MemoryCalls): Promise<void> {
@@ -205,7 +206,8 @@ function trimOnce(addon: MemoryCalls): Promise<void> {
  * on the libuv pool (the end of an open: 2–8 ms on the main thread before `loadIndex` could return), and the promise
  * settles once both ran (a caller that wants the memory back before its next step awaits it; others need not).
  * `gated` (between a bulk load's calls): the mapped pages only if enough came in since the last release
- * (RELEASE_MIN_GROWTH), then the trim, one after the other on one pool thread, joining a trim already running.
+ * (RELEASE_MIN_GROWTH), or else the release already running for the directory, then the trim once that settled, joining
+ * a trim already running (the idle reduction's too): never the two at once.
  */
 export function releaseMemory(storeDir?: string, { background = false, gated = false }: { background?: boolean; gated?: boolean } = {}): Promise<void> {
   const addon = loadNativeAddon() as MemoryCalls;
@@ -213,7 +215,8 @@ export function releaseMemory(storeDir?: string, { background = false, gated = f
     // During a bulk load: the two ran on two pool threads after every call, beside the graph's insert lanes, and 5
     // of a 1M build's 9 stalls over 50 ms sat beside them (on 2 vCPUs the main thread waited for a core). The
     // writes' own gated releases (KvStore) already drop the table pages as they pile up.
-    const mapped = storeDir !== undefined ? releaseMappedPages(storeDir) : undefined;
+    // A release already running for the directory (a stream's, a write's) is waited for, not run beside.
+    const mapped = storeDir !== undefined ? (releaseMappedPages(storeDir) ?? releasing.get(storeDir)) : undefined;
     return Promise.resolve(mapped).then(() => trimOnce(addon));
   }
   if (background) {
