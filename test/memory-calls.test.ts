@@ -142,17 +142,24 @@ describe('memory calls', () => {
 const glibc =
   process.platform === 'linux' && Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime);
 
-function allocatorChild(env: Record<string, string>): { tuned: boolean; retainedMiB: number } {
+interface AllocatorChild {
+  tuned: boolean;
+  retainedMiB: number;
+  beforeIndex?: boolean | null;
+  afterIndex?: boolean | null;
+}
+
+function allocatorChild(env: Record<string, string>, ...args: string[]): AllocatorChild {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(
       ([name]) => !['VECVAULT_MALLOC_TUNING', 'GLIBC_TUNABLES', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_'].includes(name),
     ),
   );
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--expose-gc', 'test/support/child-allocator.ts'], {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--expose-gc', 'test/support/child-allocator.ts', ...args], {
     env: { ...clean, ...env },
     encoding: 'utf8',
   });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { tuned: boolean; retainedMiB: number };
+  return JSON.parse(out.trim().split('\n').at(-1)!) as AllocatorChild;
 }
 
 describe.runIf(glibc)('malloc thresholds (tuneAllocator)', () => {
@@ -164,6 +171,11 @@ describe.runIf(glibc)('malloc thresholds (tuneAllocator)', () => {
     const adaptive = allocatorChild({ VECVAULT_MALLOC_TUNING: '0' });
     expect(adaptive.tuned).toBe(false);
     expect(adaptive.retainedMiB).toBeGreaterThan(16);
+  });
+
+  it('are applied when the first graph is made (createIndex and an upsert), not at import, and not when opted out', () => {
+    expect(allocatorChild({}, 'via-index')).toMatchObject({ beforeIndex: null, afterIndex: true, tuned: true });
+    expect(allocatorChild({ VECVAULT_MALLOC_TUNING: '0' }, 'via-index')).toMatchObject({ beforeIndex: null, afterIndex: false });
   });
 
   it('leaves the settings alone when the host chose any of them (GLIBC_TUNABLES or MALLOC_*_)', () => {

@@ -41,7 +41,12 @@ interface MemoryCalls {
 export const ALLOCATOR_SETTINGS = { mmapThreshold: 32 << 20, trimThreshold: 4 << 20, topPad: 1 << 20 } as const;
 
 /** Whether the settings were applied: undefined until the first graph is made; false when skipped or not glibc. */
-let allocatorTuned: boolean | undefined;
+let allocatorTunedState: boolean | undefined;
+
+/** Whether `tuneAllocator` ran and set the settings (undefined: not asked yet in this process). For tests and diagnostics. */
+export function allocatorTuned(): boolean | undefined {
+  return allocatorTunedState;
+}
 
 /**
  * Applies ALLOCATOR_SETTINGS once per process, when the first graph is made (engine/native.ts), unless the host chose:
@@ -49,7 +54,7 @@ let allocatorTuned: boolean | undefined;
  * host's own choice wins). Process-wide by nature (mallopt); a no-op off glibc. Returns whether the settings are ours.
  */
 export function tuneAllocator(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (allocatorTuned !== undefined) return allocatorTuned;
+  if (allocatorTunedState !== undefined) return allocatorTunedState;
   const hostChose =
     env.VECVAULT_MALLOC_TUNING === '0' ||
     env.MALLOC_MMAP_THRESHOLD_ !== undefined ||
@@ -57,8 +62,8 @@ export function tuneAllocator(env: NodeJS.ProcessEnv = process.env): boolean {
     env.MALLOC_TOP_PAD_ !== undefined ||
     /glibc\.malloc\.(mmap_threshold|trim_threshold|top_pad)/.test(env.GLIBC_TUNABLES ?? '');
   const { mmapThreshold, trimThreshold, topPad } = ALLOCATOR_SETTINGS;
-  allocatorTuned = !hostChose && (loadNativeAddon() as MemoryCalls).tuneAllocator(mmapThreshold, trimThreshold, topPad);
-  return allocatorTuned;
+  allocatorTunedState = !hostChose && (loadNativeAddon() as MemoryCalls).tuneAllocator(mmapThreshold, trimThreshold, topPad);
+  return allocatorTunedState;
 }
 
 /** What a release on the pool did: whether it ran (or the growth gate skipped it), and resident shared bytes after it (-1: unknown). */
