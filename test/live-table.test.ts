@@ -409,6 +409,62 @@ describe('LiveTable', () => {
   });
 });
 
+describe('RowSlots rebuilds', () => {
+  it('a migration ends before its new table reaches the load limit, however few of the rows it migrates are live; lookups stay exact', () => {
+    let seed = 11;
+    const random = () => (seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0) / 2 ** 32;
+    const keys: number[] = [];
+    const removed = new Set<number>();
+    let rows = 0;
+    let nextKey = 1;
+    // As LiveTable's key → row table: rebuilds incremental from row 0 (threshold 0), an overwrite moves a row to a new key.
+    const slots = new RowSlots(
+      (row) => hashKey(keys[row]!),
+      (row) => !removed.has(row),
+      () => rows,
+      () => rows - removed.size,
+      0,
+    );
+    const find = (key: number) => slots.find(hashKey(key), (row) => keys[row] === key);
+    let rebuilds = 0;
+    let midMigration = 0;
+    const step = (apply: () => void) => {
+      const wasMigrating = slots.migrating;
+      const before = slots.currentSlots;
+      apply();
+      if (slots.currentSlots !== before) {
+        rebuilds++;
+        if (wasMigrating) midMigration++;
+      }
+    };
+    const insert = () => step(() => ((keys[rows] = nextKey++), slots.insert(hashKey(keys[rows]!), rows++)));
+    const remove = (row: number) => (slots.remove(hashKey(keys[row]!), row), removed.add(row));
+    for (let i = 0; i < 3_000; i++) insert();
+    // A sliding window (past 300 live rows, each insert removes the oldest one or two) with overwrites: few live rows, ever more rows behind
+    // them (this table is never squeezed), so each rebuild migrates a long range [0, end) for a few hundred live rows.
+    let oldest = 0;
+    while (rows < 40_000) {
+      insert();
+      for (let drop = rows - removed.size > 300 ? 1 + Math.floor(random() * 2) : 0; drop > 0; drop--) {
+        while (removed.has(oldest)) oldest++;
+        remove(oldest);
+      }
+      const row = rows - 1 - Math.floor(random() * 200);
+      if (random() < 0.3 && !removed.has(row)) {
+        // An overwrite: the row's new key goes where the row now belongs (the old table while not yet migrated).
+        step(() => {
+          slots.remove(hashKey(keys[row]!), row);
+          keys[row] = nextKey++;
+          slots.insert(hashKey(keys[row]!), row);
+        });
+      }
+    }
+    expect(rebuilds).toBeGreaterThan(10);
+    expect(midMigration).toBe(0);
+    for (let row = 0; row < rows; row++) expect(find(keys[row]!)).toBe(removed.has(row) ? -1 : row);
+  });
+});
+
 describe('LiveRecords.squeezeIfDue', () => {
   it('swaps in the squeezed table after most records went; lookups, metadata filters and iteration stay exact, an iteration across the swap fails', async () => {
     const live = new LiveRecords();

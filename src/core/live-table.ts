@@ -75,14 +75,14 @@ const MIGRATE_PER_INSERT = 8;
 
 /**
  * One open-addressing table of row numbers (linear probing), rebuilt
- * incrementally. A rebuild starts a new table sized for twice the live rows
- * and keeps the old one: rows [0, end) present when it started are in the old
- * table until the migration passes them (`moved`), rows inserted later
- * (≥ end) and rows already moved are in the new one. Every insert moves
- * MIGRATE_PER_INSERT more rows, so the migration is over after rows ÷ 8
- * inserts. Rows are at most twice the live ones plus 64 (LiveTable squeezes),
- * so the new table (≥ 4 × live slots, limit 2 × live) then holds at most
- * live + rows ÷ 8 entries: it never fills while a migration is under way.
+ * incrementally. A rebuild starts a new table (`rebuildEntries`) and keeps
+ * the old one: rows [0, end) present when it started are in the old table
+ * until the migration passes them (`moved`), rows inserted later (≥ end) and
+ * rows already moved are in the new one. Every insert moves
+ * MIGRATE_PER_INSERT more rows, so the migration is over after end ÷ 8
+ * inserts, and the new table then holds at most live + end ÷ 8 + 1 entries:
+ * it is sized for at least that, so it never fills while a migration is under
+ * way.
  */
 export class RowSlots {
   /** The table new entries go to. */
@@ -178,7 +178,7 @@ export class RowSlots {
 
   /** Rebuilds at once from the rows (after they were renumbered). */
   rebuildNow(live: number): void {
-    this.reset(2 * live);
+    this.reset(rebuildEntries(live, 0));
     this.end = this.limit();
     this.migrate(this.end);
   }
@@ -191,14 +191,14 @@ export class RowSlots {
     return this.old !== null && row >= this.moved && row < this.end;
   }
 
-  /** Starts a rebuild into a table sized for twice the live rows; small tables are done at once. */
+  /** Starts a rebuild into a new table (`rebuildEntries`); small tables are done at once. */
   private rebuild(): void {
     if (this.old !== null) this.migrate(this.end); // cannot happen within the bound above; correct if it did
     this.old = this.slots;
-    this.slots = emptySlots(2 * this.liveCount());
+    this.end = this.limit();
+    this.slots = emptySlots(rebuildEntries(this.liveCount(), this.end));
     this.used = 0;
     this.moved = 0;
-    this.end = this.limit();
     if (this.end < this.syncBelow) this.migrate(this.end);
   }
 
@@ -211,6 +211,16 @@ export class RowSlots {
     }
     if (this.moved >= this.end) this.old = null;
   }
+}
+
+/**
+ * Entries a rebuilt table is sized for, `live` rows live and rows [0, `end`) to migrate: half as many again as the
+ * live ones (so the next rebuild is at least live ÷ 2 inserts away), and never fewer than the migration can bring
+ * (see RowSlots). Sized for twice the live rows, as before, the tables were 4–8 slots per live row: after a build of
+ * 200k records 2 × 4 MiB, now 2 × 2 MiB (docs/performance.md, "Fourteenth round").
+ */
+function rebuildEntries(live: number, end: number): number {
+  return Math.max(Math.ceil(1.5 * live), live + Math.ceil(end / MIGRATE_PER_INSERT) + 1);
 }
 
 /** Puts `row` in the first free slot from `hash`; returns whether that slot was EMPTY (not a tombstone). */

@@ -40,16 +40,12 @@ import { KEY_BYTES, open, seal } from '../crypto/aead.js';
 import { deriveKey, frame, hmac, u64 } from '../crypto/kdf.js';
 import { publicKeyOf, SIGN_PUBLIC_BYTES, SIGN_SEED_BYTES } from '../crypto/sign.js';
 import { IntegrityError, InvalidKeyError } from '../errors.js';
-import { Packr } from 'msgpackr';
+import { pack, unpack } from '../util/msgpack.js';
 import type { IndexKeys } from './envelope.js';
 
 export type Permission = 'read' | 'write';
 /** What a user may do: `['read']` or `['read', 'write']`. */
 export type Permissions = Permission[];
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-const pack = (value: unknown): Buffer => packr.pack(value);
-const unpack = (bytes: Uint8Array): unknown => packr.unpack(bytes);
 
 /** The subkeys a reader receives (an IndexKeys without the writer and root fields). */
 const READER_KEYS = ['records', 'graph', 'ids', 'manifest', 'digest', 'head'] as const;

@@ -6,11 +6,13 @@
  * ciphertext since record format 2, in the AAD before), so values cannot be
  * moved between indexes or records, or replayed from an older commit unnoticed.
  */
-import { Packr } from 'msgpackr';
 import { open, seal } from '../crypto/aead.js';
 import { hmacMany, hmacManyPaired, openMany, sealMany } from '../crypto/bulk.js';
 import { constantTimeEqual, frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
+import { pack, unpack } from '../util/msgpack.js';
+
+export { pack, unpack };
 
 /** Version byte of the manifest (manifest.ts). */
 export const VALUE_VERSION = 1;
@@ -22,11 +24,6 @@ const RECORD_V2 = 2;
 const RECORD_V3 = 3;
 const TAG_BYTES = 32;
 const RECORD_V3_HEADER = 1 + TAG_BYTES;
-// Plain maps, no shared structures: every value decodes on its own.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
-
-export const pack = (value: unknown): Buffer => packr.pack(value);
-export const unpack = (bytes: Uint8Array): unknown => packr.unpack(bytes);
 
 /** What a record holds; all of it is secret. */
 export interface RecordBody {
@@ -130,6 +127,7 @@ function sealUntagged(key: Uint8Array, indexId: Uint8Array, hkeys: Uint8Array[],
     return all.subarray(from, at);
   });
   const prefix = tagged ? Buffer.concat([Buffer.of(RECORD_V3), Buffer.alloc(TAG_BYTES)]) : Buffer.of(RECORD_V2);
+  for (const p of packed) p.fill(0); // msgpackr's buffer, which later packs share
   const sealed = sealMany(key, plaintexts, { head: v2AadHead(indexId), parts: hkeys }, prefix);
   all.fill(0); // the plaintext copy: vectors, metadata, contents
   return sealed;
