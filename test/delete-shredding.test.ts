@@ -14,7 +14,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { CatalogEntry } from '../src/keys/envelope.js';
 import { catalogKey, indexRange } from '../src/storage/layout.js';
 import { KvStore } from '../src/storage/kv-store.js';
-import { unpack } from '../src/storage/sealed.js';
+import { unpack } from '../src/util/msgpack.js';
 import { Client, StorageError } from '../src/index.js';
 import { openClient, openFresh, reopen } from './support/fixtures.js';
 import { filesUnder, rejectsWithCode, tempStore } from './support/helpers.js';

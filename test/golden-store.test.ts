@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClassicLevel } from 'classic-level';
-import { unpack } from '../src/storage/sealed.js';
+import { unpack } from '../src/util/msgpack.js';
 import { deriveIndexKeys, openEnvelope } from '../src/keys/envelope.js';
 import { indexKey, MANIFEST } from '../src/storage/layout.js';
 import { openManifest, type SnapshotRef } from '../src/storage/manifest.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type CustomSlot, type KmsRegistry } from '../src/index.js';
 import { catalogKey } from '../src/storage/layout.js';
-import { unpack } from '../src/storage/sealed.js';
+import { unpack } from '../src/util/msgpack.js';
 import { AwsLoopback, LOOPBACK_CREDENTIALS, closedPort } from './support/aws-loopback.js';
 import { allBytes, rawStore, rejectsKmsError, rejectsWithCode, tempStore } from './support/helpers.js';
 import { customSlot } from './support/rotation.js';

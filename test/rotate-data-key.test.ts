@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type CustomSlot, type EncryptedIndex } from '../src/index.js';
 import { catalogKey, indexRange } from '../src/storage/layout.js';
-import { pack } from '../src/storage/sealed.js';
+import { pack } from '../src/util/msgpack.js';
 import { AwsLoopback, LOOPBACK_CREDENTIALS } from './support/aws-loopback.js';
 import { rawStore, rejectsKmsError, rejectsWithCode, tempStore } from './support/helpers.js';
 import { contentsOf, countFound, customSlot, rawCatalogEntry, sampleGeneration } from './support/rotation.js';

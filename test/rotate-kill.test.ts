@@ -26,7 +26,7 @@ import { Client, type EncryptedIndex } from '../src/index.js';
 import { bundleChild } from './support/bundle-child.js';
 import { userSlot } from '../src/keys/users.js';
 import { indexKey, USER } from '../src/storage/layout.js';
-import { unpack } from '../src/storage/sealed.js';
+import { unpack } from '../src/util/msgpack.js';
 import { rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 import { countFound, sampleGeneration } from './support/rotation.js';
 

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { Client } from '../src/index.js';
 import { openUser, userSlot } from '../src/keys/users.js';
 import { catalogKey, indexKey, kindRange, USER, USER_DIR, USERS_ADMIN } from '../src/storage/layout.js';
-import { pack, unpack } from '../src/storage/sealed.js';
+import { pack, unpack } from '../src/util/msgpack.js';
 import { openClient, openFresh } from './support/fixtures.js';
 import { rawCatalogEntry, rawStore, rejectsWithCode } from './support/helpers.js';
 import { countFound } from './support/rotation.js';

@@ -10,7 +10,7 @@ import { open, seal } from '../src/crypto/aead.js';
 import { frame } from '../src/crypto/kdf.js';
 import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../src/keys/envelope.js';
 import { catalogKey } from '../src/storage/layout.js';
-import { pack, unpack } from '../src/storage/sealed.js';
+import { pack, unpack } from '../src/util/msgpack.js';
 import { Client } from '../src/index.js';
 import { openFresh, reopen } from './support/fixtures.js';
 import { rawRecords, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';

@@ -12,7 +12,7 @@ import { frame, hmac, u64 } from '../src/crypto/kdf.js';
 import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../src/keys/envelope.js';
 import { HeadFile } from '../src/storage/heads.js';
 import { catalogKey, indexRange } from '../src/storage/layout.js';
-import { unpack } from '../src/storage/sealed.js';
+import { unpack } from '../src/util/msgpack.js';
 import { Client } from '../src/index.js';
 import { openClient, openFresh, reopen, storedTwoRecords } from './support/fixtures.js';
 import { rawStore, rejectsWithCode, tempStore } from './support/helpers.js';

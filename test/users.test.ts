@@ -30,7 +30,7 @@ import {
 } from '../src/keys/users.js';
 import { KvStore } from '../src/storage/kv-store.js';
 import { catalogKey, indexKey, indexRange, USER, USER_DIR } from '../src/storage/layout.js';
-import { pack } from '../src/storage/sealed.js';
+import { pack } from '../src/util/msgpack.js';
 import { openClient, openFresh } from './support/fixtures.js';
 import { allBytes, rawCatalogEntry, rawStore, rejectsWithCode, tempStore } from './support/helpers.js';
 

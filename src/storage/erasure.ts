@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { IntegrityError } from '../errors.js';
 import type { BatchOp, KvBackend, RangeOptions } from './kv-store.js';
 import { erasureKey, erasureRange } from './layout.js';
-import { pack, unpack } from './sealed.js';
+import { pack, unpack } from '../util/msgpack.js';
 
 const ERASURE_VERSION = 1;
 

@@ -37,14 +37,13 @@ import {
   liveTags,
   openChange,
   openRecords,
-  pack,
   sealChange,
   sealRecords,
   sealRecordsAsync,
-  unpack,
   type ChangeEntry,
   type RecordBody,
 } from './sealed.js';
+import { pack, unpack } from '../util/msgpack.js';
 import {
   chunkMacKey,
   clearGeneration,

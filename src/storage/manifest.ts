@@ -11,7 +11,8 @@ import { open, seal } from '../crypto/aead.js';
 import { frame } from '../crypto/kdf.js';
 import { SIGNATURE_BYTES, signBytes, verifyBytes } from '../crypto/sign.js';
 import { IntegrityError } from '../errors.js';
-import { pack, unpack, VALUE_VERSION } from './sealed.js';
+import { pack, unpack } from '../util/msgpack.js';
+import { VALUE_VERSION } from './sealed.js';
 
 import type { IndexType, Metric, StoragePrecision } from '../api/types.js';
 

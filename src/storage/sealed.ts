@@ -12,8 +12,6 @@ import { constantTimeEqual, frame, lengthPrefix, u64 } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import { pack, unpack } from '../util/msgpack.js';
 
-export { pack, unpack };
-
 /** Version byte of the manifest (manifest.ts). */
 export const VALUE_VERSION = 1;
 /** Record format 1 (read only): seq in the clear header, bound by the AAD. */

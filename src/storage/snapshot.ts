@@ -20,7 +20,8 @@ import type { BatchOp, KvBackend as KvStore } from './kv-store.js';
 import { indexKey, SNAPSHOT } from './layout.js';
 import type { SnapshotRef } from './manifest.js';
 import type { IdBytes } from './sealed.js';
-import { concatSliced, decodeIdList, encodeIdListSliced, pack, splitIdList, unpack } from './sealed.js';
+import { pack, unpack } from '../util/msgpack.js';
+import { concatSliced, decodeIdList, encodeIdListSliced, splitIdList } from './sealed.js';
 
 export const CHUNK_BYTES = 1 << 20;
 /** Chunks per LevelDB read and decrypt task: several run on the pool at once. */

@@ -14,7 +14,7 @@ import { IndexStore } from './index-store.js';
 import { ioError } from './io-errors.js';
 import { KvStore, type BatchOp, type KvBackend, type RangeOptions } from './kv-store.js';
 import { catalogKey, catalogRange, indexKey, indexNameOfCatalogKey, indexRange, USER, USERS_ADMIN } from './layout.js';
-import { unpack } from './sealed.js';
+import { unpack } from '../util/msgpack.js';
 
 /** What the Client needs of an open store: the catalog, and one IndexStore per index (Store; PgStore in storage/postgres/). */
 export interface CatalogStore {

@@ -27,8 +27,8 @@ const NIL = Uint8Array.of(0xc0);
 const TARGET_BYTES = 8192;
 
 /**
- * Encodes `value`. The result is a view of msgpackr's target buffer: callers that seal it zero it afterwards
- * (plaintext must not linger there for later packs to sit beside).
+ * Encodes `value`. The result is a view of msgpackr's target buffer, which later packs share: callers that pack
+ * secrets (records, key bundles) zero it once sealed.
  */
 export function pack(value: unknown): Buffer {
   const bytes = packr.pack(value);

@@ -13,7 +13,8 @@ import { afterEach, expect } from 'vitest';
 import { KmsError } from '../../src/errors.js';
 import type { CatalogEntry } from '../../src/keys/envelope.js';
 import { catalogKey } from '../../src/storage/layout.js';
-import { encodeIdList, splitIdList, unpack, type IdBytes } from '../../src/storage/sealed.js';
+import { encodeIdList, splitIdList, type IdBytes } from '../../src/storage/sealed.js';
+import { unpack } from '../../src/util/msgpack.js';
 
 export { bruteForce, cosineDistance, l2, randomVectors } from './vectors.js';
 

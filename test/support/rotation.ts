@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { CatalogEntry } from '../../src/keys/envelope.js';
 import type { CustomSlot, EncryptedIndex } from '../../src/index.js';
 import { catalogKey, indexRange } from '../../src/storage/layout.js';
-import { unpack } from '../../src/storage/sealed.js';
+import { unpack } from '../../src/util/msgpack.js';
 import { filesUnder, rawStore } from './helpers.js';
 
 export { filesUnder };

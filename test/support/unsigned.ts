@@ -11,7 +11,7 @@ import { deriveKey, frame, u64 } from '../../src/crypto/kdf.js';
 import { seal } from '../../src/crypto/aead.js';
 import { deriveIndexKeys, openEnvelope, type CatalogEntry } from '../../src/keys/envelope.js';
 import { openManifest, sealManifest, type Manifest } from '../../src/storage/manifest.js';
-import { pack, unpack } from '../../src/storage/sealed.js';
+import { pack, unpack } from '../../src/util/msgpack.js';
 import { catalogKey, indexKey, MANIFEST } from '../../src/storage/layout.js';
 import { rawCatalogEntry, rawStore } from './helpers.js';
 
