@@ -5,6 +5,7 @@
 
 #include <napi.h>
 
+#include "../niced-thread.h"
 #include "../promise-task.h"
 #include "core.h"
 
@@ -60,9 +61,10 @@ class PromiseWorker : public vecvault::PromiseTask {
         path_ = path;
         message_ = std::move(message);
     }
-    // Runs the body (run_guarded: C++ exceptions become rejections).
+    // Runs the body (run_guarded: C++ exceptions become rejections) on the pool thread's niced shadow
+    // (niced-thread.h): graph work must not take the cores from the JS thread.
     void Execute() final {
-        run_guarded([this] { Run(); }, [this](char const* why) { Fail(Failure::native, why); });
+        vecvault::NicedThread::run([this] { run_guarded([this] { Run(); }, [this](char const* why) { Fail(Failure::native, why); }); });
     }
     virtual void Run() = 0;
     virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
