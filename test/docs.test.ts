@@ -23,7 +23,14 @@ function errorCodes(): string[] {
 }
 
 /** Environment variables that share the prefix; they are not codes. */
-const ENV_VARS = new Set(['VECVAULT_INDEX_KEY', 'VECVAULT_FORCE_BUILD', 'VECVAULT_GC_YIELD', 'VECVAULT_HUGE_PAGES', 'VECVAULT_MALLOC_TUNING', 'VECVAULT_WORKER_NICE']);
+const ENV_VARS = new Set([
+  'VECVAULT_INDEX_KEY',
+  'VECVAULT_FORCE_BUILD',
+  'VECVAULT_GC_YIELD',
+  'VECVAULT_HUGE_PAGES',
+  'VECVAULT_MALLOC_TUNING',
+  'VECVAULT_WORKER_NICE',
+]);
 
 const API = 'docs/api.md';
 const TROUBLESHOOTING = 'docs/troubleshooting.md';
