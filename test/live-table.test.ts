@@ -247,6 +247,41 @@ describe('LiveTable', () => {
     expect(table.rowOfId('\ud800\ud800')).toBe(-1);
   });
 
+  it('reserve() makes each new column in its own turn (one turn of six allocations stalled the event loop at 1M)', async () => {
+    const { table, model } = filled(3_000);
+    const before = table.capacity;
+    const capacities: number[] = [];
+    let yields = 0;
+    // One slice of rows: every wait seen here comes from an allocation (5 row columns, the arena), then none from the copy.
+    await table.reserve(
+      2 * before,
+      async () => {
+        yields++;
+        capacities.push(table.capacity);
+      },
+      1_000_000,
+    );
+    expect(yields).toBe(6);
+    expect(capacities.every((c) => c === before)).toBe(true); // not swapped in until copied
+    expect(table.capacity).toBeGreaterThanOrEqual(3 * before);
+    expectSame(table, model);
+    // A write during an allocation's turn: the grown columns are dropped, nothing is lost.
+    const { table: other, model: otherModel } = filled(3_000);
+    let wrote = false;
+    await other.reserve(
+      10_000,
+      async () => {
+        if (wrote) return;
+        wrote = true;
+        other.set('late', engineKey(77_777), 77_777);
+        otherModel.set('late', { key: engineKey(77_777), seq: 77_777 });
+      },
+      1_000_000,
+    );
+    expect(other.capacity).toBe(before);
+    expectSame(other, otherModel);
+  });
+
   it('reserve() drops its copy when the table was written to between its slices (set() then grows on its own)', async () => {
     const { table, model } = filled(4_096);
     const before = table.capacity;
