@@ -157,6 +157,33 @@ describe('index lifecycle', () => {
     expect(results).toEqual([{ id: 'b7' }]);
   });
 
+  it('a get of 1,000 ids (opened 256 per turn) racing overwrites of the same ids sees each record whole, old or new', async () => {
+    const { index } = await openFresh({ indexName: 'race', dimension: 8 });
+    const ids = Array.from({ length: 1_000 }, (_, i) => `r${i}`);
+    const version = (round: number) => ids.map((id, i) => ({ id, vector: Array.from({ length: 8 }, (_, d) => round + i + d), metadata: { round } }));
+    await index.upsert(version(0));
+    let gets = 0;
+    for (let round = 1; round <= 4; round++) {
+      let settled = false;
+      const write = index.upsert(version(round)).finally(() => (settled = true));
+      // Gets back to back while the overwrite runs: some span its commit and its memory update.
+      while (!settled) {
+        const got = await index.get({ ids, include: ['vector', 'metadata'] });
+        gets++;
+        expect(got.map((g) => g.id)).toEqual(ids);
+        got.forEach((g, i) => {
+          const seen = (g.metadata as { round: number }).round;
+          expect([round - 1, round]).toContain(seen);
+          expect(g.vector![0]).toBe(seen + i); // the vector belongs to the same version as the metadata
+        });
+      }
+      await write;
+    }
+    expect(gets).toBeGreaterThan(4);
+    const last = await index.get({ ids, include: ['metadata'] });
+    expect(last.every((g) => (g.metadata as { round: number }).round === 4)).toBe(true);
+  });
+
   it('two concurrent first upserts with different dimensions: one fails cleanly, the index stays usable', async () => {
     const { path, key, client, index } = await openFresh({ indexName: 'x' });
     const outcomes = await Promise.allSettled([index.upsert({ ids: ['a'], vectors: [[1, 2, 3]] }), index.upsert({ ids: ['b'], vectors: [[1, 2, 3, 4]] })]);

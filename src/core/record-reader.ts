@@ -7,6 +7,7 @@ import { constantTimeEqual } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
 import type { Manifest } from '../storage/manifest.js';
 import type { RecordBody } from '../storage/sealed.js';
+import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import type { IndexState } from './index-state.js';
 
 /**
@@ -23,19 +24,33 @@ export async function readRecords(state: IndexState, ids: string[], retried = fa
   const mark = state.queue.mark();
   const values = await store.getRecords(hkeys);
   state.assertUsable(); // closed or deleted while the read ran: memory is gone, say so rather than blame the disk
-  if (state.store !== store) {
+  // Rotated meanwhile (its old subkeys are wiped): read again from the new store.
+  const readAgain = (): Promise<Map<string, RecordBody>> => {
     if (retried) throw new IntegrityError(`The records of index "${state.name}" moved twice during one read. Retry the call.`);
-    return readRecords(state, ids, true); // rotated meanwhile (its old subkeys are wiped): read again from the new store
+    return readRecords(state, ids, true);
+  };
+  if (state.store !== store) return readAgain();
+  const present = ids.flatMap((_, i) => (values[i] === undefined ? [] : [i]));
+  // Opened SLICE records per turn: a compaction batch of 1,024 opened at once (tag checks, decryption, unpacking) held
+  // the event loop 37–53 ms on a CPU at 1M under load.
+  const records = new Map<number, ReturnType<typeof store.openRecords>[number]>();
+  for (let start = 0; start < present.length; start += SLICE) {
+    if (start > 0) {
+      await yieldToEventLoop();
+      state.assertUsable();
+      if (state.store !== store) return readAgain();
+    }
+    const part = present.slice(start, start + SLICE);
+    const opened = store.openRecords(
+      part.map((i) => hkeys[i]!),
+      part.map((i) => values[i]!),
+    );
+    part.forEach((i, j) => records.set(i, opened[j]!));
   }
-  // Disk and memory may disagree only while a write is between its commit and its memory update.
+  // Disk and memory may disagree only while a write is between its commit and its memory update (asked after the
+  // turns above: a write may have run in between).
   const racing = state.queue.racedSince(mark);
   let raced = false;
-  const present = ids.flatMap((_, i) => (values[i] === undefined ? [] : [i]));
-  const opened = store.openRecords(
-    present.map((i) => hkeys[i]!),
-    present.map((i) => values[i]!),
-  );
-  const records = new Map(present.map((i, j) => [i, opened[j]!]));
   ids.forEach((id, i) => {
     const entry = state.live.get(id);
     const value = values[i];
