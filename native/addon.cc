@@ -259,7 +259,15 @@ class ReleaseMappedPagesTask : public vecvault::PromiseTask {
         if (shared_ >= 0 && shared_ < min_shared_)
             return;
         ran_ = true;
-        released_ = ReleaseMappedPagesUnder(dir_);
+        // On the niced shadow thread, as graph work: a 42 ms release at nice 0 beside LevelDB's compaction thread
+        // left the JS thread 47 ms on the run queue in a 1M build (bench/stalls.ts).
+        vecvault::NicedThread::run([this] {
+            try {
+                released_ = ReleaseMappedPagesUnder(dir_);
+            } catch (...) { // bodies must not throw on the shadow (bad_alloc in a path string): nothing released
+                released_ = 0;
+            }
+        });
         shared_ = ResidentSharedBytes();
     }
     void Settle(Napi::Env env) override {
