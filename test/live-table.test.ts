@@ -44,6 +44,20 @@ function filled(n: number): { table: LiveTable; model: Map<string, Entry> } {
   return { table, model };
 }
 
+/** A `between` for reserve() that writes `id` into the table (and the model) at its first call, as a racing writer would. */
+function writeOnce(table: LiveTable, model: Map<string, Entry>, id: string, n: number): { between: () => Promise<void>; wrote: () => boolean } {
+  let wrote = false;
+  return {
+    between: async () => {
+      if (wrote) return;
+      wrote = true;
+      table.set(id, engineKey(n), n);
+      model.set(id, { key: engineKey(n), seq: n });
+    },
+    wrote: () => wrote,
+  };
+}
+
 /** Two distinct ids with the same hashId (found once by a birthday search over `c<n>`; the test checks they still collide). */
 const COLLIDING: [string, string] = ['c693596', 'c1170850'];
 
@@ -267,17 +281,9 @@ describe('LiveTable', () => {
     expectSame(table, model);
     // A write during an allocation's turn: the grown columns are dropped, nothing is lost.
     const { table: other, model: otherModel } = filled(3_000);
-    let wrote = false;
-    await other.reserve(
-      10_000,
-      async () => {
-        if (wrote) return;
-        wrote = true;
-        other.set('late', engineKey(77_777), 77_777);
-        otherModel.set('late', { key: engineKey(77_777), seq: 77_777 });
-      },
-      1_000_000,
-    );
+    const write = writeOnce(other, otherModel, 'late', 77_777);
+    await other.reserve(10_000, write.between, 1_000_000);
+    expect(write.wrote()).toBe(true);
     expect(other.capacity).toBe(before);
     expectSame(other, otherModel);
   });
@@ -285,18 +291,9 @@ describe('LiveTable', () => {
   it('reserve() drops its copy when the table was written to between its slices (set() then grows on its own)', async () => {
     const { table, model } = filled(4_096);
     const before = table.capacity;
-    let wrote = false;
-    await table.reserve(
-      10_000,
-      async () => {
-        if (wrote) return;
-        wrote = true;
-        table.set('id7', engineKey(9_999), 9_999);
-        model.set('id7', { key: engineKey(9_999), seq: 9_999 });
-      },
-      1_000,
-    );
-    expect(wrote).toBe(true);
+    const write = writeOnce(table, model, 'id7', 9_999);
+    await table.reserve(10_000, write.between, 1_000);
+    expect(write.wrote()).toBe(true);
     expect(table.capacity).toBe(before); // not swapped in: it would have lost the write above
     expectSame(table, model);
     // Control: undisturbed, the same call does swap in grown columns.
