@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #ifdef __linux__
@@ -51,11 +52,12 @@ inline int worker_nice() {
 class NicedThread {
   public:
     // Runs `body` on the calling thread's shadow and returns once it finished (inline when niceness is off).
+    // A shadow that cannot be started (the process is out of threads) runs the body inline: slower to yield, not lost.
     static void run(std::function<void()> const& body) {
-        if (worker_nice() == 0)
+        NicedThread* shadow = worker_nice() == 0 ? nullptr : shadow_of_this_thread();
+        if (shadow == nullptr)
             return body();
-        thread_local NicedThread shadow;
-        shadow.execute(body);
+        shadow->execute(body);
     }
 
     NicedThread(NicedThread const&) = delete;
@@ -63,6 +65,16 @@ class NicedThread {
 
   private:
     NicedThread() : thread_([this] { loop(); }) {}
+
+    // This pool thread's shadow, made on first use; nullptr when std::thread could not start one (a later call retries).
+    static NicedThread* shadow_of_this_thread() {
+        try {
+            thread_local NicedThread shadow;
+            return &shadow;
+        } catch (std::system_error const&) {
+            return nullptr;
+        }
+    }
 
     // When the pool thread exits (process exit): stop the shadow and join it.
     ~NicedThread() {

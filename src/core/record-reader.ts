@@ -5,6 +5,7 @@
  */
 import { constantTimeEqual } from '../crypto/kdf.js';
 import { IntegrityError } from '../errors.js';
+import type { OpenedRecord } from '../storage/index-store.js';
 import type { Manifest } from '../storage/manifest.js';
 import type { RecordBody } from '../storage/sealed.js';
 import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
@@ -33,7 +34,7 @@ export async function readRecords(state: IndexState, ids: string[], retried = fa
   const present = ids.flatMap((_, i) => (values[i] === undefined ? [] : [i]));
   // Opened SLICE records per turn: a compaction batch of 1,024 opened at once (tag checks, decryption, unpacking) held
   // the event loop 37–53 ms on a CPU at 1M under load.
-  const records = new Map<number, ReturnType<typeof store.openRecords>[number]>();
+  const records = new Map<number, OpenedRecord>();
   for (let start = 0; start < present.length; start += SLICE) {
     if (start > 0) {
       await yieldToEventLoop();
