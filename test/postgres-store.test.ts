@@ -79,6 +79,25 @@ describe.skipIf(skip)('PostgreSQL: one index, several openers', () => {
     await rejectsWithCode(a.query({ queryVectors: [1, 1], consistency: 'sometimes' as 'eventual' }), 'VECVAULT_VALIDATION');
   });
 
+  it('a strong read while the background follower is still adding a commit to the graph waits for it (no stale query after a fresh get)', async () => {
+    // The window CI hit once: the follower (woken by NOTIFY) had taken the new commit's counter and filled the
+    // live table but was still inside the engine's add, so a get found the record and a strong query then
+    // searched a graph without it. A large commit keeps that window open long enough to land in it every time.
+    const dimension = 32;
+    const { a, b } = await twoOpeners(postgresBackend(cluster), dimension);
+    const n = 20_000;
+    const vectors = Array.from({ length: n }, (_, i) => Array.from({ length: dimension }, (_, d) => Math.sin(i * 0.37 + d * 1.3) + (d === i % dimension ? 2 : 0)));
+    await a.upsert({ ids: vectors.map((_, i) => `v${i}`), vectors });
+    // The follower fills the live table synchronously before it awaits the graph: watch for that, then read strongly.
+    const start = Date.now();
+    while (b.stats().count < n && Date.now() - start < 20_000) await new Promise((r) => setTimeout(r, 1));
+    expect(b.stats().count).toBe(n);
+    const probe = n - 1;
+    expect((await b.get({ ids: [`v${probe}`], include: [] })).length).toBe(1);
+    const { results } = await b.query({ queryVectors: vectors[probe]!, topK: 1, exact: true });
+    expect(results).toEqual([{ id: `v${probe}` }]);
+  }, 60_000);
+
   it('concurrent writers through two openers lose no acknowledged write and apply none twice', async () => {
     const backend = postgresBackend(cluster);
     const { key, a, b } = await twoOpeners(backend);

@@ -171,7 +171,6 @@ async function applyIfConsistent(state: IndexState, next: Manifest, finals: Map<
         added.push({ key: record.body.key, vector: vectorOf(record.body.vector) });
       }
     }
-    state.manifest = next;
     if (next.dimension !== null) {
       const engine = (state.engine ??= state.newEngine(next.dimension));
       if (removed.length > 0) {
@@ -187,6 +186,8 @@ async function applyIfConsistent(state: IndexState, next: Manifest, finals: Map<
         );
       }
     }
+    // Only now: a strong read's fast path trusts a matching counter, so the graph must hold the commit by then.
+    state.manifest = next;
   } catch (cause) {
     state.markBroken(cause as Error);
     throw new NativeError(`Index "${state.name}" could not apply the commits of another process to its in-memory graph. Load the index again.`, { cause });
