@@ -86,7 +86,9 @@ describe.skipIf(skip)('PostgreSQL: one index, several openers', () => {
     const dimension = 32;
     const { a, b } = await twoOpeners(postgresBackend(cluster), dimension);
     const n = 20_000;
-    const vectors = Array.from({ length: n }, (_, i) => Array.from({ length: dimension }, (_, d) => Math.sin(i * 0.37 + d * 1.3) + (d === i % dimension ? 2 : 0)));
+    const vectors = Array.from({ length: n }, (_, i) =>
+      Array.from({ length: dimension }, (_, d) => Math.sin(i * 0.37 + d * 1.3) + (d === i % dimension ? 2 : 0)),
+    );
     await a.upsert({ ids: vectors.map((_, i) => `v${i}`), vectors });
     // The follower fills the live table synchronously before it awaits the graph: watch for that, then read strongly.
     const start = Date.now();
