@@ -6,7 +6,7 @@
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync, realpathSync } from 'node:fs';
 import { ClosedError, IntegrityError, StorageError, StoreLockedError } from '../errors.js';
-import { SLICE } from '../util/event-loop.js';
+import { SLICE, yieldToEventLoop } from '../util/event-loop.js';
 import { releaseMappedPages, releaseMemory } from '../util/memory.js';
 import { ioError, levelFailure } from './io-errors.js';
 import { inSlices, ReusableBatch } from './level-batch.js';
@@ -73,8 +73,12 @@ export interface CommitGuard {
   counter: number;
 }
 
-/** Reads of at most this many keys run synchronously (see KvStore.getMany). */
-const SYNC_READ_MAX = 16;
+/**
+ * How KvStore.getMany reads on the calling thread: in turns of at most `turnMs`, with the event loop free in between
+ * (a read from the page cache takes ~7 µs here, so a turn holds ~250 of them); a read slower than `slowMs` (a table
+ * file opened, or the disk) ends its turn, and after `slowForPool` of them in one call the rest go to the pool.
+ */
+const SYNC_READS = { turnMs: 2, slowMs: 1, slowForPool: 3 } as const;
 
 /** What the store and the per-index store need of a key-value backend (KvStore; PgKv in storage/postgres/). */
 export interface KvBackend {
@@ -132,6 +136,8 @@ export class KvStore implements KvBackend {
   private releasingUntil = 0;
   /** One native write batch for the large writes, freed without waiting for the GC (level-batch.ts); null: chained batches. */
   private readonly reusable: ReusableBatch | null;
+  /** How getMany reads on the calling thread (SYNC_READS; tests set Infinity as the control). */
+  syncReads: { turnMs: number; slowMs: number; slowForPool: number } = { ...SYNC_READS };
 
   private constructor(
     private readonly db: ClassicLevel<Bytes, Bytes>,
@@ -225,15 +231,40 @@ export class KvStore implements KvBackend {
   }
 
   /**
-   * `fillCache: false` for bulk reads (snapshot chunks) that would only evict hot blocks.
-   * A few keys are read on the calling thread (LevelDB's getSync): a pool round trip costs more
-   * than the reads themselves (measured: `get` of 10 ids went from ~10k to ~20–30k records/s on a
-   * loaded 2-core machine); the stall is bounded by SYNC_READ_MAX page-cache or disk reads.
+   * `fillCache: false` for bulk reads (snapshot chunks) that would only evict hot blocks: on the pool.
+   * Otherwise the keys are read on the calling thread (LevelDB's getSync), in short turns with the event loop free
+   * in between (SYNC_READS): a pool round trip costs more than the reads themselves (measured: `get` of 10 ids went
+   * from ~10k to ~20–30k records/s on a loaded 2-core machine; a warm 200k store's record keys, 1,000 at random:
+   * ~7 µs a key here against 10–24 µs through getMany in calls of 100, which copies each value twice). A slow read
+   * (a table file opened, the disk) ends its turn, and a call that keeps meeting them (a cold store) reads the rest
+   * on the pool, so the event loop waits for at most a turn's worth of reads. Reads in different turns may straddle
+   * a commit; callers compare what they read with memory and read again after a racing write (record-reader.ts),
+   * as with the pool's reads.
    */
   async getMany(keys: Bytes[], options: { fillCache?: boolean } = {}): Promise<(Bytes | undefined)[]> {
     try {
-      if (keys.length <= SYNC_READ_MAX && options.fillCache !== false) return keys.map((key) => this.db.getSync(key));
-      return await this.db.getMany(keys, options);
+      if (options.fillCache === false) return await this.db.getMany(keys, options);
+      const { turnMs, slowMs, slowForPool } = this.syncReads;
+      const values: (Bytes | undefined)[] = new Array<Bytes | undefined>(keys.length);
+      let turn = performance.now();
+      let slow = 0;
+      for (let i = 0; i < keys.length; i++) {
+        let start = performance.now();
+        if (start - turn >= turnMs) {
+          await yieldToEventLoop();
+          turn = start = performance.now();
+        }
+        values[i] = this.db.getSync(keys[i]!);
+        if (performance.now() - start > slowMs) {
+          if (++slow >= slowForPool && i + 1 < keys.length) {
+            const rest = await this.db.getMany(keys.slice(i + 1), options);
+            rest.forEach((value, j) => (values[i + 1 + j] = value));
+            break;
+          }
+          turn = -Infinity; // this turn is over
+        }
+      }
+      return values;
     } catch (error) {
       throw this.mapped(error, 'read from the store');
     }

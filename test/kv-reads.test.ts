@@ -1,0 +1,73 @@
+/**
+ * The store's point reads (KvStore.getMany): on the calling thread in turns
+ * with the event loop free in between, the same bytes as LevelDB's pool reads,
+ * in the order asked, missing keys as undefined. Real LevelDB in a temp dir.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { KvStore, type BatchOp } from '../src/storage/kv-store.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const key = (i: number) => Buffer.from(`k-${String(i).padStart(7, '0')}`);
+
+async function filledStore(count: number): Promise<KvStore> {
+  const dir = mkdtempSync(join(tmpdir(), 'vecvault-kv-reads-'));
+  dirs.push(dir);
+  const kv = await KvStore.open(join(dir, 'db'));
+  for (let start = 0; start < count; start += 5000) {
+    const ops: BatchOp[] = Array.from({ length: Math.min(5000, count - start) }, (_, j) => ({
+      type: 'put',
+      key: key(start + j),
+      value: Buffer.alloc(200, (start + j) % 251),
+    }));
+    await kv.batch(ops);
+  }
+  return kv;
+}
+
+/** setImmediate callbacks that ran while `read` was pending. */
+async function turnsDuring(read: () => Promise<unknown>): Promise<number> {
+  let ticks = 0;
+  let running = true;
+  const tick = () => {
+    if (!running) return;
+    ticks++;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  await read();
+  running = false;
+  return ticks;
+}
+
+describe('KvStore.getMany', () => {
+  it('returns what the pool reads return, in the order asked, missing keys as undefined', async () => {
+    const kv = await filledStore(3000);
+    const keys = [key(2999), key(5), Buffer.from('absent'), key(1234), key(5), key(3000)];
+    const here = await kv.getMany(keys);
+    const pool = await kv.getMany(keys, { fillCache: false }); // always LevelDB's getMany on the pool
+    expect(here.map((v) => v && Buffer.from(v).toString('hex'))).toEqual(pool.map((v) => v && Buffer.from(v).toString('hex')));
+    expect(here.map((v) => v?.[0])).toEqual([2999 % 251, 5, undefined, 1234 % 251, 5, undefined]);
+    expect(here[0]!.byteLength).toBe(200);
+    await kv.close();
+  });
+
+  it('reads many keys in turns, letting the event loop run between them (control: one unbroken turn)', async () => {
+    const kv = await filledStore(30_000);
+    const keys = Array.from({ length: 30_000 }, (_, i) => key((i * 7919) % 30_000));
+    const turns = await turnsDuring(async () => {
+      const values = await kv.getMany(keys);
+      expect(values.every((v, i) => v !== undefined && v[0] === ((i * 7919) % 30_000) % 251)).toBe(true);
+    });
+    expect(turns).toBeGreaterThanOrEqual(3);
+    kv.syncReads = { turnMs: Infinity, slowMs: Infinity, slowForPool: Infinity };
+    expect(await turnsDuring(() => kv.getMany(keys))).toBe(0);
+    await kv.close();
+  });
+});
