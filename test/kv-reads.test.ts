@@ -70,4 +70,20 @@ describe('KvStore.getMany', () => {
     expect(await turnsDuring(() => kv.getMany(keys))).toBe(0);
     await kv.close();
   });
+
+  it('a call that keeps meeting slow reads reads the rest on the pool, with the same values', async () => {
+    const kv = await filledStore(3000);
+    const keys = [...Array.from({ length: 2000 }, (_, i) => key((i * 31) % 3000)), Buffer.from('absent')];
+    const expected = (await kv.getMany(keys)).map((v) => v?.[0]);
+    // Every read counts as slow (slowMs < 0): after the third the rest go to the pool, and the loop runs meanwhile.
+    kv.syncReads = { turnMs: Infinity, slowMs: -1, slowForPool: 3 };
+    let values: (Uint8Array | undefined)[] = [];
+    const turns = await turnsDuring(async () => {
+      values = await kv.getMany(keys);
+    });
+    expect(values.map((v) => v?.[0])).toEqual(expected);
+    expect(values.at(-1)).toBeUndefined();
+    expect(turns).toBeGreaterThanOrEqual(1);
+    await kv.close();
+  });
 });
