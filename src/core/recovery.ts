@@ -68,8 +68,7 @@ async function loadOnce(store: IndexStore, engines: EngineFactory, onRelease: ()
       state.openedFrom = 'snapshot';
       void store.releaseMemory(); // the snapshot chunks read (and mapped by LevelDB) and the table were transient; not waited for
       reduceHeapSoon(); // and, once idle, what only a GC frees: the decrypted table (5 MB at 200k records) and the open's other buffers
-      void state.live.finishRestoreInBackground(() => state.isOpen);
-      return state;
+      return state; // the restored ids and metadata are still being indexed in the background (restoreSnapshot started it)
     } catch (error) {
       // A signed snapshot whose chunks are not the signed ones was forged: report it, never paper over it with a rebuild.
       if (!(error instanceof VecvaultError) || error instanceof ForgedSnapshotError) {
