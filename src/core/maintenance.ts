@@ -205,6 +205,10 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
         vectors.set(vectorOf(body.vector), i * dimension);
       });
       await fresh.add(keys, vectors);
+      // The records just read came through LevelDB's mapped table files: without this every page of them stayed
+      // resident until the end (at 1M, 522 MiB of the compaction's 1,807 MiB peak). Gated: a release runs on the pool
+      // only once 8 MiB more came in.
+      state.store.releaseMappedPages();
       done += batch.length;
       onProgress?.({ done, total });
     }

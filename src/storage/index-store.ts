@@ -498,6 +498,14 @@ export class IndexStore {
     return this.kv.releaseMemory(options);
   }
 
+  /**
+   * Drops this process's resident pages of LevelDB's mapped table files, on the pool, if enough came in since the last
+   * release (util/memory.ts): for long reads of records, whose pages would otherwise stay counted until the read ends.
+   */
+  releaseMappedPages(): void {
+    this.kv.releaseMappedPages();
+  }
+
   /** Asks LevelDB to rewrite the snapshot chunks now (after a close: the next open then reads tables, not the log). */
   compactSnapshots(): Promise<void> {
     return this.kv.compactRange(kindRange(this.indexId, SNAPSHOT));
