@@ -16,7 +16,7 @@ import { reduceHeapSoon } from '../util/memory.js';
 import { warn } from '../warnings.js';
 import type { IndexState, MaintenanceKind } from './index-state.js';
 import { readRecords } from './record-reader.js';
-import { vectorOf } from './vector-bytes.js';
+import { rowBytes } from './vector-bytes.js';
 
 /** Snapshot in the background once this many records changed (or a quarter of the index, if larger). */
 const SNAPSHOT_MIN_CHANGES = 10_000;
@@ -202,7 +202,7 @@ export async function compact(state: IndexState, onProgress?: (progress: Progres
       batch.forEach((id, i) => {
         const body = bodies.get(id)!;
         keys[i] = BigInt(body.key);
-        vectors.set(vectorOf(body.vector), i * dimension);
+        rowBytes(vectors, i, dimension).set(body.vector); // the record's bytes straight into the step's array
       });
       await fresh.add(keys, vectors);
       // The records just read came through LevelDB's mapped table files: without this every page of them stayed

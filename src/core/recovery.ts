@@ -22,7 +22,7 @@ import { xorInto } from './digest.js';
 import { repairGraph } from './graph-repair.js';
 import { IndexState } from './index-state.js';
 import { recordFault } from './record-reader.js';
-import { vectorOf } from './vector-bytes.js';
+import { rowBytes, vectorOf } from './vector-bytes.js';
 
 /** Commits the first manifest of a new index with its catalog entry. */
 export async function createIndexState(
@@ -274,16 +274,14 @@ async function rebuild(state: IndexState): Promise<void> {
   // The graph takes the records as they stream past, REBUILD_STEP at a time: only one step's vectors are held beside
   // it, not every record's (at 200k × 96, all of them as arrays, then one flat copy, held ~190 MiB more at the peak).
   const engine = dimension === null ? null : state.newEngine(dimension);
-  let keys: bigint[] = [];
-  let vectors: Float32Array[] = [];
+  // One step's keys and vectors, written in place (a step ends at the first batch that reaches REBUILD_STEP).
+  const keys = new BigUint64Array(REBUILD_STEP + SLICE);
+  const vectors = new Float32Array(engine === null ? 0 : (REBUILD_STEP + SLICE) * dimension!);
+  let rows = 0;
   const addStep = async () => {
-    if (engine === null || keys.length === 0) return;
-    const flat = new Float32Array(vectors.length * dimension!);
-    vectors.forEach((v, i) => flat.set(v, i * dimension!));
-    const stepKeys = BigUint64Array.from(keys);
-    keys = [];
-    vectors = [];
-    await engine.add(stepKeys, flat);
+    if (engine === null || rows === 0) return;
+    await engine.add(keys.subarray(0, rows), vectors.subarray(0, rows * dimension!)); // settled before the buffers are refilled
+    rows = 0;
   };
   try {
     let batches = 0;
@@ -299,8 +297,9 @@ async function rebuild(state: IndexState): Promise<void> {
           throw new IntegrityError(`A record of index "${state.name}" does not belong to its manifest. Restore the store from a backup.`);
         }
         live.set(body.id, body.key, seq, body.metadata);
-        keys.push(BigInt(body.key));
-        vectors.push(vectorOf(body.vector));
+        if (engine === null) return;
+        keys[rows] = BigInt(body.key);
+        rowBytes(vectors, rows++, dimension!).set(body.vector);
       });
       xorInto(
         digest,
@@ -309,7 +308,7 @@ async function rebuild(state: IndexState): Promise<void> {
           records.map((r) => r.seq),
         ),
       );
-      if (keys.length >= REBUILD_STEP) await addStep();
+      if (rows >= REBUILD_STEP) await addStep();
     }
     await addStep();
     if (live.size !== m.count || !constantTimeEqual(digest, m.digest)) {
