@@ -77,12 +77,18 @@ describe('KvStore.getMany', () => {
     const expected = (await kv.getMany(keys)).map((v) => v?.[0]);
     // Every read counts as slow (slowMs < 0): after the third the rest go to the pool, and the loop runs meanwhile.
     kv.syncReads = { turnMs: Infinity, slowMs: -1, slowForPool: 3 };
+    // Count the reads made on this thread (LevelDB's own getSync, called through): three, then the pool.
+    const db = (kv as unknown as { db: { getSync: (key: Uint8Array) => unknown } }).db;
+    const getSync = db.getSync.bind(db);
+    let hereReads = 0;
+    db.getSync = (k) => (hereReads++, getSync(k));
     let values: (Uint8Array | undefined)[] = [];
     const turns = await turnsDuring(async () => {
       values = await kv.getMany(keys);
     });
     expect(values.map((v) => v?.[0])).toEqual(expected);
     expect(values.at(-1)).toBeUndefined();
+    expect(hereReads).toBe(3); // without the hand-off to the pool: all 2,001
     expect(turns).toBeGreaterThanOrEqual(1);
     await kv.close();
   });
