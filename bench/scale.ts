@@ -36,6 +36,8 @@ const GETS = 1_000;
 /** `--stream-ids` (bench/engine.ts sets this for the children): see the vv-build phase. */
 const streamIds = () => process.env.VECVAULT_SCALE_STREAM_IDS === '1';
 const idsNote = () => (streamIds() ? ' --stream-ids' : '');
+/** The host's Node options, which the children inherit (e.g. a young-generation cap): named in the report's command. */
+const nodeOptions = () => (process.env.NODE_OPTIONS ? `NODE_OPTIONS=${process.env.NODE_OPTIONS} ` : '');
 
 type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open' | 'query' | 'vv-compact';
 /** Held-out queries of the query phase (the rows after the N indexed ones, same clusters). */
@@ -526,7 +528,7 @@ export async function runReopen(n: number, reps: number, dir: string, { opensOnl
   const lines = [
     `# Scale, opens only: ${n.toLocaleString('en-US')} × ${DIM} cosine, vecvault vs raw usearch`,
     '',
-    `Command: \`npm run bench:engine -- --scale ${n} --reps ${reps} --reopen DIR${opensOnly ? ' --opens-only' : ''}\` (stores kept by an earlier \`--keep\` run) · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${loadBefore.toFixed(2)} → ${machine.loadAverage1m.toFixed(2)}`,
+    `Command: \`${nodeOptions()}npm run bench:engine -- --scale ${n} --reps ${reps} --reopen DIR${opensOnly ? ' --opens-only' : ''}\` (stores kept by an earlier \`--keep\` run) · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${loadBefore.toFixed(2)} → ${machine.loadAverage1m.toFixed(2)}`,
     '',
     `Medians of ${rawOpens.length} alternated opens, each in its own child process (open + first query, ms: raw ${rawOpens.map((r) => f(r.openMs)).join(', ')}; vecvault ${vvOpens.map((r) => f(r.openMs)).join(', ')}).`,
     '',
@@ -590,7 +592,7 @@ export async function runBuildOnly(n: number): Promise<void> {
     const lines = [
       `# Scale, build and persist only: ${n.toLocaleString('en-US')} × ${DIM} cosine (synthetic clustered), vecvault vs raw usearch`,
       '',
-      `Command: \`npm run bench:engine -- --scale ${n} --build-only${idsNote()}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+      `Command: \`${nodeOptions()}npm run bench:engine -- --scale ${n} --build-only${idsNote()}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
       '',
       '| figure | raw usearch | vecvault | ratio (vecvault ÷ raw) |',
       '|---|---|---|---|',
@@ -642,7 +644,7 @@ export async function runScale(n: number, reps = 1, keep = false): Promise<void>
     const lines = [
       `# Scale: ${n.toLocaleString('en-US')} × ${DIM} cosine (synthetic clustered), vecvault vs raw usearch`,
       '',
-      `Command: \`npm run bench:engine -- --scale ${n}${reps > 1 ? ` --reps ${reps}` : ''}${idsNote()}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
+      `Command: \`${nodeOptions()}npm run bench:engine -- --scale ${n}${reps > 1 ? ` --reps ${reps}` : ''}${idsNote()}\` · ${new Date().toISOString()} · commit ${machine.commit} · ${machine.cores} × ${machine.cpuModel} · Node ${machine.node} · load average (1 min) ${machine.loadAverage1m.toFixed(2)}`,
       '',
       `HNSW M=${CONFIG.connectivity}, ef_add=${CONFIG.expansionAdd}. Each phase ran in its own child process after the same data was generated; memory is resident-set growth over that child's baseline (MiB); peaks from VmHWM reset per phase; steady = after a full GC, and 2 s idle after an open and after vecvault's build (once its final snapshot is written). Open figures are medians of ${rawOpens.length} alternated runs.`,
       '',
