@@ -145,6 +145,32 @@ describe('native engine: answers', () => {
     });
   }
 
+  // Our float32 l2sq and ip kernels (native/engine/f32-kernels.h) sum 32 floats per round, then 8, then one at
+  // a time: dimensions around those steps catch a lane or a tail left out. Exact search uses the index's kernel.
+  for (const metric of ['l2sq', 'ip'] as const) {
+    it(`${metric} float32: exact distances equal a float64 sum at every tail length`, async () => {
+      for (const dimension of [1, 3, 7, 8, 9, 31, 32, 33, 40, 63, 100, 128, 784]) {
+        const { engine, data, keys } = await built(200, { metric, dimension }, dimension);
+        const queries = randomVectors(10, dimension, 1000 + dimension, metric !== 'l2sq');
+        const exact = await engine.search(queries, 5, { exact: true });
+        for (let q = 0; q < 10; q++) {
+          const truth = bruteForce(metric, data, keys, queries.subarray(q * dimension, (q + 1) * dimension), 5);
+          const got = row(exact, q);
+          // At one dimension unit vectors are ±1: ties everywhere, ordered by the graph's own rule.
+          if (dimension > 1 || metric === 'l2sq')
+            expect(
+              got.map((h) => h.key),
+              `dimension ${dimension}`,
+            ).toEqual(truth.map((h) => h.key));
+          got.forEach((h, i) =>
+            expect(Math.abs(h.distance - truth[i]!.distance), `dimension ${dimension}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(truth[i]!.distance))),
+          );
+        }
+        if (metric === 'l2sq') expect((await engine.search(data.subarray(0, dimension), 1, { exact: true })).distances[0]).toBe(0); // itself: exactly 0
+      }
+    });
+  }
+
   // A batch runs on the pool as lanes that claim queries a few at a time (search.h SearchBatch), in
   // several calls when large; a single query runs on the calling thread. The graph walk is the same
   // function of the same bytes, so every row must equal its query asked alone, exactly. The queries
@@ -422,11 +448,13 @@ describe('native engine: serialization', () => {
   it("reads the stock usearch binding's saved file byte for byte and answers exactly as it does", async () => {
     // Same graph in both: proves the per-call ef emulation (ask usearch for
     // max(k, ef) with its own ef pinned) equals usearch's search at that ef.
+    // Stored as f16, whose kernel stays usearch's own (float32 l2sq, ip and
+    // unit cosine use ours, whose distances differ in the last bits: below).
     const dim = 16;
     const data = randomVectors(4000, dim, 111);
     const keys = sequentialKeys(4000);
-    const { stock, bytes } = await stockIndexBytes({ dimensions: dim, metric: 'l2sq', expansionSearch: 40, keys, vectors: data });
-    const engine = track(await nativeEngine.deserialize(bytes, options({ dimension: dim, expansionSearch: 40 })));
+    const { stock, bytes } = await stockIndexBytes({ dimensions: dim, metric: 'l2sq', quantization: 'f16', expansionSearch: 40, keys, vectors: data });
+    const engine = track(await nativeEngine.deserialize(bytes, options({ dimension: dim, precision: 'f16', expansionSearch: 40 })));
     expect(Buffer.from(await engine.serialize()).equals(bytes)).toBe(true);
     const queries = randomVectors(200, dim, 112);
     const ours = await engine.search(queries, 10);
@@ -434,6 +462,31 @@ describe('native engine: serialization', () => {
     expect(ours.keys).toEqual(theirs.keys);
     expect(ours.distances).toEqual(theirs.distances);
   });
+
+  for (const metric of ['l2sq', 'ip'] as const) {
+    it(`loads the stock binding's float32 ${metric} file with our float32 kernel: the same bytes back, its answers, distances to float32 rounding`, async () => {
+      const dim = 16;
+      const data = randomVectors(4000, dim, 113);
+      const keys = sequentialKeys(4000);
+      const { stock, bytes } = await stockIndexBytes({ dimensions: dim, metric, expansionSearch: 40, keys, vectors: data });
+      const engine = track(await nativeEngine.deserialize(bytes, options({ dimension: dim, metric, expansionSearch: 40 })));
+      expect(Buffer.from(await engine.serialize()).equals(bytes)).toBe(true); // the header still names the metric: any reader loads it
+      // The same kernel as an engine made here (not the loaded header's): bit-identical exact distances.
+      const fresh = track(nativeEngine.create(options({ dimension: dim, metric })));
+      await fresh.add(keys, data);
+      const queries = randomVectors(200, dim, 114);
+      const loadedExact = await engine.search(queries, 10, { exact: true });
+      expect(loadedExact.distances).toEqual((await fresh.search(queries, 10, { exact: true })).distances);
+      const ours = await engine.search(queries, 10);
+      const theirs = stock.search(queries, 10, 1);
+      let same = 0;
+      for (let i = 0; i < ours.keys.length; i++) {
+        if (ours.keys[i] === theirs.keys[i]) same++;
+        expect(Math.abs(ours.distances[i]! - theirs.distances[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(theirs.distances[i]!)));
+      }
+      expect(same / ours.keys.length).toBeGreaterThan(0.99); // a near-tie may order differently
+    });
+  }
 
   it('an empty engine round-trips', async () => {
     const engine = track(nativeEngine.create(options()));

@@ -7,7 +7,7 @@
 
 #include "gate.h"
 #include "slot-pool.h"
-#include "unit-kernel.h"
+#include "f32-kernels.h"
 
 #include <atomic>
 #include <cstddef>
@@ -43,9 +43,11 @@ struct Core {
     // (see reindex_keys below). Adds raise it; a rebuild or a growth resets it.
     std::atomic<std::size_t> populated_bound{0};
     // Every stored vector is unit length and the unit-vector kernel is in use
-    // (unit-kernel.h, use_unit_kernel below). Set when the index is made or
+    // (f32-kernels.h, use_own_kernel below). Set when the index is made or
     // loaded, before anything else sees it.
     bool unit = false;
+    // Our float32 l2sq or ip kernel is in use (f32-kernels.h own_metric); set like `unit`.
+    bool own = false;
 
     explicit Core(Config const& c) : config(c), slots(c.slots) {}
 };
@@ -57,16 +59,26 @@ constexpr std::size_t pinned_expansion_search = 1;
 
 bool normalizes(Config const& c) { return normalizes(c.metric, c.scalar); }
 
-// With `unit`: the unit-vector kernel (unit-kernel.h), else usearch's own for the metric.
+// With `unit`: the unit-vector kernel; for float32 l2sq and ip our float32 kernel (both f32-kernels.h); else usearch's own.
 metric_punned_t make_metric(Config const& c, bool unit = false) {
-    return unit ? unit_metric(c.dimensions) : metric_punned_t::builtin(c.dimensions, c.metric, c.scalar);
+    if (unit)
+        return unit_metric(c.dimensions);
+    if (own_kernel(c.metric, c.scalar))
+        return own_metric(c.dimensions, c.metric);
+    return metric_punned_t::builtin(c.dimensions, c.metric, c.scalar);
 }
 
 // After a load (usearch takes the kernel from the header): the unit kernel
 // when the caller vouches that every stored vector is unit length (the
-// snapshot's authenticated `unitVectors`), else the index's own.
-bool use_unit_kernel(Core& core, bool unit) {
-    core.unit = false; // the loaded header's kernel, until the unit one is in
+// snapshot's authenticated `unitVectors`), our float32 kernel for a float32
+// l2sq or ip index, else the index's own. False when the swap failed.
+bool use_own_kernel(Core& core, bool unit) {
+    core.unit = false; // the loaded header's kernel, until ours is in
+    core.own = false;
+    if (own_kernel(core.config.metric, core.config.scalar)) {
+        core.own = core.index.try_change_metric(make_metric(core.config));
+        return core.own;
+    }
     if (!unit || !normalizes(core.config))
         return true;
     core.unit = core.index.try_change_metric(make_metric(core.config, true));
@@ -75,6 +87,7 @@ bool use_unit_kernel(Core& core, bool unit) {
 
 std::string make_index(Core& core) {
     core.unit = normalizes(core.config);
+    core.own = own_kernel(core.config.metric, core.config.scalar);
     metric_punned_t metric = make_metric(core.config, core.unit);
     if (metric.missing())
         return "usearch has no kernel for this metric and precision";

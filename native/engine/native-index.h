@@ -114,7 +114,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     }
     Napi::Value Isa(Napi::CallbackInfo const& info) {
         Core& core = live(info.Env());
-        return Napi::String::New(info.Env(), core.unit ? unit_metric_isa() : core.index.metric().isa_name());
+        return Napi::String::New(info.Env(), core.unit || core.own ? own_kernel_isa() : core.index.metric().isa_name());
     }
 
     template <typename Worker, typename... Args> Napi::Value Start(Napi::Env env, Args&&... args) {
@@ -272,7 +272,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     Napi::Value Load(Napi::CallbackInfo const& info) {
         return Start<LoadWorker>(info.Env(), info[0], info[1].ToBoolean().Value());
     }
-    // unitVectors() → whether every stored vector is unit length and the unit-vector kernel is in use (unit-kernel.h)
+    // unitVectors() → whether every stored vector is unit length and the unit-vector kernel is in use (f32-kernels.h)
     Napi::Value UnitVectors(Napi::CallbackInfo const& info) {
         return Napi::Boolean::New(info.Env(), live(info.Env()).unit);
     }

@@ -222,7 +222,7 @@ class SearchLane : public vecvault::SettlingTask {
             std::size_t to = std::min(req.count, from + b.claim);
             float* rows = req.queries.data() + from * dims;
             if (scaled)
-                normalize_rows(rows, to - from, dims); // rows this lane claimed, in the batch's own copy (unit-kernel.h)
+                normalize_rows(rows, to - from, dims); // rows this lane claimed, in the batch's own copy (f32-kernels.h)
             for (std::size_t q = from; q != to; ++q) {
                 ReadHold hold(core_->gate); // per query: pending inserts get in between queries
                 if (core_->closed)

@@ -135,7 +135,7 @@ class LoadWorker : public PromiseWorker {
             return Fail(Failure::native, std::string("invalid index bytes: ") + result.error.release());
         if (reader.remaining() != 0)
             return Fail(Failure::native, "invalid index bytes: trailing data");
-        if (!use_unit_kernel(*core_, unit_))
+        if (!use_own_kernel(*core_, unit_))
             return Fail(Failure::native, "out of memory while loading the index");
         std::size_t target = grow_target(core_->index.size() + 1);
         if (!core_->index.try_reserve(index_limits_t(std::max(target, core_->index.capacity()), core_->config.slots)))
@@ -314,7 +314,7 @@ class SerializeStreamWorker : public PromiseWorker {
 // `bound` is an upper bound on the total length. With a 32-byte digest key,
 // `done` resolves to the KeyDigest (key-digest.h) of the graph's live keys,
 // taken as they stream past. `unit`: every vector in the bytes is unit length
-// (use_unit_kernel in core.h).
+// (use_own_kernel in core.h).
 class LoadStreamWorker : public PromiseWorker {
   public:
     LoadStreamWorker(Napi::Env env, std::shared_ptr<Core> core, std::uint64_t bound, Napi::Function on_consumed,
@@ -448,7 +448,7 @@ class LoadStreamWorker : public PromiseWorker {
         }
         if (keys_ && !keys_->finish(digest_))
             return Fail(Failure::native, "AES-256 setup failed");
-        if (!use_unit_kernel(*core_, unit_))
+        if (!use_own_kernel(*core_, unit_))
             return Fail(Failure::native, "out of memory while loading the index");
         std::size_t target = grow_target(core_->index.size() + 1);
         if (!core_->index.try_reserve(index_limits_t(std::max(target, core_->index.capacity()), core_->config.slots)))

@@ -82,7 +82,7 @@ class AddWorker : public PromiseWorker {
         SlotHold slot(core_->slots);
         std::size_t dims = core_->config.dimensions;
         if (normalizes(core_->config))
-            normalize_rows(vectors_.data(), keys_.size(), dims); // our own copy (unit-kernel.h)
+            normalize_rows(vectors_.data(), keys_.size(), dims); // our own copy (f32-kernels.h)
         GcPause& gc = GcPause::instance();
         for (std::size_t i = 0; i != keys_.size(); ++i) {
             gc.yield(); // V8's mark-compact pause needs the cores for its helpers (gc-yield.h)

@@ -113,7 +113,7 @@ interface NativeIndexHandle {
   /**
    * A cosine float32 index scales every vector it adds or searches for to unit length; true while every stored
    * vector is (made or compacted since, or loaded from bytes said to be), so it compares them by their dot
-   * product (native/engine/unit-kernel.h).
+   * product (native/engine/f32-kernels.h).
    */
   unitVectors(): boolean;
   /** Lists live nodes a base-layer walk from the entry point misses and, with `repair`, relinks them (native/engine/reachability.h). */

@@ -1,7 +1,8 @@
 /**
  * An index built by the stock usearch binding and the bytes it saves: what
  * an older vecvault or a plain usearch user left on disk, for tests that load
- * such bytes into our engine. Connectivity 16, ef_add 64, float32, 2 threads.
+ * such bytes into our engine. Connectivity 16, ef_add 64, float32 unless
+ * `quantization` says f16, 2 threads.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,8 @@ export interface StockIndex {
 
 export async function stockIndexBytes(options: {
   dimensions: number;
-  metric: 'l2sq' | 'cos';
+  metric: 'l2sq' | 'cos' | 'ip';
+  quantization?: 'f32' | 'f16';
   expansionSearch: number;
   keys: BigUint64Array;
   vectors: Float32Array;
@@ -22,8 +24,8 @@ export async function stockIndexBytes(options: {
   const { default: usearch } = await import('usearch');
   const stock = new usearch.Index({
     dimensions: options.dimensions,
-    metric: options.metric === 'cos' ? usearch.MetricKind.Cos : usearch.MetricKind.L2sq,
-    quantization: usearch.ScalarKind.F32,
+    metric: { cos: usearch.MetricKind.Cos, ip: usearch.MetricKind.IP, l2sq: usearch.MetricKind.L2sq }[options.metric],
+    quantization: options.quantization === 'f16' ? usearch.ScalarKind.F16 : usearch.ScalarKind.F32,
     connectivity: 16,
     expansion_add: 64,
     expansion_search: options.expansionSearch,
