@@ -37,7 +37,7 @@ const GETS = 1_000;
 const streamIds = () => process.env.VECVAULT_SCALE_STREAM_IDS === '1';
 const idsNote = () => (streamIds() ? ' --stream-ids' : '');
 /** The host's Node options, which the children inherit (e.g. a young-generation cap): named in the report's command. */
-const nodeOptions = () => (process.env.NODE_OPTIONS ? `NODE_OPTIONS=${process.env.NODE_OPTIONS} ` : '');
+const nodeOptions = () => (process.env.NODE_OPTIONS ? `NODE_OPTIONS='${process.env.NODE_OPTIONS}' ` : '');
 
 type Phase = 'raw-build' | 'vv-build' | 'raw-open' | 'vv-open' | 'query' | 'vv-compact';
 /** Held-out queries of the query phase (the rows after the N indexed ones, same clusters). */

@@ -106,6 +106,71 @@ describe('native engine: build and SIMD', () => {
       const engine = track(nativeEngine.create(options({ metric })));
       expect(engine.isa(), metric).not.toBe('serial');
       expect(caps.available).toContain(engine.isa());
+      // Float32 l2sq, ip and (unit) cosine use our kernels (f32-kernels.h), which report AVX2's name; NumKong's
+      // own would report the CPU's best (skylake on an AVX-512 machine).
+      if (caps.available.includes('haswell')) expect(engine.isa(), metric).toBe('haswell');
+    }
+  });
+
+  it('the portable float32 kernels (forced by VECVAULT_F32_KERNELS=portable) give the float64 distances at every tail length', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vecvault-portable-'));
+    try {
+      const nativeTs = fileURLToPath(new URL('../src/engine/native.ts', import.meta.url));
+      const script = join(dir, 'portable.mts');
+      writeFileSync(
+        script,
+        `import { nativeEngine } from ${JSON.stringify(nativeTs)};
+let seed = 7;
+const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+const distance = (metric: string, a: Float32Array, b: Float32Array) => {
+  let dot = 0, aa = 0, bb = 0, l2 = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i]! * b[i]!; aa += a[i]! * a[i]!; bb += b[i]! * b[i]!; l2 += (a[i]! - b[i]!) ** 2; }
+  return metric === 'l2sq' ? l2 : metric === 'ip' ? 1 - dot : 1 - dot / Math.sqrt(aa * bb);
+};
+const isas: string[] = [];
+let worst = 0;
+for (const metric of ['l2sq', 'ip', 'cos'] as const) {
+  for (const dimension of [1, 7, 8, 9, 31, 32, 33, 100]) {
+    const e = nativeEngine.create({ dimension, metric, precision: 'f32', connectivity: 8, expansionAdd: 32, expansionSearch: 32 });
+    isas.push(e.isa());
+    const n = 50;
+    const data = Float32Array.from({ length: n * dimension }, next);
+    await e.add(BigUint64Array.from({ length: n }, (_, i) => BigInt(i)), data);
+    for (let q = 0; q < 5; q++) {
+      const query = Float32Array.from({ length: dimension }, next);
+      const found = await e.search(query, 3, { exact: true });
+      for (let j = 0; j < 3; j++) {
+        const row = Number(found.keys[j]);
+        const truth = distance(metric, data.subarray(row * dimension, (row + 1) * dimension), query);
+        worst = Math.max(worst, Math.abs(found.distances[j]! - truth) / Math.max(1, Math.abs(truth)));
+      }
+    }
+    await e.close();
+  }
+}
+console.log(JSON.stringify({ isas: [...new Set(isas)], worst }));
+`,
+      );
+      const run = (env: NodeJS.ProcessEnv) => {
+        const child = spawnSync(process.execPath, ['--import', 'tsx', script], {
+          cwd: fileURLToPath(new URL('..', import.meta.url)),
+          encoding: 'utf8',
+          timeout: 60_000,
+          env,
+        });
+        expect(child.stderr).toBe('');
+        expect(child.status).toBe(0);
+        return JSON.parse(child.stdout) as { isas: string[]; worst: number };
+      };
+      const portable = run({ ...process.env, VECVAULT_F32_KERNELS: 'portable' });
+      expect(portable.isas).toEqual(['serial']);
+      expect(portable.worst).toBeLessThan(1e-5);
+      // Without the variable the same script runs the AVX2 kernels where the CPU has them.
+      const usual = run({ ...process.env, VECVAULT_F32_KERNELS: '' });
+      if (arch() === 'x64' && simdCapabilities().available.includes('haswell')) expect(usual.isas).toEqual(['haswell']);
+      expect(usual.worst).toBeLessThan(1e-5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -14,7 +14,8 @@
 //
 // Squared euclidean and inner product over float32 (own_metric): the same
 // sums as usearch's, accumulated in float32 (as hnswlib does) instead of
-// float64, so distances agree to float32 rounding (~1e-7 relative). They
+// float64, so distances agree to float32 rounding: ~1e-7 relative for l2sq,
+// ~1e-7 of the sum of |a_i b_i| (absolute) for ip. They
 // need nothing of the stored vectors, so every float32 l2sq or ip index uses
 // them, loaded ones too; the serialized header still names the metric, and
 // any reader loads the same bytes with its own kernel.
@@ -24,6 +25,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
+#include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -63,6 +66,11 @@ void normalize_rows(float* rows, std::size_t count, std::size_t dims) {
 }
 
 using uptr_t = std::size_t;
+
+bool portable_forced() {
+    char const* choice = std::getenv("VECVAULT_F32_KERNELS");
+    return choice != nullptr && std::strcmp(choice, "portable") == 0;
+}
 
 // 1 - dot, never below 0 (rounding can take the dot of a vector with itself
 // past 1), as usearch's cosine kernel clamps. A zero vector (which the API
@@ -168,8 +176,11 @@ VECVAULT_AVX2 distance_punned_t ip_avx2(uptr_t a, uptr_t b, uptr_t n) { return 1
 VECVAULT_AVX2 distance_punned_t l2sq_f32_avx2(uptr_t a, uptr_t b, uptr_t n) { return l2sq_avx2(floats(a), floats(b), n); }
 #undef VECVAULT_AVX2
 
+// VECVAULT_F32_KERNELS=portable forces the portable loops: a diagnostic, and
+// how the tests run them on x64 (every arm64, macOS and Windows build uses them).
 bool has_avx2() {
-    static bool const yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    static bool const yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                            !portable_forced();
     return yes;
 }
 #endif
