@@ -92,6 +92,30 @@ function queriesOf(data: Float32Array, dim: number, rows: number[]): Float32Arra
   return out;
 }
 
+/**
+ * Runs `body` as a TypeScript module in a fresh Node process (`nativeEngine` imported for it), with `nodeFlags`
+ * and `env`; checks it wrote nothing to stderr and exited 0, and returns its stdout.
+ */
+function runEngineScript(body: string, { nodeFlags = [], env = process.env }: { nodeFlags?: string[]; env?: NodeJS.ProcessEnv } = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), 'vecvault-script-'));
+  try {
+    const nativeTs = fileURLToPath(new URL('../src/engine/native.ts', import.meta.url));
+    const script = join(dir, 'script.mts');
+    writeFileSync(script, `import { nativeEngine } from ${JSON.stringify(nativeTs)};\n${body}`);
+    const child = spawnSync(process.execPath, [...nodeFlags, '--import', 'tsx', script], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 60_000,
+      env,
+    });
+    expect(child.stderr).toBe('');
+    expect(child.status).toBe(0);
+    return child.stdout;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // --------------------------------------------------------------- tests --
 
 describe('native engine: build and SIMD', () => {
@@ -113,14 +137,7 @@ describe('native engine: build and SIMD', () => {
   });
 
   it('the portable float32 kernels (forced by VECVAULT_F32_KERNELS=portable) give the float64 distances at every tail length', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vecvault-portable-'));
-    try {
-      const nativeTs = fileURLToPath(new URL('../src/engine/native.ts', import.meta.url));
-      const script = join(dir, 'portable.mts');
-      writeFileSync(
-        script,
-        `import { nativeEngine } from ${JSON.stringify(nativeTs)};
-let seed = 7;
+    const script = `let seed = 7;
 const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
 const distance = (metric: string, a: Float32Array, b: Float32Array) => {
   let dot = 0, aa = 0, bb = 0, l2 = 0;
@@ -149,29 +166,15 @@ for (const metric of ['l2sq', 'ip', 'cos'] as const) {
   }
 }
 console.log(JSON.stringify({ isas: [...new Set(isas)], worst }));
-`,
-      );
-      const run = (env: NodeJS.ProcessEnv) => {
-        const child = spawnSync(process.execPath, ['--import', 'tsx', script], {
-          cwd: fileURLToPath(new URL('..', import.meta.url)),
-          encoding: 'utf8',
-          timeout: 60_000,
-          env,
-        });
-        expect(child.stderr).toBe('');
-        expect(child.status).toBe(0);
-        return JSON.parse(child.stdout) as { isas: string[]; worst: number };
-      };
-      const portable = run({ ...process.env, VECVAULT_F32_KERNELS: 'portable' });
-      expect(portable.isas).toEqual(['serial']);
-      expect(portable.worst).toBeLessThan(1e-5);
-      // Without the variable the same script runs the AVX2 kernels where the CPU has them.
-      const usual = run({ ...process.env, VECVAULT_F32_KERNELS: '' });
-      if (arch() === 'x64' && simdCapabilities().available.includes('haswell')) expect(usual.isas).toEqual(['haswell']);
-      expect(usual.worst).toBeLessThan(1e-5);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+`;
+    const run = (env: NodeJS.ProcessEnv) => JSON.parse(runEngineScript(script, { env })) as { isas: string[]; worst: number };
+    const portable = run({ ...process.env, VECVAULT_F32_KERNELS: 'portable' });
+    expect(portable.isas).toEqual(['serial']);
+    expect(portable.worst).toBeLessThan(1e-5);
+    // Without the variable the same script runs the AVX2 kernels where the CPU has them.
+    const usual = run({ ...process.env, VECVAULT_F32_KERNELS: '' });
+    if (arch() === 'x64' && simdCapabilities().available.includes('haswell')) expect(usual.isas).toEqual(['haswell']);
+    expect(usual.worst).toBeLessThan(1e-5);
   });
 
   it('rejects bad options with ValidationError', () => {
@@ -895,14 +898,8 @@ for (;;) {
   });
 
   it('garbage-collected engines that were never closed (some mid-search) do not crash the process', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'vecvault-gc-'));
-    try {
-      const nativeTs = fileURLToPath(new URL('../src/engine/native.ts', import.meta.url));
-      const script = join(dir, 'gc.mts');
-      writeFileSync(
-        script,
-        `import { nativeEngine } from ${JSON.stringify(nativeTs)};
-const opts = { dimension: 8, metric: 'l2sq', precision: 'f32', connectivity: 8, expansionAdd: 32, expansionSearch: 32 } as const;
+    const out = runEngineScript(
+      `const opts = { dimension: 8, metric: 'l2sq', precision: 'f32', connectivity: 8, expansionAdd: 32, expansionSearch: 32 } as const;
 const gc = (globalThis as { gc?: () => void }).gc!;
 async function round(i: number) {
   const e = nativeEngine.create(opts);
@@ -916,17 +913,8 @@ await new Promise((r) => setTimeout(r, 100));
 gc();
 console.log('gc-ok');
 `,
-      );
-      const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', script], {
-        cwd: fileURLToPath(new URL('..', import.meta.url)),
-        encoding: 'utf8',
-        timeout: 60_000,
-      });
-      expect(child.stderr).toBe('');
-      expect(child.stdout.trim()).toBe('gc-ok');
-      expect(child.status).toBe(0);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      { nodeFlags: ['--expose-gc'] },
+    );
+    expect(out.trim()).toBe('gc-ok');
   });
 });

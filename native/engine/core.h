@@ -46,8 +46,6 @@ struct Core {
     // (f32-kernels.h, use_own_kernel below). Set when the index is made or
     // loaded, before anything else sees it.
     bool unit = false;
-    // Our float32 l2sq or ip kernel is in use (f32-kernels.h own_metric); set like `unit`.
-    bool own = false;
 
     explicit Core(Config const& c) : config(c), slots(c.slots) {}
 };
@@ -74,11 +72,8 @@ metric_punned_t make_metric(Config const& c, bool unit = false) {
 // l2sq or ip index, else the index's own. False when the swap failed.
 bool use_own_kernel(Core& core, bool unit) {
     core.unit = false; // the loaded header's kernel, until ours is in
-    core.own = false;
-    if (own_kernel(core.config.metric, core.config.scalar)) {
-        core.own = core.index.try_change_metric(make_metric(core.config));
-        return core.own;
-    }
+    if (own_kernel(core.config.metric, core.config.scalar))
+        return core.index.try_change_metric(make_metric(core.config)); // a failed swap fails the load
     if (!unit || !normalizes(core.config))
         return true;
     core.unit = core.index.try_change_metric(make_metric(core.config, true));
@@ -87,7 +82,6 @@ bool use_own_kernel(Core& core, bool unit) {
 
 std::string make_index(Core& core) {
     core.unit = normalizes(core.config);
-    core.own = own_kernel(core.config.metric, core.config.scalar);
     metric_punned_t metric = make_metric(core.config, core.unit);
     if (metric.missing())
         return "usearch has no kernel for this metric and precision";

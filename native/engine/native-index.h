@@ -114,7 +114,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     }
     Napi::Value Isa(Napi::CallbackInfo const& info) {
         Core& core = live(info.Env());
-        return Napi::String::New(info.Env(), core.unit || core.own ? own_kernel_isa() : core.index.metric().isa_name());
+        bool ours = core.unit || own_kernel(core.config.metric, core.config.scalar); // a live engine of that kind runs ours
+        return Napi::String::New(info.Env(), ours ? own_kernel_isa() : core.index.metric().isa_name());
     }
 
     template <typename Worker, typename... Args> Napi::Value Start(Napi::Env env, Args&&... args) {
